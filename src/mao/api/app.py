@@ -1,0 +1,68 @@
+"""The FastAPI application factory. The Instance is built in the lifespan, not at import."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+from mao import __version__
+from mao.api import errors
+from mao.api.deps import require_token
+from mao.api.routes import health, registry
+from mao.config import Settings
+from mao.instance import Instance
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, instance: Instance | None = None, background: bool = True) -> FastAPI:
+    """Build the app. ``background`` starts the scheduler, crash recovery and heartbeat."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        inst = instance or Instance(settings or Settings())
+        inst.setup()
+        app.state.instance = inst
+        if background:
+            from mao.lifecycle import start_background
+
+            start_background(inst)
+        try:
+            yield
+        finally:
+            if background:
+                from mao.lifecycle import stop_background
+
+                stop_background(inst)
+            if instance is None:
+                inst.close()
+
+    app = FastAPI(
+        title="MAO Orchestrator",
+        version=__version__,
+        description="Federated, cron-scheduled pipelines of containerised tools over git datasets.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(health.router)
+    protected = [Depends(require_token)]
+    app.include_router(registry.router, dependencies=protected)
+    for module in _optional_routers():
+        app.include_router(module.router, dependencies=protected)
+    return app
+
+
+def _optional_routers() -> list:
+    import importlib
+
+    out = []
+    for name in ("pipelines", "runs", "jobs", "repos", "federation"):
+        try:
+            out.append(importlib.import_module(f"mao.api.routes.{name}"))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"mao.api.routes.{name}":
+                raise
+    return out

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from mao.api.deps import InstanceDep
+from mao.errors import MAOError
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+def health(instance: InstanceDep) -> Any:
+    checks: dict[str, Any] = {}
+    ok = True
+    for name, probe in (("store", instance.store.ping), ("registry", instance.registry.ping)):
+        try:
+            result = probe()
+            checks[name] = {"ok": True, **(result or {})}
+        except MAOError as exc:
+            ok = False
+            checks[name] = {"ok": False, "error": exc.message}
+    body = {"ok": ok, "instance": instance.name, "version": instance.version, "checks": checks}
+    return JSONResponse(body, status_code=200 if ok else 503)

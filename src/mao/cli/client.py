@@ -1,0 +1,57 @@
+"""A thin HTTP client for the orchestrator's API, used by every remote CLI command."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from mao.errors import MAOError
+
+
+class APIError(MAOError):
+    """The API answered with an error, or could not be reached."""
+
+    def __init__(self, message: str, status_code: int = 0, body: dict | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.body = body or {}
+
+
+class Client:
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise APIError(
+                f"cannot reach the orchestrator at {self.base_url} ({exc.__class__.__name__}); "
+                "is `maoctl serve` running? Set --url or MAO_URL"
+            ) from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code >= 400:
+            message = None
+            if isinstance(body, dict):
+                err = body.get("error")
+                message = err.get("message") if isinstance(err, dict) else body.get("detail") or body.get("message")
+            raise APIError(message or f"HTTP {response.status_code} from {path}", response.status_code, body if isinstance(body, dict) else None)
+        return body
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, json: Any = None, **kw: Any) -> Any:
+        return self.request("POST", path, json=json, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Any:
+        return self.request("DELETE", path, **kw)
+
+    def close(self) -> None:
+        self._http.close()

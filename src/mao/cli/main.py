@@ -1,0 +1,95 @@
+"""``maoctl``: the command-line client of the MAO orchestrator."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import click
+import typer
+
+from mao import __version__
+from mao.cli.output import err_console
+from mao.cli.registry_cmds import dataset_app, tool_app
+from mao.cli.serve import serve
+from mao.cli.state import DEFAULT_URL, State
+from mao.errors import MAOError
+
+app = typer.Typer(
+    name="maoctl",
+    help="Control a MAO orchestrator instance: tools, datasets, pipelines, runs and federations.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"maoctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Option("--url", envvar="MAO_URL", help="Orchestrator API URL.")] = DEFAULT_URL,
+    token: Annotated[str | None, typer.Option("--token", envvar="MAO_API_TOKEN", help="API token, if the API needs one.", show_default=False)] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")] = False,
+    config: Annotated[str | None, typer.Option("--config", envvar="MAO_CONFIG", help="YAML config file for local commands.")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+) -> None:
+    ctx.obj = State(url=url, token=token, json=json, config=config)
+    ctx.call_on_close(ctx.obj.close)
+
+
+app.add_typer(tool_app, name="tool")
+app.add_typer(dataset_app, name="dataset")
+app.command("serve")(serve)
+
+
+def _register_optional() -> None:
+    import importlib
+
+    for module, attr, name in (
+        ("mao.cli.pipeline_cmds", "pipeline_app", "pipeline"),
+        ("mao.cli.pipeline_cmds", "repo_app", "repo"),
+        ("mao.cli.runs_cmds", "runs_app", "runs"),
+    ):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        app.add_typer(getattr(mod, attr), name=name)
+
+
+_register_optional()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: one-line errors, non-zero exit codes, no tracebacks."""
+    try:
+        result = app(args=argv, prog_name="maoctl", standalone_mode=False)
+    except click.exceptions.Abort:
+        err_console.print("Aborted.")
+        return 130
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except MAOError as exc:
+        err_console.print(f"[red]Error:[/red] {exc.message}", highlight=False)
+        return 1
+    except KeyboardInterrupt:
+        err_console.print("Interrupted.")
+        return 130
+    except OSError as exc:
+        err_console.print(f"[red]Error:[/red] {exc}", highlight=False)
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Output for people (rich tables) and scripts (``--json``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    t = Table(title=title, show_lines=False, header_style="bold")
+    for col in columns:
+        t.add_column(col, overflow="fold")
+    count = 0
+    for row in rows:
+        t.add_row(*("" if v is None else str(v) for v in row))
+        count += 1
+    if count == 0:
+        console.print(f"[dim]no {title.lower() if title else 'entries'}[/dim]")
+    else:
+        console.print(t)
+
+
+def fields(data: dict[str, Any], title: str | None = None) -> None:
+    t = Table(title=title, show_header=False, box=None)
+    t.add_column(style="bold")
+    t.add_column(overflow="fold")
+    for key, value in data.items():
+        if isinstance(value, (dict, list)):
+            value = json.dumps(value)
+        t.add_row(str(key), "" if value is None else str(value))
+    console.print(t)
+
+
+def ok(message: str) -> None:
+    console.print(f"[green]✓[/green] {message}")

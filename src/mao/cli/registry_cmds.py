@@ -1,0 +1,101 @@
+"""``maoctl tool``, ``maoctl dataset``: the registry, through the API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from mao.cli import output
+from mao.cli.state import JsonOpt, state
+
+tool_app = typer.Typer(help="Register, list and remove tools (container images).", no_args_is_help=True)
+dataset_app = typer.Typer(help="Register, list and remove datasets (git repositories).", no_args_is_help=True)
+
+NameOpt = Annotated[str | None, typer.Option("--name", help="Show only this one.")]
+
+
+def _show_many(title: str, items: dict[str, Any], columns: list[str], json: bool) -> None:
+    if json:
+        output.print_json(items)
+        return
+    output.table(title, ["name", *columns], ([name, *(_cell(v.get(c)) for c in columns)] for name, v in items.items()))
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+@tool_app.command("get")
+def tool_get(ctx: typer.Context, name: NameOpt = None, json: JsonOpt = False) -> None:
+    """List the registered tools, or show one with --name."""
+    st = state(ctx, json)
+    if name:
+        tool = st.client.get(f"/registry/tools/{name}")
+        output.print_json(tool) if st.json else output.fields(tool, title=f"tool {name}")
+        return
+    _show_many("Tools", st.client.get("/registry/tools"), ["image", "author", "artefact", "description"], st.json)
+
+
+@tool_app.command("add")
+def tool_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option("--name", help="Tool name: letters, digits, - and _.")],
+    image: Annotated[str, typer.Option("--image", help="Container image, e.g. mao/collector:1.0.")],
+    author: Annotated[str, typer.Option("--author")] = "",
+    data_repo: Annotated[str, typer.Option("--data_repo", "--data-repo", help="Git URL of the tool's data repository.")] = "",
+    code_repo: Annotated[str, typer.Option("--code_repo", "--code-repo", help="URL of the tool's source code.")] = "",
+    artefact: Annotated[str, typer.Option("--artefact", help="Kind of artefact the tool studies.")] = "",
+    description: Annotated[str, typer.Option("--description")] = "",
+    json: JsonOpt = False,
+) -> None:
+    """Register a tool in the federation registry."""
+    st = state(ctx, json)
+    body = {
+        "name": name, "image": image, "author": author, "data_repo": data_repo,
+        "code_repo": code_repo, "artefact": artefact, "description": description,
+    }
+    result = st.client.post("/registry/tools", json=body)
+    output.print_json(result) if st.json else output.ok(f"tool {name} registered ({image})")
+
+
+@tool_app.command("remove")
+def tool_remove(ctx: typer.Context, name: Annotated[str, typer.Option("--name")], json: JsonOpt = False) -> None:
+    """Remove a tool from the registry."""
+    st = state(ctx, json)
+    result = st.client.delete(f"/registry/tools/{name}")
+    output.print_json(result) if st.json else output.ok(f"tool {name} removed")
+
+
+@dataset_app.command("get")
+def dataset_get(ctx: typer.Context, name: NameOpt = None, json: JsonOpt = False) -> None:
+    """List the registered datasets, or show one with --name."""
+    st = state(ctx, json)
+    if name:
+        ds = st.client.get(f"/registry/datasets/{name}")
+        output.print_json(ds) if st.json else output.fields(ds, title=f"dataset {name}")
+        return
+    _show_many("Datasets", st.client.get("/registry/datasets"), ["master", "nodes"], st.json)
+
+
+@dataset_app.command("add")
+def dataset_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option("--name")],
+    git_url: Annotated[str, typer.Option("--git_url", "--git-url", help="ssh, https or file URL, or an absolute path.")],
+    json: JsonOpt = False,
+) -> None:
+    """Register a dataset (a git repository) in the federation registry."""
+    st = state(ctx, json)
+    result = st.client.post("/registry/datasets", json={"name": name, "body": {"master": git_url, "nodes": []}})
+    output.print_json(result) if st.json else output.ok(f"dataset {name} registered ({git_url})")
+
+
+@dataset_app.command("remove")
+def dataset_remove(ctx: typer.Context, name: Annotated[str, typer.Option("--name")], json: JsonOpt = False) -> None:
+    """Remove a dataset from the registry (its repository is left untouched)."""
+    st = state(ctx, json)
+    result = st.client.delete(f"/registry/datasets/{name}")
+    output.print_json(result) if st.json else output.ok(f"dataset {name} removed")

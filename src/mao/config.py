@@ -1,0 +1,144 @@
+"""Settings: one typed object, read from a YAML config file and ``MAO_*`` environment variables.
+
+Precedence, highest first: explicit overrides, environment, config file, defaults.
+Settings are built only in entry points (CLI commands, the API factory) and passed down.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, YamlConfigSettingsSource
+
+from mao.errors import InvalidInput
+from mao.validation import check_name
+
+DEFAULT_MARKETPLACE_URL = "https://mao-mao-research.github.io/hub/api"
+DEFAULT_DATA_DIR = Path("~/.local/share/mao").expanduser()
+
+
+def _default_instance_name() -> str:
+    host = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:50].strip("-_") or "local"
+    return f"mao-{host}"
+
+
+class Settings(BaseSettings):
+    """Everything an instance needs to know about itself and where its services are."""
+
+    model_config = SettingsConfigDict(env_prefix="MAO_", extra="ignore", validate_default=True)
+
+    instance_name: str = Field(default_factory=_default_instance_name)
+    data_dir: Path = DEFAULT_DATA_DIR
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8080, ge=1, le=65535)
+    api_token: str | None = None
+    public_url: str | None = None
+
+    store_url: str | None = None
+    """SQLAlchemy URL; default ``sqlite:///<data_dir>/mao.db``."""
+
+    registry_backend: Literal["local", "etcd"] = "local"
+    etcd_endpoints: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["http://127.0.0.1:2379"])
+    registry_prefix: str = "/mao/"
+    registry_timeout: float = Field(default=5.0, gt=0)
+    instance_ttl: int = Field(default=30, ge=5)
+
+    git_name: str = "MAO Orchestrator"
+    git_email: str = "mao@localhost"
+    ssh_key_dir: Path | None = None
+    push_retries: int = Field(default=3, ge=0)
+
+    marketplace_url: str = DEFAULT_MARKETPLACE_URL
+
+    docker_host: str | None = None
+    executor_url: str | None = None
+    allow_docker_socket: bool = False
+    pull_policy: Literal["if-not-present", "always", "never"] = "if-not-present"
+    step_timeout: float = Field(default=3600.0, gt=0)
+    network_mode: str = "host"
+
+    timezone: str = "UTC"
+    misfire_policy: Literal["run_once", "skip"] = "run_once"
+    misfire_grace_seconds: int = Field(default=3600, ge=1)
+
+    @field_validator("instance_name")
+    @classmethod
+    def _instance_name(cls, value: str) -> str:
+        try:
+            return check_name(value, "instance name")
+        except InvalidInput as exc:
+            raise ValueError(exc.message) from None
+
+    @field_validator("etcd_endpoints", mode="before")
+    @classmethod
+    def _split_endpoints(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("etcd_endpoints")
+    @classmethod
+    def _check_endpoints(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("give at least one etcd endpoint, e.g. http://127.0.0.1:2379")
+        for endpoint in value:
+            if not re.match(r"^https?://[^/\s]+:\d+/?$", endpoint):
+                raise ValueError(f"etcd endpoint {endpoint!r} must look like http://HOST:PORT")
+        return [e.rstrip("/") for e in value]
+
+    @field_validator("registry_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not value.startswith("/"):
+            value = "/" + value
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("data_dir", "ssh_key_dir")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser().absolute() if value is not None else None
+
+    @property
+    def database_url(self) -> str:
+        return self.store_url or f"sqlite:///{self.data_dir / 'mao.db'}"
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.data_dir / "datasets"
+
+    @property
+    def bare_repos_dir(self) -> Path:
+        return self.data_dir / "repos"
+
+    @property
+    def api_url(self) -> str:
+        host = "127.0.0.1" if self.api_host in ("0.0.0.0", "::") else self.api_host
+        return self.public_url or f"http://{host}:{self.api_port}"
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Build Settings from overrides, the environment and the YAML file named by
+    ``config_file`` or ``MAO_CONFIG``."""
+    path = config_file or os.environ.get("MAO_CONFIG")
+    if path and not Path(path).is_file():
+        raise InvalidInput(f"config file {path} does not exist")
+
+    class _Settings(Settings):
+        @classmethod
+        def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # type: ignore[override]
+            sources = [init_settings, env_settings]
+            if path:
+                sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+            return tuple(sources)
+
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return _Settings(**clean)
+    except ValueError as exc:
+        raise InvalidInput(f"invalid settings: {exc}") from exc

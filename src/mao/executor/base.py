@@ -1,0 +1,93 @@
+"""The executor interface: run one pipeline step's container and report what happened."""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+PullPolicy = Literal["if-not-present", "always", "never"]
+StepOutcome = Literal["succeeded", "failed", "timed_out", "cancelled"]
+
+LABEL_RUN = "mao.run_id"
+LABEL_STEP = "mao.step"
+LABEL_PIPELINE = "mao.pipeline"
+LABEL_INSTANCE = "mao.instance"
+
+OUTPUT_MOUNT = "/usr/src/app/data"
+INPUT_MOUNT = "/usr/src/app/input"
+DOCKER_SOCKET = "/var/run/docker.sock"
+
+
+@dataclass
+class StepSpec:
+    """What to run. ``command`` is a string (split like a shell would, without a shell) or a list."""
+
+    run_id: int
+    pipeline: str
+    step: str
+    image: str
+    output_dir: Path
+    input_dir: Path | None = None
+    command: str | list[str] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    docker_socket: bool = False
+    timeout: float = 3600.0
+    pull_policy: PullPolicy = "if-not-present"
+    instance: str = ""
+    secret_values: list[str] = field(default_factory=list)
+    """Values that must never appear in logs: replaced by ``***`` before ``on_log`` sees a line."""
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {
+            LABEL_RUN: str(self.run_id),
+            LABEL_STEP: self.step,
+            LABEL_PIPELINE: self.pipeline,
+            LABEL_INSTANCE: self.instance,
+        }
+
+
+@dataclass
+class StepResult:
+    status: StepOutcome
+    exit_code: int | None = None
+    image_digest: str | None = None
+    error: str | None = None
+    container_id: str | None = None
+
+
+LogSink = Callable[[str], None]
+
+
+class Executor(ABC):
+    """Runs containers. Implementations never raise for a step's own failure: a missing
+    image, an unreachable engine, a non-zero exit all come back as a failed StepResult."""
+
+    name = "executor"
+
+    @abstractmethod
+    def run(self, spec: StepSpec, on_log: LogSink, cancel: threading.Event | None = None) -> StepResult:
+        """Run the step to completion, calling ``on_log`` with each log line as it arrives."""
+
+    @abstractmethod
+    def remove_run_containers(self, run_id: int | None = None) -> int:
+        """Remove containers labelled with ``run_id`` (all MAO containers of this instance
+        if None). Returns how many were removed."""
+
+    @abstractmethod
+    def ping(self) -> dict[str, str]:
+        """Engine name and version; raises ExecutorError when unreachable."""
+
+    def close(self) -> None:  # pragma: no cover - trivial
+        pass
+
+
+def mask(line: str, secrets: list[str]) -> str:
+    for value in secrets:
+        if value:
+            line = line.replace(value, "***")
+    return line

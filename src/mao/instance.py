@@ -1,0 +1,110 @@
+"""The Instance: one object that owns every component, built the same way by the API and the CLI."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from mao import __version__
+from mao.catalog import Catalog
+from mao.config import Settings
+from mao.registry import Registry, make_registry
+from mao.store import Store, make_engine
+
+if TYPE_CHECKING:
+    from mao.datasets.manager import DatasetManager
+    from mao.executor.base import Executor
+    from mao.runner import Runner
+    from mao.scheduler.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+
+class Instance:
+    """Settings plus the clients built from them. Components that need a service
+    (Docker, git) are created on first use so the registry works without them."""
+
+    version = __version__
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store | None = None,
+        registry: Registry | None = None,
+        executor: Executor | None = None,
+        datasets: DatasetManager | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store or Store(make_engine(settings.database_url))
+        self.registry = registry or make_registry(settings, self.store)
+        self.catalog = Catalog(self.registry)
+        self._executor = executor
+        self._datasets = datasets
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.settings.instance_name
+
+    def setup(self) -> None:
+        """Create folders and bring the store's schema up to date."""
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store.migrate()
+
+    @property
+    def executor(self) -> Executor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = self._make_executor()
+            return self._executor
+
+    def _make_executor(self) -> Executor:
+        if self.settings.executor_url:
+            from mao.executor.remote import RemoteExecutor
+
+            return RemoteExecutor.from_url(self.settings.executor_url, token=self.settings.api_token)
+        from mao.executor.docker import DockerExecutor
+
+        return DockerExecutor.from_url(
+            self.settings.docker_host,
+            allow_docker_socket=self.settings.allow_docker_socket,
+            network_mode=self.settings.network_mode,
+        )
+
+    @property
+    def datasets(self) -> DatasetManager:
+        with self._lock:
+            if self._datasets is None:
+                from mao.datasets.git import Git
+                from mao.datasets.manager import DatasetManager
+
+                git = Git(ssh_key_dir=self.settings.ssh_key_dir, name=self.settings.git_name, email=self.settings.git_email)
+                self._datasets = DatasetManager(
+                    git, self.settings.datasets_dir, self.settings.bare_repos_dir, push_retries=self.settings.push_retries
+                )
+            return self._datasets
+
+    @cached_property
+    def runner(self) -> Runner:
+        from mao.runner import Runner
+
+        return Runner(self)
+
+    @cached_property
+    def scheduler(self) -> Scheduler:
+        from mao.scheduler.scheduler import Scheduler
+
+        return Scheduler(self)
+
+    def close(self) -> None:
+        if "scheduler" in self.__dict__:
+            self.scheduler.shutdown()
+        if "runner" in self.__dict__:
+            self.runner.shutdown()
+        if self._executor is not None:
+            self._executor.close()
+        self.registry.close()
+        self.store.close()

@@ -1,0 +1,137 @@
+"""Request and response bodies shared by the API, the CLI and the services."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mao.validation import GitURL, Name, check_git_url
+
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+PRIVATE_RE = re.compile(r"^\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ToolIn(Strict):
+    name: Name
+    image: str = Field(min_length=1, max_length=512, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
+    author: str = Field(default="", max_length=200)
+    description: str = Field(default="", max_length=2000)
+    data_repo: str = ""
+    code_repo: str = ""
+    artefact: str = Field(default="", max_length=200)
+
+    @field_validator("data_repo", "code_repo")
+    @classmethod
+    def _repo(cls, value: str) -> str:
+        if value:
+            try:
+                check_git_url(value)
+            except Exception as exc:
+                raise ValueError(getattr(exc, "message", str(exc))) from None
+        return value
+
+
+class DatasetBody(Strict):
+    master: GitURL
+    nodes: list[str] = Field(default_factory=list)
+
+    @field_validator("nodes")
+    @classmethod
+    def _nodes(cls, value: list[str]) -> list[str]:
+        for node in value:
+            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,159}$", node) or ".." in node:
+                raise ValueError(f"invalid branch name {node!r} in nodes")
+        return value
+
+
+class DatasetIn(Strict):
+    name: Name
+    body: DatasetBody
+
+
+class StepIn(Strict):
+    name: Name
+    tool: Name
+    input_dataset: Name | None = None
+    output_dataset: Name
+    cmd: str | list[str] | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    docker_socket: bool = False
+    timeout: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            out = {}
+            for key, val in value.items():
+                if not isinstance(key, str) or not ENV_NAME_RE.match(key):
+                    raise ValueError(f"invalid environment variable name {key!r}")
+                if isinstance(val, bool) or not isinstance(val, (str, int, float)):
+                    raise ValueError(f"environment variable {key} must be a string")
+                out[key] = str(val)
+            return out
+        return value
+
+    @field_validator("cmd")
+    @classmethod
+    def _cmd(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    def private_variables(self) -> list[str]:
+        return [m.group(1) for v in self.env.values() if (m := PRIVATE_RE.match(v))]
+
+
+class PipelineIn(Strict):
+    """A pipeline: the full form with ``steps``, or the seed's short form ``{"tool", "dataset"}``."""
+
+    name: Name | None = None
+    description: str = Field(default="", max_length=2000)
+    steps: list[StepIn] = Field(default_factory=list)
+    tool: Name | None = None
+    dataset: Name | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> PipelineIn:
+        if self.tool or self.dataset:
+            if self.steps:
+                raise ValueError("give either steps or the short form tool + dataset, not both")
+            if not (self.tool and self.dataset):
+                raise ValueError("the short form needs both tool and dataset")
+            self.name = self.name or f"{self.tool}-{self.dataset}"
+            self.steps = [StepIn(name=self.tool, tool=self.tool, output_dataset=self.dataset)]
+            self.tool = self.dataset = None
+        if not self.name:
+            raise ValueError("name is required")
+        if not self.steps:
+            raise ValueError("a pipeline needs at least one step")
+        seen = set()
+        for step in self.steps:
+            if step.name in seen:
+                raise ValueError(f"step name {step.name!r} is used twice")
+            seen.add(step.name)
+        return self
+
+    def private_variables(self) -> list[str]:
+        return sorted({v for step in self.steps for v in step.private_variables()})
+
+    def definition(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "steps": [s.model_dump(exclude_none=True) for s in self.steps],
+        }
+
+
+class RunRequest(Strict):
+    name: Name
+    cron: str | None = None
+    wait: bool = False

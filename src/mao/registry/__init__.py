@@ -1,0 +1,20 @@
+"""Federation registry backends and the factory that picks one from the settings."""
+
+from __future__ import annotations
+
+from mao.config import Settings
+from mao.registry.base import Lease, Lock, Registry
+from mao.store.store import Store
+
+
+def make_registry(settings: Settings, store: Store) -> Registry:
+    if settings.registry_backend == "etcd":
+        from mao.registry.etcd import EtcdRegistry, make_clients
+
+        return EtcdRegistry(make_clients(settings.etcd_endpoints, settings.registry_timeout), settings.registry_prefix)
+    from mao.registry.local import LocalRegistry
+
+    return LocalRegistry(store)
+
+
+__all__ = ["Lease", "Lock", "Registry", "make_registry"]

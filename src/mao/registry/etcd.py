@@ -1,0 +1,153 @@
+"""The federation registry on etcd v3, through its HTTP/JSON gateway (``etcd3gw``).
+
+Several endpoints may be given; a call that cannot reach one member moves on to the
+next, so the registry keeps working while a minority of the cluster is down.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from etcd3gw import exceptions as etcd_exc
+from etcd3gw.client import Etcd3Client
+from etcd3gw.lease import Lease as EtcdLease
+
+from mao.errors import InvalidInput, RegistryUnavailable
+from mao.registry.base import Lease, Registry
+
+T = TypeVar("T")
+
+_RETRYABLE = (
+    etcd_exc.ConnectionFailedError,
+    etcd_exc.ConnectionTimeoutError,
+    etcd_exc.InternalServerError,
+    etcd_exc.ApiVersionDiscoveryFailedError,
+)
+
+
+def make_clients(endpoints: list[str], timeout: float) -> list[Etcd3Client]:
+    clients = []
+    for endpoint in endpoints:
+        parts = urlsplit(endpoint)
+        if not parts.hostname or not parts.port:
+            raise InvalidInput(f"etcd endpoint {endpoint!r} must look like http://HOST:PORT")
+        clients.append(
+            Etcd3Client(host=parts.hostname, port=parts.port, protocol=parts.scheme, timeout=timeout, api_path="/v3/")
+        )
+    return clients
+
+
+class EtcdRegistry(Registry):
+    backend = "etcd"
+
+    def __init__(self, clients: list[Etcd3Client], prefix: str = "/mao/") -> None:
+        if not clients:
+            raise InvalidInput("give at least one etcd endpoint")
+        self.clients = clients
+        self.prefix = prefix
+        self._current = 0
+        self._lock = threading.Lock()
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [c.base_url for c in self.clients]
+
+    def _call(self, fn: Callable[[Etcd3Client], T]) -> T:
+        """Run ``fn`` on the current member; on a connection failure try the others."""
+        with self._lock:
+            start = self._current
+        errors = []
+        for i in range(len(self.clients)):
+            index = (start + i) % len(self.clients)
+            client = self.clients[index]
+            try:
+                result = fn(client)
+            except _RETRYABLE as exc:
+                errors.append(f"{client.base_url}: {exc.__class__.__name__}")
+                continue
+            except etcd_exc.Etcd3Exception as exc:
+                raise RegistryUnavailable(f"etcd at {client.base_url} refused the request: {exc}") from exc
+            if index != start:
+                with self._lock:
+                    self._current = index
+            return result
+        raise RegistryUnavailable(
+            "etcd cannot be reached at " + ", ".join(self.endpoints) + " (" + "; ".join(errors) + ")",
+            details={"endpoints": self.endpoints},
+        )
+
+    def _key(self, key: str) -> str:
+        return self.prefix + key
+
+    @staticmethod
+    def _decode(raw: bytes | str) -> dict[str, Any]:
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return {"value": text}
+        return value if isinstance(value, dict) else {"value": value}
+
+    def _lease(self, client: Etcd3Client, lease: Lease | None) -> EtcdLease | None:
+        return EtcdLease(int(lease.id), client=client) if lease else None
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        values = self._call(lambda c: c.get(self._key(key)))
+        return self._decode(values[0]) if values else None
+
+    def put(self, key: str, value: dict[str, Any], lease: Lease | None = None) -> None:
+        data = json.dumps(value)
+        self._call(lambda c: c.put(self._key(key), data, lease=self._lease(c, lease)))
+
+    def create(self, key: str, value: dict[str, Any], lease: Lease | None = None) -> bool:
+        data = json.dumps(value)
+        return bool(self._call(lambda c: c.create(self._key(key), data, lease=self._lease(c, lease))))
+
+    def delete(self, key: str) -> bool:
+        return bool(self._call(lambda c: c.delete(self._key(key))))
+
+    def list(self, prefix: str) -> dict[str, dict[str, Any]]:
+        full = self._key(prefix)
+        items = self._call(lambda c: c.get_prefix(full, sort_order="ascend", sort_target="key"))
+        out = {}
+        for raw, meta in items:
+            key = meta["key"]
+            key = key.decode() if isinstance(key, bytes) else key
+            out[key[len(full):]] = self._decode(raw)
+        return out
+
+    def grant(self, ttl: int) -> Lease:
+        lease = self._call(lambda c: c.lease(ttl))
+        return Lease(str(lease.id), ttl)
+
+    def refresh(self, lease: Lease) -> bool:
+        return self._call(lambda c: EtcdLease(int(lease.id), client=c).refresh()) > 0
+
+    def revoke(self, lease: Lease) -> None:
+        self._call(lambda c: EtcdLease(int(lease.id), client=c).revoke())
+
+    def ping(self) -> dict[str, Any]:
+        status = self._call(lambda c: c.status())
+        return {
+            "backend": self.backend,
+            "endpoints": self.endpoints,
+            "version": status.get("version"),
+            "leader": status.get("leader"),
+        }
+
+    def members(self) -> list[dict[str, Any]]:
+        return self._call(lambda c: c.members())
+
+    def member_add(self, peer_urls: list[str]) -> dict[str, Any]:
+        return self._call(lambda c: c.post(c.get_url("/cluster/member/add"), json={"peerURLs": peer_urls}))
+
+    def member_remove(self, member_id: int) -> dict[str, Any]:
+        return self._call(lambda c: c.post(c.get_url("/cluster/member/remove"), json={"ID": member_id}))
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.session.close()

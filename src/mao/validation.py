@@ -1,0 +1,53 @@
+"""Validators for names, git URLs and cron strings, shared by the API, CLI and services."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator
+
+from mao.errors import InvalidInput
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_SCP_RE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._/~-]+$")
+_URL_RE = re.compile(r"^(ssh|https?|file|git)://[^\s'\";|&$`<>]+$")
+_PATH_RE = re.compile(r"^/[A-Za-z0-9._/ +~-]*$")
+
+
+def check_name(value: str, what: str = "name") -> str:
+    """Return ``value`` if it is an identifier, else raise InvalidInput naming ``what``."""
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        raise InvalidInput(
+            f"invalid {what} {value!r}: use 1-64 letters, digits, '-' or '_', starting with a letter or digit"
+        )
+    return value
+
+
+def check_git_url(value: str) -> str:
+    """Accept ssh://, https://, http://, git://, file:// URLs, scp-like user@host:path, or an absolute path."""
+    if not isinstance(value, str) or not value or value != value.strip():
+        raise InvalidInput(f"invalid git URL {value!r}: give an ssh, https or file URL, or an absolute path")
+    if ".." in value.split("/"):
+        raise InvalidInput(f"invalid git URL {value!r}: '..' is not allowed")
+    if _URL_RE.match(value) or _SCP_RE.match(value) or _PATH_RE.match(value):
+        return value
+    raise InvalidInput(f"invalid git URL {value!r}: give an ssh, https or file URL, or an absolute path")
+
+
+def _name(value: str) -> str:
+    try:
+        return check_name(value)
+    except InvalidInput as exc:
+        raise ValueError(exc.message) from None
+
+
+def _git_url(value: str) -> str:
+    try:
+        return check_git_url(value)
+    except InvalidInput as exc:
+        raise ValueError(exc.message) from None
+
+
+Name = Annotated[str, AfterValidator(_name)]
+GitURL = Annotated[str, AfterValidator(_git_url)]
