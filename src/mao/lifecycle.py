@@ -4,14 +4,36 @@ from __future__ import annotations
 
 import logging
 
+from mao.errors import MAOError
 from mao.instance import Instance
+from mao.runner import recover
 
 log = logging.getLogger(__name__)
 
 
 def start_background(instance: Instance) -> None:
-    pass
+    recover(instance)
+    instance.scheduler.start()
+    try:
+        from mao.federation import start_heartbeat
+
+        start_heartbeat(instance)
+    except ModuleNotFoundError as exc:
+        if exc.name != "mao.federation":
+            raise
+    except MAOError as exc:
+        log.warning("could not announce this instance in the registry: %s", exc.message)
 
 
 def stop_background(instance: Instance) -> None:
-    pass
+    try:
+        from mao.federation import stop_heartbeat
+
+        stop_heartbeat(instance)
+    except ModuleNotFoundError as exc:
+        if exc.name != "mao.federation":
+            raise
+    if "scheduler" in instance.__dict__:
+        instance.scheduler.shutdown()
+    if "runner" in instance.__dict__:
+        instance.runner.shutdown()

@@ -98,6 +98,8 @@ class PipelineIn(Strict):
     steps: list[StepIn] = Field(default_factory=list)
     tool: Name | None = None
     dataset: Name | None = None
+    private_variables: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
+    """Values for ``{{ NAME }}`` placeholders: kept in this instance's store only."""
 
     @model_validator(mode="after")
     def _shape(self) -> PipelineIn:
@@ -120,7 +122,7 @@ class PipelineIn(Strict):
             seen.add(step.name)
         return self
 
-    def private_variables(self) -> list[str]:
+    def placeholders(self) -> list[str]:
         return sorted({v for step in self.steps for v in step.private_variables()})
 
     def definition(self) -> dict[str, Any]:

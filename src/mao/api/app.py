@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 from mao import __version__
 from mao.api import errors
 from mao.api.deps import require_token
-from mao.api.routes import health, registry
+from mao.api.routes import health, jobs, pipelines, registry, repos, runs
 from mao.config import Settings
 from mao.instance import Instance
 
@@ -49,20 +49,6 @@ def create_app(settings: Settings | None = None, *, instance: Instance | None = 
     errors.install(app)
     app.include_router(health.router)
     protected = [Depends(require_token)]
-    app.include_router(registry.router, dependencies=protected)
-    for module in _optional_routers():
+    for module in (registry, pipelines, runs, jobs, repos):
         app.include_router(module.router, dependencies=protected)
     return app
-
-
-def _optional_routers() -> list:
-    import importlib
-
-    out = []
-    for name in ("pipelines", "runs", "jobs", "repos", "federation"):
-        try:
-            out.append(importlib.import_module(f"mao.api.routes.{name}"))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"mao.api.routes.{name}":
-                raise
-    return out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Annotated
 
@@ -11,7 +10,9 @@ import typer
 
 from mao import __version__
 from mao.cli.output import err_console
+from mao.cli.pipeline_cmds import pipeline_app, repo_app
 from mao.cli.registry_cmds import dataset_app, tool_app
+from mao.cli.runs_cmds import runs_app
 from mao.cli.serve import serve
 from mao.cli.state import DEFAULT_URL, State
 from mao.errors import MAOError
@@ -46,27 +47,10 @@ def root(
 
 app.add_typer(tool_app, name="tool")
 app.add_typer(dataset_app, name="dataset")
+app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(repo_app, name="repo")
+app.add_typer(runs_app, name="runs")
 app.command("serve")(serve)
-
-
-def _register_optional() -> None:
-    import importlib
-
-    for module, attr, name in (
-        ("mao.cli.pipeline_cmds", "pipeline_app", "pipeline"),
-        ("mao.cli.pipeline_cmds", "repo_app", "repo"),
-        ("mao.cli.runs_cmds", "runs_app", "runs"),
-    ):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        app.add_typer(getattr(mod, attr), name=name)
-
-
-_register_optional()
 
 
 def main(argv: list[str] | None = None) -> int:

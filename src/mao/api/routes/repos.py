@@ -1,0 +1,36 @@
+"""Local-only datasets: bare repositories in the instance's data directory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from mao.api.deps import InstanceDep
+from pydantic import ConfigDict, Field
+
+from mao.models import DatasetBody, DatasetIn, Name, Strict
+
+router = APIRouter(tags=["datasets"])
+
+
+class BareRepoIn(Strict):
+    model_config = ConfigDict(populate_by_name=True)
+
+    name: Name
+    register_dataset: bool = Field(default=False, alias="register")
+    """Also register the repository as a dataset of that name."""
+
+
+@router.post("/bare-repo/init")
+def init_bare_repo(body: BareRepoIn, instance: InstanceDep) -> dict[str, Any]:
+    if body.register_dataset and body.name in instance.catalog.datasets():
+        from mao.errors import AlreadyExists
+
+        raise AlreadyExists(f"dataset {body.name!r} is already registered")
+    path = instance.datasets.create_bare(body.name)
+    result: dict[str, Any] = {"ok": True, "name": body.name, "path": str(path)}
+    if body.register_dataset:
+        instance.catalog.add_dataset(DatasetIn(name=body.name, body=DatasetBody(master=str(path))))
+        result["registered"] = True
+    return result

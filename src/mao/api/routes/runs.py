@@ -1,0 +1,80 @@
+"""Run history: runs, their steps, and their logs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from mao.api.deps import InstanceDep
+from mao.store.models import LogLine, Run, StepRun
+from mao.store.store import as_utc
+
+router = APIRouter(prefix="/runs", tags=["runs"])
+
+
+def _iso(value) -> str | None:
+    value = as_utc(value)
+    return value.isoformat() if value else None
+
+
+def _duration(start, end) -> float | None:
+    start, end = as_utc(start), as_utc(end)
+    return round((end - start).total_seconds(), 3) if start and end else None
+
+
+def step_dict(step: StepRun) -> dict[str, Any]:
+    return {
+        "name": step.name, "position": step.position, "tool": step.tool, "image": step.image,
+        "image_digest": step.image_digest, "status": step.status, "exit_code": step.exit_code,
+        "input_dataset": step.input_dataset, "input_commit": step.input_commit,
+        "output_dataset": step.output_dataset, "output_branch": step.output_branch,
+        "output_commit": step.output_commit, "merge_commit": step.merge_commit, "pushed": step.pushed,
+        "error": step.error, "details": step.details or {},
+        "started_at": _iso(step.started_at), "finished_at": _iso(step.finished_at),
+        "duration": _duration(step.started_at, step.finished_at),
+    }
+
+
+def run_dict(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.id, "pipeline": run.pipeline, "status": run.status, "trigger": run.trigger, "error": run.error,
+        "created_at": _iso(run.created_at), "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
+        "duration": _duration(run.started_at, run.finished_at),
+        "steps": [step_dict(s) for s in run.steps],
+    }
+
+
+def log_dict(line: LogLine) -> dict[str, Any]:
+    return {"id": line.id, "step": line.step, "ts": _iso(line.ts), "line": line.line}
+
+
+@router.get("")
+def list_runs(
+    instance: InstanceDep,
+    pipeline: str | None = None,
+    status: str | None = None,
+    limit: int = Query(default=50, ge=1, le=1000),
+) -> dict[str, Any]:
+    return {"runs": [run_dict(r) for r in instance.store.list_runs(pipeline, status, limit)]}
+
+
+@router.get("/{run_id}")
+def get_run(run_id: int, instance: InstanceDep) -> dict[str, Any]:
+    return run_dict(instance.store.get_run(run_id))
+
+
+@router.get("/{run_id}/logs")
+def get_logs(
+    run_id: int, instance: InstanceDep, after: int = Query(default=0, ge=0), step: str | None = None,
+    limit: int = Query(default=10000, ge=1, le=100000),
+) -> dict[str, Any]:
+    run = instance.store.get_run(run_id)
+    lines = instance.store.logs(run_id, after=after, step=step, limit=limit)
+    return {"run_id": run_id, "status": run.status, "lines": [log_dict(line) for line in lines]}
+
+
+@router.post("/{run_id}/cancel")
+def cancel_run(run_id: int, instance: InstanceDep) -> dict[str, Any]:
+    instance.runner.cancel(run_id)
+    return {"ok": True, "run_id": run_id}

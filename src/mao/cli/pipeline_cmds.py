@@ -1,0 +1,232 @@
+"""``maoctl pipeline``, ``maoctl repo`` and the scheduling commands under ``maoctl tool``."""
+
+from __future__ import annotations
+
+import json as jsonlib
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from mao.cli import output
+from mao.cli.registry_cmds import tool_app
+from mao.cli.runs_cmds import follow_run
+from mao.cli.state import JsonOpt, state
+from mao.errors import InvalidInput
+
+pipeline_app = typer.Typer(help="Define, run and schedule pipelines.", no_args_is_help=True)
+repo_app = typer.Typer(help="Local-only datasets: bare git repositories on this instance.", no_args_is_help=True)
+
+NameReq = Annotated[str, typer.Option("--name", help="Pipeline name.")]
+
+
+def load_definition(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        data = jsonlib.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise InvalidInput(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path} must hold one pipeline object with name, description and steps")
+    return data
+
+
+def _parse_env(text: str) -> dict[str, str]:
+    env = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if "=" not in part:
+            raise typer.BadParameter(f"{part!r} is not KEY=VALUE")
+        key, value = part.split("=", 1)
+        env[key.strip()] = value.strip()
+    return env
+
+
+def prompt_definition() -> dict[str, Any]:
+    """Ask for a pipeline step by step, as the original client did."""
+    name = typer.prompt("Pipeline name")
+    description = typer.prompt("Description", default="", show_default=False)
+    steps = []
+    while True:
+        typer.echo(f"Step {len(steps) + 1}")
+        step: dict[str, Any] = {
+            "name": typer.prompt("  Step name"),
+            "tool": typer.prompt("  Tool"),
+        }
+        input_dataset = typer.prompt("  Input dataset (empty for none)", default="", show_default=False)
+        if input_dataset:
+            step["input_dataset"] = input_dataset
+        step["output_dataset"] = typer.prompt("  Output dataset")
+        cmd = typer.prompt("  Command (empty for the image's default)", default="", show_default=False)
+        if cmd:
+            step["cmd"] = cmd
+        env = typer.prompt(
+            "  Environment, KEY=VALUE separated by commas ({{ NAME }} for a private variable)",
+            default="", show_default=False, value_proc=_parse_env,
+        )
+        if env:
+            step["env"] = env
+        step["docker_socket"] = typer.confirm("  Mount the Docker socket?", default=False)
+        steps.append(step)
+        if not typer.confirm("Add another step?", default=False):
+            break
+    return {"name": name, "description": description, "steps": steps}
+
+
+@pipeline_app.command("add")
+def pipeline_add(
+    ctx: typer.Context,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="pipeline.yaml or .json: no prompts.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Define a pipeline on this instance and register it in the federation."""
+    st = state(ctx, json)
+    definition = load_definition(file) if file else prompt_definition()
+    placeholders = sorted(
+        {v.strip()[2:-2].strip() for s in definition.get("steps", []) if isinstance(s, dict)
+         for v in (s.get("env") or {}).values() if isinstance(v, str) and v.strip().startswith("{{")}
+    )
+    given = definition.setdefault("private_variables", {})
+    for name in placeholders:
+        if name not in given and not file:
+            given[name] = typer.prompt(f"Value of private variable {name} (kept on this instance only)", hide_input=True)
+    result = st.client.post("/pipeline/init", json=definition)
+    if st.json:
+        output.print_json(result)
+    else:
+        output.ok(f"pipeline {result['pipeline']['name']} defined with {len(result['pipeline']['steps'])} step(s)")
+
+
+@pipeline_app.command("get")
+def pipeline_get(ctx: typer.Context, name: Annotated[str | None, typer.Option("--name")] = None, json: JsonOpt = False) -> None:
+    """List this instance's pipelines, or show one with --name."""
+    st = state(ctx, json)
+    if name:
+        data = st.client.get(f"/pipeline/{name}")
+        if st.json:
+            output.print_json(data)
+            return
+        output.fields({k: v for k, v in data.items() if k != "steps"}, title=f"pipeline {name}")
+        output.table("Steps", ["step", "tool", "input", "output", "cmd", "env"], (
+            [s["name"], s["tool"], s.get("input_dataset"), s["output_dataset"], s.get("cmd"),
+             ", ".join(f"{k}={v}" for k, v in (s.get("env") or {}).items())] for s in data["steps"]))
+        return
+    data = st.client.get("/pipeline")
+    if st.json:
+        output.print_json(data)
+        return
+    output.table("Pipelines", ["name", "steps", "schedule", "next run", "description"], (
+        [p["name"], " → ".join(s["name"] for s in p["steps"]), (p["schedule"] or {}).get("cron"),
+         (p["schedule"] or {}).get("next_run_time"), p["description"]] for p in data["pipelines"]))
+
+
+@pipeline_app.command("remove")
+def pipeline_remove(
+    ctx: typer.Context, name: NameReq,
+    unregister: Annotated[bool, typer.Option("--unregister", help="Also remove it from the federation registry.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Remove a pipeline (and its schedule) from this instance."""
+    st = state(ctx, json)
+    result = st.client.delete(f"/pipeline/{name}", params={"unregister": unregister})
+    output.print_json(result) if st.json else output.ok(f"pipeline {name} removed")
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    ctx: typer.Context, name: NameReq,
+    cron: Annotated[str | None, typer.Option("--cron", help="Schedule with this crontab line instead of running now.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the run live; exit non-zero if it fails.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Run a pipeline now, or schedule it with --cron."""
+    st = state(ctx, json)
+    result = st.client.post("/pipeline/run", json={"name": name, "cron": cron} if cron else {"name": name})
+    if cron:
+        output.print_json(result) if st.json else output.ok(
+            f"pipeline {name} scheduled '{cron}' ({result['job']['timezone']}); next run {result['job']['next_run_time']}")
+        return
+    run_id = result["run_id"]
+    if not wait:
+        output.print_json(result) if st.json else output.ok(f"run {run_id} of {name} started; `maoctl runs show {run_id}`")
+        return
+    final = follow_run(st, run_id)
+    if st.json:
+        output.print_json(final)
+    if final["status"] != "succeeded":
+        raise typer.Exit(1)
+
+
+@pipeline_app.command("schedule")
+def pipeline_schedule(
+    ctx: typer.Context, name: NameReq,
+    cron: Annotated[str, typer.Option("--cron", help="Crontab line, e.g. '0 12 * * *'.")],
+    json: JsonOpt = False,
+) -> None:
+    """Run a pipeline on a cron schedule (replaces an earlier schedule)."""
+    st = state(ctx, json)
+    result = st.client.post("/pipeline/run", json={"name": name, "cron": cron})
+    output.print_json(result) if st.json else output.ok(
+        f"pipeline {name} scheduled '{cron}'; next run {result['job']['next_run_time']}")
+
+
+@pipeline_app.command("unschedule")
+def pipeline_unschedule(ctx: typer.Context, name: NameReq, json: JsonOpt = False) -> None:
+    """Stop a pipeline's schedule."""
+    st = state(ctx, json)
+    result = st.client.delete(f"/jobs/{name}")
+    output.print_json(result) if st.json else output.ok(f"pipeline {name} unscheduled")
+
+
+@pipeline_app.command("set-variable")
+def pipeline_set_variable(
+    ctx: typer.Context, name: NameReq,
+    variable: Annotated[str, typer.Option("--variable", help="Name used as {{ NAME }} in a step's env.")],
+    value: Annotated[str | None, typer.Option("--value", help="Prompted (hidden) if omitted.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Set a private variable, kept in this instance's store only."""
+    st = state(ctx, json)
+    if value is None:
+        value = typer.prompt(f"Value of {variable}", hide_input=True)
+    result = st.client.request("PUT", f"/pipeline/{name}/variables", json={"name": variable, "value": value})
+    output.print_json(result) if st.json else output.ok(f"private variable {variable} of {name} set")
+
+
+@tool_app.command("list-scheduled")
+def tool_list_scheduled(ctx: typer.Context, json: JsonOpt = False) -> None:
+    """List scheduled jobs."""
+    st = state(ctx, json)
+    jobs = st.client.get("/jobs")["jobs"]
+    if st.json:
+        output.print_json(jobs)
+        return
+    output.table("Scheduled jobs", ["id", "pipeline", "cron", "timezone", "next run"],
+                 ([j["id"], j["pipeline"], j["cron"], j["timezone"], j["next_run_time"]] for j in jobs))
+
+
+@tool_app.command("stop")
+def tool_stop(ctx: typer.Context, id: Annotated[str, typer.Option("--id", help="Job id from list-scheduled.")], json: JsonOpt = False) -> None:
+    """Stop a scheduled job."""
+    st = state(ctx, json)
+    result = st.client.delete(f"/jobs/{id}")
+    output.print_json(result) if st.json else output.ok(f"job {id} stopped")
+
+
+@repo_app.command("add")
+def repo_add(
+    ctx: typer.Context, name: Annotated[str, typer.Option("--name")],
+    register: Annotated[bool, typer.Option("--register", help="Also register it as a dataset.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Create a bare repository in the instance's data directory and print its path."""
+    st = state(ctx, json)
+    result = st.client.post("/bare-repo/init", json={"name": name, "register": register})
+    if st.json:
+        output.print_json(result)
+    else:
+        output.ok(f"bare repository {name} created" + (" and registered" if register else ""))
+        print(result["path"])

@@ -1,0 +1,120 @@
+"""``maoctl runs``: run history and logs."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import typer
+
+from mao.cli import output
+from mao.cli.state import JsonOpt, State, state
+
+runs_app = typer.Typer(help="Run history: list, show, logs, cancel.", no_args_is_help=True)
+
+ACTIVE = ("pending", "running")
+STYLE = {"succeeded": "green", "running": "cyan", "pending": "dim", "failed": "red", "timed_out": "red",
+         "conflict": "yellow", "cancelled": "yellow", "interrupted": "yellow"}
+
+
+def _status(status: str) -> str:
+    return f"[{STYLE.get(status, 'white')}]{status}[/]"
+
+
+def _short(sha: str | None) -> str:
+    return sha[:10] if sha else ""
+
+
+def _print_line(console: Any, line: dict[str, Any]) -> None:
+    console.print(f"{line['step'] or 'run'} | {line['line']}", markup=False, highlight=False, soft_wrap=True)
+
+
+def follow_run(st: State, run_id: int, poll: float = 0.5) -> dict[str, Any]:
+    """Print log lines as they come, with step transitions, until the run ends."""
+    after = 0
+    seen: dict[str, str] = {}
+    console = output.err_console if st.json else output.console
+    while True:
+        logs = st.client.get(f"/runs/{run_id}/logs", params={"after": after})
+        for line in logs["lines"]:
+            after = line["id"]
+            _print_line(console, line)
+        run = st.client.get(f"/runs/{run_id}")
+        for step in run["steps"]:
+            if seen.get(step["name"]) != step["status"]:
+                seen[step["name"]] = step["status"]
+                console.print(f"  step {step['name']}: {_status(step['status'])}")
+        if run["status"] not in ACTIVE and logs["status"] not in ACTIVE:
+            rest = st.client.get(f"/runs/{run_id}/logs", params={"after": after})
+            for line in rest["lines"]:
+                _print_line(console, line)
+            console.print(f"run {run_id}: {_status(run['status'])}" + (f" — {run['error']}" if run.get("error") else ""))
+            return run
+        time.sleep(poll)
+
+
+@runs_app.command("list")
+def runs_list(
+    ctx: typer.Context,
+    pipeline: Annotated[str | None, typer.Option("--pipeline")] = None,
+    status: Annotated[str | None, typer.Option("--status")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 20,
+    json: JsonOpt = False,
+) -> None:
+    """Recent runs, newest first."""
+    st = state(ctx, json)
+    params: dict[str, Any] = {"limit": limit}
+    if pipeline:
+        params["pipeline"] = pipeline
+    if status:
+        params["status"] = status
+    runs = st.client.get("/runs", params=params)["runs"]
+    if st.json:
+        output.print_json(runs)
+        return
+    output.table("Runs", ["id", "pipeline", "status", "trigger", "started", "duration s", "steps"], (
+        [r["id"], r["pipeline"], _status(r["status"]), r["trigger"], r["started_at"], r["duration"],
+         " ".join(f"{s['name']}:{s['status']}" for s in r["steps"])] for r in runs))
+
+
+@runs_app.command("show")
+def runs_show(ctx: typer.Context, run_id: Annotated[int, typer.Argument(help="Run id.")], json: JsonOpt = False) -> None:
+    """One run: its steps, statuses, commits, digests and durations."""
+    st = state(ctx, json)
+    run = st.client.get(f"/runs/{run_id}")
+    if st.json:
+        output.print_json(run)
+        return
+    output.fields({k: (_status(v) if k == "status" else v) for k, v in run.items() if k != "steps"}, title=f"run {run_id}")
+    output.table("Steps", ["step", "tool", "status", "exit", "input commit", "output commit", "merge", "digest", "s", "error"], (
+        [s["name"], s["tool"], _status(s["status"]), s["exit_code"], _short(s["input_commit"]), _short(s["output_commit"]),
+         _short(s["merge_commit"]), (s["image_digest"] or "")[:19], s["duration"], s["error"]] for s in run["steps"]))
+
+
+@runs_app.command("logs")
+def runs_logs(
+    ctx: typer.Context, run_id: Annotated[int, typer.Argument(help="Run id.")],
+    step: Annotated[str | None, typer.Option("--step")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """A run's log lines (every step's container output and the orchestrator's own)."""
+    st = state(ctx, json)
+    if follow and not st.json:
+        follow_run(st, run_id)
+        return
+    params: dict[str, Any] = {"step": step} if step else {}
+    logs = st.client.get(f"/runs/{run_id}/logs", params=params)
+    if st.json:
+        output.print_json(logs)
+        return
+    for line in logs["lines"]:
+        print(f"{line['ts']} {line['step'] or 'run'} | {line['line']}")
+
+
+@runs_app.command("cancel")
+def runs_cancel(ctx: typer.Context, run_id: Annotated[int, typer.Argument()], json: JsonOpt = False) -> None:
+    """Cancel a running run: its container is killed."""
+    st = state(ctx, json)
+    result = st.client.post(f"/runs/{run_id}/cancel")
+    output.print_json(result) if st.json else output.ok(f"run {run_id} cancelling")

@@ -1,0 +1,122 @@
+"""Cron schedules for pipelines, persisted in the local store (APScheduler's SQLAlchemy job store).
+
+Schedules survive restarts. A pipeline never runs twice at once: a fire time that finds
+its previous run still going is skipped and logged. Fire times missed while the instance
+was down follow ``misfire_policy``: ``run_once`` runs the pipeline once (if within
+``misfire_grace_seconds``), ``skip`` waits for the next fire time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from mao.errors import Conflict, MAOError, NotFound
+from mao.scheduler.cron import parse_cron, timezone
+
+if TYPE_CHECKING:
+    from mao.instance import Instance
+
+log = logging.getLogger(__name__)
+
+JOB_TABLE = "apscheduler_jobs"
+_instances: dict[str, Instance] = {}
+_instances_lock = threading.Lock()
+
+
+def fire(instance_name: str, pipeline: str, **_: Any) -> None:
+    """The job function (referenced by name in the job store)."""
+    with _instances_lock:
+        instance = _instances.get(instance_name)
+    if instance is None:
+        log.warning("scheduled run of %s: instance %s is not running here", pipeline, instance_name)
+        return
+    try:
+        run_id = instance.runner.start(pipeline, trigger="cron")
+        log.info("scheduled run %s of %s started", run_id, pipeline)
+    except Conflict:
+        log.warning("scheduled run of %s skipped: the previous run is still going", pipeline)
+    except MAOError as exc:
+        log.error("scheduled run of %s could not start: %s", pipeline, exc.message)
+
+
+class Scheduler:
+    def __init__(self, instance: Instance) -> None:
+        self.instance = instance
+        settings = instance.settings
+        grace = settings.misfire_grace_seconds if settings.misfire_policy == "run_once" else 1
+        self._scheduler = BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=instance.store.engine, tablename=JOB_TABLE)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": grace},
+            timezone=timezone(settings.timezone),
+        )
+        self._started = False
+
+    def start(self) -> None:
+        with _instances_lock:
+            _instances[self.instance.name] = self.instance
+        if self._started:
+            self._scheduler.resume()
+        else:
+            self._scheduler.start()
+            self._started = True
+
+    def _ensure_started(self) -> None:
+        if not self._started:
+            # Jobs can be added while paused; they fire once a serving instance starts.
+            self._scheduler.start(paused=True)
+            self._started = True
+
+    def shutdown(self) -> None:
+        if self._started:
+            self._scheduler.shutdown(wait=False)
+            self._started = False
+        with _instances_lock:
+            if _instances.get(self.instance.name) is self.instance:
+                del _instances[self.instance.name]
+
+    def schedule(self, pipeline: str, cron: str) -> dict[str, Any]:
+        self.instance.store.get_pipeline(pipeline)
+        trigger = parse_cron(cron, self.instance.settings.timezone)
+        self._ensure_started()
+        job = self._scheduler.add_job(
+            fire, trigger, args=[self.instance.name, pipeline], kwargs={"cron": cron}, id=pipeline, name=pipeline, replace_existing=True,
+        )
+        return self._describe(job, cron)
+
+    def unschedule(self, job_id: str) -> None:
+        self._ensure_started()
+        try:
+            self._scheduler.remove_job(job_id)
+        except JobLookupError as exc:
+            raise NotFound(f"no scheduled job {job_id!r}; `maoctl tool list-scheduled` lists them") from exc
+
+    def jobs(self) -> list[dict[str, Any]]:
+        self._ensure_started()
+        return [self._describe(job) for job in self._scheduler.get_jobs()]
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        self._ensure_started()
+        job = self._scheduler.get_job(job_id)
+        return self._describe(job) if job else None
+
+    @staticmethod
+    def _describe(job: Any, cron: str | None = None) -> dict[str, Any]:
+        trigger = job.trigger
+        cron = cron or job.kwargs.get("cron")
+        nxt = getattr(job, "next_run_time", None)
+        return {
+            "id": job.id,
+            "pipeline": job.args[1] if len(job.args) > 1 else job.name,
+            "cron": cron,
+            "timezone": str(trigger.timezone),
+            "next_run_time": nxt.isoformat() if nxt else None,
+        }
+
+
+__all__ = ["Scheduler", "fire", "parse_cron"]
