@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from mao.errors import MAOError
+from mao.federation import start_heartbeat, stop_heartbeat
 from mao.instance import Instance
 from mao.runner import recover
 
@@ -15,24 +16,13 @@ def start_background(instance: Instance) -> None:
     recover(instance)
     instance.scheduler.start()
     try:
-        from mao.federation import start_heartbeat
-
         start_heartbeat(instance)
-    except ModuleNotFoundError as exc:
-        if exc.name != "mao.federation":
-            raise
     except MAOError as exc:
         log.warning("could not announce this instance in the registry: %s", exc.message)
 
 
 def stop_background(instance: Instance) -> None:
-    try:
-        from mao.federation import stop_heartbeat
-
-        stop_heartbeat(instance)
-    except ModuleNotFoundError as exc:
-        if exc.name != "mao.federation":
-            raise
+    stop_heartbeat(instance)
     if "scheduler" in instance.__dict__:
         instance.scheduler.shutdown()
     if "runner" in instance.__dict__:

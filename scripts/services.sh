@@ -1,0 +1,652 @@
+#!/usr/bin/env bash
+# Local services for the integration tests.
+#
+#   scripts/services.sh up       install what is missing, start everything, write services.env
+#   scripts/services.sh down     stop what `up` started (data is kept)
+#   scripts/services.sh status   one line per service
+#
+# Services (all bound to loopback, state under ${MAO_RUN_DIR:-<repo>/.run}):
+#   docker    Docker Engine on unix://$RUN/docker.sock (no bridge, no iptables)
+#   podman    Podman's Docker-compatible API on unix://$RUN/podman.sock (optional)
+#   postgres  PostgreSQL 15 on 127.0.0.1:54329, trust auth, database mao_test
+#   sshd      git over SSH on 127.0.0.1:2222, bare repositories in $RUN/git-srv
+#   etcd      binaries only: the tests start their own clusters
+#
+# Both engines get the image mao/busybox:local, imported from a busybox-static rootfs.
+# After `up`, `source $RUN/services.env` exports the MAO_TEST_* variables.
+# Needs root (apt-get, dockerd). Safe to run repeatedly: running services are reused.
+#
+# Optional overrides: MAO_RUN_DIR, MAO_PG_PORT (54329), MAO_SSH_PORT (2222).
+set -euo pipefail
+
+SELF=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/$(basename "${BASH_SOURCE[0]}")
+REPO=$(cd "$(dirname "$SELF")/.." && pwd -P)
+RUN=${MAO_RUN_DIR:-$REPO/.run}
+mkdir -p "$RUN"
+RUN=$(cd "$RUN" && pwd -P)
+HASH=$(printf '%s' "$RUN" | sha256sum | cut -c1-8)
+
+LOGS=$RUN/logs
+ENV_FILE=$RUN/services.env
+IMAGE=mao/busybox:local
+IMAGE_LABEL=org.mao.rootfs-sha256
+ROOTFS_TAR=$RUN/images/busybox-rootfs.tar
+APPLETS=(sh ls cat echo date sleep mkdir cp mv rm env id true false wc sha256sum chown
+         touch printf grep head tail test seq)
+
+# Unix socket paths are limited to ~108 bytes: fall back to a short directory.
+SOCK_DIR=$RUN
+if (( ${#RUN} > 90 )); then SOCK_DIR=/tmp/mao-sock-$HASH; fi
+
+DOCKER_SOCK=$SOCK_DIR/docker.sock
+DOCKER_DIR=$RUN/docker
+DOCKER_PIDFILE=$DOCKER_DIR/dockerd.pid
+DOCKER_EXEC_ROOT=/tmp/mao-dexec-$HASH   # runc/containerd state: must be a short path
+DOCKER_LOG=$LOGS/dockerd.log
+
+PODMAN_SOCK=$SOCK_DIR/podman.sock
+PODMAN_DIR=$RUN/podman
+PODMAN_PIDFILE=$PODMAN_DIR/podman.pid
+PODMAN_RUNROOT=/tmp/mao-prun-$HASH
+PODMAN_LOG=$LOGS/podman.log
+CONTAINERS_CONF=/etc/containers/containers.conf
+CONTAINERS_CONF_BODY='[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"'
+
+PG_PORT=${MAO_PG_PORT:-54329}
+PG_DB=mao_test
+PG_DIR=$RUN/pg                          # may move to /var/tmp if postgres cannot reach $RUN
+SSH_PORT=${MAO_SSH_PORT:-2222}
+SSH_DIR=$RUN/ssh
+SSH_LOG=$LOGS/sshd.log
+GIT_SRV=$RUN/git-srv
+
+unset DOCKER_HOST DOCKER_CONTEXT DOCKER_TLS_VERIFY DOCKER_CERT_PATH CONTAINER_HOST
+
+# ---------------------------------------------------------------------------- helpers
+
+log()  { printf '[services] %s\n' "$*" >&2; }
+warn() { printf '[services] WARNING: %s\n' "$*" >&2; }
+die()  { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# fail_with_log MESSAGE LOGFILE: print the end of a log and exit non-zero.
+fail_with_log() {
+    printf '[services] ERROR: %s\n' "$1" >&2
+    if [[ -f $2 ]]; then
+        printf '[services] ---- last 30 lines of %s ----\n' "$2" >&2
+        tail -n 30 "$2" >&2 || true
+        printf '[services] ----\n' >&2
+    fi
+    exit 1
+}
+
+# pid_alive PIDFILE COMM: print the pid if the file names a live process called COMM*.
+pid_alive() {
+    local p
+    [[ -r $1 ]] || return 1
+    p=$(head -n1 "$1" 2>/dev/null | tr -dc '0-9')
+    [[ -n $p ]] && kill -0 "$p" 2>/dev/null || return 1
+    [[ $(cat "/proc/$p/comm" 2>/dev/null) == "$2"* ]] || return 1
+    printf '%s\n' "$p"
+}
+
+# wait_until SECONDS CMD...: poll CMD until it succeeds.
+wait_until() {
+    local deadline=$(( $(date +%s) + $1 )); shift
+    until "$@"; do
+        (( $(date +%s) < deadline )) || return 1
+        sleep 0.3
+    done
+}
+
+# stop_pid LABEL PIDFILE COMM [SECONDS]: SIGTERM, then SIGKILL after a grace period.
+stop_pid() {
+    local label=$1 pidfile=$2 comm=$3 grace=${4:-30} p
+    if ! p=$(pid_alive "$pidfile" "$comm"); then
+        log "$label: not running"
+        rm -f "$pidfile"
+        return 0
+    fi
+    kill -TERM "$p" 2>/dev/null || true
+    if ! wait_until "$grace" proc_gone "$p"; then
+        warn "$label: pid $p ignored SIGTERM for ${grace}s, sending SIGKILL"
+        kill -KILL "$p" 2>/dev/null || true
+        wait_until 10 proc_gone "$p" || true
+    fi
+    rm -f "$pidfile"
+    log "$label: stopped (pid $p)"
+}
+proc_gone() { ! kill -0 "$1" 2>/dev/null; }
+
+port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+
+start_marker() { mkdir -p "$(dirname "$1")"; printf '\n==== %s start %s ====\n' "$2" "$(date -Is)" >>"$1"; }
+
+require_root() { [[ $(id -u) -eq 0 ]] || die "must run as root (apt-get, dockerd, sshd)"; }
+
+# ---------------------------------------------------------------------------- packages
+
+APT_UPDATED=0
+REQUIRED_PKGS=(docker.io etcd-server etcd-client busybox-static openssh-server openssh-client git)
+OPTIONAL_PKGS=(podman runc)
+
+pkg_installed() { [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true) == 'install ok installed' ]]; }
+
+# apt_install PKG...: install the missing ones; returns non-zero on failure (never exits).
+apt_install() {
+    local missing=() p rc=0 made_policy=0
+    for p in "$@"; do pkg_installed "$p" || missing+=("$p"); done
+    (( ${#missing[@]} )) || return 0
+    command -v apt-get >/dev/null || { warn "apt-get not found, cannot install: ${missing[*]}"; return 1; }
+    log "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    local apt_opts=(-q -o DPkg::Lock::Timeout=600)
+    if (( APT_UPDATED == 0 )); then
+        apt-get "${apt_opts[@]}" update </dev/null || { warn "apt-get update failed"; return 1; }
+        APT_UPDATED=1
+    fi
+    # Keep package maintainer scripts from starting daemons (dockerd, etcd on :2379, sshd on :22).
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && made_policy=1
+    fi
+    apt-get "${apt_opts[@]}" install -y \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+        "${missing[@]}" </dev/null || rc=$?
+    (( made_policy )) && rm -f /usr/sbin/policy-rc.d
+    return "$rc"
+}
+
+install_packages() {
+    local required=("${REQUIRED_PKGS[@]}")
+    command -v psql >/dev/null || required+=(postgresql-client)
+    apt_install "${required[@]}" || die "could not install required packages: ${required[*]}"
+    if ! apt_install "${OPTIONAL_PKGS[@]}"; then
+        warn "podman could not be installed; continuing without it"
+    fi
+}
+
+# ---------------------------------------------------------------------------- image
+
+build_rootfs() {
+    local busybox='' tmp a c out
+    for c in /bin/busybox /usr/bin/busybox "$(command -v busybox || true)"; do
+        [[ -n $c && -x $c ]] || continue
+        out=$(LC_ALL=C ldd "$c" 2>&1 || true)
+        if [[ $out == *'not a dynamic executable'* ]]; then busybox=$c; break; fi
+    done
+    [[ -n $busybox ]] || die "no statically linked busybox found (package busybox-static)"
+    mkdir -p "$RUN/images"
+    tmp=$(mktemp -d "$RUN/images/rootfs.XXXXXX")
+    mkdir -p "$tmp/bin" "$tmp/etc" "$tmp/root" "$tmp/tmp" "$tmp/usr/src/app/data"
+    chmod 1777 "$tmp/tmp"
+    cp "$busybox" "$tmp/bin/busybox"
+    for a in "${APPLETS[@]}"; do ln -sf busybox "$tmp/bin/$a"; done
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$tmp/etc/passwd"
+    printf 'root:x:0:\nnogroup:x:65534:\n' >"$tmp/etc/group"
+    # Deterministic tarball: same content => same checksum => no re-import.
+    tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
+        -C "$tmp" -cf "$ROOTFS_TAR.new" .
+    mv -f "$ROOTFS_TAR.new" "$ROOTFS_TAR"
+    rm -rf "$tmp"
+}
+
+# ensure_image LABEL DOCKER_HOST: import $ROOTFS_TAR as $IMAGE unless already there.
+ensure_image() {
+    local label=$1 host=$2 want have
+    want=$(sha256sum "$ROOTFS_TAR" | cut -c1-64)
+    have=$(DOCKER_HOST=$host docker image inspect -f "{{index .Config.Labels \"$IMAGE_LABEL\"}}" "$IMAGE" 2>/dev/null || true)
+    if [[ $have == "$want" ]]; then
+        log "$label: image $IMAGE present"
+        return 0
+    fi
+    DOCKER_HOST=$host docker import \
+        -c "LABEL $IMAGE_LABEL=$want" -c 'CMD ["sh"]' \
+        "$ROOTFS_TAR" "$IMAGE" >/dev/null || return 1
+    log "$label: imported $IMAGE"
+}
+
+# ---------------------------------------------------------------------------- docker
+
+docker_answers() { DOCKER_HOST=unix://$DOCKER_SOCK timeout 10 docker version >/dev/null 2>&1; }
+
+docker_up() {
+    local p
+    if p=$(pid_alive "$DOCKER_PIDFILE" dockerd); then
+        wait_until 60 docker_answers \
+            || fail_with_log "docker: dockerd (pid $p) runs but $DOCKER_SOCK does not answer" "$DOCKER_LOG"
+        log "docker: running (pid $p)"
+    elif docker_answers; then
+        warn "docker: $DOCKER_SOCK answers but $DOCKER_PIDFILE names no dockerd; reusing it"
+    else
+        mkdir -p "$DOCKER_DIR/data" "$DOCKER_EXEC_ROOT" "$(dirname "$DOCKER_SOCK")"
+        [[ -f $DOCKER_DIR/daemon.json ]] || printf '{}\n' >"$DOCKER_DIR/daemon.json"
+        rm -f "$DOCKER_SOCK" "$DOCKER_PIDFILE"
+        start_marker "$DOCKER_LOG" dockerd
+        setsid dockerd \
+            --config-file "$DOCKER_DIR/daemon.json" \
+            --host "unix://$DOCKER_SOCK" \
+            --data-root "$DOCKER_DIR/data" \
+            --exec-root "$DOCKER_EXEC_ROOT" \
+            --pidfile "$DOCKER_PIDFILE" \
+            --iptables=false --ip-forward=false --bridge=none \
+            --default-ulimit nofile=1024:1024 --shutdown-timeout=5 \
+            </dev/null >>"$DOCKER_LOG" 2>&1 9>&- &
+        p=$!
+        local deadline=$(( $(date +%s) + 60 ))
+        until docker_answers; do
+            kill -0 "$p" 2>/dev/null || fail_with_log "docker: dockerd exited during start-up" "$DOCKER_LOG"
+            (( $(date +%s) < deadline )) || { kill -TERM "$p" 2>/dev/null || true
+                fail_with_log "docker: no answer on $DOCKER_SOCK after 60s" "$DOCKER_LOG"; }
+            sleep 0.3
+        done
+        log "docker: started (pid $p)"
+    fi
+    ensure_image docker "unix://$DOCKER_SOCK" || fail_with_log "docker: importing $IMAGE failed" "$DOCKER_LOG"
+}
+
+# ---------------------------------------------------------------------------- podman
+
+podman_answers() { DOCKER_HOST=unix://$PODMAN_SOCK timeout 10 docker version >/dev/null 2>&1; }
+
+ensure_containers_conf() {
+    local current=''
+    [[ -f $CONTAINERS_CONF ]] && current=$(cat "$CONTAINERS_CONF")
+    [[ $current == "$CONTAINERS_CONF_BODY" ]] && return 0
+    mkdir -p "$(dirname "$CONTAINERS_CONF")"
+    if [[ -n $current ]]; then
+        cp -f "$CONTAINERS_CONF" "$CONTAINERS_CONF.orig-mao"
+        warn "podman: replacing $CONTAINERS_CONF (previous copy in $CONTAINERS_CONF.orig-mao)"
+    fi
+    printf '%s\n' "$CONTAINERS_CONF_BODY" >"$CONTAINERS_CONF"
+    log "podman: wrote $CONTAINERS_CONF"
+}
+
+# Runs in its own process (see `up`) so any failure just disables podman.
+podman_up() {
+    command -v podman >/dev/null || { warn "podman: not installed"; return 1; }
+    ensure_containers_conf
+    local p
+    if p=$(pid_alive "$PODMAN_PIDFILE" podman); then
+        wait_until 30 podman_answers \
+            || fail_with_log "podman: service (pid $p) runs but $PODMAN_SOCK does not answer" "$PODMAN_LOG"
+        log "podman: running (pid $p)"
+    else
+        mkdir -p "$PODMAN_DIR/storage" "$PODMAN_RUNROOT" "$(dirname "$PODMAN_SOCK")"
+        rm -f "$PODMAN_SOCK"
+        start_marker "$PODMAN_LOG" podman
+        setsid podman \
+            --root "$PODMAN_DIR/storage" --runroot "$PODMAN_RUNROOT" --tmpdir "$PODMAN_RUNROOT/libpod" \
+            system service --time=0 "unix://$PODMAN_SOCK" \
+            </dev/null >>"$PODMAN_LOG" 2>&1 9>&- &
+        p=$!
+        printf '%s\n' "$p" >"$PODMAN_PIDFILE"
+        local deadline=$(( $(date +%s) + 60 ))
+        until podman_answers; do
+            kill -0 "$p" 2>/dev/null || fail_with_log "podman: service exited during start-up" "$PODMAN_LOG"
+            (( $(date +%s) < deadline )) || { kill -TERM "$p" 2>/dev/null || true
+                fail_with_log "podman: no answer on $PODMAN_SOCK after 60s" "$PODMAN_LOG"; }
+            sleep 0.3
+        done
+        log "podman: started (pid $p)"
+    fi
+    ensure_image podman "unix://$PODMAN_SOCK" || fail_with_log "podman: importing $IMAGE failed" "$PODMAN_LOG"
+}
+
+pm() { podman --root "$PODMAN_DIR/storage" --runroot "$PODMAN_RUNROOT" --tmpdir "$PODMAN_RUNROOT/libpod" "$@"; }
+
+podman_down() {
+    # Podman containers outlive the API service (conmon): stop them first.
+    if command -v podman >/dev/null && [[ -d $PODMAN_DIR/storage ]]; then
+        local ids
+        ids=$(pm ps -q 2>/dev/null || true)
+        if [[ -n $ids ]]; then
+            pm stop --all --time 5 >/dev/null 2>&1 || warn "podman: could not stop all containers"
+        fi
+    fi
+    stop_pid podman "$PODMAN_PIDFILE" podman 20
+    release_mounts "$PODMAN_DIR/storage" "$PODMAN_RUNROOT"
+}
+
+# release_mounts DIR...: unmount what the engines left mounted below DIR (deepest first),
+# so the run directory can be deleted.
+release_mounts() {
+    local d m
+    for d in "$@"; do
+        while read -r m; do
+            umount "$m" 2>/dev/null || warn "could not unmount $m"
+        done < <(awk -v d="$d" '$5 == d || index($5, d "/") == 1 {print $5}' /proc/self/mountinfo | sort -r)
+    done
+}
+
+# ---------------------------------------------------------------------------- postgres
+
+PG_BIN=''
+find_pg_bin() {
+    local initdb
+    initdb=$(command -v initdb || true)
+    [[ -n $initdb ]] || initdb=$(ls -1d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n1 || true)
+    [[ -n $initdb && -x $initdb ]] || die "postgres: initdb not found (expected /usr/local/bin/initdb)"
+    PG_BIN=$(dirname "$(readlink -f "$initdb")")
+    [[ -x $PG_BIN/pg_ctl ]] || die "postgres: pg_ctl not found next to $initdb"
+}
+
+as_postgres() { runuser -u postgres -- "$@"; }
+
+ensure_postgres_user() {
+    getent passwd postgres >/dev/null && return 0
+    if getent group postgres >/dev/null; then
+        useradd --system -g postgres -d /var/lib/postgresql -M -s /bin/bash postgres
+    else
+        useradd --system -U -d /var/lib/postgresql -M -s /bin/bash postgres
+    fi
+    log "postgres: created OS user postgres"
+}
+
+# PG_DIR lives in the run directory unless the postgres user cannot traverse it
+# (e.g. a checkout under /root): then it moves to /var/tmp.
+resolve_pg_dir() {
+    if [[ -L $RUN/pg ]]; then PG_DIR=$(readlink -f "$RUN/pg"); return; fi
+    if [[ -d $RUN/pg ]] || ! id postgres >/dev/null 2>&1 || as_postgres test -x "$RUN"; then
+        PG_DIR=$RUN/pg
+    else
+        PG_DIR=/var/tmp/mao-pg-$HASH
+    fi
+}
+
+pg_paths() {
+    resolve_pg_dir
+    PG_DATA=$PG_DIR/data
+    PG_LOG=$PG_DIR/postgres.log
+    PG_SOCKDIR=$PG_DIR/sock
+    if (( ${#PG_SOCKDIR} > 90 )); then PG_SOCKDIR=/tmp/mao-pgsock-$HASH; fi
+}
+
+pg_running() { [[ -f $PG_DATA/PG_VERSION ]] && as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; }
+pg_psql() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres "$@"; }
+
+postgres_up() {
+    find_pg_bin
+    ensure_postgres_user
+    pg_paths
+    if [[ $PG_DIR != "$RUN/pg" ]]; then
+        mkdir -p "$PG_DIR"; ln -sfn "$PG_DIR" "$RUN/pg"
+        log "postgres: $RUN is not reachable by user postgres; data in $PG_DIR"
+    fi
+    mkdir -p "$PG_DIR" "$PG_SOCKDIR"
+    chown postgres: "$PG_DIR" "$PG_SOCKDIR"
+    chmod 700 "$PG_DIR"
+    touch "$PG_LOG"; chown postgres: "$PG_LOG"
+
+    if pg_running; then
+        log "postgres: running ($(head -n1 "$PG_DATA/postmaster.pid"))"
+    else
+        if PGCONNECT_TIMEOUT=3 pg_psql -d postgres -tAc 'select 1' >/dev/null 2>&1; then
+            die "postgres: port $PG_PORT is taken by another server (not $PG_DATA); stop it or set MAO_PG_PORT"
+        fi
+        if [[ ! -f $PG_DATA/PG_VERSION ]]; then
+            log "postgres: initdb $PG_DATA"
+            start_marker "$PG_LOG" initdb
+            as_postgres "$PG_BIN/initdb" -D "$PG_DATA" -A trust -U postgres -E UTF8 --locale=C --no-sync \
+                >>"$PG_LOG" 2>&1 || fail_with_log "postgres: initdb failed" "$PG_LOG"
+            printf "\ninclude_if_exists = 'mao.conf'\n" >>"$PG_DATA/postgresql.conf"
+        fi
+        # Throw-away test instance: durability off for speed.
+        cat >"$PG_DATA/mao.conf" <<EOF
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$PG_SOCKDIR'
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_connections = 200
+EOF
+        chown postgres: "$PG_DATA/mao.conf"
+        start_marker "$PG_LOG" postgres
+        setsid -w runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 start \
+            </dev/null >/dev/null 2>&1 9>&- || fail_with_log "postgres: pg_ctl start failed" "$PG_LOG"
+        log "postgres: started ($(head -n1 "$PG_DATA/postmaster.pid"))"
+    fi
+    wait_until 30 pg_psql -d postgres -tAc 'select 1' >/dev/null 2>&1 \
+        || fail_with_log "postgres: no answer on 127.0.0.1:$PG_PORT" "$PG_LOG"
+    if [[ $(pg_psql -d postgres -tAc "select 1 from pg_database where datname = '$PG_DB'") != 1 ]]; then
+        pg_psql -d postgres -c "create database $PG_DB" >/dev/null
+        log "postgres: created database $PG_DB"
+    fi
+}
+
+postgres_down() {
+    find_pg_bin
+    pg_paths
+    if pg_running; then
+        as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 stop >/dev/null
+        log "postgres: stopped"
+    else
+        log "postgres: not running"
+    fi
+}
+
+# ---------------------------------------------------------------------------- sshd
+
+SSH_CLIENT_OPTS=()
+ssh_paths() {
+    SSH_CONFIG=$SSH_DIR/sshd_config
+    SSH_PIDFILE=$SSH_DIR/sshd.pid
+    SSH_HOSTKEY=$SSH_DIR/ssh_host_ed25519_key
+    SSH_KEY=$SSH_DIR/id_ed25519
+    SSH_KNOWN=$SSH_DIR/known_hosts
+    SSH_CLIENT_OPTS=(-F /dev/null -i "$SSH_KEY" -o IdentitiesOnly=yes -o BatchMode=yes
+                     -o "UserKnownHostsFile=$SSH_KNOWN" -o StrictHostKeyChecking=yes -p "$SSH_PORT")
+}
+
+sshd_answers() { port_open "$SSH_PORT"; }
+
+sshd_up() {
+    ssh_paths
+    mkdir -p "$SSH_DIR" "$GIT_SRV" "$LOGS"
+    chmod 700 "$SSH_DIR"
+    [[ -f $SSH_HOSTKEY ]] || ssh-keygen -q -t ed25519 -N '' -C "mao-test-host" -f "$SSH_HOSTKEY"
+    [[ -f $SSH_KEY ]] || ssh-keygen -q -t ed25519 -N '' -C "mao-test-client" -f "$SSH_KEY"
+    chmod 600 "$SSH_HOSTKEY" "$SSH_KEY"
+    cp -f "$SSH_KEY.pub" "$SSH_DIR/authorized_keys"
+    {
+        printf '[127.0.0.1]:%s %s\n' "$SSH_PORT" "$(cut -d' ' -f1,2 "$SSH_HOSTKEY.pub")"
+        printf '[localhost]:%s %s\n' "$SSH_PORT" "$(cut -d' ' -f1,2 "$SSH_HOSTKEY.pub")"
+    } >"$SSH_KNOWN"
+    cat >"$SSH_CONFIG" <<EOF
+# Loopback git server for the tests (generated by scripts/services.sh).
+Port $SSH_PORT
+ListenAddress 127.0.0.1
+HostKey "$SSH_HOSTKEY"
+PidFile "$SSH_PIDFILE"
+AuthorizedKeysFile "$SSH_DIR/authorized_keys"
+AllowUsers root
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+StrictModes no
+UsePAM no
+X11Forwarding no
+AllowTcpForwarding no
+PrintMotd no
+MaxStartups 100:30:200
+MaxSessions 50
+EOF
+
+    local p
+    if p=$(pid_alive "$SSH_PIDFILE" sshd); then
+        log "sshd: running (pid $p)"
+    else
+        sshd_answers && die "sshd: port $SSH_PORT is taken by another process; stop it or set MAO_SSH_PORT"
+        mkdir -p /run/sshd && chmod 755 /run/sshd   # privilege separation directory
+        /usr/sbin/sshd -t -f "$SSH_CONFIG" 2>>"$SSH_LOG" || fail_with_log "sshd: invalid config $SSH_CONFIG" "$SSH_LOG"
+        rm -f "$SSH_PIDFILE"
+        start_marker "$SSH_LOG" sshd
+        setsid -w /usr/sbin/sshd -f "$SSH_CONFIG" -E "$SSH_LOG" </dev/null >>"$SSH_LOG" 2>&1 9>&- \
+            || fail_with_log "sshd: failed to start" "$SSH_LOG"
+        wait_until 15 pid_alive "$SSH_PIDFILE" sshd >/dev/null || fail_with_log "sshd: no pid file" "$SSH_LOG"
+        p=$(pid_alive "$SSH_PIDFILE" sshd)
+        log "sshd: started (pid $p)"
+    fi
+    wait_until 15 sshd_answers || fail_with_log "sshd: nothing listens on 127.0.0.1:$SSH_PORT" "$SSH_LOG"
+
+    # End-to-end check: git over ssh against a bare repository outside $GIT_SRV.
+    local probe=$SSH_DIR/selftest.git
+    [[ -f $probe/HEAD ]] || git init -q --bare "$probe"
+    GIT_SSH_COMMAND="ssh ${SSH_CLIENT_OPTS[*]@Q}" \
+        timeout 30 git ls-remote "ssh://root@127.0.0.1:$SSH_PORT$probe" >/dev/null 2>>"$SSH_LOG" \
+        || fail_with_log "sshd: git ls-remote over ssh failed" "$SSH_LOG"
+    log "sshd: git over ssh works (repos in $GIT_SRV)"
+}
+
+# ---------------------------------------------------------------------------- etcd
+
+etcd_check() {
+    local etcd etcdctl
+    etcd=$(command -v etcd || true); etcdctl=$(command -v etcdctl || true)
+    [[ -n $etcd && -n $etcdctl ]] || die "etcd: binaries missing (packages etcd-server etcd-client)"
+    log "etcd: $etcd ($("$etcd" --version 2>/dev/null | head -n1)), etcdctl: $etcdctl (not started; tests run their own)"
+}
+
+# ---------------------------------------------------------------------------- env file
+
+write_env() {
+    local podman_ok=$1 tmp
+    tmp=$(mktemp "$RUN/.services.env.XXXXXX")
+    {
+        printf '# MAO_TEST_* settings for the local services; written by scripts/services.sh up.\n'
+        printf 'export %s=%q\n' \
+            MAO_TEST_DOCKER_HOST "unix://$DOCKER_SOCK"
+        (( podman_ok )) && printf 'export %s=%q\n' MAO_TEST_PODMAN_HOST "unix://$PODMAN_SOCK"
+        printf 'export %s=%q\n' \
+            MAO_TEST_PG_URL "postgresql+psycopg://postgres@127.0.0.1:$PG_PORT/$PG_DB" \
+            MAO_TEST_SSH_KEY_DIR "$SSH_DIR" \
+            MAO_TEST_SSH_URL_BASE "ssh://root@127.0.0.1:$SSH_PORT$GIT_SRV" \
+            MAO_TEST_SSH_REPO_ROOT "$GIT_SRV" \
+            MAO_TEST_ETCD_BIN "$(command -v etcd)" \
+            MAO_TEST_IMAGE "$IMAGE" \
+            MAO_TEST_REQUIRE_SERVICES 1
+    } >"$tmp"
+    chmod 644 "$tmp"
+    mv -f "$tmp" "$ENV_FILE"
+    log "wrote $ENV_FILE"
+}
+
+ensure_gitignore() {
+    local gi=$REPO/.gitignore
+    [[ $RUN == "$REPO/.run" ]] || return 0
+    if [[ ! -f $gi ]] || ! grep -qxE '/?\.run/?' "$gi"; then
+        [[ -s $gi && $(tail -c1 "$gi") != '' ]] && printf '\n' >>"$gi"
+        printf '.run/\n' >>"$gi"
+    fi
+}
+
+# ---------------------------------------------------------------------------- commands
+
+lock() {
+    exec 9>"$RUN/.lock"
+    flock -w 900 9 || die "another scripts/services.sh is still running (lock $RUN/.lock)"
+}
+
+cmd_up() {
+    require_root
+    lock
+    local t0=$SECONDS podman_ok=0
+    mkdir -p "$LOGS"
+    ensure_gitignore
+    install_packages
+    build_rootfs
+    docker_up
+    if MAO_SERVICES_INTERNAL=1 "$SELF" __podman_up; then
+        podman_ok=1
+    else
+        warn "podman unavailable: MAO_TEST_PODMAN_HOST will not be set"
+    fi
+    postgres_up
+    sshd_up
+    etcd_check
+    write_env "$podman_ok"
+    log "all services up in $(( SECONDS - t0 ))s; run: source $ENV_FILE"
+}
+
+# `up docker`: only what the demo needs (Docker Engine and the base image).
+cmd_up_docker() {
+    require_root
+    lock
+    mkdir -p "$LOGS"
+    ensure_gitignore
+    apt_install docker.io busybox-static git || die "could not install docker.io busybox-static git"
+    build_rootfs
+    docker_up
+    printf 'unix://%s\n' "$DOCKER_SOCK"
+}
+
+# `image`: import the base image into the engine at $DOCKER_HOST.
+cmd_image() {
+    apt_install busybox-static || die "could not install busybox-static"
+    build_rootfs
+    ensure_image "${DOCKER_HOST:-default engine}" "${DOCKER_HOST:-unix:///var/run/docker.sock}" \
+        || die "could not import $IMAGE into ${DOCKER_HOST:-the default engine}"
+}
+
+cmd_down() {
+    require_root
+    lock
+    ssh_paths
+    podman_down
+    stop_pid docker "$DOCKER_PIDFILE" dockerd 60
+    release_mounts "$DOCKER_DIR/data" "$DOCKER_EXEC_ROOT"
+    postgres_down
+    stop_pid sshd "$SSH_PIDFILE" sshd 10
+}
+
+cmd_status() {
+    local p
+    ssh_paths
+    if p=$(pid_alive "$DOCKER_PIDFILE" dockerd) && docker_answers; then
+        printf '%-9s up    pid %-7s unix://%s\n' docker "$p" "$DOCKER_SOCK"
+    else
+        printf '%-9s down\n' docker
+    fi
+    if p=$(pid_alive "$PODMAN_PIDFILE" podman) && podman_answers; then
+        printf '%-9s up    pid %-7s unix://%s\n' podman "$p" "$PODMAN_SOCK"
+    elif command -v podman >/dev/null; then
+        printf '%-9s down\n' podman
+    else
+        printf '%-9s down  (not installed)\n' podman
+    fi
+    if command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+        find_pg_bin; pg_paths
+        if id postgres >/dev/null 2>&1 && pg_running; then
+            printf '%-9s up    pid %-7s 127.0.0.1:%s/%s\n' postgres "$(head -n1 "$PG_DATA/postmaster.pid")" "$PG_PORT" "$PG_DB"
+        else
+            printf '%-9s down\n' postgres
+        fi
+    else
+        printf '%-9s down  (initdb not found)\n' postgres
+    fi
+    if p=$(pid_alive "$SSH_PIDFILE" sshd) && sshd_answers; then
+        printf '%-9s up    pid %-7s ssh://root@127.0.0.1:%s%s\n' sshd "$p" "$SSH_PORT" "$GIT_SRV"
+    else
+        printf '%-9s down\n' sshd
+    fi
+    if command -v etcd >/dev/null && command -v etcdctl >/dev/null; then
+        printf '%-9s bin   %s %s (tests start their own clusters)\n' etcd "$(command -v etcd)" "$(command -v etcdctl)"
+    else
+        printf '%-9s missing binaries\n' etcd
+    fi
+}
+
+case ${1:-} in
+    up)     if [[ ${2:-} == docker ]]; then cmd_up_docker; else cmd_up; fi ;;
+    image)  cmd_image ;;
+    down)   cmd_down ;;
+    status) cmd_status ;;
+    __podman_up)
+        [[ -n ${MAO_SERVICES_INTERNAL:-} ]] || die "internal command"
+        podman_up ;;
+    *)  printf 'usage: %s up [docker]|down|status|image\n' "$0" >&2; exit 2 ;;
+esac
