@@ -1,0 +1,6 @@
+"""Git-backed datasets: a clone per dataset, a worktree per branch, merges into ground-truth."""
+
+from mao.datasets.git import Git
+from mao.datasets.manager import GROUND_TRUTH, DatasetManager, check_branch
+
+__all__ = ["GROUND_TRUTH", "DatasetManager", "Git", "check_branch"]

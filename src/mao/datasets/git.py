@@ -1,0 +1,349 @@
+"""Run the ``git`` command line with a fixed identity, no prompts and a pinned SSH setup.
+
+Every git invocation in the project goes through :class:`Git`: argument lists,
+never a shell, an explicit ``cwd``, a timeout, and failures raised as
+:class:`~mao.errors.GitError` naming the subcommand and the remote involved.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shlex
+import signal
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from mao.errors import GitError, InvalidInput
+
+logger = logging.getLogger(__name__)
+
+#: Private keys looked for in the SSH key directory, in this order.
+KEY_NAMES = ("id_ed25519", "id_ecdsa", "id_rsa")
+
+#: Transports git may use; ``ext::`` and friends are never allowed.
+ALLOWED_PROTOCOLS = "file:git:http:https:ssh"
+
+# Settings applied to every command, whatever the user's global git config says.
+_FORCED_CONFIG = {
+    "commit.gpgsign": "false",
+    "tag.gpgsign": "false",
+    "core.quotePath": "false",
+    "core.autocrlf": "false",
+    "core.fsmonitor": "false",
+    "advice.detachedHead": "false",
+    "gc.autoDetach": "false",
+    "rerere.enabled": "false",
+}
+
+# Inherited GIT_* variables that may stay (transport and tracing); all others are dropped
+# so that a caller's GIT_DIR, GIT_INDEX_FILE, GIT_CONFIG_* ... cannot redirect our commands.
+_KEPT_GIT_PREFIXES = ("GIT_TRACE", "GIT_SSL_", "GIT_HTTP_", "GIT_PROXY_", "GIT_CURL_", "GIT_EXEC_PATH")
+
+# Subcommands that talk to a remote, and so are reported with that remote's URL.
+_REMOTE_COMMANDS = {"clone", "fetch", "push", "pull", "ls-remote"}
+
+_CREDENTIALS_RE = re.compile(r"(?<=://)([^/@:\s]+):[^/@\s]*@")
+
+
+def redact(text: str) -> str:
+    """Hide passwords and tokens embedded in URLs (``https://user:token@host``)."""
+    return _CREDENTIALS_RE.sub(r"\1:***@", text)
+
+
+def _ssh_config_value(path: Path) -> str:
+    """``path`` as an ssh ``-o Key=value`` value: ssh expands ``%`` tokens and splits on spaces there."""
+    text = str(path)
+    if '"' in text or "\n" in text or "${" in text:
+        raise InvalidInput(f"unsupported characters in SSH key directory path {text!r}")
+    text = text.replace("%", "%%")
+    return f'"{text}"' if any(c.isspace() for c in text) else text
+
+
+class Git:
+    """The git command line, configured once for this instance.
+
+    ``ssh_key_dir`` holds the instance's key pair (``id_ed25519``, ``id_ecdsa`` or
+    ``id_rsa``, first found wins) and its ``known_hosts``; new host keys are accepted
+    on first contact and pinned afterwards. ``name`` and ``email`` sign every commit.
+    """
+
+    def __init__(self, *, ssh_key_dir: Path | None, name: str, email: str, timeout: float = 120) -> None:
+        if not name or not name.strip() or "\n" in name:
+            raise InvalidInput("git author name must be a non-empty single line")
+        if not email or not email.strip() or "\n" in email or "<" in email or ">" in email:
+            raise InvalidInput(f"invalid git e-mail address {email!r}")
+        if timeout <= 0:
+            raise InvalidInput("git timeout must be positive")
+        self.name = name.strip()
+        self.email = email.strip()
+        self.timeout = float(timeout)
+        self.ssh_key_dir = Path(ssh_key_dir).absolute() if ssh_key_dir is not None else None
+        self.ssh_key = self._find_key()
+        self._env = self._build_env()
+
+    # ------------------------------------------------------------------ setup
+
+    def _find_key(self) -> Path | None:
+        if self.ssh_key_dir is None:
+            return None
+        for key_name in KEY_NAMES:
+            candidate = self.ssh_key_dir / key_name
+            if candidate.is_file():
+                return candidate
+        logger.warning(
+            "no SSH private key (%s) in %s; ssh will use its default identities",
+            ", ".join(KEY_NAMES),
+            self.ssh_key_dir,
+        )
+        return None
+
+    @property
+    def ssh_command(self) -> str | None:
+        """The ``GIT_SSH_COMMAND`` value, or ``None`` when the inherited one is kept."""
+        return self._env.get("GIT_SSH_COMMAND")
+
+    def _build_ssh_command(self) -> str:
+        parts = ["ssh"]
+        if self.ssh_key is not None:
+            if "%" in str(self.ssh_key):
+                # ssh checks a -i path before expanding %-tokens in it, so no spelling of '%' works there
+                parts += ["-o", f"IdentityFile={_ssh_config_value(self.ssh_key)}"]
+            else:
+                parts += ["-i", str(self.ssh_key)]
+            parts += ["-o", "IdentitiesOnly=yes"]
+        parts += ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
+        if self.ssh_key_dir is not None:
+            known_hosts = _ssh_config_value(self.ssh_key_dir / "known_hosts")
+            parts += ["-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=accept-new"]
+        # git runs GIT_SSH_COMMAND through a shell: quote every word.
+        return " ".join(shlex.quote(part) for part in parts)
+
+    def _build_env(self) -> dict[str, str]:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("GIT_") or key.startswith(_KEPT_GIT_PREFIXES)
+        }
+        inherited_ssh = os.environ.get("GIT_SSH_COMMAND")
+        if self.ssh_key_dir is None and inherited_ssh:
+            env["GIT_SSH_COMMAND"] = inherited_ssh
+        else:
+            env["GIT_SSH_COMMAND"] = self._build_ssh_command()
+        env.update(
+            {
+                "GIT_TERMINAL_PROMPT": "0",
+                "GIT_AUTHOR_NAME": self.name,
+                "GIT_AUTHOR_EMAIL": self.email,
+                "GIT_COMMITTER_NAME": self.name,
+                "GIT_COMMITTER_EMAIL": self.email,
+                "GIT_EDITOR": "true",
+                "GIT_ALLOW_PROTOCOL": ALLOWED_PROTOCOLS,
+                "LC_ALL": "C",
+                "GIT_CONFIG_COUNT": str(len(_FORCED_CONFIG)),
+            }
+        )
+        for index, (key, value) in enumerate(_FORCED_CONFIG.items()):
+            env[f"GIT_CONFIG_KEY_{index}"] = key
+            env[f"GIT_CONFIG_VALUE_{index}"] = value
+        return env
+
+    @property
+    def env(self) -> dict[str, str]:
+        """A copy of the environment every git command runs with."""
+        return dict(self._env)
+
+    # ------------------------------------------------------------------ running
+
+    def run(
+        self,
+        args: Sequence[str],
+        cwd: Path | None = None,
+        check: bool = True,
+        *,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> str:
+        """Run ``git <args>`` and return its stdout; raise GitError on failure when ``check``."""
+        result = self.call(args, cwd, input=input, env=env)
+        if check and result.returncode != 0:
+            raise self.error(args, cwd, result.returncode, result.stderr)
+        return result.stdout
+
+    def call(
+        self,
+        args: Sequence[str],
+        cwd: Path | None = None,
+        *,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``git <args>`` and return the completed process, whatever its exit code.
+
+        Raises GitError only when git cannot be started or runs past the timeout
+        (the whole process group, ssh included, is killed then).
+        """
+        argv = self._argv(args, cwd)
+        full_env = self._env if env is None else {**self._env, **env}
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=full_env,
+                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                encoding="utf-8",
+                errors="surrogateescape",
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise GitError(f"cannot run git {self.subcommand(args)}: {exc}", details={"stderr": str(exc)}) from exc
+        try:
+            stdout, stderr = proc.communicate(input=input, timeout=self.timeout)
+        except subprocess.TimeoutExpired as exc:
+            _kill_group(proc)
+            proc.communicate()
+            raise GitError(
+                self._describe(args, cwd, f"timed out after {self.timeout:g}s"),
+                details={"stderr": "timeout"},
+            ) from exc
+        except BaseException:
+            _kill_group(proc)
+            proc.wait()
+            raise
+        return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
+
+    @contextmanager
+    def stream(self, args: Sequence[str], cwd: Path | None = None) -> Iterator[IO[bytes]]:
+        """Run ``git <args>`` and yield its stdout as a binary stream (e.g. for ``git archive``).
+
+        The command is killed if it outlives the timeout; a nonzero exit raises
+        GitError when the block ends.
+        """
+        argv = self._argv(args, cwd)
+        with tempfile.TemporaryFile() as err_file:
+            try:
+                proc = subprocess.Popen(
+                    argv,
+                    cwd=cwd,
+                    env=self._env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=err_file,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise GitError(
+                    f"cannot run git {self.subcommand(args)}: {exc}", details={"stderr": str(exc)}
+                ) from exc
+            timed_out = threading.Event()
+
+            def expire() -> None:
+                timed_out.set()
+                _kill_group(proc)
+
+            timer = threading.Timer(self.timeout, expire)
+            timer.daemon = True
+            timer.start()
+            assert proc.stdout is not None
+            try:
+                yield proc.stdout
+                proc.stdout.read()  # drain what the consumer left, so git can exit
+                returncode = proc.wait()
+            except BaseException:
+                _kill_group(proc)
+                proc.wait()
+                raise
+            finally:
+                timer.cancel()
+                proc.stdout.close()
+            if timed_out.is_set():
+                raise GitError(
+                    self._describe(args, cwd, f"timed out after {self.timeout:g}s"), details={"stderr": "timeout"}
+                )
+            if returncode != 0:
+                err_file.seek(0)
+                stderr = err_file.read().decode("utf-8", "replace")
+                raise self.error(args, cwd, returncode, stderr)
+
+    # ------------------------------------------------------------------ errors
+
+    def _argv(self, args: Sequence[str], cwd: Path | None) -> list[str]:
+        if isinstance(args, str):
+            raise TypeError("git arguments must be a list, not a string")
+        if cwd is not None and not Path(cwd).is_absolute():
+            raise ValueError(f"git working directory must be absolute: {cwd}")
+        return ["git", *[str(arg) for arg in args]]
+
+    @staticmethod
+    def subcommand(args: Sequence[str]) -> str:
+        """The git subcommand in ``args``, skipping global options such as ``-c k=v``."""
+        skip_next = False
+        for arg in args:
+            if skip_next:
+                skip_next = False
+                continue
+            if arg in ("-c", "-C", "--git-dir", "--work-tree"):
+                skip_next = True
+                continue
+            if not arg.startswith("-"):
+                return arg
+        return "?"
+
+    def remote_of(self, args: Sequence[str], cwd: Path | None) -> str | None:
+        """The remote URL a network command talks to, credentials hidden."""
+        sub = self.subcommand(args)
+        if sub not in _REMOTE_COMMANDS:
+            return None
+        positional = [a for a in args[list(args).index(sub) + 1 :] if not a.startswith("-")]
+        if not positional:
+            return None
+        remote = positional[0]
+        if sub != "clone" and cwd is not None and re.fullmatch(r"[A-Za-z0-9._-]+", remote):
+            try:
+                result = subprocess.run(
+                    ["git", "remote", "get-url", remote],
+                    cwd=cwd,
+                    env=self._env,
+                    capture_output=True,
+                    text=True,
+                    timeout=10,
+                    check=False,
+                )
+            except (OSError, subprocess.SubprocessError):
+                result = None
+            if result is not None and result.returncode == 0 and result.stdout.strip():
+                remote = result.stdout.strip()
+        return redact(remote)
+
+    def _describe(self, args: Sequence[str], cwd: Path | None, what: str) -> str:
+        message = f"git {self.subcommand(args)}"
+        remote = self.remote_of(args, cwd)
+        if remote:
+            message += f" (remote {remote})"
+        return f"{message} {what}"
+
+    def error(self, args: Sequence[str], cwd: Path | None, returncode: int, stderr: str) -> GitError:
+        """Build the GitError for a failed command: subcommand, remote, and git's own reason."""
+        stderr = redact(stderr or "")
+        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+        reason = next((line for line in lines if line.startswith(("fatal:", "error:"))), lines[-1] if lines else "")
+        what = f"failed (exit {returncode})"
+        if reason:
+            what += f": {reason}"
+        return GitError(self._describe(args, cwd, what), details={"stderr": stderr, "exit_code": returncode})
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

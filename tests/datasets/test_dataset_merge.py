@@ -1,0 +1,123 @@
+"""Merging node branches into ground-truth: first merge, clean merges, conflicts, push failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mao.datasets import DatasetManager
+from mao.errors import GitError, MergeConflict, NotFound
+
+
+def test_first_merge_creates_ground_truth(
+    manager: DatasetManager, remote: Path, write_output, inspect
+) -> None:
+    node = write_output(manager, str(remote), "step-a", {"a.txt": "A\n"})
+    merged = manager.merge_to_ground_truth("ds", "step-a", "Merge step-a", {"Mao-Run": "7", "Mao-Instance": "a"})
+    assert inspect.rev(remote, "ground-truth") == merged
+    parents = inspect.parents(remote, merged)
+    assert len(parents) == 2 and parents[1] == node
+    assert inspect.file(remote, "ground-truth", "a.txt") == "A\n"
+    assert manager.commit_trailers("ds", merged) == {"Mao-Run": "7", "Mao-Instance": "a"}
+    [entry] = manager.log("ds", str(remote), limit=1)
+    assert entry["sha"] == merged and entry["subject"] == "Merge step-a"
+    assert entry["trailers"]["Mao-Run"] == "7"
+    assert manager.pending_pushes("ds") == []
+
+
+def test_second_node_branch_merges_cleanly(
+    manager: DatasetManager, other: DatasetManager, remote: Path, write_output, inspect
+) -> None:
+    write_output(manager, str(remote), "step-a", {"a.txt": "A\n"})
+    write_output(other, str(remote), "step-b", {"b.txt": "B\n"})
+    first = manager.merge_to_ground_truth("ds", "step-a", "Merge step-a", {})
+    second = other.merge_to_ground_truth("ds", "step-b", "Merge step-b", {})
+    assert inspect.parents(remote, second)[0] == first
+    assert inspect.files(remote, "ground-truth") == ["a.txt", "b.txt"]
+    assert inspect.branches(remote) == ["ground-truth", "step-a", "step-b"]
+
+
+def test_merging_again_after_new_output(manager: DatasetManager, remote: Path, write_output, inspect) -> None:
+    write_output(manager, str(remote), "step-a", {"a.txt": "1\n"})
+    first = manager.merge_to_ground_truth("ds", "step-a", "Merge 1", {})
+    # nothing new: ground-truth stays where it is
+    assert manager.merge_to_ground_truth("ds", "step-a", "Merge again", {}) == first
+    write_output(manager, str(remote), "step-a", {"a.txt": "2\n"}, run=2)
+    second = manager.merge_to_ground_truth("ds", "step-a", "Merge 2", {})
+    assert inspect.parents(remote, second)[0] == first
+    assert inspect.file(remote, "ground-truth", "a.txt") == "2\n"
+
+
+def test_conflict_is_reported_and_loses_nothing(
+    manager: DatasetManager, other: DatasetManager, remote: Path, write_output, inspect
+) -> None:
+    node_a = write_output(manager, str(remote), "step-a", {"result.csv": "a,1\n", "only-a.txt": "A\n"})
+    node_b = write_output(other, str(remote), "step-b", {"result.csv": "b,2\n", "only-b.txt": "B\n"})
+    merged_a = manager.merge_to_ground_truth("ds", "step-a", "Merge step-a", {})
+
+    with pytest.raises(MergeConflict) as info:
+        other.merge_to_ground_truth("ds", "step-b", "Merge step-b", {"Mao-Run": "3"})
+    assert info.value.files == ["result.csv"]
+    assert info.value.details == {"files": ["result.csv"]}
+    assert "result.csv" in info.value.message and info.value.status_code == 409
+
+    assert inspect.rev(remote, "ground-truth") == merged_a
+    assert inspect.rev(remote, "step-a") == node_a
+    assert inspect.rev(remote, "step-b") == node_b
+    worktree = other.worktree_path("ds", "ground-truth")
+    assert inspect.status(worktree) == ""
+    assert not (other.clone_path("ds") / ".git" / "worktrees" / "ground-truth" / "MERGE_HEAD").exists()
+    assert inspect.git("rev-parse", "HEAD", cwd=worktree).strip() == merged_a
+    assert other.pending_pushes("ds") == []
+
+    # after the conflict is resolved on the node branch, the merge goes through
+    worktree_b = other.prepare_output("ds", str(remote), "step-b")
+    inspect.git("merge", "--quiet", "-X", "theirs", "--no-edit", "origin/ground-truth", cwd=worktree_b)
+    assert other.push("ds", "step-b")
+    resolved = other.merge_to_ground_truth("ds", "step-b", "Merge step-b", {})
+    assert inspect.file(remote, "ground-truth", "result.csv") == "a,1\n"
+    assert inspect.parents(remote, resolved)[0] == merged_a
+
+
+def test_unpushed_node_branch_is_merged_from_local(
+    manager: DatasetManager, remote: Path, inspect
+) -> None:
+    worktree = manager.prepare_output("ds", str(remote), "step-a")
+    (worktree / "a.txt").write_text("A\n")
+    node = manager.commit_output(worktree, "Local only", {})
+    merged = manager.merge_to_ground_truth("ds", "step-a", "Merge", {})
+    assert inspect.parents(remote, merged)[1] == node
+
+
+def test_unknown_node_branch(manager: DatasetManager, remote: Path) -> None:
+    with pytest.raises(NotFound):
+        manager.merge_to_ground_truth("ds", "step-a", "Merge", {})  # not even cloned
+    manager.ensure_clone("ds", str(remote))
+    with pytest.raises(NotFound):
+        manager.merge_to_ground_truth("ds", "step-a", "Merge", {})
+
+
+def test_failed_ground_truth_push_raises_and_leaves_nothing_pending(
+    manager: DatasetManager, remote: Path, write_output, inspect
+) -> None:
+    write_output(manager, str(remote), "step-a", {"a.txt": "1\n"})
+    first = manager.merge_to_ground_truth("ds", "step-a", "Merge 1", {})
+    write_output(manager, str(remote), "step-a", {"a.txt": "2\n"}, run=2)
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'ground-truth is frozen' >&2\nexit 1\n")
+    hook.chmod(0o755)
+
+    with pytest.raises(GitError) as info:
+        manager.merge_to_ground_truth("ds", "step-a", "Merge 2", {})
+    assert "could not push" in info.value.message
+    assert "ground-truth is frozen" in info.value.details["stderr"]
+    assert inspect.rev(remote, "ground-truth") == first
+    clone = manager.clone_path("ds")
+    assert inspect.git("rev-parse", "refs/heads/ground-truth", cwd=clone).strip() == first
+    assert manager.pending_pushes("ds") == []
+
+    hook.unlink()
+    merged = manager.merge_to_ground_truth("ds", "step-a", "Merge 2", {})
+    assert inspect.file(remote, "ground-truth", "a.txt") == "2\n"
+    assert inspect.parents(remote, merged)[0] == first
