@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -89,3 +90,85 @@ def live_instances(instance: Instance) -> list[dict[str, Any]]:
         record["age"] = round(now - float(record.get("last_seen", now)), 1)
         out.append(record)
     return out
+
+
+# operator tools: etcd membership ---------------------------------------------------
+
+
+def _etcd(instance: Instance):
+    from mao.errors import InvalidInput
+    from mao.registry.etcd import EtcdRegistry
+
+    if not isinstance(instance.registry, EtcdRegistry):
+        raise InvalidInput(
+            "this instance runs standalone (registry_backend=local): federation members are etcd members; "
+            "configure registry_backend: etcd and etcd_endpoints first"
+        )
+    return instance.registry
+
+
+def _member(raw: dict[str, Any]) -> dict[str, Any]:
+    started = bool(raw.get("name")) and bool(raw.get("clientURLs"))
+    return {
+        "id": str(raw.get("ID", "")),
+        "id_hex": format(int(raw.get("ID", 0)), "x"),
+        "name": raw.get("name", ""),
+        "status": "started" if started else "unstarted",
+        "peer_urls": raw.get("peerURLs", []),
+        "client_urls": raw.get("clientURLs", []),
+        "learner": bool(raw.get("isLearner", False)),
+    }
+
+
+def members(instance: Instance) -> list[dict[str, Any]]:
+    return [_member(m) for m in _etcd(instance).members()]
+
+
+def initial_cluster(member_list: list[dict[str, Any]], new_name: str, new_id: str) -> str:
+    parts = []
+    for m in member_list:
+        name = new_name if m["id"] == new_id else m["name"]
+        if not name:
+            continue
+        parts.extend(f"{name}={url}" for url in m["peer_urls"])
+    return ",".join(parts)
+
+
+def add_member(instance: Instance, name: str, peer_url: str) -> dict[str, Any]:
+    """Add a member through etcd's own member API; return what the joining instance needs."""
+    from mao.errors import AlreadyExists, InvalidInput
+    from mao.validation import check_name
+
+    check_name(name, "instance name")
+    if not re.match(r"^https?://[A-Za-z0-9.\-\[\]:]+:\d+$", peer_url):
+        raise InvalidInput(f"invalid peer URL {peer_url!r}: use http://<new-instance-ip>:2380")
+    registry = _etcd(instance)
+    current = members(instance)
+    for m in current:
+        if m["name"] == name:
+            raise AlreadyExists(f"etcd already has a member named {name!r}")
+        if peer_url in m["peer_urls"]:
+            raise AlreadyExists(f"etcd already has a member with peer URL {peer_url}")
+    added = _member(registry.member_add([peer_url])["member"])
+    cluster = initial_cluster(members(instance), name, added["id"])
+    return {
+        "member": {**added, "name": name},
+        "env": {
+            "ETCD_NAME": name,
+            "ETCD_INITIAL_CLUSTER": cluster,
+            "ETCD_INITIAL_ADVERTISE_PEER_URLS": peer_url,
+            "ETCD_INITIAL_CLUSTER_STATE": "existing",
+        },
+    }
+
+
+def remove_member(instance: Instance, member: str) -> dict[str, Any]:
+    """Remove a member given by name, decimal id or hex id."""
+    from mao.errors import NotFound
+
+    registry = _etcd(instance)
+    for m in members(instance):
+        if member in (m["name"], m["id"], m["id_hex"]):
+            registry.member_remove(int(m["id"]))
+            return m
+    raise NotFound(f"no etcd member {member!r}; `maoctl federation member list` shows them")

@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 from mao import __version__
 from mao.api import errors
 from mao.api.deps import require_token
-from mao.api.routes import health, jobs, pipelines, registry, repos, runs
+from mao.api.routes import federation, health, jobs, pipelines, registry, repos, runs
 from mao.config import Settings
 from mao.instance import Instance
 
@@ -49,6 +49,6 @@ def create_app(settings: Settings | None = None, *, instance: Instance | None = 
     errors.install(app)
     app.include_router(health.router)
     protected = [Depends(require_token)]
-    for module in (registry, pipelines, runs, jobs, repos):
+    for module in (registry, pipelines, runs, jobs, repos, federation):
         app.include_router(module.router, dependencies=protected)
     return app

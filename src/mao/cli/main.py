@@ -10,6 +10,8 @@ import typer
 
 from mao import __version__
 from mao.cli.output import err_console
+from mao.cli.federation_cmds import federation_app
+from mao.cli.instance_cmds import instance_app
 from mao.cli.pipeline_cmds import pipeline_app, repo_app
 from mao.cli.registry_cmds import dataset_app, tool_app
 from mao.cli.runs_cmds import runs_app
@@ -50,6 +52,8 @@ app.add_typer(dataset_app, name="dataset")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(repo_app, name="repo")
 app.add_typer(runs_app, name="runs")
+app.add_typer(instance_app, name="instance")
+app.add_typer(federation_app, name="federation")
 app.command("serve")(serve)
 
 

@@ -1,0 +1,7 @@
+"""``maoctl instance``: install a new instance, initialise its pipelines, show its public key."""
+
+from __future__ import annotations
+
+import typer
+
+instance_app = typer.Typer(help="Install and initialise this MAO instance.", no_args_is_help=True)

@@ -1,0 +1,51 @@
+"""The orchestrator killed with SIGKILL mid-step, then restarted."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from conftest import bare_repo, git
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+def test_sigkill_mid_step_then_restart(server, demo_image, docker_client, tmp_path):
+    remote = bare_repo(tmp_path / "out.git")
+    server.maoctl("tool", "add", "--name", "sleeper", "--image", demo_image)
+    server.maoctl("dataset", "add", "--name", "out", "--git_url", str(remote))
+    definition = {"name": "slow", "steps": [
+        {"name": "nap", "tool": "sleeper", "output_dataset": "out",
+         "cmd": ["sh", "-c", "echo half > /usr/src/app/data/partial.txt; sleep 60"]}]}
+    httpx.post(f"{server.url}/pipeline/init", json=definition).raise_for_status()
+    run_id = httpx.post(f"{server.url}/pipeline/run", json={"name": "slow"}).json()["run_id"]
+
+    label = f"mao.run_id={run_id}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not docker_client.containers.list(filters={"label": label}):
+        time.sleep(0.2)
+    assert docker_client.containers.list(filters={"label": label}), "the step's container never started"
+    worktree = server.data_dir / "datasets" / "out" / "worktrees" / "nap-e2e-node"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not (worktree / "partial.txt").exists():
+        time.sleep(0.1)
+
+    server.kill()
+    assert httpx.get  # the API is gone now
+    server.start()
+
+    run = httpx.get(f"{server.url}/runs/{run_id}").json()
+    assert run["status"] == "interrupted"
+    assert run["steps"][0]["status"] == "interrupted"
+    assert docker_client.containers.list(all=True, filters={"label": label}) == []
+    assert not (worktree / "partial.txt").exists()
+
+    # and it runs again, to the end, with a quick command
+    httpx.delete(f"{server.url}/pipeline/slow").raise_for_status()
+    definition["steps"][0]["cmd"] = "sh -c 'echo done > /usr/src/app/data/result.txt'"
+    httpx.post(f"{server.url}/pipeline/init", json=definition).raise_for_status()
+    again = httpx.post(f"{server.url}/pipeline/run", json={"name": "slow"}).json()["run_id"]
+    assert server.wait_run(again)["status"] == "succeeded"
+    assert git(remote, "show", "ground-truth:result.txt") == "done\n"
+    assert "partial.txt" not in git(remote, "ls-tree", "--name-only", "ground-truth")
