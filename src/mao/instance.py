@@ -72,6 +72,7 @@ class Instance:
             self.settings.docker_host,
             allow_docker_socket=self.settings.allow_docker_socket,
             network_mode=self.settings.network_mode,
+            instance=self.name,
         )
 
     @property

@@ -71,12 +71,14 @@ class Executor(ABC):
 
     @abstractmethod
     def run(self, spec: StepSpec, on_log: LogSink, cancel: threading.Event | None = None) -> StepResult:
-        """Run the step to completion, calling ``on_log`` with each log line as it arrives."""
+        """Run the step to completion, calling ``on_log`` with each log line as it arrives
+        (from a background thread, one call at a time)."""
 
     @abstractmethod
     def remove_run_containers(self, run_id: int | None = None) -> int:
-        """Remove containers labelled with ``run_id`` (all MAO containers of this instance
-        if None). Returns how many were removed."""
+        """Remove containers labelled with ``run_id`` (all MAO containers if None),
+        limited to this instance's containers when the implementation knows its
+        instance name. Returns how many were removed."""
 
     @abstractmethod
     def ping(self) -> dict[str, str]:
@@ -87,7 +89,7 @@ class Executor(ABC):
 
 
 def mask(line: str, secrets: list[str]) -> str:
-    for value in secrets:
+    for value in sorted(secrets, key=len, reverse=True):
         if value:
             line = line.replace(value, "***")
     return line
