@@ -12,6 +12,7 @@ import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, YamlConfigSettingsSource
 
@@ -140,5 +141,7 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
     clean = {k: v for k, v in overrides.items() if v is not None}
     try:
         return _Settings(**clean)
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"config file {path} is not valid YAML: {exc}") from exc
     except ValueError as exc:
         raise InvalidInput(f"invalid settings: {exc}") from exc

@@ -10,7 +10,7 @@ from pydantic import AfterValidator
 from mao.errors import InvalidInput
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-_SCP_RE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._/~-]+$")
+_SCP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*@[A-Za-z0-9][A-Za-z0-9.-]*:[A-Za-z0-9._/~-]+$")
 _URL_RE = re.compile(r"^(ssh|https?|file|git)://[^\s'\";|&$`<>]+$")
 _PATH_RE = re.compile(r"^/[A-Za-z0-9._/ +~-]*$")
 
@@ -30,7 +30,12 @@ def check_git_url(value: str) -> str:
         raise InvalidInput(f"invalid git URL {value!r}: give an ssh, https or file URL, or an absolute path")
     if ".." in value.split("/"):
         raise InvalidInput(f"invalid git URL {value!r}: '..' is not allowed")
-    if _URL_RE.match(value) or _SCP_RE.match(value) or _PATH_RE.match(value):
+    if _URL_RE.match(value):
+        host = value.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+        if host.startswith("-"):  # ssh would read it as an option (-oProxyCommand=...)
+            raise InvalidInput(f"invalid git URL {value!r}: the host may not start with '-'")
+        return value
+    if _SCP_RE.match(value) or _PATH_RE.match(value):
         return value
     raise InvalidInput(f"invalid git URL {value!r}: give an ssh, https or file URL, or an absolute path")
 

@@ -4,4 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from mao.cli.init_cmd import init
+
 instance_app = typer.Typer(help="Install and initialise this MAO instance.", no_args_is_help=True)
+
+instance_app.command("init")(init)

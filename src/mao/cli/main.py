@@ -7,11 +7,13 @@ from typing import Annotated
 
 import click
 import typer
+from rich.markup import escape
 
 from mao import __version__
 from mao.cli.output import err_console
 from mao.cli.federation_cmds import federation_app
 from mao.cli.instance_cmds import instance_app
+from mao.cli.marketplace_cmds import marketplace_app
 from mao.cli.pipeline_cmds import pipeline_app, repo_app
 from mao.cli.registry_cmds import dataset_app, tool_app
 from mao.cli.runs_cmds import runs_app
@@ -53,28 +55,39 @@ app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(repo_app, name="repo")
 app.add_typer(runs_app, name="runs")
 app.add_typer(instance_app, name="instance")
+app.add_typer(marketplace_app, name="marketplace")
 app.add_typer(federation_app, name="federation")
 app.command("serve")(serve)
+
+
+# Recent typer vendors click: its usage errors and aborts are not click's classes.
+_USAGE_ERRORS: tuple[type[Exception], ...] = (click.exceptions.ClickException,)
+if hasattr(typer, "TyperException"):
+    _USAGE_ERRORS += (typer.TyperException,)
+_ABORTS = (click.exceptions.Abort, typer.Abort)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one-line errors, non-zero exit codes, no tracebacks."""
     try:
         result = app(args=argv, prog_name="maoctl", standalone_mode=False)
-    except click.exceptions.Abort:
+    except _ABORTS:
         err_console.print("Aborted.")
         return 130
-    except click.exceptions.ClickException as exc:
-        exc.show()
+    except _USAGE_ERRORS as exc:
+        if hasattr(exc, "show"):
+            exc.show()
+        else:
+            err_console.print(f"Error: {escape(str(exc))}", highlight=False)
         return exc.exit_code
     except MAOError as exc:
-        err_console.print(f"[red]Error:[/red] {exc.message}", highlight=False)
+        err_console.print(f"[red]Error:[/red] {escape(exc.message)}", highlight=False)
         return 1
     except KeyboardInterrupt:
         err_console.print("Interrupted.")
         return 130
     except OSError as exc:
-        err_console.print(f"[red]Error:[/red] {exc}", highlight=False)
+        err_console.print(f"[red]Error:[/red] {escape(str(exc))}", highlight=False)
         return 1
     return result if isinstance(result, int) else 0
 

@@ -41,7 +41,7 @@ def follow_run(st: State, run_id: int, poll: float = 0.5) -> dict[str, Any]:
             _print_line(console, line)
         run = st.client.get(f"/runs/{run_id}")
         for step in run["steps"]:
-            if seen.get(step["name"]) != step["status"]:
+            if seen.get(step["name"]) != step["status"] and step["status"] != "pending":
                 seen[step["name"]] = step["status"]
                 console.print(f"  step {step['name']}: {_status(step['status'])}")
         if run["status"] not in ACTIVE and logs["status"] not in ACTIVE:
@@ -88,7 +88,7 @@ def runs_show(ctx: typer.Context, run_id: Annotated[int, typer.Argument(help="Ru
     output.fields({k: (_status(v) if k == "status" else v) for k, v in run.items() if k != "steps"}, title=f"run {run_id}")
     output.table("Steps", ["step", "tool", "status", "exit", "input commit", "output commit", "merge", "digest", "s", "error"], (
         [s["name"], s["tool"], _status(s["status"]), s["exit_code"], _short(s["input_commit"]), _short(s["output_commit"]),
-         _short(s["merge_commit"]), (s["image_digest"] or "")[:19], s["duration"], s["error"]] for s in run["steps"]))
+         _short(s["merge_commit"]), (s["image_digest"] or "").removeprefix("sha256:")[:12], s["duration"], s["error"]] for s in run["steps"]))
 
 
 @runs_app.command("logs")

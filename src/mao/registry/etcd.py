@@ -128,7 +128,14 @@ class EtcdRegistry(Registry):
         return self._call(lambda c: EtcdLease(int(lease.id), client=c).refresh()) > 0
 
     def revoke(self, lease: Lease) -> None:
-        self._call(lambda c: EtcdLease(int(lease.id), client=c).revoke())
+        def _revoke(client: Etcd3Client) -> None:
+            try:
+                EtcdLease(int(lease.id), client=client).revoke()
+            except etcd_exc.Etcd3Exception as exc:
+                if "lease not found" not in str(exc.detail_text or ""):
+                    raise  # an expired lease is already revoked: only other errors count
+
+        self._call(_revoke)
 
     def ping(self) -> dict[str, Any]:
         status = self._call(lambda c: c.status())

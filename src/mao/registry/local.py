@@ -70,7 +70,7 @@ class LocalRegistry(Registry):
 
     def delete(self, key: str) -> bool:
         with self._wrap(), self._session() as s:
-            return s.execute(delete(RegistryEntry).where(RegistryEntry.key == key)).rowcount > 0
+            return s.execute(delete(RegistryEntry).where(RegistryEntry.key == key, self._live())).rowcount > 0
 
     def list(self, prefix: str) -> dict[str, dict[str, Any]]:
         with self._wrap(), self._session() as s:

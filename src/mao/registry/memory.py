@@ -60,6 +60,7 @@ class MemoryRegistry(Registry):
     def delete(self, key: str) -> bool:
         with self._lock:
             self._check()
+            self._expire()
             return self._data.pop(key, None) is not None
 
     def list(self, prefix: str) -> dict[str, dict[str, Any]]:

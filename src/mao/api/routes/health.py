@@ -22,5 +22,8 @@ def health(instance: InstanceDep) -> Any:
         except MAOError as exc:
             ok = False
             checks[name] = {"ok": False, "error": exc.message}
-    body = {"ok": ok, "instance": instance.name, "version": instance.version, "checks": checks}
+    body: dict[str, Any] = {"ok": ok, "instance": instance.name, "version": instance.version, "checks": checks}
+    if not ok:  # the one error shape, with the checks beside it
+        failed = "; ".join(f"{name}: {c['error']}" for name, c in checks.items() if not c["ok"])
+        body["error"] = {"code": "unavailable", "message": f"unhealthy: {failed}"}
     return JSONResponse(body, status_code=200 if ok else 503)
