@@ -74,6 +74,11 @@ class Scheduler:
 
     def shutdown(self) -> None:
         if self._started:
+            # APScheduler's thread processes due jobs once more after shutdown() has
+            # stopped the executors, which would consume a fire time without running it.
+            # Detach the job store first so that due jobs stay due for the next start.
+            self._scheduler.pause()
+            self._scheduler.remove_jobstore("default", shutdown=False)
             self._scheduler.shutdown(wait=False)
             self._started = False
         with _instances_lock:
