@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from mao.api.deps import InstanceDep
+from mao.errors import AlreadyExists
 from pydantic import ConfigDict, Field
 
 from mao.models import DatasetBody, DatasetIn, Name, Strict
@@ -25,11 +26,14 @@ class BareRepoIn(Strict):
 @router.post("/bare-repo/init")
 def init_bare_repo(body: BareRepoIn, instance: InstanceDep) -> dict[str, Any]:
     if body.register_dataset and body.name in instance.catalog.datasets():
-        from mao.errors import AlreadyExists
-
         raise AlreadyExists(f"dataset {body.name!r} is already registered")
-    path = instance.datasets.create_bare(body.name)
-    result: dict[str, Any] = {"ok": True, "name": body.name, "path": str(path)}
+    existing = instance.settings.bare_repos_dir / f"{body.name}.git"
+    if body.register_dataset and (existing / "HEAD").is_file():
+        # a local repository whose dataset was unregistered: register it again, keep its history
+        path, created = existing, False
+    else:
+        path, created = instance.datasets.create_bare(body.name), True
+    result: dict[str, Any] = {"ok": True, "name": body.name, "path": str(path), "created": created}
     if body.register_dataset:
         instance.catalog.add_dataset(DatasetIn(name=body.name, body=DatasetBody(master=str(path))))
         result["registered"] = True
