@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from mao.errors import MAOError
+from mao.errors import InvalidInput, MAOError
 
 
 class APIError(MAOError):
@@ -25,6 +25,9 @@ class Client:
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        if any(part in (".", "..") for part in path.split("?", 1)[0].split("/")):
+            # a name like "../datasets/x" would otherwise reach another endpoint
+            raise InvalidInput(f"refusing the request path {path!r}: it contains '.' or '..' segments")
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:

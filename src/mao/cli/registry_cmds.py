@@ -8,6 +8,7 @@ import typer
 
 from mao.cli import output
 from mao.cli.state import JsonOpt, state
+from mao.validation import check_name
 
 tool_app = typer.Typer(help="Register, list and remove tools (container images).", no_args_is_help=True)
 dataset_app = typer.Typer(help="Register, list and remove datasets (git repositories).", no_args_is_help=True)
@@ -33,7 +34,7 @@ def tool_get(ctx: typer.Context, name: NameOpt = None, json: JsonOpt = False) ->
     """List the registered tools, or show one with --name."""
     st = state(ctx, json)
     if name:
-        tool = st.client.get(f"/registry/tools/{name}")
+        tool = st.client.get(f"/registry/tools/{check_name(name, 'tool name')}")
         output.print_json(tool) if st.json else output.fields(tool, title=f"tool {name}")
         return
     _show_many("Tools", st.client.get("/registry/tools"), ["image", "author", "artefact", "description"], st.json)
@@ -65,7 +66,7 @@ def tool_add(
 def tool_remove(ctx: typer.Context, name: Annotated[str, typer.Option("--name")], json: JsonOpt = False) -> None:
     """Remove a tool from the registry."""
     st = state(ctx, json)
-    result = st.client.delete(f"/registry/tools/{name}")
+    result = st.client.delete(f"/registry/tools/{check_name(name, 'tool name')}")
     output.print_json(result) if st.json else output.ok(f"tool {name} removed")
 
 
@@ -74,7 +75,7 @@ def dataset_get(ctx: typer.Context, name: NameOpt = None, json: JsonOpt = False)
     """List the registered datasets, or show one with --name."""
     st = state(ctx, json)
     if name:
-        ds = st.client.get(f"/registry/datasets/{name}")
+        ds = st.client.get(f"/registry/datasets/{check_name(name, 'dataset name')}")
         output.print_json(ds) if st.json else output.fields(ds, title=f"dataset {name}")
         return
     _show_many("Datasets", st.client.get("/registry/datasets"), ["master", "nodes"], st.json)
@@ -97,5 +98,5 @@ def dataset_add(
 def dataset_remove(ctx: typer.Context, name: Annotated[str, typer.Option("--name")], json: JsonOpt = False) -> None:
     """Remove a dataset from the registry (its repository is left untouched)."""
     st = state(ctx, json)
-    result = st.client.delete(f"/registry/datasets/{name}")
+    result = st.client.delete(f"/registry/datasets/{check_name(name, 'dataset name')}")
     output.print_json(result) if st.json else output.ok(f"dataset {name} removed")

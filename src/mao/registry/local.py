@@ -76,7 +76,11 @@ class LocalRegistry(Registry):
         with self._wrap(), self._session() as s:
             rows = s.scalars(
                 select(RegistryEntry)
-                .where(RegistryEntry.key.startswith(prefix, autoescape=True), self._live())
+                .where(
+                    RegistryEntry.key.startswith(prefix, autoescape=True),
+                    ~RegistryEntry.key.startswith(_LEASES, autoescape=True),  # bookkeeping, not keys
+                    self._live(),
+                )
                 .order_by(RegistryEntry.key)
             )
             return {r.key[len(prefix):]: json.loads(r.value) for r in rows}

@@ -1,0 +1,334 @@
+"""Shared fixtures: settings on a temporary data dir, stores on SQLite and PostgreSQL,
+a real 3-member etcd cluster on loopback, and helpers to find free ports.
+
+Real services are found through environment variables:
+
+- ``MAO_TEST_PG_URL``: a PostgreSQL URL whose user may create databases;
+  each test gets a fresh database with a random name, dropped afterwards.
+- ``MAO_TEST_ETCD_BIN``: the etcd binary (default: ``etcd`` on PATH).
+- ``MAO_TEST_REQUIRE_SERVICES=1``: a missing service fails the test instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mao.config import Settings
+from mao.store import Store, make_engine
+
+# ------------------------------------------------------------------------ helpers
+
+
+def services_required() -> bool:
+    return os.environ.get("MAO_TEST_REQUIRE_SERVICES", "").strip().lower() in ("1", "true", "yes")
+
+
+def missing_service(reason: str) -> None:
+    """Skip the test, or fail it when the services are required to be there."""
+    if services_required():
+        pytest.fail(f"{reason} (MAO_TEST_REQUIRE_SERVICES=1)", pytrace=False)
+    pytest.skip(reason)
+
+
+def free_ports(count: int = 1) -> list[int]:
+    """Ports that were free on 127.0.0.1 a moment ago (all held open together, so distinct)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def free_port() -> int:
+    return free_ports(1)[0]
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.1, message: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+@pytest.fixture(name="wait_for", scope="session")
+def wait_for_fixture():
+    """The ``wait_for(predicate, timeout, ...)`` helper, for tests in other folders."""
+    return wait_for
+
+
+@pytest.fixture(name="free_port", scope="session")
+def free_port_fixture():
+    """A function returning a free loopback port."""
+    return free_port
+
+
+@pytest.fixture(autouse=True)
+def _clean_mao_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The developer's own MAO_* settings must not leak into tests (MAO_TEST_* stay)."""
+    for name in list(os.environ):
+        if name.startswith("MAO_") and not name.startswith("MAO_TEST_"):
+            monkeypatch.delenv(name, raising=False)
+
+
+# ------------------------------------------------------------------------ settings
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def settings(data_dir: Path) -> Settings:
+    """Standalone settings: local registry in a SQLite file under a temporary data dir."""
+    return Settings(instance_name="test-node", data_dir=data_dir)
+
+
+# ------------------------------------------------------------------------ PostgreSQL
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    url = os.environ.get("MAO_TEST_PG_URL")
+    if not url:
+        missing_service("MAO_TEST_PG_URL is not set")
+    return url
+
+
+@pytest.fixture
+def pg_database(pg_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test; dropped afterwards."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    base = make_url(pg_url)
+    name = f"mao_t_{uuid.uuid4().hex[:12]}"
+    admin_dsn = base.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    try:
+        admin = psycopg.connect(admin_dsn, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        missing_service(f"PostgreSQL at {base.render_as_string(hide_password=True)} cannot be reached: {exc}")
+    try:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        try:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            admin.close()
+
+
+def _store_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'store' / 'mao.db'}"
+    return request.getfixturevalue("pg_database")
+
+
+STORE_PARAMS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=STORE_PARAMS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database: a SQLite file, or a fresh PostgreSQL database."""
+    return _store_url(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """A migrated Store on each database backend."""
+    s = Store(make_engine(store_url))
+    s.migrate()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+# ------------------------------------------------------------------------ etcd
+
+
+@dataclass
+class EtcdMember:
+    name: str
+    client_port: int
+    peer_port: int
+    data_dir: Path
+    log_path: Path
+    proc: subprocess.Popen | None = None
+
+    @property
+    def client_url(self) -> str:
+        return f"http://127.0.0.1:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.peer_port}"
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+@dataclass
+class EtcdCluster:
+    """A real etcd cluster of loopback members, each its own process."""
+
+    binary: str
+    members: list[EtcdMember]
+    token: str = field(default_factory=lambda: f"mao-test-{uuid.uuid4().hex[:8]}")
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [m.client_url for m in self.members]
+
+    @property
+    def initial_cluster(self) -> str:
+        return ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+
+    def start_member(self, index: int, state: str = "new") -> None:
+        m = self.members[index]
+        assert not m.running, f"{m.name} is already running"
+        args = [
+            self.binary,
+            "--name", m.name,
+            "--data-dir", str(m.data_dir),
+            "--listen-client-urls", m.client_url,
+            "--advertise-client-urls", m.client_url,
+            "--listen-peer-urls", m.peer_url,
+            "--initial-advertise-peer-urls", m.peer_url,
+            "--initial-cluster", self.initial_cluster,
+            "--initial-cluster-state", state,
+            "--initial-cluster-token", self.token,
+            # fast elections: the failover test waits for one
+            "--heartbeat-interval", "50",
+            "--election-timeout", "500",
+            "--logger", "zap",
+            "--log-outputs", "stderr",
+        ]
+        log = open(m.log_path, "ab")  # noqa: SIM115 - closed with the process
+        try:
+            m.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        finally:
+            log.close()
+
+    def stop_member(self, index: int, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+        m = self.members[index]
+        if not m.running:
+            return
+        m.proc.send_signal(sig)
+        try:
+            m.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            m.proc.kill()
+            m.proc.wait(timeout=5)
+
+    def member_healthy(self, index: int) -> bool:
+        m = self.members[index]
+        if not m.running:
+            return False
+        try:
+            r = httpx.get(m.client_url + "/health", timeout=1.0)
+            return r.status_code == 200 and r.json().get("health") == "true"
+        except (httpx.HTTPError, ValueError):
+            return False
+
+    def wait_healthy(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for m in self.members:
+                if m.proc is not None and m.proc.poll() is not None:
+                    raise RuntimeError(f"etcd member {m.name} exited ({m.proc.returncode}):\n{self.log_tail(m)}")
+            if all(self.member_healthy(i) for i, m in enumerate(self.members) if m.proc is not None):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("etcd cluster did not become healthy:\n" + "\n".join(self.log_tail(m) for m in self.members))
+
+    def leader_index(self) -> int:
+        """Index of the member that is the raft leader, asked of any running member."""
+        for m in self.members:
+            if not m.running:
+                continue
+            try:
+                status = httpx.post(m.client_url + "/v3/maintenance/status", json={}, timeout=2).json()
+            except httpx.HTTPError:
+                continue
+            leader = int(status["leader"])
+            members = httpx.post(m.client_url + "/v3/cluster/member/list", json={}, timeout=2).json()["members"]
+            for member in members:
+                if int(member["ID"]) == leader:
+                    return [x.name for x in self.members].index(member["name"])
+        raise RuntimeError("no running etcd member knows a leader")
+
+    @staticmethod
+    def log_tail(m: EtcdMember, lines: int = 15) -> str:
+        try:
+            text = m.log_path.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            text = []
+        return f"--- {m.name} ({m.log_path}) ---\n" + "\n".join(text)
+
+    def stop(self) -> None:
+        """Tear the whole cluster down. SIGKILL: its data is thrown away, and a leader
+        stopped gracefully waits seconds to hand over to peers that are gone."""
+        for m in self.members:
+            if m.running:
+                m.proc.kill()
+        for m in self.members:
+            if m.proc is not None:
+                m.proc.wait(timeout=10)
+
+
+def etcd_binary() -> str | None:
+    return os.environ.get("MAO_TEST_ETCD_BIN") or shutil.which("etcd")
+
+
+@pytest.fixture(scope="session")
+def etcd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
+    """A real 3-member etcd cluster on loopback, free ports, data under a temp dir."""
+    binary = etcd_binary()
+    if not binary or not os.access(binary, os.X_OK):
+        missing_service("no etcd binary: set MAO_TEST_ETCD_BIN or put etcd on PATH")
+    root = tmp_path_factory.mktemp("etcd")
+    ports = free_ports(6)
+    members = [
+        EtcdMember(f"n{i + 1}", ports[2 * i], ports[2 * i + 1], root / f"n{i + 1}", root / f"n{i + 1}.log")
+        for i in range(3)
+    ]
+    cluster = EtcdCluster(binary, members)
+    try:
+        for i in range(3):
+            cluster.start_member(i)
+        cluster.wait_healthy()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def etcd_prefix() -> str:
+    """A key prefix of its own for each test, so tests sharing the cluster never meet."""
+    return f"/mao-test-{uuid.uuid4().hex[:10]}/"
