@@ -88,6 +88,7 @@ class Session:
         self.variables = variables
         self.crons = crons
         self.cron_all = cron_all
+        self.used_variables: set[str] = set()
         self.known_tools: set[str] = set()
         self.known_datasets: set[str] = set()
 
@@ -146,7 +147,7 @@ class Session:
             here = YES if offer.on_instance else NO
             there = YES if offer.in_federation else NO
             self.say(f"[{index}] {offer.name} | registered on: this instance {here}, this federation {there}")
-            self.say(f"        Description: '{offer.definition.get('description') or ''}'")
+            self.say(f"        Description: '{one_line(offer.definition.get('description'))}'")
         self.say()
 
     def select(self, offers: list[Offer]) -> list[Offer]:
@@ -165,7 +166,7 @@ class Session:
     def _problem(self, offer: Offer, message: str, status: str | None = None) -> Outcome:
         """A requirement that is not met: skipped when asking, failed when unattended."""
         status = status or (SKIPPED if self.interactive else FAILED)
-        self.say(f"{'Skipped' if status == SKIPPED else 'Cannot set up'} pipeline {offer.name}: {message}")
+        self.say(f"  {NO} {'skipped' if status == SKIPPED else 'cannot set up'} pipeline {offer.name}: {message}")
         return Outcome(offer.name, status, offer.source, message=message)
 
     def plan(self, offer: Offer) -> Plan | Outcome:
@@ -179,6 +180,7 @@ class Session:
         for var in pipeline.placeholders():
             if var in self.variables:
                 values[var] = self.variables[var]
+                self.used_variables.add(var)
             elif self.interactive:
                 values[var] = self.ask(f"  Value of private variable {var} (kept on this instance only)", hide_input=True)
             else:
@@ -316,6 +318,13 @@ class Session:
 # ---------------------------------------------------------------------- parsing
 
 
+def one_line(text: Any) -> str:
+    """Catalogue text for a terminal: one line, no control characters."""
+    if not isinstance(text, str):
+        return ""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+
+
 def parse_selection(answer: str, offers: list[Offer]) -> list[Offer]:
     """``"0,2"``, ``"0 2"`` or names; an empty answer selects nothing."""
     chosen: list[Offer] = []
@@ -417,7 +426,7 @@ def init(
                     raise typer.BadParameter(
                         f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not offered by the federation "
                         f"or the marketplace; choose from {', '.join(by_name)}", param_hint="--pipeline")
-                selected = list(dict.fromkeys(by_name[p] for p in pipelines))
+                selected = [by_name[p] for p in dict.fromkeys(pipelines)]
             elif interactive:
                 selected = session.select(offers)
             else:
@@ -428,13 +437,18 @@ def init(
         for name in sorted(set(crons) - names):
             session.warn(f"--cron {name}=... ignored: pipeline {name} is not selected")
         outcomes = []
-        for offer in selected:
-            session.say()
+        for index, offer in enumerate(selected):
+            if index:
+                session.say()
             outcomes.append(session.setup(offer))
     finally:
         if market is not None:
             market.close()
 
+    attempted = [o for o in outcomes if o.status != PRESENT]
+    for name in sorted(set(variables) - session.used_variables):
+        if attempted and all(o.status == ADDED for o in attempted):
+            session.warn(f"--var {name}=... was not used: no selected pipeline has a {{{{ {name} }}}} placeholder")
     _summary(session, outcomes, market.url if market else None)
     if any(o.status == FAILED for o in outcomes):
         raise typer.Exit(1)

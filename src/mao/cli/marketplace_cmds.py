@@ -101,10 +101,10 @@ def _handler(directory: Path, quiet: bool) -> type[BaseHTTPRequestHandler]:
         server_version = "mao-marketplace"
         sys_version = ""
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             self._serve(with_body=True)
 
-        def do_HEAD(self) -> None:  # noqa: N802
+        def do_HEAD(self) -> None:
             self._serve(with_body=False)
 
         def _serve(self, with_body: bool) -> None:
@@ -134,7 +134,7 @@ def _handler(directory: Path, quiet: bool) -> type[BaseHTTPRequestHandler]:
             if with_body:
                 self.wfile.write(data)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+        def log_message(self, format: str, *args: Any) -> None:
             if not quiet:
                 err_console.print(escape(f"{self.address_string()} {format % args}"), highlight=False)
 

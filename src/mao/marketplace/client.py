@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 from urllib.parse import unquote, urlparse
 
 import httpx
@@ -97,7 +97,7 @@ class Marketplace:
         self._http: httpx.Client | None = None
         self._cache: dict[str, list[Any]] = {}
 
-    def __enter__(self) -> Marketplace:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -225,13 +225,16 @@ class Marketplace:
             more = len(problems) - len(shown)
             raise self._fail(
                 kind,
-                f"invalid {kind} " + "; ".join(shown) + (f" (and {more} more)" if more > 0 else ""),
+                f"{len(problems)} invalid {'entry' if len(problems) == 1 else 'entries'}: "
+                + "; ".join(shown) + (f" (and {more} more)" if more > 0 else ""),
             )
         return entries
 
     def _items(self, kind: str, data: Any) -> list[tuple[str | None, Any]]:
-        if isinstance(data, dict) and isinstance(data.get(kind), list) and len(data) == 1:
+        if isinstance(data, dict) and list(data) == [kind]:
             data = data[kind]
+            if not isinstance(data, list):
+                raise self._fail(kind, f'"{kind}" must be a JSON array, got {type(data).__name__}')
         if isinstance(data, list):
             return [(item.get("name") if isinstance(item, dict) and isinstance(item.get("name"), str) else None, item)
                     for item in data]
