@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from mao import __version__
 from mao.cli.output import err_console
+from mao.cli.executor_cmds import executor_app
 from mao.cli.federation_cmds import federation_app
 from mao.cli.instance_cmds import instance_app
 from mao.cli.marketplace_cmds import marketplace_app
@@ -57,6 +58,7 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(instance_app, name="instance")
 app.add_typer(marketplace_app, name="marketplace")
 app.add_typer(federation_app, name="federation")
+app.add_typer(executor_app, name="executor")
 app.command("serve")(serve)
 
 

@@ -1,0 +1,419 @@
+"""The executor service and its client: the service app around a FakeExecutor, served by a
+real uvicorn server in a thread, driven through RemoteExecutor over HTTP."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from mao.errors import ExecutorError
+from mao.executor.base import StepSpec
+from mao.executor.fake import FakeExecutor
+from mao.executor.remote import RemoteExecutor
+from mao.executor.service import create_executor_app
+
+TOKEN = "s3cret-token"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServiceThread:
+    """The executor service on a free loopback port, in a thread of this process."""
+
+    def __init__(self, executor: FakeExecutor, token: str | None = None, **kw: object) -> None:
+        self.executor = executor
+        self.app = create_executor_app(executor, token=token, **kw)
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="executor-service", daemon=True)
+
+    def start(self) -> ServiceThread:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the executor service did not start on {self.url}")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+# ----------------------------------------------------------------- fake tools
+
+
+def talk(spec: StepSpec, log) -> int:
+    count = int(spec.env.get("LINES", "5"))
+    for i in range(1, count + 1):
+        log(f"line {i}")
+    (spec.output_dir / "out.txt").write_text("done\n")
+    return 0
+
+
+def fail(spec: StepSpec, log) -> int:
+    log("something went wrong")
+    return 3
+
+
+def slow(spec: StepSpec, log) -> int:
+    for i in range(100):  # about 5 s; a cancelled or timed-out fake tool just runs out
+        log(f"tick {i}")
+        time.sleep(0.05)
+    return 0
+
+
+def leak(spec: StepSpec, log) -> int:
+    log(f"the token is {spec.env['TOKEN']} and again {spec.env['TOKEN']}")
+    return 0
+
+
+def fake_executor() -> FakeExecutor:
+    return FakeExecutor({"img/talk": talk, "img/fail": fail, "img/slow": slow, "img/leak": leak})
+
+
+@pytest.fixture
+def start_service() -> Iterator[Callable[..., ServiceThread]]:
+    started: list[ServiceThread] = []
+
+    def start(token: str | None = None, **kw: object) -> ServiceThread:
+        kw.setdefault("stop_grace", 2.0)
+        service = ServiceThread(fake_executor(), token, **kw).start()
+        started.append(service)
+        return service
+
+    yield start
+    for service in reversed(started):
+        service.stop()
+
+
+@pytest.fixture
+def service(start_service) -> ServiceThread:
+    return start_service()
+
+
+@pytest.fixture
+def remote(service: ServiceThread) -> Iterator[RemoteExecutor]:
+    executor = RemoteExecutor.from_url(service.url, poll_interval=0.05)
+    yield executor
+    executor.close()
+
+
+def make_spec(tmp_path: Path, image: str = "img/talk", **fields) -> StepSpec:
+    values = {"run_id": 1, "pipeline": "p", "step": "s", "image": image, "output_dir": tmp_path / "out",
+              "instance": "node-a"}
+    values.update(fields)
+    return StepSpec(**values)
+
+
+def assert_error_shape(response: httpx.Response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["ok"] is False
+    assert set(body["error"]) <= {"code", "message", "details"}
+    assert body["error"]["code"] and body["error"]["message"]
+    return body["error"]
+
+
+# ----------------------------------------------------------------- results
+
+
+def test_success_passes_log_lines_in_order(remote: RemoteExecutor, service: ServiceThread, tmp_path: Path) -> None:
+    lines: list[str] = []
+    result = remote.run(make_spec(tmp_path, env={"LINES": "2500"}), lines.append)
+    assert result.status == "succeeded", result.error
+    assert result.exit_code == 0
+    assert result.image_digest == "sha256:fake-img/talk"
+    assert result.container_id and result.container_id.startswith("fake-")
+    assert lines == [f"line {i}" for i in range(1, 2501)]
+    assert (tmp_path / "out" / "out.txt").read_text() == "done\n"
+    # the service got the spec as sent, paths and all
+    (call,) = service.executor.calls
+    assert call.output_dir == tmp_path / "out" and call.env == {"LINES": "2500"} and call.instance == "node-a"
+    # the client forgot the finished step on the service
+    assert httpx.get(service.url + "/steps").json() == {"steps": []}
+
+
+def test_failure(remote: RemoteExecutor, tmp_path: Path) -> None:
+    lines: list[str] = []
+    result = remote.run(make_spec(tmp_path, image="img/fail"), lines.append)
+    assert (result.status, result.exit_code, result.error) == ("failed", 3, "exit code 3")
+    assert lines == ["something went wrong"]
+
+
+def test_unknown_image_and_refused_socket(remote: RemoteExecutor, tmp_path: Path) -> None:
+    missing = remote.run(make_spec(tmp_path, image="img/none"), lambda line: None)
+    assert missing.status == "failed" and "img/none" in missing.error
+    socket_step = remote.run(make_spec(tmp_path, docker_socket=True), lambda line: None)
+    assert socket_step.status == "failed" and "Docker socket" in socket_step.error
+
+
+def test_timeout(remote: RemoteExecutor, tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = remote.run(make_spec(tmp_path, image="img/slow", timeout=0.3), lambda line: None)
+    assert result.status == "timed_out"
+    assert result.error == "timed out after 0.3 s"
+    assert time.monotonic() - started < 3
+
+
+def test_cancel(remote: RemoteExecutor, tmp_path: Path) -> None:
+    cancel = threading.Event()
+    lines: list[str] = []
+
+    def on_log(line: str) -> None:
+        lines.append(line)
+        if line == "tick 2":
+            cancel.set()
+
+    started = time.monotonic()
+    result = remote.run(make_spec(tmp_path, image="img/slow"), on_log, cancel)
+    assert result.status == "cancelled", result.error
+    assert time.monotonic() - started < 3
+    assert lines[:3] == ["tick 0", "tick 1", "tick 2"]
+
+
+def test_cancelled_before_start_sends_nothing(remote: RemoteExecutor, service: ServiceThread, tmp_path: Path) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    result = remote.run(make_spec(tmp_path), lambda line: None, cancel)
+    assert result.status == "cancelled"
+    assert service.executor.calls == []
+
+
+def test_secret_masking_is_preserved(remote: RemoteExecutor, tmp_path: Path) -> None:
+    lines: list[str] = []
+    result = remote.run(
+        make_spec(tmp_path, image="img/leak", env={"TOKEN": "hunter2"}, secret_values=["hunter2"]), lines.append
+    )
+    assert result.status == "succeeded"
+    assert lines == ["the token is *** and again ***"]
+
+
+def test_remove_run_containers_stops_that_runs_steps(remote: RemoteExecutor, tmp_path: Path) -> None:
+    results = {}
+    threads = [
+        threading.Thread(target=lambda r=run_id: results.update(
+            {r: remote.run(make_spec(tmp_path / str(r), image="img/slow", run_id=r), lambda line: None)}))
+        for run_id in (7, 8)
+    ]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    assert remote.remove_run_containers(7) == 1
+    threads[0].join(5)
+    assert results[7].status == "cancelled"
+    assert 8 not in results  # the other run goes on
+    assert remote.remove_run_containers(None) == 1
+    threads[1].join(5)
+    assert results[8].status == "cancelled"
+
+
+def test_ping(remote: RemoteExecutor, service: ServiceThread) -> None:
+    assert remote.ping() == {"engine": "fake", "version": "0", "url": service.url}
+
+
+# ----------------------------------------------------------------- unreachable
+
+
+def test_unreachable_service_is_a_failed_step(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{_free_port()}"
+    remote = RemoteExecutor.from_url(url, timeout=2)
+    try:
+        result = remote.run(make_spec(tmp_path), lambda line: None)
+        assert result.status == "failed"
+        assert url in result.error and "cannot reach" in result.error
+        with pytest.raises(ExecutorError) as info:
+            remote.ping()
+        assert url in info.value.message
+        with pytest.raises(ExecutorError, match="cannot reach the executor service"):
+            remote.remove_run_containers(1)
+    finally:
+        remote.close()
+
+
+def test_service_lost_while_polling_fails_after_the_grace(start_service, tmp_path: Path) -> None:
+    service = start_service()
+    remote = RemoteExecutor.from_url(service.url, poll_interval=0.05, grace=0.5, timeout=2)
+    lines: list[str] = []
+
+    def on_log(line: str) -> None:
+        lines.append(line)
+        if line == "tick 1":
+            threading.Thread(target=service.stop, daemon=True).start()
+
+    try:
+        result = remote.run(make_spec(tmp_path, image="img/slow"), on_log)
+    finally:
+        remote.close()
+    assert result.status == "failed"
+    assert f"lost contact with the executor service at {service.url}" in result.error
+    assert lines[:2] == ["tick 0", "tick 1"]
+
+
+def test_invalid_url() -> None:
+    with pytest.raises(ExecutorError, match="invalid executor URL"):
+        RemoteExecutor.from_url("127.0.0.1:8081")
+
+
+# ----------------------------------------------------------------- token
+
+
+def test_token_required(start_service, tmp_path: Path) -> None:
+    service = start_service(token=TOKEN)
+    assert httpx.get(service.url + "/health").status_code == 200  # health needs no token
+    for method, path in (("GET", "/steps"), ("POST", "/steps"), ("GET", "/steps/x"), ("GET", "/steps/x/logs"),
+                         ("POST", "/steps/x/cancel"), ("DELETE", "/steps/x"), ("POST", "/containers/remove")):
+        error = assert_error_shape(httpx.request(method, service.url + path), 401)
+        assert error["code"] == "unauthorized"
+    wrong = httpx.get(service.url + "/steps", headers={"Authorization": "Bearer nope"})
+    assert_error_shape(wrong, 401)
+
+    anonymous = RemoteExecutor.from_url(service.url)
+    try:
+        result = anonymous.run(make_spec(tmp_path), lambda line: None)
+    finally:
+        anonymous.close()
+    assert result.status == "failed"
+    assert "needs a token" in result.error and "401" in result.error and service.url in result.error
+    assert service.executor.calls == []
+
+    remote = RemoteExecutor.from_url(service.url, token=TOKEN, poll_interval=0.05)
+    try:
+        lines: list[str] = []
+        assert remote.run(make_spec(tmp_path), lines.append).status == "succeeded"
+        assert lines == [f"line {i}" for i in range(1, 6)]
+        assert remote.remove_run_containers(1) == 0
+    finally:
+        remote.close()
+
+
+# ----------------------------------------------------------------- the HTTP API itself
+
+
+def _wait_finished(url: str, step_id: str) -> dict:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        body = httpx.get(f"{url}/steps/{step_id}").json()
+        if body["status"] != "running":
+            return body
+        time.sleep(0.02)
+    raise AssertionError(f"step {step_id} still running")
+
+
+def test_step_lifecycle_over_http(service: ServiceThread, tmp_path: Path) -> None:
+    body = {"run_id": 3, "pipeline": "p", "step": "s", "image": "img/slow", "output_dir": str(tmp_path / "out")}
+    response = httpx.post(service.url + "/steps", json=body)
+    assert response.status_code == 202, response.text
+    step_id = response.json()["id"]
+    status = httpx.get(f"{service.url}/steps/{step_id}").json()
+    assert status["status"] == "running" and status["run_id"] == 3 and status["step"] == "s"
+    assert_error_shape(httpx.delete(f"{service.url}/steps/{step_id}"), 409)
+
+    cancelled = httpx.post(f"{service.url}/steps/{step_id}/cancel")
+    assert cancelled.status_code == 200
+    final = _wait_finished(service.url, step_id)
+    assert final["status"] == "cancelled" and final["exit_code"] == 137 and final["error"] == "cancelled"
+    logs = httpx.get(f"{service.url}/steps/{step_id}/logs", params={"after": 0}).json()
+    assert logs["done"] is True
+    assert [n for n, _ in logs["lines"]] == list(range(1, len(logs["lines"]) + 1))
+    assert logs["lines"][0] == [1, "tick 0"]
+    partial = httpx.get(f"{service.url}/steps/{step_id}/logs", params={"after": 0, "limit": 1}).json()
+    assert partial == {"lines": [[1, "tick 0"]], "done": len(logs["lines"]) == 1}
+
+    assert httpx.delete(f"{service.url}/steps/{step_id}").json() == {"ok": True}
+    error = assert_error_shape(httpx.get(f"{service.url}/steps/{step_id}"), 404)
+    assert error["code"] == "not_found"
+
+
+def test_paths_must_be_absolute(remote: RemoteExecutor, service: ServiceThread) -> None:
+    body = {"run_id": 1, "pipeline": "p", "step": "s", "image": "img/talk", "output_dir": "relative/out"}
+    error = assert_error_shape(httpx.post(service.url + "/steps", json=body), 400)
+    assert error["code"] == "invalid_input" and "absolute" in error["message"]
+    body.update(output_dir="/tmp/out", input_dir="in")
+    assert "absolute" in assert_error_shape(httpx.post(service.url + "/steps", json=body), 400)["message"]
+    body.update(output_dir="/tmp/../etc", input_dir=None)
+    assert "'..'" in assert_error_shape(httpx.post(service.url + "/steps", json=body), 400)["message"]
+    result = remote.run(StepSpec(run_id=1, pipeline="p", step="s", image="img/talk", output_dir=Path("out")),
+                        lambda line: None)
+    assert result.status == "failed" and "absolute" in result.error and service.url in result.error
+    assert service.executor.calls == []
+
+
+def test_bad_names_and_fields_are_refused(service: ServiceThread) -> None:
+    base = {"run_id": 1, "pipeline": "p", "step": "s", "image": "img/talk", "output_dir": "/tmp/out"}
+    for change in ({"step": "../x"}, {"pipeline": "a b"}, {"instance": "x;y"}, {"timeout": 0},
+                   {"pull_policy": "sometimes"}, {"surprise": 1}):
+        assert_error_shape(httpx.post(service.url + "/steps", json={**base, **change}), 400)
+
+
+def test_log_lines_are_bounded(start_service, tmp_path: Path) -> None:
+    service = start_service(max_log_lines=10)
+    body = {"run_id": 1, "pipeline": "p", "step": "s", "image": "img/talk", "output_dir": str(tmp_path / "out"),
+            "env": {"LINES": "50"}}
+    step_id = httpx.post(service.url + "/steps", json=body).json()["id"]
+    assert _wait_finished(service.url, step_id)["status"] == "succeeded"
+    logs = httpx.get(f"{service.url}/steps/{step_id}/logs").json()
+    assert logs == {"lines": [[n, f"line {n}"] for n in range(41, 51)], "done": True}
+    # a client that comes late is told how many lines it missed
+    remote = RemoteExecutor.from_url(service.url, poll_interval=1.0)
+    try:
+        lines: list[str] = []
+        assert remote.run(make_spec(tmp_path, env={"LINES": "50"}), lines.append).status == "succeeded"
+    finally:
+        remote.close()
+    assert lines == ["[40 log lines dropped by the executor service]"] + [f"line {n}" for n in range(41, 51)]
+
+
+def test_finished_steps_are_forgotten_after_a_while(start_service, tmp_path: Path) -> None:
+    service = start_service(keep_finished=0.2)
+    body = {"run_id": 1, "pipeline": "p", "step": "s", "image": "img/talk", "output_dir": str(tmp_path / "out")}
+    step_id = httpx.post(service.url + "/steps", json=body).json()["id"]
+    assert _wait_finished(service.url, step_id)["status"] == "succeeded"
+    time.sleep(0.3)
+    assert_error_shape(httpx.get(f"{service.url}/steps/{step_id}"), 404)
+    assert httpx.get(service.url + "/steps").json() == {"steps": []}
+
+
+def test_health_reports_the_engine(service: ServiceThread) -> None:
+    body = httpx.get(service.url + "/health").json()
+    assert body["ok"] is True and body["engine"] == "fake" and body["steps_running"] == 0
+
+
+def test_health_when_the_engine_is_down(start_service) -> None:
+    service = start_service()
+
+    def down() -> dict[str, str]:
+        raise ExecutorError("cannot reach the container engine at unix:///nowhere", details={"url": "unix:///nowhere"})
+
+    service.executor.ping = down  # type: ignore[method-assign]
+    error = assert_error_shape(httpx.get(service.url + "/health"), 503)
+    assert error["code"] == "unavailable" and "unix:///nowhere" in error["message"]
+    remote = RemoteExecutor.from_url(service.url)
+    try:
+        with pytest.raises(ExecutorError, match="unhealthy.*unix:///nowhere"):
+            remote.ping()
+    finally:
+        remote.close()
+
+
+def test_shutdown_cancels_running_steps(tmp_path: Path) -> None:
+    service = ServiceThread(fake_executor(), stop_grace=5.0).start()
+    body = {"run_id": 1, "pipeline": "p", "step": "s", "image": "img/slow", "output_dir": str(tmp_path / "out")}
+    step_id = httpx.post(service.url + "/steps", json=body).json()["id"]
+    step = service.app.state.steps.get(step_id)
+    service.stop()
+    assert step.result is not None and step.result.status == "cancelled"
