@@ -5,7 +5,10 @@ from __future__ import annotations
 import typer
 
 from mao.cli.init_cmd import init
+from mao.cli.install_cmd import install, pubkey
 
 instance_app = typer.Typer(help="Install and initialise this MAO instance.", no_args_is_help=True)
 
+instance_app.command("install")(install)
 instance_app.command("init")(init)
+instance_app.command("pubkey")(pubkey)

@@ -470,7 +470,7 @@ class DatasetManager:
             try:
                 with self.git.stream(["archive", "--format=tar", sha], clone) as stdout:
                     with tarfile.open(fileobj=stdout, mode="r|") as archive:
-                        archive.extractall(dest, filter="tar")
+                        _extract(archive, dest)
             except (tarfile.TarError, OSError) as exc:
                 _empty(dest)
                 raise GitError(
@@ -741,3 +741,16 @@ def _remove_stale_locks(git_dir: Path) -> None:
         if lock.is_file():
             logger.warning("removing stale git lock %s", lock)
             lock.unlink(missing_ok=True)
+
+
+def _extract(archive: tarfile.TarFile, dest: Path) -> None:
+    """Extract a ``git archive`` stream. Python's extraction filters exist from 3.11.4 on;
+    before that, refuse absolute paths, ``..`` and special files by hand."""
+    if hasattr(tarfile, "tar_filter"):
+        archive.extractall(dest, filter="tar")
+        return
+    for member in archive:
+        parts = Path(member.name).parts
+        if member.name.startswith("/") or ".." in parts or not (member.isfile() or member.isdir() or member.issym()):
+            raise tarfile.TarError(f"refusing archive member {member.name!r}")
+        archive.extract(member, dest)

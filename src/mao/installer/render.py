@@ -1,0 +1,270 @@
+"""What an install directory holds: ``mao.yaml``, ``.env`` and ``docker-compose.yaml``.
+
+Everything is built as Python data and dumped with PyYAML; nothing here touches the disk.
+
+Layout on the host (``<dir>`` is the install directory):
+
+- ``<dir>/data`` is the instance's data directory. It is bind-mounted at the *same*
+  path in the orchestrator and the executor, because the executor asks the host's
+  engine to mount dataset folders into tool containers by path.
+- the SSH key directory is mounted read-only at ``/keys`` in the orchestrator.
+- ``mao.yaml`` is mounted read-only at ``/config/mao.yaml`` in both.
+- PostgreSQL and etcd keep their data in named volumes.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from mao.config import DEFAULT_MARKETPLACE_URL
+from mao.installer.values import ETCD_CLIENT_PORT, ETCD_PEER_PORT, peer_url
+
+ORCHESTRATOR_IMAGE = "local/mao"
+EXECUTOR_IMAGE = "local/executor"
+ETCD_IMAGE = "quay.io/coreos/etcd:v3.5.17"
+POSTGRES_IMAGE = "postgres:15"
+
+CONFIG_FILE = "mao.yaml"
+ENV_FILE = ".env"
+COMPOSE_FILE = "docker-compose.yaml"
+DATA_DIRNAME = "data"
+
+CONTAINER_CONFIG = "/config/mao.yaml"
+CONTAINER_KEYS = "/keys"
+API_CONTAINER_PORT = 8080
+EXECUTOR_PORT = 8081
+DB_USER = DB_NAME = "mao"
+
+
+@dataclass(frozen=True)
+class InstallPlan:
+    """Every answer the installer collected, validated."""
+
+    install_dir: Path
+    instance_name: str
+    public_ip: str
+    git_email: str
+    ssh_key_dir: Path
+    mode: Literal["standalone", "join"] = "standalone"
+    federation: str | None = None
+    etcd_initial_cluster: str | None = None
+    """The operator's value for a join; ignored for a standalone instance."""
+    marketplace_url: str = DEFAULT_MARKETPLACE_URL
+    api_port: int = 8080
+    docker_socket: str = "/var/run/docker.sock"
+    source_dir: Path | None = None
+    """A checkout with Dockerfile and Dockerfile_executor, used as the images' build context."""
+    publish_peer_on_ip: bool = True
+    """Publish etcd's peer port on the public IP only (False: on all addresses, e.g. behind NAT)."""
+
+    @property
+    def data_dir(self) -> Path:
+        return self.install_dir / DATA_DIRNAME
+
+    @property
+    def peer_url(self) -> str:
+        return peer_url(self.public_ip)
+
+    @property
+    def initial_cluster(self) -> str:
+        if self.mode == "join" and self.etcd_initial_cluster:
+            return self.etcd_initial_cluster
+        return f"{self.instance_name}={self.peer_url}"
+
+    @property
+    def initial_cluster_state(self) -> str:
+        return "existing" if self.mode == "join" else "new"
+
+
+@dataclass(frozen=True)
+class Secrets:
+    api_token: str
+    postgres_password: str
+
+    @classmethod
+    def generate(cls) -> Secrets:
+        return cls(api_token=secrets.token_urlsafe(32), postgres_password=secrets.token_urlsafe(24))
+
+
+def store_url(password: str) -> str:
+    return f"postgresql+psycopg://{DB_USER}:{password}@postgres:5432/{DB_NAME}"
+
+
+def _compose_text(value: str) -> str:
+    """Compose interpolates ``$``: double it in literal text such as host paths."""
+    return value.replace("$", "$$")
+
+
+def render_config(plan: InstallPlan, secret: Secrets) -> dict[str, Any]:
+    """The instance's settings file (keys are ``mao.config.Settings`` fields)."""
+    return {
+        "instance_name": plan.instance_name,
+        "data_dir": str(plan.data_dir),
+        "api_host": "0.0.0.0",
+        "api_port": API_CONTAINER_PORT,
+        "api_token": secret.api_token,
+        "store_url": store_url(secret.postgres_password),
+        "registry_backend": "etcd",
+        "etcd_endpoints": [f"http://etcd:{ETCD_CLIENT_PORT}"],
+        "git_email": plan.git_email,
+        "ssh_key_dir": CONTAINER_KEYS,
+        "executor_url": f"http://executor:{EXECUTOR_PORT}",
+        "docker_host": f"unix://{plan.docker_socket}",
+        "marketplace_url": plan.marketplace_url,
+    }
+
+
+def render_env(secret: Secrets) -> dict[str, str]:
+    return {"POSTGRES_PASSWORD": secret.postgres_password, "MAO_API_TOKEN": secret.api_token}
+
+
+def _bind(source: str | Path, target: str | Path, read_only: bool = False) -> dict[str, Any]:
+    mount: dict[str, Any] = {"type": "bind", "source": _compose_text(str(source)), "target": _compose_text(str(target))}
+    if read_only:
+        mount["read_only"] = True
+    return mount
+
+
+def _build(plan: InstallPlan, dockerfile: str) -> dict[str, Any] | None:
+    if plan.source_dir is None:
+        return None
+    return {"context": _compose_text(str(plan.source_dir)), "dockerfile": dockerfile}
+
+
+def render_compose(plan: InstallPlan) -> dict[str, Any]:
+    config_mount = _bind(plan.install_dir / CONFIG_FILE, CONTAINER_CONFIG, read_only=True)
+    data_mount = _bind(plan.data_dir, plan.data_dir)
+    common_env = {"MAO_CONFIG": CONTAINER_CONFIG, "MAO_API_TOKEN": "${MAO_API_TOKEN}"}
+
+    orchestrator: dict[str, Any] = {"image": ORCHESTRATOR_IMAGE}
+    executor: dict[str, Any] = {"image": EXECUTOR_IMAGE}
+    if (build := _build(plan, "Dockerfile")) is not None:
+        orchestrator["build"] = build
+    if (build := _build(plan, "Dockerfile_executor")) is not None:
+        executor["build"] = build
+
+    orchestrator.update(
+        {
+            "restart": "unless-stopped",
+            "entrypoint": ["maoctl"],
+            "command": ["serve", "--config", CONTAINER_CONFIG],
+            "environment": {
+                **common_env,
+                "MAO_STORE_URL": store_url("${POSTGRES_PASSWORD}"),
+            },
+            "ports": [f"127.0.0.1:{plan.api_port}:{API_CONTAINER_PORT}"],
+            "volumes": [data_mount, _bind(plan.ssh_key_dir, CONTAINER_KEYS, read_only=True), config_mount],
+            "depends_on": {
+                "postgres": {"condition": "service_healthy"},
+                "etcd": {"condition": "service_started"},
+                "executor": {"condition": "service_started"},
+            },
+        }
+    )
+    executor.update(
+        {
+            "restart": "unless-stopped",
+            "entrypoint": ["maoctl"],
+            "command": [
+                "executor", "serve", "--host", "0.0.0.0", "--port", str(EXECUTOR_PORT), "--config", CONTAINER_CONFIG,
+            ],
+            "environment": dict(common_env),
+            "volumes": [_bind(plan.docker_socket, plan.docker_socket), data_mount, config_mount],
+        }
+    )
+    peer_host = f"{plan.public_ip}:" if plan.publish_peer_on_ip else ""
+    if peer_host and ":" in plan.public_ip:
+        peer_host = f"[{plan.public_ip}]:"
+    etcd_env = {
+        "ETCD_NAME": plan.instance_name,
+        "ETCD_DATA_DIR": "/etcd-data",
+        "ETCD_INITIAL_ADVERTISE_PEER_URLS": plan.peer_url,
+        "ETCD_LISTEN_PEER_URLS": f"http://0.0.0.0:{ETCD_PEER_PORT}",
+        "ETCD_LISTEN_CLIENT_URLS": f"http://0.0.0.0:{ETCD_CLIENT_PORT}",
+        "ETCD_ADVERTISE_CLIENT_URLS": f"http://etcd:{ETCD_CLIENT_PORT}",
+        "ETCD_INITIAL_CLUSTER": plan.initial_cluster,
+        "ETCD_INITIAL_CLUSTER_STATE": plan.initial_cluster_state,
+    }
+    if plan.mode == "standalone":
+        etcd_env["ETCD_INITIAL_CLUSTER_TOKEN"] = f"mao-{plan.instance_name}"
+    etcd = {
+        "image": ETCD_IMAGE,
+        "restart": "unless-stopped",
+        "environment": etcd_env,
+        "ports": [
+            f"{peer_host}{ETCD_PEER_PORT}:{ETCD_PEER_PORT}",
+            f"127.0.0.1:{ETCD_CLIENT_PORT}:{ETCD_CLIENT_PORT}",
+        ],
+        "volumes": [{"type": "volume", "source": "etcd-data", "target": "/etcd-data"}],
+    }
+    postgres = {
+        "image": POSTGRES_IMAGE,
+        "restart": "unless-stopped",
+        "environment": {
+            "POSTGRES_USER": DB_USER,
+            "POSTGRES_DB": DB_NAME,
+            "POSTGRES_PASSWORD": "${POSTGRES_PASSWORD}",
+        },
+        "volumes": [{"type": "volume", "source": "postgres-data", "target": "/var/lib/postgresql/data"}],
+        "healthcheck": {
+            "test": ["CMD", "pg_isready", "-U", DB_USER, "-d", DB_NAME],
+            "interval": "5s",
+            "timeout": "5s",
+            "retries": 12,
+        },
+    }
+    return {
+        "services": {"orchestrator": orchestrator, "executor": executor, "etcd": etcd, "postgres": postgres},
+        "volumes": {"etcd-data": {}, "postgres-data": {}},
+    }
+
+
+class _Dumper(yaml.SafeDumper):
+    """Plain YAML: a mount used by two services is written out twice, not as an alias."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump_yaml(data: dict[str, Any], header: str = "") -> str:
+    body = yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return header + body
+
+
+def dump_env(values: dict[str, str], header: str = "") -> str:
+    return header + "".join(f"{key}={value}\n" for key, value in values.items())
+
+
+def parse_env(text: str) -> dict[str, str]:
+    values = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip().strip("\"'")
+    return values
+
+
+def render_files(plan: InstallPlan, secret: Secrets) -> dict[str, tuple[str, int]]:
+    """File name -> (text, mode) for the install directory."""
+    config_header = (
+        f"# MAO instance {plan.instance_name}: settings read by the orchestrator and the executor.\n"
+        "# Keys are the settings' names; MAO_* environment variables override them.\n"
+        f"# The API token and database password are also in {ENV_FILE}: change both together.\n"
+    )
+    env_header = "# Secrets of this MAO instance, read by docker compose. Keep this file private.\n"
+    compose_header = (
+        f"# MAO instance {plan.instance_name} ({plan.mode}"
+        + (f", federation {plan.federation}" if plan.federation else "")
+        + ").\n# Start it with: docker compose up -d   (or: docker-compose up -d)\n"
+    )
+    return {
+        CONFIG_FILE: (dump_yaml(render_config(plan, secret), config_header), 0o600),
+        ENV_FILE: (dump_env(render_env(secret), env_header), 0o600),
+        COMPOSE_FILE: (dump_yaml(render_compose(plan), compose_header), 0o644),
+    }

@@ -1,0 +1,97 @@
+"""Fixtures for ``maoctl instance install``: an isolated home, an SSH key pair, a marketplace."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mao.cli.main import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+FEDERATIONS = [
+    {
+        "name": "artifact-observatory",
+        "description": "Observes container registries over months",
+        "operator": "Observatory Operators",
+        "contact": "ops@observatory.example.org",
+    },
+    {
+        "name": "Helm Watch",
+        "description": "Tracks Helm charts",
+        "operator": {"name": "Helm Team", "email": "helm@example.org"},
+        "contacts": ["helm@example.org", "backup@example.org"],
+    },
+]
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def output(self) -> str:
+        return self.out + self.err
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh HOME (and XDG_CONFIG_HOME): the resume file and ``~`` paths land here."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    return home
+
+
+def make_key_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    keygen = shutil.which("ssh-keygen")
+    if keygen:
+        subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-C", "test@mao", "-f", str(path / "id_ed25519")],
+                       check=True, stdin=subprocess.DEVNULL)
+    else:  # the installer only needs the files to be there
+        (path / "id_ed25519").write_text(
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----\n"
+        )
+        (path / "id_ed25519.pub").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests test@mao\n")
+    (path / "id_ed25519").chmod(0o600)
+    return path
+
+
+@pytest.fixture
+def key_dir(tmp_path: Path) -> Path:
+    return make_key_dir(tmp_path / "keys")
+
+
+@pytest.fixture
+def marketplace(tmp_path: Path) -> Path:
+    """A marketplace directory with federations.json."""
+    directory = tmp_path / "marketplace"
+    directory.mkdir()
+    (directory / "federations.json").write_text(json.dumps(FEDERATIONS))
+    return directory
+
+
+@pytest.fixture
+def maoctl(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """Run ``maoctl ARGS...`` in this process through the real entry point."""
+    from mao.cli import output
+
+    monkeypatch.setattr(output.err_console, "_width", 400)  # errors are not folded
+
+    def run(*args: str) -> Result:
+        capsys.readouterr()
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
