@@ -146,6 +146,8 @@ def test_operator_adds_member_and_new_instance_joins(procs: Procs, tmp_path: Pat
     assert httpx.get(f"{b}/registry/tools").json()["collector"]["author"] == "A"
     _maoctl(b, "dataset", "add", "--name", "shared", "--git_url", "ssh://git@git.example.org/mao/shared.git")
     assert httpx.get(f"{a}/registry/datasets/shared").json()["master"].endswith("shared.git")
+    httpx.post(f"{a}/pipeline/init", json={"tool": "collector", "dataset": "shared"}).raise_for_status()
+    assert httpx.get(f"{b}/registry/pipelines/collector-shared").json()["steps"][0]["tool"] == "collector"
 
     def both_alive(url: str):
         status = json.loads(_maoctl(url, "federation", "status", "--json").stdout)

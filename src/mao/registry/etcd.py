@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -27,6 +28,17 @@ _RETRYABLE = (
     etcd_exc.InternalServerError,
     etcd_exc.ApiVersionDiscoveryFailedError,
 )
+
+
+_UNREACHABLE = (etcd_exc.ConnectionFailedError, etcd_exc.ConnectionTimeoutError)
+
+
+def _retryable(exc: etcd_exc.Etcd3Exception) -> bool:
+    """Connection failures and the answers of a member without a leader: try elsewhere."""
+    if isinstance(exc, _RETRYABLE):
+        return True
+    text = str(exc).lower()
+    return any(word in text for word in ("leader", "unavailable", "timed out", "timeout"))
 
 
 def make_clients(endpoints: list[str], timeout: float) -> list[Etcd3Client]:
@@ -51,30 +63,43 @@ class EtcdRegistry(Registry):
         self.prefix = prefix
         self._current = 0
         self._lock = threading.Lock()
+        self.round_pauses: tuple[float, ...] = (0.5, 1.0, 0.0)
 
     @property
     def endpoints(self) -> list[str]:
         return [c.base_url for c in self.clients]
 
     def _call(self, fn: Callable[[Etcd3Client], T]) -> T:
-        """Run ``fn`` on the current member; on a connection failure try the others."""
-        with self._lock:
-            start = self._current
-        errors = []
-        for i in range(len(self.clients)):
-            index = (start + i) % len(self.clients)
-            client = self.clients[index]
-            try:
-                result = fn(client)
-            except _RETRYABLE as exc:
-                errors.append(f"{client.base_url}: {exc.__class__.__name__}")
-                continue
-            except etcd_exc.Etcd3Exception as exc:
-                raise RegistryUnavailable(f"etcd at {client.base_url} refused the request: {exc}") from exc
-            if index != start:
-                with self._lock:
-                    self._current = index
-            return result
+        """Run ``fn`` on the current member; on a connection failure try the others.
+
+        When every member fails but some answered (a leader election in progress, say),
+        wait a little and go round once or twice more before giving up; when none
+        answered at all, give up at once.
+        """
+        errors: list[str] = []
+        for pause in self.round_pauses:
+            answered = False
+            with self._lock:
+                start = self._current
+            for i in range(len(self.clients)):
+                index = (start + i) % len(self.clients)
+                client = self.clients[index]
+                try:
+                    result = fn(client)
+                except etcd_exc.Etcd3Exception as exc:
+                    if not _retryable(exc):
+                        raise RegistryUnavailable(f"etcd at {client.base_url} refused the request: {exc}") from exc
+                    errors.append(f"{client.base_url}: {exc.__class__.__name__}")
+                    answered = answered or not isinstance(exc, _UNREACHABLE)
+                    continue
+                if index != start:
+                    with self._lock:
+                        self._current = index
+                return result
+            if not answered:
+                break
+            if pause:
+                time.sleep(pause)
         raise RegistryUnavailable(
             "etcd cannot be reached at " + ", ".join(self.endpoints) + " (" + "; ".join(errors) + ")",
             details={"endpoints": self.endpoints},
