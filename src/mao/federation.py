@@ -131,7 +131,7 @@ def initial_cluster(member_list: list[dict[str, Any]], new_name: str, new_id: st
         if not name:
             continue
         parts.extend(f"{name}={url}" for url in m["peer_urls"])
-    return ",".join(parts)
+    return ",".join(sorted(parts))
 
 
 def add_member(instance: Instance, name: str, peer_url: str) -> dict[str, Any]:
