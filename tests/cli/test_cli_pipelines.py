@@ -1,0 +1,161 @@
+"""`maoctl pipeline|repo|runs` and the scheduling commands, against a live API whose
+instance runs containers on a fake engine and writes real git remotes."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+
+import pytest
+from conftest import ServerThread
+
+from mao.config import Settings
+from mao.executor.fake import FakeExecutor
+from mao.instance import Instance
+
+
+def collect(spec, on_log):
+    with (spec.output_dir / "rows.txt").open("a") as fh:
+        fh.write("row\n")
+    on_log("collected a row")
+    return 0
+
+
+def explode(spec, on_log):
+    on_log("boom")
+    return 4
+
+
+class InstanceServer(ServerThread):
+    def __init__(self, instance: Instance) -> None:
+        import threading
+
+        import uvicorn
+
+        from mao.api.app import create_app
+
+        config = uvicorn.Config(create_app(instance=instance), host="127.0.0.1", port=instance.settings.api_port,
+                                log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
+        self.url = f"http://127.0.0.1:{instance.settings.api_port}"
+
+
+@pytest.fixture
+def live(tmp_path, free_port):
+    settings = Settings(instance_name="cli-runner", data_dir=tmp_path / "data", api_port=free_port(),
+                        registry_backend="local", store_url=None, api_token=None)
+    inst = Instance(settings, executor=FakeExecutor({"img/collect": collect, "img/explode": explode}))
+    with InstanceServer(inst) as srv:
+        yield srv
+    inst.close()
+
+
+@pytest.fixture
+def ctl(maoctl, live):
+    def run(*args: str):
+        return maoctl("--url", live.url, *args)
+
+    return run
+
+
+def _setup(ctl) -> str:
+    assert ctl("tool", "add", "--name", "collector", "--image", "img/collect").code == 0
+    assert ctl("tool", "add", "--name", "exploder", "--image", "img/explode").code == 0
+    made = ctl("repo", "add", "--name", "rows", "--register")
+    assert made.code == 0, made.output
+    path = made.out.strip().splitlines()[-1]
+    assert path.endswith("rows.git")
+    return path
+
+
+def test_pipeline_from_file_run_wait_and_history(ctl, tmp_path):
+    remote = _setup(ctl)
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text("name: rows\ndescription: collects rows\nsteps:\n"
+                    "  - {name: collect, tool: collector, output_dataset: rows}\n")
+    added = ctl("pipeline", "add", "--file", str(spec))
+    assert added.code == 0, added.output
+    listed = json.loads(ctl("pipeline", "get", "--json").out)
+    assert [p["name"] for p in listed["pipelines"]] == ["rows"]
+    assert "collect" in ctl("pipeline", "get", "--name", "rows").out
+
+    ran = ctl("pipeline", "run", "--name", "rows", "--wait")
+    assert ran.code == 0, ran.output
+    assert "collected a row" in ran.output and "succeeded" in ran.output
+    runs = json.loads(ctl("runs", "list", "--json").out)
+    assert runs[0]["status"] == "succeeded"
+    shown = json.loads(ctl("runs", "show", str(runs[0]["id"]), "--json").out)
+    assert shown["steps"][0]["output_commit"]
+    logs = ctl("runs", "logs", str(runs[0]["id"]))
+    assert "collected a row" in logs.out
+    tip = subprocess.run(["git", "--git-dir", remote, "show", "ground-truth:rows.txt"], capture_output=True, text=True)
+    assert tip.stdout == "row\n"
+
+
+def test_run_wait_exits_non_zero_when_the_run_fails(ctl, tmp_path):
+    _setup(ctl)
+    spec = tmp_path / "p.json"
+    spec.write_text(json.dumps({"name": "bad", "steps": [{"name": "s", "tool": "exploder", "output_dataset": "rows"}]}))
+    assert ctl("pipeline", "add", "-f", str(spec)).code == 0
+    ran = ctl("pipeline", "run", "--name", "bad", "--wait")
+    assert ran.code == 1
+    assert "boom" in ran.output and "failed" in ran.output
+
+
+def test_interactive_pipeline_add(ctl, monkeypatch):
+    _setup(ctl)
+    answers = "\n".join([
+        "asked", "defined by answering",          # name, description
+        "collect", "collector", "", "rows", "", "MODE=fast", "n",   # step 1
+        "n",                                       # another step?
+    ]) + "\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO(answers))
+    added = ctl("pipeline", "add")
+    assert added.code == 0, added.output
+    data = json.loads(ctl("pipeline", "get", "--name", "asked", "--json").out)
+    assert data["description"] == "defined by answering"
+    assert data["steps"] == [{"name": "collect", "tool": "collector", "output_dataset": "rows",
+                              "env": {"MODE": "fast"}, "docker_socket": False}]
+
+
+def test_unknown_tools_and_datasets_are_named(ctl, tmp_path):
+    spec = tmp_path / "p.yaml"
+    spec.write_text("name: ghost\nsteps:\n  - {name: s, tool: nope, output_dataset: nowhere}\n")
+    result = ctl("pipeline", "add", "--file", str(spec))
+    assert result.code == 1
+    assert "nope" in result.err and "nowhere" in result.err
+    assert "Traceback" not in result.output
+    assert json.loads(ctl("pipeline", "get", "--json").out)["pipelines"] == []
+
+
+def test_schedules_from_the_cli(ctl, tmp_path):
+    _setup(ctl)
+    spec = tmp_path / "p.yaml"
+    spec.write_text("name: rows\nsteps:\n  - {name: collect, tool: collector, output_dataset: rows}\n")
+    assert ctl("pipeline", "add", "--file", str(spec)).code == 0
+    assert ctl("pipeline", "run", "--name", "rows", "--cron", "0 12 * * *").code == 0
+    jobs = json.loads(ctl("tool", "list-scheduled", "--json").out)
+    assert [(j["id"], j["cron"]) for j in jobs] == [("rows", "0 12 * * *")]
+    assert ctl("tool", "stop", "--id", "rows").code == 0
+    assert json.loads(ctl("tool", "list-scheduled", "--json").out) == []
+    assert ctl("pipeline", "schedule", "--name", "rows", "--cron", "*/5 * * * *").code == 0
+    bad = ctl("pipeline", "schedule", "--name", "rows", "--cron", "every day")
+    assert bad.code == 1 and "cron" in bad.err
+    assert [j["cron"] for j in json.loads(ctl("tool", "list-scheduled", "--json").out)] == ["*/5 * * * *"]
+    assert ctl("pipeline", "unschedule", "--name", "rows").code == 0
+    assert ctl("tool", "stop", "--id", "rows").code == 1
+
+
+def test_set_variable_only_for_placeholders(ctl, tmp_path):
+    _setup(ctl)
+    spec = tmp_path / "p.yaml"
+    spec.write_text("name: keyed\nsteps:\n  - {name: s, tool: collector, output_dataset: rows, env: {K: '{{ KEY }}'}}\n")
+    assert ctl("pipeline", "add", "--file", str(spec)).code == 0
+    assert ctl("pipeline", "set-variable", "--name", "keyed", "--variable", "KEY", "--value", "v1").code == 0
+    wrong = ctl("pipeline", "set-variable", "--name", "keyed", "--variable", "OTHER", "--value", "v")
+    assert wrong.code == 1 and "KEY" in wrong.err
+    shown = ctl("pipeline", "get", "--name", "keyed", "--json").out
+    assert "v1" not in shown and json.loads(shown)["private_variables"] == ["KEY"]
+    assert ctl("pipeline", "run", "--name", "keyed", "--wait").code == 0
