@@ -177,10 +177,9 @@ class Runner:
         store.update_step(step_id, image=tool["image"], output_branch=branch)
         datasets = inst.datasets
 
-        datasets.ensure_clone(out_name, out_url, offline_ok=True)
+        worktree = datasets.prepare_output(out_name, out_url, branch, offline_ok=True)
         for pending_branch, ok in datasets.push_pending(out_name).items():
             self._log(run_id, name, f"earlier commit on {pending_branch} " + ("pushed now" if ok else "still not pushed"))
-        worktree = datasets.prepare_output(out_name, out_url, branch, offline_ok=True)
 
         input_dir: Path | None = None
         input_commit = None
