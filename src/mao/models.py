@@ -51,8 +51,17 @@ class DatasetBody(Strict):
 
 
 class DatasetIn(Strict):
+    """``{"name", "body": {"master", "nodes"}}``; the older client's ``{"name", "url"}`` is accepted too."""
+
     name: Name
     body: DatasetBody
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_form(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "url" in data and "body" not in data:
+            data = {k: v for k, v in data.items() if k != "url"} | {"body": {"master": data["url"], "nodes": []}}
+        return data
 
 
 class StepIn(Strict):

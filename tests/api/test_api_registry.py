@@ -36,6 +36,15 @@ def test_seed_curl_registers_a_dataset(client: TestClient) -> None:
     }
 
 
+def test_older_flat_dataset_body_is_accepted(client: TestClient) -> None:
+    response = client.post("/registry/datasets", json={"name": "flat", "url": MASTER})
+    assert response.status_code == 200, response.text
+    assert client.get("/registry/datasets/flat").json() == {"name": "flat", "master": MASTER, "nodes": []}
+    bad = client.post("/registry/datasets", json={"name": "flat2", "url": "not a url"})
+    assert bad.status_code == 400
+    assert "flat2" not in client.get("/registry/datasets").json()
+
+
 def test_dataset_remove(client: TestClient) -> None:
     client.post("/registry/datasets", json={"name": "d1", "body": {"master": MASTER, "nodes": []}})
     client.post("/registry/datasets", json={"name": "d2", "body": {"master": "/srv/git/d2.git"}})
