@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import ipaddress
 import logging
-from typing import Annotated
+import os
+import socket
+from pathlib import Path
+from typing import IO, Annotated
 
 import typer
 
 from mao.config import load_settings
-from mao.errors import InvalidInput
+from mao.errors import Conflict, InvalidInput
 
 
 def _is_loopback(host: str) -> bool:
@@ -19,6 +24,36 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def lock_data_dir(data_dir: Path) -> IO[str]:
+    """One orchestrator per data directory: a second one would take the first one's
+    running runs for crashed ones. The lock is held until the process exits."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(data_dir / ".orchestrator.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise Conflict(f"an orchestrator (pid {holder}) is already serving the data directory {data_dir}") from exc
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def check_port(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound: {exc.strerror}"
+            raise Conflict(f"{host}:{port} {reason}; choose another with --port or MAO_API_PORT") from exc
 
 
 def serve(
@@ -40,6 +75,11 @@ def serve(
             f"refusing to expose the API on {settings.api_host} without a token: set MAO_API_TOKEN "
             "(or api_token in the config file), or bind to 127.0.0.1"
         )
+    check_port(settings.api_host, settings.api_port)
+    lock = lock_data_dir(settings.data_dir)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings)
-    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level=log_level.lower())
+    try:
+        uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level=log_level.lower())
+    finally:
+        lock.close()
