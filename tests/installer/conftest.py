@@ -15,6 +15,7 @@ from mao.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 
+# In the marketplace's format (mao.marketplace.FederationEntry).
 FEDERATIONS = [
     {
         "name": "artifact-observatory",
@@ -23,10 +24,11 @@ FEDERATIONS = [
         "contact": "ops@observatory.example.org",
     },
     {
-        "name": "Helm Watch",
+        "name": "Helm-Watch",
         "description": "Tracks Helm charts",
-        "operator": {"name": "Helm Team", "email": "helm@example.org"},
-        "contacts": ["helm@example.org", "backup@example.org"],
+        "operator": "Helm Team",
+        "contact": "https://helm-watch.example.org/join",
+        "etcd_peer_hint": "203.0.113.20:2380, sent by the operator",
     },
 ]
 

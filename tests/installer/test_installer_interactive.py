@@ -147,7 +147,7 @@ def _join_until_contact(home: Path, marketplace: Path) -> Terminal:
     term.answer("Your choice (1 or 2)", "2")
     seen = term.expect("Federation to join (1-2)")
     for text in ("artifact-observatory", "Observes container registries over months", "Observatory Operators",
-                 "ops@observatory.example.org", "Helm Watch", "helm@example.org, backup@example.org"):
+                 "ops@observatory.example.org", "Helm-Watch", "Helm Team", "https://helm-watch.example.org/join"):
         assert text in seen, seen
     term.child.sendline("1")
     term.answer("MAO instance name", "new-node")
@@ -172,7 +172,7 @@ def test_join_stops_at_the_contact_step_and_resumes(home: Path, key_dir: Path, m
     state_file = home / ".config" / "mao" / "install-state.json"
     saved = json.loads(state_file.read_text())["answers"]
     assert saved["instance_name"] == "new-node" and saved["public_ip"] == "198.51.100.7"
-    assert saved["federation"]["name"] == "artifact-observatory"
+    assert saved["federation"] == json.loads((marketplace / "federations.json").read_text())[0]  # the entry as listed
     assert not install_dir.exists()
 
     term = Terminal(home, "--resume", "--skip-checks")
@@ -232,7 +232,7 @@ def test_missing_prerequisites_ask_before_going_on(home: Path, tmp_path: Path, m
 def test_unreachable_marketplace_asks_for_the_federation_name(home: Path, tmp_path: Path) -> None:
     term = Terminal(home, "--skip-checks", "--federate", "--marketplace-url", str(tmp_path / "nowhere"))
     seen = term.answer("Name of the federation to join (as its operator calls it):", "private-fed")
-    assert "cannot read the marketplace catalogue" in seen
+    assert f"marketplace {tmp_path / 'nowhere'}: no such directory" in seen
     term.answer("MAO instance name", "new-node")
     seen = term.expect("Public IP (1-")
     term.child.sendline(manual_choice(seen))

@@ -1,7 +1,7 @@
 """``maoctl instance install``: set up a MAO instance's install directory for docker compose.
 
 - ``checks``: the host's prerequisites (engine, compose, git);
-- ``federations``: the marketplace's federations to join;
+- ``federations``: the federation to join, from the marketplace's catalogue;
 - ``values``: validators for every answer;
 - ``render``: ``mao.yaml``, ``.env`` and ``docker-compose.yaml`` as data;
 - ``writer``: the install directory, written at once;

@@ -1,124 +1,30 @@
-"""The marketplace's list of federations that take new members.
+"""The federation an installation joins, chosen from the marketplace's ``federations.json``.
 
-Source forms: an http(s) base URL (``<url>/federations.json``) or a URL of the JSON
-file itself, a ``file://`` URL, a local directory or JSON file, or ``builtin`` for the
-sample catalogue shipped with the package.
+The catalogue is read by :class:`mao.marketplace.Marketplace` (its URL forms, its format
+:class:`mao.marketplace.FederationEntry`, its errors); this module adds what the installer
+needs on top: finding an entry by what the user typed, and a choice that may be only a
+name when the marketplace could not be read.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from importlib import resources
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlparse
 
-import httpx
+from pydantic import ValidationError
 
-from mao.errors import InvalidInput, NotFound, Unavailable
-
-FETCH_TIMEOUT = 10.0
-
-
-@dataclass(frozen=True)
-class Federation:
-    name: str
-    description: str = ""
-    operator: str = ""
-    contacts: list[str] = field(default_factory=list)
-
-    @property
-    def contact(self) -> str:
-        return ", ".join(self.contacts)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Federation:
-        name = data.get("name") or data.get("title")
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError("a federation without a name")
-        operator = data.get("operator") or data.get("operators") or ""
-        contacts = data.get("contacts") or data.get("contact") or data.get("email") or []
-        if isinstance(operator, dict):
-            contacts = contacts or operator.get("email") or operator.get("contact") or []
-            operator = operator.get("name") or operator.get("email") or ""
-        elif isinstance(operator, list):
-            operator = ", ".join(_text(o) for o in operator)
-        if isinstance(contacts, (str, dict)):
-            contacts = [contacts]
-        return cls(
-            name=name.strip(),
-            description=_text(data.get("description", "")),
-            operator=_text(operator),
-            contacts=[_text(c) for c in contacts if _text(c)],
-        )
+from mao.errors import InvalidInput
+from mao.marketplace import FederationEntry, Marketplace
+from mao.validation import check_name
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, dict):
-        return str(value.get("email") or value.get("name") or value.get("url") or "")
-    return "" if value is None else str(value).strip()
+def list_federations(url: str) -> list[FederationEntry]:
+    """The federations the marketplace at ``url`` lists; :class:`MarketplaceError` if it cannot be read."""
+    with Marketplace(url) as market:
+        return market.federations()
 
 
-def _read_source(source: str) -> tuple[str, str]:
-    """Return (where, text) for a marketplace source."""
-    if source == "builtin":
-        sample = resources.files("mao").joinpath("marketplace", "sample", "federations.json")
-        if not sample.is_file():
-            raise NotFound("this installation ships no sample marketplace catalogue")
-        return "the built-in sample catalogue", sample.read_text(encoding="utf-8")
-    parsed = urlparse(source)
-    if parsed.scheme in ("http", "https"):
-        url = source if parsed.path.endswith(".json") else source.rstrip("/") + "/federations.json"
-        try:
-            response = httpx.get(url, timeout=FETCH_TIMEOUT, follow_redirects=True)
-        except httpx.HTTPError as exc:
-            raise Unavailable(f"cannot reach the marketplace at {url}: {exc}") from exc
-        if response.status_code != 200:
-            raise Unavailable(f"the marketplace at {url} answered HTTP {response.status_code}")
-        return url, response.text
-    if parsed.scheme == "file":
-        path = Path(unquote(parsed.path))
-    elif parsed.scheme and len(parsed.scheme) > 1:
-        raise InvalidInput(f"unsupported marketplace URL {source!r}: use http(s)://, file://, a path or 'builtin'")
-    else:
-        path = Path(source).expanduser()
-    if path.is_dir():
-        path = path / "federations.json"
-    try:
-        return str(path), path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise Unavailable(f"cannot read the marketplace catalogue {path}: {exc.strerror or exc}") from exc
-
-
-def parse_federations(text: str, where: str = "the marketplace") -> list[Federation]:
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise Unavailable(f"{where} is not valid JSON: {exc}") from exc
-    if isinstance(data, dict):
-        data = data.get("federations", data.get("items"))
-    if not isinstance(data, list):
-        raise Unavailable(f"{where} holds no list of federations")
-    federations = []
-    for item in data:
-        if isinstance(item, dict):
-            try:
-                federations.append(Federation.from_dict(item))
-            except ValueError:
-                continue
-    return federations
-
-
-def load_federations(source: str) -> list[Federation]:
-    where, text = _read_source(source)
-    return parse_federations(text, where)
-
-
-def find_federation(federations: list[Federation], wanted: str) -> Federation:
+def find_federation(federations: list[FederationEntry], wanted: str) -> FederationEntry:
     """By exact name, case-insensitive name, or 1-based number in the list."""
     text = wanted.strip()
     for fed in federations:
@@ -131,3 +37,56 @@ def find_federation(federations: list[Federation], wanted: str) -> Federation:
         return federations[int(text) - 1]
     names = ", ".join(repr(f.name) for f in federations) or "none"
     raise InvalidInput(f"unknown federation {wanted!r}: the marketplace lists {names}")
+
+
+@dataclass(frozen=True)
+class ChosenFederation:
+    """The federation to join: its marketplace entry, or only its name when the marketplace
+    could not be read (the operator then gives everything else)."""
+
+    name: str
+    entry: FederationEntry | None = None
+
+    @classmethod
+    def listed(cls, entry: FederationEntry) -> ChosenFederation:
+        return cls(entry.name, entry)
+
+    @classmethod
+    def unlisted(cls, name: str) -> ChosenFederation:
+        """A federation known only by the name the user gave; ``InvalidInput`` unless it is a valid name."""
+        return cls(check_name(name.strip(), "federation name"))
+
+    @property
+    def operator(self) -> str:
+        return self.entry.operator if self.entry else ""
+
+    @property
+    def contact(self) -> str:
+        return self.entry.contact if self.entry else ""
+
+    @property
+    def etcd_peer_hint(self) -> str | None:
+        return self.entry.etcd_peer_hint if self.entry else None
+
+    def to_state(self) -> dict[str, Any]:
+        """What a suspended installation saves: the marketplace entry, or ``{"name": ...}``."""
+        if self.entry is not None:
+            return self.entry.model_dump(mode="json", exclude_none=True)
+        return {"name": self.name}
+
+    @classmethod
+    def from_state(cls, saved: Any) -> ChosenFederation | None:
+        """Read back :meth:`to_state`; a saved value that is no valid entry keeps just its name."""
+        if not isinstance(saved, dict):
+            return None
+        try:
+            return cls.listed(FederationEntry.model_validate(saved))
+        except ValidationError:
+            pass
+        name = saved.get("name")
+        if not isinstance(name, str):
+            return None
+        try:
+            return cls.unlisted(name)
+        except InvalidInput:
+            return None

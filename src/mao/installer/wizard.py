@@ -29,7 +29,11 @@ from mao.config import DEFAULT_MARKETPLACE_URL
 from mao.errors import InvalidInput, MAOError
 from mao.installer import network
 from mao.installer.checks import CheckReport, check_dependencies, default_docker_socket
-from mao.installer.federations import Federation, find_federation, load_federations
+from mao.installer.federations import (
+    ChosenFederation,
+    find_federation,
+    list_federations,
+)
 from mao.installer.keys import generate_key, read_public_key
 from mao.installer.options import (
     ANSWER_KEYS,
@@ -60,6 +64,7 @@ from mao.installer.values import (
     peer_url,
 )
 from mao.installer.writer import check_install_dir, existing_entries, write_install
+from mao.marketplace import MarketplaceError
 
 T = TypeVar("T")
 
@@ -82,7 +87,7 @@ class Installer:
         self.state_file = Path(given).expanduser().absolute() if given else default_state_file()
         self.answers: dict[str, Any] = {}
         self.report = CheckReport()
-        self.federation: Federation | None = None
+        self.federation: ChosenFederation | None = None
 
     # ------------------------------------------------------------------ entry
 
@@ -93,8 +98,10 @@ class Installer:
             value = getattr(self.opts, key)
             if value is not None:
                 self.answers[key] = value
-        if isinstance(self.answers.get("federation"), dict):
-            self.federation = Federation.from_dict(self.answers["federation"])
+        if isinstance(self.answers.get("federation"), dict):  # saved by a suspended installation
+            self.federation = ChosenFederation.from_state(self.answers["federation"])
+            if self.federation is None:
+                del self.answers["federation"]
 
         if self.interactive:
             self.ui.echo("MAO instance installer")
@@ -214,16 +221,15 @@ class Installer:
         plan = self._plan(install_dir, name, ip, email, key_dir, cluster, api_port, source_dir)
         return self._install(plan)
 
-    def _lookup_federation(self, wanted: str) -> Federation:
-        """Find ``wanted`` in the marketplace; an unreachable marketplace leaves just the name."""
+    def _lookup_federation(self, wanted: str) -> ChosenFederation:
+        """Find ``wanted`` in the marketplace; an unreadable marketplace leaves just the name."""
         try:
-            federations = load_federations(self._marketplace_url())
-        except MAOError as exc:
-            if isinstance(exc, InvalidInput):
-                raise
-            self.ui.warn(f"{exc.message}; continuing with the federation name '{wanted}'")
-            return Federation(name=wanted)
-        return find_federation(federations, wanted)
+            federations = list_federations(self._marketplace_url())
+        except MarketplaceError as exc:
+            chosen = ChosenFederation.unlisted(wanted)
+            self.ui.warn(f"{exc.message}; continuing with the federation name '{chosen.name}'")
+            return chosen
+        return ChosenFederation.listed(find_federation(federations, wanted))
 
     # ------------------------------------------------------------------ interactive
 
@@ -240,7 +246,7 @@ class Installer:
         if federate:
             if self.federation is None:
                 self.federation = self._choose_federation()
-            a["federation"] = self.federation.to_dict()
+            a["federation"] = self.federation.to_state()
             self.ui.echo("")
             self.ui.echo("The instance name and public IP are agreed with the federation operator.")
             self._ask_instance_name()
@@ -322,23 +328,23 @@ class Installer:
 
         return self._ask(f"{text} (1-{len(labels)})", pick, "1")
 
-    def _choose_federation(self) -> Federation:
+    def _choose_federation(self) -> ChosenFederation:
         wanted = self.answers.get("federation")
-        url = self._marketplace_url()
         try:
-            federations = load_federations(url)
-        except MAOError as exc:
+            federations = list_federations(self._marketplace_url())
+        except MarketplaceError as exc:
             self.ui.warn(exc.message)
             federations = []
         if wanted:
             try:
-                return find_federation(federations, str(wanted)) if federations else Federation(name=str(wanted))
+                if federations:
+                    return ChosenFederation.listed(find_federation(federations, str(wanted)))
+                return ChosenFederation.unlisted(str(wanted))
             except InvalidInput as exc:
                 self.ui.warn(exc.message)
         if not federations:
             self.ui.echo("No federations could be listed from the marketplace.")
-            name = self._ask("Name of the federation to join (as its operator calls it)", _nonempty("federation name"))
-            return Federation(name=name)
+            return self._ask("Name of the federation to join (as its operator calls it)", ChosenFederation.unlisted)
         self.ui.echo("")
         self.ui.echo("Federations listed on the MAO marketplace:")
         labels = []
@@ -346,12 +352,10 @@ class Installer:
             lines = [fed.name]
             if fed.description:
                 lines.append(f"      Description: {fed.description}")
-            if fed.operator:
-                lines.append(f"      Operator:    {fed.operator}")
-            if fed.contacts:
-                lines.append(f"      Contact:     {fed.contact}")
+            lines.append(f"      Operator:    {fed.operator}")
+            lines.append(f"      Contact:     {fed.contact}")
             labels.append("\n".join(lines))
-        return federations[self._choose(labels, "Federation to join")]
+        return ChosenFederation.listed(federations[self._choose(labels, "Federation to join")])
 
     def _show_contact(self) -> None:
         fed = self.federation
@@ -362,6 +366,8 @@ class Installer:
         if fed.operator:
             self.ui.echo(f"  Operator: {fed.operator}")
         self.ui.echo(f"  Contact:  {fed.contact or '(the marketplace lists no contact: ask the federation)'}")
+        if fed.etcd_peer_hint:
+            self.ui.echo(f"  Peers:    {fed.etcd_peer_hint}")
         self.ui.echo("Send them this instance's name and public IP:")
         self.ui.echo(f"  instance name: {name}")
         self.ui.echo(f"  public IP:     {ip}   (port 2380/tcp must be reachable from the federation's instances)")
@@ -501,16 +507,6 @@ class Installer:
         outcome = Outcome("installed", plan=plan, public_key=public_key)
         print_next_steps(self.ui, outcome, self.report)
         return outcome
-
-
-def _nonempty(what: str) -> Callable[[str], str]:
-    def check(value: str) -> str:
-        text = (value or "").strip()
-        if not text or any(ch in text for ch in "\n\r\0"):
-            raise InvalidInput(f"give the {what}")
-        return text
-
-    return check
 
 
 def run_install(options: InstallOptions, ui: UI | None = None) -> Outcome:
