@@ -109,8 +109,11 @@ def test_the_chosen_federation_is_saved_as_its_entry(marketplace: Path) -> None:
     assert unlisted.to_state() == {"name": "private-fed"}
     assert ChosenFederation.from_state(unlisted.to_state()) == unlisted
     assert (unlisted.operator, unlisted.contact, unlisted.etcd_peer_hint) == ("", "", None)
+    # an entry in the older form (a contacts list) is read as an entry
+    old = ChosenFederation.from_state({"name": "old", "contacts": ["a@example.org"]})
+    assert old.name == "old" and old.contact == "a@example.org"
     # a saved value that is no valid entry keeps only a valid name
-    assert ChosenFederation.from_state({"name": "old", "contacts": ["a@example.org"]}) == ChosenFederation("old")
+    assert ChosenFederation.from_state({"name": "old", "operator": "x"}) == ChosenFederation("old")
     assert ChosenFederation.from_state({"name": "two words"}) is None
     assert ChosenFederation.from_state("private-fed") is None
     with pytest.raises(InvalidInput, match="invalid federation name"):

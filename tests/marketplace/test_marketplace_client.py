@@ -104,6 +104,17 @@ def test_malformed_json(tmp_path: Path):
     assert isinstance(info.value, MAOError)
 
 
+def test_older_federation_form_with_a_contacts_list(tmp_path: Path):
+    directory = write_catalogue(tmp_path / "c", federations=[
+        {"name": "Artifact Observatory", "contacts": ["op1@example.com", "op2@example.com"],
+         "description": "A collection of artifact analysis tools."}])
+    with Marketplace(str(directory)) as market:
+        (fed,) = market.federations()
+    assert fed.name == "Artifact Observatory"
+    assert fed.contact == "op1@example.com, op2@example.com"
+    assert fed.operator == ""
+
+
 @pytest.mark.parametrize(
     ("kind", "payload", "expected"),
     [
@@ -116,7 +127,9 @@ def test_malformed_json(tmp_path: Path):
         ("tools", 42, "expected a JSON array of tools, got int"),
         ("tools", {"x": {**TOOLS[0]}}, "entry 'x' is named 'collector'"),
         ("federations", [{**FEDERATIONS[0], "contact": "call me"}], "must be an e-mail address or an http(s) URL"),
-        ("federations", [{"name": "f", "contact": "a@b.org"}], "operator: Field required"),
+        ("federations", [{"name": "f", "operator": "ops"}], "contact: Field required"),
+        ("federations", [{"name": "f", "contacts": ["a@b.org", "not a contact"]}], "'not a contact' must be an e-mail"),
+        ("federations", [{"name": "bad\nname", "contact": "a@b.org"}], "name: String should match pattern"),
         ("pipelines", [{"name": "p", "tool": "collector", "dataset": "raw"}], "give name, description and steps"),
         ("pipelines", [{**PIPELINES[0], "private_variables": {"TOKEN": "x"}}], "unexpected field(s) private_variables"),
         ("pipelines", [{"name": "p", "description": "", "steps": []}], "steps is required"),
