@@ -121,3 +121,38 @@ def test_failed_ground_truth_push_raises_and_leaves_nothing_pending(
     merged = manager.merge_to_ground_truth("ds", "step-a", "Merge 2", {})
     assert inspect.file(remote, "ground-truth", "a.txt") == "2\n"
     assert inspect.parents(remote, merged)[0] == first
+
+
+def test_a_repository_with_data_on_main_starts_ground_truth_from_it(tmp_path):
+    """A dataset that existed before MAO: its main branch is the agreed state until
+    ground-truth exists, for inputs, new node branches and the first merge."""
+    import subprocess
+
+    from mao.datasets import DatasetManager, Git
+
+    remote = tmp_path / "old.git"
+    subprocess.run(["git", "init", "-q", "--bare", "--initial-branch=main", str(remote)], check=True)
+    seed = tmp_path / "seed"
+    subprocess.run(["git", "clone", "-q", str(remote), str(seed)], check=True, capture_output=True)
+    (seed / "existing.csv").write_text("a,b\n")
+    subprocess.run(["git", "-C", str(seed), "add", "."], check=True)
+    subprocess.run(["git", "-C", str(seed), "-c", "user.name=x", "-c", "user.email=x@x", "commit", "-qm", "data"], check=True)
+    subprocess.run(["git", "-C", str(seed), "push", "-q", "origin", "main"], check=True)
+    main_sha = subprocess.run(["git", "-C", str(seed), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+    manager = DatasetManager(Git(ssh_key_dir=None, name="t", email="t@x"), tmp_path / "ds", tmp_path / "bare",
+                             retry_delay=0.01)
+    snapshot = tmp_path / "snap"
+    assert manager.snapshot_input("old", str(remote), snapshot) == main_sha
+    assert (snapshot / "existing.csv").read_text() == "a,b\n"
+
+    worktree = manager.prepare_output("old", str(remote), "step-node")
+    assert (worktree / "existing.csv").exists()
+    (worktree / "more.csv").write_text("c\n")
+    manager.commit_output(worktree, "more", {"Mao-Run": "1"})
+    assert manager.push("old", "step-node")
+    merged = manager.merge_to_ground_truth("old", "step-node", "merge", {"Mao-Run": "1"})
+    files = subprocess.run(["git", "--git-dir", str(remote), "ls-tree", "--name-only", "ground-truth"],
+                           capture_output=True, text=True).stdout.split()
+    assert files == ["existing.csv", "more.csv"]
+    assert merged

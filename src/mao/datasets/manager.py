@@ -36,6 +36,7 @@ from mao.validation import check_git_url, check_name
 logger = logging.getLogger(__name__)
 
 GROUND_TRUTH = "ground-truth"
+_PRE_EXISTING = ("main", "master")
 
 # Branch names double as directory names: no '/', no '.', at most 200 characters.
 _BRANCH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,199}$")
@@ -201,11 +202,23 @@ class DatasetManager:
         return local
 
     def _resolve(self, clone: Path, ref: str) -> str | None:
-        """``origin/<ref>`` for a branch name, the commit itself for a sha."""
+        """``origin/<ref>`` for a branch name, the commit itself for a sha;
+        for ground-truth, the agreed state (see :meth:`_agreed`)."""
+        if ref == GROUND_TRUTH:
+            return self._agreed(clone)
         sha = self._rev(clone, f"refs/remotes/origin/{ref}")
         if sha is None and _SHA_RE.match(ref):
             sha = self._rev(clone, ref)
         return sha
+
+    def _agreed(self, clone: Path) -> str | None:
+        """``origin/ground-truth``; for a repository that had data before it became a MAO
+        dataset and has no ground-truth yet, its ``main`` or ``master`` branch."""
+        for branch in (GROUND_TRUTH, *_PRE_EXISTING):
+            sha = self._rev(clone, f"refs/remotes/origin/{branch}")
+            if sha is not None:
+                return sha
+        return None
 
     def _message(self, clone: Path, message: str, trailers: dict[str, str]) -> str:
         """``message`` with ``Key: value`` trailers appended by ``git interpret-trailers``."""
@@ -391,7 +404,7 @@ class DatasetManager:
                 start = (
                     remote
                     or local
-                    or self._rev(clone, f"refs/remotes/origin/{GROUND_TRUTH}")
+                    or self._agreed(clone)
                     or self._empty_root(clone)
                 )
             worktree = self._checkout(name, clone, branch, start)
@@ -568,7 +581,7 @@ class DatasetManager:
             base = self._rev(clone, f"refs/remotes/origin/{GROUND_TRUTH}")
             first = base is None
             if base is None:
-                base = self._empty_root(clone)
+                base = self._agreed(clone) or self._empty_root(clone)
             worktree = self._checkout(name, clone, GROUND_TRUTH, base)
             text = self._message(clone, message, trailers)
             args = ["merge", "--quiet", "--no-ff", "--no-edit", "--no-verify", "--allow-unrelated-histories"]
