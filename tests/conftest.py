@@ -332,3 +332,24 @@ def etcd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdClust
 def etcd_prefix() -> str:
     """A key prefix of its own for each test, so tests sharing the cluster never meet."""
     return f"/mao-test-{uuid.uuid4().hex[:10]}/"
+
+
+@pytest.fixture
+def maoctl(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    """Run ``maoctl ARGS...`` in this process through the real entry point; a Result."""
+    from maoctl_kit import Result
+
+    from mao.cli import output
+    from mao.cli.main import main
+
+    monkeypatch.setattr(output.console, "_width", 160)  # wide tables: names are not folded
+    monkeypatch.setattr(output.err_console, "_width", 400)  # errors are not folded
+
+    def run(*args: str) -> Result:
+        capsys.readouterr()
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+

@@ -8,7 +8,7 @@ import json
 import subprocess
 
 import pytest
-from conftest import ServerThread
+from cli_kit import ServerThread
 
 from mao.config import Settings
 from mao.executor.fake import FakeExecutor

@@ -12,7 +12,7 @@ import json
 
 import httpx
 import pytest
-from conftest import Server, git
+from e2e_kit import Server, git
 
 from mao.registry.etcd import EtcdRegistry, make_clients
 

@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import bare_repo, git
+from e2e_kit import bare_repo, git
 
 from mao.config import Settings
 from mao.instance import Instance

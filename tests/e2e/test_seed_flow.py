@@ -6,7 +6,7 @@ import time
 
 import httpx
 import pytest
-from conftest import bare_repo, git
+from e2e_kit import bare_repo, git
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from maoctl_kit import run_maoctl  # noqa: F401  (re-exported for the tests here)
+
 import json
-import sys
 from pathlib import Path
 
 SECRET = "s3cr3t-Value-7f1e"
@@ -43,17 +44,3 @@ def write_catalogue(directory: Path) -> Path:
     for name, data in (("federations", FEDERATIONS), ("tools", TOOLS), ("pipelines", PIPELINES)):
         (directory / f"{name}.json").write_text(json.dumps(data, indent=2))
     return directory
-
-
-def run_maoctl(args: list[str], input: str | None = None, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """Run ``maoctl`` in-process through its real entry point: (exit code, stdout, stderr)."""
-    from typer.testing import CliRunner
-
-    from mao.cli.main import main
-
-    with CliRunner().isolation(input=input, env={"COLUMNS": "250", **(env or {})}) as streams:
-        code = main(list(args))
-        sys.stdout.flush()
-        sys.stderr.flush()
-        out, err = streams[0].getvalue().decode(), streams[1].getvalue().decode()
-    return code, out, err

@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from mao.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,15 +30,7 @@ FEDERATIONS = [
 ]
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def output(self) -> str:
-        return self.out + self.err
+from maoctl_kit import Result  # noqa: E402,F401
 
 
 @pytest.fixture
@@ -81,19 +70,3 @@ def marketplace(tmp_path: Path) -> Path:
     directory.mkdir()
     (directory / "federations.json").write_text(json.dumps(FEDERATIONS))
     return directory
-
-
-@pytest.fixture
-def maoctl(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
-    """Run ``maoctl ARGS...`` in this process through the real entry point."""
-    from mao.cli import output
-
-    monkeypatch.setattr(output.err_console, "_width", 400)  # errors are not folded
-
-    def run(*args: str) -> Result:
-        capsys.readouterr()
-        code = main(list(args))
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run

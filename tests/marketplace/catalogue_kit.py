@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from maoctl_kit import run_maoctl  # noqa: F401  (re-exported for the tests here)
+
 import json
 from pathlib import Path
 from typing import Any
@@ -31,19 +33,3 @@ def write_catalogue(directory: Path, federations: Any = None, tools: Any = None,
         text = payload if isinstance(payload, str) else json.dumps(payload)
         (directory / f"{name}.json").write_text(text)
     return directory
-
-
-def run_maoctl(args: list[str], input: str | None = None, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """Run ``maoctl`` in-process through its real entry point: (exit code, stdout, stderr)."""
-    import sys
-
-    from typer.testing import CliRunner
-
-    from mao.cli.main import main
-
-    with CliRunner().isolation(input=input, env={"COLUMNS": "250", **(env or {})}) as streams:
-        code = main(list(args))
-        sys.stdout.flush()
-        sys.stderr.flush()
-        out, err = streams[0].getvalue().decode(), streams[1].getvalue().decode()
-    return code, out, err
