@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mao.validation import GitURL, Name, check_git_url
+from mao.validation import GitURL, Name, check_git_url, check_name
 
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 PRIVATE_RE = re.compile(r"^\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$")
@@ -122,6 +122,10 @@ class PipelineIn(Strict):
             self.tool = self.dataset = None
         if not self.name:
             raise ValueError("name is required")
+        try:
+            check_name(self.name, "pipeline name")
+        except Exception as exc:
+            raise ValueError(getattr(exc, "message", str(exc))) from None
         if not self.steps:
             raise ValueError("a pipeline needs at least one step")
         seen = set()

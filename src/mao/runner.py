@@ -45,6 +45,8 @@ def render_env(env: dict[str, str], variables: dict[str, str]) -> tuple[dict[str
                 continue
             out[key] = variables[name]
             secrets.append(variables[name])
+            # log masking works line by line: mask each line of a multi-line value too
+            secrets.extend(part for part in variables[name].splitlines() if len(part.strip()) >= 4)
         else:
             out[key] = value
     if missing:
@@ -125,6 +127,7 @@ class Runner:
             self._log(run_id, None, f"run {status}" + (f": {error}" if error else ""))
         finally:
             self._cancel.pop(run_id, None)
+            self._futures.pop(run_id, None)
             shutil.rmtree(self._scratch(run_id), ignore_errors=True)
 
     def _execute(self, run_id: int, steps: list[dict[str, Any]], cancel: threading.Event) -> tuple[str, str | None]:
@@ -201,7 +204,7 @@ class Runner:
         result = inst.executor.run(spec, lambda line: self._log(run_id, name, line), cancel)
         store.update_step(step_id, exit_code=result.exit_code, image_digest=result.image_digest)
         if result.status != "succeeded":
-            datasets.reset_worktrees(out_name)
+            datasets.reset_worktrees(out_name, branch)
             return StepOutcome(result.status, result.error or result.status)
 
         trailers = {

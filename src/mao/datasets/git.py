@@ -50,11 +50,12 @@ _KEPT_GIT_PREFIXES = ("GIT_TRACE", "GIT_SSL_", "GIT_HTTP_", "GIT_PROXY_", "GIT_C
 _REMOTE_COMMANDS = {"clone", "fetch", "push", "pull", "ls-remote"}
 
 _CREDENTIALS_RE = re.compile(r"(?<=://)([^/@:\s]+):[^/@\s]*@")
+_HTTP_TOKEN_RE = re.compile(r"(?<=https://|.http://)[^/@:\s]+@")
 
 
 def redact(text: str) -> str:
     """Hide passwords and tokens embedded in URLs (``https://user:token@host``)."""
-    return _CREDENTIALS_RE.sub(r"\1:***@", text)
+    return _HTTP_TOKEN_RE.sub("***@", _CREDENTIALS_RE.sub(r"\1:***@", text))
 
 
 def _ssh_config_value(path: Path) -> str:

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-from mao.errors import LockTimeout
+from mao.errors import LockTimeout, MAOError
 
 log = logging.getLogger(__name__)
 
@@ -147,10 +147,10 @@ class Lock:
             self._keepalive = None
         if self._lease is not None:
             try:
-                current = self.registry.get(self.key)
-                if current and current.get("token") == self.token:
-                    self.registry.delete(self.key)
+                # revoking the lease deletes the key with it, atomically
                 self.registry.revoke(self._lease)
+            except MAOError as exc:
+                log.warning("could not release %s (it expires within %ss): %s", self.key, self.ttl, exc.message)
             finally:
                 self._lease = None
 
