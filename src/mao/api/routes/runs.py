@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
 
 from mao.api.deps import InstanceDep
 from mao.store.models import LogLine, Run, StepRun
 from mao.store.store import as_utc
 
 router = APIRouter(prefix="/runs", tags=["runs"])
+RunId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 def _iso(value) -> str | None:
@@ -60,13 +63,13 @@ def list_runs(
 
 
 @router.get("/{run_id}")
-def get_run(run_id: int, instance: InstanceDep) -> dict[str, Any]:
+def get_run(run_id: RunId, instance: InstanceDep) -> dict[str, Any]:
     return run_dict(instance.store.get_run(run_id))
 
 
 @router.get("/{run_id}/logs")
 def get_logs(
-    run_id: int, instance: InstanceDep, after: int = Query(default=0, ge=0), step: str | None = None,
+    run_id: RunId, instance: InstanceDep, after: int = Query(default=0, ge=0, le=2**63 - 1), step: str | None = None,
     limit: int = Query(default=10000, ge=1, le=100000),
 ) -> dict[str, Any]:
     run = instance.store.get_run(run_id)
@@ -75,6 +78,6 @@ def get_logs(
 
 
 @router.post("/{run_id}/cancel")
-def cancel_run(run_id: int, instance: InstanceDep) -> dict[str, Any]:
+def cancel_run(run_id: RunId, instance: InstanceDep) -> dict[str, Any]:
     instance.runner.cancel(run_id)
     return {"ok": True, "run_id": run_id}
