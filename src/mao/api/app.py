@@ -9,10 +9,10 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from mao import __version__
-from mao.api import errors
 from mao.api.deps import require_token
 from mao.api.routes import federation, health, jobs, pipelines, registry, repos, runs
 from mao.config import Settings
+from mao.web import install_error_handlers
 from mao.instance import Instance
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None, *, instance: Instance | None = 
         description="Federated, cron-scheduled pipelines of containerised tools over git datasets.",
         lifespan=lifespan,
     )
-    errors.install(app)
+    install_error_handlers(app)
     app.include_router(health.router)
     protected = [Depends(require_token)]
     for module in (registry, pipelines, runs, jobs, repos, federation):

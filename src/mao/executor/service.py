@@ -27,7 +27,6 @@ forgotten after :data:`KEEP_FINISHED` seconds if no client deleted it before.
 from __future__ import annotations
 
 import dataclasses
-import hmac
 import itertools
 import logging
 import threading
@@ -39,13 +38,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, Query, Request
+from fastapi import Body, Depends, FastAPI, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mao import __version__
-from mao.api import errors
-from mao.errors import Conflict, MAOError, NotFound, Unauthorized
+from mao.web import error_body, install_error_handlers, token_checker
+from mao.errors import Conflict, MAOError, NotFound
 from mao.executor.base import Executor, PullPolicy, StepResult, StepSpec
 from mao.validation import Name, check_name
 
@@ -252,23 +251,6 @@ class StepTable:
             del self._steps[step_id]
 
 
-def _token_checker(token: str | None):
-    expected = token.encode() if token else None
-
-    def require_token(request: Request) -> None:
-        if expected is None:
-            return
-        header = request.headers.get("authorization", "")
-        given = header[len("Bearer "):].strip() if header.startswith("Bearer ") else ""
-        if not given or not hmac.compare_digest(given.encode(), expected):
-            raise Unauthorized(
-                "this executor service needs a token: send 'Authorization: Bearer <token>' "
-                "(give the orchestrator the same MAO_API_TOKEN as the service)"
-            )
-
-    return require_token
-
-
 def create_executor_app(
     executor: Executor,
     token: str | None = None,
@@ -295,15 +277,15 @@ def create_executor_app(
         lifespan=lifespan,
     )
     app.state.steps = table
-    errors.install(app)
-    protected = [Depends(_token_checker(token))]
+    install_error_handlers(app)
+    protected = [Depends(token_checker(lambda _request: token or None, "give the orchestrator the same MAO_API_TOKEN as the service"))]
 
     @app.get("/health", tags=["health"])
     def health() -> Any:
         try:
             engine = executor.ping()
         except MAOError as exc:
-            body = errors.error_body("unavailable", f"unhealthy: {exc.message}", exc.details or None)
+            body = error_body("unavailable", f"unhealthy: {exc.message}", exc.details or None)
             return JSONResponse(body, status_code=503)
         running = sum(1 for s in table.all() if s.running)
         return {"ok": True, "executor": executor.name, **engine, "mao_version": __version__, "steps_running": running}

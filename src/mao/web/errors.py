@@ -36,7 +36,7 @@ def _describe(errors: list[dict]) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def install(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MAOError)
     async def _mao_error(_: Request, exc: MAOError) -> JSONResponse:
         return JSONResponse(exc.to_dict(), status_code=exc.status_code)

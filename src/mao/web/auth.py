@@ -1,0 +1,39 @@
+"""The one bearer-token check, shared by the orchestrator API and the executor service."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+
+from fastapi import Request
+
+from mao.errors import Unauthorized
+
+
+def given_token(request: Request) -> str:
+    """The token a request carries: ``Authorization: Bearer <token>`` or ``X-MAO-Token``."""
+    header = request.headers.get("authorization", "")
+    if header.startswith("Bearer "):
+        return header[len("Bearer ") :].strip()
+    return request.headers.get("x-mao-token", "").strip()
+
+
+def token_matches(given: str, expected: str) -> bool:
+    """Constant-time comparison on bytes, so any header value (non-ASCII too) is just a wrong token."""
+    if not given or not expected:
+        return False
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape"))
+
+
+def token_checker(expected: Callable[[Request], str | None], hint: str) -> Callable[[Request], None]:
+    """A FastAPI dependency that refuses requests without the token ``expected(request)``
+    (no check when it returns None). ``hint`` tells the client how to get the token."""
+
+    def require_token(request: Request) -> None:
+        token = expected(request)
+        if token is None:
+            return
+        if not token_matches(given_token(request), token):
+            raise Unauthorized(f"this API needs a token: send 'Authorization: Bearer <token>' ({hint})")
+
+    return require_token
