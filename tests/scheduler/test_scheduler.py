@@ -141,11 +141,11 @@ def test_fire_skips_while_the_previous_run_is_going(tmp_path, registry):
     define(inst)
     inst.scheduler.start()
     try:
-        fire("sched", "p")
+        fire("sched", "p", instance=inst)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and not inst.store.list_runs("p"):
             time.sleep(0.02)
-        fire("sched", "p")  # overlaps: skipped, not queued
+        fire("sched", "p", instance=inst)  # overlaps: skipped, not queued
         assert len(inst.store.list_runs("p")) == 1
         gate.set()
         inst.runner.wait(inst.store.list_runs("p")[0].id, timeout=10)

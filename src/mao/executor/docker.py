@@ -31,6 +31,7 @@ from mao.executor.base import (
     StepSpec,
     mask,
 )
+from mao.status import RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -235,22 +236,22 @@ class DockerExecutor(Executor):
         cancel = cancel or threading.Event()
         if spec.docker_socket and not self.allow_docker_socket:
             return StepResult(
-                status="failed",
+                status=RunStatus.FAILED,
                 error=f"step {spec.step!r} asks for the Docker socket, which this instance does not "
                 "allow (enable allow_docker_socket to permit it)",
             )
         try:
             command = split_command(spec.command)
         except ValueError as exc:
-            return StepResult(status="failed", error=f"cannot split command {spec.command!r}: {exc}")
+            return StepResult(status=RunStatus.FAILED, error=f"cannot split command {spec.command!r}: {exc}")
         if cancel.is_set():
-            return StepResult(status="cancelled", error="cancelled before it started")
+            return StepResult(status=RunStatus.CANCELLED, error="cancelled before it started")
         output_dir = Path(spec.output_dir).resolve()
         try:
             output_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             return StepResult(
-                status="failed", error=f"cannot create the output directory {output_dir}: {exc}"
+                status=RunStatus.FAILED, error=f"cannot create the output directory {output_dir}: {exc}"
             )
 
         container = None
@@ -271,14 +272,14 @@ class DockerExecutor(Executor):
                 return self._supervise(container, spec, on_log, cancel, digest)
             except _StepFailed as exc:
                 return StepResult(
-                    status="failed",
+                    status=RunStatus.FAILED,
                     error=str(exc),
                     image_digest=digest,
                     container_id=container.id if container else None,
                 )
             except ENGINE_ERRORS as exc:
                 return StepResult(
-                    status="failed",
+                    status=RunStatus.FAILED,
                     error=self._describe(exc),
                     image_digest=digest,
                     container_id=container.id if container else None,
@@ -323,9 +324,9 @@ class DockerExecutor(Executor):
         stopped_by: str | None = None
         while waiter.is_alive():
             if cancel.is_set():
-                stopped_by = "cancelled"
+                stopped_by = RunStatus.CANCELLED
             elif time.monotonic() >= deadline:
-                stopped_by = "timed_out"
+                stopped_by = RunStatus.TIMED_OUT
             if stopped_by:
                 self._kill(container)
                 waiter.join(KILL_GRACE)
@@ -335,12 +336,12 @@ class DockerExecutor(Executor):
         for pump in pumps:
             pump.finish(drain_until)
 
-        result = StepResult(status="failed", image_digest=digest, container_id=container.id)
-        if stopped_by == "timed_out":
-            result.status = "timed_out"
+        result = StepResult(status=RunStatus.FAILED, image_digest=digest, container_id=container.id)
+        if stopped_by == RunStatus.TIMED_OUT:
+            result.status = RunStatus.TIMED_OUT
             result.error = f"timed out after {spec.timeout:g} s"
-        elif stopped_by == "cancelled":
-            result.status = "cancelled"
+        elif stopped_by == RunStatus.CANCELLED:
+            result.status = RunStatus.CANCELLED
             result.error = "cancelled"
         if waiter.is_alive():
             result.error = (result.error + "; " if stopped_by else "") + (
@@ -356,7 +357,7 @@ class DockerExecutor(Executor):
         result.exit_code = exit_code
         if stopped_by is None:
             if exit_code == 0:
-                result.status = "succeeded"
+                result.status = RunStatus.SUCCEEDED
             else:
                 result.error = f"exit code {exit_code}"
         return result
