@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mao.closer import RunCloser
-from mao.errors import Conflict, InvalidInput, MAOError, MergeConflict
+from mao.errors import Conflict, InvalidInput, MAOError, MergeConflict, StoreError
 from mao.executor.base import StepSpec
 from mao.models import PRIVATE_RE, StepIn
 from mao.status import RunStatus
@@ -83,13 +83,24 @@ class Runner:
     def start(self, pipeline: str, trigger: str = "manual") -> int:
         """Create a run and start it in the background; returns its id at once."""
         definition = self.instance.store.get_pipeline(pipeline)
-        self.closer.flush()  # runs whose closing waits for the store are closed first
+        self._close_waiting(pipeline)
         with self._lock:
             run = self.instance.store.create_run(pipeline, definition.steps, trigger=trigger)
             cancel = threading.Event()
             self._cancel[run.id] = cancel
             self._futures[run.id] = self._pool.submit(self._execute_safely, run.id, definition.steps, cancel)
         return run.id
+
+    def _close_waiting(self, pipeline: str) -> None:
+        """Runs whose close waits for the store are closed first; one of this pipeline's
+        that still cannot be is a 503 saying so, not a 409 about a run in progress."""
+        for run_id in self.closer.flush():
+            item = self.closer.pending(run_id)
+            if item is not None and self.instance.store.get_run(run_id).pipeline == pipeline:
+                raise StoreError(
+                    f"run {run_id} of pipeline {pipeline!r} has ended ({item.status}) but the local store cannot "
+                    f"record it yet ({item.last_error}); it is retried, and the pipeline can run again once it is"
+                )
 
     def run_sync(self, pipeline: str, trigger: str = "manual") -> int:
         run_id = self.start(pipeline, trigger)
