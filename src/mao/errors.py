@@ -168,6 +168,13 @@ def foreign_error(kind: str, exc: BaseException) -> type[MAOError] | None:
     return None
 
 
+def foreign(kind: str, where: str, exc: BaseException, error: type[MAOError] | None = None, **details: Any) -> MAOError:
+    """The project error for a foreign ``exc`` (by the table), to ``raise ... from exc``;
+    a class not in the table becomes ``error`` or the kind's first target."""
+    target = error or foreign_error(kind, exc) or FOREIGN_ERRORS[kind][0][1]
+    return target(f"{where}: {describe_foreign(exc)}", details=details)
+
+
 class map_errors(ContextDecorator):
     """Turn a service client's own exceptions into the project's, ``raise ... from exc``.
 
@@ -208,7 +215,8 @@ class map_errors(ContextDecorator):
 def describe_foreign(exc: BaseException) -> str:
     """One line for a foreign error: its class and message, without SQL statements or tracebacks."""
     orig = getattr(exc, "orig", None)  # SQLAlchemy's DBAPIError wraps the driver's error
-    text = str(orig if orig is not None else exc).strip().splitlines()
+    detail = getattr(exc, "detail_text", None)  # etcd3gw keeps the server's answer here
+    text = str(detail or (orig if orig is not None else exc)).strip().splitlines()
     first = text[0] if text else ""
     name = (orig or exc).__class__.__name__
     return f"{name}: {first}" if first else name

@@ -17,7 +17,7 @@ import docker.errors
 import requests
 from docker.utils import parse_repository_tag
 
-from mao.errors import ExecutorError
+from mao.errors import map_errors
 from mao.executor.base import (
     DOCKER_SOCKET,
     INPUT_MOUNT,
@@ -219,15 +219,11 @@ class DockerExecutor(Executor):
     def from_url(cls, base_url: str | None, **kw: Any) -> DockerExecutor:
         """Connect to the engine at ``base_url`` (``None``: the environment's DOCKER_HOST)."""
         where = base_url or os.environ.get("DOCKER_HOST") or "the default Docker socket"
-        try:
+        with map_errors("engine", f"the container engine at {where}", details={"url": where}):
             if base_url is None:
                 client = docker.from_env(max_pool_size=MAX_POOL_SIZE)
             else:
                 client = docker.DockerClient(base_url=base_url, max_pool_size=MAX_POOL_SIZE)
-        except ENGINE_ERRORS as exc:
-            raise ExecutorError(
-                f"cannot reach the container engine at {where}: {exc}", details={"url": where}
-            ) from exc
         return cls(client, **kw)
 
     # ------------------------------------------------------------------ run
@@ -459,30 +455,28 @@ class DockerExecutor(Executor):
 
     # ------------------------------------------------------------- cleanup
 
+    def _engine(self) -> map_errors:
+        """Engine failures of a call made for the orchestrator become ExecutorError."""
+        return map_errors("engine", f"the container engine at {self.url}", details={"url": self.url})
+
     def remove_run_containers(self, run_id: int | None = None) -> int:
         filters = [f"{LABEL_RUN}={run_id}" if run_id is not None else LABEL_RUN]
         if self.instance is not None:
             filters.append(f"{LABEL_INSTANCE}={self.instance}")
-        try:
-            containers = self.client.containers.list(all=True, filters={"label": filters})
-        except ENGINE_ERRORS as exc:
-            raise ExecutorError(self._describe(exc), details={"url": self.url}) from exc
         removed = 0
-        for container in containers:
-            try:
-                container.remove(force=True, v=True)
-                removed += 1
-            except docker.errors.NotFound:
-                pass  # went away by itself meanwhile
-            except ENGINE_ERRORS as exc:
-                raise ExecutorError(self._describe(exc), details={"url": self.url}) from exc
+        with self._engine():
+            containers = self.client.containers.list(all=True, filters={"label": filters})
+            for container in containers:
+                try:
+                    container.remove(force=True, v=True)
+                    removed += 1
+                except docker.errors.NotFound:
+                    pass  # went away by itself meanwhile
         return removed
 
     def ping(self) -> dict[str, str]:
-        try:
+        with self._engine():
             version = self.client.version()
-        except ENGINE_ERRORS as exc:
-            raise ExecutorError(self._describe(exc), details={"url": self.url}) from exc
         names = [str((version.get("Platform") or {}).get("Name", ""))]
         names += [str(c.get("Name", "")) for c in version.get("Components") or []]
         engine = "podman" if any("podman" in n.lower() for n in names) else "docker"

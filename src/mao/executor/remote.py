@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from mao.errors import ExecutorError
+from mao.errors import ExecutorError, map_errors
 from mao.executor.base import Executor, LogSink, StepResult, StepSpec, mask
 from mao.status import EXECUTOR_OUTCOMES, RunStatus
 
@@ -190,13 +190,12 @@ class RemoteExecutor(Executor):
 
     # -------------------------------------------------------------- cleanup
 
+    def _service(self) -> map_errors:
+        return map_errors("http", f"the executor service at {self.url}", error=ExecutorError, details={"url": self.url})
+
     def remove_run_containers(self, run_id: int | None = None) -> int:
-        try:
+        with self._service():
             response = self.client.post("/containers/remove", json={"run_id": run_id})
-        except httpx.HTTPError as exc:
-            raise ExecutorError(
-                f"cannot reach the executor service at {self.url}: {exc}", details={"url": self.url}
-            ) from exc
         if response.is_error:
             raise ExecutorError(
                 f"the executor service at {self.url} could not remove containers: {_message(response)}",
@@ -205,12 +204,8 @@ class RemoteExecutor(Executor):
         return int(response.json().get("removed", 0))
 
     def ping(self) -> dict[str, str]:
-        try:
+        with self._service():
             response = self.client.get("/health")
-        except httpx.HTTPError as exc:
-            raise ExecutorError(
-                f"cannot reach the executor service at {self.url}: {exc}", details={"url": self.url}
-            ) from exc
         if response.is_error:
             raise ExecutorError(
                 f"the executor service at {self.url} is unhealthy: {_message(response)}", details={"url": self.url}

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from mao.errors import AlreadyExists, Conflict, NotFound, map_errors
+from mao.errors import AlreadyExists, Conflict, MAOError, NotFound, map_errors
 from mao.models import StepIn
 from mao.status import ACTIVE, TRANSITIONS, RunStatus, check_transition
 from mao.store.db import migrate
@@ -59,9 +59,10 @@ class Store:
         return f"the local store at {self.engine.url.render_as_string(hide_password=True)}"
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A transaction; database failures become StoreError (IntegrityError is left to callers)."""
-        with map_errors("store", self.where, keep=(IntegrityError,)):
+    def session(self, *, error: type[MAOError] | None = None, where: str | None = None) -> Iterator[Session]:
+        """A transaction; database failures become StoreError, or ``error`` naming ``where``
+        (IntegrityError is left to callers)."""
+        with map_errors("store", where or self.where, keep=(IntegrityError,), error=error):
             session = self._sessions()
             try:
                 yield session
