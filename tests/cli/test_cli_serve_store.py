@@ -15,7 +15,7 @@ from mao.store import Store, make_engine
 def _serve(data_dir, port) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAO_")}
     env |= {"MAO_DATA_DIR": str(data_dir), "MAO_API_PORT": str(port)}
-    return subprocess.run([sys.executable, "-m", "mao.cli.main", "serve"], env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "mao.cli.main", "serve"], env=env, capture_output=True, text=True, check=False,
                           timeout=60)
 
 

@@ -11,12 +11,11 @@ import threading
 import time
 
 import pytest
+from runkit import TWO_STEPS
 from sqlalchemy import event
 
 from mao.errors import Conflict, StoreError
 from mao.status import RunStatus
-
-from runkit import TWO_STEPS
 
 CLOSING = "UPDATE runs SET status=?, error=?, finished_at=?"
 """The statement that closes a run."""
