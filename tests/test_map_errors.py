@@ -68,5 +68,8 @@ def test_keep_error_and_details_and_decorator_use() -> None:
     assert isinstance(made, RegistryUnavailable) and '{"error":"x"}' in made.message
     with pytest.raises(ValueError):
         map_errors("nosuch", "x")
+    with pytest.raises(Unavailable, match=r"^cannot reach http://m: ConnectError: refused$"):
+        with map_errors("http", "cannot reach http://m: {error}"):
+            raise httpx.ConnectError("refused")
 
 

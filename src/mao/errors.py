@@ -179,7 +179,8 @@ class map_errors(ContextDecorator):
     """Turn a service client's own exceptions into the project's, ``raise ... from exc``.
 
     ``with map_errors("store", "the local store at sqlite:///x.db"):`` — a SQLAlchemy error
-    inside becomes ``StoreError("the local store at sqlite:///x.db failed: ...")``. ``keep``
+    inside becomes ``StoreError("the local store at sqlite:///x.db failed: ...")``; a ``where``
+    holding ``{error}`` is used as the message template instead. ``keep``
     lists foreign classes that pass through unchanged (a caller handles them), ``error``
     overrides the project class, ``details`` is attached to the error. Project errors pass
     through untouched. Works as a decorator too.
@@ -207,9 +208,13 @@ class map_errors(ContextDecorator):
         target = foreign_error(self.kind, exc)
         if target is None:
             return False
-        raise (self.error or target)(
-            f"{self.where} failed: {describe_foreign(exc)}", details=dict(self.details or {})
-        ) from exc
+        raise (self.error or target)(_message(self.where, exc), details=dict(self.details or {})) from exc
+
+
+def _message(where: str, exc: BaseException) -> str:
+    """``where`` with ``{error}`` replaced by the foreign error's one line, or ``"<where> failed: <error>"``."""
+    text = describe_foreign(exc)
+    return where.replace("{error}", text) if "{error}" in where else f"{where} failed: {text}"
 
 
 def describe_foreign(exc: BaseException) -> str:

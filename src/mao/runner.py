@@ -138,7 +138,7 @@ class Runner:
     def _execute_safely(self, run_id: int, steps: list[StepIn], cancel: threading.Event) -> None:
         try:
             status, error = self._execute(run_id, steps, cancel)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the run must end, whatever happened
             log.exception("run %s crashed", run_id)
             status, error = RunStatus.FAILED, f"internal error: {exc.__class__.__name__}: {exc}"
         try:
@@ -185,7 +185,7 @@ class Runner:
             store.update_step(step_id, details={"conflict_files": exc.files})
         except MAOError as exc:
             outcome = StepOutcome(RunStatus.FAILED, exc.message)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             log.exception("step %s of run %s crashed", name, run_id)
             outcome = StepOutcome(RunStatus.FAILED, f"internal error: {exc.__class__.__name__}: {exc}")
         store.update_step(step_id, status=outcome.status, error=outcome.error, finished_at=utcnow())

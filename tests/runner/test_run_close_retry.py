@@ -91,7 +91,7 @@ def test_close_failing_n_times_lands_with_the_real_status(instance, define, remo
         # meanwhile the run is visible as running, and cancelling it is not refused
         assert instance.store.get_run(run_id).status == RunStatus.RUNNING
         assert instance.runner.cancel(run_id) is True
-        assert instance.runner._futures.get(run_id) is None  # the worker thread is gone
+        _wait(lambda: instance.runner._futures.get(run_id) is None, what="the worker to end")  # it is gone
 
         _wait(lambda: instance.store.get_run(run_id).status != RunStatus.RUNNING, what="the retried close")
         run = instance.store.get_run(run_id)

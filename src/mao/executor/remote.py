@@ -191,7 +191,10 @@ class RemoteExecutor(Executor):
     # -------------------------------------------------------------- cleanup
 
     def _service(self) -> map_errors:
-        return map_errors("http", f"the executor service at {self.url}", error=ExecutorError, details={"url": self.url})
+        return map_errors(
+            "http", f"cannot reach the executor service at {self.url}: {{error}}", error=ExecutorError,
+            details={"url": self.url},
+        )
 
     def remove_run_containers(self, run_id: int | None = None) -> int:
         with self._service():
