@@ -7,7 +7,8 @@ project, with ``raise ... from exc``, so that callers only ever see these.
 from __future__ import annotations
 
 from contextlib import ContextDecorator
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 
 class MAOError(Exception):
@@ -199,15 +200,17 @@ class map_errors(ContextDecorator):
             raise ValueError(f"unknown kind of service {kind!r}")
         self.kind, self.where, self.keep, self.error, self.details = kind, where, keep, error, details
 
-    def __enter__(self) -> map_errors:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if exc is None or isinstance(exc, MAOError) or (self.keep and isinstance(exc, self.keep)):
-            return False
+            return
         target = foreign_error(self.kind, exc)
         if target is None:
-            return False
+            return
         raise (self.error or target)(_message(self.where, exc), details=dict(self.details or {})) from exc
 
 
