@@ -6,7 +6,9 @@ project, with ``raise ... from exc``, so that callers only ever see these.
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import ContextDecorator
+from types import TracebackType
+from typing import Any, Self
 
 
 class MAOError(Exception):
@@ -122,3 +124,107 @@ class MergeConflict(GitError):
 
 class LockTimeout(Conflict):
     code = "lock_timeout"
+
+
+# foreign errors ------------------------------------------------------------------
+#
+# One table: for each kind of backing service, the foreign exceptions its client raises
+# and the project error they become. Classes are named by import path and looked up only
+# in modules already imported (a module never imported cannot have raised anything), so
+# this module imports none of the clients.
+
+FOREIGN_ERRORS: dict[str, tuple[tuple[str, type[MAOError]], ...]] = {
+    "store": (("sqlalchemy.exc.SQLAlchemyError", StoreError),),
+    "engine": (
+        ("docker.errors.DockerException", ExecutorError),
+        ("requests.exceptions.RequestException", ExecutorError),
+    ),
+    "etcd": (
+        ("etcd3gw.exceptions.Etcd3Exception", RegistryUnavailable),
+        ("requests.exceptions.RequestException", RegistryUnavailable),
+    ),
+    "http": (("httpx.HTTPError", Unavailable), ("httpx.InvalidURL", Unavailable)),
+    "git": (
+        ("subprocess.CalledProcessError", GitError),
+        ("subprocess.TimeoutExpired", GitError),
+        ("builtins.OSError", GitError),
+    ),
+}
+
+
+def _resolve(path: str) -> type[BaseException] | None:
+    import sys
+
+    module, _, name = path.rpartition(".")
+    found = getattr(sys.modules.get(module), name, None)
+    return found if isinstance(found, type) and issubclass(found, BaseException) else None
+
+
+def foreign_error(kind: str, exc: BaseException) -> type[MAOError] | None:
+    """The project error ``exc`` becomes for a service of ``kind``, or None if it is not one of its errors."""
+    for path, target in FOREIGN_ERRORS[kind]:
+        cls = _resolve(path)
+        if cls is not None and isinstance(exc, cls):
+            return target
+    return None
+
+
+def foreign(kind: str, where: str, exc: BaseException, error: type[MAOError] | None = None, **details: Any) -> MAOError:
+    """The project error for a foreign ``exc`` (by the table), to ``raise ... from exc``;
+    a class not in the table becomes ``error`` or the kind's first target."""
+    target = error or foreign_error(kind, exc) or FOREIGN_ERRORS[kind][0][1]
+    return target(f"{where}: {describe_foreign(exc)}", details=details)
+
+
+class map_errors(ContextDecorator):
+    """Turn a service client's own exceptions into the project's, ``raise ... from exc``.
+
+    ``with map_errors("store", "the local store at sqlite:///x.db"):`` — a SQLAlchemy error
+    inside becomes ``StoreError("the local store at sqlite:///x.db failed: ...")``; a ``where``
+    holding ``{error}`` is used as the message template instead. ``keep``
+    lists foreign classes that pass through unchanged (a caller handles them), ``error``
+    overrides the project class, ``details`` is attached to the error. Project errors pass
+    through untouched. Works as a decorator too.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        where: str,
+        *,
+        keep: tuple[type[BaseException], ...] = (),
+        error: type[MAOError] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        if kind not in FOREIGN_ERRORS:
+            raise ValueError(f"unknown kind of service {kind!r}")
+        self.kind, self.where, self.keep, self.error, self.details = kind, where, keep, error, details
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None or isinstance(exc, MAOError) or (self.keep and isinstance(exc, self.keep)):
+            return
+        target = foreign_error(self.kind, exc)
+        if target is None:
+            return
+        raise (self.error or target)(_message(self.where, exc), details=dict(self.details or {})) from exc
+
+
+def _message(where: str, exc: BaseException) -> str:
+    """``where`` with ``{error}`` replaced by the foreign error's one line, or ``"<where> failed: <error>"``."""
+    text = describe_foreign(exc)
+    return where.replace("{error}", text) if "{error}" in where else f"{where} failed: {text}"
+
+
+def describe_foreign(exc: BaseException) -> str:
+    """One line for a foreign error: its class and message, without SQL statements or tracebacks."""
+    orig = getattr(exc, "orig", None)  # SQLAlchemy's DBAPIError wraps the driver's error
+    detail = getattr(exc, "detail_text", None)  # etcd3gw keeps the server's answer here
+    text = str(detail or (orig if orig is not None else exc)).strip().splitlines()
+    first = text[0] if text else ""
+    name = (orig or exc).__class__.__name__
+    return f"{name}: {first}" if first else name

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from mao.catalog import INSTANCES
 from mao.errors import MAOError
-from mao.registry.base import Lease
+from mao.registry.base import KeepAlive, Lease
 
 if TYPE_CHECKING:
     from mao.instance import Instance
@@ -19,15 +18,22 @@ log = logging.getLogger(__name__)
 
 
 class Heartbeat:
-    """Puts this instance's record under a lease and refreshes both until stopped.
-    A lease that lapsed (e.g. etcd was unreachable for longer than the TTL) is re-granted."""
+    """Puts this instance's record under a lease and keeps both alive (a :class:`KeepAlive`
+    loop). A lease that lapsed (e.g. etcd was unreachable for longer than the TTL) is
+    re-granted and the record put again."""
 
     def __init__(self, instance: Instance) -> None:
         self.instance = instance
         self.ttl = instance.settings.instance_ttl
-        self._lease: Lease | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="mao-heartbeat", daemon=True)
+        self._keepalive = KeepAlive(
+            instance.registry, ttl=self.ttl, renew=self._put, each_round=self._put,
+            interval=max(self.ttl / 3, 1),
+        )
+        self._keepalive.name = "heartbeat"
+
+    @property
+    def _lease(self) -> Lease | None:
+        return self._keepalive.lease
 
     def record(self) -> dict[str, Any]:
         s = self.instance.settings
@@ -39,29 +45,20 @@ class Heartbeat:
             "last_seen": time.time(),
         }
 
+    def _put(self, lease: Lease) -> None:
+        self.instance.registry.put(INSTANCES + self.instance.name, self.record(), lease)
+
     def beat(self) -> None:
-        registry = self.instance.registry
-        if self._lease is None or not registry.refresh(self._lease):
-            self._lease = registry.grant(self.ttl)
-        registry.put(INSTANCES + self.instance.name, self.record(), self._lease)
+        self._keepalive.beat()
 
     def start(self) -> None:
         try:
             self.beat()
         finally:
-            self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(max(self.ttl / 3, 1)):
-            try:
-                self.beat()
-            except MAOError as exc:
-                log.warning("heartbeat failed: %s", exc.message)
+            self._keepalive.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
+        self._keepalive.stop()
         if self._lease is not None:
             try:
                 self.instance.registry.revoke(self._lease)

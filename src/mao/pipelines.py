@@ -6,18 +6,18 @@ from typing import TYPE_CHECKING, Any
 
 from mao.errors import InvalidInput, MissingDependencies, NotFound
 from mao.models import PipelineIn
-from mao.store.models import Pipeline
+from mao.store.records import PipelineRecord
 
 if TYPE_CHECKING:
     from mao.instance import Instance
 
 
-def describe(row: Pipeline, instance: Instance) -> dict[str, Any]:
+def describe(row: PipelineRecord, instance: Instance) -> dict[str, Any]:
     job = instance.scheduler.job(row.name)
     return {
         "name": row.name,
         "description": row.description,
-        "steps": row.steps,
+        "steps": row.definition()["steps"],
         "schedule": job,
         "private_variables": sorted(instance.store.private_variables(row.name)),
         "created_at": row.created_at.isoformat() if row.created_at else None,
@@ -37,7 +37,7 @@ def init_pipeline(instance: Instance, pipeline: PipelineIn) -> dict[str, Any]:
     if unknown:
         raise InvalidInput(f"private variables {', '.join(unknown)} are not used by any step's env")
     definition = pipeline.definition()
-    row = instance.store.add_pipeline(definition["name"], definition["description"], definition["steps"])
+    row = instance.store.add_pipeline(definition["name"], definition["description"], pipeline.steps)
     try:
         for name, value in pipeline.private_variables.items():
             instance.store.set_private_variable(row.name, name, value)

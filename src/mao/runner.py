@@ -1,7 +1,9 @@
 """Runs pipelines: each step's container, its datasets, its commit, push and merge, all recorded.
 
-A run moves ``pending → running → (succeeded | failed | timed_out | cancelled | conflict)``;
-a run found ``running`` at start-up (the orchestrator died) becomes ``interrupted``.
+A run moves ``pending → running → (succeeded | failed | timed_out | cancelled | conflict)``
+(:mod:`mao.status`); a run found ``running`` at start-up (the orchestrator died) becomes
+``interrupted``. Closing a run is retried in the background until the store takes it
+(:class:`~mao.closer.RunCloser`), so a full disk cannot leave a run ``running`` for ever.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from mao.errors import Conflict, InvalidInput, MAOError, MergeConflict
+from mao.closer import RunCloser
+from mao.errors import Conflict, InvalidInput, MAOError, MergeConflict, StoreError
 from mao.executor.base import StepSpec
-from mao.models import PRIVATE_RE
+from mao.models import PRIVATE_RE, StepIn
+from mao.status import RunStatus
 from mao.store.models import utcnow
 
 if TYPE_CHECKING:
@@ -59,7 +63,7 @@ def render_env(env: dict[str, str], variables: dict[str, str]) -> tuple[dict[str
 
 @dataclass
 class StepOutcome:
-    status: str
+    status: RunStatus
     error: str | None = None
 
 
@@ -72,18 +76,31 @@ class Runner:
         self._cancel: dict[int, threading.Event] = {}
         self._futures: dict[int, Future] = {}
         self._lock = threading.Lock()
+        self.closer = RunCloser(instance.store, on_closed=self._closed)
 
     # public ----------------------------------------------------------------------
 
     def start(self, pipeline: str, trigger: str = "manual") -> int:
         """Create a run and start it in the background; returns its id at once."""
         definition = self.instance.store.get_pipeline(pipeline)
+        self._close_waiting(pipeline)
         with self._lock:
             run = self.instance.store.create_run(pipeline, definition.steps, trigger=trigger)
             cancel = threading.Event()
             self._cancel[run.id] = cancel
             self._futures[run.id] = self._pool.submit(self._execute_safely, run.id, definition.steps, cancel)
         return run.id
+
+    def _close_waiting(self, pipeline: str) -> None:
+        """Runs whose close waits for the store are closed first; one of this pipeline's
+        that still cannot be is a 503 saying so, not a 409 about a run in progress."""
+        for run_id in self.closer.flush():
+            item = self.closer.pending(run_id)
+            if item is not None and self.instance.store.get_run(run_id).pipeline == pipeline:
+                raise StoreError(
+                    f"run {run_id} of pipeline {pipeline!r} has ended ({item.status}) but the local store cannot "
+                    f"record it yet ({item.last_error}); it is retried, and the pipeline can run again once it is"
+                )
 
     def run_sync(self, pipeline: str, trigger: str = "manual") -> int:
         run_id = self.start(pipeline, trigger)
@@ -97,8 +114,10 @@ class Runner:
 
     def cancel(self, run_id: int) -> bool:
         run = self.instance.store.get_run(run_id)
-        if run.status not in ("pending", "running"):
+        if not RunStatus(run.status).active:
             raise Conflict(f"run {run_id} is {run.status}; only pending or running runs can be cancelled")
+        if self.closer.pending(run_id) is not None:
+            return True  # it has ended already; its status is recorded as soon as the store takes it
         event = self._cancel.get(run_id)
         if event is None:
             raise Conflict(f"run {run_id} is not executing in this process")
@@ -112,70 +131,77 @@ class Runner:
         for event in list(self._cancel.values()):
             event.set()
         self._pool.shutdown(wait=wait, cancel_futures=True)
+        self.closer.stop()
 
     # execution -------------------------------------------------------------------
 
-    def _execute_safely(self, run_id: int, steps: list[dict[str, Any]], cancel: threading.Event) -> None:
-        store = self.instance.store
+    def _execute_safely(self, run_id: int, steps: list[StepIn], cancel: threading.Event) -> None:
         try:
             status, error = self._execute(run_id, steps, cancel)
         except Exception as exc:  # noqa: BLE001 - the run must end, whatever happened
             log.exception("run %s crashed", run_id)
-            status, error = "failed", f"internal error: {exc.__class__.__name__}: {exc}"
+            status, error = RunStatus.FAILED, f"internal error: {exc.__class__.__name__}: {exc}"
         try:
-            store.finish_run(run_id, status, error)
-            self._log(run_id, None, f"run {status}" + (f": {error}" if error else ""))
+            self.closer.close(run_id, status, error)
         finally:
-            self._cancel.pop(run_id, None)
+            if self.closer.pending(run_id) is None:
+                self._cancel.pop(run_id, None)
             self._futures.pop(run_id, None)
             shutil.rmtree(self._scratch(run_id), ignore_errors=True)
 
-    def _execute(self, run_id: int, steps: list[dict[str, Any]], cancel: threading.Event) -> tuple[str, str | None]:
+    def _closed(self, run_id: int, status: RunStatus, error: str | None) -> None:
+        """Called once the store has recorded a run's end."""
+        self._cancel.pop(run_id, None)
+        self._log(run_id, None, f"run {status}" + (f": {error}" if error else ""))
+
+    def _execute(
+        self, run_id: int, steps: list[StepIn], cancel: threading.Event
+    ) -> tuple[RunStatus, str | None]:
         store = self.instance.store
         run = store.get_run(run_id)
-        store.update_run(run_id, status="running", started_at=utcnow())
+        store.update_run(run_id, status=RunStatus.RUNNING, started_at=utcnow())
         self._log(run_id, None, f"run {run_id} of pipeline {run.pipeline} started on {self.instance.name}")
         variables = store.private_variables(run.pipeline)
         for step_row, step in zip(run.steps, steps, strict=True):
             if cancel.is_set():
-                return "cancelled", "cancelled before step " + step["name"]
+                return RunStatus.CANCELLED, "cancelled before step " + step.name
             outcome = self._step(run_id, run.pipeline, step_row.id, step, variables, cancel)
-            if outcome.status != "succeeded":
-                return outcome.status, f"step {step['name']}: {outcome.error}"
-        return "succeeded", None
+            if outcome.status != RunStatus.SUCCEEDED:
+                return outcome.status, f"step {step.name}: {outcome.error}"
+        return RunStatus.SUCCEEDED, None
 
     def _step(
-        self, run_id: int, pipeline: str, step_id: int, step: dict[str, Any], variables: dict[str, str],
+        self, run_id: int, pipeline: str, step_id: int, step: StepIn, variables: dict[str, str],
         cancel: threading.Event,
     ) -> StepOutcome:
         store = self.instance.store
-        name = step["name"]
-        store.update_step(step_id, status="running", started_at=utcnow())
-        self._log(run_id, name, f"step {name} started (tool {step['tool']})")
+        name = step.name
+        store.update_step(step_id, status=RunStatus.RUNNING, started_at=utcnow())
+        self._log(run_id, name, f"step {name} started (tool {step.tool})")
         try:
             outcome = self._run_step(run_id, pipeline, step_id, step, variables, cancel)
         except MergeConflict as exc:
-            outcome = StepOutcome("conflict", exc.message + ": " + ", ".join(exc.files))
+            outcome = StepOutcome(RunStatus.CONFLICT, exc.message + ": " + ", ".join(exc.files))
             store.update_step(step_id, details={"conflict_files": exc.files})
         except MAOError as exc:
-            outcome = StepOutcome("failed", exc.message)
+            outcome = StepOutcome(RunStatus.FAILED, exc.message)
         except Exception as exc:  # noqa: BLE001
             log.exception("step %s of run %s crashed", name, run_id)
-            outcome = StepOutcome("failed", f"internal error: {exc.__class__.__name__}: {exc}")
+            outcome = StepOutcome(RunStatus.FAILED, f"internal error: {exc.__class__.__name__}: {exc}")
         store.update_step(step_id, status=outcome.status, error=outcome.error, finished_at=utcnow())
         self._log(run_id, name, f"step {name} {outcome.status}" + (f": {outcome.error}" if outcome.error else ""))
         return outcome
 
     def _run_step(
-        self, run_id: int, pipeline: str, step_id: int, step: dict[str, Any], variables: dict[str, str],
+        self, run_id: int, pipeline: str, step_id: int, step: StepIn, variables: dict[str, str],
         cancel: threading.Event,
     ) -> StepOutcome:
         inst, store, catalog = self.instance, self.instance.store, self.instance.catalog
-        name = step["name"]
-        tool = catalog.get_tool(step["tool"])
-        out_name = step["output_dataset"]
+        name = step.name
+        tool = catalog.get_tool(step.tool)
+        out_name = step.output_dataset
         out_url = catalog.get_dataset(out_name)["master"]
-        env, secrets = render_env(step.get("env") or {}, variables)
+        env, secrets = render_env(step.env, variables)
         branch = node_branch(name, inst.name)
         store.update_step(step_id, image=tool["image"], output_branch=branch)
         datasets = inst.datasets
@@ -186,8 +212,8 @@ class Runner:
 
         input_dir: Path | None = None
         input_commit = None
-        if step.get("input_dataset"):
-            in_name = step["input_dataset"]
+        if step.input_dataset:
+            in_name = step.input_dataset
             in_url = catalog.get_dataset(in_name)["master"]
             input_dir = self._scratch(run_id) / name / "input"
             input_dir.mkdir(parents=True, exist_ok=True)
@@ -197,18 +223,18 @@ class Runner:
 
         spec = StepSpec(
             run_id=run_id, pipeline=pipeline, step=name, image=tool["image"], output_dir=worktree,
-            input_dir=input_dir, command=step.get("cmd"), env=env, docker_socket=bool(step.get("docker_socket")),
-            timeout=float(step.get("timeout") or inst.settings.step_timeout), pull_policy=inst.settings.pull_policy,
+            input_dir=input_dir, command=step.cmd, env=env, docker_socket=step.docker_socket,
+            timeout=float(step.timeout or inst.settings.step_timeout), pull_policy=inst.settings.pull_policy,
             instance=inst.name, secret_values=secrets,
         )
         result = inst.executor.run(spec, lambda line: self._log(run_id, name, line), cancel)
         store.update_step(step_id, exit_code=result.exit_code, image_digest=result.image_digest)
-        if result.status != "succeeded":
+        if result.status != RunStatus.SUCCEEDED:
             datasets.reset_worktrees(out_name, branch)
-            return StepOutcome(result.status, result.error or result.status)
+            return StepOutcome(RunStatus(result.status), result.error or result.status)
 
         trailers = {
-            "Mao-Run": str(run_id), "Mao-Pipeline": pipeline, "Mao-Step": name, "Mao-Tool": step["tool"],
+            "Mao-Run": str(run_id), "Mao-Pipeline": pipeline, "Mao-Step": name, "Mao-Tool": step.tool,
             "Mao-Image": tool["image"], "Mao-Image-Digest": result.image_digest or "unknown",
             "Mao-Input-Commit": input_commit or "none", "Mao-Instance": inst.name,
         }
@@ -220,7 +246,7 @@ class Runner:
         store.update_step(step_id, pushed=pushed)
         if not pushed:
             return StepOutcome(
-                "failed", f"push of {branch} to {_redact(out_url)} failed; the commit is kept and the next run pushes it"
+                RunStatus.FAILED, f"push of {branch} to {_redact(out_url)} failed; the commit is kept and the next run pushes it"
             )
         catalog.add_node(out_name, branch)
 
@@ -231,7 +257,7 @@ class Runner:
             )
         store.update_step(step_id, merge_commit=merge)
         self._log(run_id, name, f"merged {branch} into ground-truth: {merge}")
-        return StepOutcome("succeeded")
+        return StepOutcome(RunStatus.SUCCEEDED)
 
     # helpers ---------------------------------------------------------------------
 

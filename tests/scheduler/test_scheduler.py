@@ -141,14 +141,41 @@ def test_fire_skips_while_the_previous_run_is_going(tmp_path, registry):
     define(inst)
     inst.scheduler.start()
     try:
-        fire("sched", "p")
+        fire("sched", "p", instance=inst)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and not inst.store.list_runs("p"):
             time.sleep(0.02)
-        fire("sched", "p")  # overlaps: skipped, not queued
+        fire("sched", "p", instance=inst)  # overlaps: skipped, not queued
         assert len(inst.store.list_runs("p")) == 1
         gate.set()
         inst.runner.wait(inst.store.list_runs("p")[0].id, timeout=10)
     finally:
         gate.set()
         inst.close()
+
+
+def test_each_scheduler_fires_with_its_own_instance(tmp_path, registry):
+    """Two serving instances of the same name in one process (two test clusters, say): each
+    scheduler's jobs run on its own instance; nothing looks instances up by name."""
+    instances = []
+    for part in ("a", "b"):
+        inst = make_instance(tmp_path / part, registry)
+        define(inst)
+        inst.scheduler.schedule("p", "0 0 1 1 *")
+        inst.scheduler._scheduler.modify_job("p", next_run_time=datetime.now(timezone.utc) + timedelta(seconds=1))
+        instances.append(inst)
+    try:
+        for inst in instances:
+            inst.scheduler.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not all(i.store.list_runs("p") for i in instances):
+            time.sleep(0.05)
+        for inst in instances:
+            runs = inst.store.list_runs("p")
+            assert len(runs) == 1 and runs[0].trigger == "cron"
+            inst.runner.wait(runs[0].id, timeout=10)
+        fire("sched", "p")  # called without the serving instance: skipped, not run elsewhere
+        assert [len(i.store.list_runs("p")) for i in instances] == [1, 1]
+    finally:
+        for inst in instances:
+            inst.close()

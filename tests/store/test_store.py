@@ -9,6 +9,9 @@ from sqlalchemy import inspect, text
 
 from mao.errors import AlreadyExists, Conflict, NotFound, StoreError
 from mao.store import Store, make_engine
+from mao.models import StepIn
+from mao.status import IllegalTransition
+from mao.store.records import PipelineRecord
 from mao.store.store import as_utc
 
 TABLES = {"pipelines", "runs", "step_runs", "log_lines", "private_variables", "registry_entries", "alembic_version"}
@@ -96,7 +99,9 @@ def test_pipeline_crud(store: Store) -> None:
     store.add_pipeline("art", "", STEPS[:1])
 
     got = store.get_pipeline("hub")
-    assert (got.name, got.description, got.steps) == ("hub", "Collects the hub", STEPS)
+    assert isinstance(got, PipelineRecord) and all(isinstance(step, StepIn) for step in got.steps)
+    assert (got.name, got.description, got.steps) == ("hub", "Collects the hub", [StepIn(**s) for s in STEPS])
+    assert got.steps[1].input_dataset == "raw" and got.definition()["steps"][1]["input_dataset"] == "raw"
     assert as_utc(got.created_at) <= datetime.now(timezone.utc)
     assert [p.name for p in store.list_pipelines()] == ["art", "hub"]
     assert store.find_pipeline("nope") is None
@@ -160,6 +165,7 @@ def test_one_active_run_per_pipeline(store: Store) -> None:
     with pytest.raises(Conflict):
         store.create_run("hub", STEPS)
     store.create_run("other", STEPS)  # other pipelines are not blocked
+    store.update_run(first.id, status="running")
     store.finish_run(first.id, "succeeded")
     second = store.create_run("hub", STEPS)
     assert second.id != first.id
@@ -170,6 +176,7 @@ def test_update_and_finish_run(store: Store) -> None:
     started = datetime.now(timezone.utc)
     store.update_run(run.id, status="running", started_at=started)
     collect, analyse = run.steps
+    store.update_step(collect.id, status="running", started_at=started)
     store.update_step(
         collect.id, status="succeeded", exit_code=0, image_digest="sha256:abc", output_commit="a" * 40,
         details={"files": 3}, pushed=True,
@@ -196,6 +203,7 @@ def test_list_runs_newest_first_with_filters(store: Store) -> None:
     ids = []
     for status in ("succeeded", "failed", "succeeded"):
         run = store.create_run("hub", STEPS)
+        store.update_run(run.id, status="running")
         store.finish_run(run.id, status)
         ids.append(run.id)
     other = store.create_run("art", STEPS)
@@ -214,6 +222,7 @@ def test_mark_interrupted_after_a_crash(store_url: str) -> None:
     store.update_step(running.steps[0].id, status="running")
     pending = store.create_run("art", STEPS)
     finished = store.create_run("done", STEPS)
+    store.update_run(finished.id, status="running")
     store.finish_run(finished.id, "succeeded")
     store.close()  # the process dies here
 
@@ -231,6 +240,32 @@ def test_mark_interrupted_after_a_crash(store_url: str) -> None:
         restarted.create_run("hub", STEPS)  # the pipeline can run again
     finally:
         restarted.close()
+
+
+def test_status_transitions_are_checked(store: Store) -> None:
+    run = store.create_run("hub", STEPS)
+    step = run.steps[0]
+    with pytest.raises(IllegalTransition, match="pending to succeeded"):
+        store.finish_run(run.id, "succeeded")  # a run that never ran cannot have succeeded
+    with pytest.raises(IllegalTransition):
+        store.update_step(step.id, status="timed_out")
+    store.update_run(run.id, status="running")
+    store.update_step(step.id, status="running")
+    store.update_step(step.id, status="succeeded", exit_code=0)
+    with pytest.raises(IllegalTransition, match="final"):
+        store.update_step(step.id, status="failed")
+    store.finish_run(run.id, "failed", "analyser crashed")
+    store.finish_run(run.id, "failed", "analyser crashed")  # closing again as the same is harmless
+    for illegal in ("running", "succeeded", "interrupted"):
+        with pytest.raises(IllegalTransition, match="final"):
+            store.update_run(run.id, status=illegal)
+    with pytest.raises(IllegalTransition):
+        store.finish_run(run.id, "cancelled")
+    done = store.get_run(run.id)
+    assert (done.status, [s.status for s in done.steps]) == ("failed", ["succeeded", "cancelled"])
+    assert store.mark_interrupted() == []  # terminal runs are never re-marked
+    with pytest.raises(NotFound):
+        store.update_run(run.id + 99, status="running")
 
 
 # ------------------------------------------------------------------------ logs

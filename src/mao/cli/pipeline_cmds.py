@@ -14,6 +14,7 @@ from mao.cli.registry_cmds import tool_app
 from mao.cli.runs_cmds import follow_run
 from mao.cli.state import JsonOpt, state
 from mao.errors import InvalidInput
+from mao.status import RunStatus
 
 pipeline_app = typer.Typer(help="Define, run and schedule pipelines.", no_args_is_help=True)
 repo_app = typer.Typer(help="Local-only datasets: bare git repositories on this instance.", no_args_is_help=True)
@@ -156,7 +157,7 @@ def pipeline_run(
     final = follow_run(st, run_id)
     if st.json:
         output.print_json(final)
-    if final["status"] != "succeeded":
+    if final["status"] != RunStatus.SUCCEEDED:
         raise typer.Exit(1)
 
 

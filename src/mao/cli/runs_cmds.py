@@ -9,12 +9,15 @@ import typer
 
 from mao.cli import output
 from mao.cli.state import JsonOpt, State, state
+from mao.status import ACTIVE as STATUS_ACTIVE
+from mao.status import RunStatus
 
 runs_app = typer.Typer(help="Run history: list, show, logs, cancel.", no_args_is_help=True)
 
-ACTIVE = ("pending", "running")
-STYLE = {"succeeded": "green", "running": "cyan", "pending": "dim", "failed": "red", "timed_out": "red",
-         "conflict": "yellow", "cancelled": "yellow", "interrupted": "yellow"}
+S = RunStatus
+ACTIVE = frozenset(s.value for s in STATUS_ACTIVE)
+STYLE = {S.SUCCEEDED: "green", S.RUNNING: "cyan", S.PENDING: "dim", S.FAILED: "red", S.TIMED_OUT: "red",
+         S.CONFLICT: "yellow", S.CANCELLED: "yellow", S.INTERRUPTED: "yellow"}
 
 
 def _status(status: str) -> str:
@@ -41,7 +44,7 @@ def follow_run(st: State, run_id: int, poll: float = 0.5) -> dict[str, Any]:
             _print_line(console, line)
         run = st.client.get(f"/runs/{run_id}")
         for step in run["steps"]:
-            if seen.get(step["name"]) != step["status"] and step["status"] != "pending":
+            if seen.get(step["name"]) != step["status"] and step["status"] != RunStatus.PENDING:
                 seen[step["name"]] = step["status"]
                 console.print(f"  step {step['name']}: {_status(step['status'])}")
         if run["status"] not in ACTIVE and logs["status"] not in ACTIVE:

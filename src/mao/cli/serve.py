@@ -13,7 +13,7 @@ from typing import IO, Annotated
 
 import typer
 
-from mao.config import load_settings
+from mao.config import Settings, load_settings
 from mao.errors import Conflict, InvalidInput
 
 
@@ -56,6 +56,18 @@ def check_port(host: str, port: int) -> None:
             raise Conflict(f"{host}:{port} {reason}; choose another with --port or MAO_API_PORT") from exc
 
 
+def open_store(settings: Settings) -> None:
+    """Open and migrate the local store before serving, so that a damaged or unreachable
+    store is one line and a non-zero exit, not a traceback from the server's start-up."""
+    from mao.store import Store, make_engine
+
+    store = Store(make_engine(settings.database_url))
+    try:
+        store.migrate()
+    finally:
+        store.close()
+
+
 def serve(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option("--host", help="Address to bind (default 127.0.0.1, MAO_API_HOST).")] = None,
@@ -77,6 +89,11 @@ def serve(
         )
     check_port(settings.api_host, settings.api_port)
     lock = lock_data_dir(settings.data_dir)
+    try:
+        open_store(settings)
+    except BaseException:
+        lock.close()
+        raise
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings)
     try:

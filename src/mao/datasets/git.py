@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from mao.errors import GitError, InvalidInput
+from mao.errors import GitError, InvalidInput, map_errors
 
 logger = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ class Git:
         """
         argv = self._argv(args, cwd)
         full_env = self._env if env is None else {**self._env, **env}
-        try:
+        with map_errors("git", f"git {self.subcommand(args)}", details={"stderr": "git could not be started"}):
             proc = subprocess.Popen(
                 argv,
                 cwd=cwd,
@@ -205,8 +205,6 @@ class Git:
                 errors="surrogateescape",
                 start_new_session=True,
             )
-        except OSError as exc:
-            raise GitError(f"cannot run git {self.subcommand(args)}: {exc}", details={"stderr": str(exc)}) from exc
         try:
             stdout, stderr = proc.communicate(input=input, timeout=self.timeout)
         except subprocess.TimeoutExpired as exc:

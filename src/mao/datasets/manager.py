@@ -438,7 +438,10 @@ class DatasetManager:
             if admin is None or not path.is_dir():
                 raise NotFound(f"no worktree for branch {branch!r} of dataset {name!r}; prepare the output first")
             self._repair(admin, path)
-            self.git.run(["add", "--all", "--force"], path)
+            try:
+                self.git.run(["add", "--all", "--force"], path)
+            except GitError as exc:
+                raise _nested_git_error(name, path) or exc
             args = ["diff", "--cached", "--quiet"]
             changed = self.git.call(args, path)
             if changed.returncode == 0:
@@ -767,3 +770,19 @@ def _extract(archive: tarfile.TarFile, dest: Path) -> None:
         if member.name.startswith("/") or ".." in parts or not (member.isfile() or member.isdir() or member.issym()):
             raise tarfile.TarError(f"refusing archive member {member.name!r}")
         archive.extract(member, dest)
+
+
+def _nested_git_error(name: str, worktree: Path) -> GitError | None:
+    """One clear line when the tool left a ``.git`` of its own inside its output."""
+    nested = sorted(
+        str(p.relative_to(worktree)) for p in worktree.rglob(".git") if p.parent != worktree
+    )
+    if not nested:
+        return None
+    return GitError(
+        f"the tool wrote a git repository into the output of dataset {name!r} at {', '.join(nested[:5])}"
+        f"{' …' if len(nested) > 5 else ''}: a tool must write plain files and delete any .git it creates "
+        "(e.g. clone with --depth 1 into a temporary directory, or remove the .git folder before exiting)",
+        details={"nested": nested},
+    )
+

@@ -9,8 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from mao.status import EXECUTOR_OUTCOMES, RunStatus
+
 PullPolicy = Literal["if-not-present", "always", "never"]
-StepOutcome = Literal["succeeded", "failed", "timed_out", "cancelled"]
+StepOutcome = RunStatus
+"""One of :data:`mao.status.EXECUTOR_OUTCOMES`: succeeded, failed, timed_out, cancelled."""
 
 LABEL_RUN = "mao.run_id"
 LABEL_STEP = "mao.step"
@@ -53,11 +56,16 @@ class StepSpec:
 
 @dataclass
 class StepResult:
-    status: StepOutcome
+    status: RunStatus
     exit_code: int | None = None
     image_digest: str | None = None
     error: str | None = None
     container_id: str | None = None
+
+    def __post_init__(self) -> None:
+        self.status = RunStatus(self.status)
+        if self.status not in EXECUTOR_OUTCOMES:
+            raise ValueError(f"an executor cannot report {self.status!r} for a step")
 
 
 LogSink = Callable[[str], None]

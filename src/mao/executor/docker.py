@@ -17,7 +17,7 @@ import docker.errors
 import requests
 from docker.utils import parse_repository_tag
 
-from mao.errors import ExecutorError
+from mao.errors import map_errors
 from mao.executor.base import (
     DOCKER_SOCKET,
     INPUT_MOUNT,
@@ -31,6 +31,7 @@ from mao.executor.base import (
     StepSpec,
     mask,
 )
+from mao.status import RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -218,15 +219,11 @@ class DockerExecutor(Executor):
     def from_url(cls, base_url: str | None, **kw: Any) -> DockerExecutor:
         """Connect to the engine at ``base_url`` (``None``: the environment's DOCKER_HOST)."""
         where = base_url or os.environ.get("DOCKER_HOST") or "the default Docker socket"
-        try:
+        with map_errors("engine", f"the container engine at {where}", details={"url": where}):
             if base_url is None:
                 client = docker.from_env(max_pool_size=MAX_POOL_SIZE)
             else:
                 client = docker.DockerClient(base_url=base_url, max_pool_size=MAX_POOL_SIZE)
-        except ENGINE_ERRORS as exc:
-            raise ExecutorError(
-                f"cannot reach the container engine at {where}: {exc}", details={"url": where}
-            ) from exc
         return cls(client, **kw)
 
     # ------------------------------------------------------------------ run
@@ -235,22 +232,22 @@ class DockerExecutor(Executor):
         cancel = cancel or threading.Event()
         if spec.docker_socket and not self.allow_docker_socket:
             return StepResult(
-                status="failed",
+                status=RunStatus.FAILED,
                 error=f"step {spec.step!r} asks for the Docker socket, which this instance does not "
                 "allow (enable allow_docker_socket to permit it)",
             )
         try:
             command = split_command(spec.command)
         except ValueError as exc:
-            return StepResult(status="failed", error=f"cannot split command {spec.command!r}: {exc}")
+            return StepResult(status=RunStatus.FAILED, error=f"cannot split command {spec.command!r}: {exc}")
         if cancel.is_set():
-            return StepResult(status="cancelled", error="cancelled before it started")
+            return StepResult(status=RunStatus.CANCELLED, error="cancelled before it started")
         output_dir = Path(spec.output_dir).resolve()
         try:
             output_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             return StepResult(
-                status="failed", error=f"cannot create the output directory {output_dir}: {exc}"
+                status=RunStatus.FAILED, error=f"cannot create the output directory {output_dir}: {exc}"
             )
 
         container = None
@@ -271,14 +268,14 @@ class DockerExecutor(Executor):
                 return self._supervise(container, spec, on_log, cancel, digest)
             except _StepFailed as exc:
                 return StepResult(
-                    status="failed",
+                    status=RunStatus.FAILED,
                     error=str(exc),
                     image_digest=digest,
                     container_id=container.id if container else None,
                 )
             except ENGINE_ERRORS as exc:
                 return StepResult(
-                    status="failed",
+                    status=RunStatus.FAILED,
                     error=self._describe(exc),
                     image_digest=digest,
                     container_id=container.id if container else None,
@@ -323,9 +320,9 @@ class DockerExecutor(Executor):
         stopped_by: str | None = None
         while waiter.is_alive():
             if cancel.is_set():
-                stopped_by = "cancelled"
+                stopped_by = RunStatus.CANCELLED
             elif time.monotonic() >= deadline:
-                stopped_by = "timed_out"
+                stopped_by = RunStatus.TIMED_OUT
             if stopped_by:
                 self._kill(container)
                 waiter.join(KILL_GRACE)
@@ -335,12 +332,12 @@ class DockerExecutor(Executor):
         for pump in pumps:
             pump.finish(drain_until)
 
-        result = StepResult(status="failed", image_digest=digest, container_id=container.id)
-        if stopped_by == "timed_out":
-            result.status = "timed_out"
+        result = StepResult(status=RunStatus.FAILED, image_digest=digest, container_id=container.id)
+        if stopped_by == RunStatus.TIMED_OUT:
+            result.status = RunStatus.TIMED_OUT
             result.error = f"timed out after {spec.timeout:g} s"
-        elif stopped_by == "cancelled":
-            result.status = "cancelled"
+        elif stopped_by == RunStatus.CANCELLED:
+            result.status = RunStatus.CANCELLED
             result.error = "cancelled"
         if waiter.is_alive():
             result.error = (result.error + "; " if stopped_by else "") + (
@@ -356,7 +353,7 @@ class DockerExecutor(Executor):
         result.exit_code = exit_code
         if stopped_by is None:
             if exit_code == 0:
-                result.status = "succeeded"
+                result.status = RunStatus.SUCCEEDED
             else:
                 result.error = f"exit code {exit_code}"
         return result
@@ -458,30 +455,28 @@ class DockerExecutor(Executor):
 
     # ------------------------------------------------------------- cleanup
 
+    def _engine(self) -> map_errors:
+        """Engine failures of a call made for the orchestrator become ExecutorError."""
+        return map_errors("engine", f"the container engine at {self.url}", details={"url": self.url})
+
     def remove_run_containers(self, run_id: int | None = None) -> int:
         filters = [f"{LABEL_RUN}={run_id}" if run_id is not None else LABEL_RUN]
         if self.instance is not None:
             filters.append(f"{LABEL_INSTANCE}={self.instance}")
-        try:
-            containers = self.client.containers.list(all=True, filters={"label": filters})
-        except ENGINE_ERRORS as exc:
-            raise ExecutorError(self._describe(exc), details={"url": self.url}) from exc
         removed = 0
-        for container in containers:
-            try:
-                container.remove(force=True, v=True)
-                removed += 1
-            except docker.errors.NotFound:
-                pass  # went away by itself meanwhile
-            except ENGINE_ERRORS as exc:
-                raise ExecutorError(self._describe(exc), details={"url": self.url}) from exc
+        with self._engine():
+            containers = self.client.containers.list(all=True, filters={"label": filters})
+            for container in containers:
+                try:
+                    container.remove(force=True, v=True)
+                    removed += 1
+                except docker.errors.NotFound:
+                    pass  # went away by itself meanwhile
         return removed
 
     def ping(self) -> dict[str, str]:
-        try:
+        with self._engine():
             version = self.client.version()
-        except ENGINE_ERRORS as exc:
-            raise ExecutorError(self._describe(exc), details={"url": self.url}) from exc
         names = [str((version.get("Platform") or {}).get("Name", ""))]
         names += [str(c.get("Name", "")) for c in version.get("Components") or []]
         engine = "podman" if any("podman" in n.lower() for n in names) else "docker"

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from mao.executor.base import Executor, LogSink, StepResult, StepSpec, mask
+from mao.status import RunStatus
 
 FakeTool = Callable[[StepSpec, LogSink], int]
 """Stands in for an image: gets the spec and a log sink, writes into ``spec.output_dir``,
@@ -52,16 +53,16 @@ class FakeExecutor(Executor):
         container_id = f"fake-{number}"
         if spec.docker_socket and not self.allow_docker_socket:
             return StepResult(
-                status="failed",
+                status=RunStatus.FAILED,
                 error=f"step {spec.step!r} asks for the Docker socket, which this instance does not "
                 "allow (enable allow_docker_socket to permit it)",
             )
         tool = self.tools.get(spec.image)
         if tool is None:
-            return StepResult(status="failed", error=f"image {spec.image!r} not found: no such fake tool")
+            return StepResult(status=RunStatus.FAILED, error=f"image {spec.image!r} not found: no such fake tool")
         cancel = cancel or threading.Event()
         if cancel.is_set():
-            return StepResult(status="cancelled", error="cancelled before it started")
+            return StepResult(status=RunStatus.CANCELLED, error="cancelled before it started")
         Path(spec.output_dir).mkdir(parents=True, exist_ok=True)
 
         stop = threading.Event()  # set by remove_run_containers, like removing the container
@@ -92,9 +93,9 @@ class FakeExecutor(Executor):
             stopped_by = None
             while not finished.wait(self.poll_interval):
                 if cancel.is_set() or stop.is_set():
-                    stopped_by = "cancelled"
+                    stopped_by = RunStatus.CANCELLED
                 elif time.monotonic() >= deadline:
-                    stopped_by = "timed_out"
+                    stopped_by = RunStatus.TIMED_OUT
                 if stopped_by:
                     break
         finally:
@@ -103,12 +104,12 @@ class FakeExecutor(Executor):
         with sink_lock:
             sink_open = False
 
-        result = StepResult(status="failed", image_digest=digest, container_id=container_id)
-        if stopped_by == "timed_out":
-            result.status, result.exit_code = "timed_out", 137
+        result = StepResult(status=RunStatus.FAILED, image_digest=digest, container_id=container_id)
+        if stopped_by == RunStatus.TIMED_OUT:
+            result.status, result.exit_code = RunStatus.TIMED_OUT, 137
             result.error = f"timed out after {spec.timeout:g} s"
-        elif stopped_by == "cancelled":
-            result.status, result.exit_code = "cancelled", 137
+        elif stopped_by == RunStatus.CANCELLED:
+            result.status, result.exit_code = RunStatus.CANCELLED, 137
             result.error = "cancelled"
         elif "error" in outcome:
             result.exit_code = 1
@@ -116,7 +117,7 @@ class FakeExecutor(Executor):
         else:
             result.exit_code = int(outcome["exit_code"])  # type: ignore[call-overload]
             if result.exit_code == 0:
-                result.status = "succeeded"
+                result.status = RunStatus.SUCCEEDED
             else:
                 result.error = f"exit code {result.exit_code}"
         return result

@@ -30,12 +30,13 @@ from typing import Any
 
 import httpx
 
-from mao.errors import ExecutorError
+from mao.errors import ExecutorError, map_errors
 from mao.executor.base import Executor, LogSink, StepResult, StepSpec, mask
+from mao.status import EXECUTOR_OUTCOMES, RunStatus
 
 log = logging.getLogger(__name__)
 
-OUTCOMES = ("succeeded", "failed", "timed_out", "cancelled")
+OUTCOMES = frozenset(s.value for s in EXECUTOR_OUTCOMES)
 
 POLL_INTERVAL = 0.2
 """Seconds between two polls of a running step's log."""
@@ -92,21 +93,21 @@ class RemoteExecutor(Executor):
     def run(self, spec: StepSpec, on_log: LogSink, cancel: threading.Event | None = None) -> StepResult:
         cancel = cancel or threading.Event()
         if cancel.is_set():
-            return StepResult(status="cancelled", error="cancelled before it started")
+            return StepResult(status=RunStatus.CANCELLED, error="cancelled before it started")
         try:
             response = self.client.post("/steps", json=spec_to_json(spec))
         except httpx.HTTPError as exc:
-            return StepResult(status="failed", error=f"cannot reach the executor service at {self.url}: {exc}")
+            return StepResult(status=RunStatus.FAILED, error=f"cannot reach the executor service at {self.url}: {exc}")
         if response.is_error:
             return StepResult(
-                status="failed",
+                status=RunStatus.FAILED,
                 error=f"the executor service at {self.url} refused the step: {_message(response)}",
             )
         try:
             step_id = str(response.json()["id"])
         except (ValueError, KeyError, TypeError):
             return StepResult(
-                status="failed",
+                status=RunStatus.FAILED,
                 error=f"the executor service at {self.url} answered without a step id: {response.text[:200]}",
             )
         try:
@@ -141,12 +142,12 @@ class RemoteExecutor(Executor):
                 lost_since = lost_since if lost_since is not None else now
                 if now - lost_since >= self.grace:
                     return StepResult(
-                        status="failed",
+                        status=RunStatus.FAILED,
                         error=f"lost contact with the executor service at {self.url} for {self.grace:g} s "
                         f"({exc}); step {step_id} may still be running there",
                     )
             except _Refused as exc:
-                return StepResult(status="failed", error=str(exc))
+                return StepResult(status=RunStatus.FAILED, error=str(exc))
             if not more:
                 time.sleep(self.poll_interval)
 
@@ -189,13 +190,15 @@ class RemoteExecutor(Executor):
 
     # -------------------------------------------------------------- cleanup
 
+    def _service(self) -> map_errors:
+        return map_errors(
+            "http", f"cannot reach the executor service at {self.url}: {{error}}", error=ExecutorError,
+            details={"url": self.url},
+        )
+
     def remove_run_containers(self, run_id: int | None = None) -> int:
-        try:
+        with self._service():
             response = self.client.post("/containers/remove", json={"run_id": run_id})
-        except httpx.HTTPError as exc:
-            raise ExecutorError(
-                f"cannot reach the executor service at {self.url}: {exc}", details={"url": self.url}
-            ) from exc
         if response.is_error:
             raise ExecutorError(
                 f"the executor service at {self.url} could not remove containers: {_message(response)}",
@@ -204,12 +207,8 @@ class RemoteExecutor(Executor):
         return int(response.json().get("removed", 0))
 
     def ping(self) -> dict[str, str]:
-        try:
+        with self._service():
             response = self.client.get("/health")
-        except httpx.HTTPError as exc:
-            raise ExecutorError(
-                f"cannot reach the executor service at {self.url}: {exc}", details={"url": self.url}
-            ) from exc
         if response.is_error:
             raise ExecutorError(
                 f"the executor service at {self.url} is unhealthy: {_message(response)}", details={"url": self.url}
@@ -248,7 +247,7 @@ def spec_to_json(spec: StepSpec) -> dict[str, Any]:
 def _result(body: dict[str, Any], url: str) -> StepResult:
     status = body.get("status")
     if status not in OUTCOMES:
-        return StepResult(status="failed", error=f"the executor service at {url} reported step status {status!r}")
+        return StepResult(status=RunStatus.FAILED, error=f"the executor service at {url} reported step status {status!r}")
     exit_code = body.get("exit_code")
     return StepResult(
         status=status,

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlparse
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from mao.errors import MAOError
+from mao.errors import MAOError, map_errors
 from mao.marketplace.models import FederationEntry, PipelineEntry, ToolEntry
 
 BUILTIN = "builtin"
@@ -175,8 +175,12 @@ class Marketplace:
 
     def _get(self, kind: str) -> bytes:
         url = self.where(kind)
+        unreachable = map_errors(
+            "http", f"marketplace {url}: cannot be reached ({{error}})", error=MarketplaceError,
+            keep=(httpx.TimeoutException,), details={"url": url},
+        )
         try:
-            with self._client().stream("GET", url) as response:
+            with unreachable, self._client().stream("GET", url) as response:
                 if response.status_code == 404:
                     raise self._fail(kind, "not found (HTTP 404)")
                 if response.status_code >= 400:
@@ -189,9 +193,6 @@ class Marketplace:
                 return body
         except httpx.TimeoutException as exc:
             raise self._fail(kind, f"no answer within {self._timeout:g}s") from exc
-        except httpx.HTTPError as exc:
-            reason = str(exc) or exc.__class__.__name__
-            raise self._fail(kind, f"cannot be reached ({reason})") from exc
 
     def _parse(self, kind: str, model: type[E], raw: bytes) -> list[E]:
         try:

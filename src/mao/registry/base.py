@@ -7,14 +7,15 @@ its configured prefix. Values are JSON objects.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from mao.errors import LockTimeout, MAOError
+from mao.loop import STOP, LoopService
 
 log = logging.getLogger(__name__)
 
@@ -75,36 +76,69 @@ class Registry(ABC):
         return Lock(self, name, ttl=ttl, owner=owner)
 
 
-class KeepAlive:
-    """Refreshes a lease from a daemon thread until stopped."""
+class KeepAlive(LoopService):
+    """Keeps a lease alive from a background loop, refreshing it every third of its TTL.
 
-    def __init__(self, registry: Registry, lease: Lease, on_lost: Any = None) -> None:
+    When a refresh finds the lease gone (the registry was unreachable for longer than the
+    TTL), a lock's keep-alive calls ``on_lost`` and ends; with ``renew`` (the instance
+    heartbeat) a new lease is granted and ``renew(lease)`` puts the keys back under it.
+    ``each_round(lease)``, when given, runs after every successful refresh.
+    """
+
+    name = "lease"
+
+    def __init__(
+        self,
+        registry: Registry,
+        lease: Lease | None = None,
+        on_lost: Callable[[], Any] | None = None,
+        *,
+        ttl: int | None = None,
+        renew: Callable[[Lease], Any] | None = None,
+        each_round: Callable[[Lease], Any] | None = None,
+        interval: float | None = None,
+    ) -> None:
+        if lease is None and (renew is None or ttl is None):
+            raise ValueError("give a lease, or a ttl and renew to grant one")
+        self.ttl = ttl if ttl is not None else lease.ttl  # type: ignore[union-attr]
+        super().__init__(interval or max(self.ttl / 3, 0.5), name=f"lease-{lease.id if lease else 'new'}")
         self.registry = registry
         self.lease = lease
         self.on_lost = on_lost
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"lease-{lease.id}", daemon=True)
+        self.renew = renew
+        self.each_round = each_round
 
     def start(self) -> KeepAlive:
-        self._thread.start()
+        super().start()
         return self
 
-    def _loop(self) -> None:
-        interval = max(self.lease.ttl / 3, 0.5)
-        while not self._stop.wait(interval):
-            try:
-                if not self.registry.refresh(self.lease):
-                    log.warning("lease %s expired before it could be refreshed", self.lease.id)
-                    if self.on_lost:
-                        self.on_lost()
-                    return
-            except Exception as exc:  # noqa: BLE001 - keep trying while a member is down
-                log.warning("could not refresh lease %s: %s", self.lease.id, exc)
+    def beat(self) -> None:
+        """One round, also callable directly: refresh the lease, or re-grant it when it lapsed."""
+        if self.lease is not None and self.registry.refresh(self.lease):
+            if self.each_round is not None:
+                self.each_round(self.lease)
+            return
+        if self.renew is None:
+            raise _LeaseLost
+        self.lease = self.registry.grant(self.ttl)
+        self.renew(self.lease)
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout=5)
+    def run_once(self) -> Any:
+        try:
+            self.beat()
+        except _LeaseLost:
+            log.warning("lease %s expired before it could be refreshed", self.lease.id if self.lease else "?")
+            if self.on_lost:
+                self.on_lost()
+            return STOP
+        return None
+
+    def on_error(self, exc: Exception) -> None:  # keep trying while a member is down
+        log.warning("could not refresh lease %s: %s", self.lease.id if self.lease else "(none)", exc)
+
+
+class _LeaseLost(Exception):
+    pass
 
 
 class Lock:

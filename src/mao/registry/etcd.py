@@ -13,11 +13,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import requests
 from etcd3gw import exceptions as etcd_exc
 from etcd3gw.client import Etcd3Client
 from etcd3gw.lease import Lease as EtcdLease
+from requests.adapters import HTTPAdapter
 
-from mao.errors import InvalidInput, RegistryUnavailable
+from mao.errors import InvalidInput, RegistryUnavailable, foreign
 from mao.registry.base import Lease, Registry
 
 T = TypeVar("T")
@@ -33,22 +35,40 @@ _RETRYABLE = (
 _UNREACHABLE = (etcd_exc.ConnectionFailedError, etcd_exc.ConnectionTimeoutError)
 
 
-def _retryable(exc: etcd_exc.Etcd3Exception) -> bool:
+POOL_SIZE = 64
+"""HTTP connections kept open to each etcd member: as many as threads may call the registry
+at once (the API's worker threads, 40 by default, plus the runner, the scheduler and the
+lease loops). Fewer makes requests discard connections under load."""
+
+
+def _retryable(exc: Exception) -> bool:
     """Connection failures and the answers of a member without a leader: try elsewhere."""
-    if isinstance(exc, _RETRYABLE):
+    if isinstance(exc, (*_RETRYABLE, requests.RequestException)):
         return True
     text = str(exc).lower()
     return any(word in text for word in ("leader", "unavailable", "timed out", "timeout"))
 
 
-def make_clients(endpoints: list[str], timeout: float) -> list[Etcd3Client]:
+def make_session(pool_size: int = POOL_SIZE) -> requests.Session:
+    """A requests session whose connection pool holds ``pool_size`` connections per member."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def make_clients(endpoints: list[str], timeout: float, pool_size: int = POOL_SIZE) -> list[Etcd3Client]:
     clients = []
     for endpoint in endpoints:
         parts = urlsplit(endpoint)
         if not parts.hostname or not parts.port:
             raise InvalidInput(f"etcd endpoint {endpoint!r} must look like http://HOST:PORT")
         clients.append(
-            Etcd3Client(host=parts.hostname, port=parts.port, protocol=parts.scheme, timeout=timeout, api_path="/v3/")
+            Etcd3Client(
+                host=parts.hostname, port=parts.port, protocol=parts.scheme, timeout=timeout, api_path="/v3/",
+                session=make_session(pool_size),
+            )
         )
     return clients
 
@@ -86,9 +106,9 @@ class EtcdRegistry(Registry):
                 client = self.clients[index]
                 try:
                     result = fn(client)
-                except etcd_exc.Etcd3Exception as exc:
+                except (etcd_exc.Etcd3Exception, requests.RequestException) as exc:
                     if not _retryable(exc):
-                        raise RegistryUnavailable(f"etcd at {client.base_url} refused the request: {exc}") from exc
+                        raise foreign("etcd", f"etcd at {client.base_url} refused the request", exc) from exc
                     errors.append(f"{client.base_url}: {exc.__class__.__name__}")
                     answered = answered or not isinstance(exc, _UNREACHABLE)
                     continue

@@ -8,9 +8,9 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 
-from mao.errors import RegistryUnavailable
+from mao.errors import RegistryUnavailable, StoreError
 from mao.registry.base import Lease, Registry
 from mao.store.models import RegistryEntry, utcnow
 from mao.store.store import Store
@@ -25,7 +25,8 @@ class LocalRegistry(Registry):
         self.store = store
 
     def _session(self):
-        return self.store.session()
+        url = self.store.engine.url.render_as_string(hide_password=True)
+        return self.store.session(error=RegistryUnavailable, where=f"the local registry (store {url})")
 
     @staticmethod
     def _live():
@@ -35,7 +36,7 @@ class LocalRegistry(Registry):
         s.execute(delete(RegistryEntry).where(RegistryEntry.expires_at <= utcnow()))
 
     def get(self, key: str) -> dict[str, Any] | None:
-        with self._wrap(), self._session() as s:
+        with self._session() as s:
             row = s.scalar(select(RegistryEntry).where(RegistryEntry.key == key, self._live()))
             return json.loads(row.value) if row else None
 
@@ -48,7 +49,7 @@ class LocalRegistry(Registry):
         return row.expires_at
 
     def put(self, key: str, value: dict[str, Any], lease: Lease | None = None) -> None:
-        with self._wrap(), self._session() as s:
+        with self._session() as s:
             expires = self._expiry(s, lease)
             row = s.get(RegistryEntry, key)
             if row is None:
@@ -58,7 +59,7 @@ class LocalRegistry(Registry):
 
     def create(self, key: str, value: dict[str, Any], lease: Lease | None = None) -> bool:
         try:
-            with self._wrap(), self._session() as s:
+            with self._session() as s:
                 self._purge(s)
                 s.flush()
                 expires = self._expiry(s, lease)
@@ -69,11 +70,11 @@ class LocalRegistry(Registry):
             return False
 
     def delete(self, key: str) -> bool:
-        with self._wrap(), self._session() as s:
+        with self._session() as s:
             return s.execute(delete(RegistryEntry).where(RegistryEntry.key == key, self._live())).rowcount > 0
 
     def list(self, prefix: str) -> dict[str, dict[str, Any]]:
-        with self._wrap(), self._session() as s:
+        with self._session() as s:
             rows = s.scalars(
                 select(RegistryEntry)
                 .where(
@@ -87,12 +88,12 @@ class LocalRegistry(Registry):
 
     def grant(self, ttl: int) -> Lease:
         lease = Lease(uuid.uuid4().hex, ttl)
-        with self._wrap(), self._session() as s:
+        with self._session() as s:
             s.add(RegistryEntry(key=_LEASES + lease.id, value="{}", expires_at=utcnow() + timedelta(seconds=ttl)))
         return lease
 
     def refresh(self, lease: Lease) -> bool:
-        with self._wrap(), self._session() as s:
+        with self._session() as s:
             until = utcnow() + timedelta(seconds=lease.ttl)
             alive = s.execute(
                 update(RegistryEntry)
@@ -104,35 +105,14 @@ class LocalRegistry(Registry):
             return bool(alive)
 
     def revoke(self, lease: Lease) -> None:
-        with self._wrap(), self._session() as s:
+        with self._session() as s:
             s.execute(
                 delete(RegistryEntry).where(or_(RegistryEntry.owner == lease.id, RegistryEntry.key == _LEASES + lease.id))
             )
 
     def ping(self) -> dict[str, Any]:
-        with self._wrap():
+        try:
             self.store.ping()
-        return {"backend": self.backend, "store": self.store.engine.url.render_as_string(hide_password=True)}
-
-    def _wrap(self):
-        return _Wrap(self.store)
-
-
-class _Wrap:
-    """Turns database failures into RegistryUnavailable naming the store."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc is not None and isinstance(exc, SQLAlchemyError) and not isinstance(exc, IntegrityError):
-            url = self.store.engine.url.render_as_string(hide_password=True)
-            raise RegistryUnavailable(f"the local registry (store {url}) cannot be reached: {exc}") from exc
-        from mao.errors import StoreError
-
-        if exc is not None and isinstance(exc, StoreError):
+        except StoreError as exc:
             raise RegistryUnavailable(exc.message) from exc
-        return False
+        return {"backend": self.backend, "store": self.store.engine.url.render_as_string(hide_password=True)}

@@ -8,10 +8,11 @@ was down follow ``misfire_policy``: ``run_once`` runs the pipeline once (if with
 
 from __future__ import annotations
 
+import functools
 import logging
-import threading
 from typing import TYPE_CHECKING, Any
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -25,15 +26,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JOB_TABLE = "apscheduler_jobs"
-_instances: dict[str, Instance] = {}
-_instances_lock = threading.Lock()
 
 
-def fire(instance_name: str, pipeline: str, **_: Any) -> None:
-    """The job function (referenced by name in the job store)."""
-    with _instances_lock:
-        instance = _instances.get(instance_name)
-    if instance is None:
+def fire(instance_name: str, pipeline: str, *, instance: Instance | None = None, **_: Any) -> None:
+    """The job function (referenced by name in the job store). The scheduler's executor
+    passes the serving ``instance`` in; a job fired without one is skipped."""
+    if instance is None or instance.name != instance_name:
         log.warning("scheduled run of %s: instance %s is not running here", pipeline, instance_name)
         return
     try:
@@ -45,6 +43,31 @@ def fire(instance_name: str, pipeline: str, **_: Any) -> None:
         log.error("scheduled run of %s could not start: %s", pipeline, exc.message)
 
 
+class _BoundJob:
+    """A job as APScheduler's ``run_job`` sees it, its function given the instance."""
+
+    def __init__(self, job: Any, instance: Instance) -> None:
+        self._job = job
+        self.func = functools.partial(job.func, instance=instance)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._job, name)
+
+    def __str__(self) -> str:
+        return str(self._job)
+
+
+class _InstanceExecutor(ThreadPoolExecutor):
+    """Runs each due job with this scheduler's instance: no module-level lookup of instances."""
+
+    def __init__(self, instance: Instance) -> None:
+        super().__init__(max_workers=4)
+        self.instance = instance
+
+    def _do_submit_job(self, job: Any, run_times: Any) -> None:
+        super()._do_submit_job(_BoundJob(job, self.instance), run_times)
+
+
 class Scheduler:
     def __init__(self, instance: Instance) -> None:
         self.instance = instance
@@ -52,14 +75,13 @@ class Scheduler:
         grace = settings.misfire_grace_seconds if settings.misfire_policy == "run_once" else 1
         self._scheduler = BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=instance.store.engine, tablename=JOB_TABLE)},
+            executors={"default": _InstanceExecutor(instance)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": grace},
             timezone=timezone(settings.timezone),
         )
         self._started = False
 
     def start(self) -> None:
-        with _instances_lock:
-            _instances[self.instance.name] = self.instance
         if self._started:
             self._scheduler.resume()
         else:
@@ -81,9 +103,6 @@ class Scheduler:
             self._scheduler.remove_jobstore("default", shutdown=False)
             self._scheduler.shutdown(wait=False)
             self._started = False
-        with _instances_lock:
-            if _instances.get(self.instance.name) is self.instance:
-                del _instances[self.instance.name]
 
     def schedule(self, pipeline: str, cron: str) -> dict[str, Any]:
         self.instance.store.get_pipeline(pipeline)

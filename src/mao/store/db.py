@@ -10,7 +10,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from mao.errors import StoreError
+from mao.errors import StoreError, describe_foreign
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -47,9 +47,31 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
+_CORRUPT = ("file is not a database", "database disk image is malformed", "file is encrypted")
+
+
+def _corrupt_sqlite(engine: Engine, exc: BaseException) -> StoreError | None:
+    """One line naming a damaged SQLite file and what to do about it."""
+    if engine.url.get_backend_name() != "sqlite" or not engine.url.database:
+        return None
+    text = str(getattr(exc, "orig", exc)).lower()
+    if not any(marker in text for marker in _CORRUPT):
+        return None
+    path = Path(engine.url.database).absolute()
+    return StoreError(
+        f"the local store {path} is not a readable SQLite database ({text}): stop the orchestrator, move the "
+        "file aside and restore it from a backup, or remove it to start with an empty store (this instance's "
+        "pipelines, run history and private variables are then lost; the registry and datasets are not)",
+        details={"path": str(path)},
+    )
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision."""
+    where = engine.url.render_as_string(hide_password=True)
     try:
         command.upgrade(alembic_config(engine), "head")
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot migrate the store at {engine.url!r}: {exc.__class__.__name__}: {exc}") from exc
+        raise _corrupt_sqlite(engine, exc) or StoreError(
+            f"cannot migrate the store at {where}: {describe_foreign(exc)}"
+        ) from exc

@@ -1,29 +1,46 @@
-"""The instance-local store: pipelines, runs, step runs, logs and private variables."""
+"""The instance-local store: pipelines, runs, step runs, logs and private variables.
+
+Pipelines come out as :class:`~mao.store.records.PipelineRecord` models; a run's and a
+step's status only ever moves along :data:`mao.status.TRANSITIONS`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from mao.errors import AlreadyExists, NotFound, StoreError
+from mao.errors import AlreadyExists, Conflict, MAOError, NotFound, map_errors
+from mao.models import StepIn
+from mao.status import ACTIVE, TRANSITIONS, RunStatus, check_transition
 from mao.store.db import migrate
 from mao.store.models import LogLine, Pipeline, PrivateVariable, Run, StepRun, utcnow
+from mao.store.records import PipelineRecord, as_steps, dump_steps
 
-ACTIVE = ("pending", "running")
-TERMINAL = ("succeeded", "failed", "timed_out", "cancelled", "interrupted", "conflict")
+_ACTIVE = [s.value for s in ACTIVE]
 
 
 def as_utc(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes: they were stored as UTC."""
     if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
     return value
+
+
+def _record(row: Pipeline) -> PipelineRecord:
+    return PipelineRecord(
+        id=row.id, name=row.name, description=row.description, steps=as_steps(row.steps),
+        created_at=as_utc(row.created_at), updated_at=as_utc(row.updated_at),
+    )
+
+
+def _predecessors(target: RunStatus) -> list[str]:
+    return [state.value for state, nexts in TRANSITIONS.items() if target in nexts]
 
 
 class Store:
@@ -37,56 +54,55 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    @property
+    def where(self) -> str:
+        return f"the local store at {self.engine.url.render_as_string(hide_password=True)}"
+
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        session = self._sessions()
-        try:
-            yield session
-            session.commit()
-        except IntegrityError:
-            session.rollback()
-            raise
-        except (OperationalError, SQLAlchemyError) as exc:
-            session.rollback()
-            if isinstance(exc, OperationalError):
-                raise StoreError(f"the local store at {self.engine.url!r} failed: {exc.orig}") from exc
-            raise
-        finally:
-            session.close()
+    def session(self, *, error: type[MAOError] | None = None, where: str | None = None) -> Iterator[Session]:
+        """A transaction; database failures become StoreError, or ``error`` naming ``where``
+        (IntegrityError is left to callers)."""
+        with map_errors("store", where or self.where, keep=(IntegrityError,), error=error):
+            session = self._sessions()
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
 
     def ping(self) -> None:
-        try:
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
-        except SQLAlchemyError as exc:
-            raise StoreError(f"the local store at {self.engine.url!r} cannot be reached: {exc}") from exc
+        with map_errors("store", self.where), self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
 
     # pipelines -----------------------------------------------------------------
 
-    def add_pipeline(self, name: str, description: str, steps: list[dict[str, Any]]) -> Pipeline:
+    def add_pipeline(self, name: str, description: str, steps: Iterable[StepIn | dict[str, Any]]) -> PipelineRecord:
         try:
             with self.session() as s:
-                row = Pipeline(name=name, description=description, steps=steps)
+                row = Pipeline(name=name, description=description, steps=dump_steps(as_steps(steps)))
                 s.add(row)
                 s.flush()
-                return row
+                return _record(row)
         except IntegrityError as exc:
             raise AlreadyExists(f"pipeline {name!r} already exists on this instance") from exc
 
-    def get_pipeline(self, name: str) -> Pipeline:
+    def get_pipeline(self, name: str) -> PipelineRecord:
+        record = self.find_pipeline(name)
+        if record is None:
+            raise NotFound(f"pipeline {name!r} is not defined on this instance")
+        return record
+
+    def find_pipeline(self, name: str) -> PipelineRecord | None:
         with self.session() as s:
             row = s.scalar(select(Pipeline).where(Pipeline.name == name))
-            if row is None:
-                raise NotFound(f"pipeline {name!r} is not defined on this instance")
-            return row
+            return _record(row) if row is not None else None
 
-    def find_pipeline(self, name: str) -> Pipeline | None:
+    def list_pipelines(self) -> list[PipelineRecord]:
         with self.session() as s:
-            return s.scalar(select(Pipeline).where(Pipeline.name == name))
-
-    def list_pipelines(self) -> list[Pipeline]:
-        with self.session() as s:
-            return list(s.scalars(select(Pipeline).order_by(Pipeline.name)))
+            return [_record(row) for row in s.scalars(select(Pipeline).order_by(Pipeline.name))]
 
     def delete_pipeline(self, name: str) -> None:
         with self.session() as s:
@@ -113,26 +129,25 @@ class Store:
 
     # runs ------------------------------------------------------------------------
 
-    def create_run(self, pipeline: str, steps: list[dict[str, Any]], trigger: str = "manual") -> Run:
+    def create_run(self, pipeline: str, steps: Iterable[StepIn | dict[str, Any]], trigger: str = "manual") -> Run:
         """A run and its step rows, all pending. Refuses if the pipeline has an active run."""
+        models = as_steps(steps)
         with self.session() as s:
             active = s.scalar(
-                select(func.count()).select_from(Run).where(Run.pipeline == pipeline, Run.status.in_(ACTIVE))
+                select(func.count()).select_from(Run).where(Run.pipeline == pipeline, Run.status.in_(_ACTIVE))
             )
             if active:
-                from mao.errors import Conflict
-
                 raise Conflict(f"pipeline {pipeline!r} already has a run in progress")
-            run = Run(pipeline=pipeline, status="pending", trigger=trigger)
-            for position, step in enumerate(steps):
+            run = Run(pipeline=pipeline, status=RunStatus.PENDING.value, trigger=trigger)
+            for position, step in enumerate(models):
                 run.steps.append(
                     StepRun(
                         position=position,
-                        name=step["name"],
-                        tool=step["tool"],
-                        input_dataset=step.get("input_dataset"),
-                        output_dataset=step.get("output_dataset"),
-                        status="pending",
+                        name=step.name,
+                        tool=step.tool,
+                        input_dataset=step.input_dataset,
+                        output_dataset=step.output_dataset,
+                        status=RunStatus.PENDING.value,
                     )
                 )
             s.add(run)
@@ -147,48 +162,76 @@ class Store:
                 raise NotFound(f"run {run_id} does not exist")
             return run
 
-    def list_runs(self, pipeline: str | None = None, status: str | None = None, limit: int = 50) -> list[Run]:
+    def list_runs(
+        self, pipeline: str | None = None, status: RunStatus | str | None = None, limit: int = 50
+    ) -> list[Run]:
         with self.session() as s:
             q = select(Run).options(selectinload(Run.steps)).order_by(Run.id.desc()).limit(limit)
             if pipeline:
                 q = q.where(Run.pipeline == pipeline)
             if status:
-                q = q.where(Run.status == status)
+                q = q.where(Run.status == RunStatus(status).value)
             return list(s.scalars(q))
 
     def update_run(self, run_id: int, **values: Any) -> None:
+        """Set fields of a run; a ``status`` must be an allowed transition (IllegalTransition if not)."""
         with self.session() as s:
-            s.execute(update(Run).where(Run.id == run_id).values(**values))
+            self._update(s, Run, run_id, f"run {run_id}", values)
 
     def update_step(self, step_id: int, **values: Any) -> None:
         with self.session() as s:
-            s.execute(update(StepRun).where(StepRun.id == step_id).values(**values))
+            self._update(s, StepRun, step_id, f"step run {step_id}", values)
 
-    def finish_run(self, run_id: int, status: str, error: str | None = None) -> None:
-        """Close a run and any of its steps still pending or running."""
+    @staticmethod
+    def _update(s: Session, table: type[Run | StepRun], row_id: int, what: str, values: dict[str, Any]) -> None:
+        query = update(table).where(table.id == row_id)
+        if "status" in values:
+            target = RunStatus(values["status"])
+            values = {**values, "status": target.value}
+            query = query.where(table.status.in_(_predecessors(target)))
+        if s.execute(query.values(**values)).rowcount:
+            return
+        current = s.scalar(select(table.status).where(table.id == row_id))
+        if current is None:
+            raise NotFound(f"{what} does not exist")
+        check_transition(current, values["status"], what)
+
+    def finish_run(self, run_id: int, status: RunStatus | str, error: str | None = None) -> None:
+        """Close a run and any of its steps still pending or running. Closing a run again
+        with the status it already has does nothing, so a retried close is harmless."""
+        target = RunStatus(status)
+        if not target.terminal:
+            raise ValueError(f"finish_run needs a terminal status, not {target}")
         now = utcnow()
         with self.session() as s:
-            s.execute(update(Run).where(Run.id == run_id).values(status=status, error=error, finished_at=now))
+            current = s.scalar(select(Run.status).where(Run.id == run_id))
+            if current is None:
+                raise NotFound(f"run {run_id} does not exist")
+            if current == target:
+                return
+            check_transition(current, target, f"run {run_id}")
+            s.execute(update(Run).where(Run.id == run_id).values(status=target.value, error=error, finished_at=now))
+            step_status = target if target in TRANSITIONS[RunStatus.RUNNING] else RunStatus.FAILED
             s.execute(
                 update(StepRun)
-                .where(StepRun.run_id == run_id, StepRun.status == "running")
-                .values(status=status if status in TERMINAL else "failed", finished_at=now)
+                .where(StepRun.run_id == run_id, StepRun.status == RunStatus.RUNNING.value)
+                .values(status=step_status.value, finished_at=now)
             )
             s.execute(
                 update(StepRun)
-                .where(StepRun.run_id == run_id, StepRun.status == "pending")
-                .values(status="cancelled" if status != "succeeded" else "succeeded")
+                .where(StepRun.run_id == run_id, StepRun.status == RunStatus.PENDING.value)
+                .values(status=RunStatus.CANCELLED.value)
             )
 
     def active_runs(self) -> list[Run]:
         with self.session() as s:
-            return list(s.scalars(select(Run).where(Run.status.in_(ACTIVE)).options(selectinload(Run.steps))))
+            return list(s.scalars(select(Run).where(Run.status.in_(_ACTIVE)).options(selectinload(Run.steps))))
 
     def mark_interrupted(self) -> list[int]:
         """Runs left pending/running by a crash become ``interrupted``. Returns their ids."""
         ids = [run.id for run in self.active_runs()]
         for run_id in ids:
-            self.finish_run(run_id, "interrupted", "the orchestrator stopped while this run was in progress")
+            self.finish_run(run_id, RunStatus.INTERRUPTED, "the orchestrator stopped while this run was in progress")
         return ids
 
     # logs ------------------------------------------------------------------------

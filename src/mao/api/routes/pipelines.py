@@ -58,7 +58,7 @@ def set_variable(name: Name, variable: VariableIn, instance: InstanceDep) -> dic
 
     check_name(name, "pipeline name")
     row = instance.store.get_pipeline(name)
-    placeholders = PipelineIn(name=row.name, steps=row.steps).placeholders()
+    placeholders = row.placeholders()
     if variable.name not in placeholders:
         raise InvalidInput(
             f"pipeline {name!r} has no private variable {variable.name!r}"

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
 from mao.api.deps import InstanceDep
+from mao.status import parse_status
 from mao.store.models import LogLine, Run, StepRun
 from mao.store.store import as_utc
 
@@ -59,7 +58,8 @@ def list_runs(
     status: str | None = None,
     limit: int = Query(default=50, ge=1, le=1000),
 ) -> dict[str, Any]:
-    return {"runs": [run_dict(r) for r in instance.store.list_runs(pipeline, status, limit)]}
+    wanted = parse_status(status) if status else None
+    return {"runs": [run_dict(r) for r in instance.store.list_runs(pipeline, wanted, limit)]}
 
 
 @router.get("/{run_id}")

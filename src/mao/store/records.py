@@ -1,0 +1,48 @@
+"""What the store hands out for pipelines: typed models, not rows or dicts.
+
+A stored pipeline's steps are the same :class:`~mao.models.StepIn` models the API
+validated when the pipeline was defined; the runner takes them as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from mao.models import StepIn
+
+
+class PipelineRecord(BaseModel):
+    """A pipeline defined on this instance."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    name: str
+    description: str = ""
+    steps: list[StepIn]
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    def placeholders(self) -> list[str]:
+        return sorted({v for step in self.steps for v in step.private_variables()})
+
+    def definition(self) -> dict[str, Any]:
+        """The JSON form, as registered in the federation and shown by the API."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "steps": [s.model_dump(exclude_none=True) for s in self.steps],
+        }
+
+
+def as_steps(steps: Iterable[StepIn | dict[str, Any]]) -> list[StepIn]:
+    """Steps as models; dicts (a stored definition, a test's literal) are validated."""
+    return [s if isinstance(s, StepIn) else StepIn.model_validate(s) for s in steps]
+
+
+def dump_steps(steps: Iterable[StepIn]) -> list[dict[str, Any]]:
+    return [s.model_dump(exclude_none=True) for s in steps]

@@ -1,0 +1,35 @@
+"""The instance heartbeat: its record under a lease, kept by the shared KeepAlive loop."""
+
+from __future__ import annotations
+
+import time
+
+from mao.catalog import INSTANCES
+from mao.config import Settings
+from mao.federation import Heartbeat
+from mao.instance import Instance
+from mao.registry.memory import MemoryRegistry
+
+
+def test_heartbeat_puts_refreshes_regrants_and_withdraws(tmp_path) -> None:
+    registry = MemoryRegistry()
+    inst = Instance(Settings(instance_name="hb", data_dir=tmp_path / "d", instance_ttl=5), registry=registry)
+    heartbeat = Heartbeat(inst)
+    heartbeat._keepalive.interval = 0.05  # beat fast in the test
+    try:
+        heartbeat.start()
+        first = registry.get(INSTANCES + "hb")
+        assert first is not None and first["name"] == "hb"
+        lease = heartbeat._lease
+        time.sleep(0.2)
+        assert registry.get(INSTANCES + "hb")["last_seen"] > first["last_seen"]  # each beat puts it again
+        registry.revoke(lease)  # lost, as when etcd was unreachable longer than the TTL
+        deadline = time.monotonic() + 5
+        while registry.get(INSTANCES + "hb") is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert registry.get(INSTANCES + "hb") is not None and heartbeat._lease.id != lease.id
+        assert heartbeat._keepalive.running
+    finally:
+        heartbeat.stop()
+        inst.close()
+    assert registry.get(INSTANCES + "hb") is None and not heartbeat._keepalive.running
