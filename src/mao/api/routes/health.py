@@ -6,12 +6,16 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from mao.api.deps import InstanceDep
+from mao.api.schemas import HealthOut
 from mao.errors import MAOError
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health")
+@router.get(
+    "/health", response_model=HealthOut,
+    responses={503: {"model": HealthOut, "description": "A check failed: ok is false, error says which"}},
+)
 def health(instance: InstanceDep) -> Any:
     checks: dict[str, Any] = {}
     ok = True
