@@ -81,7 +81,8 @@ def _check_federation_definition(instance: Instance, definition: dict[str, Any])
     if not same:
         raise Conflict(
             f"the federation already has a different pipeline named {definition['name']!r}; "
-            "use its definition (`maoctl instance init` offers it) or choose another name"
+            "use its definition (`maoctl instance init` offers it), choose another name, or, to change it "
+            "for everyone, remove it first (`maoctl pipeline remove --name NAME --unregister`)"
         )
 
 
