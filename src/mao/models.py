@@ -26,6 +26,13 @@ MAX_NODES = 1000
 """Node branches recorded for one dataset."""
 MAX_URL = 2048
 
+GIT_URL_PATTERN = (
+    r"^((ssh|https?|file|git)://[^\s'\";|&$`<>]+"
+    r"|[A-Za-z0-9][A-Za-z0-9._-]*@[A-Za-z0-9][A-Za-z0-9.-]*:[A-Za-z0-9._/~-]+"
+    r"|/[A-Za-z0-9._/ +~-]*)$"
+)
+"""The forms check_git_url accepts, for the API document (the check itself refuses more, e.g. '..')."""
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -52,7 +59,14 @@ class ToolIn(Strict):
 
 
 class DatasetBody(Strict):
-    master: Annotated[GitURL, Field(max_length=MAX_URL)]
+    master: Annotated[
+        GitURL,
+        Field(
+            max_length=MAX_URL,
+            description="an ssh://, https://, http://, git:// or file:// URL, user@host:path, or an absolute path",
+            json_schema_extra={"pattern": GIT_URL_PATTERN},
+        ),
+    ]
     nodes: list[Annotated[str, Field(max_length=160)]] = Field(default_factory=list, max_length=MAX_NODES)
 
     @field_validator("nodes")

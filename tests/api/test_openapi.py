@@ -69,6 +69,13 @@ def test_name_rules_are_visible(document) -> None:
         assert prop["minLength"] == 1 and prop["maxLength"] == 64
 
 
+def test_names_in_paths_document_the_rules(document) -> None:
+    for path in ("/registry/tools/{name}", "/registry/datasets/{name}", "/registry/pipelines/{name}", "/pipeline/{name}"):
+        for operation in document["paths"][path].values():
+            (param,) = [p for p in operation["parameters"] if p["name"] == "name"]
+            assert param["schema"]["pattern"] == NAME_RE.pattern, path
+
+
 def test_size_limits_are_visible(document) -> None:
     step = document["components"]["schemas"]["StepIn"]["properties"]
     assert step["env"]["maxProperties"] == 100

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
+
+from mao.validation import NAME_MAX_LENGTH, NAME_RE
 
 
 class Router(APIRouter):
@@ -19,6 +23,17 @@ class Router(APIRouter):
     def add_api_route(self, path: str, endpoint: Any, **kwargs: Any) -> None:
         kwargs["response_model_exclude_unset"] = True
         super().add_api_route(path, endpoint, **kwargs)
+
+
+PathName = Annotated[
+    str,
+    Path(
+        description="letters, digits, '-' or '_', starting with a letter or digit",
+        json_schema_extra={"pattern": NAME_RE.pattern, "minLength": 1, "maxLength": NAME_MAX_LENGTH},
+    ),
+]
+"""A name in the path: the rules are documented here and checked by the route (check_name),
+whose message names what kind of name was wrong."""
 
 
 class Open(BaseModel):

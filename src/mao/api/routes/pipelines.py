@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from mao.api.deps import InstanceDep
 from mao.api.schemas import (
-    OkName, PipelineInitOut, PipelineList, PipelineOut, Router, RunStarted, VariableSet, responses,
+    OkName, PathName, PipelineInitOut, PipelineList, PipelineOut, Router, RunStarted, VariableSet, responses,
 )
 from mao.models import ENV_NAME_RE, MAX_ENV_VALUE, Name, PipelineIn, RunRequest
 from mao.pipelines import describe, init_pipeline, remove_pipeline
@@ -28,13 +28,13 @@ def list_pipelines(instance: InstanceDep) -> Any:
 
 
 @router.get("/pipeline/{name}", response_model=PipelineOut, responses=responses(400, 404, 503))
-def get_pipeline(name: str, instance: InstanceDep) -> Any:
+def get_pipeline(name: PathName, instance: InstanceDep) -> Any:
     check_name(name, "pipeline name")
     return describe(instance.store.get_pipeline(name), instance)
 
 
 @router.delete("/pipeline/{name}", response_model=OkName, responses=responses(400, 404, 409, 503))
-def delete_pipeline(name: str, instance: InstanceDep, unregister: bool = False) -> Any:
+def delete_pipeline(name: PathName, instance: InstanceDep, unregister: bool = False) -> Any:
     """Remove a pipeline here; ``unregister`` also removes it from the registry (first)."""
     check_name(name, "pipeline name")
     remove_pipeline(instance, name, unregister)

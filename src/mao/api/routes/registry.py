@@ -7,7 +7,7 @@ from typing import Any
 
 from mao.api.deps import InstanceDep
 from mao.api.schemas import (
-    DatasetAdded, DatasetDoc, NamedDatasetDoc, OkName, PipelineDoc, Router, ToolAdded, ToolDoc, responses,
+    DatasetAdded, DatasetDoc, NamedDatasetDoc, OkName, PathName, PipelineDoc, Router, ToolAdded, ToolDoc, responses,
 )
 from mao.models import DatasetIn, ToolIn
 
@@ -25,12 +25,12 @@ def add_tool(tool: ToolIn, instance: InstanceDep) -> Any:
 
 
 @router.get("/tools/{name}", response_model=ToolDoc, responses=responses(400, 404, 503))
-def get_tool(name: str, instance: InstanceDep) -> Any:
+def get_tool(name: PathName, instance: InstanceDep) -> Any:
     return instance.catalog.get_tool(name)
 
 
 @router.delete("/tools/{name}", response_model=OkName, responses=responses(400, 404, 409, 503))
-def remove_tool(name: str, instance: InstanceDep) -> Any:
+def remove_tool(name: PathName, instance: InstanceDep) -> Any:
     """Unregister a tool; a 409 while a run on this instance uses it."""
     instance.catalog.remove_tool(name, instance.store.active_runs())
     return {"ok": True, "name": name}
@@ -47,12 +47,12 @@ def add_dataset(dataset: DatasetIn, instance: InstanceDep) -> Any:
 
 
 @router.get("/datasets/{name}", response_model=NamedDatasetDoc, responses=responses(400, 404, 503))
-def get_dataset(name: str, instance: InstanceDep) -> Any:
+def get_dataset(name: PathName, instance: InstanceDep) -> Any:
     return {"name": name, **instance.catalog.get_dataset(name)}
 
 
 @router.delete("/datasets/{name}", response_model=OkName, responses=responses(400, 404, 409, 503))
-def remove_dataset(name: str, instance: InstanceDep) -> Any:
+def remove_dataset(name: PathName, instance: InstanceDep) -> Any:
     """Unregister a dataset; a 409 while a run on this instance reads or writes it."""
     instance.catalog.remove_dataset(name, instance.store.active_runs())
     return {"ok": True, "name": name}
@@ -64,5 +64,5 @@ def list_registered_pipelines(instance: InstanceDep) -> Any:
 
 
 @router.get("/pipelines/{name}", response_model=PipelineDoc, responses=responses(400, 404, 503))
-def get_registered_pipeline(name: str, instance: InstanceDep) -> Any:
+def get_registered_pipeline(name: PathName, instance: InstanceDep) -> Any:
     return instance.catalog.get_pipeline(name)
