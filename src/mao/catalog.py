@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from mao.errors import AlreadyExists, NotFound
+from mao.errors import AlreadyExists, Conflict, NotFound
 from mao.models import DatasetIn, ToolIn
 from mao.registry.base import Registry
 from mao.validation import check_name
@@ -23,8 +24,16 @@ class Catalog:
             raise NotFound(f"{kind} {name!r} is not registered")
         return value
 
-    def _remove(self, kind: str, prefix: str, name: str) -> None:
+    def _remove(self, kind: str, prefix: str, name: str, active_runs: Iterable[Any] = ()) -> None:
         check_name(name, f"{kind} name")
+        users = [run for run in active_runs if any(_uses(step, kind, name) for step in run.steps)]
+        if users:
+            runs = ", ".join(f"run {run.id} of pipeline {run.pipeline!r}" for run in users)
+            raise Conflict(
+                f"{kind} {name!r} is used by {runs}, still in progress on this instance; "
+                "wait for it to finish or cancel it first",
+                details={"runs": [run.id for run in users]},
+            )
         if not self.registry.delete(prefix + name):
             raise NotFound(f"{kind} {name!r} is not registered")
 
@@ -42,8 +51,9 @@ class Catalog:
     def tools(self) -> dict[str, dict[str, Any]]:
         return self.registry.list(TOOLS)
 
-    def remove_tool(self, name: str) -> None:
-        self._remove("tool", TOOLS, name)
+    def remove_tool(self, name: str, active_runs: Iterable[Any] = ()) -> None:
+        """Unregister a tool; a Conflict if one of ``active_runs`` (this instance's) uses it."""
+        self._remove("tool", TOOLS, name, active_runs)
 
     # datasets ------------------------------------------------------------------
 
@@ -59,8 +69,9 @@ class Catalog:
     def datasets(self) -> dict[str, dict[str, Any]]:
         return self.registry.list(DATASETS)
 
-    def remove_dataset(self, name: str) -> None:
-        self._remove("dataset", DATASETS, name)
+    def remove_dataset(self, name: str, active_runs: Iterable[Any] = ()) -> None:
+        """Unregister a dataset; a Conflict if one of ``active_runs`` (this instance's) reads or writes it."""
+        self._remove("dataset", DATASETS, name, active_runs)
 
     def add_node(self, dataset: str, branch: str) -> None:
         """Record ``branch`` in the dataset's ``nodes`` (a no-op if it is there)."""
@@ -92,3 +103,10 @@ class Catalog:
             sorted({t for t in tools if t not in known_tools}),
             sorted({d for d in datasets if d not in known_datasets}),
         )
+
+
+def _uses(step: Any, kind: str, name: str) -> bool:
+    """Whether a run's step (a stored step row) uses the tool or dataset ``name``."""
+    if kind == "tool":
+        return step.tool == name
+    return name in (step.input_dataset, step.output_dataset)

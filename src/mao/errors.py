@@ -23,10 +23,10 @@ class MAOError(Exception):
         self.details = details or {}
 
     def to_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"ok": False, "error": {"code": self.code, "message": self.message}}
-        if self.details:
-            body["error"]["details"] = self.details
-        return body
+        """The one error body, ``{"ok": false, "error": {"code", "message"[, "details"]}}``."""
+        from mao.web.errors import error_body  # mao.web imports this module
+
+        return error_body(self.code, self.message, self.details)
 
 
 class InvalidInput(MAOError):
@@ -72,10 +72,12 @@ class MissingDependencies(MAOError):
         self.missing_tools = missing_tools
         self.missing_datasets = missing_datasets
 
-    def to_dict(self) -> dict[str, Any]:
-        body = super().to_dict()
-        body["errors"] = {"missing_tools": self.missing_tools, "missing_datasets": self.missing_datasets}
-        return body
+
+class PayloadTooLarge(MAOError):
+    """A request body over the API's size limit."""
+
+    status_code = 413
+    code = "payload_too_large"
 
 
 class Unauthorized(MAOError):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -11,6 +11,27 @@ from mao.validation import GitURL, Name, check_git_url, check_name
 
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 PRIVATE_RE = re.compile(r"^\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$")
+
+# Size limits (documented in the OpenAPI document through the fields below).
+MAX_ENV_ENTRIES = 100
+"""Environment variables per step, and private variables per pipeline."""
+MAX_ENV_VALUE = 8 * 1024
+"""Characters in one environment or private variable value."""
+MAX_CMD = 8 * 1024
+"""Characters in a step's command (a string, or all list items together)."""
+MAX_CMD_ITEMS = 256
+MAX_DESCRIPTION = 2000
+MAX_STEPS = 50
+MAX_NODES = 1000
+"""Node branches recorded for one dataset."""
+MAX_URL = 2048
+
+GIT_URL_PATTERN = (
+    r"^((ssh|https?|file|git)://[^\s'\";|&$`<>]+"
+    r"|[A-Za-z0-9][A-Za-z0-9._-]*@[A-Za-z0-9][A-Za-z0-9.-]*:[A-Za-z0-9._/~-]+"
+    r"|/[A-Za-z0-9._/ +~-]*)$"
+)
+"""The forms check_git_url accepts, for the API document (the check itself refuses more, e.g. '..')."""
 
 
 class Strict(BaseModel):
@@ -21,9 +42,9 @@ class ToolIn(Strict):
     name: Name
     image: str = Field(min_length=1, max_length=512, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
     author: str = Field(default="", max_length=200)
-    description: str = Field(default="", max_length=2000)
-    data_repo: str = ""
-    code_repo: str = ""
+    description: str = Field(default="", max_length=MAX_DESCRIPTION)
+    data_repo: str = Field(default="", max_length=MAX_URL)
+    code_repo: str = Field(default="", max_length=MAX_URL)
     artefact: str = Field(default="", max_length=200)
 
     @field_validator("data_repo", "code_repo")
@@ -38,8 +59,15 @@ class ToolIn(Strict):
 
 
 class DatasetBody(Strict):
-    master: GitURL
-    nodes: list[str] = Field(default_factory=list)
+    master: Annotated[
+        GitURL,
+        Field(
+            max_length=MAX_URL,
+            description="an ssh://, https://, http://, git:// or file:// URL, user@host:path, or an absolute path",
+            json_schema_extra={"pattern": GIT_URL_PATTERN},
+        ),
+    ]
+    nodes: list[Annotated[str, Field(max_length=160)]] = Field(default_factory=list, max_length=MAX_NODES)
 
     @field_validator("nodes")
     @classmethod
@@ -69,8 +97,14 @@ class StepIn(Strict):
     tool: Name
     input_dataset: Name | None = None
     output_dataset: Name
-    cmd: str | list[str] | None = None
-    env: dict[str, str] = Field(default_factory=dict)
+    cmd: (
+        Annotated[str, Field(max_length=MAX_CMD)]
+        | Annotated[list[Annotated[str, Field(max_length=MAX_CMD)]], Field(max_length=MAX_CMD_ITEMS)]
+        | None
+    ) = None
+    env: dict[Annotated[str, Field(max_length=128)], Annotated[str, Field(max_length=MAX_ENV_VALUE)]] = Field(
+        default_factory=dict, max_length=MAX_ENV_ENTRIES
+    )
     docker_socket: bool = False
     timeout: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
 
@@ -78,6 +112,8 @@ class StepIn(Strict):
     @classmethod
     def _env(cls, value: Any) -> Any:
         if isinstance(value, dict):
+            if len(value) > MAX_ENV_ENTRIES:
+                raise ValueError(f"at most {MAX_ENV_ENTRIES} environment variables per step, got {len(value)}")
             out = {}
             for key, val in value.items():
                 if not isinstance(key, str) or not ENV_NAME_RE.match(key):
@@ -85,6 +121,8 @@ class StepIn(Strict):
                 if isinstance(val, bool) or not isinstance(val, (str, int, float)):
                     raise ValueError(f"environment variable {key} must be a string")
                 out[key] = str(val)
+                if len(out[key]) > MAX_ENV_VALUE:
+                    raise ValueError(f"environment variable {key} is longer than {MAX_ENV_VALUE} characters")
             return out
         return value
 
@@ -93,6 +131,8 @@ class StepIn(Strict):
     def _cmd(cls, value: str | list[str] | None) -> str | list[str] | None:
         if isinstance(value, str) and not value.strip():
             return None
+        if isinstance(value, list) and sum(len(item) for item in value) > MAX_CMD:
+            raise ValueError(f"cmd is longer than {MAX_CMD} characters in all")
         return value
 
     def private_variables(self) -> list[str]:
@@ -103,11 +143,13 @@ class PipelineIn(Strict):
     """A pipeline: the full form with ``steps``, or the seed's short form ``{"tool", "dataset"}``."""
 
     name: Name | None = None
-    description: str = Field(default="", max_length=2000)
-    steps: list[StepIn] = Field(default_factory=list)
+    description: str = Field(default="", max_length=MAX_DESCRIPTION)
+    steps: list[StepIn] = Field(default_factory=list, max_length=MAX_STEPS)
     tool: Name | None = None
     dataset: Name | None = None
-    private_variables: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
+    private_variables: dict[
+        Annotated[str, Field(pattern=ENV_NAME_RE.pattern)], Annotated[str, Field(max_length=MAX_ENV_VALUE)]
+    ] = Field(default_factory=dict, max_length=MAX_ENV_ENTRIES, exclude=True, repr=False)
     """Values for ``{{ NAME }}`` placeholders: kept in this instance's store only."""
 
     @model_validator(mode="after")
@@ -148,5 +190,6 @@ class PipelineIn(Strict):
 
 class RunRequest(Strict):
     name: Name
-    cron: str | None = None
+    cron: Annotated[str, Field(max_length=256)] | None = None
+    """Five crontab fields; given (even empty) it schedules instead of running now."""
     wait: bool = False

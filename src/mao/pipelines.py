@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mao.errors import InvalidInput, MissingDependencies, NotFound
+from pydantic import ValidationError
+
+from mao.errors import Conflict, InvalidInput, MissingDependencies, NotFound
 from mao.models import PipelineIn
 from mao.store.records import PipelineRecord
 
@@ -37,6 +39,8 @@ def init_pipeline(instance: Instance, pipeline: PipelineIn) -> dict[str, Any]:
     if unknown:
         raise InvalidInput(f"private variables {', '.join(unknown)} are not used by any step's env")
     definition = pipeline.definition()
+    _check_node_branches(instance, pipeline)
+    _check_federation_definition(instance, definition)
     row = instance.store.add_pipeline(definition["name"], definition["description"], pipeline.steps)
     try:
         for name, value in pipeline.private_variables.items():
@@ -48,16 +52,50 @@ def init_pipeline(instance: Instance, pipeline: PipelineIn) -> dict[str, Any]:
     return describe(row, instance)
 
 
+def _check_node_branches(instance: Instance, pipeline: PipelineIn) -> None:
+    """Each step writes the node branch ``<step>-<instance>`` of its output dataset: two
+    pipelines with a step of the same name writing the same dataset would share it."""
+    mine = {(s.name, s.output_dataset) for s in pipeline.steps}
+    for other in instance.store.list_pipelines():
+        if other.name == pipeline.name:
+            continue
+        for step in other.steps:
+            name, output = step.name, step.output_dataset
+            if (name, output) in mine:
+                raise Conflict(
+                    f"pipeline {other.name!r} already has a step {name!r} writing dataset {output!r}; "
+                    f"both would write the node branch {name}-{instance.name}: rename the step"
+                )
+
+
+def _check_federation_definition(instance: Instance, definition: dict[str, Any]) -> None:
+    """A pipeline of the same name in the registry must have the same definition."""
+    try:
+        existing = instance.catalog.get_pipeline(definition["name"])
+    except NotFound:
+        return
+    try:
+        same = PipelineIn.model_validate(existing).definition() == definition
+    except ValidationError:
+        same = False
+    if not same:
+        raise Conflict(
+            f"the federation already has a different pipeline named {definition['name']!r}; "
+            "use its definition (`maoctl instance init` offers it), choose another name, or, to change it "
+            "for everyone, remove it first (`maoctl pipeline remove --name NAME --unregister`)"
+        )
+
+
 def remove_pipeline(instance: Instance, name: str, unregister: bool = False) -> None:
+    """Remove a pipeline from this instance; with ``unregister`` from the registry first, so that
+    a registry that cannot be reached leaves the local pipeline in place."""
     instance.store.get_pipeline(name)
     if instance.runner.is_active(name):
-        from mao.errors import Conflict
-
         raise Conflict(f"pipeline {name!r} has a run in progress; cancel it first")
+    if unregister:
+        instance.catalog.unregister_pipeline(name)
     try:
         instance.scheduler.unschedule(name)
     except NotFound:
         pass
     instance.store.delete_pipeline(name)
-    if unregister:
-        instance.catalog.unregister_pipeline(name)

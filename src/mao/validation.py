@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, StringConstraints, ValidationError, WrapValidator
+from pydantic_core.core_schema import ValidatorFunctionWrapHandler
 
 from mao.errors import InvalidInput
 
@@ -54,5 +55,21 @@ def _git_url(value: str) -> str:
         raise ValueError(exc.message) from None
 
 
-Name = Annotated[str, AfterValidator(_name)]
+def _name_wrap(value: object, handler: ValidatorFunctionWrapHandler) -> str:
+    """Check the constraints the schema shows, but answer with check_name's message."""
+    try:
+        return handler(value)
+    except ValidationError:
+        if isinstance(value, str):
+            _name(value)
+        raise
+
+
+NAME_MAX_LENGTH = 64
+Name = Annotated[
+    str,
+    StringConstraints(pattern=NAME_RE.pattern, min_length=1, max_length=NAME_MAX_LENGTH),
+    WrapValidator(_name_wrap),
+]
+"""An identifier; the pattern and lengths are part of the OpenAPI document."""
 GitURL = Annotated[str, AfterValidator(_git_url)]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -8,6 +9,8 @@ from fastapi.testclient import TestClient
 
 from mao.api.app import create_app
 from mao.config import Settings
+from mao.executor.fake import FakeExecutor
+from mao.instance import Instance
 
 
 @pytest.fixture
@@ -55,3 +58,31 @@ def assert_error_shape(response, status: int | None = None) -> dict[str, Any]:
 @pytest.fixture(name="assert_error_shape")
 def assert_error_shape_fixture():
     return assert_error_shape
+
+
+@pytest.fixture
+def gate() -> Iterator[threading.Event]:
+    """Holds the fake tool ``img/gated`` running until set."""
+    event = threading.Event()
+    yield event
+    event.set()
+
+
+@pytest.fixture
+def fake_client(data_dir, gate) -> Iterator[TestClient]:
+    """The API of an instance whose container engine is a FakeExecutor: ``img/ok`` writes a file,
+    ``img/gated`` waits for ``gate``. Local bare repositories serve as remotes."""
+
+    def ok(spec, on_log) -> int:
+        (spec.output_dir / "out.txt").write_text(f"run {spec.run_id}\n")
+        return 0
+
+    def gated(spec, on_log) -> int:
+        gate.wait(30)
+        return ok(spec, on_log)
+
+    settings = Settings(instance_name="test-node", data_dir=data_dir)
+    instance = Instance(settings, executor=FakeExecutor({"img/ok": ok, "img/gated": gated}))
+    with TestClient(create_app(instance=instance, background=False)) as client:
+        yield client
+    instance.close()

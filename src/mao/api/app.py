@@ -7,12 +7,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from mao import __version__
 from mao.api.deps import require_token
 from mao.api.routes import federation, health, jobs, pipelines, registry, repos, runs
+from mao.api.schemas import responses
 from mao.config import Settings
 from mao.web import install_error_handlers
+from mao.web.limits import MAX_BODY_BYTES, BodyLimit
 from mao.instance import Instance
 
 log = logging.getLogger(__name__)
@@ -47,8 +50,27 @@ def create_app(settings: Settings | None = None, *, instance: Instance | None = 
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.include_router(health.router)
     protected = [Depends(require_token)]
     for module in (registry, pipelines, runs, jobs, repos, federation):
-        app.include_router(module.router, dependencies=protected)
+        app.include_router(module.router, dependencies=protected, responses=responses(401))
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's document without its 422 answers: validation errors are 400s here, declared per route."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes,
+        )
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                if isinstance(operation, dict):
+                    operation.get("responses", {}).pop("422", None)
+        components = schema.get("components", {}).get("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
+        app.openapi_schema = schema
+    return app.openapi_schema

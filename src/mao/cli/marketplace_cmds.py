@@ -95,6 +95,8 @@ def marketplace_list(
 
 
 def _handler(directory: Path, quiet: bool) -> type[BaseHTTPRequestHandler]:
+    from mao.web.errors import error_body  # the one error body; imported here to keep the CLI's start light
+
     files = {f"{kind}.json" for kind in KINDS}
 
     class CatalogueHandler(BaseHTTPRequestHandler):
@@ -113,13 +115,13 @@ def _handler(directory: Path, quiet: bool) -> type[BaseHTTPRequestHandler]:
                 self._send(HTTPStatus.OK, jsonlib.dumps({k: f"{k}.json" for k in KINDS}).encode(), with_body)
                 return
             if name not in files:
-                body = {"ok": False, "error": {"code": "not_found", "message": f"no {name!r} here; try {', '.join(sorted(files))}"}}
+                body = error_body("not_found", f"no {name!r} here; try {', '.join(sorted(files))}")
                 self._send(HTTPStatus.NOT_FOUND, jsonlib.dumps(body).encode(), with_body)
                 return
             try:
                 data = (directory / name).read_bytes()
             except OSError as exc:
-                body = {"ok": False, "error": {"code": "unavailable", "message": f"cannot read {name}: {exc.strerror}"}}
+                body = error_body("unavailable", f"cannot read {name}: {exc.strerror}")
                 self._send(HTTPStatus.SERVICE_UNAVAILABLE, jsonlib.dumps(body).encode(), with_body)
                 return
             self._send(HTTPStatus.OK, data, with_body)

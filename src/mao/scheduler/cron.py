@@ -26,10 +26,16 @@ def parse_cron(expression: str, tz: str = "UTC") -> CronTrigger:
         raise InvalidInput(
             f"invalid cron string {expression!r}: expected 5 fields (minute hour day month weekday), got {len(fields)}"
         )
+    zone = timezone(tz)
     try:
-        return CronTrigger.from_crontab(expression, timezone=timezone(tz))
+        trigger = CronTrigger.from_crontab(expression, timezone=zone)
     except ValueError as exc:
         raise InvalidInput(f"invalid cron string {expression!r}: {exc}") from exc
+    if trigger.get_next_fire_time(None, datetime.now(zone)) is None:
+        raise InvalidInput(
+            f"cron string {expression!r} never fires (no such date, e.g. 31 February): check the day and month fields"
+        )
+    return trigger
 
 
 def next_fire_times(expression: str, tz: str = "UTC", count: int = 3, after: datetime | None = None) -> list[datetime]:

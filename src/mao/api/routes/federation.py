@@ -4,22 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
 
 from mao import federation
 from mao.api.deps import InstanceDep
-from mao.models import Strict
+from mao.api.schemas import FederationStatus, MemberAdded, MemberList, MemberRemoved, Router, responses
+from pydantic import Field
 
-router = APIRouter(prefix="/federation", tags=["federation"])
+from mao.models import Strict
+from mao.validation import Name
+
+router = Router(prefix="/federation", tags=["federation"])
 
 
 class MemberIn(Strict):
-    name: str
-    peer_url: str
+    name: Name
+    peer_url: str = Field(max_length=256, description="http://<new-instance-ip>:2380")
 
 
-@router.get("/status")
-def status(instance: InstanceDep) -> dict[str, Any]:
+@router.get("/status", response_model=FederationStatus, responses=responses(503))
+def status(instance: InstanceDep) -> Any:
     body: dict[str, Any] = {
         "instance": instance.name,
         "registry": instance.registry.ping(),
@@ -30,16 +33,16 @@ def status(instance: InstanceDep) -> dict[str, Any]:
     return body
 
 
-@router.get("/members")
-def list_members(instance: InstanceDep) -> dict[str, Any]:
+@router.get("/members", response_model=MemberList, responses=responses(400, 503))
+def list_members(instance: InstanceDep) -> Any:
     return {"members": federation.members(instance)}
 
 
-@router.post("/members")
-def add_member(body: MemberIn, instance: InstanceDep) -> dict[str, Any]:
+@router.post("/members", response_model=MemberAdded, responses=responses(400, 409, 413, 503))
+def add_member(body: MemberIn, instance: InstanceDep) -> Any:
     return {"ok": True, **federation.add_member(instance, body.name, body.peer_url)}
 
 
-@router.delete("/members/{member}")
-def remove_member(member: str, instance: InstanceDep) -> dict[str, Any]:
+@router.delete("/members/{member}", response_model=MemberRemoved, responses=responses(400, 404, 503))
+def remove_member(member: str, instance: InstanceDep) -> Any:
     return {"ok": True, "removed": federation.remove_member(instance, member)}

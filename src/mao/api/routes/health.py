@@ -6,12 +6,17 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from mao.api.deps import InstanceDep
+from mao.api.schemas import HealthOut
 from mao.errors import MAOError
+from mao.web.errors import error_body
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health")
+@router.get(
+    "/health", response_model=HealthOut,
+    responses={503: {"model": HealthOut, "description": "A check failed: ok is false, error says which"}},
+)
 def health(instance: InstanceDep) -> Any:
     checks: dict[str, Any] = {}
     ok = True
@@ -25,5 +30,5 @@ def health(instance: InstanceDep) -> Any:
     body: dict[str, Any] = {"ok": ok, "instance": instance.name, "version": instance.version, "checks": checks}
     if not ok:  # the one error shape, with the checks beside it
         failed = "; ".join(f"{name}: {c['error']}" for name, c in checks.items() if not c["ok"])
-        body["error"] = {"code": "unavailable", "message": f"unhealthy: {failed}"}
+        body["error"] = error_body("unavailable", f"unhealthy: {failed}")["error"]
     return JSONResponse(body, status_code=200 if ok else 503)

@@ -4,43 +4,47 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from mao.api.deps import InstanceDep
-from mao.models import Name, PipelineIn, RunRequest
+from mao.api.schemas import (
+    OkName, PathName, PipelineInitOut, PipelineList, PipelineOut, Router, RunStarted, VariableSet, responses,
+)
+from mao.models import ENV_NAME_RE, MAX_ENV_VALUE, Name, PipelineIn, RunRequest
 from mao.pipelines import describe, init_pipeline, remove_pipeline
 from mao.validation import check_name
 
-router = APIRouter(tags=["pipelines"])
+router = Router(tags=["pipelines"])
 
 
-@router.post("/pipeline/init")
-def init(pipeline: PipelineIn, instance: InstanceDep) -> dict[str, Any]:
+@router.post("/pipeline/init", response_model=PipelineInitOut, responses=responses(400, 409, 413, 503))
+def init(pipeline: PipelineIn, instance: InstanceDep) -> Any:
     return {"ok": True, "pipeline": init_pipeline(instance, pipeline)}
 
 
-@router.get("/pipeline")
-def list_pipelines(instance: InstanceDep) -> dict[str, Any]:
+@router.get("/pipeline", response_model=PipelineList, responses=responses(503))
+def list_pipelines(instance: InstanceDep) -> Any:
     return {"pipelines": [describe(row, instance) for row in instance.store.list_pipelines()]}
 
 
-@router.get("/pipeline/{name}")
-def get_pipeline(name: str, instance: InstanceDep) -> dict[str, Any]:
+@router.get("/pipeline/{name}", response_model=PipelineOut, responses=responses(400, 404, 503))
+def get_pipeline(name: PathName, instance: InstanceDep) -> Any:
     check_name(name, "pipeline name")
     return describe(instance.store.get_pipeline(name), instance)
 
 
-@router.delete("/pipeline/{name}")
-def delete_pipeline(name: str, instance: InstanceDep, unregister: bool = False) -> dict[str, Any]:
+@router.delete("/pipeline/{name}", response_model=OkName, responses=responses(400, 404, 409, 503))
+def delete_pipeline(name: PathName, instance: InstanceDep, unregister: bool = False) -> Any:
+    """Remove a pipeline here; ``unregister`` also removes it from the registry (first)."""
     check_name(name, "pipeline name")
     remove_pipeline(instance, name, unregister)
     return {"ok": True, "name": name}
 
 
-@router.post("/pipeline/run")
-def run(request: RunRequest, instance: InstanceDep) -> dict[str, Any]:
-    if request.cron:
+@router.post("/pipeline/run", response_model=RunStarted, responses=responses(400, 404, 409, 413, 503))
+def run(request: RunRequest, instance: InstanceDep) -> Any:
+    """Run now, or with ``cron`` schedule it (an empty or never-firing cron is a 400)."""
+    if request.cron is not None:
         job = instance.scheduler.schedule(request.name, request.cron)
         return {"ok": True, "scheduled": True, "job": job}
     run_id = instance.runner.start(request.name, trigger="api")
@@ -48,12 +52,12 @@ def run(request: RunRequest, instance: InstanceDep) -> dict[str, Any]:
 
 
 class VariableIn(BaseModel):
-    name: str
-    value: str
+    name: str = Field(pattern=ENV_NAME_RE.pattern)
+    value: str = Field(max_length=MAX_ENV_VALUE)
 
 
-@router.put("/pipeline/{name}/variables")
-def set_variable(name: Name, variable: VariableIn, instance: InstanceDep) -> dict[str, Any]:
+@router.put("/pipeline/{name}/variables", response_model=VariableSet, responses=responses(400, 404, 413, 503))
+def set_variable(name: Name, variable: VariableIn, instance: InstanceDep) -> Any:
     from mao.errors import InvalidInput
 
     check_name(name, "pipeline name")

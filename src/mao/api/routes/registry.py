@@ -4,61 +4,65 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
 
 from mao.api.deps import InstanceDep
+from mao.api.schemas import (
+    DatasetAdded, DatasetDoc, NamedDatasetDoc, OkName, PathName, PipelineDoc, Router, ToolAdded, ToolDoc, responses,
+)
 from mao.models import DatasetIn, ToolIn
 
-router = APIRouter(prefix="/registry", tags=["registry"])
+router = Router(prefix="/registry", tags=["registry"])
 
 
-@router.get("/tools")
-def list_tools(instance: InstanceDep) -> dict[str, Any]:
+@router.get("/tools", response_model=dict[str, ToolDoc], responses=responses(503))
+def list_tools(instance: InstanceDep) -> Any:
     return instance.catalog.tools()
 
 
-@router.post("/tools")
-def add_tool(tool: ToolIn, instance: InstanceDep) -> dict[str, Any]:
+@router.post("/tools", response_model=ToolAdded, responses=responses(400, 409, 413, 503))
+def add_tool(tool: ToolIn, instance: InstanceDep) -> Any:
     return {"ok": True, "name": tool.name, "tool": instance.catalog.add_tool(tool)}
 
 
-@router.get("/tools/{name}")
-def get_tool(name: str, instance: InstanceDep) -> dict[str, Any]:
+@router.get("/tools/{name}", response_model=ToolDoc, responses=responses(400, 404, 503))
+def get_tool(name: PathName, instance: InstanceDep) -> Any:
     return instance.catalog.get_tool(name)
 
 
-@router.delete("/tools/{name}")
-def remove_tool(name: str, instance: InstanceDep) -> dict[str, Any]:
-    instance.catalog.remove_tool(name)
+@router.delete("/tools/{name}", response_model=OkName, responses=responses(400, 404, 409, 503))
+def remove_tool(name: PathName, instance: InstanceDep) -> Any:
+    """Unregister a tool; a 409 while a run on this instance uses it."""
+    instance.catalog.remove_tool(name, instance.store.active_runs())
     return {"ok": True, "name": name}
 
 
-@router.get("/datasets")
-def list_datasets(instance: InstanceDep) -> dict[str, Any]:
+@router.get("/datasets", response_model=dict[str, DatasetDoc], responses=responses(503))
+def list_datasets(instance: InstanceDep) -> Any:
     return instance.catalog.datasets()
 
 
-@router.post("/datasets")
-def add_dataset(dataset: DatasetIn, instance: InstanceDep) -> dict[str, Any]:
+@router.post("/datasets", response_model=DatasetAdded, responses=responses(400, 409, 413, 503))
+def add_dataset(dataset: DatasetIn, instance: InstanceDep) -> Any:
     return {"ok": True, "name": dataset.name, "dataset": instance.catalog.add_dataset(dataset)}
 
 
-@router.get("/datasets/{name}")
-def get_dataset(name: str, instance: InstanceDep) -> dict[str, Any]:
+@router.get("/datasets/{name}", response_model=NamedDatasetDoc, responses=responses(400, 404, 503))
+def get_dataset(name: PathName, instance: InstanceDep) -> Any:
     return {"name": name, **instance.catalog.get_dataset(name)}
 
 
-@router.delete("/datasets/{name}")
-def remove_dataset(name: str, instance: InstanceDep) -> dict[str, Any]:
-    instance.catalog.remove_dataset(name)
+@router.delete("/datasets/{name}", response_model=OkName, responses=responses(400, 404, 409, 503))
+def remove_dataset(name: PathName, instance: InstanceDep) -> Any:
+    """Unregister a dataset; a 409 while a run on this instance reads or writes it."""
+    instance.catalog.remove_dataset(name, instance.store.active_runs())
     return {"ok": True, "name": name}
 
 
-@router.get("/pipelines")
-def list_registered_pipelines(instance: InstanceDep) -> dict[str, Any]:
+@router.get("/pipelines", response_model=dict[str, PipelineDoc], responses=responses(503))
+def list_registered_pipelines(instance: InstanceDep) -> Any:
     return instance.catalog.pipelines()
 
 
-@router.get("/pipelines/{name}")
-def get_registered_pipeline(name: str, instance: InstanceDep) -> dict[str, Any]:
+@router.get("/pipelines/{name}", response_model=PipelineDoc, responses=responses(400, 404, 503))
+def get_registered_pipeline(name: PathName, instance: InstanceDep) -> Any:
     return instance.catalog.get_pipeline(name)

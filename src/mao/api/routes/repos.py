@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
 
 from mao.api.deps import InstanceDep
+from mao.api.schemas import BareRepoOut, Router, responses
 from mao.errors import AlreadyExists
 from pydantic import ConfigDict, Field
 
 from mao.models import DatasetBody, DatasetIn, Name, Strict
 
-router = APIRouter(tags=["datasets"])
+router = Router(tags=["datasets"])
 
 
 class BareRepoIn(Strict):
@@ -23,8 +23,8 @@ class BareRepoIn(Strict):
     """Also register the repository as a dataset of that name."""
 
 
-@router.post("/bare-repo/init")
-def init_bare_repo(body: BareRepoIn, instance: InstanceDep) -> dict[str, Any]:
+@router.post("/bare-repo/init", response_model=BareRepoOut, responses=responses(400, 409, 413, 502, 503))
+def init_bare_repo(body: BareRepoIn, instance: InstanceDep) -> Any:
     if body.register_dataset and body.name in instance.catalog.datasets():
         raise AlreadyExists(f"dataset {body.name!r} is already registered")
     existing = instance.settings.bare_repos_dir / f"{body.name}.git"

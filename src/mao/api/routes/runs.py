@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 
 from mao.api.deps import InstanceDep
+from mao.api.schemas import LogsOut, RunCancelled, RunList, RunOut, Router, responses
 from mao.status import parse_status
 from mao.store.models import LogLine, Run, StepRun
 from mao.store.store import as_utc
 
-router = APIRouter(prefix="/runs", tags=["runs"])
+router = Router(prefix="/runs", tags=["runs"])
 RunId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
@@ -51,33 +52,33 @@ def log_dict(line: LogLine) -> dict[str, Any]:
     return {"id": line.id, "step": line.step, "ts": _iso(line.ts), "line": line.line}
 
 
-@router.get("")
+@router.get("", response_model=RunList, responses=responses(400, 503))
 def list_runs(
     instance: InstanceDep,
     pipeline: str | None = None,
     status: str | None = None,
     limit: int = Query(default=50, ge=1, le=1000),
-) -> dict[str, Any]:
+) -> Any:
     wanted = parse_status(status) if status else None
     return {"runs": [run_dict(r) for r in instance.store.list_runs(pipeline, wanted, limit)]}
 
 
-@router.get("/{run_id}")
-def get_run(run_id: RunId, instance: InstanceDep) -> dict[str, Any]:
+@router.get("/{run_id}", response_model=RunOut, responses=responses(400, 404, 503))
+def get_run(run_id: RunId, instance: InstanceDep) -> Any:
     return run_dict(instance.store.get_run(run_id))
 
 
-@router.get("/{run_id}/logs")
+@router.get("/{run_id}/logs", response_model=LogsOut, responses=responses(400, 404, 503))
 def get_logs(
     run_id: RunId, instance: InstanceDep, after: int = Query(default=0, ge=0, le=2**63 - 1), step: str | None = None,
     limit: int = Query(default=10000, ge=1, le=100000),
-) -> dict[str, Any]:
+) -> Any:
     run = instance.store.get_run(run_id)
     lines = instance.store.logs(run_id, after=after, step=step, limit=limit)
     return {"run_id": run_id, "status": run.status, "lines": [log_dict(line) for line in lines]}
 
 
-@router.post("/{run_id}/cancel")
-def cancel_run(run_id: RunId, instance: InstanceDep) -> dict[str, Any]:
+@router.post("/{run_id}/cancel", response_model=RunCancelled, responses=responses(400, 404, 409, 503))
+def cancel_run(run_id: RunId, instance: InstanceDep) -> Any:
     instance.runner.cancel(run_id)
     return {"ok": True, "run_id": run_id}

@@ -1,0 +1,297 @@
+"""Response bodies of the API, and the error responses each route declares.
+
+Response models describe what routes answer; they allow extra keys where a value is a
+registry document or a record that may grow, so that a field added later passes through.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from mao.validation import NAME_MAX_LENGTH, NAME_RE
+
+
+class Router(APIRouter):
+    """An APIRouter whose response models check and document answers without adding keys:
+    a key a route does not return stays out of the body (no ``null`` fillers)."""
+
+    def add_api_route(self, path: str, endpoint: Any, **kwargs: Any) -> None:
+        kwargs["response_model_exclude_unset"] = True
+        super().add_api_route(path, endpoint, **kwargs)
+
+
+PathName = Annotated[
+    str,
+    Path(
+        description="letters, digits, '-' or '_', starting with a letter or digit",
+        json_schema_extra={"pattern": NAME_RE.pattern, "minLength": 1, "maxLength": NAME_MAX_LENGTH},
+    ),
+]
+"""A name in the path: the rules are documented here and checked by the route (check_name),
+whose message names what kind of name was wrong."""
+
+
+class Open(BaseModel):
+    """A body that may carry more keys than it names."""
+
+    model_config = ConfigDict(extra="allow", from_attributes=True)
+
+
+# ------------------------------------------------------------------ errors
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(description="machine-readable, e.g. invalid_input, not_found, conflict")
+    message: str = Field(description="what went wrong and what to do about it")
+    details: dict[str, Any] = Field(default_factory=dict, description="present when there is more to say")
+
+
+class ErrorBody(BaseModel):
+    """The one error body of every 4xx and 5xx answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ok: Literal[False] = False
+    error: ErrorDetail
+
+
+_DESCRIPTIONS = {
+    400: "Invalid input: a bad name, URL, cron string, value over a size limit, or a malformed body",
+    401: "Missing or wrong API token",
+    404: "No such resource",
+    409: "Conflict with the current state (already exists, in use, run in progress)",
+    413: "Request body over the size limit (1 MiB)",
+    502: "A git remote failed",
+    503: "A backing service (registry, store, container engine) cannot be reached",
+}
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route: each status it answers besides 200, with the error body."""
+    return {code: {"model": ErrorBody, "description": _DESCRIPTIONS[code]} for code in sorted(codes)}
+
+
+# ------------------------------------------------------------------ registry documents
+
+
+class ToolDoc(Open):
+    name: str | None = None
+    image: str | None = None
+    author: str | None = None
+    description: str | None = None
+    data_repo: str | None = None
+    code_repo: str | None = None
+    artefact: str | None = None
+
+
+class DatasetDoc(Open):
+    master: str | None = None
+    nodes: list[str] | None = None
+
+
+class NamedDatasetDoc(DatasetDoc):
+    name: str
+
+
+class StepDoc(Open):
+    name: str | None = None
+    tool: str | None = None
+    input_dataset: str | None = None
+    output_dataset: str | None = None
+    cmd: str | list[str] | None = None
+    env: dict[str, str] | None = None
+    docker_socket: bool | None = None
+    timeout: float | None = None
+
+
+class PipelineDoc(Open):
+    name: str | None = None
+    description: str | None = None
+    steps: list[StepDoc] | None = None
+
+
+class OkName(BaseModel):
+    ok: bool = True
+    name: str
+
+
+class ToolAdded(OkName):
+    tool: ToolDoc
+
+
+class DatasetAdded(OkName):
+    dataset: DatasetDoc
+
+
+# ------------------------------------------------------------------ pipelines and schedules
+
+
+class JobOut(Open):
+    id: str
+    pipeline: str
+    cron: str | None = None
+    timezone: str | None = None
+    next_run_time: str | None = Field(default=None, description="ISO 8601")
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
+
+
+class JobDeleted(BaseModel):
+    ok: bool = True
+    id: str
+
+
+class PipelineOut(Open):
+    name: str
+    description: str = ""
+    steps: list[StepDoc]
+    schedule: JobOut | None = None
+    private_variables: list[str] = Field(default_factory=list, description="names only, never values")
+    created_at: str | None = None
+
+
+class PipelineInitOut(BaseModel):
+    ok: bool = True
+    pipeline: PipelineOut
+
+
+class PipelineList(BaseModel):
+    pipelines: list[PipelineOut]
+
+
+class RunStarted(Open):
+    """``scheduled`` true: ``job`` is the schedule; false: ``run_id`` and ``status`` of the run started."""
+
+    ok: bool = True
+    scheduled: bool
+    job: JobOut | None = None
+    run_id: int | None = None
+    status: str | None = None
+
+
+class VariableSet(BaseModel):
+    ok: bool = True
+    pipeline: str
+    variable: str
+
+
+# ------------------------------------------------------------------ runs
+
+
+class StepRunOut(Open):
+    name: str
+    position: int
+    tool: str
+    image: str | None = None
+    image_digest: str | None = None
+    status: str
+    exit_code: int | None = None
+    input_dataset: str | None = None
+    input_commit: str | None = None
+    output_dataset: str | None = None
+    output_branch: str | None = None
+    output_commit: str | None = None
+    merge_commit: str | None = None
+    pushed: bool | None = None
+    error: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration: float | None = Field(default=None, description="seconds")
+
+
+class RunOut(Open):
+    id: int
+    pipeline: str
+    status: str
+    trigger: str
+    error: str | None = None
+    created_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration: float | None = Field(default=None, description="seconds")
+    steps: list[StepRunOut]
+
+
+class RunList(BaseModel):
+    runs: list[RunOut]
+
+
+class LogLineOut(Open):
+    id: int
+    step: str | None = None
+    ts: str | None = None
+    line: str
+
+
+class LogsOut(BaseModel):
+    run_id: int
+    status: str
+    lines: list[LogLineOut]
+
+
+class RunCancelled(BaseModel):
+    ok: bool = True
+    run_id: int
+
+
+# ------------------------------------------------------------------ local repositories, federation, health
+
+
+class BareRepoOut(Open):
+    ok: bool = True
+    name: str
+    path: str
+    created: bool
+    registered: bool | None = None
+
+
+class MemberOut(Open):
+    id: str
+    id_hex: str
+    name: str
+    status: str
+    peer_urls: list[str]
+    client_urls: list[str]
+    learner: bool
+
+
+class MemberList(BaseModel):
+    members: list[MemberOut]
+
+
+class MemberAdded(Open):
+    ok: bool = True
+    member: MemberOut
+    env: dict[str, str] = Field(description="the settings the joining instance's etcd needs")
+
+
+class MemberRemoved(BaseModel):
+    ok: bool = True
+    removed: MemberOut
+
+
+class FederationStatus(Open):
+    instance: str
+    registry: dict[str, Any]
+    instances: list[dict[str, Any]]
+    members: list[MemberOut] | None = None
+
+
+class HealthOut(Open):
+    """200 when every check passes; 503 with ``ok`` false and an ``error`` beside the checks."""
+
+    ok: bool
+    instance: str
+    version: str
+    checks: dict[str, dict[str, Any]]
+    error: ErrorDetail | None = None

@@ -1,0 +1,30 @@
+"""Helpers of the fuzz suite: a snapshot of everything an instance stores, and waiting for runs."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import MetaData, select
+
+from mao.instance import Instance
+
+
+def snapshot(instance: Instance) -> dict[str, list]:
+    """Every table of the local store (the local registry lives there too) and the registry's view."""
+    meta = MetaData()
+    meta.reflect(bind=instance.store.engine)
+    out: dict[str, list] = {}
+    with instance.store.engine.connect() as conn:
+        for name, table in sorted(meta.tables.items()):
+            out[name] = sorted(map(tuple, conn.execute(select(table))), key=repr)
+    out["registry"] = sorted(instance.registry.list("").items(), key=repr)
+    return out
+
+
+def settle(instance: Instance, timeout: float = 30) -> None:
+    """Wait for runs started by earlier cases to finish, so that only the request changes state."""
+    deadline = time.monotonic() + timeout
+    while instance.store.active_runs():
+        if time.monotonic() > deadline:
+            raise AssertionError("runs still active after %.0f s" % timeout)
+        time.sleep(0.05)
