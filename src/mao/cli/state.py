@@ -32,9 +32,10 @@ class State:
         return self._client
 
     def api_token(self) -> str | None:
-        """``--token``/``MAO_API_TOKEN``, else, for an orchestrator on this machine, the token
-        ``maoctl serve`` generated into ``<data_dir>/api-token`` (the data dir of this
-        user's settings: ``--config``/``MAO_CONFIG``, ``MAO_DATA_DIR``)."""
+        """``--token``/``MAO_API_TOKEN``, else, for an orchestrator on this machine, the
+        ``api_token`` of this user's settings (``--config``/``MAO_CONFIG``) or the token
+        ``maoctl serve`` generated into ``<data_dir>/api-token`` (the data dir of these
+        settings, e.g. ``MAO_DATA_DIR``)."""
         if self.token:
             if not self.token.strip():
                 raise InvalidInput("--token/MAO_API_TOKEN is blank: give the API's token, or unset it")
@@ -45,7 +46,7 @@ class State:
 
         try:
             settings = load_settings(self.config)
-            return read_token_file(settings.data_dir / API_TOKEN_FILE)
+            return settings.api_token or read_token_file(settings.data_dir / API_TOKEN_FILE)
         except MAOError:
             return None
 
