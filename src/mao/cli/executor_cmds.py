@@ -69,8 +69,7 @@ def serve(
     root = ctx.find_root().obj
     settings = load_settings(config or getattr(root, "config", None), executor_data_root=data_root)
     uid_gid = _owner(owner)
-    token = resolve_executor_token(settings, public=not is_loopback(host), create=True)
-    assert token is not None
+    token = resolve_executor_token(settings, public=not is_loopback(host), create=True) or ""
     mount_root = settings.executor_data_root or settings.data_dir
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.executor_token is None:
