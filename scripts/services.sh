@@ -34,6 +34,8 @@ ENV_FILE=$RUN/services.env
 IMAGE=mao/busybox:local
 IMAGE_LABEL=org.mao.rootfs-sha256
 ROOTFS_TAR=$RUN/images/busybox-rootfs.tar
+# wget and nc let tests probe what a step can reach (Debian's static busybox 1.35 crashes on
+# `wget -T`: use `timeout N wget` instead).
 APPLETS=(sh ls cat echo date sleep mkdir cp mv rm env id true false wc sha256sum chown
          touch printf grep head tail test seq wget nc timeout)
 

@@ -41,10 +41,17 @@ probe() {
   { printf "$2"; sleep 2; } | nc -w 5 127.0.0.1 "$1" >/tmp/answer 2>/tmp/error
   echo "$3 rc=$? $(head -n 1 /tmp/answer | tr -d '\r') $(cat /tmp/error)"
 }
+fetch() {  # busybox wget (its -T crashes: timeout instead)
+  timeout 10 wget -q -O /tmp/answer "$@" 2>/tmp/error
+  echo "rc=$? $(cat /tmp/error)"
+}
 body='{"run_id": 1, "pipeline": "p", "step": "s", "image": "mao/busybox:local", "output_dir": "/root/.ssh"}'
 out=/usr/src/app/data
-probe "$API_PORT" 'GET /registry/tools HTTP/1.0\r\nHost: localhost\r\n\r\n' api >"$out/probe.txt"
-probe "$EXECUTOR_PORT" "POST /steps HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${#body}\r\n\r\n$body" executor >>"$out/probe.txt"
+echo "api-wget $(fetch "http://127.0.0.1:$API_PORT/registry/tools")" >"$out/probe.txt"
+echo "executor-wget $(fetch --header 'Content-Type: application/json' --post-data "$body" \
+  "http://127.0.0.1:$EXECUTOR_PORT/steps")" >>"$out/probe.txt"
+probe "$API_PORT" 'GET /registry/tools HTTP/1.0\r\nHost: localhost\r\n\r\n' api-nc >>"$out/probe.txt"
+probe "$EXECUTOR_PORT" "POST /steps HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${#body}\r\n\r\n$body" executor-nc >>"$out/probe.txt"
 env | sort >"$out/env.txt"
 cat "$out/probe.txt"
 """
@@ -211,12 +218,13 @@ def test_a_step_cannot_drive_the_orchestrator_or_the_executor(instance: Instance
     run, probe, env = _run_probe(instance, tmp_path)  # maoctl found the token by itself
     assert run["status"] == "succeeded", run
     lines = dict(line.split(" ", 1) for line in probe.strip().splitlines())
-    assert set(lines) == {"api", "executor"}, probe
+    assert set(lines) == {"api-wget", "executor-wget", "api-nc", "executor-nc"}, probe
     for target, answer in lines.items():
         if instance.network_mode == "bridge":
             assert "refused" in answer.lower() and "HTTP/" not in answer, (target, answer)
         else:
             assert "HTTP/1.1 401" in answer, (target, answer)
+    (tmp_path / f"probe-{instance.network_mode}.txt").write_text(probe)
 
     assert executor_token not in env and "MAO_API_TOKEN" not in env and "MAO_EXECUTOR_TOKEN" not in env
     if api_token is not None:
