@@ -6,7 +6,9 @@
 #   scripts/services.sh status   one line per service
 #
 # Services (all bound to loopback, state under ${MAO_RUN_DIR:-<repo>/.run}):
-#   docker    Docker Engine on unix://$RUN/docker.sock (no bridge, no iptables)
+#   docker    Docker Engine on unix://$RUN/docker.sock, its default network on a bridge of
+#             its own (interface mao-br-<hash>, subnet $MAO_BRIDGE_CIDR, default 172.31.77.1/24;
+#             no iptables: containers reach neither the outside nor the host's loopback)
 #   podman    Podman's Docker-compatible API on unix://$RUN/podman.sock (optional)
 #   postgres  PostgreSQL 15 on 127.0.0.1:54329, trust auth, database mao_test
 #   sshd      git over SSH on 127.0.0.1:2222, bare repositories in $RUN/git-srv
@@ -16,7 +18,8 @@
 # After `up`, `source $RUN/services.env` exports the MAO_TEST_* variables.
 # Needs root (apt-get, dockerd). Safe to run repeatedly: running services are reused.
 #
-# Optional overrides: MAO_RUN_DIR, MAO_PG_PORT (54329), MAO_SSH_PORT (2222).
+# Optional overrides: MAO_RUN_DIR, MAO_PG_PORT (54329), MAO_SSH_PORT (2222),
+#                     MAO_BRIDGE_CIDR (172.31.77.1/24: the bridge's address and subnet).
 set -euo pipefail
 
 SELF=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/$(basename "${BASH_SOURCE[0]}")
@@ -31,8 +34,10 @@ ENV_FILE=$RUN/services.env
 IMAGE=mao/busybox:local
 IMAGE_LABEL=org.mao.rootfs-sha256
 ROOTFS_TAR=$RUN/images/busybox-rootfs.tar
+# wget and nc let tests probe what a step can reach (Debian's static busybox 1.35 crashes on
+# `wget -T`: use `timeout N wget` instead).
 APPLETS=(sh ls cat echo date sleep mkdir cp mv rm env id true false wc sha256sum chown
-         touch printf grep head tail test seq)
+         touch printf grep head tail test seq wget nc timeout)
 
 # Unix socket paths are limited to ~108 bytes: fall back to a short directory.
 SOCK_DIR=$RUN
@@ -43,6 +48,8 @@ DOCKER_DIR=$RUN/docker
 DOCKER_PIDFILE=$DOCKER_DIR/dockerd.pid
 DOCKER_EXEC_ROOT=/tmp/mao-dexec-$HASH   # runc/containerd state: must be a short path
 DOCKER_LOG=$LOGS/dockerd.log
+BRIDGE_CIDR=${MAO_BRIDGE_CIDR:-172.31.77.1/24}
+BRIDGE_IF=mao-br-${HASH:0:6}            # interface names are limited to 15 bytes
 
 PODMAN_SOCK=$SOCK_DIR/podman.sock
 PODMAN_DIR=$RUN/podman
@@ -212,6 +219,29 @@ ensure_image() {
 
 docker_answers() { DOCKER_HOST=unix://$DOCKER_SOCK timeout 10 docker version >/dev/null 2>&1; }
 
+# bridge_up: the engine's default network, on an interface of this run directory's own,
+# so that engines of several run directories do not fight over docker0.
+bridge_up() {
+    command -v ip >/dev/null || apt_install iproute2 || die "docker: the ip command (iproute2) is missing"
+    if ! ip link show "$BRIDGE_IF" >/dev/null 2>&1; then
+        ip link add name "$BRIDGE_IF" type bridge || die "docker: cannot create the bridge $BRIDGE_IF"
+    fi
+    if ! ip -o -4 addr show dev "$BRIDGE_IF" | grep -qF " $BRIDGE_CIDR "; then
+        ip addr flush dev "$BRIDGE_IF"
+        ip addr add "$BRIDGE_CIDR" dev "$BRIDGE_IF" \
+            || die "docker: cannot give $BRIDGE_IF the address $BRIDGE_CIDR (taken? set MAO_BRIDGE_CIDR)"
+    fi
+    ip link set "$BRIDGE_IF" up
+}
+
+bridge_down() {
+    command -v ip >/dev/null || return 0
+    if ip link show "$BRIDGE_IF" >/dev/null 2>&1; then
+        ip link delete "$BRIDGE_IF" && log "docker: removed the bridge $BRIDGE_IF" \
+            || warn "docker: could not remove the bridge $BRIDGE_IF"
+    fi
+}
+
 docker_up() {
     local p
     if p=$(pid_alive "$DOCKER_PIDFILE" dockerd); then
@@ -224,6 +254,7 @@ docker_up() {
         mkdir -p "$DOCKER_DIR/data" "$DOCKER_EXEC_ROOT" "$(dirname "$DOCKER_SOCK")"
         [[ -f $DOCKER_DIR/daemon.json ]] || printf '{}\n' >"$DOCKER_DIR/daemon.json"
         rm -f "$DOCKER_SOCK" "$DOCKER_PIDFILE"
+        bridge_up
         start_marker "$DOCKER_LOG" dockerd
         setsid dockerd \
             --config-file "$DOCKER_DIR/daemon.json" \
@@ -231,7 +262,7 @@ docker_up() {
             --data-root "$DOCKER_DIR/data" \
             --exec-root "$DOCKER_EXEC_ROOT" \
             --pidfile "$DOCKER_PIDFILE" \
-            --iptables=false --ip-forward=false --bridge=none \
+            --iptables=false --ip-forward=false --bridge="$BRIDGE_IF" \
             --default-ulimit nofile=1024:1024 --shutdown-timeout=5 \
             </dev/null >>"$DOCKER_LOG" 2>&1 9>&- &
         p=$!
@@ -599,6 +630,7 @@ cmd_down() {
     podman_down
     stop_pid docker "$DOCKER_PIDFILE" dockerd 60
     release_mounts "$DOCKER_DIR/data" "$DOCKER_EXEC_ROOT"
+    bridge_down
     postgres_down
     stop_pid sshd "$SSH_PIDFILE" sshd 10
 }

@@ -25,6 +25,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from remotes_kit import allowed_remote_roots
+
 from mao.config import Settings
 from mao.store import Store, make_engine
 
@@ -85,11 +87,18 @@ def free_port_fixture():
 
 
 @pytest.fixture(autouse=True)
-def _clean_mao_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The developer's own MAO_* settings must not leak into tests (MAO_TEST_* stay)."""
+def _clean_mao_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The developer's own MAO_* settings must not leak into tests (MAO_TEST_* stay).
+
+    Tests keep their bare repositories under their tmp_path (and the services' git
+    server root): those are allowed as local dataset remotes, here for every test and
+    every process it starts, through ``MAO_LOCAL_REMOTE_ROOTS``. Tests of the default
+    (``<data_dir>/repos`` only) delete the variable.
+    """
     for name in list(os.environ):
         if name.startswith("MAO_") and not name.startswith("MAO_TEST_"):
             monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MAO_LOCAL_REMOTE_ROOTS", ",".join(allowed_remote_roots(tmp_path_factory)))
 
 
 # ------------------------------------------------------------------------ settings

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from mao.errors import AlreadyExists, Conflict, NotFound
 from mao.models import DatasetIn, ToolIn
 from mao.registry.base import Registry
-from mao.validation import check_name
+from mao.validation import check_local_remote, check_name
 
 TOOLS, DATASETS, PIPELINES, INSTANCES = "tools/", "datasets/", "pipelines/", "instances/"
 
 
 class Catalog:
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, *, local_remote_roots: Sequence[Path] | None = None) -> None:
         self.registry = registry
+        self.local_remote_roots = local_remote_roots
+        """Where a dataset's local-path remote may be (None: anywhere)."""
 
     def _get(self, kind: str, prefix: str, name: str) -> dict[str, Any]:
         check_name(name, f"{kind} name")
@@ -58,6 +61,8 @@ class Catalog:
     # datasets ------------------------------------------------------------------
 
     def add_dataset(self, dataset: DatasetIn) -> dict[str, Any]:
+        if self.local_remote_roots is not None:
+            check_local_remote(dataset.body.master, self.local_remote_roots)
         value = dataset.body.model_dump()
         if not self.registry.create(DATASETS + dataset.name, value):
             raise AlreadyExists(f"dataset {dataset.name!r} is already registered; remove it first to change it")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, YamlConfigSettingsSource
 
 from mao.errors import InvalidInput
@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=1, le=65535)
     api_token: str | None = None
+    """Bearer token of the API. When unset but needed (network_mode host, or a bind beyond
+    loopback), ``maoctl serve`` generates one into ``<data_dir>/api-token``."""
     public_url: str | None = None
 
     store_url: str | None = None
@@ -59,10 +61,19 @@ class Settings(BaseSettings):
 
     docker_host: str | None = None
     executor_url: str | None = None
+    executor_token: str | None = None
+    """Bearer token of the executor service; unset: the one it generated into ``<data_dir>/executor-token``."""
+    executor_data_root: Path | None = None
+    """The only directory under which the executor service mounts datasets; default: data_dir."""
     allow_docker_socket: bool = False
     pull_policy: Literal["if-not-present", "always", "never"] = "if-not-present"
     step_timeout: float = Field(default=3600.0, gt=0)
-    network_mode: str = "host"
+    network_mode: str = "bridge"
+    """Network of the steps' containers: ``bridge`` (a network of their own), ``none``, or
+    ``host`` (explicit opt-in: steps then share the host's loopback, and the API needs a token)."""
+    local_remote_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+    """Directories under which a dataset's remote may be a local path or ``file://`` URL;
+    default ``[<data_dir>/repos]``. ``MAO_LOCAL_REMOTE_ROOTS`` is comma-separated."""
 
     timezone: str = "UTC"
     misfire_policy: Literal["run_once", "skip"] = "run_once"
@@ -93,6 +104,35 @@ class Settings(BaseSettings):
                 raise ValueError(f"etcd endpoint {endpoint!r} must look like http://HOST:PORT")
         return [e.rstrip("/") for e in value]
 
+    @field_validator("local_remote_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("local_remote_roots")
+    @classmethod
+    def _check_roots(cls, value: list[Path]) -> list[Path]:
+        for root in value:
+            if not root.expanduser().is_absolute():
+                raise ValueError(f"local_remote_roots: {root} is not an absolute directory")
+        return [root.expanduser() for root in value]
+
+    @field_validator("api_token", "executor_token")
+    @classmethod
+    def _token(cls, value: str | None, info: Any) -> str | None:
+        if value is not None and value != "" and not value.strip():
+            variable = f"MAO_{info.field_name.upper()}"
+            raise ValueError(f"{info.field_name} ({variable}) is blank: set a real token or unset it")
+        return value or None
+
+    @model_validator(mode="after")
+    def _default_roots(self) -> Settings:
+        if not self.local_remote_roots:
+            self.local_remote_roots = [self.bare_repos_dir]
+        return self
+
     @field_validator("registry_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
@@ -100,7 +140,7 @@ class Settings(BaseSettings):
             value = "/" + value
         return value if value.endswith("/") else value + "/"
 
-    @field_validator("data_dir", "ssh_key_dir")
+    @field_validator("data_dir", "ssh_key_dir", "executor_data_root")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser().absolute() if value is not None else None

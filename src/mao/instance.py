@@ -40,7 +40,7 @@ class Instance:
         self.settings = settings
         self.store = store or Store(make_engine(settings.database_url))
         self.registry = registry or make_registry(settings, self.store)
-        self.catalog = Catalog(self.registry)
+        self.catalog = Catalog(self.registry, local_remote_roots=settings.local_remote_roots)
         self._executor = executor
         self._datasets = datasets
         self._lock = threading.Lock()
@@ -64,8 +64,9 @@ class Instance:
     def _make_executor(self) -> Executor:
         if self.settings.executor_url:
             from mao.executor.remote import RemoteExecutor
+            from mao.tokens import resolve_executor_token
 
-            return RemoteExecutor.from_url(self.settings.executor_url, token=self.settings.api_token)
+            return RemoteExecutor.from_url(self.settings.executor_url, token=resolve_executor_token(self.settings))
         from mao.executor.docker import DockerExecutor
 
         return DockerExecutor.from_url(
@@ -84,7 +85,11 @@ class Instance:
 
                 git = Git(ssh_key_dir=self.settings.ssh_key_dir, name=self.settings.git_name, email=self.settings.git_email)
                 self._datasets = DatasetManager(
-                    git, self.settings.datasets_dir, self.settings.bare_repos_dir, push_retries=self.settings.push_retries
+                    git,
+                    self.settings.datasets_dir,
+                    self.settings.bare_repos_dir,
+                    push_retries=self.settings.push_retries,
+                    local_remote_roots=self.settings.local_remote_roots,
                 )
             return self._datasets
 

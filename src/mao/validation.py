@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Annotated
+from urllib.parse import unquote, urlsplit
 
 from pydantic import AfterValidator, StringConstraints, ValidationError, WrapValidator
 from pydantic_core.core_schema import ValidatorFunctionWrapHandler
@@ -32,13 +36,52 @@ def check_git_url(value: str) -> str:
     if ".." in value.split("/"):
         raise InvalidInput(f"invalid git URL {value!r}: '..' is not allowed")
     if _URL_RE.match(value):
-        host = value.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+        authority = value.split("://", 1)[1].split("/", 1)[0]
+        userinfo, _, host = authority.rpartition("@")
         if host.startswith("-"):  # ssh would read it as an option (-oProxyCommand=...)
             raise InvalidInput(f"invalid git URL {value!r}: the host may not start with '-'")
+        if ":" in userinfo:
+            # never echo the URL: it carries a secret
+            raise InvalidInput(
+                "a git URL may not carry a password or token (user:secret@host): it would be stored in the "
+                "registry and shown to every member; use an SSH key (ssh://git@host/repo.git) or a git "
+                "credential helper on this instance"
+            )
         return value
     if _SCP_RE.match(value) or _PATH_RE.match(value):
         return value
     raise InvalidInput(f"invalid git URL {value!r}: give an ssh, https or file URL, or an absolute path")
+
+
+def local_remote_path(url: str) -> Path | None:
+    """The directory a local git remote names (an absolute path or a ``file://`` URL), else None."""
+    if url.startswith("/"):
+        return Path(url)
+    if url.startswith("file://"):
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost"):
+            return Path("//" + parts.netloc + unquote(parts.path))
+        return Path(unquote(parts.path))
+    return None
+
+
+def check_local_remote(url: str, roots: Iterable[Path]) -> str:
+    """Refuse a local-path remote (path or ``file://``) that does not resolve (symlinks
+    followed) under one of ``roots`` (the setting ``local_remote_roots``)."""
+    path = local_remote_path(url)
+    if path is None:
+        return url
+    resolved = Path(os.path.realpath(path))
+    allowed = [Path(os.path.realpath(root)) for root in roots]
+    if not any(resolved == root or root in resolved.parents for root in allowed):
+        listed = ", ".join(str(root) for root in allowed) or "(none)"
+        raise InvalidInput(
+            f"the local git remote {url!r} is not under the directories this instance allows for local "
+            f"remotes ({listed}): use a bare repository there (maoctl repo add), or add its directory to "
+            "local_remote_roots (MAO_LOCAL_REMOTE_ROOTS)",
+            details={"local_remote_roots": [str(root) for root in allowed]},
+        )
+    return url
 
 
 def _name(value: str) -> str:

@@ -8,6 +8,7 @@ from mao.config import Settings
 
 
 from cli_kit import ServerThread  # noqa: E402
+from remotes_kit import allowed_remote_roots  # noqa: E402
 
 
 
@@ -20,6 +21,7 @@ def _settings(tmp_path_factory, free_port, **overrides) -> Settings:
         "api_token": None,
         "store_url": None,
         "registry_backend": "local",
+        "local_remote_roots": allowed_remote_roots(tmp_path_factory),
     }
     return Settings(**(values | overrides))
 

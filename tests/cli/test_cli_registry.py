@@ -248,12 +248,13 @@ def test_shim_reports_errors_without_a_traceback(tmp_path: Path, free_port) -> N
     assert len(result.stderr.strip().splitlines()) == 1 and url in result.stderr
 
 
-@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.10", "::"])
-def test_serve_refuses_a_public_host_without_a_token(tmp_path: Path, free_port, host: str) -> None:
+@pytest.mark.parametrize(("host", "token"), [("0.0.0.0", " "), ("192.0.2.10", "x"), ("::", "fifteen-chars-x")])
+def test_serve_refuses_a_public_host_with_a_weak_token(tmp_path: Path, free_port, host: str, token: str) -> None:
     data = tmp_path / "data"
     result = subprocess.run(
         [sys.executable, "maoctl.py", "serve", "--host", host, "--port", str(free_port()), "--data-dir", str(data)],
-        check=False, cwd=REPO, env=_clean_env(HOME=str(tmp_path)), capture_output=True, text=True, timeout=60,
+        check=False, cwd=REPO, env=_clean_env(HOME=str(tmp_path), MAO_API_TOKEN=token), capture_output=True,
+        text=True, timeout=60,
     )
     assert result.returncode != 0
     assert "MAO_API_TOKEN" in result.stderr

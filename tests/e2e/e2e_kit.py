@@ -53,7 +53,8 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MAO_")}
+        # MAO_LOCAL_REMOTE_ROOTS: the tests' bare remotes live in their tmp_path (tests/conftest.py)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MAO_") or k == "MAO_LOCAL_REMOTE_ROOTS"}
         env.update({
             "MAO_DATA_DIR": str(self.data_dir), "MAO_API_PORT": str(self.port), "MAO_INSTANCE_NAME": self.name,
             "MAO_DOCKER_HOST": self.docker_host, "MAO_PUSH_RETRIES": "1", "MAO_URL": self.url,

@@ -472,3 +472,23 @@ def test_container_removed_even_when_run_breaks(
     with pytest.raises(RuntimeError, match="bug in the log pump"):
         executor.run(make_spec(command="echo hi"), Logs())
     assert run_containers() == []
+
+
+# ------------------------------------------------------------------ network
+
+
+def test_steps_get_a_network_of_their_own_by_default(executor: DockerExecutor, make_spec: Spec) -> None:
+    assert executor.network_mode == "bridge"
+    lines: list[str] = []
+    result = executor.run(make_spec(command=["sh", "-c", "cat /proc/net/dev | grep -c eth0"]), lines.append)
+    assert result.status == "succeeded", (result, lines)
+    assert lines == ["1"]  # an interface on the bridge, not the host's
+
+
+def test_a_missing_network_is_one_clear_error(client, instance: str, make_spec: Spec, run_containers) -> None:
+    executor = DockerExecutor(client, network_mode="no-such-network-mao", poll_interval=0.05, instance=instance)
+    result = executor.run(make_spec(command=["true"]), lambda line: None)
+    assert result.status == "failed"
+    assert "no network 'no-such-network-mao'" in result.error
+    assert "bridge" in result.error and "network_mode" in result.error
+    assert run_containers() == []

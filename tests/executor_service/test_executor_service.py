@@ -13,7 +13,7 @@ import httpx
 import pytest
 import uvicorn
 
-from mao.errors import ExecutorError
+from mao.errors import ExecutorError, MAOError
 from mao.executor.base import StepSpec
 from mao.executor.fake import FakeExecutor
 from mao.executor.remote import RemoteExecutor
@@ -31,9 +31,9 @@ def _free_port() -> int:
 class ServiceThread:
     """The executor service on a free loopback port, in a thread of this process."""
 
-    def __init__(self, executor: FakeExecutor, token: str | None = None, **kw: object) -> None:
+    def __init__(self, executor: FakeExecutor, token: str, data_root: Path, **kw: object) -> None:
         self.executor = executor
-        self.app = create_executor_app(executor, token=token, **kw)
+        self.app = create_executor_app(executor, token=token, data_root=data_root, **kw)
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
@@ -86,13 +86,17 @@ def fake_executor() -> FakeExecutor:
     return FakeExecutor({"img/talk": talk, "img/fail": fail, "img/slow": slow, "img/leak": leak})
 
 
+authed = httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"})
+"""Plain HTTP calls that carry the service's token."""
+
+
 @pytest.fixture
-def start_service() -> Iterator[Callable[..., ServiceThread]]:
+def start_service(tmp_path: Path) -> Iterator[Callable[..., ServiceThread]]:
     started: list[ServiceThread] = []
 
-    def start(token: str | None = None, **kw: object) -> ServiceThread:
+    def start(token: str = TOKEN, data_root: Path = tmp_path, **kw: object) -> ServiceThread:
         kw.setdefault("stop_grace", 2.0)
-        service = ServiceThread(fake_executor(), token, **kw).start()
+        service = ServiceThread(fake_executor(), token, data_root, **kw).start()
         started.append(service)
         return service
 
@@ -108,7 +112,7 @@ def service(start_service) -> ServiceThread:
 
 @pytest.fixture
 def remote(service: ServiceThread) -> Iterator[RemoteExecutor]:
-    executor = RemoteExecutor.from_url(service.url, poll_interval=0.05)
+    executor = RemoteExecutor.from_url(service.url, token=TOKEN, poll_interval=0.05)
     yield executor
     executor.close()
 
@@ -145,7 +149,7 @@ def test_success_passes_log_lines_in_order(remote: RemoteExecutor, service: Serv
     (call,) = service.executor.calls
     assert call.output_dir == tmp_path / "out" and call.env == {"LINES": "2500"} and call.instance == "node-a"
     # the client forgot the finished step on the service
-    assert httpx.get(service.url + "/steps").json() == {"steps": []}
+    assert authed.get(service.url + "/steps").json() == {"steps": []}
 
 
 def test_failure(remote: RemoteExecutor, tmp_path: Path) -> None:
@@ -247,7 +251,7 @@ def test_unreachable_service_is_a_failed_step(tmp_path: Path) -> None:
 
 def test_service_lost_while_polling_fails_after_the_grace(start_service, tmp_path: Path) -> None:
     service = start_service()
-    remote = RemoteExecutor.from_url(service.url, poll_interval=0.05, grace=0.5, timeout=2)
+    remote = RemoteExecutor.from_url(service.url, token=TOKEN, poll_interval=0.05, grace=0.5, timeout=2)
     lines: list[str] = []
 
     def on_log(line: str) -> None:
@@ -307,7 +311,7 @@ def test_token_required(start_service, tmp_path: Path) -> None:
 def _wait_finished(url: str, step_id: str) -> dict:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        body = httpx.get(f"{url}/steps/{step_id}").json()
+        body = authed.get(f"{url}/steps/{step_id}").json()
         if body["status"] != "running":
             return body
         time.sleep(0.02)
@@ -316,60 +320,96 @@ def _wait_finished(url: str, step_id: str) -> dict:
 
 def test_step_lifecycle_over_http(service: ServiceThread, tmp_path: Path) -> None:
     body = {"run_id": 3, "pipeline": "p", "step": "s", "image": "img/slow", "output_dir": str(tmp_path / "out")}
-    response = httpx.post(service.url + "/steps", json=body)
+    response = authed.post(service.url + "/steps", json=body)
     assert response.status_code == 202, response.text
     step_id = response.json()["id"]
-    status = httpx.get(f"{service.url}/steps/{step_id}").json()
+    status = authed.get(f"{service.url}/steps/{step_id}").json()
     assert status["status"] == "running" and status["run_id"] == 3 and status["step"] == "s"
-    assert_error_shape(httpx.delete(f"{service.url}/steps/{step_id}"), 409)
+    assert_error_shape(authed.delete(f"{service.url}/steps/{step_id}"), 409)
 
-    cancelled = httpx.post(f"{service.url}/steps/{step_id}/cancel")
+    cancelled = authed.post(f"{service.url}/steps/{step_id}/cancel")
     assert cancelled.status_code == 200
     final = _wait_finished(service.url, step_id)
     assert final["status"] == "cancelled" and final["exit_code"] == 137 and final["error"] == "cancelled"
-    logs = httpx.get(f"{service.url}/steps/{step_id}/logs", params={"after": 0}).json()
+    logs = authed.get(f"{service.url}/steps/{step_id}/logs", params={"after": 0}).json()
     assert logs["done"] is True
     assert [n for n, _ in logs["lines"]] == list(range(1, len(logs["lines"]) + 1))
     assert logs["lines"][0] == [1, "tick 0"]
-    partial = httpx.get(f"{service.url}/steps/{step_id}/logs", params={"after": 0, "limit": 1}).json()
+    partial = authed.get(f"{service.url}/steps/{step_id}/logs", params={"after": 0, "limit": 1}).json()
     assert partial == {"lines": [[1, "tick 0"]], "done": len(logs["lines"]) == 1}
 
-    assert httpx.delete(f"{service.url}/steps/{step_id}").json() == {"ok": True}
-    error = assert_error_shape(httpx.get(f"{service.url}/steps/{step_id}"), 404)
+    assert authed.delete(f"{service.url}/steps/{step_id}").json() == {"ok": True}
+    error = assert_error_shape(authed.get(f"{service.url}/steps/{step_id}"), 404)
     assert error["code"] == "not_found"
 
 
-def test_paths_must_be_absolute(remote: RemoteExecutor, service: ServiceThread) -> None:
+def test_paths_must_be_absolute(remote: RemoteExecutor, service: ServiceThread, tmp_path: Path) -> None:
     body = {"run_id": 1, "pipeline": "p", "step": "s", "image": "img/talk", "output_dir": "relative/out"}
-    error = assert_error_shape(httpx.post(service.url + "/steps", json=body), 400)
+    error = assert_error_shape(authed.post(service.url + "/steps", json=body), 400)
     assert error["code"] == "invalid_input" and "absolute" in error["message"]
-    body.update(output_dir="/tmp/out", input_dir="in")
-    assert "absolute" in assert_error_shape(httpx.post(service.url + "/steps", json=body), 400)["message"]
+    body.update(output_dir=str(tmp_path / "out"), input_dir="in")
+    assert "absolute" in assert_error_shape(authed.post(service.url + "/steps", json=body), 400)["message"]
     body.update(output_dir="/tmp/../etc", input_dir=None)
-    assert "'..'" in assert_error_shape(httpx.post(service.url + "/steps", json=body), 400)["message"]
+    assert "'..'" in assert_error_shape(authed.post(service.url + "/steps", json=body), 400)["message"]
     result = remote.run(StepSpec(run_id=1, pipeline="p", step="s", image="img/talk", output_dir=Path("out")),
                         lambda line: None)
     assert result.status == "failed" and "absolute" in result.error and service.url in result.error
     assert service.executor.calls == []
 
 
-def test_bad_names_and_fields_are_refused(service: ServiceThread) -> None:
-    base = {"run_id": 1, "pipeline": "p", "step": "s", "image": "img/talk", "output_dir": "/tmp/out"}
+def test_bad_names_and_fields_are_refused(service: ServiceThread, tmp_path: Path) -> None:
+    base = {"run_id": 1, "pipeline": "p", "step": "s", "image": "img/talk", "output_dir": str(tmp_path / "out")}
     for change in ({"step": "../x"}, {"pipeline": "a b"}, {"instance": "x;y"}, {"timeout": 0},
                    {"pull_policy": "sometimes"}, {"surprise": 1}):
-        assert_error_shape(httpx.post(service.url + "/steps", json={**base, **change}), 400)
+        assert_error_shape(authed.post(service.url + "/steps", json={**base, **change}), 400)
+
+
+def test_only_paths_under_the_data_root_are_mounted(start_service, tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    (root / "datasets" / "d").mkdir(parents=True)
+    outside = tmp_path / "secret"
+    outside.mkdir()
+    (root / "datasets" / "link").symlink_to(outside)
+    service = start_service(data_root=root)
+    base = {"run_id": 1, "pipeline": "p", "step": "s", "image": "img/talk"}
+    for fields in ({"output_dir": "/root/.ssh"}, {"output_dir": "/etc/cron.d"},
+                   {"output_dir": str(root / "datasets" / "link")},
+                   {"output_dir": str(root / "datasets" / "link" / "sub")},
+                   {"output_dir": str(root / "datasets" / "d"), "input_dir": "/root/.ssh"},
+                   {"output_dir": str(tmp_path / "data-other")}):
+        error = assert_error_shape(authed.post(service.url + "/steps", json=base | fields), 400)
+        assert str(root) in error["message"] and "data root" in error["message"], error
+    assert service.executor.calls == []
+    accepted = authed.post(service.url + "/steps", json=base | {"output_dir": str(root / "datasets" / "d")})
+    assert accepted.status_code == 202
+    assert _wait_finished(service.url, accepted.json()["id"])["status"] == "succeeded"
+    assert (root / "datasets" / "d" / "out.txt").read_text() == "done\n"
+
+
+def test_the_service_cannot_be_built_without_a_token(tmp_path: Path) -> None:
+    for token in ("", "   "):
+        with pytest.raises(MAOError, match="needs a token"):
+            create_executor_app(fake_executor(), token=token, data_root=tmp_path)
+
+
+@pytest.mark.parametrize("header", [b"Bearer \xc3\xa9t\xc3\xa9", b"Bearer \xff\xfe", "Bearer токен".encode()])
+def test_non_ascii_token_is_a_401(service: ServiceThread, header: bytes) -> None:
+    for name in ("authorization", "x-mao-token"):
+        value = header if name == "authorization" else header.removeprefix(b"Bearer ")
+        response = httpx.get(service.url + "/steps", headers=[(name.encode(), value)])
+        assert_error_shape(response, 401)
 
 
 def test_log_lines_are_bounded(start_service, tmp_path: Path) -> None:
     service = start_service(max_log_lines=10)
     body = {"run_id": 1, "pipeline": "p", "step": "s", "image": "img/talk", "output_dir": str(tmp_path / "out"),
             "env": {"LINES": "50"}}
-    step_id = httpx.post(service.url + "/steps", json=body).json()["id"]
+    step_id = authed.post(service.url + "/steps", json=body).json()["id"]
     assert _wait_finished(service.url, step_id)["status"] == "succeeded"
-    logs = httpx.get(f"{service.url}/steps/{step_id}/logs").json()
+    logs = authed.get(f"{service.url}/steps/{step_id}/logs").json()
     assert logs == {"lines": [[n, f"line {n}"] for n in range(41, 51)], "done": True}
     # a client that comes late is told how many lines it missed
-    remote = RemoteExecutor.from_url(service.url, poll_interval=1.0)
+    remote = RemoteExecutor.from_url(service.url, token=TOKEN, poll_interval=1.0)
     try:
         lines: list[str] = []
         assert remote.run(make_spec(tmp_path, env={"LINES": "50"}), lines.append).status == "succeeded"
@@ -381,15 +421,15 @@ def test_log_lines_are_bounded(start_service, tmp_path: Path) -> None:
 def test_finished_steps_are_forgotten_after_a_while(start_service, tmp_path: Path) -> None:
     service = start_service(keep_finished=0.2)
     body = {"run_id": 1, "pipeline": "p", "step": "s", "image": "img/talk", "output_dir": str(tmp_path / "out")}
-    step_id = httpx.post(service.url + "/steps", json=body).json()["id"]
+    step_id = authed.post(service.url + "/steps", json=body).json()["id"]
     assert _wait_finished(service.url, step_id)["status"] == "succeeded"
     time.sleep(0.3)
-    assert_error_shape(httpx.get(f"{service.url}/steps/{step_id}"), 404)
-    assert httpx.get(service.url + "/steps").json() == {"steps": []}
+    assert_error_shape(authed.get(f"{service.url}/steps/{step_id}"), 404)
+    assert authed.get(service.url + "/steps").json() == {"steps": []}
 
 
 def test_health_reports_the_engine(service: ServiceThread) -> None:
-    body = httpx.get(service.url + "/health").json()
+    body = authed.get(service.url + "/health").json()
     assert body["ok"] is True and body["engine"] == "fake" and body["steps_running"] == 0
 
 
@@ -400,7 +440,7 @@ def test_health_when_the_engine_is_down(start_service) -> None:
         raise ExecutorError("cannot reach the container engine at unix:///nowhere", details={"url": "unix:///nowhere"})
 
     service.executor.ping = down  # type: ignore[method-assign]
-    error = assert_error_shape(httpx.get(service.url + "/health"), 503)
+    error = assert_error_shape(authed.get(service.url + "/health"), 503)
     assert error["code"] == "unavailable" and "unix:///nowhere" in error["message"]
     remote = RemoteExecutor.from_url(service.url)
     try:
@@ -411,9 +451,9 @@ def test_health_when_the_engine_is_down(start_service) -> None:
 
 
 def test_shutdown_cancels_running_steps(tmp_path: Path) -> None:
-    service = ServiceThread(fake_executor(), stop_grace=5.0).start()
+    service = ServiceThread(fake_executor(), TOKEN, tmp_path, stop_grace=5.0).start()
     body = {"run_id": 1, "pipeline": "p", "step": "s", "image": "img/slow", "output_dir": str(tmp_path / "out")}
-    step_id = httpx.post(service.url + "/steps", json=body).json()["id"]
+    step_id = authed.post(service.url + "/steps", json=body).json()["id"]
     step = service.app.state.steps.get(step_id)
     service.stop()
     assert step.result is not None and step.result.status == "cancelled"

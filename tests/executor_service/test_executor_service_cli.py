@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +44,66 @@ def launched(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     return seen
 
 
-@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.10", "::"])
-def test_non_loopback_without_token_is_refused(maoctl, launched, host: str) -> None:
+@pytest.fixture(autouse=True)
+def data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.setenv("MAO_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+def _status(app: Any, path: str, token: str | None = None, **kw: Any) -> int:
+    from fastapi.testclient import TestClient
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with TestClient(app) as client:
+        return client.request(kw.pop("method", "GET"), path, headers=headers, **kw).status_code
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0", "::"])
+def test_without_a_token_one_is_generated_and_required(maoctl, launched, data_dir: Path, host: str) -> None:
     code, output = maoctl("executor", "serve", "--host", host)
+    assert code == 0, output
+    token_file = data_dir / "executor-token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    token = token_file.read_text().strip()
+    assert len(token) >= 32 and token not in output
+    app = launched["app"]
+    assert _status(app, "/steps") == 401
+    assert _status(app, "/steps", "wrong") == 401
+    assert _status(app, "/steps", token) == 200
+    # a second start keeps the same token (the orchestrator has read it)
+    assert maoctl("executor", "serve", "--host", host)[0] == 0
+    assert token_file.read_text().strip() == token
+
+
+@pytest.mark.parametrize("value", [" ", "short-token"])
+def test_weak_token_on_a_public_bind_is_refused(maoctl, launched, monkeypatch, value: str) -> None:
+    monkeypatch.setenv("MAO_EXECUTOR_TOKEN", value)
+    code, output = maoctl("executor", "serve", "--host", "0.0.0.0")
     assert code == 1
-    assert f"refusing to expose the executor service on {host} without a token" in output
-    assert "app" not in launched and "executor_kw" not in launched
+    assert "MAO_EXECUTOR_TOKEN" in output and "app" not in launched
+
+
+def test_blank_token_is_refused_on_loopback_too(maoctl, launched, monkeypatch) -> None:
+    monkeypatch.setenv("MAO_EXECUTOR_TOKEN", "   ")
+    code, output = maoctl("executor", "serve")
+    assert code == 1 and "MAO_EXECUTOR_TOKEN" in output and "blank" in output and "app" not in launched
+
+
+def test_mounts_only_under_the_data_root(maoctl, launched, data_dir: Path, tmp_path: Path) -> None:
+    code, output = maoctl("executor", "serve")
+    assert code == 0, output
+    token = (data_dir / "executor-token").read_text().strip()
+    body = {"run_id": 1, "pipeline": "p", "step": "s", "image": "img", "output_dir": "/root/.ssh"}
+    assert _status(launched["app"], "/steps", token, method="POST", json=body) == 400
+    inside = data_dir / "datasets" / "d"
+    inside.mkdir(parents=True)
+    assert _status(launched["app"], "/steps", token, method="POST", json=body | {"output_dir": str(inside)}) == 202
+
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    code, output = maoctl("executor", "serve", "--data-root", str(other))
+    assert code == 0, output
+    assert _status(launched["app"], "/steps", token, method="POST", json=body | {"output_dir": str(inside)}) == 400
 
 
 def test_bad_owner_is_refused(maoctl, launched) -> None:
@@ -62,7 +117,7 @@ def test_serve_builds_the_docker_executor_from_the_settings(
     config = tmp_path / "mao.yaml"
     config.write_text(
         "instance_name: node-b\ndocker_host: unix:///var/run/other.sock\nallow_docker_socket: true\n"
-        "network_mode: none\napi_token: tok\n"
+        "network_mode: none\nexecutor_token: a-long-enough-executor-token\n"
     )
     code, output = maoctl("executor", "serve", "--config", str(config), "--host", "0.0.0.0", "--port", "9099",
                           "--owner", "1000:1001")

@@ -93,8 +93,10 @@ def service(tmp_path_factory: pytest.TempPathFactory, docker_host: str, image: s
     url = f"http://127.0.0.1:{port}"
     workdir = tmp_path_factory.mktemp("executor-service")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAO_")}
-    env.update({"MAO_DOCKER_HOST": docker_host, "MAO_INSTANCE_NAME": INSTANCE, "MAO_API_TOKEN": TOKEN,
-                "MAO_DATA_DIR": str(workdir / "data")})
+    env.update({"MAO_DOCKER_HOST": docker_host, "MAO_INSTANCE_NAME": INSTANCE, "MAO_EXECUTOR_TOKEN": TOKEN,
+                "MAO_DATA_DIR": str(workdir / "data"),
+                # the orchestrators of these tests keep their datasets in their own tmp_path
+                "MAO_EXECUTOR_DATA_ROOT": str(tmp_path_factory.getbasetemp())})
     log_path = workdir / "executor.log"
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
@@ -126,7 +128,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, docker_host: str, image: s
 
 @pytest.fixture
 def inst(tmp_path: Path, service: str, image: str) -> Iterator[Instance]:
-    settings = Settings(instance_name=INSTANCE, data_dir=tmp_path / "data", executor_url=service, api_token=TOKEN,
+    settings = Settings(instance_name=INSTANCE, data_dir=tmp_path / "data", executor_url=service, executor_token=TOKEN,
                         push_retries=0, pull_policy="never")
     instance = Instance(settings)
     instance.setup()

@@ -99,3 +99,21 @@ def test_paths_with_dollar_signs_survive_interpolation(maoctl, home, key_dir, tm
     assert sources["/keys"] == str(odd_keys)
     assert sources[str(install_dir / "data")] == str(install_dir / "data")
     assert sources["/config/mao.yaml"] == str(install_dir / "mao.yaml")
+
+
+def test_steps_get_no_host_networking_and_the_executor_no_api_token(maoctl, home, key_dir, tmp_path) -> None:
+    install_dir = tmp_path / "mao-instance"
+    result = maoctl(
+        "instance", "install", "--non-interactive", "--skip-checks", "--standalone", "--install-dir", str(install_dir),
+        "--instance-name", "node-1", "--public-ip", "198.51.100.7", "--git-email", "a@example.org",
+        "--ssh-key-dir", str(key_dir),
+    )
+    assert result.code == 0, result.output
+    settings = yaml.safe_load((install_dir / "mao.yaml").read_text())
+    assert settings["network_mode"] == "bridge"
+    compose_text = (install_dir / "docker-compose.yaml").read_text()
+    assert "host" not in [v for s in yaml.safe_load(compose_text)["services"].values() for k, v in s.items()
+                          if k in ("network_mode", "network")]
+    services = compose_config(install_dir)["services"]
+    assert "MAO_API_TOKEN" not in services["executor"]["environment"]
+    assert services["orchestrator"]["environment"]["MAO_API_TOKEN"] == _env_file(install_dir)["MAO_API_TOKEN"]

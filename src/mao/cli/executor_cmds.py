@@ -7,14 +7,16 @@ from typing import Annotated
 
 import typer
 
-from mao.cli.serve import _is_loopback
 from mao.config import load_settings
 from mao.errors import InvalidInput
+from mao.tokens import EXECUTOR_TOKEN_FILE, is_loopback, resolve_executor_token
 
 executor_app = typer.Typer(
     help="The executor service: runs the steps' containers for an orchestrator (its executor_url).",
     no_args_is_help=True,
 )
+
+log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8081
@@ -46,24 +48,33 @@ def serve(
             "--owner", envvar="MAO_EXECUTOR_OWNER", help="UID:GID to give output files to (default: this process's)."
         ),
     ] = None,
+    data_root: Annotated[
+        str | None,
+        typer.Option(
+            "--data-root",
+            help="Only mount dataset directories under this one (MAO_EXECUTOR_DATA_ROOT; default: the data dir).",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
 ) -> None:
     """Start the executor service: steps sent by the orchestrator run on the configured engine
-    (docker_host, allow_docker_socket, network_mode). Needs api_token unless bound to loopback."""
+    (docker_host, allow_docker_socket, network_mode). It always needs a token: executor_token
+    (MAO_EXECUTOR_TOKEN), else the one it generates into <data_dir>/executor-token (mode 0600),
+    where the orchestrator finds it."""
     import uvicorn
 
     from mao.executor.docker import DockerExecutor
     from mao.executor.service import create_executor_app
 
     root = ctx.find_root().obj
-    settings = load_settings(config or getattr(root, "config", None))
-    if not _is_loopback(host) and not settings.api_token:
-        raise InvalidInput(
-            f"refusing to expose the executor service on {host} without a token: set MAO_API_TOKEN "
-            "(or api_token in the config file) here and on the orchestrator, or bind to 127.0.0.1"
-        )
+    settings = load_settings(config or getattr(root, "config", None), executor_data_root=data_root)
     uid_gid = _owner(owner)
+    token = resolve_executor_token(settings, public=not is_loopback(host), create=True) or ""
+    mount_root = settings.executor_data_root or settings.data_dir
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.executor_token is None:
+        log.info("token kept in %s", settings.data_dir / EXECUTOR_TOKEN_FILE)
+    log.info("mounting dataset directories only under %s", mount_root)
     executor = DockerExecutor.from_url(
         settings.docker_host,
         allow_docker_socket=settings.allow_docker_socket,
@@ -72,7 +83,7 @@ def serve(
         owner=uid_gid,
     )
     try:
-        app = create_executor_app(executor, token=settings.api_token)
+        app = create_executor_app(executor, token=token, data_root=mount_root)
         uvicorn.run(app, host=host, port=port, log_level=log_level.lower())
     finally:
         executor.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import ipaddress
 import logging
 import os
 import socket
@@ -14,16 +13,10 @@ from typing import IO, Annotated
 import typer
 
 from mao.config import Settings, load_settings
-from mao.errors import Conflict, InvalidInput
+from mao.errors import Conflict
+from mao.tokens import check_token, is_loopback, resolve_api_token
 
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+log = logging.getLogger(__name__)
 
 
 def lock_data_dir(data_dir: Path) -> IO[str]:
@@ -82,11 +75,7 @@ def serve(
     from mao.api.app import create_app
 
     settings = load_settings(config or ctx.find_root().obj.config, api_host=host, api_port=port, data_dir=data_dir)
-    if not _is_loopback(settings.api_host) and not settings.api_token:
-        raise InvalidInput(
-            f"refusing to expose the API on {settings.api_host} without a token: set MAO_API_TOKEN "
-            "(or api_token in the config file), or bind to 127.0.0.1"
-        )
+    check_token(settings.api_token, public=not is_loopback(settings.api_host), setting="MAO_API_TOKEN (api_token)")
     check_port(settings.api_host, settings.api_port)
     lock = lock_data_dir(settings.data_dir)
     try:
@@ -95,6 +84,15 @@ def serve(
         lock.close()
         raise
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        token, token_file = resolve_api_token(settings)
+    except BaseException:
+        lock.close()
+        raise
+    if token_file is not None:
+        why = "steps use host networking" if settings.network_mode == "host" else f"it binds {settings.api_host}"
+        log.info("the API needs a token (%s): kept in %s, read by the local maoctl", why, token_file)
+    settings = settings.model_copy(update={"api_token": token})
     app = create_app(settings)
     try:
         uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level=log_level.lower())

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
 from mao.cli.client import Client
+from mao.errors import InvalidInput, MAOError
+from mao.tokens import API_TOKEN_FILE, is_loopback, read_token_file
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -25,8 +28,27 @@ class State:
     @property
     def client(self) -> Client:
         if self._client is None:
-            self._client = Client(self.url, self.token)
+            self._client = Client(self.url, self.api_token())
         return self._client
+
+    def api_token(self) -> str | None:
+        """``--token``/``MAO_API_TOKEN``, else, for an orchestrator on this machine, the
+        ``api_token`` of this user's settings (``--config``/``MAO_CONFIG``) or the token
+        ``maoctl serve`` generated into ``<data_dir>/api-token`` (the data dir of these
+        settings, e.g. ``MAO_DATA_DIR``)."""
+        if self.token:
+            if not self.token.strip():
+                raise InvalidInput("--token/MAO_API_TOKEN is blank: give the API's token, or unset it")
+            return self.token.strip()
+        if not is_loopback(urlsplit(self.url).hostname or ""):
+            return None  # never send this machine's token elsewhere
+        from mao.config import load_settings
+
+        try:
+            settings = load_settings(self.config)
+            return settings.api_token or read_token_file(settings.data_dir / API_TOKEN_FILE)
+        except MAOError:
+            return None
 
     def close(self) -> None:
         if self._client is not None:

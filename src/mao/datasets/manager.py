@@ -25,13 +25,14 @@ import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 from mao.datasets.git import Git, redact
 from mao.errors import AlreadyExists, GitError, InvalidInput, MergeConflict, NotFound
 
-from mao.validation import check_git_url, check_name
+from mao.validation import check_git_url, check_local_remote, check_name
 
 logger = logging.getLogger(__name__)
 
@@ -138,9 +139,12 @@ class DatasetManager:
         bare_dir: Path,
         push_retries: int = 3,
         retry_delay: float = 1.0,
+        local_remote_roots: Sequence[Path] | None = None,
     ) -> None:
         if push_retries < 0 or retry_delay < 0:
             raise InvalidInput("push_retries and retry_delay must not be negative")
+        self.local_remote_roots = local_remote_roots
+        """Where a local-path remote may be (None: anywhere); checked before cloning."""
         self.git = git
         self.base_dir = Path(base_dir).resolve()
         self.bare_dir = Path(bare_dir).resolve()
@@ -256,6 +260,8 @@ class DatasetManager:
         check_git_url(url)
         if url.startswith("-"):
             raise InvalidInput(f"invalid git URL {url!r}")
+        if self.local_remote_roots is not None:
+            check_local_remote(url, self.local_remote_roots)
         with self._lock(name):
             clone = self.clone_path(name)
             if not (clone / ".git").is_dir():

@@ -188,7 +188,9 @@ class _Watch(threading.Thread):
 class DockerExecutor(Executor):
     """Runs each step in its own container, streams its logs, and always removes it.
 
-    ``network_mode`` is ``"host"`` or ``"none"`` on engines without a bridge network.
+    ``network_mode`` is the steps' network: ``"bridge"`` (the engine's default network, of
+    their own), ``"none"``, the name of another network, or ``"host"`` (an explicit opt-in:
+    steps then reach whatever listens on the host's loopback).
     ``owner`` is the ``(uid, gid)`` that output files are given to afterwards
     (default: this process's). ``instance``, when set, limits
     :meth:`remove_run_containers` to containers labelled with this instance name, so
@@ -202,7 +204,7 @@ class DockerExecutor(Executor):
         client: docker.DockerClient,
         *,
         allow_docker_socket: bool = False,
-        network_mode: str = "host",
+        network_mode: str = "bridge",
         owner: tuple[int, int] | None = None,
         poll_interval: float = 0.2,
         instance: str | None = None,
@@ -254,6 +256,7 @@ class DockerExecutor(Executor):
         digest: str | None = None
         try:
             try:
+                self._check_network()
                 image = self._ensure_image(spec.image, spec.pull_policy)
                 digest = image_digest(image.attrs)
                 container = self.client.containers.create(
@@ -284,6 +287,22 @@ class DockerExecutor(Executor):
             if container is not None:
                 self._remove(container)
                 self._give_outputs_to_owner(spec, on_log)
+
+    def _check_network(self) -> None:
+        """One clear error when the engine has no network of the configured name (an
+        engine started without a bridge has no ``bridge`` network)."""
+        mode = self.network_mode
+        if mode in ("host", "none") or mode.startswith(("container:", "service:")):
+            return
+        try:
+            self.client.networks.get(mode)
+        except docker.errors.NotFound:
+            raise _StepFailed(
+                f"the container engine at {self.url} has no network {mode!r} for the steps: start the engine "
+                "with a bridge network (dockerd without --bridge=none, e.g. --bip 172.31.77.1/24; "
+                "scripts/services.sh does), or set network_mode (MAO_NETWORK_MODE) to an existing network "
+                "or 'none' ('host' lets steps reach the host's loopback)"
+            ) from None
 
     def _volumes(self, spec: StepSpec, output_dir: Path) -> dict[str, dict[str, str]]:
         volumes = {str(output_dir): {"bind": OUTPUT_MOUNT, "mode": "rw"}}

@@ -12,9 +12,12 @@ instance's data volume mounted at the same path in both containers of a compose
 deployment (and, when the service talks to the engine through its socket, at the same
 path on the engine's host, since the engine resolves bind mounts there).
 
-Other things both sides must share: ``api_token`` (the service requires it when it
-is set; this client sends it as ``Authorization: Bearer``) and ``instance_name`` (the
-service only removes containers labelled with its own instance name).
+Other things both sides must share: the service's token (which it always requires; this
+client sends it as ``Authorization: Bearer``): ``executor_token`` when configured, else
+the one the service generated into ``<data_dir>/executor-token``, read from the same data
+directory; and ``instance_name`` (the service only removes containers labelled with its
+own instance name). The service only mounts directories under its data root
+(``executor_data_root``, default its data directory).
 
 An unreachable service never raises from :meth:`RemoteExecutor.run`: it comes back as
 a failed step naming the URL, at once when the step cannot be started, or after

@@ -4,7 +4,17 @@ An instance may run its executor as a service of its own (``maoctl executor serv
 next to the container engine, and point the orchestrator at it with ``executor_url``;
 the orchestrator then uses :class:`~mao.executor.remote.RemoteExecutor`.
 
-Endpoints (all but ``/health`` need ``Authorization: Bearer <token>`` when a token is set):
+The service always needs a token (``Authorization: Bearer <token>`` on every endpoint
+but ``/health``): anyone who can start a step can mount directories into a container
+running as root. ``maoctl executor serve`` uses ``executor_token`` when configured, else
+the one it generated into ``<data_dir>/executor-token`` (mode 0600), which the
+orchestrator's RemoteExecutor reads from the same data directory.
+
+It only mounts dataset directories that resolve (symlinks followed) under its data root
+(``executor_data_root``, default the instance's data directory); any other
+``output_dir``/``input_dir`` is a 400 naming the root.
+
+Endpoints:
 
 - ``GET /health``: the engine's name and version (503 when it does not answer).
 - ``POST /steps``: start a step (the fields of :class:`~mao.executor.base.StepSpec`)
@@ -29,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import os
 import threading
 import time
 import uuid
@@ -44,7 +55,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mao import __version__
 from mao.web import error_body, install_error_handlers, token_checker
-from mao.errors import Conflict, MAOError, NotFound
+from mao.errors import Conflict, InvalidInput, MAOError, NotFound
 from mao.executor.base import Executor, PullPolicy, StepResult, StepSpec
 from mao.status import RunStatus
 from mao.validation import Name, check_name
@@ -107,8 +118,27 @@ class StepIn(BaseModel):
                 raise ValueError(exc.message) from None
         return value
 
-    def to_spec(self) -> StepSpec:
-        return StepSpec(**{f.name: getattr(self, f.name) for f in dataclasses.fields(StepSpec)})
+    def to_spec(self, data_root: Path) -> StepSpec:
+        """The step's spec, its directories resolved and checked to be under ``data_root``
+        (the container gets the resolved paths, so a symlink changed later does not count)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(StepSpec)}
+        values["output_dir"] = confine(self.output_dir, data_root, "output_dir")
+        if self.input_dir is not None:
+            values["input_dir"] = confine(self.input_dir, data_root, "input_dir")
+        return StepSpec(**values)
+
+
+def confine(path: Path, data_root: Path, what: str) -> Path:
+    """``path`` resolved (symlinks followed), if that lies under ``data_root``; else InvalidInput."""
+    root = Path(os.path.realpath(data_root))
+    resolved = Path(os.path.realpath(path))
+    if resolved != root and root not in resolved.parents:
+        raise InvalidInput(
+            f"{what} {path} is not under this executor service's data root {root}: it only mounts "
+            "dataset directories there (set executor_data_root to the directory the orchestrator keeps them in)",
+            details={"data_root": str(root)},
+        )
+    return resolved
 
 
 class RemoveIn(BaseModel):
@@ -254,14 +284,18 @@ class StepTable:
 
 def create_executor_app(
     executor: Executor,
-    token: str | None = None,
+    token: str,
     *,
+    data_root: Path,
     max_log_lines: int = MAX_LOG_LINES,
     keep_finished: float = KEEP_FINISHED,
     stop_grace: float = STOP_GRACE,
 ) -> FastAPI:
-    """The service's app around ``executor`` (which its caller closes). On shutdown,
-    running steps are cancelled so that their containers are removed."""
+    """The service's app around ``executor`` (which its caller closes): every request but
+    ``/health`` needs ``token``; steps only mount directories under ``data_root``. On
+    shutdown, running steps are cancelled so that their containers are removed."""
+    if not token or not token.strip():
+        raise InvalidInput("the executor service needs a token: set MAO_EXECUTOR_TOKEN or let it generate one")
     table = StepTable(executor, max_lines=max_log_lines, keep_finished=keep_finished)
 
     @asynccontextmanager
@@ -279,7 +313,8 @@ def create_executor_app(
     )
     app.state.steps = table
     install_error_handlers(app)
-    protected = [Depends(token_checker(lambda _request: token or None, "give the orchestrator the same MAO_API_TOKEN as the service"))]
+    hint = "the orchestrator reads it from <data_dir>/executor-token, or set the same MAO_EXECUTOR_TOKEN on both"
+    protected = [Depends(token_checker(lambda _request: token, hint))]
 
     @app.get("/health", tags=["health"])
     def health() -> Any:
@@ -293,7 +328,7 @@ def create_executor_app(
 
     @app.post("/steps", status_code=202, dependencies=protected, tags=["steps"])
     def start_step(body: StepIn) -> dict[str, str]:
-        step = table.start(body.to_spec())
+        step = table.start(body.to_spec(data_root))
         log.info("step %s of run %s started as %s", body.step, body.run_id, step.id)
         return {"id": step.id}
 

@@ -115,6 +115,9 @@ def render_config(plan: InstallPlan, secret: Secrets) -> dict[str, Any]:
         "ssh_key_dir": CONTAINER_KEYS,
         "executor_url": f"http://executor:{EXECUTOR_PORT}",
         "docker_host": f"unix://{plan.docker_socket}",
+        # steps on a network of their own: host networking would put the API, the executor
+        # service and etcd's client port (published on the host's loopback) in their reach
+        "network_mode": "bridge",
         "marketplace_url": plan.marketplace_url,
     }
 
@@ -139,7 +142,7 @@ def _build(plan: InstallPlan, dockerfile: str) -> dict[str, Any] | None:
 def render_compose(plan: InstallPlan) -> dict[str, Any]:
     config_mount = _bind(plan.install_dir / CONFIG_FILE, CONTAINER_CONFIG, read_only=True)
     data_mount = _bind(plan.data_dir, plan.data_dir)
-    common_env = {"MAO_CONFIG": CONTAINER_CONFIG, "MAO_API_TOKEN": "${MAO_API_TOKEN}"}
+    common_env = {"MAO_CONFIG": CONTAINER_CONFIG}
 
     orchestrator: dict[str, Any] = {"image": ORCHESTRATOR_IMAGE}
     executor: dict[str, Any] = {"image": EXECUTOR_IMAGE}
@@ -155,6 +158,7 @@ def render_compose(plan: InstallPlan) -> dict[str, Any]:
             "command": ["serve", "--config", CONTAINER_CONFIG],
             "environment": {
                 **common_env,
+                "MAO_API_TOKEN": "${MAO_API_TOKEN}",
                 "MAO_STORE_URL": store_url("${POSTGRES_PASSWORD}"),
             },
             "ports": [f"127.0.0.1:{plan.api_port}:{API_CONTAINER_PORT}"],
@@ -173,6 +177,8 @@ def render_compose(plan: InstallPlan) -> dict[str, Any]:
             "command": [
                 "executor", "serve", "--host", "0.0.0.0", "--port", str(EXECUTOR_PORT), "--config", CONTAINER_CONFIG,
             ],
+            # its own token: generated into <data_dir>/executor-token, which the orchestrator reads
+            # from the same data volume; the API token is not its business
             "environment": dict(common_env),
             "volumes": [_bind(plan.docker_socket, plan.docker_socket), data_mount, config_mount],
         }
