@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -38,8 +38,14 @@ class ToolIn(Strict):
 
 
 class DatasetBody(Strict):
+    """A dataset's registry value. ``policy`` decides how ground-truth is written: ``merge``
+    (every node change merged in) or ``vote`` (per slot, the change a strict majority agrees
+    on; slots are tallied at the latest ``vote_deadline`` seconds after they open)."""
+
     master: GitURL
     nodes: list[str] = Field(default_factory=list)
+    policy: Literal["merge", "vote"] = "merge"
+    vote_deadline: int = Field(default=600, ge=1, le=30 * 24 * 3600)
 
     @field_validator("nodes")
     @classmethod
@@ -150,3 +156,5 @@ class RunRequest(Strict):
     name: Name
     cron: str | None = None
     wait: bool = False
+    slot: str | None = Field(default=None, max_length=40)
+    """Run now for this cron fire time (ISO-8601 UTC, e.g. 2026-11-28T12:00:00Z): backfill or re-run."""

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.job import Job
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from mao.agreement.slots import slot_of
 from mao.errors import Conflict, MAOError, NotFound
 from mao.scheduler.cron import parse_cron, timezone
 
@@ -25,24 +29,61 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JOB_TABLE = "apscheduler_jobs"
+SCHEDULES = "schedules/"
+
+
+def schedule_key(pipeline: str, instance: str) -> str:
+    return f"{SCHEDULES}{pipeline}/{instance}"
+
 _instances: dict[str, Instance] = {}
 _instances_lock = threading.Lock()
 
 
-def fire(instance_name: str, pipeline: str, **_: Any) -> None:
-    """The job function (referenced by name in the job store)."""
+def fire(instance_name: str, pipeline: str, scheduled_for: datetime | None = None, **_: Any) -> None:
+    """The job function (referenced by name in the job store).
+
+    ``scheduled_for`` is the fire time the run is for (given by :class:`SlotExecutor`):
+    the run's slot, however late it actually starts.
+    """
     with _instances_lock:
         instance = _instances.get(instance_name)
     if instance is None:
         log.warning("scheduled run of %s: instance %s is not running here", pipeline, instance_name)
         return
+    slot = slot_of(scheduled_for) if scheduled_for is not None else None
     try:
-        run_id = instance.runner.start(pipeline, trigger="cron")
-        log.info("scheduled run %s of %s started", run_id, pipeline)
+        run_id = instance.runner.start(pipeline, trigger="cron", slot=slot)
+        log.info("scheduled run %s of %s for slot %s started", run_id, pipeline, slot)
     except Conflict:
         log.warning("scheduled run of %s skipped: the previous run is still going", pipeline)
     except MAOError as exc:
         log.error("scheduled run of %s could not start: %s", pipeline, exc.message)
+
+
+class _SlotJob:
+    """A job as the executor sees it, with the fire time it runs for among its kwargs."""
+
+    def __init__(self, job: Job, run_time: datetime) -> None:
+        self._job = job
+        self.kwargs = {**job.kwargs, "scheduled_for": run_time}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._job, name)
+
+    def __str__(self) -> str:
+        return str(self._job)
+
+
+class SlotExecutor(ThreadPoolExecutor):
+    """Passes each job the fire time it was scheduled for (not the clock when it starts).
+
+    Jobs coalesce, so a job is submitted with one run time: the newest one due.
+    """
+
+    def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
+        if job.func is fire and run_times:
+            job = _SlotJob(job, run_times[-1])
+        super()._do_submit_job(job, run_times[-1:] if job.func is fire else run_times)
 
 
 class Scheduler:
@@ -52,6 +93,7 @@ class Scheduler:
         grace = settings.misfire_grace_seconds if settings.misfire_policy == "run_once" else 1
         self._scheduler = BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=instance.store.engine, tablename=JOB_TABLE)},
+            executors={"default": SlotExecutor(max_workers=10)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": grace},
             timezone=timezone(settings.timezone),
         )
@@ -65,6 +107,9 @@ class Scheduler:
         else:
             self._scheduler.start()
             self._started = True
+        for job in self._scheduler.get_jobs():
+            described = self._describe(job)
+            self._publish(described["pipeline"], described["cron"], described["timezone"])
 
     def _ensure_started(self) -> None:
         if not self._started:
@@ -92,14 +137,32 @@ class Scheduler:
         job = self._scheduler.add_job(
             fire, trigger, args=[self.instance.name, pipeline], kwargs={"cron": cron}, id=pipeline, name=pipeline, replace_existing=True,
         )
-        return self._describe(job, cron)
+        described = self._describe(job, cron)
+        self._publish(pipeline, cron, described["timezone"])
+        return described
 
     def unschedule(self, job_id: str) -> None:
         self._ensure_started()
+        job = self._scheduler.get_job(job_id)
         try:
             self._scheduler.remove_job(job_id)
         except JobLookupError as exc:
             raise NotFound(f"no scheduled job {job_id!r}; `maoctl tool list-scheduled` lists them") from exc
+        pipeline = self._describe(job)["pipeline"] if job is not None else job_id
+        try:
+            self.instance.registry.delete(schedule_key(pipeline, self.instance.name))
+        except MAOError as exc:
+            log.warning("could not remove the schedule of %s from the registry: %s", pipeline, exc.message)
+
+    def _publish(self, pipeline: str, cron: str | None, tz: str) -> None:
+        """Tell the federation this instance runs ``pipeline`` on ``cron`` (it decides who votes on a slot)."""
+        if not cron:
+            return
+        value = {"cron": cron, "timezone": tz, "instance": self.instance.name}
+        try:
+            self.instance.registry.put(schedule_key(pipeline, self.instance.name), value)
+        except MAOError as exc:
+            log.warning("could not publish the schedule of %s in the registry: %s", pipeline, exc.message)
 
     def jobs(self) -> list[dict[str, Any]]:
         self._ensure_started()

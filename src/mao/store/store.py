@@ -113,7 +113,9 @@ class Store:
 
     # runs ------------------------------------------------------------------------
 
-    def create_run(self, pipeline: str, steps: list[dict[str, Any]], trigger: str = "manual") -> Run:
+    def create_run(
+        self, pipeline: str, steps: list[dict[str, Any]], trigger: str = "manual", slot: str | None = None
+    ) -> Run:
         """A run and its step rows, all pending. Refuses if the pipeline has an active run."""
         with self.session() as s:
             active = s.scalar(
@@ -123,7 +125,7 @@ class Store:
                 from mao.errors import Conflict
 
                 raise Conflict(f"pipeline {pipeline!r} already has a run in progress")
-            run = Run(pipeline=pipeline, status="pending", trigger=trigger)
+            run = Run(pipeline=pipeline, status="pending", trigger=trigger, slot=slot)
             for position, step in enumerate(steps):
                 run.steps.append(
                     StepRun(

@@ -7,7 +7,9 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from mao.agreement.slots import normalize_slot
 from mao.api.deps import InstanceDep
+from mao.errors import InvalidInput
 from mao.models import Name, PipelineIn, RunRequest
 from mao.pipelines import describe, init_pipeline, remove_pipeline
 from mao.validation import check_name
@@ -40,11 +42,15 @@ def delete_pipeline(name: str, instance: InstanceDep, unregister: bool = False) 
 
 @router.post("/pipeline/run")
 def run(request: RunRequest, instance: InstanceDep) -> dict[str, Any]:
+    slot = normalize_slot(request.slot) if request.slot is not None else None
     if request.cron:
+        if slot is not None:
+            raise InvalidInput("give either cron (schedule) or slot (run now for that fire time), not both")
         job = instance.scheduler.schedule(request.name, request.cron)
         return {"ok": True, "scheduled": True, "job": job}
-    run_id = instance.runner.start(request.name, trigger="api")
-    return {"ok": True, "scheduled": False, "run_id": run_id, "status": instance.store.get_run(run_id).status}
+    run_id = instance.runner.start(request.name, trigger="api", slot=slot)
+    run = instance.store.get_run(run_id)
+    return {"ok": True, "scheduled": False, "run_id": run_id, "status": run.status, "slot": run.slot}
 
 
 class VariableIn(BaseModel):
