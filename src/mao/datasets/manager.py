@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+from mao.datasets.changes import ChangesMixin
 from mao.datasets.git import Git, redact
 from mao.datasets.groundtruth import GROUND_TRUTH, GroundTruthMixin
 from mao.errors import AlreadyExists, GitError, InvalidInput, MergeConflict, NotFound
@@ -121,7 +122,7 @@ class _DatasetLock:
             self._rlock.release()
 
 
-class DatasetManager(GroundTruthMixin):
+class DatasetManager(GroundTruthMixin, ChangesMixin):
     """Clones, branches, snapshots, commits, pushes and merges git datasets.
 
     ``push_retries`` is the number of extra attempts after a failed push; attempt
