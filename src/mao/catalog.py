@@ -54,10 +54,10 @@ class Catalog:
         return value
 
     def get_dataset(self, name: str) -> dict[str, Any]:
-        return self._get("dataset", DATASETS, name)
+        return _dataset_defaults(self._get("dataset", DATASETS, name))
 
     def datasets(self) -> dict[str, dict[str, Any]]:
-        return self.registry.list(DATASETS)
+        return {name: _dataset_defaults(value) for name, value in self.registry.list(DATASETS).items()}
 
     def remove_dataset(self, name: str) -> None:
         self._remove("dataset", DATASETS, name)
@@ -92,3 +92,10 @@ class Catalog:
             sorted({t for t in tools if t not in known_tools}),
             sorted({d for d in datasets if d not in known_datasets}),
         )
+
+
+def _dataset_defaults(value: dict[str, Any]) -> dict[str, Any]:
+    """Datasets registered before policies existed agree by merging."""
+    value.setdefault("policy", "merge")
+    value.setdefault("vote_deadline", 600)
+    return value

@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 
 from mao import __version__
 from mao.api.deps import require_token
-from mao.api.routes import federation, health, jobs, pipelines, registry, repos, runs
+from mao.api.routes import datasets, federation, health, jobs, pipelines, registry, repos, runs
 from mao.config import Settings
 from mao.web import install_error_handlers
 from mao.instance import Instance
@@ -49,6 +49,6 @@ def create_app(settings: Settings | None = None, *, instance: Instance | None = 
     install_error_handlers(app)
     app.include_router(health.router)
     protected = [Depends(require_token)]
-    for module in (registry, pipelines, runs, jobs, repos, federation):
+    for module in (registry, pipelines, runs, jobs, repos, federation, datasets):
         app.include_router(module.router, dependencies=protected)
     return app
