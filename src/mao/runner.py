@@ -191,7 +191,10 @@ class Runner:
         name = step["name"]
         tool = catalog.get_tool(step["tool"])
         out_name = step["output_dataset"]
-        out_url = catalog.get_dataset(out_name)["master"]
+        out_dataset = catalog.get_dataset(out_name)
+        out_url = out_dataset["master"]
+        if slot and out_dataset.get("policy") == "vote":
+            self._open_slot(run_id, out_name, pipeline, name, slot, int(out_dataset.get("vote_deadline") or 600))
         env, secrets = render_env(step.get("env") or {}, variables)
         env.update(step_environment(inst.name, pipeline, name, run_id, slot))
         branch = node_branch(name, inst.name)
@@ -278,6 +281,19 @@ class Runner:
         store.update_step(step_id, merge_commit=merge)
         self._log(run_id, name, f"merged {branch} into ground-truth: {merge}")
         return StepOutcome("succeeded")
+
+    def _open_slot(self, run_id: int, dataset: str, pipeline: str, step: str, slot: str, deadline: int) -> None:
+        """The first run of a slot fixes its electorate (who is alive and has the schedule now)."""
+        from mao.agreement.ballots import BallotBox, SlotRef
+
+        try:
+            electorate = BallotBox(self.instance.registry).open(
+                SlotRef(dataset, pipeline, step, slot), self.instance.name, deadline
+            )
+        except MAOError as exc:  # casting the ballot opens it later
+            self._log(run_id, step, f"could not open slot {slot} for the vote: {exc.message}")
+            return
+        self._log(run_id, step, f"slot {slot}: electorate {', '.join(electorate['electors'])}")
 
     # helpers ---------------------------------------------------------------------
 

@@ -189,3 +189,26 @@ def test_a_tallier_killed_after_pushing_does_not_tally_twice(federation, registe
     assert len(tally_commits(remote)) == 1
     assert again["commit"] == tally_commits(remote)[0] and again["outcome"] == "agreed"
     assert BallotBox(instances[2].registry).outcome(ref())["commit"] == again["commit"]  # index rebuilt
+
+
+def test_electorate_is_fixed_when_the_slot_opens(federation, register, remote):
+    alpha, beta = voting(federation, register, names=("alpha", "beta"))
+    for name, cron in (("alpha", "0 * * * *"), ("beta", "0 * * * *"), ("gamma", "30 * * * *")):
+        alpha.registry.put(f"schedules/collect/{name}", {"cron": cron, "timezone": "UTC", "instance": name})
+    federation("gamma")  # live, but on another cron: not an elector
+    run_slot(alpha)
+    electorate = BallotBox(alpha.registry).electorate(ref())
+    assert electorate["electors"] == ["alpha", "beta"]
+
+    late_joiner = federation("delta", tool=differs_for("delta"))  # joins mid-slot
+    alpha.registry.put("schedules/collect/delta", {"cron": "0 * * * *", "timezone": "UTC", "instance": "delta"})
+    register(late_joiner, policy="vote")
+    run_slot(late_joiner)
+    assert tally_commits(remote) == []  # beta is still awaited; delta's ballot does not count
+    run_slot(beta)
+    t = trailers(remote, "ground-truth")
+    assert t["Mao-Vote-For"] == "alpha,beta" and t["Mao-Vote-Against"] == "none"
+    assert BallotBox(alpha.registry).electorate(ref(slot="2026-11-28T13:00:00Z")) is None
+    run_slot(alpha, "2026-11-28T13:00:00Z")  # the next slot's electorate has delta
+    assert BallotBox(alpha.registry).electorate(ref(slot="2026-11-28T13:00:00Z"))["electors"] == [
+        "alpha", "beta", "delta"]
