@@ -212,3 +212,16 @@ def test_electorate_is_fixed_when_the_slot_opens(federation, register, remote):
     run_slot(alpha, "2026-11-28T13:00:00Z")  # the next slot's electorate has delta
     assert BallotBox(alpha.registry).electorate(ref(slot="2026-11-28T13:00:00Z"))["electors"] == [
         "alpha", "beta", "delta"]
+
+
+def test_three_running_the_slot_at_once(federation, register, remote):
+    instances = voting(federation, register, tool=differs_for("gamma"))
+    threads = [threading.Thread(target=run_slot, args=(inst,)) for inst in instances]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert len(tally_commits(remote)) == 1
+    t = trailers(remote, "ground-truth")
+    assert t["Mao-Vote-For"] == "alpha,beta" and t["Mao-Vote-Against"] == "gamma"
+    assert git(remote, "show", "ground-truth:snapshot.csv") == f"slot,{SLOT}\nvalue,42\n"
