@@ -90,3 +90,42 @@ def test_merge_retries_when_ground_truth_moved_meanwhile(federation, register, r
     assert run.status == "succeeded", run.error
     assert is_ancestor(remote, run.steps[0].output_commit, "ground-truth")
     assert git(remote, "show", "ground-truth:other.txt") == "pushed meanwhile\n"
+
+
+def with_header(spec, on_log) -> int:
+    """A collector that creates metrics.csv with a header, then appends its row."""
+    path = spec.output_dir / "metrics.csv"
+    if not path.exists():
+        path.write_text("instance,run,slot\n")
+    with path.open("a") as fh:
+        fh.write(f"{spec.env['MAO_INSTANCE']},{spec.env['MAO_RUN_ID']},{spec.env['MAO_SLOT']}\n")
+    return 0
+
+
+def test_concurrent_rounds_of_appended_rows_all_merge(federation, register, remote):
+    """Every round, three instances append their row to the same file at once: rows both
+    sides only appended are kept, so every run succeeds and nothing is lost."""
+    instances = [federation(name, tool=with_header) for name in NAMES]
+    for inst in instances:
+        register(inst)
+    node_commits = []
+    for round_no in range(3):
+        slot = f"2026-11-28T1{round_no}:00:00Z"
+        run_ids: dict[str, int] = {}
+        threads = [threading.Thread(target=lambda i=i: run_ids.__setitem__(
+            i.name, i.runner.run_sync("collect", slot=slot))) for i in instances]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        for inst in instances:
+            run = inst.store.get_run(run_ids[inst.name])
+            assert run.status == "succeeded", (round_no, inst.name, run.error)
+            node_commits.append(run.steps[0].output_commit)
+    for commit in node_commits:
+        assert is_ancestor(remote, commit, "ground-truth")
+    lines = git(remote, "show", "ground-truth:metrics.csv").splitlines()
+    assert lines[0] == "instance,run,slot" and len(lines) == 10
+    assert sorted(line.split(",")[0] for line in lines[1:]) == sorted(NAMES * 3)
+    messages = git(remote, "log", "--format=%B", "ground-truth")
+    assert "Conflicts" not in messages

@@ -27,6 +27,10 @@ def test_vote_through_api_and_cli(federation, register, remote, maoctl, free_por
         assert started.code == 0, started.output
         for inst in instances[1:]:
             assert inst.store.get_run(inst.runner.run_sync("collect", slot=SLOT)).status == "succeeded"
+        run_id = alpha.store.list_runs("collect")[0].id
+        shown = cli("runs", "show", str(run_id))
+        assert shown.code == 0 and SLOT in shown.out
+        assert SLOT in cli("runs", "list").out
 
         assert trailers(remote, "ground-truth")["Mao-Vote-Against"] == "gamma"
         table = cli("dataset", "votes", "metrics")

@@ -440,7 +440,7 @@ class DatasetManager(GroundTruthMixin, ChangesMixin):
                 self.git.run(["checkout", agreed, "--", path], worktree)
             else:
                 self.git.run(["rm", "--quiet", "--force", "--", path], worktree)
-        done = self.git.call(["commit", "--quiet", "--no-verify", "--no-edit"], worktree)
+        done = self.git.call(["commit", "--quiet", "--no-verify", "--no-edit", "--cleanup=strip"], worktree)
         if done.returncode != 0:
             self.git.call(["merge", "--abort"], worktree)
             self._clean(worktree, branch, head)
