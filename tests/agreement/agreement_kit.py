@@ -29,7 +29,8 @@ def git(repo: Path, *args: str) -> str:
 
 def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
     result = subprocess.run(
-        ["git", "--git-dir", str(repo), "merge-base", "--is-ancestor", ancestor, descendant], capture_output=True
+        ["git", "--git-dir", str(repo), "merge-base", "--is-ancestor", ancestor, descendant], capture_output=True,
+        check=False,
     )
     return result.returncode == 0
 

@@ -112,8 +112,11 @@ def test_concurrent_rounds_of_appended_rows_all_merge(federation, register, remo
     for round_no in range(3):
         slot = f"2026-11-28T1{round_no}:00:00Z"
         run_ids: dict[str, int] = {}
-        threads = [threading.Thread(target=lambda i=i: run_ids.__setitem__(
-            i.name, i.runner.run_sync("collect", slot=slot))) for i in instances]
+
+        def run(inst, slot=slot, run_ids=run_ids):
+            run_ids[inst.name] = inst.runner.run_sync("collect", slot=slot)
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in instances]
         for thread in threads:
             thread.start()
         for thread in threads:

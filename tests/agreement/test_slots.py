@@ -3,7 +3,6 @@ node commit trailers and each step container's environment."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -21,7 +20,7 @@ from mao.models import DatasetIn, PipelineIn, ToolIn
 from mao.pipelines import init_pipeline
 from mao.registry.memory import MemoryRegistry
 
-from agreement_kit import git, trailers
+from agreement_kit import trailers
 
 SEEN: list[dict[str, str]] = []
 

@@ -142,7 +142,7 @@ def test_deadline_tallies_without_the_missing_elector(federation, register, remo
 
 def test_concurrent_talliers_write_one_commit(federation, register, remote):
     instances = voting(federation, register)
-    federation("delta").registry  # live and electing: the slot waits for it
+    federation("delta")  # live and electing: the slot waits for it
     for inst in instances:
         run_slot(inst)
     assert tally_commits(remote) == []

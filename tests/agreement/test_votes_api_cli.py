@@ -12,7 +12,10 @@ def test_vote_through_api_and_cli(federation, register, remote, maoctl, free_por
     instances = [federation(name, tool=differs_for("gamma")) for name in NAMES]
     alpha = instances[0]
     with Server(alpha, free_port()) as server:
-        cli = lambda *args: maoctl("--url", server.url, *args)  # noqa: E731
+
+        def cli(*args):
+            return maoctl("--url", server.url, *args)
+
         added = cli("dataset", "add", "--name", "metrics", "--git-url", str(remote), "--policy", "vote",
                     "--vote-deadline", "300")
         assert added.code == 0, added.output

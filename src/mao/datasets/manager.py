@@ -31,8 +31,7 @@ from typing import Any, ClassVar
 from mao.datasets.changes import ChangesMixin
 from mao.datasets.git import Git, redact
 from mao.datasets.groundtruth import GROUND_TRUTH, GroundTruthMixin
-from mao.errors import AlreadyExists, GitError, InvalidInput, MergeConflict, NotFound
-
+from mao.errors import AlreadyExists, GitError, InvalidInput, NotFound
 from mao.validation import check_git_url, check_name
 
 logger = logging.getLogger(__name__)
