@@ -225,3 +225,17 @@ def test_three_running_the_slot_at_once(federation, register, remote):
     t = trailers(remote, "ground-truth")
     assert t["Mao-Vote-For"] == "alpha,beta" and t["Mao-Vote-Against"] == "gamma"
     assert git(remote, "show", "ground-truth:snapshot.csv") == f"slot,{SLOT}\nvalue,42\n"
+
+
+def test_the_registry_index_is_rebuilt_from_tally_commits(federation, register, remote):
+    instances = voting(federation, register, tool=differs_for("gamma"))
+    for inst in instances:
+        run_slot(inst)
+    registry = instances[0].registry
+    for prefix in ("tallies/", "electorates/", "ballots/"):
+        for key in registry.list(prefix):
+            registry.delete(prefix + key)
+    [slot] = Tallier(instances[1]).votes("metrics")["slots"]
+    assert slot["outcome"] == "agreed" and slot["dissenters"] == ["gamma"]
+    assert slot["electorate"] == list(NAMES)
+    assert slot["commit"] == git(remote, "rev-parse", "ground-truth").strip()

@@ -267,6 +267,30 @@ class Tallier:
                 outcomes.append(outcome)
         return outcomes
 
+    def rebuild(self, dataset: str, limit: int = 1000) -> int:
+        """Re-index the tally commits of ``dataset``'s ground-truth that the registry lacks
+        (etcd lost or replaced): the commits are the record. Returns how many were added."""
+        url = self.instance.catalog.get_dataset(dataset)["master"]
+        added = 0
+        for entry in self.instance.datasets.log(dataset, url, limit=limit):
+            t = entry["trailers"]
+            if "Mao-Vote-For" not in t or not all(k in t for k in ("Mao-Slot", "Mao-Pipeline", "Mao-Step")):
+                continue
+            try:
+                ref = SlotRef(dataset, t["Mao-Pipeline"], t["Mao-Step"], normalize_slot(t["Mao-Slot"]))
+            except MAOError:
+                continue
+            if self.box.outcome(ref) is not None and self.box.electorate(ref) is not None:
+                continue
+            record = self._index(ref, {"sha": entry["sha"], "trailers": t})
+            electors = sorted({*record["for"], *record["dissenters"], *record["missing"]})
+            self.box.registry.create(
+                f"electorates/{ref.path}",
+                {"slot": ref.slot, "electors": electors, "opened_at": None, "deadline": 0, "opened_by": None},
+            )
+            added += 1
+        return added
+
     # ------------------------------------------------------------------ view
 
     def votes(self, dataset: str, slot: str | None = None) -> dict[str, Any]:
@@ -274,6 +298,10 @@ class Tallier:
         check_name(dataset, "dataset name")
         self.instance.catalog.get_dataset(dataset)
         wanted = normalize_slot(slot) if slot is not None else None
+        try:
+            self.rebuild(dataset)
+        except MAOError as exc:  # the remote may be unreachable: show what the registry knows
+            log.warning("could not read the tally commits of dataset %s: %s", dataset, exc.message)
         slots = []
         for ref in self.box.slots(dataset):
             if wanted is not None and ref.slot != wanted:
