@@ -89,6 +89,10 @@ class BallotBox:
     def outcome(self, ref: SlotRef) -> dict[str, Any] | None:
         return self.registry.get(TALLIES + ref.path)
 
+    def tallied(self) -> set[str]:
+        """The paths (``<dataset>/<pipeline>/<step>/<slot>``) of every slot with an outcome."""
+        return set(self.registry.list(TALLIES))
+
     def record(self, ref: SlotRef, outcome: dict[str, Any]) -> None:
         self.registry.put(TALLIES + ref.path, outcome)
 

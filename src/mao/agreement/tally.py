@@ -254,8 +254,9 @@ class Tallier:
     def due(self, now: float | None = None) -> list[dict[str, Any]]:
         """Tally every open slot whose deadline passed (the serving process calls this periodically)."""
         outcomes = []
+        tallied = self.box.tallied()
         for ref in self.box.slots():
-            if self.box.outcome(ref) is not None:
+            if ref.path in tallied:
                 continue
             try:
                 outcome = self.maybe_tally(ref, now)
