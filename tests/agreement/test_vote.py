@@ -239,3 +239,50 @@ def test_the_registry_index_is_rebuilt_from_tally_commits(federation, register, 
     assert slot["outcome"] == "agreed" and slot["dissenters"] == ["gamma"]
     assert slot["electorate"] == list(NAMES)
     assert slot["commit"] == git(remote, "rev-parse", "ground-truth").strip()
+
+
+def _tallier(tmp_path, etcd_cluster, etcd_prefix, name, *extra):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).with_name("tally_process.py")
+    return subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / f"proc-{name}"), name, ",".join(etcd_cluster.endpoints),
+         etcd_prefix, SLOT, *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ), start_new_session=True,
+    )
+
+
+def test_tallier_processes_at_once_write_one_commit(federation, register, remote, tmp_path, etcd_cluster,
+                                                    etcd_prefix):
+    instances = voting(federation, register, tool=differs_for("gamma"))
+    federation("delta")
+    for inst in instances:
+        run_slot(inst)
+    procs = [_tallier(tmp_path, etcd_cluster, etcd_prefix, f"t{i}") for i in range(3)]
+    outputs = [proc.communicate(timeout=180) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0], [err[-2000:] for _, err in outputs]
+    assert len(tally_commits(remote)) == 1
+    import json
+
+    assert {json.loads(out)["commit"] for out, _ in outputs} == {tally_commits(remote)[0]}
+
+
+def test_a_tallier_process_sigkilled_after_pushing_does_not_tally_twice(federation, register, remote, tmp_path,
+                                                                       etcd_cluster, etcd_prefix):
+    instances = voting(federation, register)
+    federation("delta")
+    for inst in instances:
+        run_slot(inst)
+    killed = _tallier(tmp_path, etcd_cluster, etcd_prefix, "killed", "die")
+    _, err = killed.communicate(timeout=180)
+    assert killed.returncode == -9, err[-2000:]
+    assert len(tally_commits(remote)) == 1
+    assert BallotBox(instances[0].registry).outcome(ref()) is None
+    # the killed holder's lock lapses with its lease; the next tallier finds the commit
+    again = Tallier(instances[1]).tally(ref())
+    assert len(tally_commits(remote)) == 1
+    assert again["commit"] == tally_commits(remote)[0]
+    assert BallotBox(instances[0].registry).outcome(ref())["commit"] == again["commit"]
