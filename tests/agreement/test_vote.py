@@ -286,3 +286,14 @@ def test_a_tallier_process_sigkilled_after_pushing_does_not_tally_twice(federati
     assert len(tally_commits(remote)) == 1
     assert again["commit"] == tally_commits(remote)[0]
     assert BallotBox(instances[0].registry).outcome(ref())["commit"] == again["commit"]
+
+
+def test_a_rerun_after_the_tally_keeps_the_counted_ballot(federation, register, remote):
+    (alpha,) = voting(federation, register, names=("alpha",))
+    run_slot(alpha)
+    counted = BallotBox(alpha.registry).ballots(ref())["alpha"]
+    alpha.executor.tools["img/collect"] = differs_for("alpha")
+    rerun = run_slot(alpha)
+    assert rerun.steps[0].details["ballot"]["late"] is True
+    assert BallotBox(alpha.registry).ballots(ref())["alpha"] == counted
+    assert len(tally_commits(remote)) == 1

@@ -89,10 +89,11 @@ class Tallier:
             oid = output_id(datasets.change_of(dataset, commit))
         deadline = int(inst.catalog.get_dataset(dataset).get("vote_deadline") or 600)
         self.box.open(ref, inst.name, deadline)
-        ballot = {
-            "output_id": oid, "commit": commit, "instance": inst.name, "run_id": run_id,
-            "late": self.box.outcome(ref) is not None,
-        }
+        tallied = self.box.outcome(ref) is not None
+        ballot = {"output_id": oid, "commit": commit, "instance": inst.name, "run_id": run_id, "late": tallied}
+        if tallied and inst.name in self.box.ballots(ref):
+            log.info("slot %s is tallied already; this instance's counted ballot stays", ref.slot)
+            return ballot
         self.box.cast(ref, inst.name, ballot)
         try:
             self.maybe_tally(ref)
