@@ -17,6 +17,9 @@ logger = logging.getLogger(__name__)
 
 GROUND_TRUTH = "ground-truth"
 
+# Files where rows appended by two instances can both be kept when both created the file.
+_LINE_FILES = (".csv", ".tsv", ".txt", ".log", ".jsonl", ".ndjson")
+
 
 class GroundTruthMixin:
     git: Any
@@ -103,7 +106,8 @@ class GroundTruthMixin:
         conflicted file (collectors appending rows to one file at once): ground-truth's
         lines first, then the node's. Anything else (a line changed or removed, a file
         deleted, binary content) is a genuine conflict: False, the merge left as it is.
-        For a file both sides created, their common first lines stand in for the base.
+        For a line-oriented file both sides created, their common first lines (a header)
+        stand in for the base.
         """
         files = self._conflicted_files(worktree)
         if not files:
@@ -120,7 +124,11 @@ class GroundTruthMixin:
                 return False
             base = stages.get(1)
             if base is None:
+                # both created it: their common first lines (a header) stand in for the base,
+                # for line-oriented files only
                 base = list(_common_prefix(ours, theirs))
+                if not base or not path.lower().endswith(_LINE_FILES):
+                    return False
             if ours[: len(base)] != base or theirs[: len(base)] != base:
                 return False
             if (base and not base[-1].endswith("\n")) or (len(ours) > len(base) and not ours[-1].endswith("\n")):
