@@ -90,7 +90,9 @@ def test_tool_model_rejects(fields: dict) -> None:
 
 def test_dataset_model() -> None:
     ds = DatasetIn(name="ds", body={"master": "https://x/y.git", "nodes": ["collect-node1", "feature/x"]})
-    assert ds.body.model_dump() == {"master": "https://x/y.git", "nodes": ["collect-node1", "feature/x"]}
+    assert ds.body.model_dump() == {
+        "master": "https://x/y.git", "nodes": ["collect-node1", "feature/x"], "policy": "merge", "vote_deadline": 600,
+    }
     assert DatasetIn(name="ds", body={"master": "/srv/ds.git"}).body.nodes == []
 
 
@@ -103,6 +105,8 @@ def test_dataset_model() -> None:
         {"master": "https://x/y", "nodes": ["-flag"]},
         {"master": "https://x/y", "nodes": "main"},
         {"master": "https://x/y", "nodes": [], "extra": True},
+        {"master": "https://x/y", "policy": "majority"},
+        {"master": "https://x/y", "policy": "vote", "vote_deadline": 0},
     ],
 )
 def test_dataset_model_rejects(body: dict) -> None:

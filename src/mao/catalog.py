@@ -69,10 +69,10 @@ class Catalog:
         return value
 
     def get_dataset(self, name: str) -> dict[str, Any]:
-        return self._get("dataset", DATASETS, name)
+        return _dataset_defaults(self._get("dataset", DATASETS, name))
 
     def datasets(self) -> dict[str, dict[str, Any]]:
-        return self.registry.list(DATASETS)
+        return {name: _dataset_defaults(value) for name, value in self.registry.list(DATASETS).items()}
 
     def remove_dataset(self, name: str, active_runs: Iterable[Any] = ()) -> None:
         """Unregister a dataset; a Conflict if one of ``active_runs`` (this instance's) reads or writes it."""
@@ -115,3 +115,10 @@ def _uses(step: Any, kind: str, name: str) -> bool:
     if kind == "tool":
         return step.tool == name
     return name in (step.input_dataset, step.output_dataset)
+
+
+def _dataset_defaults(value: dict[str, Any]) -> dict[str, Any]:
+    """Datasets registered before policies existed agree by merging."""
+    value.setdefault("policy", "merge")
+    value.setdefault("vote_deadline", 600)
+    return value

@@ -19,9 +19,15 @@ def start_background(instance: Instance) -> None:
         start_heartbeat(instance)
     except MAOError as exc:
         log.warning("could not announce this instance in the registry: %s", exc.message)
+    from mao.agreement.service import TallyLoop
+
+    instance.tally_loop = TallyLoop(instance).start()
 
 
 def stop_background(instance: Instance) -> None:
+    loop = getattr(instance, "tally_loop", None)
+    if loop is not None:
+        loop.stop()
     stop_heartbeat(instance)
     if "scheduler" in instance.__dict__:
         instance.scheduler.shutdown()

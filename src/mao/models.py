@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -59,6 +59,10 @@ class ToolIn(Strict):
 
 
 class DatasetBody(Strict):
+    """A dataset's registry value. ``policy`` decides how ground-truth is written: ``merge``
+    (every node change merged in) or ``vote`` (per slot, the change a strict majority agrees
+    on; slots are tallied at the latest ``vote_deadline`` seconds after they open)."""
+
     master: Annotated[
         GitURL,
         Field(
@@ -68,6 +72,8 @@ class DatasetBody(Strict):
         ),
     ]
     nodes: list[Annotated[str, Field(max_length=160)]] = Field(default_factory=list, max_length=MAX_NODES)
+    policy: Literal["merge", "vote"] = "merge"
+    vote_deadline: int = Field(default=600, ge=1, le=30 * 24 * 3600)
 
     @field_validator("nodes")
     @classmethod
@@ -193,3 +199,5 @@ class RunRequest(Strict):
     cron: Annotated[str, Field(max_length=256)] | None = None
     """Five crontab fields; given (even empty) it schedules instead of running now."""
     wait: bool = False
+    slot: str | None = Field(default=None, max_length=40)
+    """Run now for this cron fire time (ISO-8601 UTC, e.g. 2026-11-28T12:00:00Z): backfill or re-run."""

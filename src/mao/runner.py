@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mao.agreement.slots import normalize_slot
 from mao.closer import RunCloser
 from mao.errors import Conflict, InvalidInput, MAOError, MergeConflict, StoreError
 from mao.executor.base import StepSpec
@@ -34,6 +35,15 @@ TRAILER_PREFIX = "Mao-"
 
 def node_branch(step: str, instance: str) -> str:
     return f"{step}-{instance}"
+
+
+#: Environment names every step container gets; a step's own env cannot override them.
+STEP_ENV_NAMES = ("MAO_INSTANCE", "MAO_PIPELINE", "MAO_STEP", "MAO_RUN_ID", "MAO_SLOT")
+
+
+def step_environment(instance: str, pipeline: str, step: str, run_id: int, slot: str | None) -> dict[str, str]:
+    """What a step's container learns about its run (``MAO_SLOT`` is empty for an ad-hoc run)."""
+    return dict(zip(STEP_ENV_NAMES, (instance, pipeline, step, str(run_id), slot or ""), strict=True))
 
 
 def render_env(env: dict[str, str], variables: dict[str, str]) -> tuple[dict[str, str], list[str]]:
@@ -80,12 +90,18 @@ class Runner:
 
     # public ----------------------------------------------------------------------
 
-    def start(self, pipeline: str, trigger: str = "manual") -> int:
-        """Create a run and start it in the background; returns its id at once."""
+    def start(self, pipeline: str, trigger: str = "manual", slot: str | None = None) -> int:
+        """Create a run and start it in the background; returns its id at once.
+
+        ``slot`` is the cron fire time the run is for (``2026-11-28T12:00:00Z``), or None
+        for a plain ad-hoc run.
+        """
+        if slot is not None:
+            slot = normalize_slot(slot)
         definition = self.instance.store.get_pipeline(pipeline)
         self._close_waiting(pipeline)
         with self._lock:
-            run = self.instance.store.create_run(pipeline, definition.steps, trigger=trigger)
+            run = self.instance.store.create_run(pipeline, definition.steps, trigger=trigger, slot=slot)
             cancel = threading.Event()
             self._cancel[run.id] = cancel
             self._futures[run.id] = self._pool.submit(self._execute_safely, run.id, definition.steps, cancel)
@@ -102,8 +118,8 @@ class Runner:
                     f"record it yet ({item.last_error}); it is retried, and the pipeline can run again once it is"
                 )
 
-    def run_sync(self, pipeline: str, trigger: str = "manual") -> int:
-        run_id = self.start(pipeline, trigger)
+    def run_sync(self, pipeline: str, trigger: str = "manual", slot: str | None = None) -> int:
+        run_id = self.start(pipeline, trigger, slot)
         self.wait(run_id)
         return run_id
 
@@ -165,23 +181,24 @@ class Runner:
         for step_row, step in zip(run.steps, steps, strict=True):
             if cancel.is_set():
                 return RunStatus.CANCELLED, "cancelled before step " + step.name
-            outcome = self._step(run_id, run.pipeline, step_row.id, step, variables, cancel)
+            outcome = self._step(run_id, run.pipeline, step_row.id, step, variables, cancel, run.slot)
             if outcome.status != RunStatus.SUCCEEDED:
                 return outcome.status, f"step {step.name}: {outcome.error}"
         return RunStatus.SUCCEEDED, None
 
     def _step(
         self, run_id: int, pipeline: str, step_id: int, step: StepIn, variables: dict[str, str],
-        cancel: threading.Event,
+        cancel: threading.Event, slot: str | None = None,
     ) -> StepOutcome:
         store = self.instance.store
         name = step.name
         store.update_step(step_id, status=RunStatus.RUNNING, started_at=utcnow())
         self._log(run_id, name, f"step {name} started (tool {step.tool})")
         try:
-            outcome = self._run_step(run_id, pipeline, step_id, step, variables, cancel)
+            outcome = self._run_step(run_id, pipeline, step_id, step, variables, cancel, slot)
         except MergeConflict as exc:
-            outcome = StepOutcome(RunStatus.CONFLICT, exc.message + ": " + ", ".join(exc.files))
+            # the message names the files already
+            outcome = StepOutcome(RunStatus.CONFLICT, exc.message)
             store.update_step(step_id, details={"conflict_files": exc.files})
         except MAOError as exc:
             outcome = StepOutcome(RunStatus.FAILED, exc.message)
@@ -194,14 +211,18 @@ class Runner:
 
     def _run_step(
         self, run_id: int, pipeline: str, step_id: int, step: StepIn, variables: dict[str, str],
-        cancel: threading.Event,
+        cancel: threading.Event, slot: str | None = None,
     ) -> StepOutcome:
         inst, store, catalog = self.instance, self.instance.store, self.instance.catalog
         name = step.name
         tool = catalog.get_tool(step.tool)
         out_name = step.output_dataset
-        out_url = catalog.get_dataset(out_name)["master"]
+        out_dataset = catalog.get_dataset(out_name)
+        out_url = out_dataset["master"]
+        if slot and out_dataset.get("policy") == "vote":
+            self._open_slot(run_id, out_name, pipeline, name, slot, int(out_dataset.get("vote_deadline") or 600))
         env, secrets = render_env(step.env, variables)
+        env.update(step_environment(inst.name, pipeline, name, run_id, slot))
         branch = node_branch(name, inst.name)
         store.update_step(step_id, image=tool["image"], output_branch=branch)
         datasets = inst.datasets
@@ -238,6 +259,22 @@ class Runner:
             "Mao-Image": tool["image"], "Mao-Image-Digest": result.image_digest or "unknown",
             "Mao-Input-Commit": input_commit or "none", "Mao-Instance": inst.name,
         }
+        if slot:
+            trailers["Mao-Slot"] = slot
+        return self._deliver(run_id, pipeline, step_id, step, worktree, branch, out_name, out_url, trailers, slot)
+
+    def _deliver(
+        self, run_id: int, pipeline: str, step_id: int, step: StepIn, worktree: Path, branch: str,
+        out_name: str, out_url: str, trailers: dict[str, str], slot: str | None,
+    ) -> StepOutcome:
+        """Commit the step's output on its node branch, push it, then hand it to the dataset's
+        policy: merged into ground-truth (``merge``) or cast as a ballot (``vote``).
+
+        Once the push went through, a registry that cannot be reached raises
+        RegistryUnavailable out of here: the commit is safe on the remote.
+        """
+        inst, store, catalog, datasets = self.instance, self.instance.store, self.instance.catalog, self.instance.datasets
+        name = step.name
         commit = datasets.commit_output(worktree, f"{pipeline}/{name}: output of run {run_id}", trailers)
         store.update_step(step_id, output_commit=commit)
         self._log(run_id, name, f"committed {commit} on {branch}" if commit else "the tool changed nothing: no commit")
@@ -248,7 +285,19 @@ class Runner:
             return StepOutcome(
                 RunStatus.FAILED, f"push of {branch} to {_redact(out_url)} failed; the commit is kept and the next run pushes it"
             )
+        dataset = catalog.get_dataset(out_name)
         catalog.add_node(out_name, branch)
+
+        if dataset.get("policy", "merge") == "vote":
+            from mao.agreement.tally import Tallier
+
+            if not slot:
+                self._log(run_id, name, f"dataset {out_name} agrees by vote and this run has no slot: no ballot cast")
+                return StepOutcome(RunStatus.SUCCEEDED)
+            ballot = Tallier(inst).cast(out_name, pipeline, name, slot, run_id, branch, commit)
+            store.update_step(step_id, details={"ballot": ballot})
+            self._log(run_id, name, f"ballot for slot {slot}: output {ballot['output_id'][:12]} ({ballot['commit']})")
+            return StepOutcome(RunStatus.SUCCEEDED)
 
         lock_ttl = max(10, int(inst.settings.registry_timeout * 6))
         with inst.registry.lock(f"merge-{out_name}", ttl=lock_ttl, owner=inst.name):
@@ -258,6 +307,19 @@ class Runner:
         store.update_step(step_id, merge_commit=merge)
         self._log(run_id, name, f"merged {branch} into ground-truth: {merge}")
         return StepOutcome(RunStatus.SUCCEEDED)
+
+    def _open_slot(self, run_id: int, dataset: str, pipeline: str, step: str, slot: str, deadline: int) -> None:
+        """The first run of a slot fixes its electorate (who is alive and has the schedule now)."""
+        from mao.agreement.ballots import BallotBox, SlotRef
+
+        try:
+            electorate = BallotBox(self.instance.registry).open(
+                SlotRef(dataset, pipeline, step, slot), self.instance.name, deadline
+            )
+        except MAOError as exc:  # casting the ballot opens it later
+            self._log(run_id, step, f"could not open slot {slot} for the vote: {exc.message}")
+            return
+        self._log(run_id, step, f"slot {slot}: electorate {', '.join(electorate['electors'])}")
 
     # helpers ---------------------------------------------------------------------
 

@@ -148,9 +148,9 @@ def test_dataset_add_get_remove(cli) -> None:
 
     listed = cli("dataset", "get")
     assert listed.code == 0 and name in listed.out
-    assert json.loads(cli("dataset", "get", "--json").out)[name] == {"master": GIT_URL, "nodes": []}
+    assert json.loads(cli("dataset", "get", "--json").out)[name] == {"master": GIT_URL, "nodes": [], "policy": "merge", "vote_deadline": 600}
     one = json.loads(cli("dataset", "get", "--name", name, "--json").out)
-    assert one == {"name": name, "master": GIT_URL, "nodes": []}
+    assert one == {"name": name, "master": GIT_URL, "nodes": [], "policy": "merge", "vote_deadline": 600}
     shown = cli("dataset", "get", "--name", name)
     assert shown.code == 0 and GIT_URL in shown.out
 

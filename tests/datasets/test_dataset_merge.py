@@ -156,3 +156,50 @@ def test_a_repository_with_data_on_main_starts_ground_truth_from_it(tmp_path):
                            capture_output=True, text=True).stdout.split()
     assert files == ["existing.csv", "more.csv"]
     assert merged
+
+
+def test_rows_both_sides_appended_are_kept(
+    manager: DatasetManager, other: DatasetManager, remote: Path, write_output, inspect
+) -> None:
+    write_output(manager, str(remote), "step-a", {"rows.csv": "h\n1\n"})
+    manager.merge_to_ground_truth("ds", "step-a", "Merge 1", {})
+    # both start from the agreed "h\n1\n" and append a row
+    write_output(manager, str(remote), "step-a", {"rows.csv": "h\n1\na\n"}, run=2)
+    write_output(other, str(remote), "step-b", {"rows.csv": "h\n1\nb\n"}, run=3)
+    manager.merge_to_ground_truth("ds", "step-a", "Merge 2", {})
+    merged = other.merge_to_ground_truth("ds", "step-b", "Merge 3", {"Mao-Run": "3"})
+    assert inspect.file(remote, "ground-truth", "rows.csv") == "h\n1\na\nb\n"
+    assert other.commit_trailers("ds", merged) == {"Mao-Run": "3"}
+
+
+@pytest.mark.parametrize("name,ours,theirs", [
+    ("rows.csv", "h\nchanged\n", "h\n1\nb\n"),  # a line changed, not only appended
+    ("rows.csv", "h\n", "h\n1\nb\n"),  # a line removed
+])
+def test_changed_lines_still_conflict(
+    manager: DatasetManager, other: DatasetManager, remote: Path, write_output, name, ours, theirs
+) -> None:
+    write_output(manager, str(remote), "step-a", {name: "h\n1\n"})
+    manager.merge_to_ground_truth("ds", "step-a", "Merge 1", {})
+    write_output(manager, str(remote), "step-a", {name: ours}, run=2)
+    write_output(other, str(remote), "step-b", {name: theirs}, run=3)
+    manager.merge_to_ground_truth("ds", "step-a", "Merge 2", {})
+    with pytest.raises(MergeConflict):
+        other.merge_to_ground_truth("ds", "step-b", "Merge 3", {})
+
+
+def test_files_both_created_keep_a_shared_header_only_when_line_oriented(
+    manager: DatasetManager, other: DatasetManager, remote: Path, write_output, inspect
+) -> None:
+    write_output(manager, str(remote), "step-a", {"m.csv": "h\na\n"})
+    write_output(other, str(remote), "step-b", {"m.csv": "h\nb\n"})
+    manager.merge_to_ground_truth("ds", "step-a", "Merge a", {})
+    other.merge_to_ground_truth("ds", "step-b", "Merge b", {})
+    assert inspect.file(remote, "ground-truth", "m.csv") == "h\na\nb\n"
+
+    write_output(manager, str(remote), "step-a", {"m.json": "{\n\"v\": 1\n}\n"}, run=2)
+    write_output(other, str(remote), "step-b", {"m.json": "{\n\"v\": 2\n}\n"}, run=3)
+    manager.merge_to_ground_truth("ds", "step-a", "Merge a", {})
+    with pytest.raises(MergeConflict) as info:
+        other.merge_to_ground_truth("ds", "step-b", "Merge b", {})
+    assert info.value.files == ["m.json"]

@@ -50,6 +50,8 @@ def test_keys_live_under_the_prefix_and_values_are_json_objects(etcd_cluster, et
     assert json.loads(raw[prefix + "datasets/hub-data"]) == {
         "master": "https://git.example.org/hub.git",
         "nodes": ["collect-node1"],
+        "policy": "merge",
+        "vote_deadline": 600,
     }
     assert json.loads(raw[prefix + "tools/collector"])["image"] == "mao/collector:1.0"
     # nothing was written outside the prefix by these calls

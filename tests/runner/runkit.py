@@ -14,5 +14,8 @@ TWO_STEPS = {
 }
 
 
+GIT_ID = ("-c", "user.name=other", "-c", "user.email=other@example.org")
+
+
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "--git-dir", str(repo), *args], check=True, capture_output=True, text=True).stdout

@@ -189,27 +189,44 @@ def test_push_failure_keeps_the_commit_for_the_next_run(instance, define, remote
     assert git(good, "show", "ground-truth:observations.csv").count("\n") == 3
 
 
-def test_merge_conflict_keeps_node_branch_and_reports_files(instance, define, remotes, tmp_path):
+def test_merge_conflict_keeps_node_branch_and_reports_files(instance, define, remotes, executor, tmp_path):
     define({"name": "one", "steps": [{"name": "collect", "tool": "collector", "output_dataset": "observations"}]})
     assert instance.store.get_run(instance.runner.run_sync("one")).status == "succeeded"
-    # another instance changed the same file on ground-truth
-    work = tmp_path / "other"
     import subprocess
 
-    subprocess.run(["git", "clone", "-q", "-b", "ground-truth", str(remotes["observations"]), str(work)], check=True)
-    (work / "observations.csv").write_text("rewritten elsewhere\n")
-    subprocess.run(["git", "-C", str(work), "-c", "user.name=o", "-c", "user.email=o@x", "commit", "-qam", "other"], check=True)
-    subprocess.run(["git", "-C", str(work), "push", "-q", "origin", "ground-truth"], check=True)
-    gt_before = git(remotes["observations"], "rev-parse", "ground-truth")
+    from runkit import GIT_ID
 
+    collect = executor.tools["img/collect"]
+
+    def collect_while_another_writes(spec, on_log) -> int:
+        # another instance changes the same lines of ground-truth while this step runs
+        work = tmp_path / "other"
+        subprocess.run(["git", "clone", "-q", "-b", "ground-truth", str(remotes["observations"]), str(work)], check=True)
+        (work / "observations.csv").write_text("rewritten elsewhere\n")
+        subprocess.run(["git", "-C", str(work), *GIT_ID, "commit", "-qam", "other"], check=True)
+        subprocess.run(["git", "-C", str(work), "push", "-q", "origin", "ground-truth"], check=True)
+        return collect(spec, on_log)
+
+    executor.tools["img/collect"] = collect_while_another_writes
     run = instance.store.get_run(instance.runner.run_sync("one"))
+    gt_after_other = git(remotes["observations"], "rev-parse", "ground-truth")
     assert run.status == "conflict"
     step = run.steps[0]
     assert step.status == "conflict"
     assert step.details["conflict_files"] == ["observations.csv"]
-    assert "observations.csv" in step.error
-    assert git(remotes["observations"], "rev-parse", "ground-truth") == gt_before
+    assert step.error.count("observations.csv") == 1, step.error
+    assert git(remotes["observations"], "show", "ground-truth:observations.csv") == "rewritten elsewhere\n"
     assert git(remotes["observations"], "rev-parse", "collect-node-a").strip() == step.output_commit
+
+    # the next run takes the agreed state in: ground-truth's side wins the conflicted lines,
+    # the conflicted commit stays in history and becomes reachable from ground-truth
+    executor.tools["img/collect"] = collect
+    again = instance.store.get_run(instance.runner.run_sync("one"))
+    assert again.status == "succeeded", again.error
+    assert git(remotes["observations"], "merge-base", "--is-ancestor", step.output_commit, "ground-truth") == ""
+    assert git(remotes["observations"], "merge-base", "--is-ancestor", gt_after_other.strip(), "ground-truth") == ""
+    text = git(remotes["observations"], "show", "ground-truth:observations.csv")
+    assert text.startswith("rewritten elsewhere\n") and text.count("\n") == 2
 
 
 def test_crash_recovery_marks_interrupted(instance, define):

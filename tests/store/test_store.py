@@ -36,7 +36,7 @@ def test_migrate_creates_the_schema(store_url: str) -> None:
         assert not set(inspect(store.engine).get_table_names()) & TABLES
         store.migrate()
         assert TABLES <= set(inspect(store.engine).get_table_names())
-        assert _version(store) == ["0001"]
+        assert _version(store) == ["0002_agreement"]
     finally:
         store.close()
 
@@ -51,7 +51,7 @@ def test_migrate_is_idempotent_and_keeps_data(store_url: str) -> None:
     reopened = Store(make_engine(store_url))  # a restarted instance migrates again
     try:
         reopened.migrate()
-        assert _version(reopened) == ["0001"]
+        assert _version(reopened) == ["0002_agreement"]
         assert [p.name for p in reopened.list_pipelines()] == ["kept"]
     finally:
         reopened.close()

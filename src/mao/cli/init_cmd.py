@@ -112,7 +112,9 @@ class Session:
         federation: dict[str, dict[str, Any]] = self.client.get("/registry/pipelines")
         local = {p["name"]: p for p in self.client.get("/pipeline")["pipelines"]}
         self.known_tools = set(self.client.get("/registry/tools"))
-        self.known_datasets = set(self.client.get("/registry/datasets"))
+        registered = self.client.get("/registry/datasets")
+        self.known_datasets = set(registered)
+        self.dataset_policies = {n: v.get("policy", "merge") for n, v in registered.items() if isinstance(v, dict)}
         market_pipelines = []
         if self.market is not None:
             try:
@@ -209,6 +211,8 @@ class Session:
         datasets: list[str] = []
         for name in dict.fromkeys(d for step in pipeline.steps for d in (step.input_dataset, step.output_dataset) if d):
             if name in self.known_datasets:
+                policy = getattr(self, "dataset_policies", {}).get(name, "merge")
+                self.say(f"  dataset {name}: ground-truth agreed by {'majority vote per slot' if policy == 'vote' else 'merging every node'} (policy {policy})")
                 continue
             hint = (f"dataset {name} is not registered; to share it with the federation, contact the federation "
                     "operator to have it set up and registered, then run `maoctl instance init` again")

@@ -19,6 +19,7 @@ from mao.cli.pipeline_cmds import pipeline_app, repo_app
 from mao.cli.registry_cmds import dataset_app, tool_app
 from mao.cli.runs_cmds import runs_app
 from mao.cli.serve import serve
+from mao.cli import vote_cmds  # noqa: F401 - adds `dataset votes` and `dataset resolve`
 from mao.cli.state import DEFAULT_URL, State
 from mao.errors import MAOError
 

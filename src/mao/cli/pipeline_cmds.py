@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 
+from mao.agreement.slots import normalize_slot
 from mao.cli import output
 from mao.cli.registry_cmds import tool_app
 from mao.cli.runs_cmds import follow_run
@@ -141,18 +142,31 @@ def pipeline_run(
     ctx: typer.Context, name: NameReq,
     cron: Annotated[str | None, typer.Option("--cron", help="Schedule with this crontab line instead of running now.")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the run live; exit non-zero if it fails.")] = False,
+    slot: Annotated[str | None, typer.Option(
+        "--slot", help="Run now for this cron fire time (ISO-8601 UTC, e.g. 2026-11-28T12:00:00Z): backfill, re-run.")] = None,
     json: JsonOpt = False,
 ) -> None:
-    """Run a pipeline now, or schedule it with --cron."""
+    """Run a pipeline now (for --slot T if given), or schedule it with --cron."""
     st = state(ctx, json)
-    result = st.client.post("/pipeline/run", json={"name": name, "cron": cron} if cron else {"name": name})
+    if cron and slot:
+        raise InvalidInput("give either --cron (schedule) or --slot (run now for that fire time), not both")
+    if slot is not None:
+        slot = normalize_slot(slot)
+    body: dict[str, Any] = {"name": name}
+    if cron:
+        body["cron"] = cron
+    if slot:
+        body["slot"] = slot
+    result = st.client.post("/pipeline/run", json=body)
     if cron:
         output.print_json(result) if st.json else output.ok(
             f"pipeline {name} scheduled '{cron}' ({result['job']['timezone']}); next run {result['job']['next_run_time']}")
         return
     run_id = result["run_id"]
     if not wait:
-        output.print_json(result) if st.json else output.ok(f"run {run_id} of {name} started; `maoctl runs show {run_id}`")
+        where = f" for slot {slot}" if slot else ""
+        output.print_json(result) if st.json else output.ok(
+            f"run {run_id} of {name}{where} started; `maoctl runs show {run_id}`")
         return
     final = follow_run(st, run_id)
     if st.json:

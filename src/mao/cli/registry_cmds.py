@@ -78,7 +78,7 @@ def dataset_get(ctx: typer.Context, name: NameOpt = None, json: JsonOpt = False)
         ds = st.client.get(f"/registry/datasets/{check_name(name, 'dataset name')}")
         output.print_json(ds) if st.json else output.fields(ds, title=f"dataset {name}")
         return
-    _show_many("Datasets", st.client.get("/registry/datasets"), ["master", "nodes"], st.json)
+    _show_many("Datasets", st.client.get("/registry/datasets"), ["master", "policy", "nodes"], st.json)
 
 
 @dataset_app.command("add")
@@ -86,12 +86,21 @@ def dataset_add(
     ctx: typer.Context,
     name: Annotated[str, typer.Option("--name")],
     git_url: Annotated[str, typer.Option("--git_url", "--git-url", help="ssh, https or file URL, or an absolute path.")],
+    policy: Annotated[str, typer.Option(
+        "--policy", help="How ground-truth is agreed: 'merge' every node change, or 'vote' per slot.")] = "merge",
+    vote_deadline: Annotated[int, typer.Option(
+        "--vote-deadline", help="Seconds after a slot opens by which it is tallied (policy vote).")] = 600,
     json: JsonOpt = False,
 ) -> None:
     """Register a dataset (a git repository) in the federation registry."""
     st = state(ctx, json)
-    result = st.client.post("/registry/datasets", json={"name": name, "body": {"master": git_url, "nodes": []}})
-    output.print_json(result) if st.json else output.ok(f"dataset {name} registered ({git_url})")
+    if policy not in ("merge", "vote"):
+        raise typer.BadParameter(f"unknown policy {policy!r}: use merge or vote", param_hint="--policy")
+    if vote_deadline < 1:
+        raise typer.BadParameter("must be at least 1 second", param_hint="--vote-deadline")
+    body = {"master": git_url, "nodes": [], "policy": policy, "vote_deadline": vote_deadline}
+    result = st.client.post("/registry/datasets", json={"name": name, "body": body})
+    output.print_json(result) if st.json else output.ok(f"dataset {name} registered ({git_url}, policy {policy})")
 
 
 @dataset_app.command("remove")

@@ -75,8 +75,8 @@ def runs_list(
     if st.json:
         output.print_json(runs)
         return
-    output.table("Runs", ["id", "pipeline", "status", "trigger", "started", "duration s", "steps"], (
-        [r["id"], r["pipeline"], _status(r["status"]), r["trigger"], r["started_at"], r["duration"],
+    output.table("Runs", ["id", "pipeline", "status", "trigger", "slot", "started", "duration s", "steps"], (
+        [r["id"], r["pipeline"], _status(r["status"]), r["trigger"], r.get("slot"), r["started_at"], r["duration"],
          " ".join(f"{s['name']}:{s['status']}" for s in r["steps"])] for r in runs))
 
 

@@ -29,14 +29,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from mao.datasets.changes import ChangesMixin
 from mao.datasets.git import Git, redact
-from mao.errors import AlreadyExists, GitError, InvalidInput, MergeConflict, NotFound
-
+from mao.datasets.groundtruth import GROUND_TRUTH, GroundTruthMixin
+from mao.errors import AlreadyExists, GitError, InvalidInput, NotFound
 from mao.validation import check_git_url, check_local_remote, check_name
 
 logger = logging.getLogger(__name__)
 
-GROUND_TRUTH = "ground-truth"
 _PRE_EXISTING = ("main", "master")
 
 # Branch names double as directory names: no '/', no '.', at most 200 characters.
@@ -122,7 +122,7 @@ class _DatasetLock:
             self._rlock.release()
 
 
-class DatasetManager:
+class DatasetManager(GroundTruthMixin, ChangesMixin):
     """Clones, branches, snapshots, commits, pushes and merges git datasets.
 
     ``push_retries`` is the number of extra attempts after a failed push; attempt
@@ -416,7 +416,42 @@ class DatasetManager:
             worktree = self._checkout(name, clone, branch, start)
             if diverged:
                 self._merge_diverged(name, worktree, branch, start)
+            self._take_in_agreed(name, clone, worktree, branch)
             return worktree
+
+    def _take_in_agreed(self, name: str, clone: Path, worktree: Path, branch: str) -> None:
+        """Bring the agreed state (``origin/ground-truth`` as last fetched) into the node branch,
+        so that what the step writes next is a change against it.
+
+        Where the node branch holds an earlier change that ground-truth never took (a
+        conflict, a lost vote), ground-truth's side wins in the files both touched: that
+        change stays in the node branch's history, and the next merge is clean.
+        """
+        agreed = self._agreed(clone)
+        head = self._rev(worktree, "HEAD")
+        if agreed is None or head is None or self._is_ancestor(clone, agreed, head):
+            return
+        if self._is_ancestor(clone, head, agreed):
+            self.git.run(["merge", "--quiet", "--ff-only", agreed], worktree)
+            return
+        text = f"Take {GROUND_TRUTH} {agreed[:12]} into {branch}\n"
+        args = ["merge", "--quiet", "--no-ff", "--no-verify", "--allow-unrelated-histories", "-X", "theirs"]
+        result = self.git.call([*args, "-m", text, agreed], worktree)
+        if result.returncode == 0:
+            return
+        # what -X theirs cannot settle (one side deleted, the other changed): ground-truth's version
+        for path in self._conflicted_files(worktree):
+            if self.git.call(["cat-file", "-e", f"{agreed}:{path}"], worktree).returncode == 0:
+                self.git.run(["checkout", agreed, "--", path], worktree)
+            else:
+                self.git.run(["rm", "--quiet", "--force", "--", path], worktree)
+        done = self.git.call(["commit", "--quiet", "--no-verify", "--no-edit", "--cleanup=strip"], worktree)
+        if done.returncode != 0:
+            self.git.call(["merge", "--abort"], worktree)
+            self._clean(worktree, branch, head)
+            logger.warning(
+                "dataset %s: cannot take %s into %s: %s", name, GROUND_TRUTH, branch, done.stderr.strip()
+            )
 
     def _merge_diverged(self, name: str, worktree: Path, branch: str, local: str) -> None:
         """Local and origin both have commits the other lacks: keep both by merging origin in."""
@@ -567,61 +602,6 @@ class DatasetManager:
     def push_pending(self, name: str) -> dict[str, bool]:
         """Push every branch :meth:`pending_pushes` lists; branch -> pushed."""
         return {branch: self.push(name, branch) for branch in self.pending_pushes(name)}
-
-    # ------------------------------------------------------------------ merge
-
-    def merge_to_ground_truth(self, name: str, branch: str, message: str, trailers: dict[str, str]) -> str:
-        """Merge node ``branch`` into ``ground-truth`` with ``--no-ff`` and push it; return the merge commit.
-
-        The first merge creates ground-truth from the empty root commit. On a conflict
-        nothing is pushed, the ground-truth worktree is left clean and MergeConflict
-        names the files. If the merge cannot be pushed, the local ground-truth is put
-        back to origin's and GitError is raised. The caller holds the federation lock.
-        """
-        check_branch(branch)
-        if branch == GROUND_TRUTH:
-            raise InvalidInput(f"cannot merge {GROUND_TRUTH} into itself")
-        with self._lock(name):
-            clone = self._existing_clone(name)
-            self._fetch(clone)
-            source = self._tip(clone, branch)
-            if source is None:
-                raise NotFound(f"dataset {name!r} has no branch {branch!r} to merge")
-            base = self._rev(clone, f"refs/remotes/origin/{GROUND_TRUTH}")
-            first = base is None
-            if base is None:
-                base = self._agreed(clone) or self._empty_root(clone)
-            worktree = self._checkout(name, clone, GROUND_TRUTH, base)
-            text = self._message(clone, message, trailers)
-            args = ["merge", "--quiet", "--no-ff", "--no-edit", "--no-verify", "--allow-unrelated-histories"]
-            result = self.git.call([*args, "-m", text, source], worktree)
-            if result.returncode != 0:
-                files = self._conflicted_files(worktree)
-                self.git.call(["merge", "--abort"], worktree)
-                self._clean(worktree, GROUND_TRUTH, base)
-                if files:
-                    raise MergeConflict(
-                        f"merging {branch} into {GROUND_TRUTH} of dataset {name} conflicts in: {', '.join(files)}",
-                        files,
-                    )
-                raise self.git.error(["merge", source], worktree, result.returncode, result.stderr)
-            merged = self.git.run(["rev-parse", "HEAD"], worktree).strip()
-            if merged == base and not first:
-                logger.info("dataset %s: %s is already part of %s", name, branch, GROUND_TRUTH)
-                return merged
-            error = self._push_ref(name, GROUND_TRUTH)
-            if error is not None:
-                self._clean(worktree, GROUND_TRUTH, base)
-                raise GitError(
-                    f"merged {branch} into {GROUND_TRUTH} of dataset {name} but could not push it "
-                    f"after {self.push_retries + 1} attempts: {error.message}",
-                    details=error.details,
-                )
-            return merged
-
-    def _conflicted_files(self, worktree: Path) -> list[str]:
-        out = self.git.run(["diff", "--name-only", "--diff-filter=U", "-z"], worktree, check=False)
-        return sorted({path for path in out.split("\0") if path})
 
     # ------------------------------------------------------------------ recovery
 

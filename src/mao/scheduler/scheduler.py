@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import functools
 import logging
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.job import Job
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from mao.agreement.slots import slot_of
 from mao.errors import Conflict, MAOError, NotFound
 from mao.scheduler.cron import parse_cron, timezone
 
@@ -26,17 +29,34 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JOB_TABLE = "apscheduler_jobs"
+SCHEDULES = "schedules/"
 
 
-def fire(instance_name: str, pipeline: str, *, instance: Instance | None = None, **_: Any) -> None:
-    """The job function (referenced by name in the job store). The scheduler's executor
-    passes the serving ``instance`` in; a job fired without one is skipped."""
+def schedule_key(pipeline: str, instance: str) -> str:
+    return f"{SCHEDULES}{pipeline}/{instance}"
+
+
+def fire(
+    instance_name: str,
+    pipeline: str,
+    scheduled_for: datetime | None = None,
+    *,
+    instance: Instance | None = None,
+    **_: Any,
+) -> None:
+    """The job function (referenced by name in the job store).
+
+    The scheduler's executor (:class:`_InstanceExecutor`) passes the serving ``instance``
+    (a job fired without one is skipped) and ``scheduled_for``, the fire time the run is
+    for: the run's slot, however late it actually starts.
+    """
     if instance is None or instance.name != instance_name:
         log.warning("scheduled run of %s: instance %s is not running here", pipeline, instance_name)
         return
+    slot = slot_of(scheduled_for) if scheduled_for is not None else None
     try:
-        run_id = instance.runner.start(pipeline, trigger="cron")
-        log.info("scheduled run %s of %s started", run_id, pipeline)
+        run_id = instance.runner.start(pipeline, trigger="cron", slot=slot)
+        log.info("scheduled run %s of %s for slot %s started", run_id, pipeline, slot)
     except Conflict:
         log.warning("scheduled run of %s skipped: the previous run is still going", pipeline)
     except MAOError as exc:
@@ -44,11 +64,13 @@ def fire(instance_name: str, pipeline: str, *, instance: Instance | None = None,
 
 
 class _BoundJob:
-    """A job as APScheduler's ``run_job`` sees it, its function given the instance."""
+    """A job as APScheduler's ``run_job`` sees it: its function given the instance and,
+    for :func:`fire`, the fire time it runs for among its kwargs."""
 
-    def __init__(self, job: Any, instance: Instance) -> None:
+    def __init__(self, job: Job, instance: Instance, run_time: datetime | None = None) -> None:
         self._job = job
         self.func = functools.partial(job.func, instance=instance)
+        self.kwargs = {**job.kwargs, "scheduled_for": run_time} if run_time is not None else job.kwargs
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._job, name)
@@ -58,14 +80,19 @@ class _BoundJob:
 
 
 class _InstanceExecutor(ThreadPoolExecutor):
-    """Runs each due job with this scheduler's instance: no module-level lookup of instances."""
+    """Runs each due job with this scheduler's instance (no module-level lookup of instances)
+    and the fire time it was scheduled for (not the clock when it starts). Jobs coalesce, so
+    a job of :func:`fire` is submitted with one run time: the newest one due."""
 
-    def __init__(self, instance: Instance) -> None:
-        super().__init__(max_workers=4)
+    def __init__(self, instance: Instance, max_workers: int = 10) -> None:
+        super().__init__(max_workers=max_workers)
         self.instance = instance
 
-    def _do_submit_job(self, job: Any, run_times: Any) -> None:
-        super()._do_submit_job(_BoundJob(job, self.instance), run_times)
+    def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
+        if job.func is fire and run_times:
+            super()._do_submit_job(_BoundJob(job, self.instance, run_times[-1]), run_times[-1:])
+        else:
+            super()._do_submit_job(_BoundJob(job, self.instance), run_times)
 
 
 class Scheduler:
@@ -87,6 +114,9 @@ class Scheduler:
         else:
             self._scheduler.start()
             self._started = True
+        for job in self._scheduler.get_jobs():
+            described = self._describe(job)
+            self._publish(described["pipeline"], described["cron"], described["timezone"])
 
     def _ensure_started(self) -> None:
         if not self._started:
@@ -111,14 +141,32 @@ class Scheduler:
         job = self._scheduler.add_job(
             fire, trigger, args=[self.instance.name, pipeline], kwargs={"cron": cron}, id=pipeline, name=pipeline, replace_existing=True,
         )
-        return self._describe(job, cron)
+        described = self._describe(job, cron)
+        self._publish(pipeline, cron, described["timezone"])
+        return described
 
     def unschedule(self, job_id: str) -> None:
         self._ensure_started()
+        job = self._scheduler.get_job(job_id)
         try:
             self._scheduler.remove_job(job_id)
         except JobLookupError as exc:
             raise NotFound(f"no scheduled job {job_id!r}; `maoctl tool list-scheduled` lists them") from exc
+        pipeline = self._describe(job)["pipeline"] if job is not None else job_id
+        try:
+            self.instance.registry.delete(schedule_key(pipeline, self.instance.name))
+        except MAOError as exc:
+            log.warning("could not remove the schedule of %s from the registry: %s", pipeline, exc.message)
+
+    def _publish(self, pipeline: str, cron: str | None, tz: str) -> None:
+        """Tell the federation this instance runs ``pipeline`` on ``cron`` (it decides who votes on a slot)."""
+        if not cron:
+            return
+        value = {"cron": cron, "timezone": tz, "instance": self.instance.name}
+        try:
+            self.instance.registry.put(schedule_key(pipeline, self.instance.name), value)
+        except MAOError as exc:
+            log.warning("could not publish the schedule of %s in the registry: %s", pipeline, exc.message)
 
     def jobs(self) -> list[dict[str, Any]]:
         self._ensure_started()

@@ -129,7 +129,9 @@ class Store:
 
     # runs ------------------------------------------------------------------------
 
-    def create_run(self, pipeline: str, steps: Iterable[StepIn | dict[str, Any]], trigger: str = "manual") -> Run:
+    def create_run(
+        self, pipeline: str, steps: Iterable[StepIn | dict[str, Any]], trigger: str = "manual", slot: str | None = None
+    ) -> Run:
         """A run and its step rows, all pending. Refuses if the pipeline has an active run."""
         models = as_steps(steps)
         with self.session() as s:
@@ -138,7 +140,7 @@ class Store:
             )
             if active:
                 raise Conflict(f"pipeline {pipeline!r} already has a run in progress")
-            run = Run(pipeline=pipeline, status=RunStatus.PENDING.value, trigger=trigger)
+            run = Run(pipeline=pipeline, status=RunStatus.PENDING.value, trigger=trigger, slot=slot)
             for position, step in enumerate(models):
                 run.steps.append(
                     StepRun(

@@ -6,10 +6,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from mao.agreement.slots import normalize_slot
 from mao.api.deps import InstanceDep
 from mao.api.schemas import (
     OkName, PathName, PipelineInitOut, PipelineList, PipelineOut, Router, RunStarted, VariableSet, responses,
 )
+from mao.errors import InvalidInput
 from mao.models import ENV_NAME_RE, MAX_ENV_VALUE, Name, PipelineIn, RunRequest
 from mao.pipelines import describe, init_pipeline, remove_pipeline
 from mao.validation import check_name
@@ -43,12 +45,17 @@ def delete_pipeline(name: PathName, instance: InstanceDep, unregister: bool = Fa
 
 @router.post("/pipeline/run", response_model=RunStarted, responses=responses(400, 404, 409, 413, 503))
 def run(request: RunRequest, instance: InstanceDep) -> Any:
-    """Run now, or with ``cron`` schedule it (an empty or never-firing cron is a 400)."""
+    """Run now (for ``slot``, a cron fire time, if given), or with ``cron`` schedule it
+    (an empty or never-firing cron is a 400)."""
+    slot = normalize_slot(request.slot) if request.slot is not None else None
     if request.cron is not None:
+        if slot is not None:
+            raise InvalidInput("give either cron (schedule) or slot (run now for that fire time), not both")
         job = instance.scheduler.schedule(request.name, request.cron)
         return {"ok": True, "scheduled": True, "job": job}
-    run_id = instance.runner.start(request.name, trigger="api")
-    return {"ok": True, "scheduled": False, "run_id": run_id, "status": instance.store.get_run(run_id).status}
+    run_id = instance.runner.start(request.name, trigger="api", slot=slot)
+    run = instance.store.get_run(run_id)
+    return {"ok": True, "scheduled": False, "run_id": run_id, "status": run.status, "slot": run.slot}
 
 
 class VariableIn(BaseModel):

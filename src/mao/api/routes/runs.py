@@ -41,7 +41,8 @@ def step_dict(step: StepRun) -> dict[str, Any]:
 
 def run_dict(run: Run) -> dict[str, Any]:
     return {
-        "id": run.id, "pipeline": run.pipeline, "status": run.status, "trigger": run.trigger, "error": run.error,
+        "id": run.id, "pipeline": run.pipeline, "status": run.status, "trigger": run.trigger, "slot": run.slot,
+        "error": run.error,
         "created_at": _iso(run.created_at), "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
         "duration": _duration(run.started_at, run.finished_at),
         "steps": [step_dict(s) for s in run.steps],

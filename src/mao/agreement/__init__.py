@@ -1,0 +1,1 @@
+"""Federated agreement: schedule slots, ballots, electorates and tallies into ``ground-truth``."""

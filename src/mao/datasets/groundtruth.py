@@ -1,0 +1,165 @@
+"""Writing ``ground-truth``: node branches merged in (policy ``merge``), with a retry when the push loses a race.
+
+A mixin of :class:`~mao.datasets.manager.DatasetManager`: it uses the manager's clone,
+lock and small git helpers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from mao.errors import GitError, InvalidInput, MergeConflict, NotFound
+
+logger = logging.getLogger(__name__)
+
+GROUND_TRUTH = "ground-truth"
+
+# Files where rows appended by two instances can both be kept when both created the file.
+_LINE_FILES = (".csv", ".tsv", ".txt", ".log", ".jsonl", ".ndjson")
+
+
+class GroundTruthMixin:
+    git: Any
+    push_retries: int
+    retry_delay: float
+
+    def merge_to_ground_truth(self, name: str, branch: str, message: str, trailers: dict[str, str]) -> str:
+        """Merge node ``branch`` into ``ground-truth`` with ``--no-ff`` and push it; return the merge commit.
+
+        The first merge creates ground-truth from the empty root commit. On a conflict
+        nothing is pushed, the ground-truth worktree is left clean and MergeConflict
+        names the files. A push refused because ground-truth moved meanwhile (or any
+        failed push) is retried from a fresh fetch; when every attempt failed, the local
+        ground-truth is put back to origin's and GitError is raised. The caller holds
+        the federation lock.
+        """
+        from mao.datasets.manager import check_branch
+
+        check_branch(branch)
+        if branch == GROUND_TRUTH:
+            raise InvalidInput(f"cannot merge {GROUND_TRUTH} into itself")
+        attempts = self.push_retries + 1
+        last: GitError | None = None
+        for attempt in range(attempts):
+            if attempt:
+                time.sleep(self.retry_delay * 2 ** (attempt - 1))
+            with self._lock(name):
+                merged, pushed, error = self._merge_once(name, branch, message, trailers)
+                if pushed:
+                    return merged
+                last = error
+                logger.warning(
+                    "dataset %s: push of %s failed (attempt %d of %d), fetching and merging again: %s",
+                    name, GROUND_TRUTH, attempt + 1, attempts, error.message if error else "",
+                )
+        assert last is not None
+        raise GitError(
+            f"merged {branch} into {GROUND_TRUTH} of dataset {name} but could not push it "
+            f"after {attempts} attempts: {last.message}",
+            details=last.details,
+        )
+
+    def _merge_once(
+        self, name: str, branch: str, message: str, trailers: dict[str, str]
+    ) -> tuple[str, bool, GitError | None]:
+        """One fetch, merge and push: (merge commit, pushed, push error)."""
+        clone = self._existing_clone(name)
+        self._fetch(clone)
+        source = self._tip(clone, branch)
+        if source is None:
+            raise NotFound(f"dataset {name!r} has no branch {branch!r} to merge")
+        base = self._rev(clone, f"refs/remotes/origin/{GROUND_TRUTH}")
+        first = base is None
+        if base is None:
+            base = self._agreed(clone) or self._empty_root(clone)
+        worktree = self._checkout(name, clone, GROUND_TRUTH, base)
+        text = self._message(clone, message, trailers)
+        args = ["merge", "--quiet", "--no-ff", "--no-edit", "--no-verify", "--allow-unrelated-histories"]
+        result = self.git.call([*args, "-m", text, source], worktree)
+        if result.returncode != 0 and self._keep_both_appends(name, worktree):
+            result = self.git.call(["commit", "--quiet", "--no-verify", "--no-edit", "--cleanup=strip"], worktree)
+        if result.returncode != 0:
+            files = self._conflicted_files(worktree)
+            self.git.call(["merge", "--abort"], worktree)
+            self._clean(worktree, GROUND_TRUTH, base)
+            if files:
+                raise MergeConflict(
+                    f"merging {branch} into {GROUND_TRUTH} of dataset {name} conflicts in: {', '.join(files)}",
+                    files,
+                )
+            raise self.git.error(["merge", source], worktree, result.returncode, result.stderr)
+        merged = self.git.run(["rev-parse", "HEAD"], worktree).strip()
+        if merged == base and not first:
+            logger.info("dataset %s: %s is already part of %s", name, branch, GROUND_TRUTH)
+            return merged, True, None
+        error = self.push_once(name, GROUND_TRUTH)
+        if error is not None:
+            self._clean(worktree, GROUND_TRUTH, base)
+            return merged, False, error
+        return merged, True, None
+
+    def _keep_both_appends(self, name: str, worktree: Path) -> bool:
+        """Settle a conflicted merge in which both sides only added lines at the end of each
+        conflicted file (collectors appending rows to one file at once): ground-truth's
+        lines first, then the node's. Anything else (a line changed or removed, a file
+        deleted, binary content) is a genuine conflict: False, the merge left as it is.
+        For a line-oriented file both sides created, their common first lines (a header)
+        stand in for the base.
+        """
+        files = self._conflicted_files(worktree)
+        if not files:
+            return False
+        resolved: dict[str, str] = {}
+        for path in files:
+            stages = {}
+            for stage in (1, 2, 3):
+                shown = self.git.call(["cat-file", "-e", f":{stage}:{path}"], worktree)
+                if shown.returncode == 0:
+                    stages[stage] = self._blob_lines(worktree, f":{stage}:{path}")
+            ours, theirs = stages.get(2), stages.get(3)
+            if ours is None or theirs is None or "\0" in "".join(ours + theirs):
+                return False
+            base = stages.get(1)
+            if base is None:
+                # both created it: their common first lines (a header) stand in for the base,
+                # for line-oriented files only
+                base = list(_common_prefix(ours, theirs))
+                if not base or not path.lower().endswith(_LINE_FILES):
+                    return False
+            if ours[: len(base)] != base or theirs[: len(base)] != base:
+                return False
+            if (base and not base[-1].endswith("\n")) or (len(ours) > len(base) and not ours[-1].endswith("\n")):
+                return False
+            resolved[path] = "".join(ours + theirs[len(base):])
+        for path, content in resolved.items():
+            (worktree / path).write_bytes(content.encode("utf-8", "surrogateescape"))
+            self.git.run(["add", "--force", "--", path], worktree)
+        logger.info("dataset %s: kept the lines both sides appended to %s", name, ", ".join(resolved))
+        return True
+
+    def _blob_lines(self, worktree: Path, spec: str) -> list[str]:
+        """A blob's lines, ends kept (undecodable bytes survive as surrogates)."""
+        return self.git.run(["cat-file", "blob", spec], worktree).splitlines(keepends=True)
+
+    def push_once(self, name: str, branch: str) -> GitError | None:
+        """One push of local ``branch`` to origin (no retry); the error, or None when it went through."""
+        clone = self._existing_clone(name)
+        try:
+            self.git.run(["push", "--quiet", "--no-verify", "origin", f"refs/heads/{branch}:refs/heads/{branch}"], clone)
+        except GitError as exc:
+            return exc
+        return None
+
+    def _conflicted_files(self, worktree: Path) -> list[str]:
+        out = self.git.run(["diff", "--name-only", "--diff-filter=U", "-z"], worktree, check=False)
+        return sorted({path for path in out.split("\0") if path})
+
+
+def _common_prefix(ours: list[str], theirs: list[str]):
+    for a, b in zip(ours, theirs):
+        if a != b:
+            return
+        yield a
