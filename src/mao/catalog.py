@@ -1,27 +1,92 @@
-"""Tools, datasets and pipeline names in the federation registry."""
+"""Tools, datasets and pipeline names in the federation registry.
+
+With a DefinitionCache, every definition read from the registry is also kept in the local
+store; when the registry cannot be reached, a single definition is served from there (its
+last-known value), which is logged and noted for the run that asked.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
 
-from mao.errors import AlreadyExists, NotFound
+from mao.errors import AlreadyExists, MAOError, NotFound, RegistryUnavailable
 from mao.models import DatasetIn, ToolIn
 from mao.registry.base import Registry
 from mao.validation import check_name
+
+if TYPE_CHECKING:
+    from mao.offline.cache import DefinitionCache
+
+log = logging.getLogger(__name__)
 
 TOOLS, DATASETS, PIPELINES, INSTANCES = "tools/", "datasets/", "pipelines/", "instances/"
 
 
 class Catalog:
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, cache: DefinitionCache | None = None) -> None:
         self.registry = registry
+        self.cache = cache
+        self._notes = threading.local()
 
     def _get(self, kind: str, prefix: str, name: str) -> dict[str, Any]:
         check_name(name, f"{kind} name")
-        value = self.registry.get(prefix + name)
+        try:
+            value = self.registry.get(prefix + name)
+        except RegistryUnavailable as exc:
+            cached = self._last_known(kind, name, exc)
+            if cached is None:
+                raise
+            return cached
         if value is None:
+            self._cache("forget", kind, name)
             raise NotFound(f"{kind} {name!r} is not registered")
+        self._cache("remember", kind, name, value)
         return value
+
+    def _list(self, kind: str, prefix: str) -> dict[str, dict[str, Any]]:
+        values = self.registry.list(prefix)
+        self._cache("remember_all", kind, values)
+        return values
+
+    # last-known definitions ------------------------------------------------------
+
+    def _cache(self, method: str, *args: Any) -> None:
+        if self.cache is None:
+            return
+        try:
+            getattr(self.cache, method)(*args)
+        except MAOError as exc:  # the registry's answer stands even if the local copy cannot be kept
+            log.warning("could not keep the registry's definitions in the local store: %s", exc.message)
+
+    def _last_known(self, kind: str, name: str, exc: RegistryUnavailable) -> dict[str, Any] | None:
+        if self.cache is None:
+            return None
+        try:
+            row = self.cache.get(kind, name)
+        except MAOError:
+            return None
+        if row is None:
+            return None
+        note = (
+            f"the registry is unavailable: working from the last-known definition of {kind} {name} "
+            f"(read {row.fetched_at:%Y-%m-%d %H:%M:%S} UTC)"
+        )
+        log.warning("%s; %s", note, exc.message)
+        self._pending_notes().append(note)
+        return row.value
+
+    def _pending_notes(self) -> list[str]:
+        if not hasattr(self._notes, "items"):
+            self._notes.items = []
+        return self._notes.items
+
+    def take_notes(self) -> list[str]:
+        """What this thread's reads took from the last-known definitions since the last call."""
+        notes = list(self._pending_notes())
+        self._notes.items = []
+        return notes
 
     def _remove(self, kind: str, prefix: str, name: str) -> None:
         check_name(name, f"{kind} name")
@@ -40,7 +105,7 @@ class Catalog:
         return self._get("tool", TOOLS, name)
 
     def tools(self) -> dict[str, dict[str, Any]]:
-        return self.registry.list(TOOLS)
+        return self._list("tool", TOOLS)
 
     def remove_tool(self, name: str) -> None:
         self._remove("tool", TOOLS, name)
@@ -57,7 +122,7 @@ class Catalog:
         return self._get("dataset", DATASETS, name)
 
     def datasets(self) -> dict[str, dict[str, Any]]:
-        return self.registry.list(DATASETS)
+        return self._list("dataset", DATASETS)
 
     def remove_dataset(self, name: str) -> None:
         self._remove("dataset", DATASETS, name)
@@ -75,12 +140,13 @@ class Catalog:
 
     def register_pipeline(self, definition: dict[str, Any]) -> None:
         self.registry.put(PIPELINES + definition["name"], definition)
+        self._cache("remember", "pipeline", definition["name"], definition)
 
     def get_pipeline(self, name: str) -> dict[str, Any]:
         return self._get("pipeline", PIPELINES, name)
 
     def pipelines(self) -> dict[str, dict[str, Any]]:
-        return self.registry.list(PIPELINES)
+        return self._list("pipeline", PIPELINES)
 
     def unregister_pipeline(self, name: str) -> bool:
         return self.registry.delete(PIPELINES + name)

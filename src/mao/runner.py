@@ -10,12 +10,13 @@ import logging
 import re
 import shutil
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mao.errors import Conflict, InvalidInput, MAOError, MergeConflict
+from mao.errors import Conflict, InvalidInput, MAOError, MergeConflict, RegistryUnavailable
 from mao.executor.base import StepSpec
 from mao.models import PRIVATE_RE
 from mao.store.models import utcnow
@@ -195,6 +196,8 @@ class Runner:
             store.update_step(step_id, input_commit=input_commit)
             self._log(run_id, name, f"input {in_name} at ground-truth {input_commit or '(empty: no ground-truth yet)'}")
 
+        for note in catalog.take_notes():
+            self._log(run_id, name, note)
         spec = StepSpec(
             run_id=run_id, pipeline=pipeline, step=name, image=tool["image"], output_dir=worktree,
             input_dir=input_dir, command=step.get("cmd"), env=env, docker_socket=bool(step.get("docker_socket")),
@@ -222,13 +225,19 @@ class Runner:
             return StepOutcome(
                 "failed", f"push of {branch} to {_redact(out_url)} failed; the commit is kept and the next run pushes it"
             )
-        catalog.add_node(out_name, branch)
+        message = f"Merge {branch} into ground-truth (run {run_id})"
+        try:
+            catalog.add_node(out_name, branch)
+            lock_ttl = max(10, int(inst.settings.registry_timeout * 6))
+            asked = time.monotonic()
+            with inst.registry.lock(f"merge-{out_name}", ttl=lock_ttl, owner=inst.name):
+                self._log(run_id, name, f"lock merge-{out_name} acquired after {time.monotonic() - asked:.2f}s")
+                merge = datasets.merge_to_ground_truth(out_name, branch, message, trailers)
+        except RegistryUnavailable as exc:  # pushed: the federation's part waits for the registry
+            from mao.offline.merge import defer_merge
 
-        lock_ttl = max(10, int(inst.settings.registry_timeout * 6))
-        with inst.registry.lock(f"merge-{out_name}", ttl=lock_ttl, owner=inst.name):
-            merge = datasets.merge_to_ground_truth(
-                out_name, branch, f"Merge {branch} into ground-truth (run {run_id})", trailers
-            )
+            defer_merge(inst, run_id, step_id, name, out_name, branch, commit, message, trailers, exc)
+            return StepOutcome("succeeded")
         store.update_step(step_id, merge_commit=merge)
         self._log(run_id, name, f"merged {branch} into ground-truth: {merge}")
         return StepOutcome("succeeded")

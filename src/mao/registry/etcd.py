@@ -1,11 +1,13 @@
 """The federation registry on etcd v3, through its HTTP/JSON gateway (``etcd3gw``).
 
 Several endpoints may be given; a call that cannot reach one member moves on to the
-next, so the registry keeps working while a minority of the cluster is down.
+next, so the registry keeps working while a minority of the cluster is down. When no call
+succeeds, the error tells "no member reachable" from "members reachable but no quorum".
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -13,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import requests
 from etcd3gw import exceptions as etcd_exc
 from etcd3gw.client import Etcd3Client
 from etcd3gw.lease import Lease as EtcdLease
@@ -64,6 +67,7 @@ class EtcdRegistry(Registry):
         self._current = 0
         self._lock = threading.Lock()
         self.round_pauses: tuple[float, ...] = (0.5, 1.0, 0.0)
+        self.health_timeout = 2.0
 
     @property
     def endpoints(self) -> list[str]:
@@ -100,10 +104,46 @@ class EtcdRegistry(Registry):
                 break
             if pause:
                 time.sleep(pause)
-        raise RegistryUnavailable(
-            "etcd cannot be reached at " + ", ".join(self.endpoints) + " (" + "; ".join(errors) + ")",
-            details={"endpoints": self.endpoints},
+        raise self._unavailable("; ".join(errors))
+
+    # diagnosis -------------------------------------------------------------------
+
+    def probe_timeout(self, client: Etcd3Client) -> float:
+        return min(self.health_timeout, float(client.timeout or self.health_timeout))
+
+    def _reachable(self) -> list[Etcd3Client]:
+        """Members that answer a status request (which each member answers alone, without quorum)."""
+        out = []
+        for client in self.clients:
+            try:
+                client.session.post(client.get_url("/maintenance/status"), json={},
+                                    timeout=self.probe_timeout(client)).raise_for_status()
+            except requests.RequestException:
+                continue
+            out.append(client)
+        return out
+
+    def _unavailable(self, errors: str, reachable: list[Etcd3Client] | None = None) -> RegistryUnavailable:
+        if reachable is None:
+            reachable = self._reachable()
+        if not reachable:
+            return RegistryUnavailable(
+                "no etcd member is reachable at " + ", ".join(self.endpoints) + f" ({errors})",
+                details={"endpoints": self.endpoints, "reachable": [], "reason": "unreachable"},
+            )
+        urls = [c.base_url for c in reachable]
+        return RegistryUnavailable(
+            f"etcd members are reachable ({', '.join(urls)} of {len(self.clients)} endpoints) but the cluster has "
+            f"no quorum: no leader answered ({errors})",
+            details={"endpoints": self.endpoints, "reachable": urls, "reason": "no_quorum"},
         )
+
+    def _linearizable_read(self, client: Etcd3Client) -> None:
+        """A range read that only the leader can serve (etcd's default, not ``serializable``)."""
+        key = base64.b64encode(self._key("health").encode()).decode()
+        response = client.session.post(client.get_url("/kv/range"), json={"key": key, "count_only": True},
+                                       timeout=self.probe_timeout(client))
+        response.raise_for_status()
 
     def _key(self, key: str) -> str:
         return self.prefix + key
@@ -163,6 +203,20 @@ class EtcdRegistry(Registry):
         self._call(_revoke)
 
     def ping(self) -> dict[str, Any]:
+        """Facts of a member, once a linearizable read shows the cluster has a leader (quorum)."""
+        reachable = self._reachable()
+        if not reachable:
+            raise self._unavailable("no member answered a status request", reachable)
+        errors = []
+        for client in reachable:
+            try:
+                self._linearizable_read(client)
+                break
+            except requests.RequestException as exc:
+                reason = "timed out" if isinstance(exc, requests.Timeout) else exc.__class__.__name__
+                errors.append(f"{client.base_url}: linearizable read {reason}")
+        else:
+            raise self._unavailable("; ".join(errors), reachable)
         status = self._call(lambda c: c.status())
         return {
             "backend": self.backend,
