@@ -42,9 +42,12 @@ class FederationQueue:
         with self.store.session() as s:
             return list(s.scalars(select(FederationTask).where(FederationTask.run_id == run_id).order_by(FederationTask.id)))
 
-    def done(self, task_id: int, error: str | None = None) -> None:
+    def done(self, task_id: int, error: str | None = None, *, attempt: bool = True) -> None:
+        """Close a task; ``attempt`` counts the call that closed it as one more attempt."""
         with self.store.session() as s:
-            values: dict[str, Any] = {"done_at": utcnow(), "attempts": FederationTask.attempts + 1}
+            values: dict[str, Any] = {"done_at": utcnow()}
+            if attempt:
+                values["attempts"] = FederationTask.attempts + 1
             if error is not None:
                 values["last_error"] = error
             s.execute(update(FederationTask).where(FederationTask.id == task_id).values(**values))

@@ -142,7 +142,7 @@ class FederationReplayer:
             message = exc.message if isinstance(exc, MAOError) else f"{exc.__class__.__name__}: {exc}"
             attempts = self.queue.failed_attempt(task.id, message)
             if attempts >= MAX_ATTEMPTS:
-                self.queue.done(task.id, message)
+                self.queue.done(task.id, message, attempt=False)
                 self.queue.mark_step(task.step_id, federation="failed", federation_error=message)
                 note(f"deferred {task.kind} (task {task.id}) given up after {attempts} attempts: {message}")
             else:
