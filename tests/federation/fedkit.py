@@ -26,6 +26,7 @@ import httpx
 import yaml
 
 ACTIVE = ("pending", "running")
+ROOT_MAOCTL = str(Path(__file__).resolve().parents[2] / "maoctl.py")
 GROUND_TRUTH = "ground-truth"
 
 
