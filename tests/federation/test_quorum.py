@@ -1,0 +1,52 @@
+"""etcd without quorum: /health says so (not 200, and why), and recovers with the cluster."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from fedkit import wait_for
+
+pytestmark = [pytest.mark.etcd, pytest.mark.docker, pytest.mark.slow]
+
+
+def test_health_is_not_ok_without_quorum_and_recovers(federation, fed_etcd) -> None:
+    (a,) = federation.add_nodes(1)
+    assert a.health()[0] == 200
+
+    leader = fed_etcd.leader_index()
+    survivor = leader  # keep the old leader: it must notice it lost its followers
+    stopped = [i for i in range(3) if i != survivor]
+    for i in stopped:
+        fed_etcd.stop_member(i)
+
+    started = time.monotonic()
+    code, body = wait_for(lambda: (h := a.health())[0] != 200 and h, 15, "/health to notice the lost quorum")
+    registry = body["checks"]["registry"]
+    assert code == 503
+    assert registry["ok"] is False and registry["reason"] == "no_quorum", body
+    assert "no quorum" in registry["error"]
+    assert "no quorum" in body["error"]["message"]
+    assert body["checks"]["store"]["ok"] is True
+    assert time.monotonic() - started < 15
+
+    # a registry call says the same, not "cannot be reached"
+    answer = a.request("GET", "/registry/tools", expect=503)
+    assert "no quorum" in answer["error"]["message"], answer
+
+    for i in stopped:
+        fed_etcd.start_member(i, state="existing")
+    fed_etcd.wait_healthy()
+    wait_for(lambda: a.health()[0] == 200, 20, "/health to recover with the quorum")
+
+
+def test_health_tells_unreachable_from_no_quorum(federation) -> None:
+    (a,) = federation.add_nodes(1)
+    a.cut_off()
+    started = time.monotonic()
+    code, body = a.health()
+    assert time.monotonic() - started < 5
+    assert code == 503 and body["checks"]["registry"]["reason"] == "unreachable", body
+    assert "no etcd member is reachable" in body["checks"]["registry"]["error"]
+    a.reconnect()
+    wait_for(lambda: a.health()[0] == 200, 10, "/health to recover")
