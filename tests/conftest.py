@@ -19,8 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from etcd_kit import EtcdCluster, EtcdMember, etcd_binary  # noqa: F401 - fixtures below, and kept importable
+from etcd_kit import EtcdCluster, EtcdMember, etcd_binary
 
 from mao.config import Settings
 from mao.store import Store, make_engine

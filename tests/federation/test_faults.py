@@ -30,7 +30,7 @@ def test_etcd_leader_loss_under_load(federation, fed_etcd) -> None:
     records = federation.wait_runs(runs, timeout=240)
     assert [r["status"] for r in records] == ["succeeded"] * len(runs), [(r["id"], r["error"]) for r in records]
     for node, run_id in runs:  # merged at once or, if the election outlasted the registry's patience, replayed
-        wait_for(lambda: node.run_record(run_id)["steps"][0]["details"].get("federation", "done") == "done", 30,
+        wait_for(lambda n=node, r=run_id: n.run_record(r)["steps"][0]["details"].get("federation", "done") == "done", 30,
                  f"run {run_id} on {node.name} to settle with the federation")
         assert federation.reachable("load", node.run_record(run_id)["steps"][0]["output_commit"])
     assert len(federation.files("load")) == 12

@@ -104,7 +104,7 @@ class FederationReplayer:
         while not self._stop.is_set():
             try:
                 self.replay_once()
-            except Exception:  # noqa: BLE001 - the loop must outlive any one pass
+            except Exception:
                 log.exception("replaying deferred federation work failed")
             self._wake.wait(self.interval)
             self._wake.clear()

@@ -44,6 +44,10 @@ def _retryable(exc: etcd_exc.Etcd3Exception) -> bool:
     return any(word in text for word in ("leader", "unavailable", "timed out", "timeout"))
 
 
+def _reason(exc: Exception) -> str:
+    return "timed out" if isinstance(exc, requests.Timeout) else exc.__class__.__name__
+
+
 def make_clients(endpoints: list[str], timeout: float) -> list[Etcd3Client]:
     clients = []
     for endpoint in endpoints:
@@ -204,26 +208,30 @@ class EtcdRegistry(Registry):
 
     def ping(self) -> dict[str, Any]:
         """Facts of a member, once a linearizable read shows the cluster has a leader (quorum)."""
-        reachable = self._reachable()
-        if not reachable:
-            raise self._unavailable("no member answered a status request", reachable)
-        errors = []
-        for client in reachable:
+        errors: list[str] = []
+        reachable: list[Etcd3Client] = []
+        for client in self.clients:
+            try:
+                response = client.session.post(client.get_url("/maintenance/status"), json={},
+                                                timeout=self.probe_timeout(client))
+                response.raise_for_status()
+                status = response.json()
+            except (requests.RequestException, ValueError) as exc:
+                errors.append(f"{client.base_url}: {_reason(exc)}")
+                continue
+            reachable.append(client)
             try:
                 self._linearizable_read(client)
-                break
             except requests.RequestException as exc:
-                reason = "timed out" if isinstance(exc, requests.Timeout) else exc.__class__.__name__
-                errors.append(f"{client.base_url}: linearizable read {reason}")
-        else:
-            raise self._unavailable("; ".join(errors), reachable)
-        status = self._call(lambda c: c.status())
-        return {
-            "backend": self.backend,
-            "endpoints": self.endpoints,
-            "version": status.get("version"),
-            "leader": status.get("leader"),
-        }
+                errors.append(f"{client.base_url}: linearizable read {_reason(exc)}")
+                continue
+            return {
+                "backend": self.backend,
+                "endpoints": self.endpoints,
+                "version": status.get("version"),
+                "leader": status.get("leader"),
+            }
+        raise self._unavailable("; ".join(errors), reachable)
 
     def members(self) -> list[dict[str, Any]]:
         return self._call(lambda c: c.members())
