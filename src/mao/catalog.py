@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TOOLS, DATASETS, PIPELINES, INSTANCES = "tools/", "datasets/", "pipelines/", "instances/"
+MAX_NOTES = 20
 
 
 class Catalog:
@@ -74,7 +75,9 @@ class Catalog:
             f"(read {row.fetched_at:%Y-%m-%d %H:%M:%S} UTC)"
         )
         log.warning("%s; %s", note, exc.message)
-        self._pending_notes().append(note)
+        notes = self._pending_notes()
+        notes.append(note)
+        del notes[:-MAX_NOTES]  # threads that never take their notes (API workers) keep only the last few
         return row.value
 
     def _pending_notes(self) -> list[str]:
