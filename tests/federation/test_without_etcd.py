@@ -85,3 +85,25 @@ def test_cut_off_instance_restarted_keeps_working_and_replays_after_restart(fede
     done = wait_for(lambda: (r := a.run_record(run["id"]))["steps"][0]["details"].get("federation") == "done" and r,
                     30, "the deferred merge to be replayed after the restart")
     assert federation.reachable("obs", done["steps"][0]["output_commit"])
+
+
+def test_cron_fire_while_cut_off_is_not_lost(federation) -> None:
+    """A real cron fire (the next minute) on an instance without etcd: the slot runs and settles later."""
+    (a,) = federation.add_nodes(1)
+    federation.register_tool("writer")
+    federation.register_dataset("obs")
+    federation.define(writer("tick", "writer", "obs", "$HOSTNAME.txt", "tick"))
+
+    a.cut_off()
+    job = a.schedule("tick", "* * * * *")
+    assert job["next_run_time"]
+    fired = wait_for(lambda: [r for r in a.runs(pipeline="tick") if r["trigger"] == "cron"], 75, "the cron fire")
+    run = a.wait_run(fired[0]["id"], timeout=60)
+    assert run["status"] == "succeeded", (run, a.logs(run["id"]))
+    assert run["steps"][0]["details"]["federation"] == "pending"
+    a.request("DELETE", "/jobs/tick", expect=None)
+
+    a.reconnect()
+    wait_for(lambda: a.run_record(run["id"])["steps"][0]["details"].get("federation") == "done", 30,
+             "the deferred merge of the cron run")
+    assert federation.reachable("obs", run["steps"][0]["output_commit"])
