@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from fedkit import wait_for
+from fedkit import wait_for, writer
 
 pytestmark = [pytest.mark.etcd, pytest.mark.docker, pytest.mark.slow]
 
@@ -13,6 +13,9 @@ pytestmark = [pytest.mark.etcd, pytest.mark.docker, pytest.mark.slow]
 def test_health_is_not_ok_without_quorum_and_recovers(federation, fed_etcd) -> None:
     (a,) = federation.add_nodes(1)
     assert a.health()[0] == 200
+    federation.register_tool("writer")
+    federation.register_dataset("obs")
+    federation.define(writer("collect", "writer", "obs", "$HOSTNAME.txt", "x"))
 
     leader = fed_etcd.leader_index()
     survivor = leader  # keep the old leader: it must notice it lost its followers
@@ -34,10 +37,18 @@ def test_health_is_not_ok_without_quorum_and_recovers(federation, fed_etcd) -> N
     answer = a.request("GET", "/registry/tools", expect=503)
     assert "no quorum" in answer["error"]["message"], answer
 
+    # and a run goes on: from the last-known definitions, its merge waiting for the quorum
+    run = a.wait_run(a.run("collect"), timeout=120)
+    assert run["status"] == "succeeded", (run, a.logs(run["id"]))
+    assert run["steps"][0]["details"]["federation"] == "pending"
+
     for i in stopped:
         fed_etcd.start_member(i, state="existing")
     fed_etcd.wait_healthy()
     wait_for(lambda: a.health()[0] == 200, 20, "/health to recover with the quorum")
+    wait_for(lambda: a.run_record(run["id"])["steps"][0]["details"].get("federation") == "done", 30,
+             "the deferred merge once the quorum is back")
+    assert federation.reachable("obs", run["steps"][0]["output_commit"])
 
 
 def test_health_tells_unreachable_from_no_quorum(federation) -> None:
