@@ -73,7 +73,7 @@ def test_lock_holder_killed_frees_the_lock_within_its_ttl(federation, fed_etcd) 
             holder.kill()
         holder.wait(10)
     assert run["status"] == "succeeded", run
-    assert freed_after < ttl + 4
+    assert freed_after < ttl + 8  # the lease lapses within its TTL; the run then merges and ends
     waited = [float(m.group(1)) for line in a.logs(run_id) if (m := re.search(r"lock merge-locked acquired after ([\d.]+)s", line))]
     assert waited and waited[0] >= 1.0, a.logs(run_id)  # the wait is in the run's log
     assert federation.reachable("locked", run["steps"][0]["output_commit"])
