@@ -140,6 +140,36 @@ def test_other_kinds_register_a_handler_the_same_way(instance) -> None:
         HANDLERS.pop("test-ballot", None)
 
 
+def test_a_step_waits_for_all_of_its_deferred_tasks(instance, registry) -> None:
+    instance.catalog.get_tool("collector")
+    instance.catalog.get_dataset("observations")
+    registry.down = True
+    run_id = instance.runner.run_sync("collect")
+    step = instance.store.get_run(run_id).steps[0]
+    exc = RegistryUnavailable("down")
+
+    @register_handler("test-second")
+    def replay_second(inst, task, note):
+        return {"second": True}
+
+    try:
+        from mao.offline import defer
+
+        defer(instance, "test-second", {"step": "gather"}, run_id=run_id, step_id=step.id, reason=exc)
+        details = instance.store.get_run(run_id).steps[0].details
+        assert details["federation"] == "pending" and len(details["federation_tasks"]) == 2
+        registry.down = False
+        replayer = FederationReplayer(instance)
+        [first, second] = FederationQueue(instance.store).pending()
+        assert replayer._replay(first) == 1
+        assert instance.store.get_run(run_id).steps[0].details["federation"] == "pending"  # one more to go
+        assert replayer._replay(second) == 1
+        details = instance.store.get_run(run_id).steps[0].details
+        assert details["federation"] == "done" and details["second"] is True
+    finally:
+        HANDLERS.pop("test-second", None)
+
+
 def test_a_kind_without_handler_is_retried_then_given_up(instance) -> None:
     queue = FederationQueue(instance.store)
     task_id = queue.enqueue("unknown-kind", {})

@@ -34,6 +34,13 @@ class FederationQueue:
         with self.store.session() as s:
             return s.scalar(select(func.count()).select_from(FederationTask).where(FederationTask.done_at.is_(None))) or 0
 
+    def pending_for_step(self, step_id: int) -> int:
+        with self.store.session() as s:
+            q = select(func.count()).select_from(FederationTask).where(
+                FederationTask.step_id == step_id, FederationTask.done_at.is_(None)
+            )
+            return s.scalar(q) or 0
+
     def get(self, task_id: int) -> FederationTask | None:
         with self.store.session() as s:
             return s.get(FederationTask, task_id)

@@ -149,8 +149,10 @@ class FederationReplayer:
                 log.warning("deferred %s (task %s) failed (attempt %s): %s", task.kind, task.id, attempts, message)
             return 0
         self.queue.done(task.id)
-        self.queue.mark_step(task.step_id, federation=DONE, **details)
-        note(f"deferred {task.kind} (task {task.id}) done: federation done")
+        waiting = self.queue.pending_for_step(task.step_id) if task.step_id is not None else 0
+        self.queue.mark_step(task.step_id, federation=PENDING if waiting else DONE, **details)
+        note(f"deferred {task.kind} (task {task.id}) done: " + ("federation done" if not waiting else
+                                                                 f"{waiting} more federation task(s) pending"))
         return 1
 
 
