@@ -63,11 +63,7 @@ def federation(fed_etcd: EtcdCluster, fed_docker_host: str, fed_image: str, tmp_
         if failed is not None and failed.failed:
             print(fed.logs())
         fed.close()
-        stopped = [i for i, m in enumerate(fed_etcd.members) if not m.running]
-        for i in stopped:
-            fed_etcd.start_member(i, state="existing")
-        if stopped:
-            fed_etcd.wait_healthy()
+        fed.restore_members()
 
 
 @pytest.hookimpl(hookwrapper=True)

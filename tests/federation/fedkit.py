@@ -388,6 +388,24 @@ class Federation:
     def logs(self) -> str:
         return "\n".join(node.log_tail() for node in self.nodes)
 
+    # etcd faults ----------------------------------------------------------------------------
+
+    def lose_quorum(self) -> list[int]:
+        """Stop every member but the leader (2 of 3): members stay reachable, no quorum. The stopped indexes."""
+        leader = self.cluster.leader_index()
+        stopped = [i for i in range(len(self.cluster.members)) if i != leader]
+        for i in stopped:
+            self.cluster.stop_member(i)
+        return stopped
+
+    def restore_members(self) -> None:
+        """Start every stopped member again and wait for a healthy cluster."""
+        stopped = [i for i, m in enumerate(self.cluster.members) if not m.running]
+        for i in stopped:
+            self.cluster.start_member(i, state="existing")
+        if stopped:
+            self.cluster.wait_healthy()
+
     # registration through the API -----------------------------------------------------
 
     @property

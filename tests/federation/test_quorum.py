@@ -10,18 +10,15 @@ from fedkit import wait_for, writer
 pytestmark = [pytest.mark.etcd, pytest.mark.docker, pytest.mark.slow]
 
 
-def test_health_is_not_ok_without_quorum_and_recovers(federation, fed_etcd) -> None:
+def test_health_is_not_ok_without_quorum_and_recovers(federation) -> None:
     (a,) = federation.add_nodes(1)
     assert a.health()[0] == 200
     federation.register_tool("writer")
     federation.register_dataset("obs")
     federation.define(writer("collect", "writer", "obs", "$HOSTNAME.txt", "x"))
 
-    leader = fed_etcd.leader_index()
-    survivor = leader  # keep the old leader: it must notice it lost its followers
-    stopped = [i for i in range(3) if i != survivor]
-    for i in stopped:
-        fed_etcd.stop_member(i)
+    stopped = federation.lose_quorum()  # the old leader stays: it must notice it lost its followers
+    assert len(stopped) == 2
 
     started = time.monotonic()
     code, body = wait_for(lambda: (h := a.health())[0] != 200 and h, 15, "/health to notice the lost quorum")
@@ -42,9 +39,7 @@ def test_health_is_not_ok_without_quorum_and_recovers(federation, fed_etcd) -> N
     assert run["status"] == "succeeded", (run, a.logs(run["id"]))
     assert run["steps"][0]["details"]["federation"] == "pending"
 
-    for i in stopped:
-        fed_etcd.start_member(i, state="existing")
-    fed_etcd.wait_healthy()
+    federation.restore_members()
     wait_for(lambda: a.health()[0] == 200, 20, "/health to recover with the quorum")
     wait_for(lambda: a.run_record(run["id"])["steps"][0]["details"].get("federation") == "done", 30,
              "the deferred merge once the quorum is back")
