@@ -38,6 +38,7 @@ def test_health_is_not_ok_without_quorum_and_recovers(federation) -> None:
     run = a.wait_run(a.run("collect"), timeout=120)
     assert run["status"] == "succeeded", (run, a.logs(run["id"]))
     assert run["steps"][0]["details"]["federation"] == "pending"
+    print(f"run without quorum: {run['duration']}s")
 
     federation.restore_members()
     wait_for(lambda: a.health()[0] == 200, 20, "/health to recover with the quorum")
