@@ -1,31 +1,105 @@
-"""Tools, datasets and pipeline names in the federation registry."""
+"""Tools, datasets and pipeline names in the federation registry.
+
+With a DefinitionCache, every definition read from the registry is also kept in the local
+store; when the registry cannot be reached, a single definition is served from there (its
+last-known value), which is logged and noted for the run that asked.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mao.errors import AlreadyExists, Conflict, NotFound
+from mao.errors import AlreadyExists, Conflict, MAOError, NotFound, RegistryUnavailable
 from mao.models import DatasetIn, ToolIn
 from mao.registry.base import Registry
 from mao.validation import check_local_remote, check_name
 
+if TYPE_CHECKING:
+    from mao.offline.cache import DefinitionCache
+
+log = logging.getLogger(__name__)
+
 TOOLS, DATASETS, PIPELINES, INSTANCES = "tools/", "datasets/", "pipelines/", "instances/"
+MAX_NOTES = 20
 
 
 class Catalog:
-    def __init__(self, registry: Registry, *, local_remote_roots: Sequence[Path] | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        cache: DefinitionCache | None = None,
+        *,
+        local_remote_roots: Sequence[Path] | None = None,
+    ) -> None:
         self.registry = registry
+        self.cache = cache
         self.local_remote_roots = local_remote_roots
         """Where a dataset's local-path remote may be (None: anywhere)."""
+        self._notes = threading.local()
 
     def _get(self, kind: str, prefix: str, name: str) -> dict[str, Any]:
         check_name(name, f"{kind} name")
-        value = self.registry.get(prefix + name)
+        try:
+            value = self.registry.get(prefix + name)
+        except RegistryUnavailable as exc:
+            cached = self._last_known(kind, name, exc)
+            if cached is None:
+                raise
+            return cached
         if value is None:
+            self._cache("forget", kind, name)
             raise NotFound(f"{kind} {name!r} is not registered")
+        self._cache("remember", kind, name, value)
         return value
+
+    def _list(self, kind: str, prefix: str) -> dict[str, dict[str, Any]]:
+        values = self.registry.list(prefix)
+        self._cache("remember_all", kind, values)
+        return values
+
+    # last-known definitions ------------------------------------------------------
+
+    def _cache(self, method: str, *args: Any) -> None:
+        if self.cache is None:
+            return
+        try:
+            getattr(self.cache, method)(*args)
+        except MAOError as exc:  # the registry's answer stands even if the local copy cannot be kept
+            log.warning("could not keep the registry's definitions in the local store: %s", exc.message)
+
+    def _last_known(self, kind: str, name: str, exc: RegistryUnavailable) -> dict[str, Any] | None:
+        if self.cache is None:
+            return None
+        try:
+            row = self.cache.get(kind, name)
+        except MAOError:
+            return None
+        if row is None:
+            return None
+        note = (
+            f"the registry is unavailable: working from the last-known definition of {kind} {name} "
+            f"(read {row.fetched_at:%Y-%m-%d %H:%M:%S} UTC)"
+        )
+        log.warning("%s; %s", note, exc.message)
+        notes = self._pending_notes()
+        notes.append(note)
+        del notes[:-MAX_NOTES]  # threads that never take their notes (API workers) keep only the last few
+        return row.value
+
+    def _pending_notes(self) -> list[str]:
+        if not hasattr(self._notes, "items"):
+            self._notes.items = []
+        return self._notes.items
+
+    def take_notes(self) -> list[str]:
+        """What this thread's reads took from the last-known definitions since the last call."""
+        notes = list(self._pending_notes())
+        self._notes.items = []
+        return notes
 
     def _remove(self, kind: str, prefix: str, name: str, active_runs: Iterable[Any] = ()) -> None:
         check_name(name, f"{kind} name")
@@ -52,7 +126,7 @@ class Catalog:
         return self._get("tool", TOOLS, name)
 
     def tools(self) -> dict[str, dict[str, Any]]:
-        return self.registry.list(TOOLS)
+        return self._list("tool", TOOLS)
 
     def remove_tool(self, name: str, active_runs: Iterable[Any] = ()) -> None:
         """Unregister a tool; a Conflict if one of ``active_runs`` (this instance's) uses it."""
@@ -72,7 +146,7 @@ class Catalog:
         return _dataset_defaults(self._get("dataset", DATASETS, name))
 
     def datasets(self) -> dict[str, dict[str, Any]]:
-        return {name: _dataset_defaults(value) for name, value in self.registry.list(DATASETS).items()}
+        return {name: _dataset_defaults(value) for name, value in self._list("dataset", DATASETS).items()}
 
     def remove_dataset(self, name: str, active_runs: Iterable[Any] = ()) -> None:
         """Unregister a dataset; a Conflict if one of ``active_runs`` (this instance's) reads or writes it."""
@@ -91,12 +165,13 @@ class Catalog:
 
     def register_pipeline(self, definition: dict[str, Any]) -> None:
         self.registry.put(PIPELINES + definition["name"], definition)
+        self._cache("remember", "pipeline", definition["name"], definition)
 
     def get_pipeline(self, name: str) -> dict[str, Any]:
         return self._get("pipeline", PIPELINES, name)
 
     def pipelines(self) -> dict[str, dict[str, Any]]:
-        return self.registry.list(PIPELINES)
+        return self._list("pipeline", PIPELINES)
 
     def unregister_pipeline(self, name: str) -> bool:
         return self.registry.delete(PIPELINES + name)

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     registry_prefix: str = "/mao/"
     registry_timeout: float = Field(default=5.0, gt=0)
     instance_ttl: int = Field(default=30, ge=5)
+    federation_retry_interval: float = Field(default=5.0, gt=0)
+    """Seconds between attempts to replay federation work deferred while the registry was away."""
 
     git_name: str = "MAO Orchestrator"
     git_email: str = "mao@localhost"

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from mao import __version__
 from mao.catalog import Catalog
 from mao.config import Settings
+from mao.offline.cache import DefinitionCache
 from mao.registry import Registry, make_registry
 from mao.store import Store, make_engine
 
@@ -40,7 +41,9 @@ class Instance:
         self.settings = settings
         self.store = store or Store(make_engine(settings.database_url))
         self.registry = registry or make_registry(settings, self.store)
-        self.catalog = Catalog(self.registry, local_remote_roots=settings.local_remote_roots)
+        self.catalog = Catalog(
+            self.registry, DefinitionCache(self.store), local_remote_roots=settings.local_remote_roots
+        )
         self._executor = executor
         self._datasets = datasets
         self._lock = threading.Lock()

@@ -1,4 +1,4 @@
-"""Background work of a serving instance: crash recovery, scheduler, heartbeat."""
+"""Background work of a serving instance: crash recovery, scheduler, heartbeat, deferred federation work."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 from mao.errors import MAOError
 from mao.federation import start_heartbeat, stop_heartbeat
 from mao.instance import Instance
+from mao.offline import start_replayer, stop_replayer
 from mao.runner import recover
 
 log = logging.getLogger(__name__)
@@ -22,9 +23,11 @@ def start_background(instance: Instance) -> None:
     from mao.agreement.service import TallyLoop
 
     instance.tally_loop = TallyLoop(instance).start()
+    start_replayer(instance)
 
 
 def stop_background(instance: Instance) -> None:
+    stop_replayer(instance)
     loop = getattr(instance, "tally_loop", None)
     if loop is not None:
         loop.stop()

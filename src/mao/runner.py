@@ -12,6 +12,7 @@ import logging
 import re
 import shutil
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from mao.agreement.slots import normalize_slot
 from mao.closer import RunCloser
-from mao.errors import Conflict, InvalidInput, MAOError, MergeConflict, StoreError
+from mao.errors import Conflict, InvalidInput, MAOError, MergeConflict, RegistryUnavailable, StoreError
 from mao.executor.base import StepSpec
 from mao.models import PRIVATE_RE, StepIn
 from mao.status import RunStatus
@@ -242,6 +243,8 @@ class Runner:
             store.update_step(step_id, input_commit=input_commit)
             self._log(run_id, name, f"input {in_name} at ground-truth {input_commit or '(empty: no ground-truth yet)'}")
 
+        for note in catalog.take_notes():
+            self._log(run_id, name, note)
         spec = StepSpec(
             run_id=run_id, pipeline=pipeline, step=name, image=tool["image"], output_dir=worktree,
             input_dir=input_dir, command=step.cmd, env=env, docker_socket=step.docker_socket,
@@ -285,25 +288,39 @@ class Runner:
             return StepOutcome(
                 RunStatus.FAILED, f"push of {branch} to {_redact(out_url)} failed; the commit is kept and the next run pushes it"
             )
-        dataset = catalog.get_dataset(out_name)
-        catalog.add_node(out_name, branch)
+        message = f"Merge {branch} into ground-truth (run {run_id})"
+        vote = False
+        try:
+            vote = catalog.get_dataset(out_name).get("policy", "merge") == "vote"
+            catalog.add_node(out_name, branch)
+            if vote:
+                if not slot:
+                    self._log(run_id, name, f"dataset {out_name} agrees by vote and this run has no slot: no ballot cast")
+                    return StepOutcome(RunStatus.SUCCEEDED)
+                from mao.agreement.tally import Tallier
 
-        if dataset.get("policy", "merge") == "vote":
-            from mao.agreement.tally import Tallier
-
-            if not slot:
-                self._log(run_id, name, f"dataset {out_name} agrees by vote and this run has no slot: no ballot cast")
+                ballot = Tallier(inst).cast(out_name, pipeline, name, slot, run_id, branch, commit)
+                store.update_step(step_id, details={"ballot": ballot})
+                self._log(run_id, name, f"ballot for slot {slot}: output {ballot['output_id'][:12]} ({ballot['commit']})")
                 return StepOutcome(RunStatus.SUCCEEDED)
-            ballot = Tallier(inst).cast(out_name, pipeline, name, slot, run_id, branch, commit)
-            store.update_step(step_id, details={"ballot": ballot})
-            self._log(run_id, name, f"ballot for slot {slot}: output {ballot['output_id'][:12]} ({ballot['commit']})")
-            return StepOutcome(RunStatus.SUCCEEDED)
+            lock_ttl = max(10, int(inst.settings.registry_timeout * 6))
+            asked = time.monotonic()
+            with inst.registry.lock(f"merge-{out_name}", ttl=lock_ttl, owner=inst.name):
+                self._log(run_id, name, f"lock merge-{out_name} acquired after {time.monotonic() - asked:.2f}s")
+                merge = datasets.merge_to_ground_truth(out_name, branch, message, trailers)
+        except RegistryUnavailable as exc:  # pushed: the federation's part waits for the registry
+            if vote and not slot:
+                self._log(run_id, name, f"the registry is unavailable ({exc.message}); no ballot: the run has no slot")
+            elif vote and slot:
+                from mao.agreement.deferred import defer_ballot
 
-        lock_ttl = max(10, int(inst.settings.registry_timeout * 6))
-        with inst.registry.lock(f"merge-{out_name}", ttl=lock_ttl, owner=inst.name):
-            merge = datasets.merge_to_ground_truth(
-                out_name, branch, f"Merge {branch} into ground-truth (run {run_id})", trailers
-            )
+                defer_ballot(inst, run_id, step_id, dataset=out_name, pipeline=pipeline, step=name, slot=slot,
+                             branch=branch, commit=commit, reason=exc)
+            else:
+                from mao.offline.merge import defer_merge
+
+                defer_merge(inst, run_id, step_id, name, out_name, branch, commit, message, trailers, exc)
+            return StepOutcome(RunStatus.SUCCEEDED)
         store.update_step(step_id, merge_commit=merge)
         self._log(run_id, name, f"merged {branch} into ground-truth: {merge}")
         return StepOutcome(RunStatus.SUCCEEDED)

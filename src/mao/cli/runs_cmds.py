@@ -89,9 +89,10 @@ def runs_show(ctx: typer.Context, run_id: Annotated[int, typer.Argument(help="Ru
         output.print_json(run)
         return
     output.fields({k: (_status(v) if k == "status" else v) for k, v in run.items() if k != "steps"}, title=f"run {run_id}")
-    output.table("Steps", ["step", "tool", "status", "exit", "input commit", "output commit", "merge", "digest", "s", "error"], (
+    output.table("Steps", ["step", "tool", "status", "exit", "input commit", "output commit", "merge", "federation", "digest", "s", "error"], (
         [s["name"], s["tool"], _status(s["status"]), s["exit_code"], _short(s["input_commit"]), _short(s["output_commit"]),
-         _short(s["merge_commit"]), (s["image_digest"] or "").removeprefix("sha256:")[:12], s["duration"], s["error"]] for s in run["steps"]))
+         _short(s["merge_commit"]), (s.get("details") or {}).get("federation", ""),
+         (s["image_digest"] or "").removeprefix("sha256:")[:12], s["duration"], s["error"]] for s in run["steps"]))
 
 
 @runs_app.command("logs")

@@ -1,11 +1,13 @@
 """The federation registry on etcd v3, through its HTTP/JSON gateway (``etcd3gw``).
 
 Several endpoints may be given; a call that cannot reach one member moves on to the
-next, so the registry keeps working while a minority of the cluster is down.
+next, so the registry keeps working while a minority of the cluster is down. When no call
+succeeds, the error tells "no member reachable" from "members reachable but no quorum".
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -58,6 +60,10 @@ def make_session(pool_size: int = POOL_SIZE) -> requests.Session:
     return session
 
 
+def _reason(exc: Exception) -> str:
+    return "timed out" if isinstance(exc, requests.Timeout) else exc.__class__.__name__
+
+
 def make_clients(endpoints: list[str], timeout: float, pool_size: int = POOL_SIZE) -> list[Etcd3Client]:
     clients = []
     for endpoint in endpoints:
@@ -84,6 +90,7 @@ class EtcdRegistry(Registry):
         self._current = 0
         self._lock = threading.Lock()
         self.round_pauses: tuple[float, ...] = (0.5, 1.0, 0.0)
+        self.health_timeout = 2.0
 
     @property
     def endpoints(self) -> list[str]:
@@ -120,10 +127,46 @@ class EtcdRegistry(Registry):
                 break
             if pause:
                 time.sleep(pause)
-        raise RegistryUnavailable(
-            "etcd cannot be reached at " + ", ".join(self.endpoints) + " (" + "; ".join(errors) + ")",
-            details={"endpoints": self.endpoints},
+        raise self._unavailable("; ".join(errors))
+
+    # diagnosis -------------------------------------------------------------------
+
+    def probe_timeout(self, client: Etcd3Client) -> float:
+        return min(self.health_timeout, float(client.timeout or self.health_timeout))
+
+    def _reachable(self) -> list[Etcd3Client]:
+        """Members that answer a status request (which each member answers alone, without quorum)."""
+        out = []
+        for client in self.clients:
+            try:
+                client.session.post(client.get_url("/maintenance/status"), json={},
+                                    timeout=self.probe_timeout(client)).raise_for_status()
+            except requests.RequestException:
+                continue
+            out.append(client)
+        return out
+
+    def _unavailable(self, errors: str, reachable: list[Etcd3Client] | None = None) -> RegistryUnavailable:
+        if reachable is None:
+            reachable = self._reachable()
+        if not reachable:
+            return RegistryUnavailable(
+                "no etcd member is reachable at " + ", ".join(self.endpoints) + f" ({errors})",
+                details={"endpoints": self.endpoints, "reachable": [], "reason": "unreachable"},
+            )
+        urls = [c.base_url for c in reachable]
+        return RegistryUnavailable(
+            f"etcd members are reachable ({', '.join(urls)} of {len(self.clients)} endpoints) but the cluster has "
+            f"no quorum: no leader answered ({errors})",
+            details={"endpoints": self.endpoints, "reachable": urls, "reason": "no_quorum"},
         )
+
+    def _linearizable_read(self, client: Etcd3Client) -> None:
+        """A range read that only the leader can serve (etcd's default, not ``serializable``)."""
+        key = base64.b64encode(self._key("health").encode()).decode()
+        response = client.session.post(client.get_url("/kv/range"), json={"key": key, "count_only": True},
+                                       timeout=self.probe_timeout(client))
+        response.raise_for_status()
 
     def _key(self, key: str) -> str:
         return self.prefix + key
@@ -183,13 +226,31 @@ class EtcdRegistry(Registry):
         self._call(_revoke)
 
     def ping(self) -> dict[str, Any]:
-        status = self._call(lambda c: c.status())
-        return {
-            "backend": self.backend,
-            "endpoints": self.endpoints,
-            "version": status.get("version"),
-            "leader": status.get("leader"),
-        }
+        """Facts of a member, once a linearizable read shows the cluster has a leader (quorum)."""
+        errors: list[str] = []
+        reachable: list[Etcd3Client] = []
+        for client in self.clients:
+            try:
+                response = client.session.post(client.get_url("/maintenance/status"), json={},
+                                                timeout=self.probe_timeout(client))
+                response.raise_for_status()
+                status = response.json()
+            except (requests.RequestException, ValueError) as exc:
+                errors.append(f"{client.base_url}: {_reason(exc)}")
+                continue
+            reachable.append(client)
+            try:
+                self._linearizable_read(client)
+            except requests.RequestException as exc:
+                errors.append(f"{client.base_url}: linearizable read {_reason(exc)}")
+                continue
+            return {
+                "backend": self.backend,
+                "endpoints": self.endpoints,
+                "version": status.get("version"),
+                "leader": status.get("leader"),
+            }
+        raise self._unavailable("; ".join(errors), reachable)
 
     def members(self) -> list[dict[str, Any]]:
         return self._call(lambda c: c.members())

@@ -27,6 +27,8 @@ def health(instance: InstanceDep) -> Any:
         except MAOError as exc:
             ok = False
             checks[name] = {"ok": False, "error": exc.message}
+            if "reason" in exc.details:  # e.g. the registry: "unreachable" or "no_quorum"
+                checks[name]["reason"] = exc.details["reason"]
     body: dict[str, Any] = {"ok": ok, "instance": instance.name, "version": instance.version, "checks": checks}
     if not ok:  # the one error shape, with the checks beside it
         failed = "; ".join(f"{name}: {c['error']}" for name, c in checks.items() if not c["ok"])

@@ -1,0 +1,51 @@
+"""Last-known registry definitions, kept in the local store so runs go on while etcd is away."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from mao.offline.models import CachedDefinition
+from mao.store.models import utcnow
+from mao.store.store import Store
+
+
+class DefinitionCache:
+    """``(kind, name) → value`` as last read from the registry; written only when it changed."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def remember(self, kind: str, name: str, value: dict[str, Any]) -> None:
+        try:
+            self._remember(kind, name, value)
+        except IntegrityError:
+            pass  # another thread cached it at the same moment
+
+    def _remember(self, kind: str, name: str, value: dict[str, Any]) -> None:
+        with self.store.session() as s:
+            row = s.get(CachedDefinition, (kind, name))
+            if row is None:
+                s.add(CachedDefinition(kind=kind, name=name, value=value, fetched_at=utcnow()))
+            elif row.value != value:
+                row.value = value
+                row.fetched_at = utcnow()
+
+    def remember_all(self, kind: str, values: dict[str, dict[str, Any]]) -> None:
+        for name, value in values.items():
+            self.remember(kind, name, value)
+
+    def forget(self, kind: str, name: str) -> None:
+        with self.store.session() as s:
+            s.execute(delete(CachedDefinition).where(CachedDefinition.kind == kind, CachedDefinition.name == name))
+
+    def get(self, kind: str, name: str) -> CachedDefinition | None:
+        with self.store.session() as s:
+            return s.get(CachedDefinition, (kind, name))
+
+    def all(self, kind: str) -> dict[str, dict[str, Any]]:
+        with self.store.session() as s:
+            rows = s.scalars(select(CachedDefinition).where(CachedDefinition.kind == kind).order_by(CachedDefinition.name))
+            return {row.name: row.value for row in rows}
