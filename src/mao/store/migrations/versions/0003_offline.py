@@ -1,7 +1,7 @@
 """Offline mode: last-known registry definitions and the deferred federation work queue
 
 Revision ID: 0003_offline
-Revises: 0001
+Revises: 0002_agreement
 Create Date: 2026-11-28 06:30:00
 """
 from alembic import op
