@@ -24,7 +24,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from remotes_kit import allowed_remote_roots
 
 from mao.config import Settings
