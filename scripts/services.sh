@@ -639,7 +639,7 @@ cmd_status() {
     local p
     ssh_paths
     if p=$(pid_alive "$DOCKER_PIDFILE" dockerd) && docker_answers; then
-        printf '%-9s up    pid %-7s unix://%s\n' docker "$p" "$DOCKER_SOCK"
+        printf '%-9s up    pid %-7s unix://%s (bridge %s %s)\n' docker "$p" "$DOCKER_SOCK" "$BRIDGE_IF" "$BRIDGE_CIDR"
     else
         printf '%-9s down\n' docker
     fi

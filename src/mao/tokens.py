@@ -20,7 +20,6 @@ import os
 import secrets
 import stat
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from mao.errors import InvalidInput

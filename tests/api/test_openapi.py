@@ -104,5 +104,7 @@ def test_answers_keep_their_shape(client: TestClient) -> None:
     assert init["pipeline"]["steps"] == [{"name": "t", "tool": "t", "output_dataset": "d", "env": {}, "docker_socket": False}]
     scheduled = client.post("/pipeline/run", json={"name": "t-d", "cron": "0 * * * *"}).json()
     assert set(scheduled) == {"ok", "scheduled", "job"}
-    assert client.get("/registry/datasets/d").json() == {"name": "d", "master": "https://x.org/d.git", "nodes": []}
+    assert client.get("/registry/datasets/d").json() == {
+        "name": "d", "master": "https://x.org/d.git", "nodes": [], "policy": "merge", "vote_deadline": 600
+    }
     assert set(client.get("/federation/status").json()) == {"instance", "registry", "instances"}

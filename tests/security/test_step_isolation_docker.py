@@ -148,7 +148,7 @@ class Instance:
 
     def maoctl(self, *args: str) -> subprocess.CompletedProcess:
         """`maoctl` as this instance's user would run it: no --token, no MAO_API_TOKEN."""
-        result = subprocess.run([sys.executable, str(ROOT / "maoctl.py"), *args], env=self.env(),
+        result = subprocess.run([sys.executable, str(ROOT / "maoctl.py"), *args], check=False, env=self.env(),
                                 capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, f"maoctl {' '.join(args)}: {result.stdout}\n{result.stderr}"
         return result
