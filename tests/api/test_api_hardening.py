@@ -217,3 +217,8 @@ def test_unregister_goes_first_and_a_registry_failure_keeps_the_local_pipeline(
     assert seeded.get("/pipeline").json()["pipelines"] == []
     assert seeded.get("/registry/pipelines").json() == {}
     assert seeded.get("/jobs").json()["jobs"] == []
+
+
+@pytest.mark.parametrize("query", ["pipeline=" + "x" * 65, "status=" + "x" * 17])
+def test_run_filters_are_bounded(assert_error_shape, client, query) -> None:
+    assert_error_shape(client.get(f"/runs?{query}"), 400)

@@ -42,7 +42,8 @@ def test_sigkill_mid_step_then_restart(server, demo_image, docker_client, tmp_pa
     assert not (worktree / "partial.txt").exists()
 
     # and it runs again, to the end, with a quick command
-    httpx.delete(f"{server.url}/pipeline/slow").raise_for_status()
+    # a changed definition leaves the federation registry too, or init refuses it (409)
+    httpx.delete(f"{server.url}/pipeline/slow", params={"unregister": "true"}).raise_for_status()
     definition["steps"][0]["cmd"] = "sh -c 'echo done > /usr/src/app/data/result.txt'"
     httpx.post(f"{server.url}/pipeline/init", json=definition).raise_for_status()
     again = httpx.post(f"{server.url}/pipeline/run", json={"name": "slow"}).json()["run_id"]

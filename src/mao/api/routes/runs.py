@@ -56,8 +56,8 @@ def log_dict(line: LogLine) -> dict[str, Any]:
 @router.get("", response_model=RunList, responses=responses(400, 503))
 def list_runs(
     instance: InstanceDep,
-    pipeline: str | None = None,
-    status: str | None = None,
+    pipeline: str | None = Query(default=None, max_length=64),
+    status: str | None = Query(default=None, max_length=16),
     limit: int = Query(default=50, ge=1, le=1000),
 ) -> Any:
     wanted = parse_status(status) if status else None
@@ -71,7 +71,7 @@ def get_run(run_id: RunId, instance: InstanceDep) -> Any:
 
 @router.get("/{run_id}/logs", response_model=LogsOut, responses=responses(400, 404, 503))
 def get_logs(
-    run_id: RunId, instance: InstanceDep, after: int = Query(default=0, ge=0, le=2**63 - 1), step: str | None = None,
+    run_id: RunId, instance: InstanceDep, after: int = Query(default=0, ge=0, le=2**63 - 1), step: str | None = Query(default=None, max_length=64),
     limit: int = Query(default=10000, ge=1, le=100000),
 ) -> Any:
     run = instance.store.get_run(run_id)
