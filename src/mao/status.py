@@ -83,3 +83,12 @@ def parse_status(value: str) -> RunStatus:
         raise InvalidInput(
             f"unknown run status {value!r}; use one of: " + ", ".join(s.value for s in RunStatus)
         ) from None
+
+
+class FederationState(StrEnum):
+    """Where a step's federation part (merge into ground-truth, ballot) stands when the
+    registry was unavailable after its push: waiting, done, or given up."""
+
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"

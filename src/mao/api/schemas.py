@@ -295,3 +295,34 @@ class HealthOut(Open):
     version: str
     checks: dict[str, dict[str, Any]]
     error: ErrorDetail | None = None
+
+
+# ------------------------------------------------------------------ agreement
+
+
+class SlotVotes(Open):
+    """One (pipeline, step, slot) of a dataset that agrees by vote."""
+
+    pipeline: str
+    step: str
+    slot: str
+    outcome: Literal["agreed", "disputed", "resolved", "open"]
+    winner: str | None = None
+    commit: str | None = None
+    electorate: list[str] = Field(default_factory=list)
+    ballots: dict[str, dict[str, Any] | None] = Field(
+        default_factory=dict, description="each elector's ballot (output_id, commit, late) or null when missing"
+    )
+    dissenters: list[str] = Field(default_factory=list)
+    candidates: list[Any] = Field(default_factory=list)
+    resolved_by: str | None = None
+
+
+class VotesOut(Open):
+    dataset: str
+    slots: list[SlotVotes]
+
+
+class Resolved(Open):
+    ok: bool = True
+    dataset: str

@@ -7,10 +7,11 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from mao.offline.models import FederationTask
+from mao.status import FederationState
 from mao.store.models import StepRun, utcnow
 from mao.store.store import Store
 
-PENDING, DONE = "pending", "done"
+PENDING, DONE, FAILED = FederationState.PENDING, FederationState.DONE, FederationState.FAILED
 
 
 class FederationQueue:

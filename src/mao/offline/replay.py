@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from mao.errors import MAOError, MergeConflict, RegistryUnavailable
 from mao.offline.models import FederationTask
-from mao.offline.queue import DONE, PENDING, FederationQueue
+from mao.offline.queue import DONE, FAILED, PENDING, FederationQueue
 
 if TYPE_CHECKING:
     from mao.instance import Instance
@@ -143,7 +143,7 @@ class FederationReplayer:
             attempts = self.queue.failed_attempt(task.id, message)
             if attempts >= MAX_ATTEMPTS:
                 self.queue.done(task.id, message, attempt=False)
-                self.queue.mark_step(task.step_id, federation="failed", federation_error=message)
+                self.queue.mark_step(task.step_id, federation=FAILED, federation_error=message)
                 note(f"deferred {task.kind} (task {task.id}) given up after {attempts} attempts: {message}")
             else:
                 log.warning("deferred %s (task %s) failed (attempt %s): %s", task.kind, task.id, attempts, message)

@@ -4,31 +4,35 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
+from pydantic import Field
 
 from mao.agreement.tally import Tallier
 from mao.api.deps import InstanceDep
+from mao.api.schemas import PathName, Resolved, Router, VotesOut, responses
 from mao.models import Name, Strict
 from mao.validation import check_name
 
-router = APIRouter(prefix="/datasets", tags=["datasets"])
+router = Router(prefix="/datasets", tags=["datasets"])
 
 
 class ResolveIn(Strict):
-    slot: str
+    slot: str = Field(max_length=40)
     pick: Name
     pipeline: Name | None = None
     step: Name | None = None
 
 
-@router.get("/{name}/votes")
-def votes(name: str, instance: InstanceDep, slot: str | None = Query(default=None, max_length=40)) -> dict[str, Any]:
+@router.get("/{name}/votes", response_model=VotesOut, responses=responses(400, 404, 503))
+def votes(name: PathName, instance: InstanceDep, slot: str | None = Query(default=None, max_length=40)) -> Any:
+    """Per slot: each elector's ballot or its absence, the outcome, the winner, the dissenters."""
     check_name(name, "dataset name")
     return Tallier(instance).votes(name, slot)
 
 
-@router.post("/{name}/resolve")
-def resolve(name: str, body: ResolveIn, instance: InstanceDep) -> dict[str, Any]:
+@router.post("/{name}/resolve", response_model=Resolved, responses=responses(400, 404, 409, 413, 503))
+def resolve(name: PathName, body: ResolveIn, instance: InstanceDep) -> Any:
+    """Settle a disputed slot with the ballot of the instance ``pick``."""
     check_name(name, "dataset name")
     record = Tallier(instance).resolve(name, body.slot, body.pick, body.pipeline, body.step)
     return {"ok": True, "dataset": name, **record}
