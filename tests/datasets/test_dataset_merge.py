@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mao.datasets import DatasetManager
-from mao.errors import GitError, MergeConflict, NotFound
+from mao.errors import GitError, NotFound
 
 
 def test_first_merge_creates_ground_truth(
@@ -49,35 +49,45 @@ def test_merging_again_after_new_output(manager: DatasetManager, remote: Path, w
     assert inspect.file(remote, "ground-truth", "a.txt") == "2\n"
 
 
-def test_conflict_is_reported_and_loses_nothing(
+def test_concurrent_changes_keep_the_newest_and_lose_nothing(
     manager: DatasetManager, other: DatasetManager, remote: Path, write_output, inspect
 ) -> None:
-    node_a = write_output(manager, str(remote), "step-a", {"result.csv": "a,1\n", "only-a.txt": "A\n"})
-    node_b = write_output(other, str(remote), "step-b", {"result.csv": "b,2\n", "only-b.txt": "B\n"})
+    """Two nodes changed one file differently since they last agreed: nobody is stopped. The
+    later merge's version is ground-truth's, named in a Mao-Superseded trailer; the earlier
+    version stays in ground-truth's history (its first parent) and both node commits are in it."""
+    node_a = write_output(manager, str(remote), "step-a", {"result.json": "{\"v\": 1}", "only-a.txt": "A\n"})
+    node_b = write_output(other, str(remote), "step-b", {"result.json": "{\"v\": 2}", "only-b.txt": "B\n"})
     merged_a = manager.merge_to_ground_truth("ds", "step-a", "Merge step-a", {})
 
-    with pytest.raises(MergeConflict) as info:
-        other.merge_to_ground_truth("ds", "step-b", "Merge step-b", {"Mao-Run": "3"})
-    assert info.value.files == ["result.csv"]
-    assert info.value.details == {"files": ["result.csv"]}
-    assert "result.csv" in info.value.message and info.value.status_code == 409
-
-    assert inspect.rev(remote, "ground-truth") == merged_a
+    merged_b = other.merge_to_ground_truth("ds", "step-b", "Merge step-b", {"Mao-Run": "3"})
+    assert inspect.rev(remote, "ground-truth") == merged_b
+    assert inspect.parents(remote, merged_b) == [merged_a, node_b]
+    assert inspect.file(remote, "ground-truth", "result.json") == '{"v": 2}'
+    assert inspect.file(remote, "ground-truth", "only-a.txt") == "A\n"
+    assert inspect.file(remote, "ground-truth", "only-b.txt") == "B\n"
+    assert inspect.git("show", f"{merged_a}:result.json", cwd=remote) == '{"v": 1}'
+    assert other.commit_trailers("ds", merged_b) == {"Mao-Run": "3", "Mao-Superseded": "result.json"}
     assert inspect.rev(remote, "step-a") == node_a
-    assert inspect.rev(remote, "step-b") == node_b
     worktree = other.worktree_path("ds", "ground-truth")
     assert inspect.status(worktree) == ""
     assert not (other.clone_path("ds") / ".git" / "worktrees" / "ground-truth" / "MERGE_HEAD").exists()
-    assert inspect.git("rev-parse", "HEAD", cwd=worktree).strip() == merged_a
     assert other.pending_pushes("ds") == []
 
-    # after the conflict is resolved on the node branch, the merge goes through
-    worktree_b = other.prepare_output("ds", str(remote), "step-b")
-    inspect.git("merge", "--quiet", "-X", "theirs", "--no-edit", "origin/ground-truth", cwd=worktree_b)
+
+def test_a_node_deleting_what_ground_truth_changed_is_the_newest_change(
+    manager: DatasetManager, other: DatasetManager, remote: Path, write_output, inspect
+) -> None:
+    write_output(manager, str(remote), "step-a", {"x.json": "1"})
+    manager.merge_to_ground_truth("ds", "step-a", "Merge 1", {})
+    write_output(manager, str(remote), "step-a", {"x.json": "2"}, run=2)
+    worktree = other.prepare_output("ds", str(remote), "step-b")
+    (worktree / "x.json").unlink()
+    other.commit_output(worktree, "delete", {})
     assert other.push("ds", "step-b")
-    resolved = other.merge_to_ground_truth("ds", "step-b", "Merge step-b", {})
-    assert inspect.file(remote, "ground-truth", "result.csv") == "a,1\n"
-    assert inspect.parents(remote, resolved)[0] == merged_a
+    manager.merge_to_ground_truth("ds", "step-a", "Merge 2", {})
+    merged = other.merge_to_ground_truth("ds", "step-b", "Merge 3", {})
+    assert "x.json" not in inspect.git("ls-tree", "--name-only", merged, cwd=remote)
+    assert other.commit_trailers("ds", merged) == {"Mao-Superseded": "x.json"}
 
 
 def test_unpushed_node_branch_is_merged_from_local(
@@ -176,19 +186,20 @@ def test_rows_both_sides_appended_are_kept(
     ("rows.csv", "h\nchanged\n", "h\n1\nb\n"),  # a line changed, not only appended
     ("rows.csv", "h\n", "h\n1\nb\n"),  # a line removed
 ])
-def test_changed_lines_still_conflict(
-    manager: DatasetManager, other: DatasetManager, remote: Path, write_output, name, ours, theirs
+def test_changed_lines_keep_the_newest(
+    manager: DatasetManager, other: DatasetManager, remote: Path, write_output, inspect, name, ours, theirs
 ) -> None:
     write_output(manager, str(remote), "step-a", {name: "h\n1\n"})
     manager.merge_to_ground_truth("ds", "step-a", "Merge 1", {})
     write_output(manager, str(remote), "step-a", {name: ours}, run=2)
     write_output(other, str(remote), "step-b", {name: theirs}, run=3)
     manager.merge_to_ground_truth("ds", "step-a", "Merge 2", {})
-    with pytest.raises(MergeConflict):
-        other.merge_to_ground_truth("ds", "step-b", "Merge 3", {})
+    merged = other.merge_to_ground_truth("ds", "step-b", "Merge 3", {})
+    assert inspect.file(remote, "ground-truth", name) == theirs
+    assert other.commit_trailers("ds", merged) == {"Mao-Superseded": name}
 
 
-def test_files_both_created_keep_a_shared_header_only_when_line_oriented(
+def test_files_both_created_keep_both_rows_only_when_line_oriented(
     manager: DatasetManager, other: DatasetManager, remote: Path, write_output, inspect
 ) -> None:
     write_output(manager, str(remote), "step-a", {"m.csv": "h\na\n"})
@@ -197,9 +208,16 @@ def test_files_both_created_keep_a_shared_header_only_when_line_oriented(
     other.merge_to_ground_truth("ds", "step-b", "Merge b", {})
     assert inspect.file(remote, "ground-truth", "m.csv") == "h\na\nb\n"
 
-    write_output(manager, str(remote), "step-a", {"m.json": "{\n\"v\": 1\n}\n"}, run=2)
-    write_output(other, str(remote), "step-b", {"m.json": "{\n\"v\": 2\n}\n"}, run=3)
+    # no shared header: a line-oriented file still keeps both sides' rows
+    write_output(manager, str(remote), "step-a", {"n.txt": "node-a\n"}, run=2)
+    write_output(other, str(remote), "step-b", {"n.txt": "node-b\n"}, run=3)
     manager.merge_to_ground_truth("ds", "step-a", "Merge a", {})
-    with pytest.raises(MergeConflict) as info:
-        other.merge_to_ground_truth("ds", "step-b", "Merge b", {})
-    assert info.value.files == ["m.json"]
+    other.merge_to_ground_truth("ds", "step-b", "Merge b", {})
+    assert inspect.file(remote, "ground-truth", "n.txt") == "node-a\nnode-b\n"
+
+    write_output(manager, str(remote), "step-a", {"m.json": "{\n\"v\": 1\n}\n"}, run=4)
+    write_output(other, str(remote), "step-b", {"m.json": "{\n\"v\": 2\n}\n"}, run=5)
+    manager.merge_to_ground_truth("ds", "step-a", "Merge a", {})
+    merged = other.merge_to_ground_truth("ds", "step-b", "Merge b", {})
+    assert inspect.file(remote, "ground-truth", "m.json") == "{\n\"v\": 2\n}\n"
+    assert other.commit_trailers("ds", merged) == {"Mao-Superseded": "m.json"}

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from mao.datasets import DatasetManager, Git
-from mao.errors import GitError, MergeConflict
+from mao.errors import GitError
 
 pytestmark = pytest.mark.ssh
 
@@ -100,14 +100,15 @@ def test_clone_push_and_merge_over_ssh(ssh_manager, ssh_remote: SshRemote, write
     assert b.snapshot_input("ds", ssh_remote.url, dest) == second
     assert sorted(p.name for p in dest.iterdir()) == ["a.txt", "b.txt", "shared.csv"]
 
-    # both change the same line of the agreed state at once: a genuine conflict
+    # both change the same line of the agreed state at once: the newest change is kept,
+    # the other stays in ground-truth's history
     write_output(b, ssh_remote.url, "step-b", {"shared.csv": "b\n"}, run=3)
     write_output(a, ssh_remote.url, "step-a", {"shared.csv": "a2\n"}, run=4)
     third = a.merge_to_ground_truth("ds", "step-a", "Merge step-a", {})
-    with pytest.raises(MergeConflict) as info:
-        b.merge_to_ground_truth("ds", "step-b", "Merge step-b", {})
-    assert info.value.files == ["shared.csv"]
-    assert inspect.rev(ssh_remote.path, "ground-truth") == third
+    fourth = b.merge_to_ground_truth("ds", "step-b", "Merge step-b", {})
+    assert inspect.parents(ssh_remote.path, fourth)[0] == third
+    assert inspect.file(ssh_remote.path, "ground-truth", "shared.csv") == "b\n"
+    assert b.commit_trailers("ds", fourth) == {"Mao-Superseded": "shared.csv"}
 
 
 def test_key_dir_with_awkward_path(

@@ -29,9 +29,13 @@ class GroundTruthMixin:
     def merge_to_ground_truth(self, name: str, branch: str, message: str, trailers: dict[str, str]) -> str:
         """Merge node ``branch`` into ``ground-truth`` with ``--no-ff`` and push it; return the merge commit.
 
-        The first merge creates ground-truth from the empty root commit. On a conflict
-        nothing is pushed, the ground-truth worktree is left clean and MergeConflict
-        names the files. A push refused because ground-truth moved meanwhile (or any
+        The first merge creates ground-truth from the empty root commit. Files both sides
+        changed since they last agreed are settled without stopping anyone: rows both sides
+        appended to a line-oriented file are all kept (ground-truth's first); anything else
+        takes the node's version, the newest change, and the merge commit names those files
+        in a ``Mao-Superseded`` trailer (ground-truth's version stays in its history). If
+        git still cannot merge, nothing is pushed, the ground-truth worktree is left clean
+        and MergeConflict names the files. A push refused because ground-truth moved meanwhile (or any
         failed push) is retried from a fresh fetch; when every attempt failed, the local
         ground-truth is put back to origin's and GitError is raised. The caller holds
         the federation lock.
@@ -82,6 +86,17 @@ class GroundTruthMixin:
         if result.returncode != 0 and self._keep_both_appends(name, worktree):
             result = self.git.call(["commit", "--quiet", "--no-verify", "--no-edit", "--cleanup=strip"], worktree)
         if result.returncode != 0:
+            superseded = self._keep_newest(worktree)
+            if superseded:
+                text = self._message(clone, message, {**trailers, "Mao-Superseded": ", ".join(superseded)})
+                result = self.git.call(
+                    ["commit", "--quiet", "--no-verify", "--cleanup=whitespace", "--file=-"], worktree, input=text
+                )
+                logger.warning(
+                    "dataset %s: %s changed %s since %s last agreed with it; the newest change is kept, "
+                    "the earlier one stays in %s's history", name, branch, ", ".join(superseded), branch, GROUND_TRUTH,
+                )
+        if result.returncode != 0:
             files = self._conflicted_files(worktree)
             self.git.call(["merge", "--abort"], worktree)
             self._clean(worktree, GROUND_TRUTH, base)
@@ -124,11 +139,11 @@ class GroundTruthMixin:
                 return False
             base = stages.get(1)
             if base is None:
-                # both created it: their common first lines (a header) stand in for the base,
-                # for line-oriented files only
-                base = list(_common_prefix(ours, theirs))
-                if not base or not path.lower().endswith(_LINE_FILES):
+                # both created it: their common first lines (a header, or nothing) stand in
+                # for the base, for line-oriented files only
+                if not path.lower().endswith(_LINE_FILES):
                     return False
+                base = list(_common_prefix(ours, theirs))
             if ours[: len(base)] != base or theirs[: len(base)] != base:
                 return False
             if (base and not base[-1].endswith("\n")) or (len(ours) > len(base) and not ours[-1].endswith("\n")):
@@ -139,6 +154,20 @@ class GroundTruthMixin:
             self.git.run(["add", "--force", "--", path], worktree)
         logger.info("dataset %s: kept the lines both sides appended to %s", name, ", ".join(resolved))
         return True
+
+    def _keep_newest(self, worktree: Path) -> list[str]:
+        """Settle the remaining conflicts of a merge into ground-truth with the node's side (the
+        newest change: it was made after ground-truth's, which stays reachable as the merge's
+        first parent). Returns the files settled so; none when nothing was conflicted."""
+        files = self._conflicted_files(worktree)
+        for path in files:
+            if self.git.call(["cat-file", "-e", f":3:{path}"], worktree).returncode == 0:
+                self.git.run(["checkout", "--theirs", "--", path], worktree)
+                self.git.run(["add", "--force", "--", path], worktree)
+            else:  # the node deleted it
+                self.git.run(["rm", "--quiet", "--cached", "--ignore-unmatch", "--", path], worktree)
+                (worktree / path).unlink(missing_ok=True)
+        return files
 
     def _blob_lines(self, worktree: Path, spec: str) -> list[str]:
         """A blob's lines, ends kept (undecodable bytes survive as surrogates)."""
