@@ -21,15 +21,10 @@ def print_next_steps(ui: UI, outcome: Outcome, report: CheckReport) -> None:
     ui.echo(f"  {ENV_FILE:<20} its secrets (API token, database password)")
     ui.echo(f"  {COMPOSE_FILE:<20} its services: orchestrator, executor, etcd, postgres")
     ui.echo("")
-    if plan.source_dir is not None:
-        ui.echo("1. Build the images (from the orchestrator's checkout):")
-        ui.echo(f"     cd {plan.source_dir}")
-        ui.echo(f"     {engine} build -t local/mao -f Dockerfile .")
-        ui.echo(f"     {engine} build -t local/executor -f Dockerfile_executor .")
-    else:
-        ui.echo("1. Build the images local/mao and local/executor from the orchestrator's checkout:")
-        ui.echo(f"     {engine} build -t local/mao -f Dockerfile .")
-        ui.echo(f"     {engine} build -t local/executor -f Dockerfile_executor .")
+    source = f" --source-dir {plan.source_dir}" if plan.source_dir is not None else " --source-dir <checkout>"
+    ui.echo(f"1. Build the images {plan.orchestrator_image} and {plan.executor_image} (Python wheels are built")
+    ui.echo("   on this host and installed offline; --base-image IMAGE for another Debian-based base):")
+    ui.echo(f"     maoctl instance build-images{source}")
     ui.echo("2. Start the instance:")
     if compose:
         ui.echo(f"     cd {plan.install_dir} && {compose} up -d")
@@ -45,7 +40,10 @@ def print_next_steps(ui: UI, outcome: Outcome, report: CheckReport) -> None:
     if plan.mode == "join":
         ui.echo("   Start it soon: the federation's etcd cluster waits for this new member.")
     if not plan.publish_peer_on_ip:
-        ui.echo(f"   {plan.public_ip} is not on this host's interfaces: etcd's port 2380 is published on all of them.")
+        ui.echo(
+            f"   {plan.public_ip} is not on this host's interfaces: etcd's port {plan.etcd_peer_port} is published "
+            "on all of them."
+        )
     ui.echo("")
     if outcome.public_key:
         ui.echo("This instance's public SSH key (send it to the federation operator for git access")
