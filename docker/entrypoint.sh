@@ -3,6 +3,8 @@
 #
 # Started as root (the compose file's default), it hands what the container needs to the
 # image's user and drops to it before starting maoctl:
+#   - the settings file $MAO_CONFIG (it holds secrets: 0600, root's on the host) is copied
+#     to the user's home and MAO_CONFIG points there;
 #   - the SSH key directory mounted read-only at $MAO_KEYS_MOUNT (default /keys), whatever
 #     its owner on the host, is copied to the user's home (0700/0600) and MAO_SSH_KEY_DIR
 #     points there;
@@ -29,6 +31,11 @@ if [ -d "$keys" ]; then
     chmod 0600 "$copy"/* 2>/dev/null || true
     chown -R "$user:" "$copy"
     export MAO_SSH_KEY_DIR="$copy"
+fi
+
+if [ -n "${MAO_CONFIG:-}" ] && [ -f "$MAO_CONFIG" ]; then
+    install -m 0600 -o "$user" -g "$(id -g "$user")" "$MAO_CONFIG" "$home/.mao-config.yaml"
+    export MAO_CONFIG="$home/.mao-config.yaml"
 fi
 
 if [ -n "${MAO_DATA_DIR:-}" ]; then

@@ -81,7 +81,8 @@ def test_standalone_install_writes_a_loadable_config_and_compose_file(maoctl, ho
     orch = compose["services"]["orchestrator"]
     assert orch["image"] == "local/mao"
     assert orch["build"] == {"context": str(REPO), "dockerfile": "Dockerfile"}
-    assert orch["entrypoint"] + orch["command"] == ["mao-entrypoint", "serve", "--config", "/config/mao.yaml"]
+    assert orch["entrypoint"] + orch["command"] == ["mao-entrypoint", "serve"]
+    assert orch["environment"]["MAO_CONFIG"] == "/config/mao.yaml"
     assert orch["ports"] == ["127.0.0.1:18080:8080"]
     mounts = {m["target"]: m for m in orch["volumes"]}
     assert mounts["/keys"]["source"] == str(key_dir) and mounts["/keys"]["read_only"] is True

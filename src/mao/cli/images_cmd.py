@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -32,6 +33,11 @@ def build_images(
     executor_tag: Annotated[
         str, typer.Option("--executor-tag", metavar="TAG", help="Tag of the executor image.")
     ] = EXECUTOR_IMAGE,
+    wheel_cache: Annotated[
+        str | None,
+        typer.Option("--wheel-cache", metavar="DIR",
+                     help="Keep the dependencies' wheels here and reuse them without PyPI next time."),
+    ] = None,
     build_network: Annotated[
         str,
         typer.Option("--build-network", metavar="NETWORK",
@@ -59,5 +65,6 @@ def build_images(
         orchestrator_tag=check_image_ref(orchestrator_tag, "--orchestrator-tag"),
         executor_tag=check_image_ref(executor_tag, "--executor-tag"),
         network=None if build_network == "default" else build_network,
+        wheel_cache=Path(wheel_cache).expanduser().absolute() if wheel_cache else None,
     )
     run_build(build, echo=typer.echo)

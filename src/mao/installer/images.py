@@ -48,13 +48,18 @@ class ImageBuild:
     network: str | None = "host"
     """Network of the builds' RUN steps (apt-get): ``host`` works on engines without a bridge."""
     python: str = sys.executable
+    wheel_cache: Path | None = None
+    """Wheels of the dependencies kept from an earlier build: tried first, without the index."""
 
     @property
     def wheel_dir(self) -> Path:
         return self.source_dir / WHEEL_DIRNAME
 
-    def wheel_command(self) -> list[str]:
-        return [self.python, "-m", "pip", "wheel", "--quiet", str(self.source_dir), "-w", str(self.wheel_dir)]
+    def wheel_command(self, offline: bool = False) -> list[str]:
+        argv = [self.python, "-m", "pip", "wheel", "--quiet", str(self.source_dir), "-w", str(self.wheel_dir)]
+        if offline and self.wheel_cache is not None:
+            argv += ["--no-index", "--find-links", str(self.wheel_cache), "--no-build-isolation"]
+        return argv
 
     def build_commands(self) -> list[list[str]]:
         commands = []
@@ -75,11 +80,17 @@ def build_images(build: ImageBuild, run: Runner = _run, echo: Callable[[str], No
     for stale in build.wheel_dir.glob(PACKAGE_WHEEL_GLOB):
         stale.unlink()  # pip would keep an older build of the same version
     echo(f"Building the wheels into {build.wheel_dir} ...")
-    if run(build.wheel_command()) != 0:
+    cached = build.wheel_cache is not None and any(build.wheel_cache.glob("*.whl"))
+    if not (cached and run(build.wheel_command(offline=True)) == 0) and run(build.wheel_command()) != 0:
         raise MAOError(
             f"'pip wheel' failed for {build.source_dir}: the host needs PyPI (or a pip index) to fetch the "
             "dependencies once"
         )
+    if build.wheel_cache is not None:
+        build.wheel_cache.mkdir(parents=True, exist_ok=True)
+        for wheel in build.wheel_dir.glob("*.whl"):
+            if not wheel.match(PACKAGE_WHEEL_GLOB) and not (build.wheel_cache / wheel.name).exists():
+                shutil.copy2(wheel, build.wheel_cache / wheel.name)
     for argv in build.build_commands():
         tag = argv[argv.index("-t") + 1]
         echo(f"Building {tag} from {build.base_image} ...")

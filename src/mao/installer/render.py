@@ -208,7 +208,7 @@ def render_compose(plan: InstallPlan) -> dict[str, Any]:
         {
             "restart": "unless-stopped",
             "entrypoint": [ENTRYPOINT],
-            "command": ["serve", "--config", CONTAINER_CONFIG],
+            "command": ["serve"],  # settings from MAO_CONFIG, see docker/entrypoint.sh
             "environment": {
                 **common_env,
                 "MAO_STORE_URL": store_url("${POSTGRES_PASSWORD}"),
@@ -229,7 +229,7 @@ def render_compose(plan: InstallPlan) -> dict[str, Any]:
             "restart": "unless-stopped",
             "entrypoint": [ENTRYPOINT],
             "command": [
-                "executor", "serve", "--host", "0.0.0.0", "--port", str(EXECUTOR_PORT), "--config", CONTAINER_CONFIG,
+                "executor", "serve", "--host", "0.0.0.0", "--port", str(EXECUTOR_PORT),
             ],
             "environment": {
                 **common_env,
