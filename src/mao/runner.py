@@ -72,6 +72,7 @@ class Runner:
         self._cancel: dict[int, threading.Event] = {}
         self._futures: dict[int, Future] = {}
         self._lock = threading.Lock()
+        self._stopping = False
 
     # public ----------------------------------------------------------------------
 
@@ -109,6 +110,7 @@ class Runner:
         return any(r.pipeline == pipeline for r in self.instance.store.active_runs())
 
     def shutdown(self, wait: bool = True) -> None:
+        self._stopping = True  # runs stopped from here on are interrupted, not cancelled
         for event in list(self._cancel.values()):
             event.set()
         self._pool.shutdown(wait=wait, cancel_futures=True)
@@ -122,6 +124,8 @@ class Runner:
         except Exception as exc:  # noqa: BLE001 - the run must end, whatever happened
             log.exception("run %s crashed", run_id)
             status, error = "failed", f"internal error: {exc.__class__.__name__}: {exc}"
+        if status == "cancelled" and self._stopping:
+            status, error = "interrupted", "the orchestrator stopped while this run was in progress"
         try:
             store.finish_run(run_id, status, error)
             self._log(run_id, None, f"run {status}" + (f": {error}" if error else ""))
