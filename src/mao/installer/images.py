@@ -8,6 +8,7 @@ official Python image by default, or any Debian-based image (see ``docker/base.s
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -26,12 +27,17 @@ BUILD_TIMEOUT = 1800.0
 
 Runner = Callable[[Sequence[str]], int]
 
+# Wheels built with a fixed timestamp are the same bytes when the source is: the images'
+# `COPY` layers then stay cached and a rebuild of unchanged sources takes seconds.
+REPRODUCIBLE_ENV = {"SOURCE_DATE_EPOCH": "315532800"}
+
 
 def _run(argv: Sequence[str]) -> int:
     """Run a build command with its output on the terminal; its exit code."""
     try:
         timeout = WHEEL_TIMEOUT if "wheel" in argv[:4] else BUILD_TIMEOUT
-        return subprocess.run(list(argv), stdin=subprocess.DEVNULL, timeout=timeout).returncode
+        env = {**os.environ, **REPRODUCIBLE_ENV}
+        return subprocess.run(list(argv), stdin=subprocess.DEVNULL, timeout=timeout, env=env).returncode
     except subprocess.TimeoutExpired:
         return 124
     except OSError as exc:
