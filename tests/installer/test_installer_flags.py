@@ -177,6 +177,12 @@ def test_join_without_the_cluster_value_is_a_missing_flag(maoctl, home, key_dir,
         ("--git-email", "not-an-email", "invalid git e-mail address"),
         ("--ssh-key-dir", "/nonexistent/keys", "does not exist"),
         ("--api-port", "70000", "invalid API port"),
+        ("--etcd-peer-port", "0", "invalid etcd peer port"),
+        ("--etcd-client-port", "65536", "invalid etcd client port"),
+        ("--steps-subnet", "8.8.8.0/24", "invalid steps subnet"),
+        ("--services-subnet", "172.31.89.1/26", "invalid services subnet"),
+        ("--postgres-image", "postgres 15", "invalid PostgreSQL image"),
+        ("--etcd-image", "--rm", "invalid etcd image"),
     ],
 )
 def test_bad_values_give_a_clear_error_and_write_nothing(maoctl, home, key_dir, tmp_path, flag, value, message) -> None:
