@@ -157,6 +157,8 @@ class Deployment:
     name: str
     env: dict[str, str]
     api_port: int = field(default_factory=free_port)
+    isolated: bool = False
+    """Whether the steps' bridge forwards nothing (see the tests' ``isolate_steps``)."""
 
     @property
     def project(self) -> str:

@@ -191,11 +191,7 @@ def render_compose(plan: InstallPlan) -> dict[str, Any]:
     """
     config_mount = _bind(plan.install_dir / CONFIG_FILE, CONTAINER_CONFIG, read_only=True)
     data_mount = _bind(plan.data_dir, plan.data_dir)
-    common_env = {
-        "MAO_CONFIG": CONTAINER_CONFIG,
-        "MAO_API_TOKEN": "${MAO_API_TOKEN}",
-        "MAO_DATA_DIR": _compose_text(str(plan.data_dir)),
-    }
+    common_env = {"MAO_CONFIG": CONTAINER_CONFIG, "MAO_DATA_DIR": _compose_text(str(plan.data_dir))}
 
     orchestrator: dict[str, Any] = {"image": plan.orchestrator_image}
     executor: dict[str, Any] = {"image": plan.executor_image}
@@ -211,6 +207,7 @@ def render_compose(plan: InstallPlan) -> dict[str, Any]:
             "command": ["serve"],  # settings from MAO_CONFIG, see docker/entrypoint.sh
             "environment": {
                 **common_env,
+                "MAO_API_TOKEN": "${MAO_API_TOKEN}",
                 "MAO_STORE_URL": store_url("${POSTGRES_PASSWORD}"),
             },
             "ports": [f"127.0.0.1:{plan.api_port}:{API_CONTAINER_PORT}"],
