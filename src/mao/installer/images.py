@@ -26,6 +26,7 @@ WHEEL_TIMEOUT = 900.0
 BUILD_TIMEOUT = 1800.0
 
 Runner = Callable[[Sequence[str]], int]
+BUILD_REQUIREMENTS = ["setuptools>=68", "wheel"]
 
 # Wheels built with a fixed timestamp are the same bytes when the source is: the images'
 # `COPY` layers then stay cached and a rebuild of unchanged sources takes seconds.
@@ -64,7 +65,9 @@ class ImageBuild:
     def wheel_command(self, offline: bool = False) -> list[str]:
         argv = [self.python, "-m", "pip", "wheel", "--quiet", str(self.source_dir), "-w", str(self.wheel_dir)]
         if offline and self.wheel_cache is not None:
-            argv += ["--no-index", "--find-links", str(self.wheel_cache), "--no-build-isolation"]
+            return [*argv, "--no-index", "--find-links", str(self.wheel_cache)]
+        if self.wheel_cache is not None:
+            argv += BUILD_REQUIREMENTS  # so that the cache can build the package offline next time
         return argv
 
     def build_commands(self) -> list[list[str]]:
