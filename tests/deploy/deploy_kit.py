@@ -71,16 +71,14 @@ def debian_base(env: dict[str, str]) -> str:
 
 
 def build_images(env: dict[str, str]) -> None:
-    """The orchestrator and executor through ``maoctl instance build-images``; etcd, PostgreSQL and a tool."""
+    """All four services' images through ``maoctl instance build-images``, and a tool."""
     base = debian_base(env)
     run([sys.executable, "-m", "mao.cli.main", "instance", "build-images", "--source-dir", str(ROOT),
          "--base-image", base, "--orchestrator-tag", ORCHESTRATOR_TAG, "--executor-tag", EXECUTOR_TAG,
+         "--service-images", "--etcd-tag", ETCD_TAG, "--postgres-tag", POSTGRES_TAG,
          "--wheel-cache", str(run_dir() / "wheels")], env=env, timeout=900)
-    for tag, context in ((ETCD_TAG, ROOT / "tests/deploy/images/etcd"),
-                         (POSTGRES_TAG, ROOT / "tests/deploy/images/postgres"),
-                         (TOOL_TAG, ROOT / "src/mao/demo")):
-        run(["docker", "build", "-q", "--network", "host", "--build-arg", f"BASE={base}", "-t", tag, str(context)],
-            env=env, timeout=600)
+    run(["docker", "build", "-q", "--network", "host", "--build-arg", f"BASE={base}", "-t", TOOL_TAG,
+         str(ROOT / "src/mao/demo")], env=env, timeout=600)
 
 
 def compose_command() -> list[str]:

@@ -97,6 +97,16 @@ def test_build_images_builds_wheels_then_both_images_from_the_given_base(tmp_pat
     assert all(c[-1] == str(source) and "--network" in c for c in calls[1:])
 
 
+def test_service_images_are_built_from_debian_packages_on_the_same_base(tmp_path) -> None:
+    calls: list[list[str]] = []
+    build = ImageBuild(source_dir=tmp_path, base_image="local/debian:bookworm", python="python3", service_images=True)
+    build_images(build, run=lambda argv: calls.append(list(argv)) or 0, echo=lambda _text: None)
+    assert [(c[c.index("-t") + 1], c[-1]) for c in calls[3:]] == [
+        ("local/etcd", str(tmp_path / "docker/etcd")), ("local/postgres", str(tmp_path / "docker/postgres"))]
+    assert all("BASE=local/debian:bookworm" in c for c in calls[3:])
+    assert (REPO / "docker/etcd/Dockerfile").is_file() and (REPO / "docker/postgres/entrypoint.sh").is_file()
+
+
 def test_build_images_stops_at_the_step_that_failed(tmp_path) -> None:
     build = ImageBuild(source_dir=tmp_path, python="python3")
     calls: list[list[str]] = []

@@ -33,6 +33,16 @@ def build_images(
     executor_tag: Annotated[
         str, typer.Option("--executor-tag", metavar="TAG", help="Tag of the executor image.")
     ] = EXECUTOR_IMAGE,
+    service_images: Annotated[
+        bool,
+        typer.Option("--service-images",
+                     help="Also build etcd and PostgreSQL from Debian's packages on the same base (for hosts "
+                          "without an image registry; install with --etcd-image and --postgres-image)."),
+    ] = False,
+    etcd_tag: Annotated[str, typer.Option("--etcd-tag", metavar="TAG", help="Tag of the etcd image.")] = "local/etcd",
+    postgres_tag: Annotated[
+        str, typer.Option("--postgres-tag", metavar="TAG", help="Tag of the PostgreSQL image.")
+    ] = "local/postgres",
     wheel_cache: Annotated[
         str | None,
         typer.Option("--wheel-cache", metavar="DIR",
@@ -65,6 +75,9 @@ def build_images(
         orchestrator_tag=check_image_ref(orchestrator_tag, "--orchestrator-tag"),
         executor_tag=check_image_ref(executor_tag, "--executor-tag"),
         network=None if build_network == "default" else build_network,
+        service_images=service_images,
+        etcd_tag=check_image_ref(etcd_tag, "--etcd-tag"),
+        postgres_tag=check_image_ref(postgres_tag, "--postgres-tag"),
         wheel_cache=Path(wheel_cache).expanduser().absolute() if wheel_cache else None,
     )
     run_build(build, echo=typer.echo)

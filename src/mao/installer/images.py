@@ -54,6 +54,10 @@ class ImageBuild:
     executor_tag: str = EXECUTOR_IMAGE
     network: str | None = "host"
     """Network of the builds' RUN steps (apt-get): ``host`` works on engines without a bridge."""
+    service_images: bool = False
+    """Also etcd and PostgreSQL from Debian's packages (docker/etcd, docker/postgres) on the same base."""
+    etcd_tag: str = "local/etcd"
+    postgres_tag: str = "local/postgres"
     python: str = sys.executable
     wheel_cache: Path | None = None
     """Wheels of the dependencies kept from an earlier build: tried first, without the index."""
@@ -78,6 +82,12 @@ class ImageBuild:
             if self.network:
                 argv += ["--network", self.network]
             commands.append([*argv, str(self.source_dir)])
+        if self.service_images:
+            for tag, context in ((self.etcd_tag, "docker/etcd"), (self.postgres_tag, "docker/postgres")):
+                argv = [self.engine, "build", "--build-arg", f"BASE={self.base_image}", "-t", tag]
+                if self.network:
+                    argv += ["--network", self.network]
+                commands.append([*argv, str(self.source_dir / context)])
         return commands
 
 
@@ -105,4 +115,8 @@ def build_images(build: ImageBuild, run: Runner = _run, echo: Callable[[str], No
         echo(f"Building {tag} from {build.base_image} ...")
         if run(argv) != 0:
             raise MAOError(f"building {tag} failed ({' '.join(argv)}): see the output above")
-    echo(f"Built {build.orchestrator_tag} and {build.executor_tag}.")
+    built = [build.orchestrator_tag, build.executor_tag]
+    if build.service_images:
+        built += [build.etcd_tag, build.postgres_tag]
+        echo(f"Install with: --etcd-image {build.etcd_tag} --postgres-image {build.postgres_tag}")
+    echo(f"Built {', '.join(built)}.")
