@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mao.installer.checks import CheckReport
 from mao.installer.options import UI, Outcome
-from mao.installer.render import COMPOSE_FILE, CONFIG_FILE, ENV_FILE
+from mao.installer.render import COMPOSE_FILE, CONFIG_FILE, ENV_FILE, ETCD_IMAGE, POSTGRES_IMAGE
 
 
 def print_next_steps(ui: UI, outcome: Outcome, report: CheckReport) -> None:
@@ -25,6 +25,10 @@ def print_next_steps(ui: UI, outcome: Outcome, report: CheckReport) -> None:
     ui.echo(f"1. Build the images {plan.orchestrator_image} and {plan.executor_image} (Python wheels are built")
     ui.echo("   on this host and installed offline; --base-image IMAGE for another Debian-based base):")
     ui.echo(f"     maoctl instance build-images{source}")
+    if plan.etcd_image == ETCD_IMAGE or plan.postgres_image == POSTGRES_IMAGE:
+        ui.echo(f"   The engine pulls {plan.etcd_image} and {plan.postgres_image} at the start; without a registry,")
+        ui.echo("   add --service-images (local/etcd, local/postgres) and install again with")
+        ui.echo("   --force --etcd-image local/etcd --postgres-image local/postgres.")
     ui.echo("2. Start the instance:")
     if compose:
         ui.echo(f"     cd {plan.install_dir} && {compose} up -d")
