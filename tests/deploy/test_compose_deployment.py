@@ -119,8 +119,8 @@ def test_four_healthy_services_run_a_pipeline_into_the_ssh_dataset(stack) -> Non
     assert httpx.get(dep.url + "/registry/tools", timeout=10).status_code == 401
     for service in ("orchestrator", "executor"):  # maoctl runs as the image's user mao, not root
         cid = dep.compose("ps", "-q", service).stdout.strip()
-        top = run(["docker", "top", cid, "-eo", "uid,args"], env=dep.env).stdout.splitlines()[1:]
-        assert {line.split()[0] for line in top if "maoctl" in line} == {"10001"}, top
+        top = run(["docker", "top", cid, "-eo", "pid,uid,args"], env=dep.env).stdout.splitlines()[1:]
+        assert {line.split()[1] for line in top if "maoctl" in line} == {"10001"}, top
 
     dep.maoctl("dataset", "add", "--name", "obs", "--git-url", stack["url"])
     dep.maoctl("instance", "init", "--non-interactive", "--marketplace-url", str(marketplace(stack["tmp"])),
