@@ -60,8 +60,8 @@ def build_images(
     from mao.errors import InvalidInput
     from mao.installer.images import ImageBuild
     from mao.installer.images import build_images as run_build
-    from mao.installer.values import check_image as check_image_ref
     from mao.installer.options import check_source_dir, detect_source_dir
+    from mao.installer.values import check_image as check_image_ref
 
     source = check_source_dir(source_dir) if source_dir else detect_source_dir()
     if source is None:

@@ -6,16 +6,22 @@ import re
 import shutil
 import socket
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
 import click
 
 from mao.errors import InvalidInput
 from mao.installer.render import InstallPlan
-from mao.installer.values import check_email, check_host_path, check_image, check_port, check_subnet
+from mao.installer.values import (
+    check_email,
+    check_host_path,
+    check_image,
+    check_port,
+    check_subnet,
+)
 
 DEFAULT_INSTALL_DIR = "~/mao-instance"
 DEFAULT_KEY_DIR = "~/.ssh/mao"

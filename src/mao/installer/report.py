@@ -6,14 +6,19 @@ from pathlib import Path
 
 from mao.installer.checks import CheckReport
 from mao.installer.options import UI, Outcome
-from mao.installer.render import COMPOSE_FILE, CONFIG_FILE, ENV_FILE, ETCD_IMAGE, POSTGRES_IMAGE
+from mao.installer.render import (
+    COMPOSE_FILE,
+    CONFIG_FILE,
+    ENV_FILE,
+    ETCD_IMAGE,
+    POSTGRES_IMAGE,
+)
 
 
 def print_next_steps(ui: UI, outcome: Outcome, report: CheckReport) -> None:
     """What to run next: build the images, start the services, reach the API; the public key."""
     plan = outcome.plan
     assert plan is not None
-    engine = report.engine or "docker"
     compose = " ".join(report.compose) if report.compose else None
     ui.echo("")
     ui.echo(f"Installed MAO instance '{plan.instance_name}' in {plan.install_dir}:")
