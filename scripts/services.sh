@@ -13,6 +13,7 @@
 #   postgres  PostgreSQL 15 on 127.0.0.1:54329, trust auth, database mao_test
 #   sshd      git over SSH on 127.0.0.1:2222, bare repositories in $RUN/git-srv
 #   etcd      binaries only: the tests start their own clusters
+#   debootstrap  for the deployment tests (tests/deploy), which make a Debian base image
 #
 # Both engines get the image mao/busybox:local, imported from a busybox-static rootfs.
 # After `up`, `source $RUN/services.env` exports the MAO_TEST_* variables.
@@ -137,7 +138,8 @@ require_root() { [[ $(id -u) -eq 0 ]] || die "must run as root (apt-get, dockerd
 # ---------------------------------------------------------------------------- packages
 
 APT_UPDATED=0
-REQUIRED_PKGS=(docker.io docker-compose etcd-server etcd-client busybox-static openssh-server openssh-client git)
+REQUIRED_PKGS=(docker.io docker-compose etcd-server etcd-client busybox-static openssh-server openssh-client git
+               debootstrap)
 OPTIONAL_PKGS=(podman runc)
 
 pkg_installed() { [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true) == 'install ok installed' ]]; }

@@ -88,6 +88,7 @@ class Runner:
         self._futures: dict[int, Future] = {}
         self._lock = threading.Lock()
         self.closer = RunCloser(instance.store, on_closed=self._closed)
+        self._stopping = False
 
     # public ----------------------------------------------------------------------
 
@@ -145,6 +146,7 @@ class Runner:
         return any(r.pipeline == pipeline for r in self.instance.store.active_runs())
 
     def shutdown(self, wait: bool = True) -> None:
+        self._stopping = True  # runs stopped from here on are interrupted, not cancelled
         for event in list(self._cancel.values()):
             event.set()
         self._pool.shutdown(wait=wait, cancel_futures=True)
@@ -158,6 +160,8 @@ class Runner:
         except Exception as exc:  # noqa: BLE001 - the run must end, whatever happened
             log.exception("run %s crashed", run_id)
             status, error = RunStatus.FAILED, f"internal error: {exc.__class__.__name__}: {exc}"
+        if status == RunStatus.CANCELLED and self._stopping:
+            status, error = RunStatus.INTERRUPTED, "the orchestrator stopped while this run was in progress"
         try:
             self.closer.close(run_id, status, error)
         finally:

@@ -54,8 +54,7 @@ def test_standalone_install_writes_a_loadable_config_and_compose_file(maoctl, ho
     result = maoctl(*standalone_args(install_dir, key_dir, "--api-port", "18080"))
     assert result.code == 0, result.output
     assert "docker compose up -d" in result.out or "docker-compose up -d" in result.out
-    assert "docker build -t local/mao -f Dockerfile ." in result.out
-    assert "docker build -t local/executor -f Dockerfile_executor ." in result.out
+    assert "maoctl instance build-images --source-dir" in result.out
     assert (key_dir / "id_ed25519.pub").read_text().strip() in result.out
 
     assert sorted(p.name for p in install_dir.iterdir()) == [".env", "data", "docker-compose.yaml", "mao.yaml"]
@@ -82,7 +81,8 @@ def test_standalone_install_writes_a_loadable_config_and_compose_file(maoctl, ho
     orch = compose["services"]["orchestrator"]
     assert orch["image"] == "local/mao"
     assert orch["build"] == {"context": str(REPO), "dockerfile": "Dockerfile"}
-    assert orch["entrypoint"] + orch["command"] == ["maoctl", "serve", "--config", "/config/mao.yaml"]
+    assert orch["entrypoint"] + orch["command"] == ["mao-entrypoint", "serve"]
+    assert orch["environment"]["MAO_CONFIG"] == "/config/mao.yaml"
     assert orch["ports"] == ["127.0.0.1:18080:8080"]
     mounts = {m["target"]: m for m in orch["volumes"]}
     assert mounts["/keys"]["source"] == str(key_dir) and mounts["/keys"]["read_only"] is True
@@ -91,7 +91,7 @@ def test_standalone_install_writes_a_loadable_config_and_compose_file(maoctl, ho
     executor = compose["services"]["executor"]
     assert executor["image"] == "local/executor"
     assert executor["build"]["dockerfile"] == "Dockerfile_executor"
-    assert executor["entrypoint"] + executor["command"][:2] == ["maoctl", "executor", "serve"]
+    assert executor["entrypoint"] + executor["command"][:2] == ["mao-entrypoint", "executor", "serve"]
     executor_mounts = {m["target"]: m["source"] for m in executor["volumes"]}
     assert executor_mounts[str(install_dir / "data")] == str(install_dir / "data")  # same path as on the host
     assert settings.docker_host == "unix://" + next(t for t in executor_mounts if t.endswith(".sock"))
@@ -177,6 +177,12 @@ def test_join_without_the_cluster_value_is_a_missing_flag(maoctl, home, key_dir,
         ("--git-email", "not-an-email", "invalid git e-mail address"),
         ("--ssh-key-dir", "/nonexistent/keys", "does not exist"),
         ("--api-port", "70000", "invalid API port"),
+        ("--etcd-peer-port", "0", "invalid etcd peer port"),
+        ("--etcd-client-port", "65536", "invalid etcd client port"),
+        ("--steps-subnet", "8.8.8.0/24", "invalid steps subnet"),
+        ("--services-subnet", "172.31.89.1/26", "invalid services subnet"),
+        ("--postgres-image", "postgres 15", "invalid PostgreSQL image"),
+        ("--etcd-image", "--rm", "invalid etcd image"),
     ],
 )
 def test_bad_values_give_a_clear_error_and_write_nothing(maoctl, home, key_dir, tmp_path, flag, value, message) -> None:

@@ -134,6 +134,22 @@ def test_cancel_kills_the_step(instance, define, executor):
     assert run.steps[0].status == "cancelled"
 
 
+def test_a_run_stopped_by_the_orchestrator_stopping_is_interrupted(instance, define, executor):
+    from mao.models import ToolIn
+
+    executor.tools["img/sleep"] = lambda spec, on_log: (time.sleep(5), 0)[1]
+    instance.catalog.add_tool(ToolIn(name="sleeper", image="img/sleep"))
+    define({"name": "nap", "steps": [{"name": "s", "tool": "sleeper", "output_dataset": "observations"}]})
+    run_id = instance.runner.start("nap")
+    deadline = time.monotonic() + 5
+    while instance.store.get_run(run_id).steps[0].status != "running" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    instance.runner.shutdown(wait=True)
+    run = instance.store.get_run(run_id)
+    assert run.status == "interrupted"
+    assert "orchestrator stopped" in run.error
+
+
 def test_private_variables_are_injected_and_masked(instance, define, executor):
     define({
         "name": "secret", "private_variables": {"API_TOKEN": "s3cr3t-value"},

@@ -17,6 +17,7 @@ from mao.errors import InvalidInput, NotFound
 _JOIN = "Joining a federation"
 _WHERE = "Where and what"
 _HOW = "How"
+_DEPLOY = "Deployment (defaults suit most hosts)"
 
 
 def _prog() -> str:
@@ -104,6 +105,38 @@ def install(
                      help="The orchestrator's checkout, to build the images from (default: this checkout).",
                      rich_help_panel=_WHERE),
     ] = None,
+    etcd_client_port: Annotated[
+        int | None,
+        typer.Option("--etcd-client-port", metavar="PORT", help="Host port (on 127.0.0.1) of etcd's client API (default: 2379).", rich_help_panel=_DEPLOY),
+    ] = None,
+    etcd_peer_port: Annotated[
+        int | None,
+        typer.Option("--etcd-peer-port", metavar="PORT", help="Host port of etcd's peer API on the public IP, part of this member's peer URL (default: 2380).", rich_help_panel=_DEPLOY),
+    ] = None,
+    orchestrator_image: Annotated[
+        str | None,
+        typer.Option("--orchestrator-image", metavar="IMAGE", help="Orchestrator image (default: local/mao, see 'maoctl instance build-images').", rich_help_panel=_DEPLOY),
+    ] = None,
+    executor_image: Annotated[
+        str | None,
+        typer.Option("--executor-image", metavar="IMAGE", help="Executor image (default: local/executor).", rich_help_panel=_DEPLOY),
+    ] = None,
+    etcd_image: Annotated[
+        str | None,
+        typer.Option("--etcd-image", metavar="IMAGE", help="etcd image (default: the official quay.io/coreos/etcd:v3.5.17).", rich_help_panel=_DEPLOY),
+    ] = None,
+    postgres_image: Annotated[
+        str | None,
+        typer.Option("--postgres-image", metavar="IMAGE", help="PostgreSQL image (default: the official postgres:15).", rich_help_panel=_DEPLOY),
+    ] = None,
+    services_subnet: Annotated[
+        str | None,
+        typer.Option("--services-subnet", metavar="CIDR", help="Subnet of the services' network (default: the engine chooses).", rich_help_panel=_DEPLOY),
+    ] = None,
+    steps_subnet: Annotated[
+        str | None,
+        typer.Option("--steps-subnet", metavar="CIDR", help="Subnet of the steps' network (default: the engine chooses).", rich_help_panel=_DEPLOY),
+    ] = None,
     force: Annotated[
         bool,
         typer.Option("--force", help="Rewrite the configuration of an existing install directory (data is kept).",
@@ -151,6 +184,14 @@ def install(
             api_port=api_port,
             docker_socket=docker_socket,
             source_dir=source_dir,
+            etcd_client_port=etcd_client_port,
+            etcd_peer_port=etcd_peer_port,
+            orchestrator_image=orchestrator_image,
+            executor_image=executor_image,
+            etcd_image=etcd_image,
+            postgres_image=postgres_image,
+            services_subnet=services_subnet,
+            steps_subnet=steps_subnet,
             force=force,
             non_interactive=non_interactive,
             skip_checks=skip_checks,

@@ -1,14 +1,16 @@
-"""``maoctl instance``: install a new instance, initialise its pipelines, show its public key."""
+"""``maoctl instance``: build its images, install a new instance, initialise its pipelines, show its public key."""
 
 from __future__ import annotations
 
 import typer
 
+from mao.cli.images_cmd import build_images
 from mao.cli.init_cmd import init
 from mao.cli.install_cmd import install, pubkey
 
 instance_app = typer.Typer(help="Install and initialise this MAO instance.", no_args_is_help=True)
 
+instance_app.command("build-images")(build_images)
 instance_app.command("install")(install)
 instance_app.command("init")(init)
 instance_app.command("pubkey")(pubkey)

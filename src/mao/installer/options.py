@@ -6,15 +6,22 @@ import re
 import shutil
 import socket
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import click
 
 from mao.errors import InvalidInput
 from mao.installer.render import InstallPlan
-from mao.installer.values import check_email, check_host_path
+from mao.installer.values import (
+    check_email,
+    check_host_path,
+    check_image,
+    check_port,
+    check_subnet,
+)
 
 DEFAULT_INSTALL_DIR = "~/mao-instance"
 DEFAULT_KEY_DIR = "~/.ssh/mao"
@@ -60,6 +67,14 @@ class InstallOptions:
     api_port: int | None = None
     docker_socket: str | None = None
     source_dir: str | None = None
+    etcd_client_port: int | None = None
+    etcd_peer_port: int | None = None
+    orchestrator_image: str | None = None
+    executor_image: str | None = None
+    etcd_image: str | None = None
+    postgres_image: str | None = None
+    services_subnet: str | None = None
+    steps_subnet: str | None = None
     force: bool = False
     non_interactive: bool = False
     skip_checks: bool = False
@@ -68,9 +83,16 @@ class InstallOptions:
     prog: str = "maoctl"
 
 
+DEPLOYMENT_KEYS = (
+    "etcd_client_port", "etcd_peer_port", "orchestrator_image", "executor_image", "etcd_image", "postgres_image",
+    "services_subnet", "steps_subnet",
+)
+"""Settings of the compose deployment that have defaults and are never asked for."""
+
 ANSWER_KEYS = (
     "federate", "federation", "install_dir", "instance_name", "public_ip", "git_email", "ssh_key_dir",
     "etcd_initial_cluster", "marketplace_url", "api_port", "docker_socket", "source_dir",
+    *DEPLOYMENT_KEYS,
 )
 
 
@@ -80,6 +102,24 @@ class Outcome:
     plan: InstallPlan | None = None
     state_file: Path | None = None
     public_key: str | None = None
+
+
+def deployment_settings(answers: dict[str, Any]) -> dict[str, Any]:
+    """The given ``DEPLOYMENT_KEYS`` answers, validated, as ``InstallPlan`` fields."""
+    checks: dict[str, Callable[[Any], Any]] = {
+        "etcd_client_port": lambda v: check_port(v, "etcd client port"),
+        "etcd_peer_port": lambda v: check_port(v, "etcd peer port"),
+        "orchestrator_image": lambda v: check_image(v, "orchestrator image"),
+        "executor_image": lambda v: check_image(v, "executor image"),
+        "etcd_image": lambda v: check_image(v, "etcd image"),
+        "postgres_image": lambda v: check_image(v, "PostgreSQL image"),
+        "services_subnet": lambda v: check_subnet(v, "services subnet"),
+        "steps_subnet": lambda v: check_subnet(v, "steps subnet"),
+    }
+    values = {key: check(answers[key]) for key, check in checks.items() if answers.get(key) not in (None, "")}
+    if values.get("services_subnet") and values.get("services_subnet") == values.get("steps_subnet"):
+        raise InvalidInput("the services subnet and the steps subnet must differ")
+    return values
 
 
 def detect_source_dir() -> Path | None:

@@ -10,10 +10,14 @@ Layout on the host (``<dir>`` is the install directory):
 - the SSH key directory is mounted read-only at ``/keys`` in the orchestrator.
 - ``mao.yaml`` is mounted read-only at ``/config/mao.yaml`` in both.
 - PostgreSQL and etcd keep their data in named volumes.
+- the four services share the network ``mao``; step containers run on the network
+  ``mao-<instance>-steps``, which only the executor also joins.
+- every service has a healthcheck; the orchestrator starts once the others are healthy.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +38,8 @@ ENV_FILE = ".env"
 COMPOSE_FILE = "docker-compose.yaml"
 DATA_DIRNAME = "data"
 
+ENTRYPOINT = "mao-entrypoint"
+"""The images' entry point (docker/entrypoint.sh): drops to the user mao, then runs maoctl."""
 CONTAINER_CONFIG = "/config/mao.yaml"
 CONTAINER_KEYS = "/keys"
 API_CONTAINER_PORT = 8080
@@ -61,6 +67,18 @@ class InstallPlan:
     """A checkout with Dockerfile and Dockerfile_executor, used as the images' build context."""
     publish_peer_on_ip: bool = True
     """Publish etcd's peer port on the public IP only (False: on all addresses, e.g. behind NAT)."""
+    etcd_client_port: int = ETCD_CLIENT_PORT
+    """Host port (on 127.0.0.1) of etcd's client API."""
+    etcd_peer_port: int = ETCD_PEER_PORT
+    """Host port of etcd's peer API on the public IP: the port of this member's peer URL."""
+    orchestrator_image: str = ORCHESTRATOR_IMAGE
+    executor_image: str = EXECUTOR_IMAGE
+    etcd_image: str = ETCD_IMAGE
+    postgres_image: str = POSTGRES_IMAGE
+    services_subnet: str | None = None
+    """Subnet of the services' network (None: the engine chooses)."""
+    steps_subnet: str | None = None
+    """Subnet of the steps' network (None: the engine chooses)."""
 
     @property
     def data_dir(self) -> Path:
@@ -68,7 +86,17 @@ class InstallPlan:
 
     @property
     def peer_url(self) -> str:
-        return peer_url(self.public_ip)
+        return peer_url(self.public_ip, self.etcd_peer_port)
+
+    @property
+    def steps_network(self) -> str:
+        """The engine's name of the steps' network: the executor's ``network_mode``."""
+        return f"mao-{self.instance_name}-steps"
+
+    def bridge_name(self, network: str) -> str:
+        """A host interface name of at most 15 bytes, unique per install directory and network."""
+        digest = hashlib.sha256(f"{self.install_dir}\0{network}".encode()).hexdigest()
+        return f"mao{network[:2]}-{digest[:8]}"
 
     @property
     def initial_cluster(self) -> str:
@@ -115,9 +143,7 @@ def render_config(plan: InstallPlan, secret: Secrets) -> dict[str, Any]:
         "ssh_key_dir": CONTAINER_KEYS,
         "executor_url": f"http://executor:{EXECUTOR_PORT}",
         "docker_host": f"unix://{plan.docker_socket}",
-        # steps on a network of their own: host networking would put the API, the executor
-        # service and etcd's client port (published on the host's loopback) in their reach
-        "network_mode": "bridge",
+        "network_mode": plan.steps_network,
         "marketplace_url": plan.marketplace_url,
     }
 
@@ -139,13 +165,36 @@ def _build(plan: InstallPlan, dockerfile: str) -> dict[str, Any] | None:
     return {"context": _compose_text(str(plan.source_dir)), "dockerfile": dockerfile}
 
 
+def _healthcheck(test: list[str], retries: int = 30) -> dict[str, Any]:
+    return {"test": test, "interval": "5s", "timeout": "5s", "retries": retries, "start_period": "10s"}
+
+
+def _http_health(port: int) -> dict[str, Any]:
+    probe = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/health', timeout=4)"
+    return _healthcheck(["CMD", "python3", "-c", probe])
+
+
+def _network(name: str | None, subnet: str | None, bridge: str) -> dict[str, Any]:
+    network: dict[str, Any] = {"driver": "bridge", "driver_opts": {"com.docker.network.bridge.name": bridge}}
+    if name:
+        network["name"] = name
+    if subnet:
+        network["ipam"] = {"config": [{"subnet": subnet}]}
+    return network
+
+
 def render_compose(plan: InstallPlan) -> dict[str, Any]:
+    """The four services on the network ``mao``; step containers on the network ``steps``.
+
+    Only the executor joins ``steps`` (it starts the steps there, see ``network_mode``), so a
+    step reaches neither etcd nor PostgreSQL, and the executor only with its token.
+    """
     config_mount = _bind(plan.install_dir / CONFIG_FILE, CONTAINER_CONFIG, read_only=True)
     data_mount = _bind(plan.data_dir, plan.data_dir)
-    common_env = {"MAO_CONFIG": CONTAINER_CONFIG}
+    common_env = {"MAO_CONFIG": CONTAINER_CONFIG, "MAO_DATA_DIR": _compose_text(str(plan.data_dir))}
 
-    orchestrator: dict[str, Any] = {"image": ORCHESTRATOR_IMAGE}
-    executor: dict[str, Any] = {"image": EXECUTOR_IMAGE}
+    orchestrator: dict[str, Any] = {"image": plan.orchestrator_image}
+    executor: dict[str, Any] = {"image": plan.executor_image}
     if (build := _build(plan, "Dockerfile")) is not None:
         orchestrator["build"] = build
     if (build := _build(plan, "Dockerfile_executor")) is not None:
@@ -154,8 +203,8 @@ def render_compose(plan: InstallPlan) -> dict[str, Any]:
     orchestrator.update(
         {
             "restart": "unless-stopped",
-            "entrypoint": ["maoctl"],
-            "command": ["serve", "--config", CONTAINER_CONFIG],
+            "entrypoint": [ENTRYPOINT],
+            "command": ["serve"],  # settings from MAO_CONFIG, see docker/entrypoint.sh
             "environment": {
                 **common_env,
                 "MAO_API_TOKEN": "${MAO_API_TOKEN}",
@@ -163,24 +212,30 @@ def render_compose(plan: InstallPlan) -> dict[str, Any]:
             },
             "ports": [f"127.0.0.1:{plan.api_port}:{API_CONTAINER_PORT}"],
             "volumes": [data_mount, _bind(plan.ssh_key_dir, CONTAINER_KEYS, read_only=True), config_mount],
+            "networks": ["mao"],
+            "healthcheck": _http_health(API_CONTAINER_PORT),
             "depends_on": {
                 "postgres": {"condition": "service_healthy"},
-                "etcd": {"condition": "service_started"},
-                "executor": {"condition": "service_started"},
+                "etcd": {"condition": "service_healthy"},
+                "executor": {"condition": "service_healthy"},
             },
         }
     )
     executor.update(
         {
             "restart": "unless-stopped",
-            "entrypoint": ["maoctl"],
+            "entrypoint": [ENTRYPOINT],
             "command": [
-                "executor", "serve", "--host", "0.0.0.0", "--port", str(EXECUTOR_PORT), "--config", CONTAINER_CONFIG,
+                "executor", "serve", "--host", "0.0.0.0", "--port", str(EXECUTOR_PORT),
             ],
-            # its own token: generated into <data_dir>/executor-token, which the orchestrator reads
-            # from the same data volume; the API token is not its business
-            "environment": dict(common_env),
+            "environment": {
+                **common_env,
+                "MAO_ENGINE_SOCKET": _compose_text(plan.docker_socket),
+                "MAO_NETWORK_MODE": plan.steps_network,
+            },
             "volumes": [_bind(plan.docker_socket, plan.docker_socket), data_mount, config_mount],
+            "networks": ["mao", "steps"],
+            "healthcheck": _http_health(EXECUTOR_PORT),
         }
     )
     peer_host = f"{plan.public_ip}:" if plan.publish_peer_on_ip else ""
@@ -199,17 +254,22 @@ def render_compose(plan: InstallPlan) -> dict[str, Any]:
     if plan.mode == "standalone":
         etcd_env["ETCD_INITIAL_CLUSTER_TOKEN"] = f"mao-{plan.instance_name}"
     etcd = {
-        "image": ETCD_IMAGE,
+        "image": plan.etcd_image,
         "restart": "unless-stopped",
+        "command": ["etcd"],
         "environment": etcd_env,
         "ports": [
-            f"{peer_host}{ETCD_PEER_PORT}:{ETCD_PEER_PORT}",
-            f"127.0.0.1:{ETCD_CLIENT_PORT}:{ETCD_CLIENT_PORT}",
+            f"{peer_host}{plan.etcd_peer_port}:{ETCD_PEER_PORT}",
+            f"127.0.0.1:{plan.etcd_client_port}:{ETCD_CLIENT_PORT}",
         ],
         "volumes": [{"type": "volume", "source": "etcd-data", "target": "/etcd-data"}],
+        "networks": ["mao"],
+        "healthcheck": _healthcheck(
+            ["CMD", "etcdctl", f"--endpoints=http://127.0.0.1:{ETCD_CLIENT_PORT}", "endpoint", "health"]
+        ),
     }
     postgres = {
-        "image": POSTGRES_IMAGE,
+        "image": plan.postgres_image,
         "restart": "unless-stopped",
         "environment": {
             "POSTGRES_USER": DB_USER,
@@ -217,15 +277,15 @@ def render_compose(plan: InstallPlan) -> dict[str, Any]:
             "POSTGRES_PASSWORD": "${POSTGRES_PASSWORD}",
         },
         "volumes": [{"type": "volume", "source": "postgres-data", "target": "/var/lib/postgresql/data"}],
-        "healthcheck": {
-            "test": ["CMD", "pg_isready", "-U", DB_USER, "-d", DB_NAME],
-            "interval": "5s",
-            "timeout": "5s",
-            "retries": 12,
-        },
+        "networks": ["mao"],
+        "healthcheck": _healthcheck(["CMD", "pg_isready", "-h", "127.0.0.1", "-U", DB_USER, "-d", DB_NAME]),
     }
     return {
         "services": {"orchestrator": orchestrator, "executor": executor, "etcd": etcd, "postgres": postgres},
+        "networks": {
+            "mao": _network(None, plan.services_subnet, plan.bridge_name("services")),
+            "steps": _network(plan.steps_network, plan.steps_subnet, plan.bridge_name("steps")),
+        },
         "volumes": {"etcd-data": {}, "postgres-data": {}},
     }
 

@@ -6,14 +6,19 @@ from pathlib import Path
 
 from mao.installer.checks import CheckReport
 from mao.installer.options import UI, Outcome
-from mao.installer.render import COMPOSE_FILE, CONFIG_FILE, ENV_FILE
+from mao.installer.render import (
+    COMPOSE_FILE,
+    CONFIG_FILE,
+    ENV_FILE,
+    ETCD_IMAGE,
+    POSTGRES_IMAGE,
+)
 
 
 def print_next_steps(ui: UI, outcome: Outcome, report: CheckReport) -> None:
     """What to run next: build the images, start the services, reach the API; the public key."""
     plan = outcome.plan
     assert plan is not None
-    engine = report.engine or "docker"
     compose = " ".join(report.compose) if report.compose else None
     ui.echo("")
     ui.echo(f"Installed MAO instance '{plan.instance_name}' in {plan.install_dir}:")
@@ -21,15 +26,14 @@ def print_next_steps(ui: UI, outcome: Outcome, report: CheckReport) -> None:
     ui.echo(f"  {ENV_FILE:<20} its secrets (API token, database password)")
     ui.echo(f"  {COMPOSE_FILE:<20} its services: orchestrator, executor, etcd, postgres")
     ui.echo("")
-    if plan.source_dir is not None:
-        ui.echo("1. Build the images (from the orchestrator's checkout):")
-        ui.echo(f"     cd {plan.source_dir}")
-        ui.echo(f"     {engine} build -t local/mao -f Dockerfile .")
-        ui.echo(f"     {engine} build -t local/executor -f Dockerfile_executor .")
-    else:
-        ui.echo("1. Build the images local/mao and local/executor from the orchestrator's checkout:")
-        ui.echo(f"     {engine} build -t local/mao -f Dockerfile .")
-        ui.echo(f"     {engine} build -t local/executor -f Dockerfile_executor .")
+    source = f" --source-dir {plan.source_dir}" if plan.source_dir is not None else " --source-dir <checkout>"
+    ui.echo(f"1. Build the images {plan.orchestrator_image} and {plan.executor_image} (Python wheels are built")
+    ui.echo("   on this host and installed offline; --base-image IMAGE for another Debian-based base):")
+    ui.echo(f"     maoctl instance build-images{source}")
+    if plan.etcd_image == ETCD_IMAGE or plan.postgres_image == POSTGRES_IMAGE:
+        ui.echo(f"   The engine pulls {plan.etcd_image} and {plan.postgres_image} at the start; without a registry,")
+        ui.echo("   add --service-images (local/etcd, local/postgres) and install again with")
+        ui.echo("   --force --etcd-image local/etcd --postgres-image local/postgres.")
     ui.echo("2. Start the instance:")
     if compose:
         ui.echo(f"     cd {plan.install_dir} && {compose} up -d")
@@ -45,7 +49,10 @@ def print_next_steps(ui: UI, outcome: Outcome, report: CheckReport) -> None:
     if plan.mode == "join":
         ui.echo("   Start it soon: the federation's etcd cluster waits for this new member.")
     if not plan.publish_peer_on_ip:
-        ui.echo(f"   {plan.public_ip} is not on this host's interfaces: etcd's port 2380 is published on all of them.")
+        ui.echo(
+            f"   {plan.public_ip} is not on this host's interfaces: etcd's port {plan.etcd_peer_port} is published "
+            "on all of them."
+        )
     ui.echo("")
     if outcome.public_key:
         ui.echo("This instance's public SSH key (send it to the federation operator for git access")

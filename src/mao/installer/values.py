@@ -43,11 +43,11 @@ def check_public_ip(value: str) -> str:
     return str(ip)
 
 
-def peer_url(public_ip: str) -> str:
+def peer_url(public_ip: str, port: int = ETCD_PEER_PORT) -> str:
     """``http://IP:2380`` (IPv6 in brackets)."""
     ip = ipaddress.ip_address(public_ip)
     host = f"[{ip}]" if ip.version == 6 else str(ip)
-    return f"http://{host}:{ETCD_PEER_PORT}"
+    return f"http://{host}:{port}"
 
 
 def check_email(value: str) -> str:
@@ -57,14 +57,37 @@ def check_email(value: str) -> str:
     return text
 
 
-def check_api_port(value: int | str) -> int:
+def check_port(value: int | str, what: str) -> int:
     try:
         port = int(value)
     except (TypeError, ValueError):
-        raise InvalidInput(f"invalid API port {value!r}: give a number from 1 to 65535") from None
+        raise InvalidInput(f"invalid {what} {value!r}: give a number from 1 to 65535") from None
     if not 1 <= port <= 65535:
-        raise InvalidInput(f"invalid API port {value!r}: give a number from 1 to 65535")
+        raise InvalidInput(f"invalid {what} {value!r}: give a number from 1 to 65535")
     return port
+
+
+def check_api_port(value: int | str) -> int:
+    return check_port(value, "API port")
+
+
+def check_subnet(value: str, what: str) -> str:
+    """A private IPv4 or IPv6 network in CIDR form, e.g. 172.31.89.0/26."""
+    text = (value or "").strip()
+    try:
+        net = ipaddress.ip_network(text, strict=True)
+    except ValueError:
+        raise InvalidInput(f"invalid {what} {value!r}: give a network such as 172.31.89.0/26") from None
+    if not net.is_private or net.num_addresses < 8:
+        raise InvalidInput(f"invalid {what} {value!r}: give a private network of at least 8 addresses")
+    return str(net)
+
+
+def check_image(value: str, what: str) -> str:
+    text = (value or "").strip()
+    if not text or text.startswith("-") or any(ch.isspace() or ord(ch) < 32 for ch in text) or "$" in text:
+        raise InvalidInput(f"invalid {what} {value!r}: give an image reference such as postgres:15")
+    return text
 
 
 def check_host_path(value: str | Path, what: str) -> Path:
@@ -138,10 +161,10 @@ def format_initial_cluster(members: list[ClusterMember]) -> str:
     return ",".join(f"{m.name}={m.peer_url}" for m in members)
 
 
-def check_initial_cluster(value: str, instance_name: str, public_ip: str) -> str:
+def check_initial_cluster(value: str, instance_name: str, public_ip: str, peer_port: int = ETCD_PEER_PORT) -> str:
     """Validate the operator's value for this instance; return it normalised."""
     members = parse_initial_cluster(value)
-    mine = peer_url(public_ip)
+    mine = peer_url(public_ip, peer_port)
     if ClusterMember(instance_name, mine) not in members:
         raise InvalidInput(
             f"ETCD_INITIAL_CLUSTER does not name this instance as {instance_name}={mine}: the operator must add "

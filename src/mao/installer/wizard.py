@@ -45,6 +45,7 @@ from mao.installer.options import (
     Outcome,
     check_source_dir,
     default_instance_name,
+    deployment_settings,
     detect_source_dir,
     git_email_default,
 )
@@ -52,6 +53,7 @@ from mao.installer.render import InstallPlan
 from mao.installer.report import print_next_steps
 from mao.installer.state import clear_state, default_state_file, load_state, save_state
 from mao.installer.values import (
+    ETCD_PEER_PORT,
     check_api_port,
     check_email,
     check_federate,
@@ -197,7 +199,7 @@ class Installer:
                 key_dir = take("ssh_key_dir", check_ssh_key_dir)
         cluster = None
         if federate and a.get("etcd_initial_cluster") and name and ip:
-            cluster = take("etcd_initial_cluster", lambda v: check_initial_cluster(v, name, ip))
+            cluster = take("etcd_initial_cluster", lambda v: check_initial_cluster(v, name, ip, self._peer_port()))
         if federate and a.get("federation") and self.federation is None:
             try:
                 self.federation = self._lookup_federation(str(a["federation"]))
@@ -206,6 +208,10 @@ class Installer:
         try:
             check_install_dir(install_dir, self.opts.force)
         except MAOError as exc:
+            errors.append(exc.message)
+        try:
+            deployment_settings(a)
+        except InvalidInput as exc:
             errors.append(exc.message)
 
         if missing or errors:
@@ -271,7 +277,7 @@ class Installer:
         key_dir = self._ask_key_dir(name)
         cluster = None
         if federate:
-            check = lambda v: check_initial_cluster(v, name, ip)  # noqa: E731
+            check = lambda v: check_initial_cluster(v, name, ip, self._peer_port())  # noqa: E731
             cluster = self._given("etcd_initial_cluster", check) or self._ask(
                 "ETCD_INITIAL_CLUSTER value from the operator", check
             )
@@ -370,9 +376,10 @@ class Installer:
             self.ui.echo(f"  Peers:    {fed.etcd_peer_hint}")
         self.ui.echo("Send them this instance's name and public IP:")
         self.ui.echo(f"  instance name: {name}")
-        self.ui.echo(f"  public IP:     {ip}   (port 2380/tcp must be reachable from the federation's instances)")
+        port = self._peer_port()
+        self.ui.echo(f"  public IP:     {ip}   (port {port}/tcp must be reachable from the federation's instances)")
         self.ui.echo("The operator adds the instance to the federation with:")
-        self.ui.echo(f"  maoctl federation member add {name} --peer-url {peer_url(ip)}")
+        self.ui.echo(f"  maoctl federation member add {name} --peer-url {peer_url(ip, port)}")
         self.ui.echo("and sends you back the ETCD_INITIAL_CLUSTER value it prints.")
         self.ui.echo("")
 
@@ -462,6 +469,12 @@ class Installer:
 
     # ------------------------------------------------------------------ install
 
+    def _peer_port(self) -> int:
+        try:
+            return int(deployment_settings(self.answers).get("etcd_peer_port", ETCD_PEER_PORT))
+        except InvalidInput:
+            return ETCD_PEER_PORT
+
     def _marketplace_url(self) -> str:
         return str(self.answers.get("marketplace_url") or DEFAULT_MARKETPLACE_URL)
 
@@ -493,6 +506,7 @@ class Installer:
             docker_socket=str(check_host_path(socket_path, "docker socket")),
             source_dir=source_dir,
             publish_peer_on_ip=network.is_local_address(ip),
+            **deployment_settings(self.answers),
         )
 
     def _install(self, plan: InstallPlan) -> Outcome:
