@@ -174,10 +174,10 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
 
     class _Settings(Settings):
         @classmethod
-        def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # type: ignore[override]
+        def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
             sources = [init_settings, env_settings]
             if path:
-                sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+                sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=Path(path)))
             return tuple(sources)
 
     clean = {k: v for k, v in overrides.items() if v is not None}

@@ -122,7 +122,7 @@ def members(instance: Instance) -> list[dict[str, Any]]:
 
 
 def initial_cluster(member_list: list[dict[str, Any]], new_name: str, new_id: str) -> str:
-    parts = []
+    parts: list[str] = []
     for m in member_list:
         name = new_name if m["id"] == new_id else m["name"]
         if not name:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mao import __version__
 from mao.catalog import Catalog
@@ -47,6 +47,10 @@ class Instance:
         self._executor = executor
         self._datasets = datasets
         self._lock = threading.Lock()
+        self.tally_loop: Any = None
+        """The serving process's vote-deadline loop (see :mod:`mao.lifecycle`)."""
+        self.replayer: Any = None
+        """The serving process's loop replaying deferred federation work."""
 
     @property
     def name(self) -> str:

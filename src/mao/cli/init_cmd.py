@@ -132,7 +132,7 @@ class Session:
         ]
         offers += [
             Offer(p.name, p.definition(), "marketplace", p.name in local, False, schedule(p.name))
-            for p in market_pipelines if p.name not in federation
+            for p in market_pipelines if p.name and p.name not in federation
         ]
         seen = {o.name for o in offers}
         offers += [

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
         else:
             err_console.print(f"Error: {escape(str(exc))}", highlight=False)
-        return exc.exit_code
+        return int(getattr(exc, "exit_code", 2))
     except MAOError as exc:
         err_console.print(f"[red]Error:[/red] {escape(exc.message)}", highlight=False)
         return 1

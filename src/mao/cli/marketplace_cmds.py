@@ -168,7 +168,8 @@ def marketplace_serve(
     except OSError as exc:
         raise MarketplaceError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     bound_host, bound_port = server.server_address[:2]
-    shown_host = f"[{bound_host}]" if ":" in str(bound_host) else bound_host
+    host_text = bound_host.decode() if isinstance(bound_host, bytes) else str(bound_host)
+    shown_host = f"[{host_text}]" if ":" in host_text else host_text
     url = f"http://{shown_host}:{bound_port}"
     summary = ", ".join(f"{n} {k}" for k, n in counts.items())
     print(f"Serving the marketplace catalogue in {directory} ({summary}) at {url}", flush=True)

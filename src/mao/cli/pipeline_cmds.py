@@ -51,7 +51,7 @@ def prompt_definition() -> dict[str, Any]:
     """Ask for a pipeline step by step, as the original client did."""
     name = typer.prompt("Pipeline name")
     description = typer.prompt("Description", default="", show_default=False)
-    steps = []
+    steps: list[dict[str, Any]] = []
     while True:
         typer.echo(f"Step {len(steps) + 1}")
         step: dict[str, Any] = {

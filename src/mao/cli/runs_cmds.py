@@ -16,7 +16,7 @@ runs_app = typer.Typer(help="Run history: list, show, logs, cancel.", no_args_is
 
 S = RunStatus
 ACTIVE = frozenset(s.value for s in STATUS_ACTIVE)
-STYLE = {S.SUCCEEDED: "green", S.RUNNING: "cyan", S.PENDING: "dim", S.FAILED: "red", S.TIMED_OUT: "red",
+STYLE: dict[str, str] = {S.SUCCEEDED: "green", S.RUNNING: "cyan", S.PENDING: "dim", S.FAILED: "red", S.TIMED_OUT: "red",
          S.CONFLICT: "yellow", S.CANCELLED: "yellow", S.INTERRUPTED: "yellow"}
 
 

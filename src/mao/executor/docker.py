@@ -359,7 +359,7 @@ class DockerExecutor(Executor):
             result.status = RunStatus.CANCELLED
             result.error = "cancelled"
         if waiter.is_alive():
-            result.error = (result.error + "; " if stopped_by else "") + (
+            result.error = ((result.error or "") + "; " if stopped_by else "") + (
                 f"container {container.short_id} did not stop on the engine at {self.url}"
             )
             return result

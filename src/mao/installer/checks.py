@@ -87,7 +87,7 @@ def check_dependencies(run: Runner = _run, which: Callable[[str], str | None] = 
         )
     else:
         cli = "docker" if docker else "podman"
-        rc, out = run([docker or podman, "version"])
+        rc, out = run([str(docker or podman), "version"])
         if rc == 0:
             report.engine = cli
         elif podman and docker and run([podman, "version"])[0] == 0:

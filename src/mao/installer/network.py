@@ -54,7 +54,7 @@ def _from_ip_command() -> list[LocalAddress] | None:
 
 def _from_psutil() -> list[LocalAddress] | None:
     try:
-        import psutil  # type: ignore[import-not-found]
+        import psutil
     except ImportError:
         return None
     found = []

@@ -204,7 +204,7 @@ class Marketplace:
         items = self._items(kind, data)
         entries: list[E] = []
         problems: list[str] = []
-        seen: set[str] = set()
+        seen: set[str | None] = set()
         for index, (label, item) in enumerate(items):
             where = f"entry {index}" + (f" ({label!r})" if label else "")
             if not isinstance(item, dict):

@@ -161,7 +161,7 @@ def start_replayer(instance: Instance) -> FederationReplayer:
     from mao.offline import merge  # noqa: F401 - registers the merge handler
 
     replayer = FederationReplayer(instance, interval=instance.settings.federation_retry_interval).start()
-    instance.replayer = replayer  # type: ignore[attr-defined]
+    instance.replayer = replayer
     return replayer
 
 

@@ -7,6 +7,8 @@ succeeds, the error tells "no member reachable" from "members reachable but no q
 
 from __future__ import annotations
 
+import builtins
+
 import base64
 import json
 import threading
@@ -252,10 +254,10 @@ class EtcdRegistry(Registry):
             }
         raise self._unavailable("; ".join(errors), reachable)
 
-    def members(self) -> list[dict[str, Any]]:
+    def members(self) -> builtins.list[dict[str, Any]]:
         return self._call(lambda c: c.members())
 
-    def member_add(self, peer_urls: list[str]) -> dict[str, Any]:
+    def member_add(self, peer_urls: builtins.list[str]) -> dict[str, Any]:
         return self._call(lambda c: c.post(c.get_url("/cluster/member/add"), json={"peerURLs": peer_urls}))
 
     def member_remove(self, member_id: int) -> dict[str, Any]:

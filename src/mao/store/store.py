@@ -106,7 +106,7 @@ class Store:
 
     def delete_pipeline(self, name: str) -> None:
         with self.session() as s:
-            if s.execute(delete(Pipeline).where(Pipeline.name == name)).rowcount == 0:
+            if getattr(s.execute(delete(Pipeline).where(Pipeline.name == name)), "rowcount", 0) == 0:
                 raise NotFound(f"pipeline {name!r} is not defined on this instance")
             s.execute(delete(PrivateVariable).where(PrivateVariable.pipeline == name))
 
@@ -191,7 +191,7 @@ class Store:
             target = RunStatus(values["status"])
             values = {**values, "status": target.value}
             query = query.where(table.status.in_(_predecessors(target)))
-        if s.execute(query.values(**values)).rowcount:
+        if getattr(s.execute(query.values(**values)), "rowcount", 0):
             return
         current = s.scalar(select(table.status).where(table.id == row_id))
         if current is None:

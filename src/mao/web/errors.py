@@ -48,7 +48,7 @@ def install_error_handlers(app: FastAPI) -> None:
             {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")).removeprefix("Value error, ")}
             for e in errors
         ]
-        return JSONResponse(error_body("invalid_input", _describe(errors), {"fields": fields}), status_code=400)
+        return JSONResponse(error_body("invalid_input", _describe(list(errors)), {"fields": fields}), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
