@@ -110,7 +110,11 @@ def test_steps_get_no_host_networking_and_the_executor_no_api_token(maoctl, home
     )
     assert result.code == 0, result.output
     settings = yaml.safe_load((install_dir / "mao.yaml").read_text())
-    assert settings["network_mode"] == "bridge"
+    compose = yaml.safe_load((install_dir / "docker-compose.yaml").read_text())
+    # steps run on the deployment's own steps network, which only the executor also joins
+    steps_network = compose["networks"]["steps"]["name"]
+    assert settings["network_mode"] == steps_network != "host"
+    assert [n for n, s in compose["services"].items() if "steps" in (s.get("networks") or [])] == ["executor"]
     compose_text = (install_dir / "docker-compose.yaml").read_text()
     assert "host" not in [v for s in yaml.safe_load(compose_text)["services"].values() for k, v in s.items()
                           if k in ("network_mode", "network")]
