@@ -84,8 +84,18 @@ class ByHand:
         start = time.perf_counter()
         for _ in range(steps):
             self.count += 1
-            sh("docker", "run", "--rm", "--network", self.network, "-v", f"{self.clone}:/usr/src/app/data",
-               IMAGE, *CMD, env=self.docker_env)
+            sh(
+                "docker",
+                "run",
+                "--rm",
+                "--network",
+                self.network,
+                "-v",
+                f"{self.clone}:/usr/src/app/data",
+                IMAGE,
+                *CMD,
+                env=self.docker_env,
+            )
             sh("git", "add", "-A", cwd=self.clone, env=self.env)
             sh("git", "commit", "-q", "-m", f"step {self.count}", cwd=self.clone, env=self.env)
             sh("git", "push", "-q", "origin", "node", cwd=self.clone, env=self.env)
@@ -101,16 +111,26 @@ class ThroughAPI:
         self.port = free_port()
         config = work / "mao.yaml"
         data = work / "data"
-        config.write_text(json.dumps({
-            "instance_name": "bench", "data_dir": str(data), "api_port": self.port, "network_mode": network,
-            "pull_policy": "never", "local_remote_roots": [str(work)],
-            **({"docker_host": docker_host} if docker_host else {}),
-        }))
+        config.write_text(
+            json.dumps(
+                {
+                    "instance_name": "bench",
+                    "data_dir": str(data),
+                    "api_port": self.port,
+                    "network_mode": network,
+                    "pull_policy": "never",
+                    "local_remote_roots": [str(work)],
+                    **({"docker_host": docker_host} if docker_host else {}),
+                }
+            )
+        )
         env = {k: v for k, v in os.environ.items() if not k.startswith("MAO_")}
-        self.log = open(work / "serve.log", "w")  # noqa: SIM115 - closed in close()
+        self.log = open(work / "serve.log", "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mao.cli.main", "--config", str(config), "serve", "--log-level", "warning"],
-            env={**env, "PYTHONPATH": str(ROOT / "src")}, stdout=self.log, stderr=subprocess.STDOUT,
+            env={**env, "PYTHONPATH": str(ROOT / "src")},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         token_file = data / "api-token"
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=600)
@@ -130,8 +150,16 @@ class ThroughAPI:
         self._post("/registry/tools", {"name": "demo", "image": IMAGE})
         self._post("/registry/datasets", {"name": "out", "body": {"master": str(remote), "nodes": []}})
         for steps in (1, 10):
-            self._post("/pipeline/init", {"name": f"p{steps}", "steps": [
-                {"name": f"p{steps}-s{i}", "tool": "demo", "output_dataset": "out", "cmd": CMD} for i in range(steps)]})
+            self._post(
+                "/pipeline/init",
+                {
+                    "name": f"p{steps}",
+                    "steps": [
+                        {"name": f"p{steps}-s{i}", "tool": "demo", "output_dataset": "out", "cmd": CMD}
+                        for i in range(steps)
+                    ],
+                },
+            )
 
     def _post(self, path: str, body: dict) -> dict:
         response = self.client.post(path, json=body)
@@ -176,11 +204,25 @@ def main() -> int:
         raise SystemExit("the docker CLI is needed for the baseline")
     docker_env = {**os.environ, **({"DOCKER_HOST": args.docker_host} if args.docker_host else {})}
     base = os.environ.get("MAO_TEST_IMAGE", "mao/busybox:local")
-    sh("docker", "build", "-q", "--build-arg", f"BASE={base}", "-t", IMAGE, str(ROOT / "src/mao/demo"),
-       env={**docker_env, "DOCKER_BUILDKIT": "0"})
+    sh(
+        "docker",
+        "build",
+        "-q",
+        "--build-arg",
+        f"BASE={base}",
+        "-t",
+        IMAGE,
+        str(ROOT / "src/mao/demo"),
+        env={**docker_env, "DOCKER_BUILDKIT": "0"},
+    )
     network = Settings(_env_file=None).network_mode  # MAO's default network mode, used by both sides
-    version = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], env=docker_env,
-                             capture_output=True, text=True).stdout.strip()
+    version = subprocess.run(
+        ["docker", "version", "--format", "{{.Server.Version}}"],
+        env=docker_env,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     results = []
     with tempfile.TemporaryDirectory(prefix="mao-bench-") as tmp:
         work = Path(tmp)
@@ -197,12 +239,23 @@ def main() -> int:
                     by_hand.append(hand.run(steps))
                     mao.append(api.run(steps))
                 h, m = summary(by_hand), summary(mao)
-                results.append({"steps": steps, "repeat": repeat, "by_hand_s": h, "mao_s": m,
-                                "ratio": round(m["median"] / h["median"], 2)})
+                results.append(
+                    {
+                        "steps": steps,
+                        "repeat": repeat,
+                        "by_hand_s": h,
+                        "mao_s": m,
+                        "ratio": round(m["median"] / h["median"], 2),
+                    }
+                )
         finally:
             api.close()
-    meta = {"date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count(), "engine": f"Docker {version}",
-            "network_mode": network}
+    meta = {
+        "date": time.strftime("%Y-%m-%d"),
+        "cores": os.cpu_count(),
+        "engine": f"Docker {version}",
+        "network_mode": network,
+    }
     if args.json:
         print(json.dumps({"meta": meta, "results": results}, indent=2))
         return 0
@@ -211,9 +264,11 @@ def main() -> int:
     print(f"{'pipeline':<9} {'repeats':>7}  {'by hand':>22}  {'MAO (HTTP API)':>22}  {'ratio':>5}")
     for r in results:
         h, m = r["by_hand_s"], r["mao_s"]
-        print(f"{str(r['steps']) + '-step':<9} {r['repeat']:>7}  "
-              f"{h['min']:>6.3f} {h['median']:>7.3f} {h['max']:>7.3f}  "
-              f"{m['min']:>6.3f} {m['median']:>7.3f} {m['max']:>7.3f}  {r['ratio']:>5.2f}")
+        print(
+            f"{str(r['steps']) + '-step':<9} {r['repeat']:>7}  "
+            f"{h['min']:>6.3f} {h['median']:>7.3f} {h['max']:>7.3f}  "
+            f"{m['min']:>6.3f} {m['median']:>7.3f} {m['max']:>7.3f}  {r['ratio']:>5.2f}"
+        )
     return 0
 
 

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 from etcd_kit import EtcdCluster, EtcdMember, etcd_binary
-
 from remotes_kit import allowed_remote_roots
 
 from mao.config import Settings
@@ -222,4 +221,3 @@ def maoctl(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
         return Result(code, captured.out, captured.err)
 
     return run
-

@@ -57,22 +57,35 @@ class EtcdCluster:
         assert not m.running, f"{m.name} is already running"
         args = [
             self.binary,
-            "--name", m.name,
-            "--data-dir", str(m.data_dir),
-            "--listen-client-urls", m.client_url,
-            "--advertise-client-urls", m.client_url,
-            "--listen-peer-urls", m.peer_url,
-            "--initial-advertise-peer-urls", m.peer_url,
-            "--initial-cluster", self.initial_cluster,
-            "--initial-cluster-state", state,
-            "--initial-cluster-token", self.token,
+            "--name",
+            m.name,
+            "--data-dir",
+            str(m.data_dir),
+            "--listen-client-urls",
+            m.client_url,
+            "--advertise-client-urls",
+            m.client_url,
+            "--listen-peer-urls",
+            m.peer_url,
+            "--initial-advertise-peer-urls",
+            m.peer_url,
+            "--initial-cluster",
+            self.initial_cluster,
+            "--initial-cluster-state",
+            state,
+            "--initial-cluster-token",
+            self.token,
             # fast elections: the failover test waits for one
-            "--heartbeat-interval", "50",
-            "--election-timeout", "500",
-            "--logger", "zap",
-            "--log-outputs", "stderr",
+            "--heartbeat-interval",
+            "50",
+            "--election-timeout",
+            "500",
+            "--logger",
+            "zap",
+            "--log-outputs",
+            "stderr",
         ]
-        log = open(m.log_path, "ab")  # noqa: SIM115 - closed with the process
+        log = open(m.log_path, "ab")
         try:
             m.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         finally:

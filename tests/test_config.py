@@ -35,7 +35,7 @@ def test_yaml_file(tmp_path: Path) -> None:
         tmp_path / "mao.yaml",
         f"""
         instance_name: node-a
-        data_dir: {tmp_path / 'data'}
+        data_dir: {tmp_path / "data"}
         api_port: 9000
         api_token: from-file
         registry_backend: etcd
@@ -166,16 +166,16 @@ def test_nothing_connects_or_writes_at_import(tmp_path: Path) -> None:
         print("ok")
         """
     )
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("MAO_")
-    } | {
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAO_")} | {
         "HOME": str(home),
         "MAO_DATA_DIR": str(data),
         "MAO_STORE_URL": "postgresql://nobody@127.0.0.1:9/none",
         "MAO_REGISTRY_BACKEND": "etcd",
         "MAO_ETCD_ENDPOINTS": "http://127.0.0.1:9",
     }
-    result = subprocess.run([sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
     assert not data.exists()

@@ -24,17 +24,20 @@ from mao.errors import (
 )
 
 
-@pytest.mark.parametrize(("kind", "exc", "expected"), [
-    ("store", OperationalError("SELECT 1", {}, sqlite3.OperationalError("disk I/O error")), StoreError),
-    ("store", InterfaceError("SELECT 1", {}, sqlite3.InterfaceError("bad binding")), StoreError),
-    ("engine", docker.errors.APIError("no such image"), ExecutorError),
-    ("engine", requests.ConnectionError("refused"), ExecutorError),
-    ("etcd", etcd3gw.exceptions.ConnectionFailedError("down"), RegistryUnavailable),
-    ("etcd", requests.exceptions.ChunkedEncodingError("cut"), RegistryUnavailable),
-    ("http", httpx.ConnectError("refused"), Unavailable),
-    ("git", subprocess.CalledProcessError(128, ["git", "fetch"]), GitError),
-    ("git", FileNotFoundError(2, "No such file or directory", "git"), GitError),
-])
+@pytest.mark.parametrize(
+    ("kind", "exc", "expected"),
+    [
+        ("store", OperationalError("SELECT 1", {}, sqlite3.OperationalError("disk I/O error")), StoreError),
+        ("store", InterfaceError("SELECT 1", {}, sqlite3.InterfaceError("bad binding")), StoreError),
+        ("engine", docker.errors.APIError("no such image"), ExecutorError),
+        ("engine", requests.ConnectionError("refused"), ExecutorError),
+        ("etcd", etcd3gw.exceptions.ConnectionFailedError("down"), RegistryUnavailable),
+        ("etcd", requests.exceptions.ChunkedEncodingError("cut"), RegistryUnavailable),
+        ("http", httpx.ConnectError("refused"), Unavailable),
+        ("git", subprocess.CalledProcessError(128, ["git", "fetch"]), GitError),
+        ("git", FileNotFoundError(2, "No such file or directory", "git"), GitError),
+    ],
+)
 def test_the_table(kind, exc, expected) -> None:
     with pytest.raises(expected) as info, map_errors(kind, "the thing at X"):
         raise exc
@@ -64,12 +67,12 @@ def test_keep_error_and_details_and_decorator_use() -> None:
     with pytest.raises(ExecutorError) as info:
         call()
     assert info.value.details == {"url": "http://x"} and "ReadTimeout: slow" in info.value.message
-    made = foreign("etcd", "etcd at http://e:2379 refused the request", etcd3gw.exceptions.Etcd3Exception('{"error":"x"}'))
+    made = foreign(
+        "etcd", "etcd at http://e:2379 refused the request", etcd3gw.exceptions.Etcd3Exception('{"error":"x"}')
+    )
     assert isinstance(made, RegistryUnavailable) and '{"error":"x"}' in made.message
     with pytest.raises(ValueError):
         map_errors("nosuch", "x")
     with pytest.raises(Unavailable, match=r"^cannot reach http://m: ConnectError: refused$"):
         with map_errors("http", "cannot reach http://m: {error}"):
             raise httpx.ConnectError("refused")
-
-

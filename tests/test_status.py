@@ -24,28 +24,45 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "mao"
 
 
 def test_sets_partition_the_states() -> None:
-    assert ACTIVE == {RunStatus.PENDING, RunStatus.RUNNING}
-    assert ACTIVE | TERMINAL == set(RunStatus) and not ACTIVE & TERMINAL
+    assert {RunStatus.PENDING, RunStatus.RUNNING} == ACTIVE
+    assert set(RunStatus) == ACTIVE | TERMINAL and not ACTIVE & TERMINAL
     assert EXECUTOR_OUTCOMES < TERMINAL
     assert RunStatus.CONFLICT.terminal and RunStatus.RUNNING.active and not RunStatus.FAILED.active
     assert RunStatus("timed_out") == "timed_out" and f"{RunStatus.TIMED_OUT}" == "timed_out"
 
 
-@pytest.mark.parametrize(("current", "new"), [
-    ("pending", "running"), ("pending", "cancelled"), ("pending", "interrupted"), ("pending", "failed"),
-    ("running", "succeeded"), ("running", "failed"), ("running", "timed_out"), ("running", "cancelled"),
-    ("running", "conflict"), ("running", "interrupted"),
-])
+@pytest.mark.parametrize(
+    ("current", "new"),
+    [
+        ("pending", "running"),
+        ("pending", "cancelled"),
+        ("pending", "interrupted"),
+        ("pending", "failed"),
+        ("running", "succeeded"),
+        ("running", "failed"),
+        ("running", "timed_out"),
+        ("running", "cancelled"),
+        ("running", "conflict"),
+        ("running", "interrupted"),
+    ],
+)
 def test_allowed(current: str, new: str) -> None:
     assert can_transition(current, new)
     assert check_transition(current, new) is RunStatus(new)
 
 
-@pytest.mark.parametrize(("current", "new"), [
-    ("pending", "succeeded"), ("pending", "timed_out"), ("pending", "conflict"), ("pending", "pending"),
-    ("running", "pending"), ("running", "running"),
-    *((t.value, s.value) for t in TERMINAL for s in RunStatus),
-])
+@pytest.mark.parametrize(
+    ("current", "new"),
+    [
+        ("pending", "succeeded"),
+        ("pending", "timed_out"),
+        ("pending", "conflict"),
+        ("pending", "pending"),
+        ("running", "pending"),
+        ("running", "running"),
+        *((t.value, s.value) for t in TERMINAL for s in RunStatus),
+    ],
+)
 def test_refused(current: str, new: str) -> None:
     assert not can_transition(current, new)
     with pytest.raises(IllegalTransition, match=f"from {current} to {new}"):
@@ -67,7 +84,12 @@ def _string_constants(tree: ast.AST) -> list[ast.Constant]:
     skip: set[int] = set()
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+        ):
             skip.add(id(body[0].value))
         if isinstance(node, ast.Assign) and any(
             isinstance(t, ast.Attribute) and t.attr == "error" for t in node.targets

@@ -11,8 +11,31 @@ from mao.validation import check_git_url, check_name
 
 GOOD_NAMES = ["a", "dockerhub-collector", "Tool_2", "9lives", "x" * 64]
 BAD_NAMES = [
-    "", " ", "bad name", "../x", "..", "a/b", "a\\b", "x" * 65, "$(rm)", ";ls", "a;b", "`id`", "a|b", "a&b",
-    "-leading-dash", "_leading", ".hidden", "a.b", "tab\there", "new\nline", "ünïcode", "a'b", 'a"b', None, 3,
+    "",
+    " ",
+    "bad name",
+    "../x",
+    "..",
+    "a/b",
+    "a\\b",
+    "x" * 65,
+    "$(rm)",
+    ";ls",
+    "a;b",
+    "`id`",
+    "a|b",
+    "a&b",
+    "-leading-dash",
+    "_leading",
+    ".hidden",
+    "a.b",
+    "tab\there",
+    "new\nline",
+    "ünïcode",
+    "a'b",
+    'a"b',
+    None,
+    3,
 ]
 
 GOOD_URLS = [
@@ -25,10 +48,27 @@ GOOD_URLS = [
     "/srv/git/ds.git",
 ]
 BAD_URLS = [
-    "", " https://x/y", "not a url", "ftp://x", "http://x/../y", "/srv/../etc", "`id`", "$(id)",
-    "https://x/$(id)", "https://x/a;b", "https://x/a|b", "https://x/a b", "relative/path", "~/repo",
-    "-oProxyCommand=x", "ssh://-oProxyCommand=touch%20x/y", "ssh://git@-oProxyCommand=x/y",
-    "-u@host:repo", "--upload-pack=touch", "ext::sh -c touch% x", None,
+    "",
+    " https://x/y",
+    "not a url",
+    "ftp://x",
+    "http://x/../y",
+    "/srv/../etc",
+    "`id`",
+    "$(id)",
+    "https://x/$(id)",
+    "https://x/a;b",
+    "https://x/a|b",
+    "https://x/a b",
+    "relative/path",
+    "~/repo",
+    "-oProxyCommand=x",
+    "ssh://-oProxyCommand=touch%20x/y",
+    "ssh://git@-oProxyCommand=x/y",
+    "-u@host:repo",
+    "--upload-pack=touch",
+    "ext::sh -c touch% x",
+    None,
 ]
 
 
@@ -58,14 +98,22 @@ def test_bad_git_urls(url) -> None:
 
 def test_tool_model() -> None:
     tool = ToolIn(
-        name="collector", author="Alice", image="registry.example.org/mao/collector:1.0@sha256:abc",
-        data_repo="git@github.com:org/data.git", code_repo="https://github.com/org/code", artefact="docker",
+        name="collector",
+        author="Alice",
+        image="registry.example.org/mao/collector:1.0@sha256:abc",
+        data_repo="git@github.com:org/data.git",
+        code_repo="https://github.com/org/code",
+        artefact="docker",
         description="Collects",
     )
     assert tool.model_dump() == {
-        "name": "collector", "author": "Alice", "image": "registry.example.org/mao/collector:1.0@sha256:abc",
-        "data_repo": "git@github.com:org/data.git", "code_repo": "https://github.com/org/code",
-        "artefact": "docker", "description": "Collects",
+        "name": "collector",
+        "author": "Alice",
+        "image": "registry.example.org/mao/collector:1.0@sha256:abc",
+        "data_repo": "git@github.com:org/data.git",
+        "code_repo": "https://github.com/org/code",
+        "artefact": "docker",
+        "description": "Collects",
     }
     assert ToolIn(name="t", image="img").data_repo == ""
 
@@ -91,7 +139,10 @@ def test_tool_model_rejects(fields: dict) -> None:
 def test_dataset_model() -> None:
     ds = DatasetIn(name="ds", body={"master": "https://x/y.git", "nodes": ["collect-node1", "feature/x"]})
     assert ds.body.model_dump() == {
-        "master": "https://x/y.git", "nodes": ["collect-node1", "feature/x"], "policy": "merge", "vote_deadline": 600,
+        "master": "https://x/y.git",
+        "nodes": ["collect-node1", "feature/x"],
+        "policy": "merge",
+        "vote_deadline": 600,
     }
     assert DatasetIn(name="ds", body={"master": "/srv/ds.git"}).body.nodes == []
 

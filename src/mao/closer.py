@@ -102,7 +102,8 @@ class RunCloser(LoopService):
         if left:
             log.error(
                 "runs %s could not be closed before the stop (the store did not take it); "
-                "they are marked interrupted at the next start", left,
+                "they are marked interrupted at the next start",
+                left,
             )
 
     # one attempt ---------------------------------------------------------------------
@@ -121,7 +122,11 @@ class RunCloser(LoopService):
                 item.due = time.monotonic() + delay
                 log.warning(
                     "run %s ended %s but the store did not record it (attempt %d, next in %.1fs): %s",
-                    run_id, item.status, item.attempts, delay, exc.message,
+                    run_id,
+                    item.status,
+                    item.attempts,
+                    delay,
+                    exc.message,
                 )
                 return
             except MAOError as exc:  # gone, or closed otherwise meanwhile: nothing to retry

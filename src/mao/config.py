@@ -174,7 +174,9 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
 
     class _Settings(Settings):
         @classmethod
-        def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+        def settings_customise_sources(
+            cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+        ):
             sources = [init_settings, env_settings]
             if path:
                 sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=Path(path)))

@@ -26,7 +26,10 @@ class Heartbeat:
         self.instance = instance
         self.ttl = instance.settings.instance_ttl
         self._keepalive = KeepAlive(
-            instance.registry, ttl=self.ttl, renew=self._put, each_round=self._put,
+            instance.registry,
+            ttl=self.ttl,
+            renew=self._put,
+            each_round=self._put,
             interval=max(self.ttl / 3, 1),
         )
         self._keepalive.name = "heartbeat"

@@ -90,7 +90,9 @@ class Instance:
                 from mao.datasets.git import Git
                 from mao.datasets.manager import DatasetManager
 
-                git = Git(ssh_key_dir=self.settings.ssh_key_dir, name=self.settings.git_name, email=self.settings.git_email)
+                git = Git(
+                    ssh_key_dir=self.settings.ssh_key_dir, name=self.settings.git_name, email=self.settings.git_email
+                )
                 self._datasets = DatasetManager(
                     git,
                     self.settings.datasets_dir,

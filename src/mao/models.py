@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mao.errors import MAOError
 from mao.validation import GitURL, Name, check_git_url, check_name
 
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -53,7 +54,7 @@ class ToolIn(Strict):
         if value:
             try:
                 check_git_url(value)
-            except Exception as exc:
+            except MAOError as exc:
                 raise ValueError(getattr(exc, "message", str(exc))) from None
         return value
 
@@ -172,7 +173,7 @@ class PipelineIn(Strict):
             raise ValueError("name is required")
         try:
             check_name(self.name, "pipeline name")
-        except Exception as exc:
+        except MAOError as exc:
             raise ValueError(getattr(exc, "message", str(exc))) from None
         if not self.steps:
             raise ValueError("a pipeline needs at least one step")

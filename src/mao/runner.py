@@ -66,7 +66,8 @@ def render_env(env: dict[str, str], variables: dict[str, str]) -> tuple[dict[str
             out[key] = value
     if missing:
         raise InvalidInput(
-            "private variables not set on this instance: " + ", ".join(sorted(set(missing)))
+            "private variables not set on this instance: "
+            + ", ".join(sorted(set(missing)))
             + " (set them with `maoctl pipeline set-variable` or `maoctl instance init`)"
         )
     return out, secrets
@@ -157,7 +158,7 @@ class Runner:
     def _execute_safely(self, run_id: int, steps: list[StepIn], cancel: threading.Event) -> None:
         try:
             status, error = self._execute(run_id, steps, cancel)
-        except Exception as exc:  # noqa: BLE001 - the run must end, whatever happened
+        except Exception as exc:
             log.exception("run %s crashed", run_id)
             status, error = RunStatus.FAILED, f"internal error: {exc.__class__.__name__}: {exc}"
         if status == RunStatus.CANCELLED and self._stopping:
@@ -175,9 +176,7 @@ class Runner:
         self._cancel.pop(run_id, None)
         self._log(run_id, None, f"run {status}" + (f": {error}" if error else ""))
 
-    def _execute(
-        self, run_id: int, steps: list[StepIn], cancel: threading.Event
-    ) -> tuple[RunStatus, str | None]:
+    def _execute(self, run_id: int, steps: list[StepIn], cancel: threading.Event) -> tuple[RunStatus, str | None]:
         store = self.instance.store
         run = store.get_run(run_id)
         store.update_run(run_id, status=RunStatus.RUNNING, started_at=utcnow())
@@ -192,8 +191,14 @@ class Runner:
         return RunStatus.SUCCEEDED, None
 
     def _step(
-        self, run_id: int, pipeline: str, step_id: int, step: StepIn, variables: dict[str, str],
-        cancel: threading.Event, slot: str | None = None,
+        self,
+        run_id: int,
+        pipeline: str,
+        step_id: int,
+        step: StepIn,
+        variables: dict[str, str],
+        cancel: threading.Event,
+        slot: str | None = None,
     ) -> StepOutcome:
         store = self.instance.store
         name = step.name
@@ -207,7 +212,7 @@ class Runner:
             store.update_step(step_id, details={"conflict_files": exc.files})
         except MAOError as exc:
             outcome = StepOutcome(RunStatus.FAILED, exc.message)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.exception("step %s of run %s crashed", name, run_id)
             outcome = StepOutcome(RunStatus.FAILED, f"internal error: {exc.__class__.__name__}: {exc}")
         store.update_step(step_id, status=outcome.status, error=outcome.error, finished_at=utcnow())
@@ -215,8 +220,14 @@ class Runner:
         return outcome
 
     def _run_step(
-        self, run_id: int, pipeline: str, step_id: int, step: StepIn, variables: dict[str, str],
-        cancel: threading.Event, slot: str | None = None,
+        self,
+        run_id: int,
+        pipeline: str,
+        step_id: int,
+        step: StepIn,
+        variables: dict[str, str],
+        cancel: threading.Event,
+        slot: str | None = None,
     ) -> StepOutcome:
         inst, store, catalog = self.instance, self.instance.store, self.instance.catalog
         name = step.name
@@ -234,7 +245,9 @@ class Runner:
 
         worktree = datasets.prepare_output(out_name, out_url, branch, offline_ok=True)
         for pending_branch, ok in datasets.push_pending(out_name).items():
-            self._log(run_id, name, f"earlier commit on {pending_branch} " + ("pushed now" if ok else "still not pushed"))
+            self._log(
+                run_id, name, f"earlier commit on {pending_branch} " + ("pushed now" if ok else "still not pushed")
+            )
 
         input_dir: Path | None = None
         input_commit = None
@@ -250,10 +263,19 @@ class Runner:
         for note in catalog.take_notes():
             self._log(run_id, name, note)
         spec = StepSpec(
-            run_id=run_id, pipeline=pipeline, step=name, image=tool["image"], output_dir=worktree,
-            input_dir=input_dir, command=step.cmd, env=env, docker_socket=step.docker_socket,
-            timeout=float(step.timeout or inst.settings.step_timeout), pull_policy=inst.settings.pull_policy,
-            instance=inst.name, secret_values=secrets,
+            run_id=run_id,
+            pipeline=pipeline,
+            step=name,
+            image=tool["image"],
+            output_dir=worktree,
+            input_dir=input_dir,
+            command=step.cmd,
+            env=env,
+            docker_socket=step.docker_socket,
+            timeout=float(step.timeout or inst.settings.step_timeout),
+            pull_policy=inst.settings.pull_policy,
+            instance=inst.name,
+            secret_values=secrets,
         )
         result = inst.executor.run(spec, lambda line: self._log(run_id, name, line), cancel)
         store.update_step(step_id, exit_code=result.exit_code, image_digest=result.image_digest)
@@ -262,17 +284,31 @@ class Runner:
             return StepOutcome(RunStatus(result.status), result.error or result.status)
 
         trailers = {
-            "Mao-Run": str(run_id), "Mao-Pipeline": pipeline, "Mao-Step": name, "Mao-Tool": step.tool,
-            "Mao-Image": tool["image"], "Mao-Image-Digest": result.image_digest or "unknown",
-            "Mao-Input-Commit": input_commit or "none", "Mao-Instance": inst.name,
+            "Mao-Run": str(run_id),
+            "Mao-Pipeline": pipeline,
+            "Mao-Step": name,
+            "Mao-Tool": step.tool,
+            "Mao-Image": tool["image"],
+            "Mao-Image-Digest": result.image_digest or "unknown",
+            "Mao-Input-Commit": input_commit or "none",
+            "Mao-Instance": inst.name,
         }
         if slot:
             trailers["Mao-Slot"] = slot
         return self._deliver(run_id, pipeline, step_id, step, worktree, branch, out_name, out_url, trailers, slot)
 
     def _deliver(
-        self, run_id: int, pipeline: str, step_id: int, step: StepIn, worktree: Path, branch: str,
-        out_name: str, out_url: str, trailers: dict[str, str], slot: str | None,
+        self,
+        run_id: int,
+        pipeline: str,
+        step_id: int,
+        step: StepIn,
+        worktree: Path,
+        branch: str,
+        out_name: str,
+        out_url: str,
+        trailers: dict[str, str],
+        slot: str | None,
     ) -> StepOutcome:
         """Commit the step's output on its node branch, push it, then hand it to the dataset's
         policy: merged into ground-truth (``merge``) or cast as a ballot (``vote``).
@@ -280,7 +316,12 @@ class Runner:
         Once the push went through, a registry that cannot be reached raises
         RegistryUnavailable out of here: the commit is safe on the remote.
         """
-        inst, store, catalog, datasets = self.instance, self.instance.store, self.instance.catalog, self.instance.datasets
+        inst, store, catalog, datasets = (
+            self.instance,
+            self.instance.store,
+            self.instance.catalog,
+            self.instance.datasets,
+        )
         name = step.name
         commit = datasets.commit_output(worktree, f"{pipeline}/{name}: output of run {run_id}", trailers)
         store.update_step(step_id, output_commit=commit)
@@ -290,7 +331,8 @@ class Runner:
         store.update_step(step_id, pushed=pushed)
         if not pushed:
             return StepOutcome(
-                RunStatus.FAILED, f"push of {branch} to {_redact(out_url)} failed; the commit is kept and the next run pushes it"
+                RunStatus.FAILED,
+                f"push of {branch} to {_redact(out_url)} failed; the commit is kept and the next run pushes it",
             )
         message = f"Merge {branch} into ground-truth (run {run_id})"
         vote = False
@@ -299,13 +341,17 @@ class Runner:
             catalog.add_node(out_name, branch)
             if vote:
                 if not slot:
-                    self._log(run_id, name, f"dataset {out_name} agrees by vote and this run has no slot: no ballot cast")
+                    self._log(
+                        run_id, name, f"dataset {out_name} agrees by vote and this run has no slot: no ballot cast"
+                    )
                     return StepOutcome(RunStatus.SUCCEEDED)
                 from mao.agreement.tally import Tallier
 
                 ballot = Tallier(inst).cast(out_name, pipeline, name, slot, run_id, branch, commit)
                 store.update_step(step_id, details={"ballot": ballot})
-                self._log(run_id, name, f"ballot for slot {slot}: output {ballot['output_id'][:12]} ({ballot['commit']})")
+                self._log(
+                    run_id, name, f"ballot for slot {slot}: output {ballot['output_id'][:12]} ({ballot['commit']})"
+                )
                 return StepOutcome(RunStatus.SUCCEEDED)
             lock_ttl = max(10, int(inst.settings.registry_timeout * 6))
             asked = time.monotonic()
@@ -318,8 +364,18 @@ class Runner:
             elif vote and slot:
                 from mao.agreement.deferred import defer_ballot
 
-                defer_ballot(inst, run_id, step_id, dataset=out_name, pipeline=pipeline, step=name, slot=slot,
-                             branch=branch, commit=commit, reason=exc)
+                defer_ballot(
+                    inst,
+                    run_id,
+                    step_id,
+                    dataset=out_name,
+                    pipeline=pipeline,
+                    step=name,
+                    slot=slot,
+                    branch=branch,
+                    commit=commit,
+                    reason=exc,
+                )
             else:
                 from mao.offline.merge import defer_merge
 
@@ -377,4 +433,3 @@ def recover(instance: Instance) -> list[int]:
     for run_id in ids:
         shutil.rmtree(instance.settings.data_dir / "runs" / str(run_id), ignore_errors=True)
     return ids
-

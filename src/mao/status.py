@@ -35,13 +35,15 @@ ACTIVE: frozenset[RunStatus] = frozenset({RunStatus.PENDING, RunStatus.RUNNING})
 TERMINAL: frozenset[RunStatus] = frozenset(set(RunStatus) - ACTIVE)
 
 TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
-    RunStatus.PENDING: frozenset(
-        {RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.INTERRUPTED, RunStatus.FAILED}
-    ),
+    RunStatus.PENDING: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.INTERRUPTED, RunStatus.FAILED}),
     RunStatus.RUNNING: frozenset(
         {
-            RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELLED,
-            RunStatus.CONFLICT, RunStatus.INTERRUPTED,
+            RunStatus.SUCCEEDED,
+            RunStatus.FAILED,
+            RunStatus.TIMED_OUT,
+            RunStatus.CANCELLED,
+            RunStatus.CONFLICT,
+            RunStatus.INTERRUPTED,
         }
     ),
     **{state: frozenset() for state in TERMINAL},

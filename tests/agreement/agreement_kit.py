@@ -22,14 +22,13 @@ def write_snapshot(spec, on_log) -> int:
 
 
 def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "--git-dir", str(repo), *args], check=True, capture_output=True, text=True
-    ).stdout
+    return subprocess.run(["git", "--git-dir", str(repo), *args], check=True, capture_output=True, text=True).stdout
 
 
 def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
     result = subprocess.run(
-        ["git", "--git-dir", str(repo), "merge-base", "--is-ancestor", ancestor, descendant], capture_output=True,
+        ["git", "--git-dir", str(repo), "merge-base", "--is-ancestor", ancestor, descendant],
+        capture_output=True,
         check=False,
     )
     return result.returncode == 0
@@ -50,13 +49,14 @@ class Server:
 
         from mao.api.app import create_app
 
-        config = uvicorn.Config(create_app(instance=instance, background=False), host="127.0.0.1", port=port,
-                                log_level="warning")
+        config = uvicorn.Config(
+            create_app(instance=instance, background=False), host="127.0.0.1", port=port, log_level="warning"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
         self.url = f"http://127.0.0.1:{port}"
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         self.thread.start()
         for _ in range(200):
             if self.server.started:

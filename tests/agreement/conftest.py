@@ -7,14 +7,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from agreement_kit import IMAGE, write_metrics
 
 from mao.config import Settings
 from mao.executor.fake import FakeExecutor
 from mao.instance import Instance
 from mao.models import DatasetIn, PipelineIn, ToolIn
 from mao.pipelines import init_pipeline
-
-from agreement_kit import IMAGE, write_metrics
 
 
 @pytest.fixture
@@ -33,8 +32,13 @@ def federation(etcd_cluster, etcd_prefix: str, tmp_path: Path) -> Iterator[Calla
     def make(name: str, tool=write_metrics, **settings) -> Instance:
         inst = Instance(
             Settings(
-                instance_name=name, data_dir=tmp_path / name, registry_backend="etcd",
-                etcd_endpoints=etcd_cluster.endpoints, registry_prefix=etcd_prefix, push_retries=2, **settings,
+                instance_name=name,
+                data_dir=tmp_path / name,
+                registry_backend="etcd",
+                etcd_endpoints=etcd_cluster.endpoints,
+                registry_prefix=etcd_prefix,
+                push_retries=2,
+                **settings,
             ),
             executor=FakeExecutor({IMAGE: tool}),
         )
@@ -57,11 +61,16 @@ def register(remote: Path) -> Callable[..., None]:
         if "collector" not in inst.catalog.tools():
             inst.catalog.add_tool(ToolIn(name="collector", image=IMAGE))
         if "metrics" not in inst.catalog.datasets():
-            inst.catalog.add_dataset(DatasetIn.model_validate(
-                {"name": "metrics", "body": {"master": str(remote), "policy": policy, "vote_deadline": deadline}}
-            ))
-        init_pipeline(inst, PipelineIn.model_validate(
-            {"name": "collect", "steps": [{"name": "gather", "tool": "collector", "output_dataset": "metrics"}]}
-        ))
+            inst.catalog.add_dataset(
+                DatasetIn.model_validate(
+                    {"name": "metrics", "body": {"master": str(remote), "policy": policy, "vote_deadline": deadline}}
+                )
+            )
+        init_pipeline(
+            inst,
+            PipelineIn.model_validate(
+                {"name": "collect", "steps": [{"name": "gather", "tool": "collector", "output_dataset": "metrics"}]}
+            ),
+        )
 
     return _register

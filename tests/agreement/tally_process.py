@@ -19,8 +19,13 @@ from mao.instance import Instance
 
 def main(argv: list[str]) -> None:
     data_dir, name, endpoints, prefix, slot = argv[:5]
-    settings = Settings(instance_name=name, data_dir=data_dir, registry_backend="etcd",
-                        etcd_endpoints=endpoints.split(","), registry_prefix=prefix)
+    settings = Settings(
+        instance_name=name,
+        data_dir=data_dir,
+        registry_backend="etcd",
+        etcd_endpoints=endpoints.split(","),
+        registry_prefix=prefix,
+    )
     inst = Instance(settings)
     inst.setup()
     if argv[5:] == ["die"]:

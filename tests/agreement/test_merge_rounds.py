@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 
-from mao.datasets.manager import DatasetManager
-
 from agreement_kit import git, is_ancestor, trailers
+
+from mao.datasets.manager import DatasetManager
 
 NAMES = ("alpha", "beta", "gamma")
 
@@ -49,8 +49,10 @@ def test_concurrent_identical_writes_all_merge(federation, register, remote):
     for inst in instances:
         register(inst)
     run_ids: dict[str, int] = {}
-    threads = [threading.Thread(target=lambda i=i: run_ids.__setitem__(i.name, i.runner.run_sync("collect")))
-               for i in instances]
+    threads = [
+        threading.Thread(target=lambda i=i: run_ids.__setitem__(i.name, i.runner.run_sync("collect")))
+        for i in instances
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

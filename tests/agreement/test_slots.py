@@ -4,10 +4,11 @@ node commit trailers and each step container's environment."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from agreement_kit import trailers
 from fastapi.testclient import TestClient
 
 from mao.agreement.slots import normalize_slot, parse_slot, slot_key
@@ -19,8 +20,6 @@ from mao.instance import Instance
 from mao.models import DatasetIn, PipelineIn, ToolIn
 from mao.pipelines import init_pipeline
 from mao.registry.memory import MemoryRegistry
-
-from agreement_kit import trailers
 
 SEEN: list[dict[str, str]] = []
 
@@ -40,16 +39,30 @@ def standalone(tmp_path: Path, remote: Path):
     def make(**settings) -> Instance:
         inst = Instance(
             Settings(instance_name="solo", data_dir=tmp_path / "solo", **settings),
-            registry=registry, executor=FakeExecutor({"img": record_env}),
+            registry=registry,
+            executor=FakeExecutor({"img": record_env}),
         )
         inst.setup()
         if "t" not in inst.catalog.tools():
             inst.catalog.add_tool(ToolIn(name="t", image="img"))
             inst.catalog.add_dataset(DatasetIn.model_validate({"name": "out", "body": {"master": str(remote)}}))
         if inst.store.find_pipeline("p") is None:
-            init_pipeline(inst, PipelineIn.model_validate({"name": "p", "steps": [
-                {"name": "s", "tool": "t", "output_dataset": "out",
-                 "env": {"MAO_SLOT": "forged", "MAO_INSTANCE": "forged", "OWN": "kept"}}]}))
+            init_pipeline(
+                inst,
+                PipelineIn.model_validate(
+                    {
+                        "name": "p",
+                        "steps": [
+                            {
+                                "name": "s",
+                                "tool": "t",
+                                "output_dataset": "out",
+                                "env": {"MAO_SLOT": "forged", "MAO_INSTANCE": "forged", "OWN": "kept"},
+                            }
+                        ],
+                    }
+                ),
+            )
         made.append(inst)
         return inst
 
@@ -58,18 +71,22 @@ def standalone(tmp_path: Path, remote: Path):
         inst.close()
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("2026-11-28T12:00:00Z", "2026-11-28T12:00:00Z"),
-    ("2026-11-28T13:00:00+01:00", "2026-11-28T12:00:00Z"),
-    ("20261128T120000Z", "2026-11-28T12:00:00Z"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("2026-11-28T12:00:00Z", "2026-11-28T12:00:00Z"),
+        ("2026-11-28T13:00:00+01:00", "2026-11-28T12:00:00Z"),
+        ("20261128T120000Z", "2026-11-28T12:00:00Z"),
+    ],
+)
 def test_slots_are_written_in_utc(text, expected):
     assert normalize_slot(text) == expected
     assert slot_key(text) == "20261128T120000Z"
 
 
-@pytest.mark.parametrize("bad", ["", "tomorrow", "2026-11-28T12:00:00", "2026-13-01T00:00:00Z",
-                                 "2026-11-28T12:00:00.5Z", "x" * 50])
+@pytest.mark.parametrize(
+    "bad", ["", "tomorrow", "2026-11-28T12:00:00", "2026-13-01T00:00:00Z", "2026-11-28T12:00:00.5Z", "x" * 50]
+)
 def test_invalid_slots_are_refused(bad):
     with pytest.raises(InvalidInput, match="slot"):
         parse_slot(bad)
@@ -102,8 +119,11 @@ def test_api_takes_a_slot(standalone):
         body = client.get(f"/runs/{run_id}").json()
         assert body["slot"] == "2026-11-28T12:00:00Z" and body["status"] == "succeeded"
         runs_before = len(inst.store.list_runs())
-        for bad in ({"name": "p", "slot": "noon"}, {"name": "p", "slot": "2026-11-28T12:00:00"},
-                    {"name": "p", "slot": "2026-11-28T12:00:00Z", "cron": "0 * * * *"}):
+        for bad in (
+            {"name": "p", "slot": "noon"},
+            {"name": "p", "slot": "2026-11-28T12:00:00"},
+            {"name": "p", "slot": "2026-11-28T12:00:00Z", "cron": "0 * * * *"},
+        ):
             response = client.post("/pipeline/run", json=bad)
             assert response.status_code == 400, response.text
             assert "slot" in response.json()["error"]["message"]
@@ -121,7 +141,7 @@ def test_a_late_start_keeps_its_scheduled_slot(standalone):
     inst = standalone(misfire_policy="run_once", misfire_grace_seconds=3600)
     inst.scheduler.schedule("p", "0 0 1 1 *")
     assert inst.registry.get("schedules/p/solo") == {"cron": "0 0 1 1 *", "timezone": "UTC", "instance": "solo"}
-    fire_time = (datetime.now(timezone.utc) - timedelta(minutes=10)).replace(microsecond=0)
+    fire_time = (datetime.now(UTC) - timedelta(minutes=10)).replace(microsecond=0)
     inst.scheduler._scheduler.modify_job("p", next_run_time=fire_time)
     inst.scheduler.start()
     deadline = time.monotonic() + 10

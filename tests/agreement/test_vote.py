@@ -5,12 +5,11 @@ from __future__ import annotations
 import threading
 
 import pytest
+from agreement_kit import git, trailers, write_snapshot
 
 from mao.agreement.ballots import BallotBox, SlotRef
 from mao.agreement.tally import Tallier
 from mao.errors import Conflict, InvalidInput
-
-from agreement_kit import git, trailers, write_snapshot
 
 SLOT = "2026-11-28T12:00:00Z"
 NAMES = ("alpha", "beta", "gamma")
@@ -80,8 +79,11 @@ def test_two_against_one(federation, register, remote):
     t = trailers(remote, "ground-truth")
     assert t["Mao-Vote-For"] == "alpha,beta" and t["Mao-Vote-Against"] == "gamma"
     slot = Tallier(instances[0]).votes("metrics")["slots"][0]
-    assert slot["outcome"] == "agreed" and slot["dissenters"] == ["gamma"] and slot["commit"] == git(
-        remote, "rev-parse", "ground-truth").strip()
+    assert (
+        slot["outcome"] == "agreed"
+        and slot["dissenters"] == ["gamma"]
+        and slot["commit"] == git(remote, "rev-parse", "ground-truth").strip()
+    )
     assert slot["ballots"]["gamma"]["output_id"] != slot["winner"] == slot["ballots"]["alpha"]["output_id"]
 
     # the next slot: the dissenter takes the agreed state in and agrees again
@@ -151,7 +153,7 @@ def test_concurrent_talliers_write_one_commit(federation, register, remote):
     def tally(inst):
         try:
             results.append(Tallier(inst).tally(ref()))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=tally, args=(inst,)) for inst in instances]
@@ -211,7 +213,10 @@ def test_electorate_is_fixed_when_the_slot_opens(federation, register, remote):
     assert BallotBox(alpha.registry).electorate(ref(slot="2026-11-28T13:00:00Z")) is None
     run_slot(alpha, "2026-11-28T13:00:00Z")  # the next slot's electorate has delta
     assert BallotBox(alpha.registry).electorate(ref(slot="2026-11-28T13:00:00Z"))["electors"] == [
-        "alpha", "beta", "delta"]
+        "alpha",
+        "beta",
+        "delta",
+    ]
 
 
 def test_three_running_the_slot_at_once(federation, register, remote):
@@ -249,14 +254,25 @@ def _tallier(tmp_path, etcd_cluster, etcd_prefix, name, *extra):
 
     script = Path(__file__).with_name("tally_process.py")
     return subprocess.Popen(
-        [sys.executable, str(script), str(tmp_path / f"proc-{name}"), name, ",".join(etcd_cluster.endpoints),
-         etcd_prefix, SLOT, *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ), start_new_session=True,
+        [
+            sys.executable,
+            str(script),
+            str(tmp_path / f"proc-{name}"),
+            name,
+            ",".join(etcd_cluster.endpoints),
+            etcd_prefix,
+            SLOT,
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+        start_new_session=True,
     )
 
 
-def test_tallier_processes_at_once_write_one_commit(federation, register, remote, tmp_path, etcd_cluster,
-                                                    etcd_prefix):
+def test_tallier_processes_at_once_write_one_commit(federation, register, remote, tmp_path, etcd_cluster, etcd_prefix):
     instances = voting(federation, register, tool=differs_for("gamma"))
     federation("delta")
     for inst in instances:
@@ -270,8 +286,9 @@ def test_tallier_processes_at_once_write_one_commit(federation, register, remote
     assert {json.loads(out)["commit"] for out, _ in outputs} == {tally_commits(remote)[0]}
 
 
-def test_a_tallier_process_sigkilled_after_pushing_does_not_tally_twice(federation, register, remote, tmp_path,
-                                                                       etcd_cluster, etcd_prefix):
+def test_a_tallier_process_sigkilled_after_pushing_does_not_tally_twice(
+    federation, register, remote, tmp_path, etcd_cluster, etcd_prefix
+):
     instances = voting(federation, register)
     federation("delta")
     for inst in instances:

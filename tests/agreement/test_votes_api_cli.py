@@ -16,8 +16,18 @@ def test_vote_through_api_and_cli(federation, register, remote, maoctl, free_por
         def cli(*args):
             return maoctl("--url", server.url, *args)
 
-        added = cli("dataset", "add", "--name", "metrics", "--git-url", str(remote), "--policy", "vote",
-                    "--vote-deadline", "300")
+        added = cli(
+            "dataset",
+            "add",
+            "--name",
+            "metrics",
+            "--git-url",
+            str(remote),
+            "--policy",
+            "vote",
+            "--vote-deadline",
+            "300",
+        )
         assert added.code == 0, added.output
         shown = cli("dataset", "get", "--name", "metrics", "--json")
         assert json.loads(shown.out)["policy"] == "vote" and json.loads(shown.out)["vote_deadline"] == 300

@@ -39,7 +39,9 @@ ERRORS = [
 
 
 @pytest.mark.parametrize(("method", "path", "body", "status", "code"), ERRORS)
-def test_error_shape(assert_error_shape, seeded: TestClient, method: str, path: str, body, status: int, code: str) -> None:
+def test_error_shape(
+    assert_error_shape, seeded: TestClient, method: str, path: str, body, status: int, code: str
+) -> None:
     error = assert_error_shape(seeded.request(method, path, json=body), status)
     assert error["code"] == code
 
@@ -51,7 +53,9 @@ def test_error_shape_of_malformed_json(assert_error_shape, client: TestClient) -
 
 
 def test_validation_errors_name_the_field(assert_error_shape, client: TestClient) -> None:
-    error = assert_error_shape(client.post("/registry/tools", json={"name": "ok", "image": "i", "data_repo": "ftp://x"}), 400)
+    error = assert_error_shape(
+        client.post("/registry/tools", json={"name": "ok", "image": "i", "data_repo": "ftp://x"}), 400
+    )
     assert "data_repo" in error["message"]
     assert any(f["loc"][-1] == "data_repo" for f in error["details"]["fields"])
 
@@ -68,7 +72,9 @@ def test_error_shape_of_unexpected_errors(assert_error_shape, make_client, monke
     assert "secret internals" not in error["message"]
 
 
-def test_error_shape_of_an_unhealthy_instance(assert_error_shape, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_error_shape_of_an_unhealthy_instance(
+    assert_error_shape, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mao.errors import RegistryUnavailable
 
     registry = client.app.state.instance.registry
@@ -163,7 +169,9 @@ def test_bad_dataset_is_rejected_and_changes_nothing(assert_error_shape, seeded:
     ],
 )
 @pytest.mark.parametrize("path", ["/registry/tools", "/registry/datasets"])
-def test_malformed_bodies_are_rejected_and_change_nothing(assert_error_shape, seeded: TestClient, path: str, content: bytes, content_type: str) -> None:
+def test_malformed_bodies_are_rejected_and_change_nothing(
+    assert_error_shape, seeded: TestClient, path: str, content: bytes, content_type: str
+) -> None:
     before = snapshot(seeded)
     response = seeded.post(path, content=content, headers={"content-type": content_type})
     assert 400 <= response.status_code < 500, response.text

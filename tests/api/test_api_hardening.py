@@ -26,9 +26,13 @@ def seeded(client: TestClient) -> TestClient:
 def state(client: TestClient) -> tuple:
     instance = client.app.state.instance
     return (
-        client.get("/registry/tools").json(), client.get("/registry/datasets").json(),
-        client.get("/registry/pipelines").json(), client.get("/pipeline").json(), client.get("/jobs").json(),
-        client.get("/runs").json(), {p.name: instance.store.private_variables(p.name) for p in instance.store.list_pipelines()},
+        client.get("/registry/tools").json(),
+        client.get("/registry/datasets").json(),
+        client.get("/registry/pipelines").json(),
+        client.get("/pipeline").json(),
+        client.get("/jobs").json(),
+        client.get("/runs").json(),
+        {p.name: instance.store.private_variables(p.name) for p in instance.store.list_pipelines()},
     )
 
 
@@ -66,7 +70,9 @@ OVER_LIMITS = {
     "description": {"name": "p", "description": "x" * (MAX_DESCRIPTION + 1), "steps": [_step()]},
     "steps": {"name": "p", "steps": [_step(name=f"s{i}") for i in range(MAX_STEPS + 1)]},
     "private variable value": {
-        "name": "p", "steps": [_step(env={"T": "{{ T }}"})], "private_variables": {"T": "x" * (MAX_ENV_VALUE + 1)},
+        "name": "p",
+        "steps": [_step(env={"T": "{{ T }}"})],
+        "private_variables": {"T": "x" * (MAX_ENV_VALUE + 1)},
     },
 }
 

@@ -28,7 +28,9 @@ def test_seed_curl_registers_a_dataset(client: TestClient) -> None:
     assert response.status_code == 200, response.text
     assert response.json()["ok"] is True
 
-    assert client.get("/registry/datasets").json() == {"name-of-dataset": {"master": MASTER, "nodes": [], "policy": "merge", "vote_deadline": 600}}
+    assert client.get("/registry/datasets").json() == {
+        "name-of-dataset": {"master": MASTER, "nodes": [], "policy": "merge", "vote_deadline": 600}
+    }
     assert client.get("/registry/datasets/name-of-dataset").json() == {
         "name": "name-of-dataset",
         "master": MASTER,
@@ -41,7 +43,13 @@ def test_seed_curl_registers_a_dataset(client: TestClient) -> None:
 def test_older_flat_dataset_body_is_accepted(client: TestClient) -> None:
     response = client.post("/registry/datasets", json={"name": "flat", "url": MASTER})
     assert response.status_code == 200, response.text
-    assert client.get("/registry/datasets/flat").json() == {"name": "flat", "master": MASTER, "nodes": [], "policy": "merge", "vote_deadline": 600}
+    assert client.get("/registry/datasets/flat").json() == {
+        "name": "flat",
+        "master": MASTER,
+        "nodes": [],
+        "policy": "merge",
+        "vote_deadline": 600,
+    }
     bad = client.post("/registry/datasets", json={"name": "flat2", "url": "not a url"})
     assert bad.status_code == 400
     assert "flat2" not in client.get("/registry/datasets").json()
@@ -123,8 +131,15 @@ def test_openapi_docs(client: TestClient) -> None:
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     spec = client.get("/openapi.json").json()
     assert spec["info"]["title"] == "MAO Orchestrator"
-    for path in ("/registry/tools", "/registry/tools/{name}", "/registry/datasets", "/registry/datasets/{name}",
-                 "/registry/pipelines", "/registry/pipelines/{name}", "/health"):
+    for path in (
+        "/registry/tools",
+        "/registry/tools/{name}",
+        "/registry/datasets",
+        "/registry/datasets/{name}",
+        "/registry/pipelines",
+        "/registry/pipelines/{name}",
+        "/health",
+    ):
         assert path in spec["paths"], path
     assert {"get", "post"} <= set(spec["paths"]["/registry/datasets"])
     assert {"get", "delete"} <= set(spec["paths"]["/registry/tools/{name}"])

@@ -62,8 +62,12 @@ def test_http_answers_carry_only_the_one_body(client: TestClient, make_client, m
     tool = {"name": "t", "image": "img"}
     assert client.post("/registry/tools", json=tool).status_code == 200
     _check(client.post("/registry/tools", json={"name": "bad name", "image": "i"}), 400)
-    _check(client.post("/pipeline/init", json={"name": "p", "steps": [
-        {"name": "s", "tool": "nope", "output_dataset": "none"}]}), 400)
+    _check(
+        client.post(
+            "/pipeline/init", json={"name": "p", "steps": [{"name": "s", "tool": "nope", "output_dataset": "none"}]}
+        ),
+        400,
+    )
     _check(client.get("/registry/tools/unknown"), 404)
     _check(client.put("/registry/tools"), 405)
     _check(client.post("/registry/tools", json=tool), 409)

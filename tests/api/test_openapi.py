@@ -11,8 +11,12 @@ from mao.validation import NAME_RE
 
 # what the seed's curl examples and README use: these paths and methods must stay
 SEED_OPERATIONS = [
-    ("post", "/registry/datasets"), ("post", "/pipeline/init"), ("post", "/pipeline/run"),
-    ("get", "/registry/tools"), ("post", "/registry/tools"), ("get", "/registry/datasets"),
+    ("post", "/registry/datasets"),
+    ("post", "/pipeline/init"),
+    ("post", "/pipeline/run"),
+    ("get", "/registry/tools"),
+    ("post", "/registry/tools"),
+    ("get", "/registry/datasets"),
 ]
 
 
@@ -70,7 +74,12 @@ def test_name_rules_are_visible(document) -> None:
 
 
 def test_names_in_paths_document_the_rules(document) -> None:
-    for path in ("/registry/tools/{name}", "/registry/datasets/{name}", "/registry/pipelines/{name}", "/pipeline/{name}"):
+    for path in (
+        "/registry/tools/{name}",
+        "/registry/datasets/{name}",
+        "/registry/pipelines/{name}",
+        "/pipeline/{name}",
+    ):
         for operation in document["paths"][path].values():
             (param,) = [p for p in operation["parameters"] if p["name"] == "name"]
             assert param["schema"]["pattern"] == NAME_RE.pattern, path
@@ -101,10 +110,16 @@ def test_answers_keep_their_shape(client: TestClient) -> None:
     client.post("/registry/tools", json={"name": "t", "image": "img"}).raise_for_status()
     client.post("/registry/datasets", json={"name": "d", "body": {"master": "https://x.org/d.git", "nodes": []}})
     init = client.post("/pipeline/init", json={"tool": "t", "dataset": "d"}).json()
-    assert init["pipeline"]["steps"] == [{"name": "t", "tool": "t", "output_dataset": "d", "env": {}, "docker_socket": False}]
+    assert init["pipeline"]["steps"] == [
+        {"name": "t", "tool": "t", "output_dataset": "d", "env": {}, "docker_socket": False}
+    ]
     scheduled = client.post("/pipeline/run", json={"name": "t-d", "cron": "0 * * * *"}).json()
     assert set(scheduled) == {"ok", "scheduled", "job"}
     assert client.get("/registry/datasets/d").json() == {
-        "name": "d", "master": "https://x.org/d.git", "nodes": [], "policy": "merge", "vote_deadline": 600
+        "name": "d",
+        "master": "https://x.org/d.git",
+        "nodes": [],
+        "policy": "merge",
+        "vote_deadline": 600,
     }
     assert set(client.get("/federation/status").json()) == {"instance", "registry", "instances"}

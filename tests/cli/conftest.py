@@ -3,13 +3,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from cli_kit import ServerThread
+from remotes_kit import allowed_remote_roots
 
 from mao.config import Settings
-
-
-from cli_kit import ServerThread  # noqa: E402
-from remotes_kit import allowed_remote_roots  # noqa: E402
-
 
 
 def _settings(tmp_path_factory, free_port, **overrides) -> Settings:
@@ -38,7 +35,7 @@ def token_server(tmp_path_factory, free_port) -> Iterator[ServerThread]:
         yield srv
 
 
-from maoctl_kit import Result  # noqa: E402,F401
+from maoctl_kit import Result  # noqa: E402
 
 
 @pytest.fixture

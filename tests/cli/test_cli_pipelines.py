@@ -35,8 +35,9 @@ class InstanceServer(ServerThread):
 
         from mao.api.app import create_app
 
-        config = uvicorn.Config(create_app(instance=instance), host="127.0.0.1", port=instance.settings.api_port,
-                                log_level="warning")
+        config = uvicorn.Config(
+            create_app(instance=instance), host="127.0.0.1", port=instance.settings.api_port, log_level="warning"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
         self.url = f"http://127.0.0.1:{instance.settings.api_port}"
@@ -44,8 +45,14 @@ class InstanceServer(ServerThread):
 
 @pytest.fixture
 def live(tmp_path, free_port):
-    settings = Settings(instance_name="cli-runner", data_dir=tmp_path / "data", api_port=free_port(),
-                        registry_backend="local", store_url=None, api_token=None)
+    settings = Settings(
+        instance_name="cli-runner",
+        data_dir=tmp_path / "data",
+        api_port=free_port(),
+        registry_backend="local",
+        store_url=None,
+        api_token=None,
+    )
     inst = Instance(settings, executor=FakeExecutor({"img/collect": collect, "img/explode": explode}))
     with InstanceServer(inst) as srv:
         yield srv
@@ -73,8 +80,9 @@ def _setup(ctl) -> str:
 def test_pipeline_from_file_run_wait_and_history(ctl, tmp_path):
     remote = _setup(ctl)
     spec = tmp_path / "pipeline.yaml"
-    spec.write_text("name: rows\ndescription: collects rows\nsteps:\n"
-                    "  - {name: collect, tool: collector, output_dataset: rows}\n")
+    spec.write_text(
+        "name: rows\ndescription: collects rows\nsteps:\n  - {name: collect, tool: collector, output_dataset: rows}\n"
+    )
     added = ctl("pipeline", "add", "--file", str(spec))
     assert added.code == 0, added.output
     listed = json.loads(ctl("pipeline", "get", "--json").out)
@@ -106,18 +114,37 @@ def test_run_wait_exits_non_zero_when_the_run_fails(ctl, tmp_path):
 
 def test_interactive_pipeline_add(ctl, monkeypatch):
     _setup(ctl)
-    answers = "\n".join([
-        "asked", "defined by answering",          # name, description
-        "collect", "collector", "", "rows", "", "MODE=fast", "n",   # step 1
-        "n",                                       # another step?
-    ]) + "\n"
+    answers = (
+        "\n".join(
+            [
+                "asked",
+                "defined by answering",  # name, description
+                "collect",
+                "collector",
+                "",
+                "rows",
+                "",
+                "MODE=fast",
+                "n",  # step 1
+                "n",  # another step?
+            ]
+        )
+        + "\n"
+    )
     monkeypatch.setattr("sys.stdin", io.StringIO(answers))
     added = ctl("pipeline", "add")
     assert added.code == 0, added.output
     data = json.loads(ctl("pipeline", "get", "--name", "asked", "--json").out)
     assert data["description"] == "defined by answering"
-    assert data["steps"] == [{"name": "collect", "tool": "collector", "output_dataset": "rows",
-                              "env": {"MODE": "fast"}, "docker_socket": False}]
+    assert data["steps"] == [
+        {
+            "name": "collect",
+            "tool": "collector",
+            "output_dataset": "rows",
+            "env": {"MODE": "fast"},
+            "docker_socket": False,
+        }
+    ]
 
 
 def test_unknown_tools_and_datasets_are_named(ctl, tmp_path):
@@ -151,7 +178,9 @@ def test_schedules_from_the_cli(ctl, tmp_path):
 def test_set_variable_only_for_placeholders(ctl, tmp_path):
     _setup(ctl)
     spec = tmp_path / "p.yaml"
-    spec.write_text("name: keyed\nsteps:\n  - {name: s, tool: collector, output_dataset: rows, env: {K: '{{ KEY }}'}}\n")
+    spec.write_text(
+        "name: keyed\nsteps:\n  - {name: s, tool: collector, output_dataset: rows, env: {K: '{{ KEY }}'}}\n"
+    )
     assert ctl("pipeline", "add", "--file", str(spec)).code == 0
     assert ctl("pipeline", "set-variable", "--name", "keyed", "--variable", "KEY", "--value", "v1").code == 0
     wrong = ctl("pipeline", "set-variable", "--name", "keyed", "--variable", "OTHER", "--value", "v")

@@ -35,9 +35,22 @@ def assert_one_line_error(result, *needles: str) -> None:
 def test_tool_add_get_remove_with_the_seed_flags(cli) -> None:
     name = unique("collector")
     added = cli(
-        "tool", "add", "--name", name, "--author", "Alice Example", "--image", "mao/collector:1.0",
-        "--data_repo", "git@github.com:org/data.git", "--code_repo", "https://github.com/org/collector",
-        "--artefact", "docker-images", "--description", "Collects things",
+        "tool",
+        "add",
+        "--name",
+        name,
+        "--author",
+        "Alice Example",
+        "--image",
+        "mao/collector:1.0",
+        "--data_repo",
+        "git@github.com:org/data.git",
+        "--code_repo",
+        "https://github.com/org/collector",
+        "--artefact",
+        "docker-images",
+        "--description",
+        "Collects things",
     )
     assert added.code == 0, added
     assert name in added.out
@@ -48,9 +61,13 @@ def test_tool_add_get_remove_with_the_seed_flags(cli) -> None:
     one = cli("--json", "tool", "get", "--name", name)
     assert one.code == 0, one
     assert json.loads(one.out) == {
-        "name": name, "author": "Alice Example", "image": "mao/collector:1.0",
-        "data_repo": "git@github.com:org/data.git", "code_repo": "https://github.com/org/collector",
-        "artefact": "docker-images", "description": "Collects things",
+        "name": name,
+        "author": "Alice Example",
+        "image": "mao/collector:1.0",
+        "data_repo": "git@github.com:org/data.git",
+        "code_repo": "https://github.com/org/collector",
+        "artefact": "docker-images",
+        "description": "Collects things",
     }
     shown = cli("tool", "get", "--name", name)
     assert shown.code == 0 and "Alice Example" in shown.out
@@ -64,8 +81,16 @@ def test_tool_add_get_remove_with_the_seed_flags(cli) -> None:
 def test_tool_add_hyphenated_aliases(cli) -> None:
     name = unique("aliased")
     result = cli(
-        "tool", "add", "--name", name, "--image", "busybox", "--data-repo", "/srv/git/data.git",
-        "--code-repo", "https://example.org/code.git",
+        "tool",
+        "add",
+        "--name",
+        name,
+        "--image",
+        "busybox",
+        "--data-repo",
+        "/srv/git/data.git",
+        "--code-repo",
+        "https://example.org/code.git",
     )
     assert result.code == 0, result
     tool = json.loads(cli("tool", "get", "--name", name, "--json").out)
@@ -148,7 +173,12 @@ def test_dataset_add_get_remove(cli) -> None:
 
     listed = cli("dataset", "get")
     assert listed.code == 0 and name in listed.out
-    assert json.loads(cli("dataset", "get", "--json").out)[name] == {"master": GIT_URL, "nodes": [], "policy": "merge", "vote_deadline": 600}
+    assert json.loads(cli("dataset", "get", "--json").out)[name] == {
+        "master": GIT_URL,
+        "nodes": [],
+        "policy": "merge",
+        "vote_deadline": 600,
+    }
     one = json.loads(cli("dataset", "get", "--name", name, "--json").out)
     assert one == {"name": name, "master": GIT_URL, "nodes": [], "policy": "merge", "vote_deadline": 600}
     shown = cli("dataset", "get", "--name", name)
@@ -230,8 +260,13 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 def test_maoctl_py_shim_from_the_repo_root(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "maoctl.py", "--help"], check=False, cwd=REPO, env=_clean_env(HOME=str(tmp_path)),
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "maoctl.py", "--help"],
+        check=False,
+        cwd=REPO,
+        env=_clean_env(HOME=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert "tool" in result.stdout and "dataset" in result.stdout
@@ -240,8 +275,13 @@ def test_maoctl_py_shim_from_the_repo_root(tmp_path: Path) -> None:
 def test_shim_reports_errors_without_a_traceback(tmp_path: Path, free_port) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     result = subprocess.run(
-        [sys.executable, "maoctl.py", "--url", url, "tool", "get"], check=False, cwd=REPO,
-        env=_clean_env(HOME=str(tmp_path), COLUMNS="60"), capture_output=True, text=True, timeout=60,
+        [sys.executable, "maoctl.py", "--url", url, "tool", "get"],
+        check=False,
+        cwd=REPO,
+        env=_clean_env(HOME=str(tmp_path), COLUMNS="60"),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -253,8 +293,12 @@ def test_serve_refuses_a_public_host_with_a_weak_token(tmp_path: Path, free_port
     data = tmp_path / "data"
     result = subprocess.run(
         [sys.executable, "maoctl.py", "serve", "--host", host, "--port", str(free_port()), "--data-dir", str(data)],
-        check=False, cwd=REPO, env=_clean_env(HOME=str(tmp_path), MAO_API_TOKEN=token), capture_output=True,
-        text=True, timeout=60,
+        check=False,
+        cwd=REPO,
+        env=_clean_env(HOME=str(tmp_path), MAO_API_TOKEN=token),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "MAO_API_TOKEN" in result.stderr

@@ -19,8 +19,12 @@ def _env(data_dir, port) -> dict[str, str]:
 
 def test_second_orchestrator_on_the_same_data_dir_is_refused(tmp_path, free_port):
     first_port, second_port = free_port(), free_port()
-    first = subprocess.Popen([sys.executable, "-m", "mao.cli.main", "serve"], env=_env(tmp_path / "d", first_port),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "mao.cli.main", "serve"],
+        env=_env(tmp_path / "d", first_port),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -29,8 +33,13 @@ def test_second_orchestrator_on_the_same_data_dir_is_refused(tmp_path, free_port
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
-        second = subprocess.run([sys.executable, "-m", "mao.cli.main", "serve"], env=_env(tmp_path / "d", second_port),
-                                capture_output=True, text=True, timeout=60)
+        second = subprocess.run(
+            [sys.executable, "-m", "mao.cli.main", "serve"],
+            env=_env(tmp_path / "d", second_port),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert second.returncode != 0
         assert "already serving the data directory" in second.stderr
         assert "Traceback" not in second.stderr
@@ -45,8 +54,13 @@ def test_busy_port_is_refused_before_anything_starts(tmp_path, free_port):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = subprocess.run([sys.executable, "-m", "mao.cli.main", "serve"], env=_env(tmp_path / "d", port),
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "mao.cli.main", "serve"],
+            env=_env(tmp_path / "d", port),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert result.returncode != 0
     assert f"127.0.0.1:{port} is already in use" in result.stderr
     assert not (tmp_path / "d" / "mao.db").exists()

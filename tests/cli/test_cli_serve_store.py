@@ -15,14 +15,24 @@ from mao.store import Store, make_engine
 def _serve(data_dir, port) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAO_")}
     env |= {"MAO_DATA_DIR": str(data_dir), "MAO_API_PORT": str(port)}
-    return subprocess.run([sys.executable, "-m", "mao.cli.main", "serve"], env=env, capture_output=True, text=True, check=False,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "mao.cli.main", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
 
 
-@pytest.mark.parametrize("content", [
-    b"this is not a database at all\n" * 200,
-    b"SQLite format 3\x00" + b"\xff" * 8192,  # the right header, then garbage
-], ids=["garbage", "bad-pages"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"this is not a database at all\n" * 200,
+        b"SQLite format 3\x00" + b"\xff" * 8192,  # the right header, then garbage
+    ],
+    ids=["garbage", "bad-pages"],
+)
 def test_corrupt_sqlite_stops_serve_with_one_line(tmp_path, free_port, content) -> None:
     data = tmp_path / "d"
     data.mkdir()

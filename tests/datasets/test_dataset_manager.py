@@ -175,9 +175,7 @@ def test_snapshot_input_exports_ground_truth(
     assert (older / "dir" / "sub" / "deep.txt").read_text() == "deep\n"
 
 
-def test_snapshot_input_refuses_a_non_empty_destination(
-    manager: DatasetManager, remote: Path, tmp_path: Path
-) -> None:
+def test_snapshot_input_refuses_a_non_empty_destination(manager: DatasetManager, remote: Path, tmp_path: Path) -> None:
     (tmp_path / "input").mkdir()
     (tmp_path / "input" / "x").write_text("x")
     with pytest.raises(InvalidInput, match="not empty"):

@@ -10,9 +10,7 @@ from mao.datasets import DatasetManager
 from mao.errors import GitError, NotFound
 
 
-def test_first_merge_creates_ground_truth(
-    manager: DatasetManager, remote: Path, write_output, inspect
-) -> None:
+def test_first_merge_creates_ground_truth(manager: DatasetManager, remote: Path, write_output, inspect) -> None:
     node = write_output(manager, str(remote), "step-a", {"a.txt": "A\n"})
     merged = manager.merge_to_ground_truth("ds", "step-a", "Merge step-a", {"Mao-Run": "7", "Mao-Instance": "a"})
     assert inspect.rev(remote, "ground-truth") == merged
@@ -55,8 +53,8 @@ def test_concurrent_changes_keep_the_newest_and_lose_nothing(
     """Two nodes changed one file differently since they last agreed: nobody is stopped. The
     later merge's version is ground-truth's, named in a Mao-Superseded trailer; the earlier
     version stays in ground-truth's history (its first parent) and both node commits are in it."""
-    node_a = write_output(manager, str(remote), "step-a", {"result.json": "{\"v\": 1}", "only-a.txt": "A\n"})
-    node_b = write_output(other, str(remote), "step-b", {"result.json": "{\"v\": 2}", "only-b.txt": "B\n"})
+    node_a = write_output(manager, str(remote), "step-a", {"result.json": '{"v": 1}', "only-a.txt": "A\n"})
+    node_b = write_output(other, str(remote), "step-b", {"result.json": '{"v": 2}', "only-b.txt": "B\n"})
     merged_a = manager.merge_to_ground_truth("ds", "step-a", "Merge step-a", {})
 
     merged_b = other.merge_to_ground_truth("ds", "step-b", "Merge step-b", {"Mao-Run": "3"})
@@ -90,9 +88,7 @@ def test_a_node_deleting_what_ground_truth_changed_is_the_newest_change(
     assert other.commit_trailers("ds", merged) == {"Mao-Superseded": "x.json"}
 
 
-def test_unpushed_node_branch_is_merged_from_local(
-    manager: DatasetManager, remote: Path, inspect
-) -> None:
+def test_unpushed_node_branch_is_merged_from_local(manager: DatasetManager, remote: Path, inspect) -> None:
     worktree = manager.prepare_output("ds", str(remote), "step-a")
     (worktree / "a.txt").write_text("A\n")
     node = manager.commit_output(worktree, "Local only", {})
@@ -146,12 +142,17 @@ def test_a_repository_with_data_on_main_starts_ground_truth_from_it(tmp_path):
     subprocess.run(["git", "clone", "-q", str(remote), str(seed)], check=True, capture_output=True)
     (seed / "existing.csv").write_text("a,b\n")
     subprocess.run(["git", "-C", str(seed), "add", "."], check=True)
-    subprocess.run(["git", "-C", str(seed), "-c", "user.name=x", "-c", "user.email=x@x", "commit", "-qm", "data"], check=True)
+    subprocess.run(
+        ["git", "-C", str(seed), "-c", "user.name=x", "-c", "user.email=x@x", "commit", "-qm", "data"], check=True
+    )
     subprocess.run(["git", "-C", str(seed), "push", "-q", "origin", "main"], check=True)
-    main_sha = subprocess.run(["git", "-C", str(seed), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    main_sha = subprocess.run(
+        ["git", "-C", str(seed), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
 
-    manager = DatasetManager(Git(ssh_key_dir=None, name="t", email="t@x"), tmp_path / "ds", tmp_path / "bare",
-                             retry_delay=0.01)
+    manager = DatasetManager(
+        Git(ssh_key_dir=None, name="t", email="t@x"), tmp_path / "ds", tmp_path / "bare", retry_delay=0.01
+    )
     snapshot = tmp_path / "snap"
     assert manager.snapshot_input("old", str(remote), snapshot) == main_sha
     assert (snapshot / "existing.csv").read_text() == "a,b\n"
@@ -162,8 +163,9 @@ def test_a_repository_with_data_on_main_starts_ground_truth_from_it(tmp_path):
     manager.commit_output(worktree, "more", {"Mao-Run": "1"})
     assert manager.push("old", "step-node")
     merged = manager.merge_to_ground_truth("old", "step-node", "merge", {"Mao-Run": "1"})
-    files = subprocess.run(["git", "--git-dir", str(remote), "ls-tree", "--name-only", "ground-truth"],
-                           capture_output=True, text=True).stdout.split()
+    files = subprocess.run(
+        ["git", "--git-dir", str(remote), "ls-tree", "--name-only", "ground-truth"], capture_output=True, text=True
+    ).stdout.split()
     assert files == ["existing.csv", "more.csv"]
     assert merged
 
@@ -182,10 +184,13 @@ def test_rows_both_sides_appended_are_kept(
     assert other.commit_trailers("ds", merged) == {"Mao-Run": "3"}
 
 
-@pytest.mark.parametrize("name,ours,theirs", [
-    ("rows.csv", "h\nchanged\n", "h\n1\nb\n"),  # a line changed, not only appended
-    ("rows.csv", "h\n", "h\n1\nb\n"),  # a line removed
-])
+@pytest.mark.parametrize(
+    "name,ours,theirs",
+    [
+        ("rows.csv", "h\nchanged\n", "h\n1\nb\n"),  # a line changed, not only appended
+        ("rows.csv", "h\n", "h\n1\nb\n"),  # a line removed
+    ],
+)
 def test_changed_lines_keep_the_newest(
     manager: DatasetManager, other: DatasetManager, remote: Path, write_output, inspect, name, ours, theirs
 ) -> None:
@@ -215,9 +220,9 @@ def test_files_both_created_keep_both_rows_only_when_line_oriented(
     other.merge_to_ground_truth("ds", "step-b", "Merge b", {})
     assert inspect.file(remote, "ground-truth", "n.txt") == "node-a\nnode-b\n"
 
-    write_output(manager, str(remote), "step-a", {"m.json": "{\n\"v\": 1\n}\n"}, run=4)
-    write_output(other, str(remote), "step-b", {"m.json": "{\n\"v\": 2\n}\n"}, run=5)
+    write_output(manager, str(remote), "step-a", {"m.json": '{\n"v": 1\n}\n'}, run=4)
+    write_output(other, str(remote), "step-b", {"m.json": '{\n"v": 2\n}\n'}, run=5)
     manager.merge_to_ground_truth("ds", "step-a", "Merge a", {})
     merged = other.merge_to_ground_truth("ds", "step-b", "Merge b", {})
-    assert inspect.file(remote, "ground-truth", "m.json") == "{\n\"v\": 2\n}\n"
+    assert inspect.file(remote, "ground-truth", "m.json") == '{\n"v": 2\n}\n'
     assert other.commit_trailers("ds", merged) == {"Mao-Superseded": "m.json"}

@@ -8,9 +8,7 @@ from pathlib import Path
 from mao.datasets import DatasetManager
 
 
-def test_unreachable_remote_keeps_the_commit_until_it_can_be_pushed(
-    make_manager, remote: Path, inspect
-) -> None:
+def test_unreachable_remote_keeps_the_commit_until_it_can_be_pushed(make_manager, remote: Path, inspect) -> None:
     manager = make_manager("a", push_retries=2, retry_delay=0.05)
     worktree = manager.prepare_output("ds", str(remote), "step-a")
     (worktree / "a.txt").write_text("A\n")
@@ -57,9 +55,7 @@ def test_prepare_output_keeps_local_commits_ahead_of_origin(
     assert inspect.parents(remote, third) == [unpushed]
 
 
-def test_prepare_output_follows_origin_when_it_is_ahead(
-    make_manager, remote: Path, write_output, inspect
-) -> None:
+def test_prepare_output_follows_origin_when_it_is_ahead(make_manager, remote: Path, write_output, inspect) -> None:
     first_home = make_manager("a")
     write_output(first_home, str(remote), "step-a", {"a.txt": "1\n"})
     # the same instance reinstalled elsewhere writes on; the old clone is behind
@@ -70,9 +66,7 @@ def test_prepare_output_follows_origin_when_it_is_ahead(
     assert (worktree / "a.txt").read_text() == "2\n"
 
 
-def test_diverged_branch_keeps_both_sides(
-    make_manager, remote: Path, write_output, inspect
-) -> None:
+def test_diverged_branch_keeps_both_sides(make_manager, remote: Path, write_output, inspect) -> None:
     here = make_manager("a")
     write_output(here, str(remote), "step-a", {"a.txt": "1\n"})
     worktree = here.prepare_output("ds", str(remote), "step-a")
@@ -119,9 +113,7 @@ def test_reset_worktrees_after_a_half_done_merge(
     assert "more.txt" in inspect.files(remote, "ground-truth")
 
 
-def test_reset_worktrees_of_one_branch_only(
-    manager: DatasetManager, remote: Path, inspect
-) -> None:
+def test_reset_worktrees_of_one_branch_only(manager: DatasetManager, remote: Path, inspect) -> None:
     a = manager.prepare_output("ds", str(remote), "step-a")
     b = manager.prepare_output("ds", str(remote), "step-b")
     (a / "x").write_text("x")
@@ -146,9 +138,7 @@ def test_worktree_whose_dot_git_was_deleted_is_recovered(
     assert inspect.status(worktree) == ""
 
 
-def test_worktree_survives_prune_while_its_dot_git_is_missing(
-    manager: DatasetManager, remote: Path, inspect
-) -> None:
+def test_worktree_survives_prune_while_its_dot_git_is_missing(manager: DatasetManager, remote: Path, inspect) -> None:
     a = manager.prepare_output("ds", str(remote), "step-a")
     (a / ".git").unlink()  # a tool emptying its output directory, dotfiles included
     (a / "a.txt").write_text("A\n")

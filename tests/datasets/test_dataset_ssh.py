@@ -39,9 +39,10 @@ class SshRemote:
 
 @pytest.fixture(scope="module")
 def ssh_server() -> SshServer:
-    values = {name: os.environ.get(name, "").strip() for name in (
-        "MAO_TEST_SSH_KEY_DIR", "MAO_TEST_SSH_URL_BASE", "MAO_TEST_SSH_REPO_ROOT"
-    )}
+    values = {
+        name: os.environ.get(name, "").strip()
+        for name in ("MAO_TEST_SSH_KEY_DIR", "MAO_TEST_SSH_URL_BASE", "MAO_TEST_SSH_REPO_ROOT")
+    }
     missing = [name for name, value in values.items() if not value]
     if missing:
         reason = f"SSH git server not configured ({', '.join(missing)} unset; run scripts/services.sh up)"

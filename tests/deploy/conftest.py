@@ -38,9 +38,11 @@ def deploy_env() -> dict[str, str]:
         bridge_gateway(env)
     except LookupError as exc:
         # the shared engine may run without a bridge: only an engine named for these tests must have one
-        _unavailable(f"the engine at {host} cannot run a compose deployment: {exc}; "
-                     "set MAO_TEST_DEPLOY_DOCKER_HOST to an engine with a bridge network",
-                     required=bool(os.environ.get("MAO_TEST_DEPLOY_DOCKER_HOST")))
+        _unavailable(
+            f"the engine at {host} cannot run a compose deployment: {exc}; "
+            "set MAO_TEST_DEPLOY_DOCKER_HOST to an engine with a bridge network",
+            required=bool(os.environ.get("MAO_TEST_DEPLOY_DOCKER_HOST")),
+        )
     if not shutil.which("debootstrap"):
         _unavailable("debootstrap is needed to make the images' Debian base")
     return env
@@ -60,12 +62,13 @@ def images(deploy_env: dict[str, str]) -> None:
 @pytest.fixture(scope="session")
 def ssh_git(public_ip: str) -> Iterator[tuple[Path, str, Path]]:
     """(key dir, URL base reachable from containers, repository root) of the test sshd."""
-    keys, base, root = (os.environ.get(k) for k in
-                        ("MAO_TEST_SSH_KEY_DIR", "MAO_TEST_SSH_URL_BASE", "MAO_TEST_SSH_REPO_ROOT"))
+    keys, base, root = (
+        os.environ.get(k) for k in ("MAO_TEST_SSH_KEY_DIR", "MAO_TEST_SSH_URL_BASE", "MAO_TEST_SSH_REPO_ROOT")
+    )
     if not (keys and base and root):
         _unavailable("the SSH git server is not configured (MAO_TEST_SSH_*)")
     # ssh://root@127.0.0.1:2222/<root>: the containers reach it through a relay on the public IP
-    authority, _, path = base[len("ssh://"):].partition("/")
+    authority, _, path = base[len("ssh://") :].partition("/")
     user, _, hostport = authority.rpartition("@")
     host, _, port = hostport.rpartition(":")
     relay = Forwarder(public_ip, (host, int(port)))

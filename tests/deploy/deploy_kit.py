@@ -27,12 +27,21 @@ SERVICES = ("orchestrator", "executor", "etcd", "postgres")
 DEBIAN_MIRROR = os.environ.get("MAO_TEST_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 
 
-def run(argv: list[str], *, env: dict[str, str] | None = None, timeout: float = 600, check: bool = True,
-        cwd: Path | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+def run(
+    argv: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+    check: bool = True,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise AssertionError(
+            f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
     return proc
 
 
@@ -73,12 +82,48 @@ def debian_base(env: dict[str, str]) -> str:
 def build_images(env: dict[str, str]) -> None:
     """All four services' images through ``maoctl instance build-images``, and a tool."""
     base = debian_base(env)
-    run([sys.executable, "-m", "mao.cli.main", "instance", "build-images", "--source-dir", str(ROOT),
-         "--base-image", base, "--orchestrator-tag", ORCHESTRATOR_TAG, "--executor-tag", EXECUTOR_TAG,
-         "--service-images", "--etcd-tag", ETCD_TAG, "--postgres-tag", POSTGRES_TAG,
-         "--wheel-cache", str(run_dir() / "wheels")], env=env, timeout=900)
-    run(["docker", "build", "-q", "--network", "host", "--build-arg", f"BASE={base}", "-t", TOOL_TAG,
-         str(ROOT / "src/mao/demo")], env=env, timeout=600)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "mao.cli.main",
+            "instance",
+            "build-images",
+            "--source-dir",
+            str(ROOT),
+            "--base-image",
+            base,
+            "--orchestrator-tag",
+            ORCHESTRATOR_TAG,
+            "--executor-tag",
+            EXECUTOR_TAG,
+            "--service-images",
+            "--etcd-tag",
+            ETCD_TAG,
+            "--postgres-tag",
+            POSTGRES_TAG,
+            "--wheel-cache",
+            str(run_dir() / "wheels"),
+        ],
+        env=env,
+        timeout=900,
+    )
+    run(
+        [
+            "docker",
+            "build",
+            "-q",
+            "--network",
+            "host",
+            "--build-arg",
+            f"BASE={base}",
+            "-t",
+            TOOL_TAG,
+            str(ROOT / "src/mao/demo"),
+        ],
+        env=env,
+        timeout=600,
+    )
 
 
 def compose_command() -> list[str]:
@@ -174,8 +219,13 @@ class Deployment:
         raise AssertionError("no MAO_API_TOKEN in .env")
 
     def compose(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
-        return run([*compose_command(), "-p", self.project, "-f", str(self.install_dir / "docker-compose.yaml"), *args],
-                   env=self.env, cwd=self.install_dir, timeout=timeout, check=check)
+        return run(
+            [*compose_command(), "-p", self.project, "-f", str(self.install_dir / "docker-compose.yaml"), *args],
+            env=self.env,
+            cwd=self.install_dir,
+            timeout=timeout,
+            check=check,
+        )
 
     def maoctl(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
         env = {**self.env, "MAO_URL": self.url, "MAO_API_TOKEN": self.token}

@@ -41,18 +41,60 @@ def git(repo: Path, *args: str) -> str:
     return run(["git", "-C", str(repo), *args]).stdout
 
 
-def install(tmp: Path, name: str, env: dict[str, str], public_ip: str, keys: Path, subnets: tuple, *extra: str,
-            ) -> Deployment:
+def install(
+    tmp: Path,
+    name: str,
+    env: dict[str, str],
+    public_ip: str,
+    keys: Path,
+    subnets: tuple,
+    *extra: str,
+) -> Deployment:
     dep = Deployment(tmp / name, name, env)
-    socket_path = env["DOCKER_HOST"][len("unix://"):]
-    run([sys.executable, "-m", "mao.cli.main", "instance", "install", "--non-interactive", "--skip-checks",
-         "--install-dir", str(dep.install_dir), "--instance-name", name, "--public-ip", public_ip,
-         "--git-email", f"{name}@example.org", "--ssh-key-dir", str(keys), "--api-port", str(dep.api_port),
-         "--docker-socket", socket_path, "--etcd-client-port", str(free_port()),
-         "--etcd-peer-port", str(free_port(public_ip)),
-         "--orchestrator-image", ORCHESTRATOR_TAG, "--executor-image", EXECUTOR_TAG,
-         "--etcd-image", ETCD_TAG, "--postgres-image", POSTGRES_TAG,
-         "--services-subnet", str(subnets[0]), "--steps-subnet", str(subnets[1]), *extra], env=env)
+    socket_path = env["DOCKER_HOST"][len("unix://") :]
+    run(
+        [
+            sys.executable,
+            "-m",
+            "mao.cli.main",
+            "instance",
+            "install",
+            "--non-interactive",
+            "--skip-checks",
+            "--install-dir",
+            str(dep.install_dir),
+            "--instance-name",
+            name,
+            "--public-ip",
+            public_ip,
+            "--git-email",
+            f"{name}@example.org",
+            "--ssh-key-dir",
+            str(keys),
+            "--api-port",
+            str(dep.api_port),
+            "--docker-socket",
+            socket_path,
+            "--etcd-client-port",
+            str(free_port()),
+            "--etcd-peer-port",
+            str(free_port(public_ip)),
+            "--orchestrator-image",
+            ORCHESTRATOR_TAG,
+            "--executor-image",
+            EXECUTOR_TAG,
+            "--etcd-image",
+            ETCD_TAG,
+            "--postgres-image",
+            POSTGRES_TAG,
+            "--services-subnet",
+            str(subnets[0]),
+            "--steps-subnet",
+            str(subnets[1]),
+            *extra,
+        ],
+        env=env,
+    )
     return dep
 
 
@@ -77,16 +119,32 @@ def start(dep: Deployment) -> None:
 def marketplace(tmp: Path) -> Path:
     market = tmp / "market"
     market.mkdir(exist_ok=True)
-    (market / "federations.json").write_text(json.dumps(
-        [{"name": "deploylab", "description": "deployment tests", "operator": "Ops", "contact": "ops@example.org"}]))
-    (market / "tools.json").write_text(json.dumps(
-        [{"name": "collector", "image": TOOL_TAG, "author": "Lab", "description": "collects one observation"}]))
-    (market / "pipelines.json").write_text(json.dumps([
-        {"name": "collect", "description": "one observation",
-         "steps": [{"name": "collect", "tool": "collector", "output_dataset": "obs"}]},
-        {"name": "slow", "description": "a long step",
-         "steps": [{"name": "wait", "tool": "collector", "output_dataset": "obs", "cmd": ["sleep", "25"]}]},
-    ]))
+    (market / "federations.json").write_text(
+        json.dumps(
+            [{"name": "deploylab", "description": "deployment tests", "operator": "Ops", "contact": "ops@example.org"}]
+        )
+    )
+    (market / "tools.json").write_text(
+        json.dumps(
+            [{"name": "collector", "image": TOOL_TAG, "author": "Lab", "description": "collects one observation"}]
+        )
+    )
+    (market / "pipelines.json").write_text(
+        json.dumps(
+            [
+                {
+                    "name": "collect",
+                    "description": "one observation",
+                    "steps": [{"name": "collect", "tool": "collector", "output_dataset": "obs"}],
+                },
+                {
+                    "name": "slow",
+                    "description": "a long step",
+                    "steps": [{"name": "wait", "tool": "collector", "output_dataset": "obs", "cmd": ["sleep", "25"]}],
+                },
+            ]
+        )
+    )
     return market
 
 
@@ -98,8 +156,16 @@ def stack(tmp_path_factory, deploy_env, public_ip, images, ssh_git) -> Iterator[
     remote = repo_root / repo_name
     run(["git", "init", "-q", "--bare", str(remote)])
     first = install(tmp, "mao-a", deploy_env, public_ip, keys, (SUBNETS[0], SUBNETS[1]), "--standalone")
-    state = {"tmp": tmp, "first": first, "remote": remote, "url": f"{url_base}/{repo_name}", "keys": keys,
-             "deployments": [first], "env": deploy_env, "public_ip": public_ip}
+    state = {
+        "tmp": tmp,
+        "first": first,
+        "remote": remote,
+        "url": f"{url_base}/{repo_name}",
+        "keys": keys,
+        "deployments": [first],
+        "env": deploy_env,
+        "public_ip": public_ip,
+    }
     try:
         start(first)
         yield state
@@ -123,8 +189,20 @@ def test_four_healthy_services_run_a_pipeline_into_the_ssh_dataset(stack) -> Non
         assert {line.split()[1] for line in top if "maoctl" in line} == {"10001"}, top
 
     dep.maoctl("dataset", "add", "--name", "obs", "--git-url", stack["url"])
-    dep.maoctl("instance", "init", "--non-interactive", "--marketplace-url", str(marketplace(stack["tmp"])),
-               "--pipeline", "collect", "--pipeline", "slow", "--yes", "--cron", "0 3 * * *")
+    dep.maoctl(
+        "instance",
+        "init",
+        "--non-interactive",
+        "--marketplace-url",
+        str(marketplace(stack["tmp"])),
+        "--pipeline",
+        "collect",
+        "--pipeline",
+        "slow",
+        "--yes",
+        "--cron",
+        "0 3 * * *",
+    )
     run_id = dep.api("POST", "/pipeline/run", json={"name": "collect"}).json()["run_id"]
     record = dep.wait_run(run_id)
     assert record["status"] == "succeeded", record
@@ -142,8 +220,12 @@ def _probe(dep: Deployment, target: str, request: str | None = None) -> str:
     script = f"exec 3<>/dev/tcp/{host}/{port} || exit 3; "
     script += f"printf '{request}' >&3; head -n1 <&3" if request else "echo connected"
     network = f"mao-{dep.name}-steps"
-    proc = run(["docker", "run", "--rm", "--network", network, "--entrypoint", "timeout", TOOL_TAG,
-                "5", "bash", "-c", script], env=dep.env, check=False, timeout=60)
+    proc = run(
+        ["docker", "run", "--rm", "--network", network, "--entrypoint", "timeout", TOOL_TAG, "5", "bash", "-c", script],
+        env=dep.env,
+        check=False,
+        timeout=60,
+    )
     return proc.stdout.strip() or f"unreachable (exit {proc.returncode})"
 
 
@@ -199,15 +281,52 @@ def test_a_second_deployment_joins_the_federation(stack) -> None:
     assert cluster, added
     second = Deployment(stack["tmp"] / "mao-b", "mao-b", stack["env"])
     stack["deployments"].append(second)
-    socket_path = stack["env"]["DOCKER_HOST"][len("unix://"):]
-    run([sys.executable, "-m", "mao.cli.main", "instance", "install", "--non-interactive", "--skip-checks", "--federate",
-         "--etcd-initial-cluster", cluster[1], "--install-dir", str(second.install_dir), "--instance-name", "mao-b",
-         "--public-ip", ip, "--git-email", "b@example.org", "--ssh-key-dir", str(stack["keys"]),
-         "--api-port", str(second.api_port), "--docker-socket", socket_path,
-         "--etcd-client-port", str(free_port()), "--etcd-peer-port", str(peer_port),
-         "--orchestrator-image", ORCHESTRATOR_TAG, "--executor-image", EXECUTOR_TAG,
-         "--etcd-image", ETCD_TAG, "--postgres-image", POSTGRES_TAG,
-         "--services-subnet", str(SUBNETS[2]), "--steps-subnet", str(SUBNETS[3])], env=stack["env"])
+    socket_path = stack["env"]["DOCKER_HOST"][len("unix://") :]
+    run(
+        [
+            sys.executable,
+            "-m",
+            "mao.cli.main",
+            "instance",
+            "install",
+            "--non-interactive",
+            "--skip-checks",
+            "--federate",
+            "--etcd-initial-cluster",
+            cluster[1],
+            "--install-dir",
+            str(second.install_dir),
+            "--instance-name",
+            "mao-b",
+            "--public-ip",
+            ip,
+            "--git-email",
+            "b@example.org",
+            "--ssh-key-dir",
+            str(stack["keys"]),
+            "--api-port",
+            str(second.api_port),
+            "--docker-socket",
+            socket_path,
+            "--etcd-client-port",
+            str(free_port()),
+            "--etcd-peer-port",
+            str(peer_port),
+            "--orchestrator-image",
+            ORCHESTRATOR_TAG,
+            "--executor-image",
+            EXECUTOR_TAG,
+            "--etcd-image",
+            ETCD_TAG,
+            "--postgres-image",
+            POSTGRES_TAG,
+            "--services-subnet",
+            str(SUBNETS[2]),
+            "--steps-subnet",
+            str(SUBNETS[3]),
+        ],
+        env=stack["env"],
+    )
     start(second)
 
     assert "collector" in second.api("GET", "/registry/tools").json()

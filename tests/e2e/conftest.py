@@ -6,9 +6,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import docker
 import pytest
 from e2e_kit import DEMO_IMAGE, ROOT, Server, required
+
+import docker
 
 
 @pytest.fixture(scope="session")
@@ -43,4 +44,3 @@ def server(tmp_path: Path, docker_host: str, demo_image: str) -> Iterator[Server
     srv = Server(tmp_path / "data", docker_host).start()
     yield srv
     srv.stop()
-

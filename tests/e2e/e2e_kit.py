@@ -55,11 +55,17 @@ class Server:
     def env(self) -> dict[str, str]:
         # MAO_LOCAL_REMOTE_ROOTS: the tests' bare remotes live in their tmp_path (tests/conftest.py)
         env = {k: v for k, v in os.environ.items() if not k.startswith("MAO_") or k == "MAO_LOCAL_REMOTE_ROOTS"}
-        env.update({
-            "MAO_DATA_DIR": str(self.data_dir), "MAO_API_PORT": str(self.port), "MAO_INSTANCE_NAME": self.name,
-            "MAO_DOCKER_HOST": self.docker_host, "MAO_PUSH_RETRIES": "1", "MAO_URL": self.url,
-            **self.extra_env,
-        })
+        env.update(
+            {
+                "MAO_DATA_DIR": str(self.data_dir),
+                "MAO_API_PORT": str(self.port),
+                "MAO_INSTANCE_NAME": self.name,
+                "MAO_DOCKER_HOST": self.docker_host,
+                "MAO_PUSH_RETRIES": "1",
+                "MAO_URL": self.url,
+                **self.extra_env,
+            }
+        )
         return env
 
     def start(self) -> Server:
@@ -67,7 +73,9 @@ class Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mao.cli.main", "serve", "--log-level", "warning"],
-            env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -95,8 +103,13 @@ class Server:
                 self.kill()
 
     def maoctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run([sys.executable, str(ROOT / "maoctl.py"), *args], env=self.env(),
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "maoctl.py"), *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"maoctl {' '.join(args)} failed: {result.stdout}\n{result.stderr}")
         return result

@@ -15,9 +15,17 @@ def test_sigkill_mid_step_then_restart(server, demo_image, docker_client, tmp_pa
     remote = bare_repo(tmp_path / "out.git")
     server.maoctl("tool", "add", "--name", "sleeper", "--image", demo_image)
     server.maoctl("dataset", "add", "--name", "out", "--git_url", str(remote))
-    definition = {"name": "slow", "steps": [
-        {"name": "nap", "tool": "sleeper", "output_dataset": "out",
-         "cmd": ["sh", "-c", "echo half > /usr/src/app/data/partial.txt; sleep 60"]}]}
+    definition = {
+        "name": "slow",
+        "steps": [
+            {
+                "name": "nap",
+                "tool": "sleeper",
+                "output_dataset": "out",
+                "cmd": ["sh", "-c", "echo half > /usr/src/app/data/partial.txt; sleep 60"],
+            }
+        ],
+    }
     httpx.post(f"{server.url}/pipeline/init", json=definition).raise_for_status()
     run_id = httpx.post(f"{server.url}/pipeline/run", json={"name": "slow"}).json()["run_id"]
 

@@ -21,27 +21,66 @@ pytestmark = [pytest.mark.docker, pytest.mark.etcd, pytest.mark.slow]
 SECRET = "k3y-Zx81-do-not-leak"
 
 
-def test_init_registers_schedules_and_runs_without_leaking(tmp_path, docker_host, demo_image, etcd_cluster, etcd_prefix):
+def test_init_registers_schedules_and_runs_without_leaking(
+    tmp_path, docker_host, demo_image, etcd_cluster, etcd_prefix
+):
     market = tmp_path / "market"
     market.mkdir()
-    (market / "federations.json").write_text(json.dumps(
-        [{"name": "lab", "description": "test federation", "operator": "Ops", "contact": "ops@example.org"}]))
-    (market / "tools.json").write_text(json.dumps(
-        [{"name": "keyed-tool", "image": demo_image, "author": "Lab", "description": "uses an API key"}]))
-    (market / "pipelines.json").write_text(json.dumps([{
-        "name": "keyed", "description": "Collects with an API key",
-        "steps": [{"name": "collect", "tool": "keyed-tool", "output_dataset": "keyed-data",
-                   "env": {"API_KEY": "{{ API_KEY }}"},
-                   "cmd": ["sh", "-c", 'echo "using key $API_KEY"; echo ${#API_KEY} > /usr/src/app/data/keylen.txt']}],
-    }]))
+    (market / "federations.json").write_text(
+        json.dumps([{"name": "lab", "description": "test federation", "operator": "Ops", "contact": "ops@example.org"}])
+    )
+    (market / "tools.json").write_text(
+        json.dumps([{"name": "keyed-tool", "image": demo_image, "author": "Lab", "description": "uses an API key"}])
+    )
+    (market / "pipelines.json").write_text(
+        json.dumps(
+            [
+                {
+                    "name": "keyed",
+                    "description": "Collects with an API key",
+                    "steps": [
+                        {
+                            "name": "collect",
+                            "tool": "keyed-tool",
+                            "output_dataset": "keyed-data",
+                            "env": {"API_KEY": "{{ API_KEY }}"},
+                            "cmd": [
+                                "sh",
+                                "-c",
+                                'echo "using key $API_KEY"; echo ${#API_KEY} > /usr/src/app/data/keylen.txt',
+                            ],
+                        }
+                    ],
+                }
+            ]
+        )
+    )
 
-    server = Server(tmp_path / "data", docker_host, name="init-node", extra_env={
-        "MAO_REGISTRY_BACKEND": "etcd", "MAO_ETCD_ENDPOINTS": ",".join(etcd_cluster.endpoints),
-        "MAO_REGISTRY_PREFIX": etcd_prefix,
-    }).start()
+    server = Server(
+        tmp_path / "data",
+        docker_host,
+        name="init-node",
+        extra_env={
+            "MAO_REGISTRY_BACKEND": "etcd",
+            "MAO_ETCD_ENDPOINTS": ",".join(etcd_cluster.endpoints),
+            "MAO_REGISTRY_PREFIX": etcd_prefix,
+        },
+    ).start()
     try:
-        result = server.maoctl("instance", "init", "--non-interactive", "--marketplace-url", str(market),
-                               "--pipeline", "keyed", "--var", f"API_KEY={SECRET}", "--yes", "--cron", "0 3 * * *")
+        result = server.maoctl(
+            "instance",
+            "init",
+            "--non-interactive",
+            "--marketplace-url",
+            str(market),
+            "--pipeline",
+            "keyed",
+            "--var",
+            f"API_KEY={SECRET}",
+            "--yes",
+            "--cron",
+            "0 3 * * *",
+        )
         assert SECRET not in result.stdout + result.stderr
         api = server.url
         assert "keyed-tool" in httpx.get(f"{api}/registry/tools").json()
@@ -57,10 +96,22 @@ def test_init_registers_schedules_and_runs_without_leaking(tmp_path, docker_host
         remote = Path(dataset["master"])
         assert git(remote, "show", "ground-truth:keylen.txt").strip() == str(len(SECRET))
 
-        responses = [httpx.get(f"{api}{path}").text for path in (
-            "/pipeline", "/pipeline/keyed", "/registry/pipelines", "/registry/pipelines/keyed", "/jobs",
-            f"/runs/{run_id}", f"/runs/{run_id}/logs", "/runs", "/registry/tools", "/registry/datasets",
-            "/federation/status")]
+        responses = [
+            httpx.get(f"{api}{path}").text
+            for path in (
+                "/pipeline",
+                "/pipeline/keyed",
+                "/registry/pipelines",
+                "/registry/pipelines/keyed",
+                "/jobs",
+                f"/runs/{run_id}",
+                f"/runs/{run_id}/logs",
+                "/runs",
+                "/registry/tools",
+                "/registry/datasets",
+                "/federation/status",
+            )
+        ]
         assert all(SECRET not in body for body in responses)
         logs = httpx.get(f"{api}/runs/{run_id}/logs").json()["lines"]
         assert any(line["line"] == "using key ***" for line in logs)
@@ -76,6 +127,7 @@ def test_init_registers_schedules_and_runs_without_leaking(tmp_path, docker_host
 
         with sqlite3.connect(server.data_dir / "mao.db") as db:  # kept in the local store only
             assert db.execute("select pipeline, name, value from private_variables").fetchall() == [
-                ("keyed", "API_KEY", SECRET)]
+                ("keyed", "API_KEY", SECRET)
+            ]
     finally:
         server.stop()

@@ -20,8 +20,13 @@ pytestmark = pytest.mark.docker
 
 @pytest.fixture
 def inst(tmp_path: Path, docker_host: str, demo_image: str):
-    settings = Settings(instance_name="dock-node", data_dir=tmp_path / "data", docker_host=docker_host,
-                        push_retries=0, pull_policy="never")
+    settings = Settings(
+        instance_name="dock-node",
+        data_dir=tmp_path / "data",
+        docker_host=docker_host,
+        push_retries=0,
+        pull_policy="never",
+    )
     instance = Instance(settings)
     instance.setup()
     instance.catalog.add_tool(ToolIn(name="demo", image=demo_image))
@@ -46,12 +51,28 @@ def test_multi_step_pipeline_with_input_and_provenance(inst, tmp_path):
     obs, ins = bare_repo(tmp_path / "obs.git"), bare_repo(tmp_path / "ins.git")
     dataset(inst, "observations", str(obs))
     dataset(inst, "insights", f"file://{ins}")
-    define(inst, {"name": "demo", "steps": [
-        {"name": "collect", "tool": "demo", "output_dataset": "observations",
-         "cmd": "sh /usr/src/app/tool.sh collect", "env": {"SOURCE": "unit"}},
-        {"name": "analyse", "tool": "demo", "input_dataset": "observations", "output_dataset": "insights",
-         "cmd": ["sh", "/usr/src/app/tool.sh", "analyse"]},
-    ]})
+    define(
+        inst,
+        {
+            "name": "demo",
+            "steps": [
+                {
+                    "name": "collect",
+                    "tool": "demo",
+                    "output_dataset": "observations",
+                    "cmd": "sh /usr/src/app/tool.sh collect",
+                    "env": {"SOURCE": "unit"},
+                },
+                {
+                    "name": "analyse",
+                    "tool": "demo",
+                    "input_dataset": "observations",
+                    "output_dataset": "insights",
+                    "cmd": ["sh", "/usr/src/app/tool.sh", "analyse"],
+                },
+            ],
+        },
+    )
     first = run(inst, "demo")
     assert first.status == "succeeded", first.error
     second = run(inst, "demo")
@@ -71,8 +92,15 @@ def test_multi_step_pipeline_with_input_and_provenance(inst, tmp_path):
 
 def test_failing_tool(inst, tmp_path):
     dataset(inst, "out", str(bare_repo(tmp_path / "out.git")))
-    define(inst, {"name": "f", "steps": [{"name": "s", "tool": "demo", "output_dataset": "out",
-                                           "cmd": "sh /usr/src/app/tool.sh nonsense"}]})
+    define(
+        inst,
+        {
+            "name": "f",
+            "steps": [
+                {"name": "s", "tool": "demo", "output_dataset": "out", "cmd": "sh /usr/src/app/tool.sh nonsense"}
+            ],
+        },
+    )
     r = run(inst, "f")
     assert r.status == "failed"
     assert r.steps[0].exit_code == 2
@@ -82,8 +110,13 @@ def test_failing_tool(inst, tmp_path):
 
 def test_tool_that_times_out(inst, tmp_path, docker_client):
     dataset(inst, "out", str(bare_repo(tmp_path / "out.git")))
-    define(inst, {"name": "t", "steps": [{"name": "s", "tool": "demo", "output_dataset": "out",
-                                           "cmd": "sleep 60", "timeout": 1}]})
+    define(
+        inst,
+        {
+            "name": "t",
+            "steps": [{"name": "s", "tool": "demo", "output_dataset": "out", "cmd": "sleep 60", "timeout": 1}],
+        },
+    )
     r = run(inst, "t")
     assert r.status == "timed_out"
     assert r.steps[0].status == "timed_out"
@@ -99,7 +132,9 @@ def test_missing_image(inst, tmp_path):
 
 
 def _ssh_env():
-    keys, base, root = (os.environ.get(k) for k in ("MAO_TEST_SSH_KEY_DIR", "MAO_TEST_SSH_URL_BASE", "MAO_TEST_SSH_REPO_ROOT"))
+    keys, base, root = (
+        os.environ.get(k) for k in ("MAO_TEST_SSH_KEY_DIR", "MAO_TEST_SSH_URL_BASE", "MAO_TEST_SSH_REPO_ROOT")
+    )
     if not (keys and base and root):
         if os.environ.get("MAO_TEST_REQUIRE_SERVICES") == "1":
             pytest.fail("the SSH git server is not configured (MAO_TEST_SSH_*)")
@@ -113,8 +148,13 @@ def test_pipeline_over_ssh_remote(tmp_path, docker_host, demo_image):
     name = f"e2e-{uuid.uuid4().hex[:8]}.git"
     remote = bare_repo(root / name)
     try:
-        settings = Settings(instance_name="ssh-node", data_dir=tmp_path / "data", docker_host=docker_host,
-                            ssh_key_dir=keys, pull_policy="never")
+        settings = Settings(
+            instance_name="ssh-node",
+            data_dir=tmp_path / "data",
+            docker_host=docker_host,
+            ssh_key_dir=keys,
+            pull_policy="never",
+        )
         inst = Instance(settings)
         inst.setup()
         try:

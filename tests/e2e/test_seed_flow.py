@@ -14,12 +14,29 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 def test_seed_new_pipeline_flow_ad_hoc_and_cron(server, demo_image, tmp_path):
     remote = bare_repo(tmp_path / "observations.git")
     # Register a tool as usual via the CLI
-    server.maoctl("tool", "add", "--name", "collector", "--author", "me", "--image", demo_image,
-                  "--data_repo", str(remote), "--code_repo", "https://example.org/collector.git", "--artefact", "demo")
+    server.maoctl(
+        "tool",
+        "add",
+        "--name",
+        "collector",
+        "--author",
+        "me",
+        "--image",
+        demo_image,
+        "--data_repo",
+        str(remote),
+        "--code_repo",
+        "https://example.org/collector.git",
+        "--artefact",
+        "demo",
+    )
     base = f"http://0.0.0.0:{server.port}"
     headers = {"content-type": "application/json"}
-    r = httpx.post(f"{base}/registry/datasets", headers=headers,
-                   content='{"name": "observations", "body": {"master": "%s", "nodes": []}}' % remote)
+    r = httpx.post(
+        f"{base}/registry/datasets",
+        headers=headers,
+        content='{"name": "observations", "body": {"master": "%s", "nodes": []}}' % remote,
+    )
     assert r.status_code == 200, r.text
     r = httpx.post(f"{base}/pipeline/init", headers=headers, content='{"tool": "collector", "dataset":"observations"}')
     assert r.status_code == 200, r.text

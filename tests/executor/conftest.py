@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import docker
 import docker.errors
 import pytest
 import requests
 
+import docker
 from mao.executor.base import LABEL_INSTANCE, LABEL_RUN, StepSpec
 from mao.executor.docker import DockerExecutor
 

@@ -9,10 +9,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import docker
 import docker.errors
 import pytest
 
+import docker
 from mao.errors import ExecutorError
 from mao.executor.base import (
     DOCKER_SOCKET,
@@ -53,12 +53,8 @@ def assert_gone(client: docker.DockerClient, container_id: str | None) -> None:
 # ------------------------------------------------------------------ success, mounts
 
 
-def test_success_writes_to_the_output_mount(
-    executor: DockerExecutor, make_spec: Spec, client, run_containers
-) -> None:
-    spec = make_spec(
-        command=f"sh -c 'mkdir -p {OUTPUT_MOUNT}/sub && echo hello > {OUTPUT_MOUNT}/sub/result.txt'"
-    )
+def test_success_writes_to_the_output_mount(executor: DockerExecutor, make_spec: Spec, client, run_containers) -> None:
+    spec = make_spec(command=f"sh -c 'mkdir -p {OUTPUT_MOUNT}/sub && echo hello > {OUTPUT_MOUNT}/sub/result.txt'")
     logs = Logs()
     result = executor.run(spec, logs)
     assert result.status == "succeeded", result
@@ -69,25 +65,19 @@ def test_success_writes_to_the_output_mount(
     assert run_containers() == []
 
 
-def test_image_digest_is_the_image_id_without_repo_digests(
-    executor: DockerExecutor, make_spec: Spec, client
-) -> None:
+def test_image_digest_is_the_image_id_without_repo_digests(executor: DockerExecutor, make_spec: Spec, client) -> None:
     spec = make_spec(command="true")
     image = client.images.get(spec.image)
     expected = image.attrs["RepoDigests"][0] if image.attrs.get("RepoDigests") else image.id
     assert executor.run(spec, Logs()).image_digest == expected
 
 
-def test_input_mount_is_readable_and_read_only(
-    executor: DockerExecutor, make_spec: Spec, tmp_path: Path
-) -> None:
+def test_input_mount_is_readable_and_read_only(executor: DockerExecutor, make_spec: Spec, tmp_path: Path) -> None:
     input_dir = tmp_path / "in"
     input_dir.mkdir()
     (input_dir / "data.csv").write_text("a,b\n1,2\n")
 
-    copy = executor.run(
-        make_spec(input_dir=input_dir, command=f"cp {INPUT_MOUNT}/data.csv {OUTPUT_MOUNT}/"), Logs()
-    )
+    copy = executor.run(make_spec(input_dir=input_dir, command=f"cp {INPUT_MOUNT}/data.csv {OUTPUT_MOUNT}/"), Logs())
     assert copy.status == "succeeded", copy
     assert (tmp_path / "out" / "data.csv").read_text() == "a,b\n1,2\n"
 
@@ -128,9 +118,7 @@ def test_command_string_or_list(executor: DockerExecutor, make_spec: Spec, comma
     assert logs == ["a  b|c"]
 
 
-def test_unbalanced_quotes_fail_without_a_container(
-    executor: DockerExecutor, make_spec: Spec, run_containers
-) -> None:
+def test_unbalanced_quotes_fail_without_a_container(executor: DockerExecutor, make_spec: Spec, run_containers) -> None:
     result = executor.run(make_spec(command="echo 'oops"), Logs())
     assert result.status == "failed" and "cannot split command" in (result.error or "")
     assert result.container_id is None and run_containers() == []
@@ -172,9 +160,7 @@ def test_no_command_runs_the_image_default(executor: DockerExecutor, make_spec: 
 
 
 def test_log_lines_arrive_in_order_while_running(executor: DockerExecutor, make_spec: Spec) -> None:
-    script = (
-        'i=1; while [ $i -le 200 ]; do echo "line $i"; i=$((i+1)); done; sleep 1.5; printf "last, no newline"'
-    )
+    script = 'i=1; while [ $i -le 200 ]; do echo "line $i"; i=$((i+1)); done; sleep 1.5; printf "last, no newline"'
     logs = Logs()
     started = time.monotonic()
     result = executor.run(make_spec(command=["sh", "-c", script]), logs)
@@ -185,9 +171,7 @@ def test_log_lines_arrive_in_order_while_running(executor: DockerExecutor, make_
     assert logs.times[0] - started < (ended - started) - 1.0
 
 
-def test_streams_silent_longer_than_the_client_timeout_stay_live(
-    engine, instance: str, make_spec: Spec
-) -> None:
+def test_streams_silent_longer_than_the_client_timeout_stay_live(engine, instance: str, make_spec: Spec) -> None:
     """Podman answers a log request only with the first output: the stream is asked again."""
     executor = DockerExecutor(docker.DockerClient(base_url=engine.url, timeout=1), instance=instance)
     try:
@@ -223,9 +207,7 @@ def test_secrets_are_masked_in_logs(executor: DockerExecutor, make_spec: Spec) -
     assert not any("s3cr3t" in line or "hunter2" in line for line in logs)
 
 
-def test_a_failing_log_sink_does_not_break_the_step(
-    executor: DockerExecutor, make_spec: Spec, run_containers
-) -> None:
+def test_a_failing_log_sink_does_not_break_the_step(executor: DockerExecutor, make_spec: Spec, run_containers) -> None:
     def broken(line: str) -> None:
         raise RuntimeError("sink is down")
 
@@ -243,9 +225,7 @@ def test_non_zero_exit_is_failed_with_the_code(executor: DockerExecutor, make_sp
     assert_gone(client, result.container_id)
 
 
-def test_timeout_kills_the_container(
-    executor: DockerExecutor, make_spec: Spec, client, run_containers
-) -> None:
+def test_timeout_kills_the_container(executor: DockerExecutor, make_spec: Spec, client, run_containers) -> None:
     started = time.monotonic()
     result = executor.run(make_spec(command="sleep 30", timeout=1), Logs())
     assert result.status == "timed_out", result
@@ -283,9 +263,7 @@ def test_cancel_kills_the_container_and_labels_are_set_while_running(
     assert run_containers() == []
 
 
-def test_cancel_before_start_starts_nothing(
-    executor: DockerExecutor, make_spec: Spec, run_containers
-) -> None:
+def test_cancel_before_start_starts_nothing(executor: DockerExecutor, make_spec: Spec, run_containers) -> None:
     cancel = threading.Event()
     cancel.set()
     result = executor.run(make_spec(command="echo never"), Logs(), cancel)
@@ -296,9 +274,7 @@ def test_cancel_before_start_starts_nothing(
 # ------------------------------------------------------------------ images, engine
 
 
-def test_missing_image_with_pull_never_fails(
-    executor: DockerExecutor, make_spec: Spec, run_containers
-) -> None:
+def test_missing_image_with_pull_never_fails(executor: DockerExecutor, make_spec: Spec, run_containers) -> None:
     result = executor.run(make_spec(image="mao-test/missing:none", pull_policy="never"), Logs())
     assert result.status == "failed"
     assert (result.error or "").startswith("image 'mao-test/missing:none' not found: ")
@@ -365,9 +341,7 @@ def test_ping_names_the_engine(executor: DockerExecutor, engine) -> None:
 # ------------------------------------------------------------------ Docker socket
 
 
-def test_docker_socket_refused_unless_allowed(
-    executor: DockerExecutor, make_spec: Spec, run_containers
-) -> None:
+def test_docker_socket_refused_unless_allowed(executor: DockerExecutor, make_spec: Spec, run_containers) -> None:
     result = executor.run(make_spec(docker_socket=True, command="true"), Logs())
     assert result.status == "failed"
     assert "Docker socket" in (result.error or "") and "allow_docker_socket" in (result.error or "")
@@ -457,9 +431,7 @@ def test_chown_failure_is_a_warning_not_a_failure(
     logs = Logs()
     result = executor.run(spec, logs)
     assert result.status == "succeeded", (result, logs)
-    assert any(line.startswith("warning: could not give the output files to 4321:4321") for line in logs), (
-        logs
-    )
+    assert any(line.startswith("warning: could not give the output files to 4321:4321") for line in logs), logs
 
 
 def test_container_removed_even_when_run_breaks(

@@ -118,8 +118,14 @@ def remote(service: ServiceThread) -> Iterator[RemoteExecutor]:
 
 
 def make_spec(tmp_path: Path, image: str = "img/talk", **fields) -> StepSpec:
-    values = {"run_id": 1, "pipeline": "p", "step": "s", "image": image, "output_dir": tmp_path / "out",
-              "instance": "node-a"}
+    values = {
+        "run_id": 1,
+        "pipeline": "p",
+        "step": "s",
+        "image": image,
+        "output_dir": tmp_path / "out",
+        "instance": "node-a",
+    }
     values.update(fields)
     return StepSpec(**values)
 
@@ -210,8 +216,11 @@ def test_secret_masking_is_preserved(remote: RemoteExecutor, tmp_path: Path) -> 
 def test_remove_run_containers_stops_that_runs_steps(remote: RemoteExecutor, tmp_path: Path) -> None:
     results = {}
     threads = [
-        threading.Thread(target=lambda r=run_id: results.update(
-            {r: remote.run(make_spec(tmp_path / str(r), image="img/slow", run_id=r), lambda line: None)}))
+        threading.Thread(
+            target=lambda r=run_id: results.update(
+                {r: remote.run(make_spec(tmp_path / str(r), image="img/slow", run_id=r), lambda line: None)}
+            )
+        )
         for run_id in (7, 8)
     ]
     for t in threads:
@@ -279,8 +288,15 @@ def test_invalid_url() -> None:
 def test_token_required(start_service, tmp_path: Path) -> None:
     service = start_service(token=TOKEN)
     assert httpx.get(service.url + "/health").status_code == 200  # health needs no token
-    for method, path in (("GET", "/steps"), ("POST", "/steps"), ("GET", "/steps/x"), ("GET", "/steps/x/logs"),
-                         ("POST", "/steps/x/cancel"), ("DELETE", "/steps/x"), ("POST", "/containers/remove")):
+    for method, path in (
+        ("GET", "/steps"),
+        ("POST", "/steps"),
+        ("GET", "/steps/x"),
+        ("GET", "/steps/x/logs"),
+        ("POST", "/steps/x/cancel"),
+        ("DELETE", "/steps/x"),
+        ("POST", "/containers/remove"),
+    ):
         error = assert_error_shape(httpx.request(method, service.url + path), 401)
         assert error["code"] == "unauthorized"
     wrong = httpx.get(service.url + "/steps", headers={"Authorization": "Bearer nope"})
@@ -351,16 +367,23 @@ def test_paths_must_be_absolute(remote: RemoteExecutor, service: ServiceThread, 
     assert "absolute" in assert_error_shape(authed.post(service.url + "/steps", json=body), 400)["message"]
     body.update(output_dir="/tmp/../etc", input_dir=None)
     assert "'..'" in assert_error_shape(authed.post(service.url + "/steps", json=body), 400)["message"]
-    result = remote.run(StepSpec(run_id=1, pipeline="p", step="s", image="img/talk", output_dir=Path("out")),
-                        lambda line: None)
+    result = remote.run(
+        StepSpec(run_id=1, pipeline="p", step="s", image="img/talk", output_dir=Path("out")), lambda line: None
+    )
     assert result.status == "failed" and "absolute" in result.error and service.url in result.error
     assert service.executor.calls == []
 
 
 def test_bad_names_and_fields_are_refused(service: ServiceThread, tmp_path: Path) -> None:
     base = {"run_id": 1, "pipeline": "p", "step": "s", "image": "img/talk", "output_dir": str(tmp_path / "out")}
-    for change in ({"step": "../x"}, {"pipeline": "a b"}, {"instance": "x;y"}, {"timeout": 0},
-                   {"pull_policy": "sometimes"}, {"surprise": 1}):
+    for change in (
+        {"step": "../x"},
+        {"pipeline": "a b"},
+        {"instance": "x;y"},
+        {"timeout": 0},
+        {"pull_policy": "sometimes"},
+        {"surprise": 1},
+    ):
         assert_error_shape(authed.post(service.url + "/steps", json={**base, **change}), 400)
 
 
@@ -372,11 +395,14 @@ def test_only_paths_under_the_data_root_are_mounted(start_service, tmp_path: Pat
     (root / "datasets" / "link").symlink_to(outside)
     service = start_service(data_root=root)
     base = {"run_id": 1, "pipeline": "p", "step": "s", "image": "img/talk"}
-    for fields in ({"output_dir": "/root/.ssh"}, {"output_dir": "/etc/cron.d"},
-                   {"output_dir": str(root / "datasets" / "link")},
-                   {"output_dir": str(root / "datasets" / "link" / "sub")},
-                   {"output_dir": str(root / "datasets" / "d"), "input_dir": "/root/.ssh"},
-                   {"output_dir": str(tmp_path / "data-other")}):
+    for fields in (
+        {"output_dir": "/root/.ssh"},
+        {"output_dir": "/etc/cron.d"},
+        {"output_dir": str(root / "datasets" / "link")},
+        {"output_dir": str(root / "datasets" / "link" / "sub")},
+        {"output_dir": str(root / "datasets" / "d"), "input_dir": "/root/.ssh"},
+        {"output_dir": str(tmp_path / "data-other")},
+    ):
         error = assert_error_shape(authed.post(service.url + "/steps", json=base | fields), 400)
         assert str(root) in error["message"] and "data root" in error["message"], error
     assert service.executor.calls == []
@@ -402,8 +428,14 @@ def test_non_ascii_token_is_a_401(service: ServiceThread, header: bytes) -> None
 
 def test_log_lines_are_bounded(start_service, tmp_path: Path) -> None:
     service = start_service(max_log_lines=10)
-    body = {"run_id": 1, "pipeline": "p", "step": "s", "image": "img/talk", "output_dir": str(tmp_path / "out"),
-            "env": {"LINES": "50"}}
+    body = {
+        "run_id": 1,
+        "pipeline": "p",
+        "step": "s",
+        "image": "img/talk",
+        "output_dir": str(tmp_path / "out"),
+        "env": {"LINES": "50"},
+    }
     step_id = authed.post(service.url + "/steps", json=body).json()["id"]
     assert _wait_finished(service.url, step_id)["status"] == "succeeded"
     logs = authed.get(f"{service.url}/steps/{step_id}/logs").json()

@@ -119,12 +119,17 @@ def test_serve_builds_the_docker_executor_from_the_settings(
         "instance_name: node-b\ndocker_host: unix:///var/run/other.sock\nallow_docker_socket: true\n"
         "network_mode: none\nexecutor_token: a-long-enough-executor-token\n"
     )
-    code, output = maoctl("executor", "serve", "--config", str(config), "--host", "0.0.0.0", "--port", "9099",
-                          "--owner", "1000:1001")
+    code, output = maoctl(
+        "executor", "serve", "--config", str(config), "--host", "0.0.0.0", "--port", "9099", "--owner", "1000:1001"
+    )
     assert code == 0, output
     assert launched["docker_host"] == "unix:///var/run/other.sock"
-    assert launched["executor_kw"] == {"allow_docker_socket": True, "network_mode": "none", "instance": "node-b",
-                                       "owner": (1000, 1001)}
+    assert launched["executor_kw"] == {
+        "allow_docker_socket": True,
+        "network_mode": "none",
+        "instance": "node-b",
+        "owner": (1000, 1001),
+    }
     assert launched["uvicorn_kw"]["host"] == "0.0.0.0" and launched["uvicorn_kw"]["port"] == 9099
     assert launched["executor"].closed  # closed when the server stops
 

@@ -20,11 +20,11 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import docker
 import docker.errors
 import httpx
 import pytest
 
+import docker
 from mao.config import Settings
 from mao.executor.remote import RemoteExecutor
 from mao.instance import Instance
@@ -93,15 +93,23 @@ def service(tmp_path_factory: pytest.TempPathFactory, docker_host: str, image: s
     url = f"http://127.0.0.1:{port}"
     workdir = tmp_path_factory.mktemp("executor-service")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAO_")}
-    env.update({"MAO_DOCKER_HOST": docker_host, "MAO_INSTANCE_NAME": INSTANCE, "MAO_EXECUTOR_TOKEN": TOKEN,
-                "MAO_DATA_DIR": str(workdir / "data"),
-                # the orchestrators of these tests keep their datasets in their own tmp_path
-                "MAO_EXECUTOR_DATA_ROOT": str(tmp_path_factory.getbasetemp())})
+    env.update(
+        {
+            "MAO_DOCKER_HOST": docker_host,
+            "MAO_INSTANCE_NAME": INSTANCE,
+            "MAO_EXECUTOR_TOKEN": TOKEN,
+            "MAO_DATA_DIR": str(workdir / "data"),
+            # the orchestrators of these tests keep their datasets in their own tmp_path
+            "MAO_EXECUTOR_DATA_ROOT": str(tmp_path_factory.getbasetemp()),
+        }
+    )
     log_path = workdir / "executor.log"
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "mao.cli.main", "executor", "serve", "--port", str(port), "--log-level", "warning"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + 30
@@ -128,8 +136,14 @@ def service(tmp_path_factory: pytest.TempPathFactory, docker_host: str, image: s
 
 @pytest.fixture
 def inst(tmp_path: Path, service: str, image: str) -> Iterator[Instance]:
-    settings = Settings(instance_name=INSTANCE, data_dir=tmp_path / "data", executor_url=service, executor_token=TOKEN,
-                        push_retries=0, pull_policy="never")
+    settings = Settings(
+        instance_name=INSTANCE,
+        data_dir=tmp_path / "data",
+        executor_url=service,
+        executor_token=TOKEN,
+        push_retries=0,
+        pull_policy="never",
+    )
     instance = Instance(settings)
     instance.setup()
     instance.catalog.add_tool(ToolIn(name="box", image=image))
@@ -141,9 +155,12 @@ def _pipeline(inst: Instance, tmp_path: Path, name: str, step: dict) -> Path:
     remote = tmp_path / f"{name}-out.git"
     subprocess.run(["git", "init", "-q", "--bare", "--initial-branch=ground-truth", str(remote)], check=True)
     inst.catalog.add_dataset(DatasetIn(name=f"{name}-out", body=DatasetBody(master=str(remote))))
-    init_pipeline(inst, PipelineIn.model_validate(
-        {"name": name, "steps": [{"name": "s", "tool": "box", "output_dataset": f"{name}-out", **step}]}
-    ))
+    init_pipeline(
+        inst,
+        PipelineIn.model_validate(
+            {"name": name, "steps": [{"name": "s", "tool": "box", "output_dataset": f"{name}-out", **step}]}
+        ),
+    )
     return remote
 
 
@@ -160,10 +177,19 @@ def test_health_and_token(service: str) -> None:
 
 def test_pipeline_runs_through_the_service(inst: Instance, tmp_path: Path, docker_client) -> None:
     assert isinstance(inst.executor, RemoteExecutor)
-    remote = _pipeline(inst, tmp_path, "collect", {
-        "cmd": ["sh", "-c", "echo one; echo two >&2; echo \"value $VALUE\" > /usr/src/app/data/result.txt; echo three"],
-        "env": {"VALUE": "42"},
-    })
+    remote = _pipeline(
+        inst,
+        tmp_path,
+        "collect",
+        {
+            "cmd": [
+                "sh",
+                "-c",
+                'echo one; echo two >&2; echo "value $VALUE" > /usr/src/app/data/result.txt; echo three',
+            ],
+            "env": {"VALUE": "42"},
+        },
+    )
     run = inst.store.get_run(inst.runner.run_sync("collect"))
     assert run.status == "succeeded", run.error
     (step,) = run.steps

@@ -25,8 +25,9 @@ def fed_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
     if not binary or not os.access(binary, os.X_OK):
         _missing("no etcd binary: set MAO_TEST_ETCD_BIN or put etcd on PATH")
     root = tmp_path_factory.mktemp("fed-etcd")
-    members = [EtcdMember(f"f{i + 1}", free_port(), free_port(), root / f"f{i + 1}", root / f"f{i + 1}.log")
-               for i in range(3)]
+    members = [
+        EtcdMember(f"f{i + 1}", free_port(), free_port(), root / f"f{i + 1}", root / f"f{i + 1}.log") for i in range(3)
+    ]
     cluster = EtcdCluster(binary, members)
     try:
         for i in range(3):
@@ -51,8 +52,9 @@ def fed_image() -> str:
 
 
 @pytest.fixture
-def federation(fed_etcd: EtcdCluster, fed_docker_host: str, fed_image: str, tmp_path: Path,
-               request: pytest.FixtureRequest) -> Iterator[Federation]:
+def federation(
+    fed_etcd: EtcdCluster, fed_docker_host: str, fed_image: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Federation]:
     """No instance yet: ``federation.add_nodes(3)`` starts three. All are stopped afterwards,
     and any stopped etcd member is started again for the next test."""
     fed = Federation(fed_etcd, tmp_path, fed_docker_host, fed_image)

@@ -196,13 +196,26 @@ class Node:
         self.write_config()
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "mao.cli.main", "serve", "--config", str(self.config_path), "--log-level", "info"],
-                env=self.env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                [
+                    sys.executable,
+                    "-m",
+                    "mao.cli.main",
+                    "serve",
+                    "--config",
+                    str(self.config_path),
+                    "--log-level",
+                    "info",
+                ],
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,  # its own process group: signals reach exactly this instance
             )
 
     def wait_up(self, timeout: float = 30) -> None:
         """Until the API answers (healthy or not: an instance cut off from etcd still serves)."""
+
         def answered() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
                 raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
@@ -291,8 +304,10 @@ class Node:
 
     def wait_run(self, run_id: int, timeout: float = 120) -> dict[str, Any]:
         return wait_for(
-            lambda: (run := self.run_record(run_id))["status"] not in ACTIVE and run, timeout,
-            f"run {run_id} on {self.name} to end", interval=0.2,
+            lambda: (run := self.run_record(run_id))["status"] not in ACTIVE and run,
+            timeout,
+            f"run {run_id} on {self.name} to end",
+            interval=0.2,
         )
 
     def runs(self, **params: Any) -> list[dict[str, Any]]:
@@ -451,9 +466,7 @@ class Federation:
             if not record.strip():
                 continue
             sha, parents, subject, trailers = record.strip("\n").split("\x1f")
-            pairs = dict(
-                line.split(": ", 1) for line in trailers.splitlines() if ": " in line
-            )
+            pairs = dict(line.split(": ", 1) for line in trailers.splitlines() if ": " in line)
             out.append(Commit(sha, parents.split(), subject, pairs))
         return out
 
@@ -461,7 +474,8 @@ class Federation:
         """Is ``sha`` part of the remote's ground-truth?"""
         result = subprocess.run(
             ["git", "--git-dir", str(self.repo(dataset)), "merge-base", "--is-ancestor", sha, GROUND_TRUTH],
-            capture_output=True, check=False,
+            capture_output=True,
+            check=False,
         )
         return result.returncode == 0
 
@@ -492,8 +506,12 @@ def writer(name: str, tool: str, dataset: str, path: str, content: str = "$HOSTN
     """A one-step pipeline whose step writes ``content`` (a shell word) to ``path`` in ``dataset``."""
     return {
         "name": name,
-        "steps": [{
-            "name": f"{name}-w", "tool": tool, "output_dataset": dataset,
-            "cmd": ["sh", "-c", f'echo "{content}" > /usr/src/app/data/{path}'],
-        }],
+        "steps": [
+            {
+                "name": f"{name}-w",
+                "tool": tool,
+                "output_dataset": dataset,
+                "cmd": ["sh", "-c", f'echo "{content}" > /usr/src/app/data/{path}'],
+            }
+        ],
     }

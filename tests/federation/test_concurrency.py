@@ -19,8 +19,9 @@ def test_thirty_concurrent_runs_on_three_instances_distinct_files(federation) ->
     federation.register_dataset("many")
     for node in nodes:  # pipelines of each instance's own: distinct files, distinct node branches
         for k in range(PER_NODE):
-            federation.define(writer(f"{node.name}-p{k}", "writer", "many", f"{node.name}-{k}.txt", "$HOSTNAME"),
-                              nodes=[node])
+            federation.define(
+                writer(f"{node.name}-p{k}", "writer", "many", f"{node.name}-{k}.txt", "$HOSTNAME"), nodes=[node]
+            )
 
     started = time.monotonic()
     runs = [(node, node.run(f"{node.name}-p{k}")) for k in range(PER_NODE) for node in nodes]
@@ -34,7 +35,9 @@ def test_thirty_concurrent_runs_on_three_instances_distinct_files(federation) ->
     assert set(files) == expected  # 0 lost
     log = federation.ground_truth_log("many")
     merged = Counter(
-        (c.trailers["Mao-Instance"], c.trailers["Mao-Run"]) for c in log if len(c.parents) == 2 and "Mao-Run" in c.trailers
+        (c.trailers["Mao-Instance"], c.trailers["Mao-Run"])
+        for c in log
+        if len(c.parents) == 2 and "Mao-Run" in c.trailers
     )
     assert set(merged) == {(node.name, str(run_id)) for node, run_id in runs}
     assert all(count == 1 for count in merged.values()), merged  # 0 duplicated

@@ -30,8 +30,11 @@ def test_etcd_leader_loss_under_load(federation, fed_etcd) -> None:
     records = federation.wait_runs(runs, timeout=240)
     assert [r["status"] for r in records] == ["succeeded"] * len(runs), [(r["id"], r["error"]) for r in records]
     for node, run_id in runs:  # merged at once or, if the election outlasted the registry's patience, replayed
-        wait_for(lambda n=node, r=run_id: n.run_record(r)["steps"][0]["details"].get("federation", "done") == "done", 30,
-                 f"run {run_id} on {node.name} to settle with the federation")
+        wait_for(
+            lambda n=node, r=run_id: n.run_record(r)["steps"][0]["details"].get("federation", "done") == "done",
+            30,
+            f"run {run_id} on {node.name} to settle with the federation",
+        )
         assert federation.reachable("load", node.run_record(run_id)["steps"][0]["output_commit"])
     assert len(federation.files("load")) == 12
 
@@ -56,7 +59,9 @@ def test_lock_holder_killed_frees_the_lock_within_its_ttl(federation, fed_etcd) 
     ttl = 4
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, ",".join(fed_etcd.endpoints), federation.prefix, "merge-locked", str(ttl)],
-        stdout=subprocess.PIPE, text=True, start_new_session=True,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -74,7 +79,11 @@ def test_lock_holder_killed_frees_the_lock_within_its_ttl(federation, fed_etcd) 
         holder.wait(10)
     assert run["status"] == "succeeded", run
     assert freed_after < ttl + 8  # the lease lapses within its TTL; the run then merges and ends
-    waited = [float(m.group(1)) for line in a.logs(run_id) if (m := re.search(r"lock merge-locked acquired after ([\d.]+)s", line))]
+    waited = [
+        float(m.group(1))
+        for line in a.logs(run_id)
+        if (m := re.search(r"lock merge-locked acquired after ([\d.]+)s", line))
+    ]
     assert waited and waited[0] >= 1.0, a.logs(run_id)  # the wait is in the run's log
     assert federation.reachable("locked", run["steps"][0]["output_commit"])
 

@@ -19,8 +19,11 @@ def test_three_instances_share_the_registry_and_the_remote(federation) -> None:
         code, body = node.health()
         assert code == 200, body
         assert body["instance"] == node.name
-    wait_for(lambda: all(federation.registry_value(f"instances/{n.name}") for n in (a, b, c)), 10,
-             "every instance's heartbeat")
+    wait_for(
+        lambda: all(federation.registry_value(f"instances/{n.name}") for n in (a, b, c)),
+        10,
+        "every instance's heartbeat",
+    )
 
     federation.register_tool("writer")
     federation.register_dataset("shared")

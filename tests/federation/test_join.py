@@ -89,9 +89,15 @@ def _base_env() -> dict[str, str]:
 
 
 def _serve(procs: Procs, tmp: Path, name: str, port: int, etcd_client: int) -> str:
-    env = {**_base_env(), "MAO_INSTANCE_NAME": name, "MAO_DATA_DIR": str(tmp / name), "MAO_API_PORT": str(port),
-           "MAO_REGISTRY_BACKEND": "etcd", "MAO_ETCD_ENDPOINTS": f"http://127.0.0.1:{etcd_client}",
-           "MAO_INSTANCE_TTL": "10"}
+    env = {
+        **_base_env(),
+        "MAO_INSTANCE_NAME": name,
+        "MAO_DATA_DIR": str(tmp / name),
+        "MAO_API_PORT": str(port),
+        "MAO_REGISTRY_BACKEND": "etcd",
+        "MAO_ETCD_ENDPOINTS": f"http://127.0.0.1:{etcd_client}",
+        "MAO_INSTANCE_TTL": "10",
+    }
     procs.start(name, [sys.executable, "-m", "mao.cli.main", "serve", "--log-level", "warning"], env)
     url = f"http://127.0.0.1:{port}"
     _wait(lambda: httpx.get(url + "/health", timeout=2).status_code == 200, 30, f"{name} to serve")
@@ -99,8 +105,13 @@ def _serve(procs: Procs, tmp: Path, name: str, port: int, etcd_client: int) -> s
 
 
 def _maoctl(url: str, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, str(ROOT / "maoctl.py"), "--url", url, *args],
-                            env=_base_env(), capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "maoctl.py"), "--url", url, *args],
+        env=_base_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result
 
@@ -110,35 +121,69 @@ def test_operator_adds_member_and_new_instance_joins(procs: Procs, tmp_path: Pat
     a_client, a_peer, b_client, b_peer, a_api, b_api = _ports(6)
 
     # instance A: a new federation of one
-    procs.start("etcd-a", [
-        etcd, "--name", "inst-a", "--data-dir", str(tmp_path / "etcd-a"),
-        "--listen-client-urls", f"http://127.0.0.1:{a_client}", "--advertise-client-urls", f"http://127.0.0.1:{a_client}",
-        "--listen-peer-urls", f"http://127.0.0.1:{a_peer}", "--initial-advertise-peer-urls", f"http://127.0.0.1:{a_peer}",
-        "--initial-cluster", f"inst-a=http://127.0.0.1:{a_peer}", "--initial-cluster-state", "new",
-    ], _base_env())
-    _wait(lambda: httpx.get(f"http://127.0.0.1:{a_client}/health", timeout=2).json().get("health") == "true", 30, "etcd A")
+    procs.start(
+        "etcd-a",
+        [
+            etcd,
+            "--name",
+            "inst-a",
+            "--data-dir",
+            str(tmp_path / "etcd-a"),
+            "--listen-client-urls",
+            f"http://127.0.0.1:{a_client}",
+            "--advertise-client-urls",
+            f"http://127.0.0.1:{a_client}",
+            "--listen-peer-urls",
+            f"http://127.0.0.1:{a_peer}",
+            "--initial-advertise-peer-urls",
+            f"http://127.0.0.1:{a_peer}",
+            "--initial-cluster",
+            f"inst-a=http://127.0.0.1:{a_peer}",
+            "--initial-cluster-state",
+            "new",
+        ],
+        _base_env(),
+    )
+    _wait(
+        lambda: httpx.get(f"http://127.0.0.1:{a_client}/health", timeout=2).json().get("health") == "true", 30, "etcd A"
+    )
     a = _serve(procs, tmp_path, "inst-a", a_api, a_client)
     _maoctl(a, "tool", "add", "--name", "collector", "--image", "mao/demo-tool:local", "--author", "A")
 
     # the operator adds B; B gets the printed values
-    added = json.loads(_maoctl(a, "federation", "member", "add", "inst-b", "--peer-url",
-                               f"http://127.0.0.1:{b_peer}", "--json").stdout)
+    added = json.loads(
+        _maoctl(a, "federation", "member", "add", "inst-b", "--peer-url", f"http://127.0.0.1:{b_peer}", "--json").stdout
+    )
     handed_over = added["env"]
     assert handed_over["ETCD_INITIAL_CLUSTER_STATE"] == "existing"
     assert sorted(handed_over["ETCD_INITIAL_CLUSTER"].split(",")) == [
-        f"inst-a=http://127.0.0.1:{a_peer}", f"inst-b=http://127.0.0.1:{b_peer}"]
+        f"inst-a=http://127.0.0.1:{a_peer}",
+        f"inst-b=http://127.0.0.1:{b_peer}",
+    ]
     human = _maoctl(a, "federation", "member", "add", "--help").stdout
     assert "--peer-url" in human
     listed = json.loads(_maoctl(a, "federation", "member", "list", "--json").stdout)
     assert sorted(m["status"] for m in listed) == ["started", "unstarted"]
 
     # B starts etcd with exactly those values, then its orchestrator
-    procs.start("etcd-b", [
-        etcd, "--data-dir", str(tmp_path / "etcd-b"),
-        "--listen-client-urls", f"http://127.0.0.1:{b_client}", "--advertise-client-urls", f"http://127.0.0.1:{b_client}",
-        "--listen-peer-urls", f"http://127.0.0.1:{b_peer}",
-    ], {**_base_env(), **handed_over})
-    _wait(lambda: httpx.get(f"http://127.0.0.1:{b_client}/health", timeout=2).json().get("health") == "true", 60, "etcd B")
+    procs.start(
+        "etcd-b",
+        [
+            etcd,
+            "--data-dir",
+            str(tmp_path / "etcd-b"),
+            "--listen-client-urls",
+            f"http://127.0.0.1:{b_client}",
+            "--advertise-client-urls",
+            f"http://127.0.0.1:{b_client}",
+            "--listen-peer-urls",
+            f"http://127.0.0.1:{b_peer}",
+        ],
+        {**_base_env(), **handed_over},
+    )
+    _wait(
+        lambda: httpx.get(f"http://127.0.0.1:{b_client}/health", timeout=2).json().get("health") == "true", 60, "etcd B"
+    )
     b = _serve(procs, tmp_path, "inst-b", b_api, b_client)
     b_proc = procs.procs[-1]
 

@@ -42,8 +42,11 @@ def test_health_is_not_ok_without_quorum_and_recovers(federation) -> None:
 
     federation.restore_members()
     wait_for(lambda: a.health()[0] == 200, 20, "/health to recover with the quorum")
-    wait_for(lambda: a.run_record(run["id"])["steps"][0]["details"].get("federation") == "done", 30,
-             "the deferred merge once the quorum is back")
+    wait_for(
+        lambda: a.run_record(run["id"])["steps"][0]["details"].get("federation") == "done",
+        30,
+        "the deferred merge once the quorum is back",
+    )
     assert federation.reachable("obs", run["steps"][0]["output_commit"])
 
 

@@ -40,25 +40,44 @@ def test_cut_off_instance_runs_and_its_commit_reaches_ground_truth_later(federat
     assert "merge deferred: federation pending" in log
     # git, the data plane, went on: the node commit is on the remote, not yet in ground-truth
     commit = step["output_commit"]
-    assert subprocess.run(["git", "--git-dir", str(federation.repo("obs")), "cat-file", "-e", commit], check=False).returncode == 0
+    assert (
+        subprocess.run(
+            ["git", "--git-dir", str(federation.repo("obs")), "cat-file", "-e", commit], check=False
+        ).returncode
+        == 0
+    )
     assert not federation.reachable("obs", commit)
 
     # the federation went on meanwhile
     other = b.wait_run(b.run("collect"))
     assert other["status"] == "succeeded" and other["steps"][0]["merge_commit"]
 
-    shown = subprocess.run([sys.executable, ROOT_MAOCTL, "runs", "show", str(run["id"])], env={**a.env(), "COLUMNS": "250"},
-                           capture_output=True, text=True, timeout=60, check=False)
+    shown = subprocess.run(
+        [sys.executable, ROOT_MAOCTL, "runs", "show", str(run["id"])],
+        env={**a.env(), "COLUMNS": "250"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert shown.returncode == 0 and "pending" in shown.stdout, shown.stdout + shown.stderr
 
     a.reconnect()
-    done = wait_for(lambda: (r := a.run_record(run["id"]))["steps"][0]["details"].get("federation") == "done" and r,
-                    30, "the deferred merge to be replayed")
+    done = wait_for(
+        lambda: (r := a.run_record(run["id"]))["steps"][0]["details"].get("federation") == "done" and r,
+        30,
+        "the deferred merge to be replayed",
+    )
     assert done["status"] == "succeeded"
     assert federation.reachable("obs", commit)
     assert done["steps"][0]["merge_commit"] and federation.reachable("obs", done["steps"][0]["merge_commit"])
-    merges = [c for c in federation.ground_truth_log("obs") if c.trailers.get("Mao-Run") == str(run["id"])
-              and c.trailers.get("Mao-Instance") == "node-a" and len(c.parents) == 2]
+    merges = [
+        c
+        for c in federation.ground_truth_log("obs")
+        if c.trailers.get("Mao-Run") == str(run["id"])
+        and c.trailers.get("Mao-Instance") == "node-a"
+        and len(c.parents) == 2
+    ]
     assert len(merges) == 1  # merged once
     assert "collect-w-node-a" in federation.registry_value("datasets/obs")["nodes"]
     assert any("federation done" in line for line in a.logs(run["id"]))
@@ -83,8 +102,11 @@ def test_cut_off_instance_restarted_keeps_working_and_replays_after_restart(fede
     a.kill()  # SIGKILL while the merge waits for etcd
     a.reconnect()
     a.start()
-    done = wait_for(lambda: (r := a.run_record(run["id"]))["steps"][0]["details"].get("federation") == "done" and r,
-                    30, "the deferred merge to be replayed after the restart")
+    done = wait_for(
+        lambda: (r := a.run_record(run["id"]))["steps"][0]["details"].get("federation") == "done" and r,
+        30,
+        "the deferred merge to be replayed after the restart",
+    )
     assert federation.reachable("obs", done["steps"][0]["output_commit"])
 
 
@@ -105,6 +127,9 @@ def test_cron_fire_while_cut_off_is_not_lost(federation) -> None:
     a.request("DELETE", "/jobs/tick", expect=None)
 
     a.reconnect()
-    wait_for(lambda: a.run_record(run["id"])["steps"][0]["details"].get("federation") == "done", 30,
-             "the deferred merge of the cron run")
+    wait_for(
+        lambda: a.run_record(run["id"])["steps"][0]["details"].get("federation") == "done",
+        30,
+        "the deferred merge of the cron run",
+    )
     assert federation.reachable("obs", run["steps"][0]["output_commit"])

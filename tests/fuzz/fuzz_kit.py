@@ -8,7 +8,6 @@ from sqlalchemy import MetaData, select
 
 from mao.instance import Instance
 
-
 CACHES = {"registry_cache"}
 
 

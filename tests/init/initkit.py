@@ -2,26 +2,42 @@
 
 from __future__ import annotations
 
-from maoctl_kit import run_maoctl  # noqa: F401  (re-exported for the tests here)
-
 import json
 from pathlib import Path
+
+from maoctl_kit import run_maoctl  # noqa: F401  (re-exported for the tests here)
 
 SECRET = "s3cr3t-Value-7f1e"
 
 FEDERATIONS = [{"name": "test-fed", "description": "tests", "operator": "Test Ops", "contact": "ops@example.org"}]
 TOOLS = [
-    {"name": "collector", "image": "example/collector:1.0", "author": "Tests", "description": "collects records",
-     "data_repo": "", "code_repo": "", "artefact": "records"},
+    {
+        "name": "collector",
+        "image": "example/collector:1.0",
+        "author": "Tests",
+        "description": "collects records",
+        "data_repo": "",
+        "code_repo": "",
+        "artefact": "records",
+    },
 ]
 HARVEST = {
     "name": "harvest",
     "description": "Harvests records and analyses them",
     "steps": [
-        {"name": "fetch", "tool": "collector", "output_dataset": "raw-records",
-         "env": {"TOKEN": "{{ TOKEN }}", "MODE": "full"}},
-        {"name": "analyse", "tool": "collector", "input_dataset": "raw-records", "output_dataset": "harvest-insights",
-         "cmd": "analyse"},
+        {
+            "name": "fetch",
+            "tool": "collector",
+            "output_dataset": "raw-records",
+            "env": {"TOKEN": "{{ TOKEN }}", "MODE": "full"},
+        },
+        {
+            "name": "analyse",
+            "tool": "collector",
+            "input_dataset": "raw-records",
+            "output_dataset": "harvest-insights",
+            "cmd": "analyse",
+        },
     ],
 }
 ORPHAN = {

@@ -19,7 +19,9 @@ def test_selection(answer: str, expected: list[str]):
     assert [o.name for o in parse_selection(answer, OFFERS)] == expected
 
 
-@pytest.mark.parametrize(("answer", "message"), [("3", "3 is not in the list"), ("x", "'x' is not a number"), ("-1", "'-1'")])
+@pytest.mark.parametrize(
+    ("answer", "message"), [("3", "3 is not in the list"), ("x", "'x' is not a number"), ("-1", "'-1'")]
+)
 def test_selection_errors(answer: str, message: str):
     with pytest.raises(InvalidInput, match=message):
         parse_selection(answer, OFFERS)

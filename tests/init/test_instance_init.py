@@ -12,12 +12,21 @@ from pathlib import Path
 import pytest
 from initkit import HEADER, SECRET, run_maoctl
 
-SECRET_FREE_PATHS = ["/pipeline", "/pipeline/harvest", "/registry/pipelines", "/registry/pipelines/harvest", "/jobs",
-                     "/registry/tools", "/registry/datasets"]
+SECRET_FREE_PATHS = [
+    "/pipeline",
+    "/pipeline/harvest",
+    "/registry/pipelines",
+    "/registry/pipelines/harvest",
+    "/jobs",
+    "/registry/tools",
+    "/registry/datasets",
+]
 
 
 def init(orchestrator, market: Path | str, *args: str, input: str | None = None) -> tuple[int, str, str]:
-    return run_maoctl(["--url", orchestrator.url, "instance", "init", "--marketplace-url", str(market), *args], input=input)
+    return run_maoctl(
+        ["--url", orchestrator.url, "instance", "init", "--marketplace-url", str(market), *args], input=input
+    )
 
 
 def assert_nothing_written(orchestrator) -> None:
@@ -36,8 +45,9 @@ def assert_harvest_set_up(orchestrator, cron: str) -> None:
         dataset = orchestrator.get(f"/registry/datasets/{name}")
         path = Path(dataset["master"])
         assert path.parent == orchestrator.settings.bare_repos_dir, "a local-only dataset lives on this instance"
-        bare = subprocess.run(["git", "-C", str(path), "rev-parse", "--is-bare-repository"],
-                              capture_output=True, text=True, check=True)
+        bare = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "--is-bare-repository"], capture_output=True, text=True, check=True
+        )
         assert bare.stdout.strip() == "true"
     pipeline = orchestrator.get("/pipeline/harvest")
     assert [s["name"] for s in pipeline["steps"]] == ["fetch", "analyse"]
@@ -56,8 +66,18 @@ def assert_harvest_set_up(orchestrator, cron: str) -> None:
 
 def test_unattended_with_flags(orchestrator, market: Path):
     code, out, err = init(
-        orchestrator, market, "--pipeline", "harvest", "--var", f"TOKEN={SECRET}", "--yes",
-        "--cron", "harvest=0 4 1 1 *", "--var", "UNUSED=x", "--non-interactive",
+        orchestrator,
+        market,
+        "--pipeline",
+        "harvest",
+        "--var",
+        f"TOKEN={SECRET}",
+        "--yes",
+        "--cron",
+        "harvest=0 4 1 1 *",
+        "--var",
+        "UNUSED=x",
+        "--non-interactive",
     )
     assert code == 0, out + err
     assert "Warning: --var UNUSED=... was not used" in err
@@ -139,8 +159,11 @@ def test_federation_definition_wins(orchestrator, market: Path):
     """A pipeline in the federation but not on this instance, as in the seed's example."""
     orchestrator.post("/registry/tools", {"name": "collector", "image": "example/collector:2.0"})
     orchestrator.post("/bare-repo/init", {"name": "fed-data", "register": True})
-    federation = {"name": "shared", "description": "federation version",
-                  "steps": [{"name": "fed-step", "tool": "collector", "output_dataset": "fed-data"}]}
+    federation = {
+        "name": "shared",
+        "description": "federation version",
+        "steps": [{"name": "fed-step", "tool": "collector", "output_dataset": "fed-data"}],
+    }
     orchestrator.post("/pipeline/init", federation)
     orchestrator.http.delete("/pipeline/shared").raise_for_status()  # still registered in the federation
 
@@ -162,8 +185,14 @@ def test_federation_definition_wins(orchestrator, market: Path):
 def test_unreachable_marketplace_still_offers_the_federation(orchestrator, free_port):
     orchestrator.post("/registry/tools", {"name": "collector", "image": "example/collector:2.0"})
     orchestrator.post("/bare-repo/init", {"name": "fed-data", "register": True})
-    orchestrator.post("/pipeline/init", {"name": "shared", "description": "federation version", "steps": [
-        {"name": "s", "tool": "collector", "output_dataset": "fed-data"}]})
+    orchestrator.post(
+        "/pipeline/init",
+        {
+            "name": "shared",
+            "description": "federation version",
+            "steps": [{"name": "s", "tool": "collector", "output_dataset": "fed-data"}],
+        },
+    )
     orchestrator.http.delete("/pipeline/shared").raise_for_status()
 
     url = f"http://127.0.0.1:{free_port()}"
@@ -179,7 +208,11 @@ def test_unreachable_marketplace_still_offers_the_federation(orchestrator, free_
         (["--pipeline", "harvest", "--yes"], 1, "it needs the private variable TOKEN: pass --var TOKEN=VALUE"),
         (["--pipeline", "harvest", "--var", f"TOKEN={SECRET}"], 1, "tool collector is not registered; pass --yes"),
         (["--pipeline", "orphan", "--yes"], 1, "tool ghost is neither registered in the federation nor offered"),
-        (["--pipeline", "harvest", "--var", f"TOKEN={SECRET}", "--yes", "--cron", "61 * * * *"], 1, "invalid cron string"),
+        (
+            ["--pipeline", "harvest", "--var", f"TOKEN={SECRET}", "--yes", "--cron", "61 * * * *"],
+            1,
+            "invalid cron string",
+        ),
         (["--pipeline", "nope"], 2, "nope is not offered by the federation or the marketplace"),
         ([], 2, "no pipeline selected: pass --pipeline NAME"),
         (["--pipeline", "harvest", "--var", "TOKEN"], 2, "expected NAME=VALUE"),
@@ -196,8 +229,21 @@ def test_unattended_missing_answers_fail_cleanly(orchestrator, market: Path, arg
 
 
 def test_unattended_partial_success_reports_each_pipeline(orchestrator, market: Path):
-    code, out, err = init(orchestrator, market, "-p", "harvest", "-p", "orphan", "--var", f"TOKEN={SECRET}",
-                          "--yes", "--cron", "0 4 1 1 *", "--non-interactive", "--json")
+    code, out, err = init(
+        orchestrator,
+        market,
+        "-p",
+        "harvest",
+        "-p",
+        "orphan",
+        "--var",
+        f"TOKEN={SECRET}",
+        "--yes",
+        "--cron",
+        "0 4 1 1 *",
+        "--non-interactive",
+        "--json",
+    )
     assert code == 1
     summary = json.loads(out)
     assert summary["ok"] is False
@@ -218,8 +264,12 @@ def test_through_a_real_terminal(orchestrator, market: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAO_") or k.startswith("MAO_TEST_")}
     env.update(COLUMNS="200", LINES="50", TERM="dumb")
     child = pexpect.spawn(
-        sys.executable, ["-m", "mao.cli.main", "--url", orchestrator.url, "instance", "init", "--marketplace-url", str(market)],
-        env=env, encoding="utf-8", timeout=30, dimensions=(50, 200),
+        sys.executable,
+        ["-m", "mao.cli.main", "--url", orchestrator.url, "instance", "init", "--marketplace-url", str(market)],
+        env=env,
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(50, 200),
     )
     transcript = io.StringIO()
     child.logfile_read = transcript

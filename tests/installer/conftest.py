@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-
 REPO = Path(__file__).resolve().parents[2]
 
 # In the marketplace's format (mao.marketplace.FederationEntry).
@@ -47,8 +46,11 @@ def make_key_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     keygen = shutil.which("ssh-keygen")
     if keygen:
-        subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-C", "test@mao", "-f", str(path / "id_ed25519")],
-                       check=True, stdin=subprocess.DEVNULL)
+        subprocess.run(
+            [keygen, "-q", "-t", "ed25519", "-N", "", "-C", "test@mao", "-f", str(path / "id_ed25519")],
+            check=True,
+            stdin=subprocess.DEVNULL,
+        )
     else:  # the installer only needs the files to be there
         (path / "id_ed25519").write_text(
             "-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----\n"

@@ -24,7 +24,7 @@ def bin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_everything_there(bin_dir: Path) -> None:
-    stub(bin_dir, "docker", 'exit 0')  # `docker version` and `docker compose version` answer
+    stub(bin_dir, "docker", "exit 0")  # `docker version` and `docker compose version` answer
     stub(bin_dir, "git", 'echo "git version 2.39.2"')
     report = check_dependencies()
     assert report.ok, report.problems
@@ -34,8 +34,12 @@ def test_everything_there(bin_dir: Path) -> None:
 
 
 def test_engine_that_does_not_answer(bin_dir: Path) -> None:
-    stub(bin_dir, "docker", '[ "$1" = compose ] && exit 0\n'
-                            'echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock" >&2; exit 1')
+    stub(
+        bin_dir,
+        "docker",
+        '[ "$1" = compose ] && exit 0\n'
+        'echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock" >&2; exit 1',
+    )
     stub(bin_dir, "git", "exit 0")
     report = check_dependencies()
     assert [p.name for p in report.problems] == ["Docker (container engine)"]
@@ -49,9 +53,14 @@ def test_nothing_there(bin_dir: Path) -> None:
     report = check_dependencies()
     assert [p.name for p in report.problems] == ["Docker (container engine)", "Docker Compose", "Git"]
     described = "\n".join(p.describe() for p in report.problems)
-    for text in ("sudo apt-get install docker.io", "https://docs.docker.com/engine/install/",
-                 "sudo apt-get install docker-compose", "https://docs.docker.com/compose/install/",
-                 "sudo apt-get install git", "needed because:"):
+    for text in (
+        "sudo apt-get install docker.io",
+        "https://docs.docker.com/engine/install/",
+        "sudo apt-get install docker-compose",
+        "https://docs.docker.com/compose/install/",
+        "sudo apt-get install git",
+        "needed because:",
+    ):
         assert text in described
 
 
@@ -73,9 +82,22 @@ def test_standalone_docker_compose_binary(bin_dir: Path) -> None:
 
 def test_missing_prerequisites_stop_a_non_interactive_install(maoctl, home, key_dir, tmp_path, bin_dir) -> None:
     install_dir = tmp_path / "inst"
-    args = ["instance", "install", "--non-interactive", "--standalone", "--install-dir", str(install_dir),
-            "--instance-name", "node-1", "--public-ip", "198.51.100.7", "--git-email", "a@example.org",
-            "--ssh-key-dir", str(key_dir)]
+    args = [
+        "instance",
+        "install",
+        "--non-interactive",
+        "--standalone",
+        "--install-dir",
+        str(install_dir),
+        "--instance-name",
+        "node-1",
+        "--public-ip",
+        "198.51.100.7",
+        "--git-email",
+        "a@example.org",
+        "--ssh-key-dir",
+        str(key_dir),
+    ]
     result = maoctl(*args)
     assert result.code != 0
     assert "missing prerequisites" in result.err and "--skip-checks" in result.err

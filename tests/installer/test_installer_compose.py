@@ -33,11 +33,19 @@ def compose_command() -> list[str]:
 
 def compose_config(install_dir: Path) -> dict:
     """``<compose> config`` run in the install directory, as a user would, so that .env is read."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("POSTGRES_PASSWORD", "COMPOSE_FILE", "COMPOSE_PROJECT_NAME") and not k.startswith("MAO_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("POSTGRES_PASSWORD", "COMPOSE_FILE", "COMPOSE_PROJECT_NAME") and not k.startswith("MAO_")
+    }
     proc = subprocess.run(
-        [*compose_command(), "config"], cwd=install_dir, env=env, capture_output=True, text=True,
-        stdin=subprocess.DEVNULL, timeout=120,
+        [*compose_command(), "config"],
+        cwd=install_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "WARNING" not in proc.stderr and "not set" not in proc.stderr, proc.stderr
@@ -52,9 +60,21 @@ def _env_file(install_dir: Path) -> dict[str, str]:
 def test_standalone_compose_file_is_valid(maoctl, home, key_dir, tmp_path) -> None:
     install_dir = tmp_path / "mao-instance"
     result = maoctl(
-        "instance", "install", "--non-interactive", "--skip-checks", "--standalone", "--install-dir", str(install_dir),
-        "--instance-name", "node-1", "--public-ip", "198.51.100.7", "--git-email", "a@example.org",
-        "--ssh-key-dir", str(key_dir),
+        "instance",
+        "install",
+        "--non-interactive",
+        "--skip-checks",
+        "--standalone",
+        "--install-dir",
+        str(install_dir),
+        "--instance-name",
+        "node-1",
+        "--public-ip",
+        "198.51.100.7",
+        "--git-email",
+        "a@example.org",
+        "--ssh-key-dir",
+        str(key_dir),
     )
     assert result.code == 0, result.output
     config = compose_config(install_dir)
@@ -71,9 +91,23 @@ def test_standalone_compose_file_is_valid(maoctl, home, key_dir, tmp_path) -> No
 def test_join_compose_file_is_valid(maoctl, home, key_dir, tmp_path) -> None:
     install_dir = tmp_path / "mao-instance"
     result = maoctl(
-        "instance", "install", "--non-interactive", "--skip-checks", "--federate", "--install-dir", str(install_dir),
-        "--instance-name", "new-node", "--public-ip", "198.51.100.7", "--git-email", "a@example.org",
-        "--ssh-key-dir", str(key_dir), "--etcd-initial-cluster", CLUSTER,
+        "instance",
+        "install",
+        "--non-interactive",
+        "--skip-checks",
+        "--federate",
+        "--install-dir",
+        str(install_dir),
+        "--instance-name",
+        "new-node",
+        "--public-ip",
+        "198.51.100.7",
+        "--git-email",
+        "a@example.org",
+        "--ssh-key-dir",
+        str(key_dir),
+        "--etcd-initial-cluster",
+        CLUSTER,
     )
     assert result.code == 0, result.output
     etcd = compose_config(install_dir)["services"]["etcd"]["environment"]
@@ -87,9 +121,21 @@ def test_paths_with_dollar_signs_survive_interpolation(maoctl, home, key_dir, tm
     shutil.copytree(key_dir, odd_keys)
     install_dir = tmp_path / "inst$1"
     result = maoctl(
-        "instance", "install", "--non-interactive", "--skip-checks", "--standalone", "--install-dir", str(install_dir),
-        "--instance-name", "node-1", "--public-ip", "198.51.100.7", "--git-email", "a@example.org",
-        "--ssh-key-dir", str(odd_keys),
+        "instance",
+        "install",
+        "--non-interactive",
+        "--skip-checks",
+        "--standalone",
+        "--install-dir",
+        str(install_dir),
+        "--instance-name",
+        "node-1",
+        "--public-ip",
+        "198.51.100.7",
+        "--git-email",
+        "a@example.org",
+        "--ssh-key-dir",
+        str(odd_keys),
     )
     assert result.code == 0, result.output
     orchestrator = compose_config(install_dir)["services"]["orchestrator"]
@@ -104,9 +150,21 @@ def test_paths_with_dollar_signs_survive_interpolation(maoctl, home, key_dir, tm
 def test_steps_get_no_host_networking_and_the_executor_no_api_token(maoctl, home, key_dir, tmp_path) -> None:
     install_dir = tmp_path / "mao-instance"
     result = maoctl(
-        "instance", "install", "--non-interactive", "--skip-checks", "--standalone", "--install-dir", str(install_dir),
-        "--instance-name", "node-1", "--public-ip", "198.51.100.7", "--git-email", "a@example.org",
-        "--ssh-key-dir", str(key_dir),
+        "instance",
+        "install",
+        "--non-interactive",
+        "--skip-checks",
+        "--standalone",
+        "--install-dir",
+        str(install_dir),
+        "--instance-name",
+        "node-1",
+        "--public-ip",
+        "198.51.100.7",
+        "--git-email",
+        "a@example.org",
+        "--ssh-key-dir",
+        str(key_dir),
     )
     assert result.code == 0, result.output
     settings = yaml.safe_load((install_dir / "mao.yaml").read_text())
@@ -116,8 +174,12 @@ def test_steps_get_no_host_networking_and_the_executor_no_api_token(maoctl, home
     assert settings["network_mode"] == steps_network != "host"
     assert [n for n, s in compose["services"].items() if "steps" in (s.get("networks") or [])] == ["executor"]
     compose_text = (install_dir / "docker-compose.yaml").read_text()
-    assert "host" not in [v for s in yaml.safe_load(compose_text)["services"].values() for k, v in s.items()
-                          if k in ("network_mode", "network")]
+    assert "host" not in [
+        v
+        for s in yaml.safe_load(compose_text)["services"].values()
+        for k, v in s.items()
+        if k in ("network_mode", "network")
+    ]
     services = compose_config(install_dir)["services"]
     assert "MAO_API_TOKEN" not in services["executor"]["environment"]
     assert services["orchestrator"]["environment"]["MAO_API_TOKEN"] == _env_file(install_dir)["MAO_API_TOKEN"]

@@ -16,8 +16,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def plan(tmp_path: Path, **extra) -> InstallPlan:
-    return InstallPlan(install_dir=tmp_path / "inst", instance_name="node-1", public_ip="198.51.100.7",
-                       git_email="a@example.org", ssh_key_dir=tmp_path / "keys", **extra)
+    return InstallPlan(
+        install_dir=tmp_path / "inst",
+        instance_name="node-1",
+        public_ip="198.51.100.7",
+        git_email="a@example.org",
+        ssh_key_dir=tmp_path / "keys",
+        **extra,
+    )
 
 
 def test_every_service_has_a_healthcheck_and_the_orchestrator_waits_for_the_others(tmp_path) -> None:
@@ -26,7 +32,8 @@ def test_every_service_has_a_healthcheck_and_the_orchestrator_waits_for_the_othe
         assert service["healthcheck"]["test"][0] == "CMD", name
     assert services["etcd"]["healthcheck"]["test"][1] == "etcdctl"
     assert services["orchestrator"]["depends_on"] == {
-        name: {"condition": "service_healthy"} for name in ("postgres", "etcd", "executor")}
+        name: {"condition": "service_healthy"} for name in ("postgres", "etcd", "executor")
+    }
 
 
 def test_steps_run_on_a_network_of_their_own_that_only_the_executor_joins(tmp_path) -> None:
@@ -46,22 +53,52 @@ def test_steps_run_on_a_network_of_their_own_that_only_the_executor_joins(tmp_pa
 
 
 def test_etcd_ports_and_service_images_are_settings_of_the_install(tmp_path) -> None:
-    p = plan(tmp_path, etcd_client_port=23790, etcd_peer_port=23800, etcd_image="local/etcd:1",
-             postgres_image="local/pg:1", orchestrator_image="o:1", executor_image="e:1")
+    p = plan(
+        tmp_path,
+        etcd_client_port=23790,
+        etcd_peer_port=23800,
+        etcd_image="local/etcd:1",
+        postgres_image="local/pg:1",
+        orchestrator_image="o:1",
+        executor_image="e:1",
+    )
     services = render_compose(p)["services"]
     assert services["etcd"]["ports"] == ["198.51.100.7:23800:2380", "127.0.0.1:23790:2379"]
     assert services["etcd"]["environment"]["ETCD_INITIAL_ADVERTISE_PEER_URLS"] == "http://198.51.100.7:23800"
     assert services["etcd"]["environment"]["ETCD_INITIAL_CLUSTER"] == "node-1=http://198.51.100.7:23800"
     assert [services[n]["image"] for n in ("orchestrator", "executor", "etcd", "postgres")] == [
-        "o:1", "e:1", "local/etcd:1", "local/pg:1"]
+        "o:1",
+        "e:1",
+        "local/etcd:1",
+        "local/pg:1",
+    ]
 
 
 def test_install_flags_reach_the_compose_file(maoctl, home, key_dir, tmp_path) -> None:
     install_dir = tmp_path / "inst"
-    result = maoctl("instance", "install", "--non-interactive", "--skip-checks", "--standalone",
-                    "--install-dir", str(install_dir), "--instance-name", "node-1", "--public-ip", "198.51.100.7",
-                    "--git-email", "a@example.org", "--ssh-key-dir", str(key_dir),
-                    "--etcd-peer-port", "23800", "--postgres-image", "local/pg:1", "--steps-subnet", "172.31.89.32/27")
+    result = maoctl(
+        "instance",
+        "install",
+        "--non-interactive",
+        "--skip-checks",
+        "--standalone",
+        "--install-dir",
+        str(install_dir),
+        "--instance-name",
+        "node-1",
+        "--public-ip",
+        "198.51.100.7",
+        "--git-email",
+        "a@example.org",
+        "--ssh-key-dir",
+        str(key_dir),
+        "--etcd-peer-port",
+        "23800",
+        "--postgres-image",
+        "local/pg:1",
+        "--steps-subnet",
+        "172.31.89.32/27",
+    )
     assert result.code == 0, result.output
     compose = yaml.safe_load((install_dir / "docker-compose.yaml").read_text())
     assert compose["services"]["postgres"]["image"] == "local/pg:1"
@@ -72,10 +109,25 @@ def test_install_flags_reach_the_compose_file(maoctl, home, key_dir, tmp_path) -
 
 def test_join_checks_the_peer_url_with_the_given_peer_port(maoctl, home, key_dir, tmp_path) -> None:
     install_dir = tmp_path / "inst"
-    args = ["instance", "install", "--non-interactive", "--skip-checks", "--federate",
-            "--install-dir", str(install_dir), "--instance-name", "b", "--public-ip", "198.51.100.7",
-            "--git-email", "b@example.org", "--ssh-key-dir", str(key_dir),
-            "--etcd-initial-cluster", "a=http://198.51.100.7:2380,b=http://198.51.100.7:2390"]
+    args = [
+        "instance",
+        "install",
+        "--non-interactive",
+        "--skip-checks",
+        "--federate",
+        "--install-dir",
+        str(install_dir),
+        "--instance-name",
+        "b",
+        "--public-ip",
+        "198.51.100.7",
+        "--git-email",
+        "b@example.org",
+        "--ssh-key-dir",
+        str(key_dir),
+        "--etcd-initial-cluster",
+        "a=http://198.51.100.7:2380,b=http://198.51.100.7:2390",
+    ]
     refused = maoctl(*args)
     assert refused.code != 0 and "b=http://198.51.100.7:2380" in refused.err
     assert not install_dir.exists()
@@ -102,7 +154,9 @@ def test_service_images_are_built_from_debian_packages_on_the_same_base(tmp_path
     build = ImageBuild(source_dir=tmp_path, base_image="local/debian:bookworm", python="python3", service_images=True)
     build_images(build, run=lambda argv: calls.append(list(argv)) or 0, echo=lambda _text: None)
     assert [(c[c.index("-t") + 1], c[-1]) for c in calls[3:]] == [
-        ("local/etcd", str(tmp_path / "docker/etcd")), ("local/postgres", str(tmp_path / "docker/postgres"))]
+        ("local/etcd", str(tmp_path / "docker/etcd")),
+        ("local/postgres", str(tmp_path / "docker/postgres")),
+    ]
     assert all("BASE=local/debian:bookworm" in c for c in calls[3:])
     assert (REPO / "docker/etcd/Dockerfile").is_file() and (REPO / "docker/postgres/entrypoint.sh").is_file()
 

@@ -21,18 +21,45 @@ JOIN_CLUSTER = "mao-1=http://203.0.113.10:2380,mao-2=http://203.0.113.11:2380,ne
 
 def standalone_args(install_dir: Path, key_dir: Path, *extra: str) -> list[str]:
     return [
-        "instance", "install", "--non-interactive", "--skip-checks", "--standalone",
-        "--install-dir", str(install_dir), "--instance-name", "node-1", "--public-ip", "198.51.100.7",
-        "--git-email", "alice@example.org", "--ssh-key-dir", str(key_dir), *extra,
+        "instance",
+        "install",
+        "--non-interactive",
+        "--skip-checks",
+        "--standalone",
+        "--install-dir",
+        str(install_dir),
+        "--instance-name",
+        "node-1",
+        "--public-ip",
+        "198.51.100.7",
+        "--git-email",
+        "alice@example.org",
+        "--ssh-key-dir",
+        str(key_dir),
+        *extra,
     ]
 
 
 def join_args(install_dir: Path, key_dir: Path, *extra: str) -> list[str]:
     return [
-        "instance", "install", "--non-interactive", "--skip-checks", "--federate",
-        "--install-dir", str(install_dir), "--instance-name", "new-node", "--public-ip", "198.51.100.7",
-        "--git-email", "bob@example.org", "--ssh-key-dir", str(key_dir),
-        "--etcd-initial-cluster", JOIN_CLUSTER, *extra,
+        "instance",
+        "install",
+        "--non-interactive",
+        "--skip-checks",
+        "--federate",
+        "--install-dir",
+        str(install_dir),
+        "--instance-name",
+        "new-node",
+        "--public-ip",
+        "198.51.100.7",
+        "--git-email",
+        "bob@example.org",
+        "--ssh-key-dir",
+        str(key_dir),
+        "--etcd-initial-cluster",
+        JOIN_CLUSTER,
+        *extra,
     ]
 
 
@@ -71,8 +98,11 @@ def test_standalone_install_writes_a_loadable_config_and_compose_file(maoctl, ho
     assert settings.ssh_key_dir == Path("/keys")
     assert settings.executor_url == "http://executor:8081"
     assert settings.data_dir == install_dir / "data"
-    env = dict(line.split("=", 1) for line in (install_dir / ".env").read_text().splitlines() if "=" in line
-               and not line.startswith("#"))
+    env = dict(
+        line.split("=", 1)
+        for line in (install_dir / ".env").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
     assert env["MAO_API_TOKEN"] == settings.api_token
     assert settings.store_url == f"postgresql+psycopg://mao:{env['POSTGRES_PASSWORD']}@postgres:5432/mao"
 
@@ -113,8 +143,9 @@ def test_standalone_install_writes_a_loadable_config_and_compose_file(maoctl, ho
 
 def test_join_install_uses_the_operators_cluster_value(maoctl, home, key_dir, marketplace, tmp_path) -> None:
     install_dir = tmp_path / "joined"
-    result = maoctl(*join_args(install_dir, key_dir, "--federation", "artifact-observatory",
-                               "--marketplace-url", str(marketplace)))
+    result = maoctl(
+        *join_args(install_dir, key_dir, "--federation", "artifact-observatory", "--marketplace-url", str(marketplace))
+    )
     assert result.code == 0, result.output
     etcd = compose_of(install_dir)["services"]["etcd"]["environment"]
     assert etcd["ETCD_INITIAL_CLUSTER"] == JOIN_CLUSTER
@@ -316,16 +347,33 @@ def test_seed_command_from_a_checkout_without_a_terminal(home, key_dir, tmp_path
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAO_") or k.startswith("MAO_TEST_")}
     proc = subprocess.run(
         [sys.executable, str(REPO / "maoctl.py"), *args],
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, cwd=REPO, timeout=120,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "No terminal" in proc.stderr
     assert load_settings(install_dir / "mao.yaml").instance_name == "node-1"
 
     missing = subprocess.run(
-        [sys.executable, str(REPO / "maoctl.py"), "instance", "install", "--skip-checks",
-         "--install-dir", str(tmp_path / "other")],
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, cwd=REPO, timeout=120,
+        [
+            sys.executable,
+            str(REPO / "maoctl.py"),
+            "instance",
+            "install",
+            "--skip-checks",
+            "--install-dir",
+            str(tmp_path / "other"),
+        ],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
     )
     assert missing.returncode != 0 and "missing --instance-name" in missing.stderr
     assert not (tmp_path / "other").exists()

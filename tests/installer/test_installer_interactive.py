@@ -39,8 +39,13 @@ class Terminal:
         env.update(HOME=str(home), TERM="dumb", NO_COLOR="1", COLUMNS="200")
         env.pop("XDG_CONFIG_HOME", None)
         self.child = pexpect.spawn(
-            sys.executable, [str(REPO / "maoctl.py"), "instance", "install", *args],
-            cwd=str(REPO), env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(50, 200),
+            sys.executable,
+            [str(REPO / "maoctl.py"), "instance", "install", *args],
+            cwd=str(REPO),
+            env=env,
+            encoding="utf-8",
+            timeout=TIMEOUT,
+            dimensions=(50, 200),
         )
         self.transcript: list[str] = []
 
@@ -114,8 +119,19 @@ def test_flags_answer_their_questions(home: Path, key_dir: Path, tmp_path: Path)
     """With a terminal, given flags are not asked again: only the confirmation remains."""
     install_dir = tmp_path / "inst"
     term = Terminal(
-        home, "--skip-checks", "--standalone", "--install-dir", str(install_dir), "--instance-name", "node-2",
-        "--public-ip", "198.51.100.8", "--git-email", "bob@example.org", "--ssh-key-dir", str(key_dir),
+        home,
+        "--skip-checks",
+        "--standalone",
+        "--install-dir",
+        str(install_dir),
+        "--instance-name",
+        "node-2",
+        "--public-ip",
+        "198.51.100.8",
+        "--git-email",
+        "bob@example.org",
+        "--ssh-key-dir",
+        str(key_dir),
     )
     seen = term.answer("Install now? [Y/n]:", "")
     assert "MAO instance name" not in seen and "Public IP (" not in seen
@@ -130,8 +146,17 @@ def test_existing_directory_needs_consent(home: Path, key_dir: Path, tmp_path: P
     (taken / "notes.txt").write_text("mine")
     fresh = tmp_path / "fresh"
     term = Terminal(
-        home, "--skip-checks", "--standalone", "--instance-name", "node-3", "--public-ip", "198.51.100.9",
-        "--git-email", "c@example.org", "--ssh-key-dir", str(key_dir),
+        home,
+        "--skip-checks",
+        "--standalone",
+        "--instance-name",
+        "node-3",
+        "--public-ip",
+        "198.51.100.9",
+        "--git-email",
+        "c@example.org",
+        "--ssh-key-dir",
+        str(key_dir),
     )
     term.answer("MAO install directory", str(taken))
     term.answer("already exists and is not empty. Rewrite its configuration (its data is kept)? [y/N]:", "n")
@@ -146,8 +171,15 @@ def _join_until_contact(home: Path, marketplace: Path) -> Terminal:
     term = Terminal(home, "--skip-checks", "--marketplace-url", str(marketplace))
     term.answer("Your choice (1 or 2)", "2")
     seen = term.expect("Federation to join (1-2)")
-    for text in ("artifact-observatory", "Observes container registries over months", "Observatory Operators",
-                 "ops@observatory.example.org", "Helm-Watch", "Helm Team", "https://helm-watch.example.org/join"):
+    for text in (
+        "artifact-observatory",
+        "Observes container registries over months",
+        "Observatory Operators",
+        "ops@observatory.example.org",
+        "Helm-Watch",
+        "Helm Team",
+        "https://helm-watch.example.org/join",
+    ):
         assert text in seen, seen
     term.child.sendline("1")
     term.answer("MAO instance name", "new-node")
@@ -203,8 +235,19 @@ def test_suspended_join_resumes_from_flags(home: Path, key_dir: Path, marketplac
     assert term.finish() == 0, term.screen
 
     result = maoctl(
-        "instance", "install", "--resume", "--non-interactive", "--skip-checks", "--install-dir", str(install_dir),
-        "--git-email", "erin@example.org", "--ssh-key-dir", str(key_dir), "--etcd-initial-cluster", CLUSTER,
+        "instance",
+        "install",
+        "--resume",
+        "--non-interactive",
+        "--skip-checks",
+        "--install-dir",
+        str(install_dir),
+        "--git-email",
+        "erin@example.org",
+        "--ssh-key-dir",
+        str(key_dir),
+        "--etcd-initial-cluster",
+        CLUSTER,
     )
     assert result.code == 0, result.output
     etcd = yaml.safe_load((install_dir / "docker-compose.yaml").read_text())["services"]["etcd"]["environment"]
@@ -223,8 +266,15 @@ def test_missing_prerequisites_ask_before_going_on(home: Path, tmp_path: Path, m
     monkeypatch.setenv("PATH", str(empty_bin))
     term = Terminal(home)
     seen = term.answer("Continue anyway? (the instance will not start without them) [y/N]:", "n")
-    for text in ("Docker (container engine)", "sudo apt-get install docker.io", "https://docs.docker.com/engine/install/",
-                 "Docker Compose", "https://docs.docker.com/compose/install/", "Git", "sudo apt-get install git"):
+    for text in (
+        "Docker (container engine)",
+        "sudo apt-get install docker.io",
+        "https://docs.docker.com/engine/install/",
+        "Docker Compose",
+        "https://docs.docker.com/compose/install/",
+        "Git",
+        "sudo apt-get install git",
+    ):
         assert text in seen, seen
     assert term.finish() != 0
 

@@ -23,9 +23,19 @@ from mao.installer.wizard import Installer
 from mao.marketplace import FederationEntry, Marketplace, MarketplaceError
 
 JOIN = (
-    "instance", "install", "--non-interactive", "--skip-checks", "--federate", "--instance-name", "new-node",
-    "--public-ip", "198.51.100.7", "--git-email", "a@example.org",
-    "--etcd-initial-cluster", "mao-1=http://203.0.113.10:2380,new-node=http://198.51.100.7:2380",
+    "instance",
+    "install",
+    "--non-interactive",
+    "--skip-checks",
+    "--federate",
+    "--instance-name",
+    "new-node",
+    "--public-ip",
+    "198.51.100.7",
+    "--git-email",
+    "a@example.org",
+    "--etcd-initial-cluster",
+    "mao-1=http://203.0.113.10:2380,new-node=http://198.51.100.7:2380",
 )
 
 
@@ -123,16 +133,21 @@ def test_the_chosen_federation_is_saved_as_its_entry(marketplace: Path) -> None:
 def test_choosing_a_federation_shows_its_entry_and_saves_it(marketplace: Path, tmp_path: Path) -> None:
     state_file = tmp_path / "state.json"
     options = InstallOptions(
-        federate=True, marketplace_url=str(marketplace), instance_name="new-node", public_ip="198.51.100.7",
-        skip_checks=True, state_file=str(state_file),
+        federate=True,
+        marketplace_url=str(marketplace),
+        instance_name="new-node",
+        public_ip="198.51.100.7",
+        skip_checks=True,
+        state_file=str(state_file),
     )
     ui = ScriptedUI(("Federation to join", "2"), ("Do you already have the ETCD_INITIAL_CLUSTER value", "n"))
     outcome = Installer(options, ui).run()
     assert outcome.status == "suspended" and ui.script == []
     screen = "\n".join(ui.screen)
     assert "      Operator:    Helm Team\n      Contact:     https://helm-watch.example.org/join" in screen
-    assert "  Contact:  https://helm-watch.example.org/join\n  Peers:    203.0.113.20:2380, sent by the operator" \
-        in screen
+    assert (
+        "  Contact:  https://helm-watch.example.org/join\n  Peers:    203.0.113.20:2380, sent by the operator" in screen
+    )
     saved = json.loads(state_file.read_text())["answers"]["federation"]
     assert saved == json.loads((marketplace / "federations.json").read_text())[1]
 
@@ -150,8 +165,17 @@ def test_an_unreadable_marketplace_keeps_the_given_name(maoctl, home, key_dir, t
     (tmp_path / "invalid" / "federations.json").write_text(json.dumps([{"name": "loose", "operator": {"name": "T"}}]))
     url = where if "://" in where else str(tmp_path / where)
     install_dir = tmp_path / "inst"
-    result = maoctl(*JOIN, "--federation", "private-fed", "--marketplace-url", url,
-                    "--install-dir", str(install_dir), "--ssh-key-dir", str(key_dir))
+    result = maoctl(
+        *JOIN,
+        "--federation",
+        "private-fed",
+        "--marketplace-url",
+        url,
+        "--install-dir",
+        str(install_dir),
+        "--ssh-key-dir",
+        str(key_dir),
+    )
     assert result.code == 0, result.output
     assert warning in result.err and "continuing with the federation name 'private-fed'" in result.err
     assert "federation private-fed" in (install_dir / "docker-compose.yaml").read_text()
@@ -159,7 +183,16 @@ def test_an_unreadable_marketplace_keeps_the_given_name(maoctl, home, key_dir, t
 
 def test_an_unlisted_federation_name_must_be_a_name(maoctl, home, key_dir, tmp_path: Path) -> None:
     install_dir = tmp_path / "inst"
-    result = maoctl(*JOIN, "--federation", "private fed", "--marketplace-url", str(tmp_path / "no-marketplace"),
-                    "--install-dir", str(install_dir), "--ssh-key-dir", str(key_dir))
+    result = maoctl(
+        *JOIN,
+        "--federation",
+        "private fed",
+        "--marketplace-url",
+        str(tmp_path / "no-marketplace"),
+        "--install-dir",
+        str(install_dir),
+        "--ssh-key-dir",
+        str(key_dir),
+    )
     assert result.code != 0 and "invalid federation name 'private fed'" in result.err
     assert not install_dir.exists()

@@ -27,11 +27,26 @@ def test_pubkey_from_the_settings(maoctl, key_dir: Path, tmp_path: Path, monkeyp
 
 def test_pubkey_of_an_install_dir(maoctl, home, key_dir: Path, tmp_path: Path) -> None:
     install_dir = tmp_path / "inst"
-    assert maoctl(
-        "instance", "install", "--non-interactive", "--skip-checks", "--standalone", "--install-dir", str(install_dir),
-        "--instance-name", "node-1", "--public-ip", "198.51.100.7", "--git-email", "a@example.org",
-        "--ssh-key-dir", str(key_dir),
-    ).code == 0
+    assert (
+        maoctl(
+            "instance",
+            "install",
+            "--non-interactive",
+            "--skip-checks",
+            "--standalone",
+            "--install-dir",
+            str(install_dir),
+            "--instance-name",
+            "node-1",
+            "--public-ip",
+            "198.51.100.7",
+            "--git-email",
+            "a@example.org",
+            "--ssh-key-dir",
+            str(key_dir),
+        ).code
+        == 0
+    )
     result = maoctl("--json", "instance", "pubkey", "--install-dir", str(install_dir))
     assert result.code == 0, result.output
     body = json.loads(result.out)

@@ -2,26 +2,47 @@
 
 from __future__ import annotations
 
-from maoctl_kit import run_maoctl  # noqa: F401  (re-exported for the tests here)
-
 import json
 from pathlib import Path
 from typing import Any
 
+from maoctl_kit import run_maoctl  # noqa: F401  (re-exported for the tests here)
+
 FEDERATIONS = [
     {"name": "fed-one", "description": "first", "operator": "Ops One", "contact": "ops@example.org"},
-    {"name": "fed-two", "description": "second", "operator": "Ops Two", "contact": "https://example.org/join",
-     "etcd_peer_hint": "10.0.0.1:2380"},
+    {
+        "name": "fed-two",
+        "description": "second",
+        "operator": "Ops Two",
+        "contact": "https://example.org/join",
+        "etcd_peer_hint": "10.0.0.1:2380",
+    },
 ]
 TOOLS = [
-    {"name": "collector", "image": "example/collector:1.0", "author": "A", "description": "collects",
-     "data_repo": "", "code_repo": "https://example.org/collector.git", "artefact": "images"},
+    {
+        "name": "collector",
+        "image": "example/collector:1.0",
+        "author": "A",
+        "description": "collects",
+        "data_repo": "",
+        "code_repo": "https://example.org/collector.git",
+        "artefact": "images",
+    },
 ]
 PIPELINES = [
-    {"name": "collect", "description": "Collects things", "steps": [
-        {"name": "fetch", "tool": "collector", "output_dataset": "raw", "env": {"TOKEN": "{{ TOKEN }}", "MODE": "full"}},
-        {"name": "sum", "tool": "collector", "input_dataset": "raw", "output_dataset": "summary", "cmd": "sum"},
-    ]},
+    {
+        "name": "collect",
+        "description": "Collects things",
+        "steps": [
+            {
+                "name": "fetch",
+                "tool": "collector",
+                "output_dataset": "raw",
+                "env": {"TOKEN": "{{ TOKEN }}", "MODE": "full"},
+            },
+            {"name": "sum", "tool": "collector", "input_dataset": "raw", "output_dataset": "summary", "cmd": "sum"},
+        ],
+    },
 ]
 
 

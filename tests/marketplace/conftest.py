@@ -26,8 +26,21 @@ def serve_catalogue(free_port, wait_for) -> Iterator[Callable[[Path], str]]:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("MAO_") or k.startswith("MAO_TEST_")}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mao.cli.main", "marketplace", "serve", str(directory), "--port", str(port), "--quiet"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+            [
+                sys.executable,
+                "-m",
+                "mao.cli.main",
+                "marketplace",
+                "serve",
+                str(directory),
+                "--port",
+                str(port),
+                "--quiet",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
         )
         procs.append(proc)
         url = f"http://127.0.0.1:{port}"

@@ -16,7 +16,10 @@ from catalogue_kit import FEDERATIONS, PIPELINES, TOOLS, run_maoctl, write_catal
     [
         ("federations", ["mao-mao-research", "mao-sandbox", "https://mao-mao-research.github.io/"]),
         ("tools", ["dockerhub-collector", "artifacthub-collector", "demo-tool", "mao/demo-tool:local"]),
-        ("pipelines", ["dockerhub-collector", "artifacthub-collector", "demo", "collect → analyse", "ARTIFACTHUB_API_KEY"]),
+        (
+            "pipelines",
+            ["dockerhub-collector", "artifacthub-collector", "demo", "collect → analyse", "ARTIFACTHUB_API_KEY"],
+        ),
     ],
 )
 def test_list_builtin_tables(kind: str, expected: list[str]):
@@ -45,7 +48,9 @@ def test_url_from_environment_and_config(catalogue: Path, tmp_path: Path):
     code, out, _ = run_maoctl(["--config", str(config), "marketplace", "list", "tools", "--json"])
     assert code == 0 and json.loads(out) == TOOLS
     # the option beats the config file
-    code, out, _ = run_maoctl(["--config", str(config), "marketplace", "list", "tools", "--json", "--marketplace-url", "builtin"])
+    code, out, _ = run_maoctl(
+        ["--config", str(config), "marketplace", "list", "tools", "--json", "--marketplace-url", "builtin"]
+    )
     assert code == 0 and "demo-tool" in {t["name"] for t in json.loads(out)}
 
 

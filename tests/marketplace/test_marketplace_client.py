@@ -31,9 +31,11 @@ def test_builtin_sample_catalogue_is_valid_and_complete():
         pipelines = {p.name: p for p in market.pipelines()}
         assert set(pipelines) == {"dockerhub-collector", "artifacthub-collector", "demo"}
         assert pipelines["dockerhub-collector"].description == (
-            "Fetches metadata from DockerHub and analyses different KPIs for the discovered containers")
+            "Fetches metadata from DockerHub and analyses different KPIs for the discovered containers"
+        )
         assert pipelines["artifacthub-collector"].description == (
-            "Fetches metadata from ArtifactHub and analyses different KPIs for the discovered artifacts")
+            "Fetches metadata from ArtifactHub and analyses different KPIs for the discovered artifacts"
+        )
         assert any(p.placeholders() for p in pipelines.values())
         # every tool a sample pipeline uses is in the sample
         assert {t for p in pipelines.values() for t in p.tools()} <= {t.name for t in market.tools()}
@@ -105,9 +107,16 @@ def test_malformed_json(tmp_path: Path):
 
 
 def test_older_federation_form_with_a_contacts_list(tmp_path: Path):
-    directory = write_catalogue(tmp_path / "c", federations=[
-        {"name": "Artifact Observatory", "contacts": ["op1@example.com", "op2@example.com"],
-         "description": "A collection of artifact analysis tools."}])
+    directory = write_catalogue(
+        tmp_path / "c",
+        federations=[
+            {
+                "name": "Artifact Observatory",
+                "contacts": ["op1@example.com", "op2@example.com"],
+                "description": "A collection of artifact analysis tools.",
+            }
+        ],
+    )
     with Marketplace(str(directory)) as market:
         (fed,) = market.federations()
     assert fed.name == "Artifact Observatory"
@@ -123,7 +132,7 @@ def test_older_federation_form_with_a_contacts_list(tmp_path: Path):
         ("tools", [{**TOOLS[0], "colour": "red"}], "colour: Extra inputs are not permitted"),
         ("tools", [TOOLS[0], TOOLS[0]], "name 'collector' appears twice"),
         ("tools", [TOOLS[0], "collector"], "entry 1: expected a JSON object, got str"),
-        ('tools', {"tools": 3}, '"tools" must be a JSON array, got int'),
+        ("tools", {"tools": 3}, '"tools" must be a JSON array, got int'),
         ("tools", 42, "expected a JSON array of tools, got int"),
         ("tools", {"x": {**TOOLS[0]}}, "entry 'x' is named 'collector'"),
         ("federations", [{**FEDERATIONS[0], "contact": "call me"}], "must be an e-mail address or an http(s) URL"),
@@ -133,8 +142,11 @@ def test_older_federation_form_with_a_contacts_list(tmp_path: Path):
         ("pipelines", [{"name": "p", "tool": "collector", "dataset": "raw"}], "give name, description and steps"),
         ("pipelines", [{**PIPELINES[0], "private_variables": {"TOKEN": "x"}}], "unexpected field(s) private_variables"),
         ("pipelines", [{"name": "p", "description": "", "steps": []}], "steps is required"),
-        ("pipelines", [{"name": "p", "steps": [{"name": "s", "tool": "t", "output_dataset": "o", "env": {"1BAD": "x"}}]}],
-         "invalid environment variable name"),
+        (
+            "pipelines",
+            [{"name": "p", "steps": [{"name": "s", "tool": "t", "output_dataset": "o", "env": {"1BAD": "x"}}]}],
+            "invalid environment variable name",
+        ),
     ],
 )
 def test_invalid_entries(tmp_path: Path, kind: str, payload, expected: str):

@@ -41,8 +41,11 @@ def instance(tmp_path: Path, remote: Path, registry: MemoryRegistry):
     inst.setup()
     inst.catalog.add_tool(ToolIn(name="collector", image="img/collect"))
     inst.catalog.add_dataset(DatasetIn(name="observations", body=DatasetBody(master=str(remote))))
-    init_pipeline(inst, PipelineIn.model_validate(
-        {"name": "collect", "steps": [{"name": "gather", "tool": "collector", "output_dataset": "observations"}]}
-    ))
+    init_pipeline(
+        inst,
+        PipelineIn.model_validate(
+            {"name": "collect", "steps": [{"name": "gather", "tool": "collector", "output_dataset": "observations"}]}
+        ),
+    )
     yield inst
     inst.close()

@@ -36,7 +36,7 @@ def etcd_registry(etcd_cluster, etcd_prefix: str) -> Iterator[EtcdRegistry]:
         client = raw_client(etcd_cluster.endpoints[0])
         try:
             client.delete_prefix(etcd_prefix)
-        except Exception:  # noqa: BLE001 - best effort: the prefix is unique anyway
+        except Exception:
             pass
         client.session.close()
 

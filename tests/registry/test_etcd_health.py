@@ -18,7 +18,9 @@ def test_ping_on_a_healthy_cluster_reports_its_leader(etcd_registry: EtcdRegistr
 
 @pytest.mark.etcd
 def test_ping_passes_a_dead_endpoint_and_uses_a_live_one(etcd_cluster, etcd_prefix, free_port) -> None:
-    reg = EtcdRegistry(make_clients([f"http://127.0.0.1:{free_port()}", etcd_cluster.endpoints[0]], timeout=3), etcd_prefix)
+    reg = EtcdRegistry(
+        make_clients([f"http://127.0.0.1:{free_port()}", etcd_cluster.endpoints[0]], timeout=3), etcd_prefix
+    )
     try:
         assert reg.ping()["version"]
     finally:

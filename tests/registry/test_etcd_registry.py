@@ -124,8 +124,10 @@ def test_keeps_working_while_a_member_is_down(etcd_cluster, etcd_prefix: str, wa
 
         # the restarted member caught up with what was written while it was down
         wait_for(
-            lambda: set(_raw_items(etcd_cluster.endpoints[leader], etcd_prefix))
-            >= {etcd_prefix + "tools/during", etcd_prefix + "instances/me"},
+            lambda: (
+                set(_raw_items(etcd_cluster.endpoints[leader], etcd_prefix))
+                >= {etcd_prefix + "tools/during", etcd_prefix + "instances/me"}
+            ),
             timeout=10,
             message="the restarted member to catch up",
         )

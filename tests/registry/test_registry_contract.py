@@ -211,8 +211,8 @@ def test_lock_context_manager_names_the_holder_on_timeout(registry: Registry) ->
 
 
 def test_values_are_stored_as_json_objects(registry: Registry) -> None:
-    registry.put("tools/q", {"quote": "it's \"quoted\"", "unicode": "é✓"})
-    assert registry.get("tools/q") == {"quote": "it's \"quoted\"", "unicode": "é✓"}
+    registry.put("tools/q", {"quote": 'it\'s "quoted"', "unicode": "é✓"})
+    assert registry.get("tools/q") == {"quote": 'it\'s "quoted"', "unicode": "é✓"}
     json.dumps(registry.list("tools/"))  # JSON all the way
 
 

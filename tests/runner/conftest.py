@@ -63,8 +63,12 @@ def instance(tmp_path: Path, executor: FakeExecutor, remotes: dict[str, Path]):
     inst = Instance(settings, registry=MemoryRegistry(), executor=executor)
     inst.setup()
     inst.datasets.retry_delay = 0.01
-    for tool, image in (("collector", "img/collect"), ("analyser", "img/analyse"), ("failer", "img/fail"),
-                        ("secretive", "img/secret")):
+    for tool, image in (
+        ("collector", "img/collect"),
+        ("analyser", "img/analyse"),
+        ("failer", "img/fail"),
+        ("secretive", "img/secret"),
+    ):
         inst.catalog.add_tool(ToolIn(name=tool, image=image))
     for name, path in remotes.items():
         inst.catalog.add_dataset(DatasetIn(name=name, body=DatasetBody(master=str(path))))

@@ -6,12 +6,11 @@ import threading
 import time
 
 import pytest
+from runkit import TWO_STEPS, git
 
 from mao.errors import Conflict, InvalidInput, MissingDependencies
 from mao.models import PipelineIn
 from mao.runner import render_env
-
-from runkit import TWO_STEPS, git
 
 
 def test_two_step_pipeline_commits_merges_and_records(instance, define, remotes):
@@ -34,9 +33,16 @@ def test_two_step_pipeline_commits_merges_and_records(instance, define, remotes)
     assert git(remotes["insights"], "show", "ground-truth:summary.txt") == "rows: 1\n"
 
     trailers = git(obs, "log", "-1", "--format=%(trailers:unfold)", collect.output_commit)
-    for expected in ("Mao-Run: %d" % run_id, "Mao-Pipeline: two", "Mao-Step: collect", "Mao-Tool: collector",
-                     "Mao-Image: img/collect", "Mao-Image-Digest: sha256:fake-img/collect",
-                     "Mao-Input-Commit: none", "Mao-Instance: node-a"):
+    for expected in (
+        "Mao-Run: %d" % run_id,
+        "Mao-Pipeline: two",
+        "Mao-Step: collect",
+        "Mao-Tool: collector",
+        "Mao-Image: img/collect",
+        "Mao-Image-Digest: sha256:fake-img/collect",
+        "Mao-Input-Commit: none",
+        "Mao-Instance: node-a",
+    ):
         assert expected in trailers
     ins_trailers = git(remotes["insights"], "log", "-1", "--format=%(trailers:unfold)", analyse.output_commit)
     assert f"Mao-Input-Commit: {collect.merge_commit}" in ins_trailers
@@ -58,10 +64,15 @@ def test_second_run_builds_on_the_first(instance, define, remotes):
 
 
 def test_failing_tool_fails_the_run_and_stops(instance, define, remotes):
-    define({"name": "bad", "steps": [
-        {"name": "boom", "tool": "failer", "output_dataset": "observations"},
-        {"name": "after", "tool": "collector", "output_dataset": "insights"},
-    ]})
+    define(
+        {
+            "name": "bad",
+            "steps": [
+                {"name": "boom", "tool": "failer", "output_dataset": "observations"},
+                {"name": "after", "tool": "collector", "output_dataset": "insights"},
+            ],
+        }
+    )
     run = instance.store.get_run(instance.runner.run_sync("bad"))
     assert run.status == "failed"
     assert run.steps[0].status == "failed" and run.steps[0].exit_code == 3
@@ -73,10 +84,15 @@ def test_failing_tool_fails_the_run_and_stops(instance, define, remotes):
 
 def test_missing_tools_and_datasets_create_nothing(instance, define):
     with pytest.raises(MissingDependencies) as info:
-        define({"name": "ghost", "steps": [
-            {"name": "a", "tool": "nope", "output_dataset": "nothing"},
-            {"name": "b", "tool": "collector", "input_dataset": "observations", "output_dataset": "void"},
-        ]})
+        define(
+            {
+                "name": "ghost",
+                "steps": [
+                    {"name": "a", "tool": "nope", "output_dataset": "nothing"},
+                    {"name": "b", "tool": "collector", "input_dataset": "observations", "output_dataset": "void"},
+                ],
+            }
+        )
     assert info.value.missing_tools == ["nope"]
     assert info.value.missing_datasets == ["nothing", "void"]
     assert instance.store.find_pipeline("ghost") is None
@@ -151,11 +167,20 @@ def test_a_run_stopped_by_the_orchestrator_stopping_is_interrupted(instance, def
 
 
 def test_private_variables_are_injected_and_masked(instance, define, executor):
-    define({
-        "name": "secret", "private_variables": {"API_TOKEN": "s3cr3t-value"},
-        "steps": [{"name": "s", "tool": "secretive", "output_dataset": "observations",
-                   "env": {"TOKEN": "{{ API_TOKEN }}"}}],
-    })
+    define(
+        {
+            "name": "secret",
+            "private_variables": {"API_TOKEN": "s3cr3t-value"},
+            "steps": [
+                {
+                    "name": "s",
+                    "tool": "secretive",
+                    "output_dataset": "observations",
+                    "env": {"TOKEN": "{{ API_TOKEN }}"},
+                }
+            ],
+        }
+    )
     run_id = instance.runner.run_sync("secret")
     assert instance.store.get_run(run_id).status == "succeeded"
     assert executor.calls[-1].env["TOKEN"] == "s3cr3t-value"
@@ -167,8 +192,19 @@ def test_private_variables_are_injected_and_masked(instance, define, executor):
 
 
 def test_missing_private_variable_fails_with_its_name(instance, define):
-    define({"name": "nosecret", "steps": [
-        {"name": "s", "tool": "secretive", "output_dataset": "observations", "env": {"TOKEN": "{{ API_TOKEN }}"}}]})
+    define(
+        {
+            "name": "nosecret",
+            "steps": [
+                {
+                    "name": "s",
+                    "tool": "secretive",
+                    "output_dataset": "observations",
+                    "env": {"TOKEN": "{{ API_TOKEN }}"},
+                }
+            ],
+        }
+    )
     run = instance.store.get_run(instance.runner.run_sync("nosecret"))
     assert run.status == "failed"
     assert "API_TOKEN" in run.steps[0].error
@@ -217,7 +253,9 @@ def test_a_concurrent_change_elsewhere_never_stops_the_run(instance, define, rem
     def collect_while_another_writes(spec, on_log) -> int:
         # another instance changes the same lines of ground-truth while this step runs
         work = tmp_path / "other"
-        subprocess.run(["git", "clone", "-q", "-b", "ground-truth", str(remotes["observations"]), str(work)], check=True)
+        subprocess.run(
+            ["git", "clone", "-q", "-b", "ground-truth", str(remotes["observations"]), str(work)], check=True
+        )
         (work / "observations.csv").write_text("rewritten elsewhere\n")
         subprocess.run(["git", "-C", str(work), *GIT_ID, "commit", "-qam", "other"], check=True)
         subprocess.run(["git", "-C", str(work), "push", "-q", "origin", "ground-truth"], check=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,8 @@ def write(spec, on_log) -> int:
 def make_instance(tmp_path: Path, registry: MemoryRegistry, **settings) -> Instance:
     inst = Instance(
         Settings(instance_name="sched", data_dir=tmp_path / "data", **settings),
-        registry=registry, executor=FakeExecutor({"img": write}),
+        registry=registry,
+        executor=FakeExecutor({"img": write}),
     )
     inst.setup()
     return inst
@@ -48,23 +49,35 @@ def registry(tmp_path: Path) -> MemoryRegistry:
 
 
 def define(inst: Instance, name: str = "p") -> None:
-    init_pipeline(inst, PipelineIn.model_validate({"name": name, "steps": [{"name": "s", "tool": "t", "output_dataset": "out"}]}))
+    init_pipeline(
+        inst, PipelineIn.model_validate({"name": name, "steps": [{"name": "s", "tool": "t", "output_dataset": "out"}]})
+    )
 
 
-@pytest.mark.parametrize("bad,why", [
-    ("", "empty"), ("* * * *", "expected 5 fields"), ("* * * * * *", "expected 5 fields"),
-    ("61 * * * *", "61"), ("* 25 * * *", "25"), ("nonsense x y z w", "invalid cron"),
-])
+@pytest.mark.parametrize(
+    "bad,why",
+    [
+        ("", "empty"),
+        ("* * * *", "expected 5 fields"),
+        ("* * * * * *", "expected 5 fields"),
+        ("61 * * * *", "61"),
+        ("* 25 * * *", "25"),
+        ("nonsense x y z w", "invalid cron"),
+    ],
+)
 def test_invalid_cron_says_why(bad, why):
     with pytest.raises(InvalidInput, match=why):
         parse_cron(bad)
 
 
 def test_next_fire_times_is_pure():
-    start = datetime(2026, 1, 1, 11, 30, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, 11, 30, tzinfo=UTC)
     times = next_fire_times("0 12 * * *", "UTC", count=3, after=start)
     assert [t.isoformat() for t in times] == [
-        "2026-01-01T12:00:00+00:00", "2026-01-02T12:00:00+00:00", "2026-01-03T12:00:00+00:00"]
+        "2026-01-01T12:00:00+00:00",
+        "2026-01-02T12:00:00+00:00",
+        "2026-01-03T12:00:00+00:00",
+    ]
     zurich = next_fire_times("0 12 * * *", "Europe/Zurich", count=1, after=start)[0]
     assert zurich.utcoffset() == timedelta(hours=1)
     with pytest.raises(InvalidInput, match="timezone"):
@@ -105,7 +118,7 @@ def _missed(tmp_path, registry, policy: str) -> list:
     inst = make_instance(tmp_path, registry, misfire_policy=policy, misfire_grace_seconds=3600)
     define(inst)
     inst.scheduler.schedule("p", "0 0 1 1 *")
-    past = datetime.now(timezone.utc) - timedelta(minutes=10)
+    past = datetime.now(UTC) - timedelta(minutes=10)
     inst.scheduler._scheduler.modify_job("p", next_run_time=past)
     inst.close()
 
@@ -162,7 +175,7 @@ def test_each_scheduler_fires_with_its_own_instance(tmp_path, registry):
         inst = make_instance(tmp_path / part, registry)
         define(inst)
         inst.scheduler.schedule("p", "0 0 1 1 *")
-        inst.scheduler._scheduler.modify_job("p", next_run_time=datetime.now(timezone.utc) + timedelta(seconds=1))
+        inst.scheduler._scheduler.modify_job("p", next_run_time=datetime.now(UTC) + timedelta(seconds=1))
         instances.append(inst)
     try:
         for inst in instances:

@@ -14,8 +14,12 @@ class ApiThread:
     """The orchestrator's API on ``settings.api_host:api_port``, in a thread of this process."""
 
     def __init__(self, settings: Settings, *, background: bool = False) -> None:
-        config = uvicorn.Config(create_app(settings, background=background), host=settings.api_host,
-                                port=settings.api_port, log_level="warning")
+        config = uvicorn.Config(
+            create_app(settings, background=background),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level="warning",
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
         self.url = f"http://127.0.0.1:{settings.api_port}"

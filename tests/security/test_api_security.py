@@ -59,8 +59,12 @@ def test_non_ascii_token_is_a_401_not_a_500(data_dir: Path, value: bytes) -> Non
 
 @pytest.mark.parametrize(
     "url",
-    ["https://user:ghp_secret123@github.com/x/y.git", "http://:s3cr3tv4lue@example.org/x.git",
-     "ssh://git:pw@example.org/x.git", "https://oauth2:glpat-abc@gitlab.example.org/g/r.git"],
+    [
+        "https://user:ghp_secret123@github.com/x/y.git",
+        "http://:s3cr3tv4lue@example.org/x.git",
+        "ssh://git:pw@example.org/x.git",
+        "https://oauth2:glpat-abc@gitlab.example.org/g/r.git",
+    ],
 )
 def test_credentials_in_a_dataset_url_are_refused_and_never_stored(api: TestClient, url: str) -> None:
     response = api.post("/registry/datasets", json={"name": "leaky", "body": {"master": url}})
@@ -75,8 +79,15 @@ def test_credentials_in_a_dataset_url_are_refused_and_never_stored(api: TestClie
     assert tool.status_code == 400 and secret not in tool.text
 
 
-@pytest.mark.parametrize("url", ["ssh://git@example.org/x.git", "https://example.org/x.git", "git@example.org:x/y.git",
-                                 "https://user@example.org/x.git"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ssh://git@example.org/x.git",
+        "https://example.org/x.git",
+        "git@example.org:x/y.git",
+        "https://user@example.org/x.git",
+    ],
+)
 def test_urls_without_a_secret_are_fine(api: TestClient, url: str) -> None:
     response = api.post("/registry/datasets", json={"name": "ok", "body": {"master": url}})
     assert response.status_code == 200, response.text
@@ -88,8 +99,13 @@ def test_urls_without_a_secret_are_fine(api: TestClient, url: str) -> None:
 
 def test_local_remote_outside_the_roots_is_refused(api: TestClient, tmp_path: Path, data_dir: Path) -> None:
     private = _bare(tmp_path / "private.git")
-    for url in (str(private), f"file://{private}", f"{data_dir}/repos/../../private.git".replace("/..", "/x/.."),
-                "/etc/cron.d", "file:///root/.ssh"):
+    for url in (
+        str(private),
+        f"file://{private}",
+        f"{data_dir}/repos/../../private.git".replace("/..", "/x/.."),
+        "/etc/cron.d",
+        "file:///root/.ssh",
+    ):
         response = api.post("/registry/datasets", json={"name": "steal", "body": {"master": url}})
         assert response.status_code == 400, (url, response.text)
         error = response.json()["error"]
@@ -103,7 +119,9 @@ def test_symlink_out_of_the_roots_is_refused(api: TestClient, tmp_path: Path, da
     private = _bare(tmp_path / "private.git")
     (data_dir / "repos").mkdir(parents=True)
     (data_dir / "repos" / "link.git").symlink_to(private)
-    response = api.post("/registry/datasets", json={"name": "steal", "body": {"master": str(data_dir / "repos" / "link.git")}})
+    response = api.post(
+        "/registry/datasets", json={"name": "steal", "body": {"master": str(data_dir / "repos" / "link.git")}}
+    )
     assert response.status_code == 400 and "local_remote_roots" in response.text
 
 
@@ -112,8 +130,10 @@ def test_local_repositories_of_the_instance_are_fine(api: TestClient, data_dir: 
     assert created.status_code == 200, created.text
     assert api.get("/registry/datasets/obs").json()["master"] == str(data_dir / "repos" / "obs.git")
     _bare(data_dir / "repos" / "other.git")
-    for name, url in (("other", str(data_dir / "repos" / "other.git")),
-                      ("other-url", f"file://{data_dir}/repos/other.git")):
+    for name, url in (
+        ("other", str(data_dir / "repos" / "other.git")),
+        ("other-url", f"file://{data_dir}/repos/other.git"),
+    ):
         assert api.post("/registry/datasets", json={"name": name, "body": {"master": url}}).status_code == 200
 
 
@@ -126,7 +146,9 @@ def test_configured_roots_are_allowed(data_dir: Path, tmp_path: Path, monkeypatc
     with TestClient(create_app(settings, background=False)) as client:
         ok = client.post("/registry/datasets", json={"name": "ds", "body": {"master": str(shared / "ds.git")}})
         assert ok.status_code == 200
-        refused = client.post("/registry/datasets", json={"name": "r", "body": {"master": str(data_dir / "repos" / "x.git")}})
+        refused = client.post(
+            "/registry/datasets", json={"name": "r", "body": {"master": str(data_dir / "repos" / "x.git")}}
+        )
         assert refused.status_code == 400
 
 
@@ -134,8 +156,13 @@ def test_clone_checks_the_roots_again(tmp_path: Path) -> None:
     """A dataset registered elsewhere (another member, an older version) is checked before cloning."""
     private = _bare(tmp_path / "private.git")
     roots = [tmp_path / "data" / "repos"]
-    manager = DatasetManager(Git(ssh_key_dir=None, name="t", email="t@x"), tmp_path / "data" / "datasets",
-                             roots[0], push_retries=0, local_remote_roots=roots)
+    manager = DatasetManager(
+        Git(ssh_key_dir=None, name="t", email="t@x"),
+        tmp_path / "data" / "datasets",
+        roots[0],
+        push_retries=0,
+        local_remote_roots=roots,
+    )
     for url in (str(private), f"file://{private}"):
         with pytest.raises(InvalidInput, match="local_remote_roots"):
             manager.ensure_clone("ds", url)
@@ -155,8 +182,9 @@ def test_the_instance_confines_its_dataset_manager(data_dir: Path, default_roots
         instance.close()
 
 
-def test_maoctl_dataset_add_outside_the_roots_is_one_line(maoctl, data_dir: Path, tmp_path: Path, free_port,
-                                                          default_roots: None) -> None:
+def test_maoctl_dataset_add_outside_the_roots_is_one_line(
+    maoctl, data_dir: Path, tmp_path: Path, free_port, default_roots: None
+) -> None:
     from security_kit import ApiThread
 
     settings = Settings(instance_name="sec-node", data_dir=data_dir, api_port=free_port())

@@ -46,8 +46,9 @@ def test_config_file_token_before_the_file(generated: str, tmp_path: Path) -> No
     assert State(config=str(config)).api_token() == "from-the-config-file"
 
 
-def test_maoctl_against_a_host_networking_instance(maoctl, data_dir: Path, free_port,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_maoctl_against_a_host_networking_instance(
+    maoctl, data_dir: Path, free_port, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """What `maoctl serve` does with network_mode host: a generated token, required."""
     from security_kit import ApiThread
 

@@ -26,10 +26,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import docker
 import docker.errors
 import httpx
 import pytest
+
+import docker
 
 pytestmark = pytest.mark.docker
 
@@ -103,19 +104,31 @@ class Instance:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MAO_") or k.startswith("MAO_TEST_")}
-        env.update({
-            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-            "MAO_DATA_DIR": str(self.data_dir), "MAO_INSTANCE_NAME": self.name, "MAO_URL": self.url,
-            "MAO_API_PORT": str(self.api_port), "MAO_DOCKER_HOST": self.docker_host,
-            "MAO_NETWORK_MODE": self.network_mode, "MAO_EXECUTOR_URL": self.executor_url,
-            "MAO_PULL_POLICY": "never", "MAO_PUSH_RETRIES": "0",
-        })
+        env.update(
+            {
+                "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+                "MAO_DATA_DIR": str(self.data_dir),
+                "MAO_INSTANCE_NAME": self.name,
+                "MAO_URL": self.url,
+                "MAO_API_PORT": str(self.api_port),
+                "MAO_DOCKER_HOST": self.docker_host,
+                "MAO_NETWORK_MODE": self.network_mode,
+                "MAO_EXECUTOR_URL": self.executor_url,
+                "MAO_PULL_POLICY": "never",
+                "MAO_PUSH_RETRIES": "0",
+            }
+        )
         return env
 
     def _start(self, args: list[str], health: str, log: str) -> None:
         with (self.root / log).open("ab") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "mao.cli.main", *args], env=self.env(), stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "mao.cli.main", *args],
+                env=self.env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.procs.append(proc)
         deadline = time.monotonic() + 30
         while True:
@@ -131,8 +144,11 @@ class Instance:
 
     def start(self) -> Instance:
         self.data_dir.mkdir(parents=True)
-        self._start(["executor", "serve", "--port", str(self.executor_port), "--log-level", "warning"],
-                    self.executor_url, "executor.log")
+        self._start(
+            ["executor", "serve", "--port", str(self.executor_port), "--log-level", "warning"],
+            self.executor_url,
+            "executor.log",
+        )
         self._start(["serve", "--log-level", "warning"], self.url, "serve.log")
         return self
 
@@ -148,8 +164,14 @@ class Instance:
 
     def maoctl(self, *args: str) -> subprocess.CompletedProcess:
         """`maoctl` as this instance's user would run it: no --token, no MAO_API_TOKEN."""
-        result = subprocess.run([sys.executable, str(ROOT / "maoctl.py"), *args], check=False, env=self.env(),
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "maoctl.py"), *args],
+            check=False,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == 0, f"maoctl {' '.join(args)}: {result.stdout}\n{result.stderr}"
         return result
 
@@ -172,10 +194,15 @@ def _run_probe(inst: Instance, tmp_path: Path) -> tuple[dict, str, str]:
     inst.maoctl("repo", "add", "--name", "probes", "--register")
     definition = {
         "name": "isolation",
-        "steps": [{
-            "name": "probe", "tool": "probe", "output_dataset": "probes", "cmd": ["sh", "-c", PROBE],
-            "env": {"API_PORT": str(inst.api_port), "EXECUTOR_PORT": str(inst.executor_port)},
-        }],
+        "steps": [
+            {
+                "name": "probe",
+                "tool": "probe",
+                "output_dataset": "probes",
+                "cmd": ["sh", "-c", PROBE],
+                "env": {"API_PORT": str(inst.api_port), "EXECUTOR_PORT": str(inst.executor_port)},
+            }
+        ],
     }
     (tmp_path / "pipeline.json").write_text(json.dumps(definition))
     inst.maoctl("pipeline", "add", "--file", str(tmp_path / "pipeline.json"))
@@ -191,8 +218,9 @@ def _run_probe(inst: Instance, tmp_path: Path) -> tuple[dict, str, str]:
     branch = f"probe-{inst.name}"
 
     def show(path: str) -> str:
-        return subprocess.run(["git", "--git-dir", str(repo), "show", f"{branch}:{path}"], check=True,
-                              capture_output=True, text=True).stdout
+        return subprocess.run(
+            ["git", "--git-dir", str(repo), "show", f"{branch}:{path}"], check=True, capture_output=True, text=True
+        ).stdout
 
     return run, show("probe.txt"), show("env.txt")
 

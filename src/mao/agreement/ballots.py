@@ -53,8 +53,11 @@ def electorate_for(registry: Registry, pipeline: str, opener: str) -> list[str]:
     schedules = registry.list(f"{SCHEDULES}{pipeline}/")
     mine = schedules.get(opener)
     if mine:
-        scheduled = {i for i, v in schedules.items() if v.get("cron") == mine.get("cron")
-                     and v.get("timezone", "UTC") == mine.get("timezone", "UTC")}
+        scheduled = {
+            i
+            for i, v in schedules.items()
+            if v.get("cron") == mine.get("cron") and v.get("timezone", "UTC") == mine.get("timezone", "UTC")
+        }
     else:
         scheduled = set(schedules)
     electors = (scheduled & live) or live
@@ -70,8 +73,11 @@ class BallotBox:
         key = ELECTORATES + ref.path
         now = time.time()
         value = {
-            "slot": ref.slot, "electors": electorate_for(self.registry, ref.pipeline, opener),
-            "opened_at": now, "deadline": now + deadline_seconds, "opened_by": opener,
+            "slot": ref.slot,
+            "electors": electorate_for(self.registry, ref.pipeline, opener),
+            "opened_at": now,
+            "deadline": now + deadline_seconds,
+            "opened_by": opener,
         }
         if self.registry.create(key, value):
             return value

@@ -18,11 +18,19 @@ KIND = "ballot"
 
 
 def defer_ballot(
-    instance: Instance, run_id: int, step_id: int, *, dataset: str, pipeline: str, step: str, slot: str,
-    branch: str, commit: str | None, reason: RegistryUnavailable,
+    instance: Instance,
+    run_id: int,
+    step_id: int,
+    *,
+    dataset: str,
+    pipeline: str,
+    step: str,
+    slot: str,
+    branch: str,
+    commit: str | None,
+    reason: RegistryUnavailable,
 ) -> int:
-    payload = {"dataset": dataset, "pipeline": pipeline, "step": step, "slot": slot, "branch": branch,
-               "commit": commit}
+    payload = {"dataset": dataset, "pipeline": pipeline, "step": step, "slot": slot, "branch": branch, "commit": commit}
     return defer(instance, KIND, payload, run_id=run_id, step_id=step_id, reason=reason)
 
 

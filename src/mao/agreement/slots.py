@@ -7,7 +7,7 @@ compact ``20261128T120000Z``.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from mao.errors import InvalidInput
 
@@ -21,25 +21,23 @@ def parse_slot(text: str) -> datetime:
     raw = text.strip()
     try:
         if _COMPACT_RE.match(raw):
-            value = datetime.strptime(raw, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+            value = datetime.strptime(raw, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
         else:
             value = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw)
     except ValueError:
-        raise InvalidInput(
-            f"invalid slot {text!r}: give an ISO-8601 UTC time such as 2026-11-28T12:00:00Z"
-        ) from None
+        raise InvalidInput(f"invalid slot {text!r}: give an ISO-8601 UTC time such as 2026-11-28T12:00:00Z") from None
     if value.tzinfo is None:
         raise InvalidInput(f"invalid slot {text!r}: it needs a timezone; write UTC as a trailing Z")
     if value.microsecond:
         raise InvalidInput(f"invalid slot {text!r}: a slot is a cron fire time, in whole seconds")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def slot_of(value: datetime) -> str:
     """The canonical text of a fire time (any timezone): ``2026-11-28T12:00:00Z``."""
     if value.tzinfo is None:
         raise InvalidInput("a slot needs a timezone-aware time")
-    return value.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def normalize_slot(text: str) -> str:

@@ -140,8 +140,14 @@ class Tallier:
             if decision.outcome == DISPUTED:
                 record = self._record(ref, decision, ballots, commit=None)
                 self.box.record(ref, record)
-                log.warning("slot %s of %s/%s on dataset %s is disputed: %s", ref.slot, ref.pipeline, ref.step,
-                            ref.dataset, ", ".join(c["output_id"][:12] for c in decision.candidates))
+                log.warning(
+                    "slot %s of %s/%s on dataset %s is disputed: %s",
+                    ref.slot,
+                    ref.pipeline,
+                    ref.step,
+                    ref.dataset,
+                    ", ".join(c["output_id"][:12] for c in decision.candidates),
+                )
                 return record
             return self._commit(ref, decision, ballots, resolved_by=None)
 
@@ -151,10 +157,15 @@ class Tallier:
         """Write the tally commit of ``decision`` (the caller holds the dataset lock), then index it."""
         winner_commit = ballots[decision.voters_for[0]]["commit"]
         trailers = {
-            "Mao-Slot": ref.slot, "Mao-Pipeline": ref.pipeline, "Mao-Step": ref.step,
-            "Mao-Vote-For": _names(decision.voters_for), "Mao-Vote-Against": _names(decision.against),
-            "Mao-Vote-Missing": _names(decision.missing), "Mao-Output": decision.winner or "",
-            "Mao-Vote-Commit": winner_commit, "Mao-Instance": self.instance.name,
+            "Mao-Slot": ref.slot,
+            "Mao-Pipeline": ref.pipeline,
+            "Mao-Step": ref.step,
+            "Mao-Vote-For": _names(decision.voters_for),
+            "Mao-Vote-Against": _names(decision.against),
+            "Mao-Vote-Missing": _names(decision.missing),
+            "Mao-Output": decision.winner or "",
+            "Mao-Vote-Commit": winner_commit,
+            "Mao-Instance": self.instance.name,
         }
         if resolved_by:
             trailers["Mao-Resolved-By"] = resolved_by
@@ -168,19 +179,36 @@ class Tallier:
             return self._index(ref, found or {"sha": sha, "trailers": trailers})
         record = self._record(ref, decision, ballots, commit=sha, resolved_by=resolved_by)
         self.box.record(ref, record)
-        log.info("slot %s of %s/%s on dataset %s: %s (%s)", ref.slot, ref.pipeline, ref.step, ref.dataset,
-                 record["outcome"], sha)
+        log.info(
+            "slot %s of %s/%s on dataset %s: %s (%s)",
+            ref.slot,
+            ref.pipeline,
+            ref.step,
+            ref.dataset,
+            record["outcome"],
+            sha,
+        )
         return record
 
     def _record(
-        self, ref: SlotRef, decision: Decision, ballots: dict[str, dict[str, Any]], commit: str | None,
+        self,
+        ref: SlotRef,
+        decision: Decision,
+        ballots: dict[str, dict[str, Any]],
+        commit: str | None,
         resolved_by: str | None = None,
     ) -> dict[str, Any]:
         outcome = RESOLVED if resolved_by else decision.outcome
         return {
-            "outcome": outcome, "winner": decision.winner, "commit": commit, "for": decision.voters_for,
-            "dissenters": decision.against, "missing": decision.missing,
-            "candidates": decision.candidates, "resolved_by": resolved_by, "tallied_by": self.instance.name,
+            "outcome": outcome,
+            "winner": decision.winner,
+            "commit": commit,
+            "for": decision.voters_for,
+            "dissenters": decision.against,
+            "missing": decision.missing,
+            "candidates": decision.candidates,
+            "resolved_by": resolved_by,
+            "tallied_by": self.instance.name,
             "tallied_at": time.time(),
         }
 
@@ -195,10 +223,16 @@ class Tallier:
         resolved_by = t.get("Mao-Resolved-By")
         previous = self.box.outcome(ref) or {}
         record = {
-            "outcome": RESOLVED if resolved_by else AGREED, "winner": t.get("Mao-Output") or None,
-            "commit": found["sha"], "for": names("Mao-Vote-For"), "dissenters": names("Mao-Vote-Against"),
-            "missing": names("Mao-Vote-Missing"), "candidates": previous.get("candidates", []),
-            "resolved_by": resolved_by, "tallied_by": t.get("Mao-Instance"), "tallied_at": previous.get("tallied_at"),
+            "outcome": RESOLVED if resolved_by else AGREED,
+            "winner": t.get("Mao-Output") or None,
+            "commit": found["sha"],
+            "for": names("Mao-Vote-For"),
+            "dissenters": names("Mao-Vote-Against"),
+            "missing": names("Mao-Vote-Missing"),
+            "candidates": previous.get("candidates", []),
+            "resolved_by": resolved_by,
+            "tallied_by": t.get("Mao-Instance"),
+            "tallied_at": previous.get("tallied_at"),
         }
         if previous.get("commit") != record["commit"] or previous.get("outcome") != record["outcome"]:
             self.box.record(ref, record)
@@ -216,8 +250,11 @@ class Tallier:
         check_name(dataset, "dataset name")
         slot = normalize_slot(slot)
         check_name(pick, "instance name")
-        refs = [r for r in self.box.slots(dataset) if r.slot == slot
-                and (pipeline is None or r.pipeline == pipeline) and (step is None or r.step == step)]
+        refs = [
+            r
+            for r in self.box.slots(dataset)
+            if r.slot == slot and (pipeline is None or r.pipeline == pipeline) and (step is None or r.step == step)
+        ]
         if not refs:
             raise NotFound(f"dataset {dataset!r} has no vote for slot {slot}")
         disputed = [r for r in refs if (self.box.outcome(r) or {}).get("outcome") == DISPUTED]
@@ -227,7 +264,8 @@ class Tallier:
         if len(disputed) > 1:
             raise InvalidInput(
                 f"slot {slot} of dataset {dataset!r} is disputed for several steps: give --pipeline and --step ("
-                + ", ".join(f"{r.pipeline}/{r.step}" for r in disputed) + ")"
+                + ", ".join(f"{r.pipeline}/{r.step}" for r in disputed)
+                + ")"
             )
         ref = disputed[0]
         ballots = {i: b for i, b in self.box.ballots(ref).items() if not b.get("late")}
@@ -247,8 +285,12 @@ class Tallier:
             voters_for = sorted(i for i, b in ballots.items() if b["output_id"] == winner)
             previous = decide(list(electorate["electors"]), ballots)
             decision = Decision(
-                RESOLVED, winner, [pick] + [v for v in voters_for if v != pick],
-                sorted(set(ballots) - set(voters_for)), previous.missing, previous.candidates,
+                RESOLVED,
+                winner,
+                [pick] + [v for v in voters_for if v != pick],
+                sorted(set(ballots) - set(voters_for)),
+                previous.missing,
+                previous.candidates,
             )
             return self._commit(ref, decision, ballots, resolved_by=inst.name)
 
@@ -262,8 +304,13 @@ class Tallier:
             try:
                 outcome = self.maybe_tally(ref, now)
             except Exception as exc:  # noqa: BLE001 - one bad slot must not stop the others
-                log.warning("could not tally slot %s of %s/%s: %s", ref.slot, ref.pipeline, ref.step,
-                            getattr(exc, "message", exc))
+                log.warning(
+                    "could not tally slot %s of %s/%s: %s",
+                    ref.slot,
+                    ref.pipeline,
+                    ref.step,
+                    getattr(exc, "message", exc),
+                )
                 continue
             if outcome is not None:
                 outcomes.append(outcome)
@@ -313,14 +360,22 @@ class Tallier:
             outcome = self.box.outcome(ref) or {}
             electors = list(electorate["electors"])
             provisional = decide(electors, ballots)
-            slots.append({
-                "pipeline": ref.pipeline, "step": ref.step, "slot": ref.slot,
-                "outcome": outcome.get("outcome", OPEN), "winner": outcome.get("winner"),
-                "commit": outcome.get("commit"), "electorate": electors,
-                "ballots": {i: ballots.get(i) for i in sorted(set(electors) | set(ballots))},
-                "for": outcome.get("for", []), "dissenters": outcome.get("dissenters", []),
-                "missing": outcome.get("missing", provisional.missing),
-                "candidates": outcome.get("candidates") or provisional.candidates,
-                "resolved_by": outcome.get("resolved_by"), "deadline": electorate.get("deadline"),
-            })
+            slots.append(
+                {
+                    "pipeline": ref.pipeline,
+                    "step": ref.step,
+                    "slot": ref.slot,
+                    "outcome": outcome.get("outcome", OPEN),
+                    "winner": outcome.get("winner"),
+                    "commit": outcome.get("commit"),
+                    "electorate": electors,
+                    "ballots": {i: ballots.get(i) for i in sorted(set(electors) | set(ballots))},
+                    "for": outcome.get("for", []),
+                    "dissenters": outcome.get("dissenters", []),
+                    "missing": outcome.get("missing", provisional.missing),
+                    "candidates": outcome.get("candidates") or provisional.candidates,
+                    "resolved_by": outcome.get("resolved_by"),
+                    "deadline": electorate.get("deadline"),
+                }
+            )
         return {"dataset": dataset, "slots": slots}

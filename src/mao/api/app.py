@@ -14,14 +14,16 @@ from mao.api.deps import require_token
 from mao.api.routes import datasets, federation, health, jobs, pipelines, registry, repos, runs
 from mao.api.schemas import responses
 from mao.config import Settings
+from mao.instance import Instance
 from mao.web import install_error_handlers
 from mao.web.limits import MAX_BODY_BYTES, BodyLimit
-from mao.instance import Instance
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, *, instance: Instance | None = None, background: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, instance: Instance | None = None, background: bool = True
+) -> FastAPI:
     """Build the app. ``background`` starts the scheduler, crash recovery and heartbeat."""
 
     @asynccontextmanager
@@ -63,7 +65,10 @@ def _openapi(app: FastAPI) -> dict:
     """FastAPI's document without its 422 answers: validation errors are 400s here, declared per route."""
     if app.openapi_schema is None:
         schema = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes,
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
         )
         for path in schema.get("paths", {}).values():
             for operation in path.values():

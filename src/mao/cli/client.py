@@ -44,7 +44,11 @@ class Client:
             if isinstance(body, dict):
                 err = body.get("error")
                 message = err.get("message") if isinstance(err, dict) else body.get("detail") or body.get("message")
-            raise APIError(message or f"HTTP {response.status_code} from {path}", response.status_code, body if isinstance(body, dict) else None)
+            raise APIError(
+                message or f"HTTP {response.status_code} from {path}",
+                response.status_code,
+                body if isinstance(body, dict) else None,
+            )
         return body
 
     def get(self, path: str, **kw: Any) -> Any:

@@ -23,15 +23,24 @@ def status(ctx: typer.Context, json: JsonOpt = False) -> None:
         output.print_json(data)
         return
     output.console.print(f"this instance: [bold]{data['instance']}[/bold], registry {data['registry'].get('backend')}")
-    output.table("Instances", ["name", "api", "version", "last seen (s ago)"], (
-        [i["name"], i.get("api_url"), i.get("version"), i.get("age")] for i in data["instances"]))
+    output.table(
+        "Instances",
+        ["name", "api", "version", "last seen (s ago)"],
+        ([i["name"], i.get("api_url"), i.get("version"), i.get("age")] for i in data["instances"]),
+    )
     if "members" in data:
         _members_table(data["members"])
 
 
 def _members_table(members: list[dict]) -> None:
-    output.table("etcd members", ["id", "status", "name", "peer URLs", "client URLs"], (
-        [m["id_hex"], m["status"], m["name"], ", ".join(m["peer_urls"]), ", ".join(m["client_urls"])] for m in members))
+    output.table(
+        "etcd members",
+        ["id", "status", "name", "peer URLs", "client URLs"],
+        (
+            [m["id_hex"], m["status"], m["name"], ", ".join(m["peer_urls"]), ", ".join(m["client_urls"])]
+            for m in members
+        ),
+    )
 
 
 @member_app.command("list")
@@ -63,7 +72,9 @@ def member_add(
 
 @member_app.command("remove")
 def member_remove(
-    ctx: typer.Context, member: Annotated[str, typer.Argument(help="Member name or id.")], json: JsonOpt = False,
+    ctx: typer.Context,
+    member: Annotated[str, typer.Argument(help="Member name or id.")],
+    json: JsonOpt = False,
 ) -> None:
     """Remove a member from the federation's etcd."""
     st = state(ctx, json)

@@ -14,15 +14,20 @@ from mao.installer.render import EXECUTOR_IMAGE, ORCHESTRATOR_IMAGE
 def build_images(
     source_dir: Annotated[
         str | None,
-        typer.Option("--source-dir", metavar="DIR",
-                     help="The orchestrator's checkout holding Dockerfile and Dockerfile_executor "
-                          "(default: this checkout)."),
+        typer.Option(
+            "--source-dir",
+            metavar="DIR",
+            help="The orchestrator's checkout holding Dockerfile and Dockerfile_executor (default: this checkout).",
+        ),
     ] = None,
     base_image: Annotated[
         str,
-        typer.Option("--base-image", metavar="IMAGE",
-                     help="Base of both images: the official Python image or any Debian-based image "
-                          "(Debian's python3 is installed when it has none)."),
+        typer.Option(
+            "--base-image",
+            metavar="IMAGE",
+            help="Base of both images: the official Python image or any Debian-based image "
+            "(Debian's python3 is installed when it has none).",
+        ),
     ] = DEFAULT_BASE_IMAGE,
     engine: Annotated[
         str, typer.Option("--engine", metavar="CLI", help="The engine's command: docker or podman.")
@@ -35,9 +40,11 @@ def build_images(
     ] = EXECUTOR_IMAGE,
     service_images: Annotated[
         bool,
-        typer.Option("--service-images",
-                     help="Also build etcd and PostgreSQL from Debian's packages on the same base (for hosts "
-                          "without an image registry; install with --etcd-image and --postgres-image)."),
+        typer.Option(
+            "--service-images",
+            help="Also build etcd and PostgreSQL from Debian's packages on the same base (for hosts "
+            "without an image registry; install with --etcd-image and --postgres-image).",
+        ),
     ] = False,
     etcd_tag: Annotated[str, typer.Option("--etcd-tag", metavar="TAG", help="Tag of the etcd image.")] = "local/etcd",
     postgres_tag: Annotated[
@@ -45,14 +52,20 @@ def build_images(
     ] = "local/postgres",
     wheel_cache: Annotated[
         str | None,
-        typer.Option("--wheel-cache", metavar="DIR",
-                     help="Keep the dependencies' wheels here and reuse them without PyPI next time."),
+        typer.Option(
+            "--wheel-cache",
+            metavar="DIR",
+            help="Keep the dependencies' wheels here and reuse them without PyPI next time.",
+        ),
     ] = None,
     build_network: Annotated[
         str,
-        typer.Option("--build-network", metavar="NETWORK",
-                     help="Network of the builds' apt-get steps ('host' also works on engines without a bridge; "
-                          "'default' leaves it to the engine)."),
+        typer.Option(
+            "--build-network",
+            metavar="NETWORK",
+            help="Network of the builds' apt-get steps ('host' also works on engines without a bridge; "
+            "'default' leaves it to the engine).",
+        ),
     ] = "host",
 ) -> None:
     """Build the images local/mao and local/executor: the Python wheels are built on this host

@@ -76,8 +76,16 @@ class Session:
     """One run of ``init``: the API client, the marketplace, the answers given as flags."""
 
     def __init__(
-        self, client: Client, market: Marketplace | None, *, interactive: bool, yes: bool, json: bool,
-        variables: dict[str, str], crons: dict[str, str], cron_all: str | None,
+        self,
+        client: Client,
+        market: Marketplace | None,
+        *,
+        interactive: bool,
+        yes: bool,
+        json: bool,
+        variables: dict[str, str],
+        crons: dict[str, str],
+        cron_all: str | None,
     ) -> None:
         self.client = client
         self.market = market
@@ -132,13 +140,21 @@ class Session:
         ]
         offers += [
             Offer(p.name, p.definition(), "marketplace", p.name in local, False, schedule(p.name))
-            for p in market_pipelines if p.name and p.name not in federation
+            for p in market_pipelines
+            if p.name and p.name not in federation
         ]
         seen = {o.name for o in offers}
         offers += [
-            Offer(name, {"name": name, "description": row.get("description", ""), "steps": row.get("steps", [])},
-                  "instance", True, False, schedule(name))
-            for name, row in sorted(local.items()) if name not in seen
+            Offer(
+                name,
+                {"name": name, "description": row.get("description", ""), "steps": row.get("steps", [])},
+                "instance",
+                True,
+                False,
+                schedule(name),
+            )
+            for name, row in sorted(local.items())
+            if name not in seen
         ]
         return offers
 
@@ -156,7 +172,8 @@ class Session:
         while True:
             answer = self.ask(
                 "Select pipelines to set up (numbers separated by commas or spaces, e.g. 0,2; empty for none)",
-                default="", show_default=False,
+                default="",
+                show_default=False,
             )
             try:
                 return parse_selection(answer, offers)
@@ -172,7 +189,9 @@ class Session:
         return Outcome(offer.name, status, offer.source, message=message)
 
     def plan(self, offer: Offer) -> Plan | Outcome:
-        self.say(f"Pipeline {offer.name} ({'from the federation registry' if offer.in_federation else 'from the marketplace'})")
+        self.say(
+            f"Pipeline {offer.name} ({'from the federation registry' if offer.in_federation else 'from the marketplace'})"
+        )
         try:
             pipeline = PipelineIn.model_validate(offer.definition)
         except ValidationError as exc:
@@ -184,7 +203,9 @@ class Session:
                 values[var] = self.variables[var]
                 self.used_variables.add(var)
             elif self.interactive:
-                values[var] = self.ask(f"  Value of private variable {var} (kept on this instance only)", hide_input=True)
+                values[var] = self.ask(
+                    f"  Value of private variable {var} (kept on this instance only)", hide_input=True
+                )
             else:
                 return self._problem(offer, f"it needs the private variable {var}: pass --var {var}=VALUE")
 
@@ -203,8 +224,13 @@ class Session:
             if self.yes:
                 pass
             elif not self.interactive:
-                return self._problem(offer, f"tool {name} is not registered; pass --yes to register it from the marketplace (image {entry.image})")
-            elif not self.confirm(f"  Tool {name} is not registered in the federation. Register it from the marketplace (image {entry.image})?"):
+                return self._problem(
+                    offer,
+                    f"tool {name} is not registered; pass --yes to register it from the marketplace (image {entry.image})",
+                )
+            elif not self.confirm(
+                f"  Tool {name} is not registered in the federation. Register it from the marketplace (image {entry.image})?"
+            ):
                 return self._problem(offer, f"tool {name} is not registered", SKIPPED)
             tools.append(entry)
 
@@ -212,10 +238,14 @@ class Session:
         for name in dict.fromkeys(d for step in pipeline.steps for d in (step.input_dataset, step.output_dataset) if d):
             if name in self.known_datasets:
                 policy = getattr(self, "dataset_policies", {}).get(name, "merge")
-                self.say(f"  dataset {name}: ground-truth agreed by {'majority vote per slot' if policy == 'vote' else 'merging every node'} (policy {policy})")
+                self.say(
+                    f"  dataset {name}: ground-truth agreed by {'majority vote per slot' if policy == 'vote' else 'merging every node'} (policy {policy})"
+                )
                 continue
-            hint = (f"dataset {name} is not registered; to share it with the federation, contact the federation "
-                    "operator to have it set up and registered, then run `maoctl instance init` again")
+            hint = (
+                f"dataset {name} is not registered; to share it with the federation, contact the federation "
+                "operator to have it set up and registered, then run `maoctl instance init` again"
+            )
             if self.yes:
                 pass
             elif not self.interactive:
@@ -264,7 +294,9 @@ class Session:
                 result = self.client.post("/bare-repo/init", json={"name": name, "register": True})
                 outcome.created_datasets.append(name)
                 self.known_datasets.add(name)
-                self.say(f"  {YES} dataset {name} created as a local-only repository ({result.get('path')}) and registered")
+                self.say(
+                    f"  {YES} dataset {name} created as a local-only repository ({result.get('path')}) and registered"
+                )
             self.client.post("/pipeline/init", json={**plan.pipeline.definition(), "private_variables": plan.values})
             self.say(f"  {YES} pipeline {offer.name} defined on this instance")
         except APIError as exc:
@@ -289,7 +321,8 @@ class Session:
         while True:
             cron = self.ask(
                 f"  Cron rule for {name} (e.g. '0 3 * * *' for every day at 03:00; empty for no schedule)",
-                default="", show_default=False,
+                default="",
+                show_default=False,
             ).strip()
             if not cron:
                 return
@@ -307,12 +340,16 @@ class Session:
         job = self.client.post("/pipeline/run", json={"name": name, "cron": cron})["job"]
         outcome.schedule = cron
         outcome.next_run_time = job.get("next_run_time")
-        self.say(f"  {YES} pipeline {name} scheduled '{cron}' ({job.get('timezone')}); next run {job.get('next_run_time')}")
+        self.say(
+            f"  {YES} pipeline {name} scheduled '{cron}' ({job.get('timezone')}); next run {job.get('next_run_time')}"
+        )
 
     def setup(self, offer: Offer) -> Outcome:
         if offer.on_instance:
-            message = (f"already on this instance; `maoctl pipeline schedule --name {offer.name} --cron ...` "
-                       "changes its schedule")
+            message = (
+                f"already on this instance; `maoctl pipeline schedule --name {offer.name} --cron ...` "
+                "changes its schedule"
+            )
             self.say(f"Pipeline {offer.name} is already on this instance; skipped.")
             return Outcome(offer.name, PRESENT, offer.source, schedule=offer.schedule, message=message)
         plan = self.plan(offer)
@@ -371,7 +408,9 @@ def parse_crons(values: list[str]) -> tuple[dict[str, str], str | None]:
             per_pipeline[name.strip()] = expr.strip()
         else:
             if for_all is not None:
-                raise typer.BadParameter("give one CRON for all pipelines, or PIPELINE=CRON for each", param_hint="--cron")
+                raise typer.BadParameter(
+                    "give one CRON for all pipelines, or PIPELINE=CRON for each", param_hint="--cron"
+                )
             for_all = item.strip()
     return per_pipeline, for_all
 
@@ -381,18 +420,45 @@ def parse_crons(values: list[str]) -> tuple[dict[str, str], str | None]:
 
 def init(
     ctx: typer.Context,
-    pipelines: Annotated[list[str] | None, typer.Option(
-        "--pipeline", "-p", help="Pipeline to set up (repeatable); skips the selection question.", show_default=False)] = None,
-    cron: Annotated[list[str] | None, typer.Option(
-        "--cron", help="Schedule: PIPELINE=CRON (repeatable) or one CRON for all selected pipelines.", show_default=False)] = None,
-    var: Annotated[list[str] | None, typer.Option(
-        "--var", help="Private variable NAME=VALUE for {{ NAME }} placeholders (repeatable).", show_default=False)] = None,
-    yes: Annotated[bool, typer.Option(
-        "--yes", "-y", help="Register missing tools from the marketplace and create missing datasets as local-only ones.")] = False,
-    interactive: Annotated[bool | None, typer.Option(
-        "--interactive/--non-interactive",
-        help="Ask questions (default: only when stdin is a terminal). Unattended, anything missing is an error.",
-        show_default=False)] = None,
+    pipelines: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pipeline",
+            "-p",
+            help="Pipeline to set up (repeatable); skips the selection question.",
+            show_default=False,
+        ),
+    ] = None,
+    cron: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cron",
+            help="Schedule: PIPELINE=CRON (repeatable) or one CRON for all selected pipelines.",
+            show_default=False,
+        ),
+    ] = None,
+    var: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--var", help="Private variable NAME=VALUE for {{ NAME }} placeholders (repeatable).", show_default=False
+        ),
+    ] = None,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            "-y",
+            help="Register missing tools from the marketplace and create missing datasets as local-only ones.",
+        ),
+    ] = False,
+    interactive: Annotated[
+        bool | None,
+        typer.Option(
+            "--interactive/--non-interactive",
+            help="Ask questions (default: only when stdin is a terminal). Unattended, anything missing is an error.",
+            show_default=False,
+        ),
+    ] = None,
     url: MarketplaceUrlOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -410,8 +476,14 @@ def init(
     except MAOError as exc:
         market_error = exc.message
     session = Session(
-        st.client, market, interactive=interactive, yes=yes, json=st.json,
-        variables=variables, crons=crons, cron_all=cron_all,
+        st.client,
+        market,
+        interactive=interactive,
+        yes=yes,
+        json=st.json,
+        variables=variables,
+        crons=crons,
+        cron_all=cron_all,
     )
     if market_error:
         session.market_error = market_error
@@ -429,14 +501,17 @@ def init(
                 if unknown:
                     raise typer.BadParameter(
                         f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not offered by the federation "
-                        f"or the marketplace; choose from {', '.join(by_name)}", param_hint="--pipeline")
+                        f"or the marketplace; choose from {', '.join(by_name)}",
+                        param_hint="--pipeline",
+                    )
                 selected = [by_name[p] for p in dict.fromkeys(pipelines)]
             elif interactive:
                 selected = session.select(offers)
             else:
                 raise typer.BadParameter(
                     "no pipeline selected: pass --pipeline NAME (repeatable), or run in a terminal to choose",
-                    param_hint="--pipeline")
+                    param_hint="--pipeline",
+                )
         names = {o.name for o in selected}
         for name in sorted(set(crons) - names):
             session.warn(f"--cron {name}=... ignored: pipeline {name} is not selected")
@@ -460,18 +535,34 @@ def init(
 
 def _summary(session: Session, outcomes: list[Outcome], market_url: str | None) -> None:
     if session.json:
-        output.print_json({
-            "ok": not any(o.status == FAILED for o in outcomes),
-            "marketplace": market_url,
-            "marketplace_error": session.market_error,
-            "pipelines": [asdict(o) for o in outcomes],
-        })
+        output.print_json(
+            {
+                "ok": not any(o.status == FAILED for o in outcomes),
+                "marketplace": market_url,
+                "marketplace_error": session.market_error,
+                "pipelines": [asdict(o) for o in outcomes],
+            }
+        )
         return
     if not outcomes:
         session.say("Nothing selected; nothing changed.")
         return
     session.say()
-    output.table("Summary", ["pipeline", "result", "tools registered", "datasets created", "schedule", "note"], (
-        [escape(str(v)) for v in (
-            o.pipeline, o.status, ", ".join(o.registered_tools), ", ".join(o.created_datasets), o.schedule or "", o.message)]
-        for o in outcomes))
+    output.table(
+        "Summary",
+        ["pipeline", "result", "tools registered", "datasets created", "schedule", "note"],
+        (
+            [
+                escape(str(v))
+                for v in (
+                    o.pipeline,
+                    o.status,
+                    ", ".join(o.registered_tools),
+                    ", ".join(o.created_datasets),
+                    o.schedule or "",
+                    o.message,
+                )
+            ]
+            for o in outcomes
+        ),
+    )

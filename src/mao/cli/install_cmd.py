@@ -38,109 +38,192 @@ def install(
     ] = None,
     federation: Annotated[
         str | None,
-        typer.Option("--federation", metavar="NAME", help="The federation to join, as the marketplace lists it.",
-                     rich_help_panel=_JOIN),
+        typer.Option(
+            "--federation",
+            metavar="NAME",
+            help="The federation to join, as the marketplace lists it.",
+            rich_help_panel=_JOIN,
+        ),
     ] = None,
     etcd_initial_cluster: Annotated[
         str | None,
-        typer.Option("--etcd-initial-cluster", metavar="VALUE",
-                     help="The ETCD_INITIAL_CLUSTER value the federation operator sent (NAME=http://IP:2380,...).",
-                     rich_help_panel=_JOIN),
+        typer.Option(
+            "--etcd-initial-cluster",
+            metavar="VALUE",
+            help="The ETCD_INITIAL_CLUSTER value the federation operator sent (NAME=http://IP:2380,...).",
+            rich_help_panel=_JOIN,
+        ),
     ] = None,
     marketplace_url: Annotated[
         str | None,
-        typer.Option("--marketplace-url", envvar="MAO_MARKETPLACE_URL", metavar="URL",
-                     help="Marketplace listing the federations: an http(s) URL, a file:// URL or directory, "
-                          "or 'builtin' for the shipped sample.",
-                     rich_help_panel=_JOIN),
+        typer.Option(
+            "--marketplace-url",
+            envvar="MAO_MARKETPLACE_URL",
+            metavar="URL",
+            help="Marketplace listing the federations: an http(s) URL, a file:// URL or directory, "
+            "or 'builtin' for the shipped sample.",
+            rich_help_panel=_JOIN,
+        ),
     ] = None,
     install_dir: Annotated[
         str | None,
-        typer.Option("--install-dir", metavar="DIR",
-                     help="Directory to install the instance to (default: ~/mao-instance).",
-                     rich_help_panel=_WHERE),
+        typer.Option(
+            "--install-dir",
+            metavar="DIR",
+            help="Directory to install the instance to (default: ~/mao-instance).",
+            rich_help_panel=_WHERE,
+        ),
     ] = None,
     instance_name: Annotated[
         str | None,
-        typer.Option("--instance-name", metavar="NAME",
-                     help="Name of this instance (letters, digits, '-', '_'); agreed with the operator for a join.",
-                     rich_help_panel=_WHERE),
+        typer.Option(
+            "--instance-name",
+            metavar="NAME",
+            help="Name of this instance (letters, digits, '-', '_'); agreed with the operator for a join.",
+            rich_help_panel=_WHERE,
+        ),
     ] = None,
     public_ip: Annotated[
         str | None,
-        typer.Option("--public-ip", metavar="IP", help="Address other instances reach this host on (port 2380).",
-                     rich_help_panel=_WHERE),
+        typer.Option(
+            "--public-ip",
+            metavar="IP",
+            help="Address other instances reach this host on (port 2380).",
+            rich_help_panel=_WHERE,
+        ),
     ] = None,
     git_email: Annotated[
         str | None,
-        typer.Option("--git-email", metavar="EMAIL", help="E-mail address of the instance's dataset commits.",
-                     rich_help_panel=_WHERE),
+        typer.Option(
+            "--git-email",
+            metavar="EMAIL",
+            help="E-mail address of the instance's dataset commits.",
+            rich_help_panel=_WHERE,
+        ),
     ] = None,
     ssh_key_dir: Annotated[
         str | None,
-        typer.Option("--ssh-key-dir", metavar="DIR",
-                     help="Directory holding the SSH key pair (id_ed25519, id_ecdsa or id_rsa) for git access.",
-                     rich_help_panel=_WHERE),
+        typer.Option(
+            "--ssh-key-dir",
+            metavar="DIR",
+            help="Directory holding the SSH key pair (id_ed25519, id_ecdsa or id_rsa) for git access.",
+            rich_help_panel=_WHERE,
+        ),
     ] = None,
     generate_ssh_key: Annotated[
         bool,
-        typer.Option("--generate-ssh-key", help="Create an ed25519 key pair in the SSH key directory if it has none.",
-                     rich_help_panel=_WHERE),
+        typer.Option(
+            "--generate-ssh-key",
+            help="Create an ed25519 key pair in the SSH key directory if it has none.",
+            rich_help_panel=_WHERE,
+        ),
     ] = False,
     api_port: Annotated[
         int | None,
-        typer.Option("--api-port", metavar="PORT",
-                     help="Host port (on 127.0.0.1) of the orchestrator's API (default: 8080).",
-                     rich_help_panel=_WHERE),
+        typer.Option(
+            "--api-port",
+            metavar="PORT",
+            help="Host port (on 127.0.0.1) of the orchestrator's API (default: 8080).",
+            rich_help_panel=_WHERE,
+        ),
     ] = None,
     docker_socket: Annotated[
         str | None,
-        typer.Option("--docker-socket", metavar="PATH",
-                     help="The engine's socket on this host (default: from DOCKER_HOST, else /var/run/docker.sock).",
-                     rich_help_panel=_WHERE),
+        typer.Option(
+            "--docker-socket",
+            metavar="PATH",
+            help="The engine's socket on this host (default: from DOCKER_HOST, else /var/run/docker.sock).",
+            rich_help_panel=_WHERE,
+        ),
     ] = None,
     source_dir: Annotated[
         str | None,
-        typer.Option("--source-dir", metavar="DIR",
-                     help="The orchestrator's checkout, to build the images from (default: this checkout).",
-                     rich_help_panel=_WHERE),
+        typer.Option(
+            "--source-dir",
+            metavar="DIR",
+            help="The orchestrator's checkout, to build the images from (default: this checkout).",
+            rich_help_panel=_WHERE,
+        ),
     ] = None,
     etcd_client_port: Annotated[
         int | None,
-        typer.Option("--etcd-client-port", metavar="PORT", help="Host port (on 127.0.0.1) of etcd's client API (default: 2379).", rich_help_panel=_DEPLOY),
+        typer.Option(
+            "--etcd-client-port",
+            metavar="PORT",
+            help="Host port (on 127.0.0.1) of etcd's client API (default: 2379).",
+            rich_help_panel=_DEPLOY,
+        ),
     ] = None,
     etcd_peer_port: Annotated[
         int | None,
-        typer.Option("--etcd-peer-port", metavar="PORT", help="Host port of etcd's peer API on the public IP, part of this member's peer URL (default: 2380).", rich_help_panel=_DEPLOY),
+        typer.Option(
+            "--etcd-peer-port",
+            metavar="PORT",
+            help="Host port of etcd's peer API on the public IP, part of this member's peer URL (default: 2380).",
+            rich_help_panel=_DEPLOY,
+        ),
     ] = None,
     orchestrator_image: Annotated[
         str | None,
-        typer.Option("--orchestrator-image", metavar="IMAGE", help="Orchestrator image (default: local/mao, see 'maoctl instance build-images').", rich_help_panel=_DEPLOY),
+        typer.Option(
+            "--orchestrator-image",
+            metavar="IMAGE",
+            help="Orchestrator image (default: local/mao, see 'maoctl instance build-images').",
+            rich_help_panel=_DEPLOY,
+        ),
     ] = None,
     executor_image: Annotated[
         str | None,
-        typer.Option("--executor-image", metavar="IMAGE", help="Executor image (default: local/executor).", rich_help_panel=_DEPLOY),
+        typer.Option(
+            "--executor-image",
+            metavar="IMAGE",
+            help="Executor image (default: local/executor).",
+            rich_help_panel=_DEPLOY,
+        ),
     ] = None,
     etcd_image: Annotated[
         str | None,
-        typer.Option("--etcd-image", metavar="IMAGE", help="etcd image (default: the official quay.io/coreos/etcd:v3.5.17).", rich_help_panel=_DEPLOY),
+        typer.Option(
+            "--etcd-image",
+            metavar="IMAGE",
+            help="etcd image (default: the official quay.io/coreos/etcd:v3.5.17).",
+            rich_help_panel=_DEPLOY,
+        ),
     ] = None,
     postgres_image: Annotated[
         str | None,
-        typer.Option("--postgres-image", metavar="IMAGE", help="PostgreSQL image (default: the official postgres:15).", rich_help_panel=_DEPLOY),
+        typer.Option(
+            "--postgres-image",
+            metavar="IMAGE",
+            help="PostgreSQL image (default: the official postgres:15).",
+            rich_help_panel=_DEPLOY,
+        ),
     ] = None,
     services_subnet: Annotated[
         str | None,
-        typer.Option("--services-subnet", metavar="CIDR", help="Subnet of the services' network (default: the engine chooses).", rich_help_panel=_DEPLOY),
+        typer.Option(
+            "--services-subnet",
+            metavar="CIDR",
+            help="Subnet of the services' network (default: the engine chooses).",
+            rich_help_panel=_DEPLOY,
+        ),
     ] = None,
     steps_subnet: Annotated[
         str | None,
-        typer.Option("--steps-subnet", metavar="CIDR", help="Subnet of the steps' network (default: the engine chooses).", rich_help_panel=_DEPLOY),
+        typer.Option(
+            "--steps-subnet",
+            metavar="CIDR",
+            help="Subnet of the steps' network (default: the engine chooses).",
+            rich_help_panel=_DEPLOY,
+        ),
     ] = None,
     force: Annotated[
         bool,
-        typer.Option("--force", help="Rewrite the configuration of an existing install directory (data is kept).",
-                     rich_help_panel=_HOW),
+        typer.Option(
+            "--force",
+            help="Rewrite the configuration of an existing install directory (data is kept).",
+            rich_help_panel=_HOW,
+        ),
     ] = False,
     non_interactive: Annotated[
         bool,
@@ -152,14 +235,18 @@ def install(
     ] = False,
     resume: Annotated[
         bool,
-        typer.Option("--resume", help="Continue an installation stopped at the federation-contact step.",
-                     rich_help_panel=_HOW),
+        typer.Option(
+            "--resume", help="Continue an installation stopped at the federation-contact step.", rich_help_panel=_HOW
+        ),
     ] = False,
     state_file: Annotated[
         str | None,
-        typer.Option("--state-file", metavar="PATH",
-                     help="Where a stopped installation keeps its answers (default: ~/.config/mao/install-state.json).",
-                     rich_help_panel=_HOW),
+        typer.Option(
+            "--state-file",
+            metavar="PATH",
+            help="Where a stopped installation keeps its answers (default: ~/.config/mao/install-state.json).",
+            rich_help_panel=_HOW,
+        ),
     ] = None,
 ) -> None:
     """Install a new MAO instance: checks prerequisites, asks for its parameters (or takes

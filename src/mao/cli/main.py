@@ -10,16 +10,16 @@ import typer
 from rich.markup import escape
 
 from mao import __version__
-from mao.cli.output import err_console
+from mao.cli import vote_cmds  # noqa: F401 - adds `dataset votes` and `dataset resolve`
 from mao.cli.executor_cmds import executor_app
 from mao.cli.federation_cmds import federation_app
 from mao.cli.instance_cmds import instance_app
 from mao.cli.marketplace_cmds import marketplace_app
+from mao.cli.output import err_console
 from mao.cli.pipeline_cmds import pipeline_app, repo_app
 from mao.cli.registry_cmds import dataset_app, tool_app
 from mao.cli.runs_cmds import runs_app
 from mao.cli.serve import serve
-from mao.cli import vote_cmds  # noqa: F401 - adds `dataset votes` and `dataset resolve`
 from mao.cli.state import DEFAULT_URL, State
 from mao.errors import MAOError
 
@@ -42,10 +42,17 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     url: Annotated[str, typer.Option("--url", envvar="MAO_URL", help="Orchestrator API URL.")] = DEFAULT_URL,
-    token: Annotated[str | None, typer.Option("--token", envvar="MAO_API_TOKEN", help="API token, if the API needs one.", show_default=False)] = None,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", envvar="MAO_API_TOKEN", help="API token, if the API needs one.", show_default=False),
+    ] = None,
     json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")] = False,
-    config: Annotated[str | None, typer.Option("--config", envvar="MAO_CONFIG", help="YAML config file for local commands.")] = None,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+    config: Annotated[
+        str | None, typer.Option("--config", envvar="MAO_CONFIG", help="YAML config file for local commands.")
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
 ) -> None:
     ctx.obj = State(url=url, token=token, json=json, config=config)
     ctx.call_on_close(ctx.obj.close)

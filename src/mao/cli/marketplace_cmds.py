@@ -6,7 +6,7 @@ import json as jsonlib
 import signal
 import sys
 import threading
-from enum import Enum
+from enum import StrEnum
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -30,14 +30,16 @@ marketplace_app = typer.Typer(
 MarketplaceUrlOpt = Annotated[
     str | None,
     typer.Option(
-        "--marketplace-url", envvar="MAO_MARKETPLACE_URL", show_default=False,
+        "--marketplace-url",
+        envvar="MAO_MARKETPLACE_URL",
+        show_default=False,
         help="Catalogue base: http(s):// or file:// URL, a directory, or 'builtin' (the sample shipped with maoctl). "
-             "Default: marketplace_url from the config file.",
+        "Default: marketplace_url from the config file.",
     ),
 ]
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     federations = "federations"
     tools = "tools"
     pipelines = "pipelines"
@@ -74,24 +76,41 @@ def marketplace_list(
             if st.json:
                 output.print_json([f.model_dump(exclude_none=True) for f in federations])
                 return
-            output.table("Federations", ["name", "operator", "contact", "etcd peers", "description"], (
-                _cells(f.name, f.operator, f.contact, f.etcd_peer_hint, f.description) for f in federations))
+            output.table(
+                "Federations",
+                ["name", "operator", "contact", "etcd peers", "description"],
+                (_cells(f.name, f.operator, f.contact, f.etcd_peer_hint, f.description) for f in federations),
+            )
         elif kind is Kind.tools:
             tools = market.tools()
             if st.json:
                 output.print_json([t.model_dump() for t in tools])
                 return
-            output.table("Tools", ["name", "image", "author", "artefact", "description"], (
-                _cells(t.name, t.image, t.author, t.artefact, t.description) for t in tools))
+            output.table(
+                "Tools",
+                ["name", "image", "author", "artefact", "description"],
+                (_cells(t.name, t.image, t.author, t.artefact, t.description) for t in tools),
+            )
         else:
             pipelines = market.pipelines()
             if st.json:
                 output.print_json([p.definition() for p in pipelines])
                 return
-            output.table("Pipelines", ["name", "steps", "tools", "datasets", "private variables", "description"], (
-                _cells(p.name, " → ".join(s.name for s in p.steps), ", ".join(p.tools()), ", ".join(p.datasets()),
-                       ", ".join(p.placeholders()), p.description)
-                for p in pipelines))
+            output.table(
+                "Pipelines",
+                ["name", "steps", "tools", "datasets", "private variables", "description"],
+                (
+                    _cells(
+                        p.name,
+                        " → ".join(s.name for s in p.steps),
+                        ", ".join(p.tools()),
+                        ", ".join(p.datasets()),
+                        ", ".join(p.placeholders()),
+                        p.description,
+                    )
+                    for p in pipelines
+                ),
+            )
 
 
 def _handler(directory: Path, quiet: bool) -> type[BaseHTTPRequestHandler]:
@@ -149,7 +168,9 @@ def _stop(signum: int, frame: Any) -> None:
 
 @marketplace_app.command("serve")
 def marketplace_serve(
-    directory: Annotated[Path, typer.Argument(help="Directory holding federations.json, tools.json and pipelines.json.")],
+    directory: Annotated[
+        Path, typer.Argument(help="Directory holding federations.json, tools.json and pipelines.json.")
+    ],
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free port).")] = 8090,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not log requests.")] = False,
@@ -157,10 +178,14 @@ def marketplace_serve(
     """Host a private marketplace catalogue over HTTP (for `--marketplace-url http://HOST:PORT`)."""
     directory = directory.expanduser().absolute()
     if not directory.is_dir():
-        raise MarketplaceError(f"{directory} is not a directory; give the folder holding {', '.join(f'{k}.json' for k in KINDS)}")
+        raise MarketplaceError(
+            f"{directory} is not a directory; give the folder holding {', '.join(f'{k}.json' for k in KINDS)}"
+        )
     missing = [f"{k}.json" for k in KINDS if not (directory / f"{k}.json").is_file()]
     if missing:
-        raise MarketplaceError(f"{directory} has no {', '.join(missing)}; a catalogue needs {', '.join(f'{k}.json' for k in KINDS)}")
+        raise MarketplaceError(
+            f"{directory} has no {', '.join(missing)}; a catalogue needs {', '.join(f'{k}.json' for k in KINDS)}"
+        )
     with Marketplace(str(directory)) as market:
         counts = market.check()
     try:

@@ -67,7 +67,9 @@ def prompt_definition() -> dict[str, Any]:
             step["cmd"] = cmd
         env = typer.prompt(
             "  Environment, KEY=VALUE separated by commas ({{ NAME }} for a private variable)",
-            default="", show_default=False, value_proc=_parse_env,
+            default="",
+            show_default=False,
+            value_proc=_parse_env,
         )
         if env:
             step["env"] = env
@@ -88,13 +90,20 @@ def pipeline_add(
     st = state(ctx, json)
     definition = load_definition(file) if file else prompt_definition()
     placeholders = sorted(
-        {v.strip()[2:-2].strip() for s in definition.get("steps", []) if isinstance(s, dict)
-         for v in (s.get("env") or {}).values() if isinstance(v, str) and v.strip().startswith("{{")}
+        {
+            v.strip()[2:-2].strip()
+            for s in definition.get("steps", [])
+            if isinstance(s, dict)
+            for v in (s.get("env") or {}).values()
+            if isinstance(v, str) and v.strip().startswith("{{")
+        }
     )
     given = definition.setdefault("private_variables", {})
     for name in placeholders:
         if name not in given and not file:
-            given[name] = typer.prompt(f"Value of private variable {name} (kept on this instance only)", hide_input=True)
+            given[name] = typer.prompt(
+                f"Value of private variable {name} (kept on this instance only)", hide_input=True
+            )
     result = st.client.post("/pipeline/init", json=definition)
     if st.json:
         output.print_json(result)
@@ -103,7 +112,9 @@ def pipeline_add(
 
 
 @pipeline_app.command("get")
-def pipeline_get(ctx: typer.Context, name: Annotated[str | None, typer.Option("--name")] = None, json: JsonOpt = False) -> None:
+def pipeline_get(
+    ctx: typer.Context, name: Annotated[str | None, typer.Option("--name")] = None, json: JsonOpt = False
+) -> None:
     """List this instance's pipelines, or show one with --name."""
     st = state(ctx, json)
     if name:
@@ -112,23 +123,49 @@ def pipeline_get(ctx: typer.Context, name: Annotated[str | None, typer.Option("-
             output.print_json(data)
             return
         output.fields({k: v for k, v in data.items() if k != "steps"}, title=f"pipeline {name}")
-        output.table("Steps", ["step", "tool", "input", "output", "cmd", "env"], (
-            [s["name"], s["tool"], s.get("input_dataset"), s["output_dataset"], s.get("cmd"),
-             ", ".join(f"{k}={v}" for k, v in (s.get("env") or {}).items())] for s in data["steps"]))
+        output.table(
+            "Steps",
+            ["step", "tool", "input", "output", "cmd", "env"],
+            (
+                [
+                    s["name"],
+                    s["tool"],
+                    s.get("input_dataset"),
+                    s["output_dataset"],
+                    s.get("cmd"),
+                    ", ".join(f"{k}={v}" for k, v in (s.get("env") or {}).items()),
+                ]
+                for s in data["steps"]
+            ),
+        )
         return
     data = st.client.get("/pipeline")
     if st.json:
         output.print_json(data)
         return
-    output.table("Pipelines", ["name", "steps", "schedule", "next run", "description"], (
-        [p["name"], " → ".join(s["name"] for s in p["steps"]), (p["schedule"] or {}).get("cron"),
-         (p["schedule"] or {}).get("next_run_time"), p["description"]] for p in data["pipelines"]))
+    output.table(
+        "Pipelines",
+        ["name", "steps", "schedule", "next run", "description"],
+        (
+            [
+                p["name"],
+                " → ".join(s["name"] for s in p["steps"]),
+                (p["schedule"] or {}).get("cron"),
+                (p["schedule"] or {}).get("next_run_time"),
+                p["description"],
+            ]
+            for p in data["pipelines"]
+        ),
+    )
 
 
 @pipeline_app.command("remove")
 def pipeline_remove(
-    ctx: typer.Context, name: NameReq,
-    unregister: Annotated[bool, typer.Option("--unregister", help="Also remove it from the federation registry.")] = False,
+    ctx: typer.Context,
+    name: NameReq,
+    unregister: Annotated[
+        bool, typer.Option("--unregister", help="Also remove it from the federation registry.")
+    ] = False,
     json: JsonOpt = False,
 ) -> None:
     """Remove a pipeline (and its schedule) from this instance."""
@@ -139,11 +176,19 @@ def pipeline_remove(
 
 @pipeline_app.command("run")
 def pipeline_run(
-    ctx: typer.Context, name: NameReq,
-    cron: Annotated[str | None, typer.Option("--cron", help="Schedule with this crontab line instead of running now.")] = None,
+    ctx: typer.Context,
+    name: NameReq,
+    cron: Annotated[
+        str | None, typer.Option("--cron", help="Schedule with this crontab line instead of running now.")
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the run live; exit non-zero if it fails.")] = False,
-    slot: Annotated[str | None, typer.Option(
-        "--slot", help="Run now for this cron fire time (ISO-8601 UTC, e.g. 2026-11-28T12:00:00Z): backfill, re-run.")] = None,
+    slot: Annotated[
+        str | None,
+        typer.Option(
+            "--slot",
+            help="Run now for this cron fire time (ISO-8601 UTC, e.g. 2026-11-28T12:00:00Z): backfill, re-run.",
+        ),
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
     """Run a pipeline now (for --slot T if given), or schedule it with --cron."""
@@ -160,13 +205,15 @@ def pipeline_run(
     result = st.client.post("/pipeline/run", json=body)
     if cron:
         output.print_json(result) if st.json else output.ok(
-            f"pipeline {name} scheduled '{cron}' ({result['job']['timezone']}); next run {result['job']['next_run_time']}")
+            f"pipeline {name} scheduled '{cron}' ({result['job']['timezone']}); next run {result['job']['next_run_time']}"
+        )
         return
     run_id = result["run_id"]
     if not wait:
         where = f" for slot {slot}" if slot else ""
         output.print_json(result) if st.json else output.ok(
-            f"run {run_id} of {name}{where} started; `maoctl runs show {run_id}`")
+            f"run {run_id} of {name}{where} started; `maoctl runs show {run_id}`"
+        )
         return
     final = follow_run(st, run_id)
     if st.json:
@@ -177,7 +224,8 @@ def pipeline_run(
 
 @pipeline_app.command("schedule")
 def pipeline_schedule(
-    ctx: typer.Context, name: NameReq,
+    ctx: typer.Context,
+    name: NameReq,
     cron: Annotated[str, typer.Option("--cron", help="Crontab line, e.g. '0 12 * * *'.")],
     json: JsonOpt = False,
 ) -> None:
@@ -185,7 +233,8 @@ def pipeline_schedule(
     st = state(ctx, json)
     result = st.client.post("/pipeline/run", json={"name": name, "cron": cron})
     output.print_json(result) if st.json else output.ok(
-        f"pipeline {name} scheduled '{cron}'; next run {result['job']['next_run_time']}")
+        f"pipeline {name} scheduled '{cron}'; next run {result['job']['next_run_time']}"
+    )
 
 
 @pipeline_app.command("unschedule")
@@ -198,7 +247,8 @@ def pipeline_unschedule(ctx: typer.Context, name: NameReq, json: JsonOpt = False
 
 @pipeline_app.command("set-variable")
 def pipeline_set_variable(
-    ctx: typer.Context, name: NameReq,
+    ctx: typer.Context,
+    name: NameReq,
     variable: Annotated[str, typer.Option("--variable", help="Name used as {{ NAME }} in a step's env.")],
     value: Annotated[str | None, typer.Option("--value", help="Prompted (hidden) if omitted.")] = None,
     json: JsonOpt = False,
@@ -219,12 +269,19 @@ def tool_list_scheduled(ctx: typer.Context, json: JsonOpt = False) -> None:
     if st.json:
         output.print_json(jobs)
         return
-    output.table("Scheduled jobs", ["id", "pipeline", "cron", "timezone", "next run"],
-                 ([j["id"], j["pipeline"], j["cron"], j["timezone"], j["next_run_time"]] for j in jobs))
+    output.table(
+        "Scheduled jobs",
+        ["id", "pipeline", "cron", "timezone", "next run"],
+        ([j["id"], j["pipeline"], j["cron"], j["timezone"], j["next_run_time"]] for j in jobs),
+    )
 
 
 @tool_app.command("stop")
-def tool_stop(ctx: typer.Context, id: Annotated[str, typer.Option("--id", help="Job id from list-scheduled.")], json: JsonOpt = False) -> None:
+def tool_stop(
+    ctx: typer.Context,
+    id: Annotated[str, typer.Option("--id", help="Job id from list-scheduled.")],
+    json: JsonOpt = False,
+) -> None:
     """Stop a scheduled job."""
     st = state(ctx, json)
     result = st.client.delete(f"/jobs/{id}")
@@ -233,7 +290,8 @@ def tool_stop(ctx: typer.Context, id: Annotated[str, typer.Option("--id", help="
 
 @repo_app.command("add")
 def repo_add(
-    ctx: typer.Context, name: Annotated[str, typer.Option("--name")],
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option("--name")],
     register: Annotated[bool, typer.Option("--register", help="Also register it as a dataset.")] = False,
     json: JsonOpt = False,
 ) -> None:

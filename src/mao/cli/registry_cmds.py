@@ -46,7 +46,9 @@ def tool_add(
     name: Annotated[str, typer.Option("--name", help="Tool name: letters, digits, - and _.")],
     image: Annotated[str, typer.Option("--image", help="Container image, e.g. mao/collector:1.0.")],
     author: Annotated[str, typer.Option("--author")] = "",
-    data_repo: Annotated[str, typer.Option("--data_repo", "--data-repo", help="Git URL of the tool's data repository.")] = "",
+    data_repo: Annotated[
+        str, typer.Option("--data_repo", "--data-repo", help="Git URL of the tool's data repository.")
+    ] = "",
     code_repo: Annotated[str, typer.Option("--code_repo", "--code-repo", help="URL of the tool's source code.")] = "",
     artefact: Annotated[str, typer.Option("--artefact", help="Kind of artefact the tool studies.")] = "",
     description: Annotated[str, typer.Option("--description")] = "",
@@ -55,8 +57,13 @@ def tool_add(
     """Register a tool in the federation registry."""
     st = state(ctx, json)
     body = {
-        "name": name, "image": image, "author": author, "data_repo": data_repo,
-        "code_repo": code_repo, "artefact": artefact, "description": description,
+        "name": name,
+        "image": image,
+        "author": author,
+        "data_repo": data_repo,
+        "code_repo": code_repo,
+        "artefact": artefact,
+        "description": description,
     }
     result = st.client.post("/registry/tools", json=body)
     output.print_json(result) if st.json else output.ok(f"tool {name} registered ({image})")
@@ -85,11 +92,15 @@ def dataset_get(ctx: typer.Context, name: NameOpt = None, json: JsonOpt = False)
 def dataset_add(
     ctx: typer.Context,
     name: Annotated[str, typer.Option("--name")],
-    git_url: Annotated[str, typer.Option("--git_url", "--git-url", help="ssh, https or file URL, or an absolute path.")],
-    policy: Annotated[str, typer.Option(
-        "--policy", help="How ground-truth is agreed: 'merge' every node change, or 'vote' per slot.")] = "merge",
-    vote_deadline: Annotated[int, typer.Option(
-        "--vote-deadline", help="Seconds after a slot opens by which it is tallied (policy vote).")] = 600,
+    git_url: Annotated[
+        str, typer.Option("--git_url", "--git-url", help="ssh, https or file URL, or an absolute path.")
+    ],
+    policy: Annotated[
+        str, typer.Option("--policy", help="How ground-truth is agreed: 'merge' every node change, or 'vote' per slot.")
+    ] = "merge",
+    vote_deadline: Annotated[
+        int, typer.Option("--vote-deadline", help="Seconds after a slot opens by which it is tallied (policy vote).")
+    ] = 600,
     json: JsonOpt = False,
 ) -> None:
     """Register a dataset (a git repository) in the federation registry."""

@@ -16,8 +16,16 @@ runs_app = typer.Typer(help="Run history: list, show, logs, cancel.", no_args_is
 
 S = RunStatus
 ACTIVE = frozenset(s.value for s in STATUS_ACTIVE)
-STYLE: dict[str, str] = {S.SUCCEEDED: "green", S.RUNNING: "cyan", S.PENDING: "dim", S.FAILED: "red", S.TIMED_OUT: "red",
-         S.CONFLICT: "yellow", S.CANCELLED: "yellow", S.INTERRUPTED: "yellow"}
+STYLE: dict[str, str] = {
+    S.SUCCEEDED: "green",
+    S.RUNNING: "cyan",
+    S.PENDING: "dim",
+    S.FAILED: "red",
+    S.TIMED_OUT: "red",
+    S.CONFLICT: "yellow",
+    S.CANCELLED: "yellow",
+    S.INTERRUPTED: "yellow",
+}
 
 
 def _status(status: str) -> str:
@@ -51,7 +59,9 @@ def follow_run(st: State, run_id: int, poll: float = 0.5) -> dict[str, Any]:
             rest = st.client.get(f"/runs/{run_id}/logs", params={"after": after})
             for line in rest["lines"]:
                 _print_line(console, line)
-            console.print(f"run {run_id}: {_status(run['status'])}" + (f" — {run['error']}" if run.get("error") else ""))
+            console.print(
+                f"run {run_id}: {_status(run['status'])}" + (f" — {run['error']}" if run.get("error") else "")
+            )
             return run
         time.sleep(poll)
 
@@ -75,29 +85,76 @@ def runs_list(
     if st.json:
         output.print_json(runs)
         return
-    output.table("Runs", ["id", "pipeline", "status", "trigger", "slot", "started", "duration s", "steps"], (
-        [r["id"], r["pipeline"], _status(r["status"]), r["trigger"], r.get("slot"), r["started_at"], r["duration"],
-         " ".join(f"{s['name']}:{s['status']}" for s in r["steps"])] for r in runs))
+    output.table(
+        "Runs",
+        ["id", "pipeline", "status", "trigger", "slot", "started", "duration s", "steps"],
+        (
+            [
+                r["id"],
+                r["pipeline"],
+                _status(r["status"]),
+                r["trigger"],
+                r.get("slot"),
+                r["started_at"],
+                r["duration"],
+                " ".join(f"{s['name']}:{s['status']}" for s in r["steps"]),
+            ]
+            for r in runs
+        ),
+    )
 
 
 @runs_app.command("show")
-def runs_show(ctx: typer.Context, run_id: Annotated[int, typer.Argument(help="Run id.")], json: JsonOpt = False) -> None:
+def runs_show(
+    ctx: typer.Context, run_id: Annotated[int, typer.Argument(help="Run id.")], json: JsonOpt = False
+) -> None:
     """One run: its steps, statuses, commits, digests and durations."""
     st = state(ctx, json)
     run = st.client.get(f"/runs/{run_id}")
     if st.json:
         output.print_json(run)
         return
-    output.fields({k: (_status(v) if k == "status" else v) for k, v in run.items() if k != "steps"}, title=f"run {run_id}")
-    output.table("Steps", ["step", "tool", "status", "exit", "input commit", "output commit", "merge", "federation", "digest", "s", "error"], (
-        [s["name"], s["tool"], _status(s["status"]), s["exit_code"], _short(s["input_commit"]), _short(s["output_commit"]),
-         _short(s["merge_commit"]), (s.get("details") or {}).get("federation", ""),
-         (s["image_digest"] or "").removeprefix("sha256:")[:12], s["duration"], s["error"]] for s in run["steps"]))
+    output.fields(
+        {k: (_status(v) if k == "status" else v) for k, v in run.items() if k != "steps"}, title=f"run {run_id}"
+    )
+    output.table(
+        "Steps",
+        [
+            "step",
+            "tool",
+            "status",
+            "exit",
+            "input commit",
+            "output commit",
+            "merge",
+            "federation",
+            "digest",
+            "s",
+            "error",
+        ],
+        (
+            [
+                s["name"],
+                s["tool"],
+                _status(s["status"]),
+                s["exit_code"],
+                _short(s["input_commit"]),
+                _short(s["output_commit"]),
+                _short(s["merge_commit"]),
+                (s.get("details") or {}).get("federation", ""),
+                (s["image_digest"] or "").removeprefix("sha256:")[:12],
+                s["duration"],
+                s["error"],
+            ]
+            for s in run["steps"]
+        ),
+    )
 
 
 @runs_app.command("logs")
 def runs_logs(
-    ctx: typer.Context, run_id: Annotated[int, typer.Argument(help="Run id.")],
+    ctx: typer.Context,
+    run_id: Annotated[int, typer.Argument(help="Run id.")],
     step: Annotated[str | None, typer.Option("--step")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")] = False,
     json: JsonOpt = False,

@@ -63,7 +63,9 @@ def open_store(settings: Settings) -> None:
 
 def serve(
     ctx: typer.Context,
-    host: Annotated[str | None, typer.Option("--host", help="Address to bind (default 127.0.0.1, MAO_API_HOST).")] = None,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address to bind (default 127.0.0.1, MAO_API_HOST).")
+    ] = None,
     port: Annotated[int | None, typer.Option("--port", help="Port (default 8080, MAO_API_PORT).")] = None,
     config: Annotated[str | None, typer.Option("--config", "-c", help="YAML config file (MAO_CONFIG).")] = None,
     data_dir: Annotated[str | None, typer.Option("--data-dir", help="Data directory (MAO_DATA_DIR).")] = None,

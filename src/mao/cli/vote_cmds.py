@@ -29,7 +29,8 @@ def _ballot(ballot: dict[str, Any] | None, slot: dict[str, Any]) -> str:
 
 @dataset_app.command("votes")
 def dataset_votes(
-    ctx: typer.Context, name: DatasetArg,
+    ctx: typer.Context,
+    name: DatasetArg,
     slot: Annotated[str | None, typer.Option("--slot", help="Only this slot (ISO-8601 UTC).")] = None,
     json: JsonOpt = False,
 ) -> None:
@@ -41,20 +42,48 @@ def dataset_votes(
     if st.json:
         output.print_json(result)
         return
-    output.table(f"Votes on {name}", ["slot", "pipeline/step", "outcome", "winner", "commit", "dissenters", "missing"], (
-        [s["slot"], f"{s['pipeline']}/{s['step']}", s["outcome"], _short(s["winner"]), _short(s["commit"]),
-         ", ".join(s["dissenters"]), ", ".join(s["missing"])] for s in result["slots"]))
+    output.table(
+        f"Votes on {name}",
+        ["slot", "pipeline/step", "outcome", "winner", "commit", "dissenters", "missing"],
+        (
+            [
+                s["slot"],
+                f"{s['pipeline']}/{s['step']}",
+                s["outcome"],
+                _short(s["winner"]),
+                _short(s["commit"]),
+                ", ".join(s["dissenters"]),
+                ", ".join(s["missing"]),
+            ]
+            for s in result["slots"]
+        ),
+    )
     for s in result["slots"]:
         winners = set(s.get("for") or [])
-        output.table(f"Ballots for {s['pipeline']}/{s['step']} at {s['slot']} ({s['outcome']})",
-                     ["instance", "ballot (output @ commit)", "role"], (
-            [inst, _ballot(b, s), "winner" if inst in winners else "dissenter" if inst in s["dissenters"]
-             else "missing" if b is None else ""] for inst, b in s["ballots"].items()))
+        output.table(
+            f"Ballots for {s['pipeline']}/{s['step']} at {s['slot']} ({s['outcome']})",
+            ["instance", "ballot (output @ commit)", "role"],
+            (
+                [
+                    inst,
+                    _ballot(b, s),
+                    "winner"
+                    if inst in winners
+                    else "dissenter"
+                    if inst in s["dissenters"]
+                    else "missing"
+                    if b is None
+                    else "",
+                ]
+                for inst, b in s["ballots"].items()
+            ),
+        )
 
 
 @dataset_app.command("resolve")
 def dataset_resolve(
-    ctx: typer.Context, name: DatasetArg,
+    ctx: typer.Context,
+    name: DatasetArg,
     slot: Annotated[str, typer.Option("--slot", help="The disputed slot (ISO-8601 UTC).")],
     pick: Annotated[str, typer.Option("--pick", help="The instance whose ballot becomes ground-truth.")],
     pipeline: Annotated[str | None, typer.Option("--pipeline", help="When several steps disputed this slot.")] = None,
@@ -72,4 +101,5 @@ def dataset_resolve(
         body["step"] = check_name(step, "step name")
     result = st.client.post(f"/datasets/{quote(name)}/resolve", json=body)
     output.print_json(result) if st.json else output.ok(
-        f"slot {body['slot']} of {name} resolved with {pick}'s ballot: {result['commit']}")
+        f"slot {body['slot']} of {name} resolved with {pick}'s ballot: {result['commit']}"
+    )

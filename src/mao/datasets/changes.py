@@ -90,7 +90,14 @@ class ChangesMixin:
         from mao.datasets.manager import _FIELD, _TRAILERS_FORMAT
 
         out = self.git.run(
-            ["log", "-z", "--fixed-strings", f"--grep=Mao-Slot: {slot}", f"--format=%H{_FIELD}{_TRAILERS_FORMAT}", head],
+            [
+                "log",
+                "-z",
+                "--fixed-strings",
+                f"--grep=Mao-Slot: {slot}",
+                f"--format=%H{_FIELD}{_TRAILERS_FORMAT}",
+                head,
+            ],
             clone,
         )
         for record in out.split("\0"):
@@ -99,8 +106,10 @@ class ChangesMixin:
             sha, raw = record.split(_FIELD, 1)
             found = self._parse_trailers(raw.strip("\n"))  # type: ignore[attr-defined]
             if (
-                found.get("Mao-Slot") == slot and found.get("Mao-Pipeline") == pipeline
-                and found.get("Mao-Step") == step and "Mao-Vote-For" in found
+                found.get("Mao-Slot") == slot
+                and found.get("Mao-Pipeline") == pipeline
+                and found.get("Mao-Step") == step
+                and "Mao-Vote-For" in found
             ):
                 return {"sha": sha.strip(), "trailers": found}
         return None
@@ -133,14 +142,22 @@ class ChangesMixin:
                     )
                 except GitError as exc:
                     last = exc
-                    logger.warning("dataset %s: push of the tally of %s failed (attempt %d of %d): %s",
-                                   name, slot, attempt + 1, attempts, exc.message)
+                    logger.warning(
+                        "dataset %s: push of the tally of %s failed (attempt %d of %d): %s",
+                        name,
+                        slot,
+                        attempt + 1,
+                        attempts,
+                        exc.message,
+                    )
                     continue
                 self._fetch(clone)  # type: ignore[attr-defined]
                 return sha, True
         assert last is not None
-        raise GitError(f"could not push the tally of slot {slot} to {GROUND_TRUTH} of dataset {name}: {last.message}",
-                       details=last.details)
+        raise GitError(
+            f"could not push the tally of slot {slot} to {GROUND_TRUTH} of dataset {name}: {last.message}",
+            details=last.details,
+        )
 
     def _tally_commit(self, clone: Path, commit: str, message: str, trailers: dict[str, str]) -> str:
         base = (
@@ -155,9 +172,7 @@ class ChangesMixin:
         env = {"GIT_INDEX_FILE": index}
         try:
             self.git.run(["read-tree", base], clone, env=env)
-            lines = "".join(
-                f"{e.mode} {e.blob}\t{e.path}\n" if e.blob else f"0 {_ZERO}\t{e.path}\n" for e in entries
-            )
+            lines = "".join(f"{e.mode} {e.blob}\t{e.path}\n" if e.blob else f"0 {_ZERO}\t{e.path}\n" for e in entries)
             if lines:
                 self.git.run(["update-index", "--index-info"], clone, input=lines, env=env)
             tree = self.git.run(["write-tree"], clone, env=env).strip()

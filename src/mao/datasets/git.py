@@ -240,9 +240,7 @@ class Git:
                     start_new_session=True,
                 )
             except OSError as exc:
-                raise GitError(
-                    f"cannot run git {self.subcommand(args)}: {exc}", details={"stderr": str(exc)}
-                ) from exc
+                raise GitError(f"cannot run git {self.subcommand(args)}: {exc}", details={"stderr": str(exc)}) from exc
             timed_out = threading.Event()
 
             def expire() -> None:

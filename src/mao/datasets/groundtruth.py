@@ -27,6 +27,7 @@ class GroundTruthMixin:
     retry_delay: float
 
     if TYPE_CHECKING:  # provided by DatasetManager
+
         def _lock(self, name: str) -> Any: ...
         def _existing_clone(self, name: str) -> Path: ...
         def _fetch(self, clone: Path) -> None: ...
@@ -69,7 +70,11 @@ class GroundTruthMixin:
                 last = error
                 logger.warning(
                     "dataset %s: push of %s failed (attempt %d of %d), fetching and merging again: %s",
-                    name, GROUND_TRUTH, attempt + 1, attempts, error.message if error else "",
+                    name,
+                    GROUND_TRUTH,
+                    attempt + 1,
+                    attempts,
+                    error.message if error else "",
                 )
         assert last is not None
         raise GitError(
@@ -106,7 +111,12 @@ class GroundTruthMixin:
                 )
                 logger.warning(
                     "dataset %s: %s changed %s since %s last agreed with it; the newest change is kept, "
-                    "the earlier one stays in %s's history", name, branch, ", ".join(superseded), branch, GROUND_TRUTH,
+                    "the earlier one stays in %s's history",
+                    name,
+                    branch,
+                    ", ".join(superseded),
+                    branch,
+                    GROUND_TRUTH,
                 )
         if result.returncode != 0:
             files = self._conflicted_files(worktree)
@@ -160,7 +170,7 @@ class GroundTruthMixin:
                 return False
             if (base and not base[-1].endswith("\n")) or (len(ours) > len(base) and not ours[-1].endswith("\n")):
                 return False
-            resolved[path] = "".join(ours + theirs[len(base):])
+            resolved[path] = "".join(ours + theirs[len(base) :])
         for path, content in resolved.items():
             (worktree / path).write_bytes(content.encode("utf-8", "surrogateescape"))
             self.git.run(["add", "--force", "--", path], worktree)
@@ -189,7 +199,9 @@ class GroundTruthMixin:
         """One push of local ``branch`` to origin (no retry); the error, or None when it went through."""
         clone = self._existing_clone(name)
         try:
-            self.git.run(["push", "--quiet", "--no-verify", "origin", f"refs/heads/{branch}:refs/heads/{branch}"], clone)
+            self.git.run(
+                ["push", "--quiet", "--no-verify", "origin", f"refs/heads/{branch}:refs/heads/{branch}"], clone
+            )
         except GitError as exc:
             return exc
         return None
@@ -200,7 +212,7 @@ class GroundTruthMixin:
 
 
 def _common_prefix(ours: list[str], theirs: list[str]):
-    for a, b in zip(ours, theirs):
+    for a, b in zip(ours, theirs, strict=False):
         if a != b:
             return
         yield a

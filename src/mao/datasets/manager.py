@@ -407,12 +407,7 @@ class DatasetManager(GroundTruthMixin, ChangesMixin):
                     start = local
                     diverged = not self._is_ancestor(clone, remote, local)
             else:
-                start = (
-                    remote
-                    or local
-                    or self._agreed(clone)
-                    or self._empty_root(clone)
-                )
+                start = remote or local or self._agreed(clone) or self._empty_root(clone)
             worktree = self._checkout(name, clone, branch, start)
             if diverged:
                 self._merge_diverged(name, worktree, branch, start)
@@ -449,9 +444,7 @@ class DatasetManager(GroundTruthMixin, ChangesMixin):
         if done.returncode != 0:
             self.git.call(["merge", "--abort"], worktree)
             self._clean(worktree, branch, head)
-            logger.warning(
-                "dataset %s: cannot take %s into %s: %s", name, GROUND_TRUTH, branch, done.stderr.strip()
-            )
+            logger.warning("dataset %s: cannot take %s into %s: %s", name, GROUND_TRUTH, branch, done.stderr.strip())
 
     def _merge_diverged(self, name: str, worktree: Path, branch: str, local: str) -> None:
         """Local and origin both have commits the other lacks: keep both by merging origin in."""
@@ -482,7 +475,7 @@ class DatasetManager(GroundTruthMixin, ChangesMixin):
             try:
                 self.git.run(["add", "--all", "--force"], path)
             except GitError as exc:
-                raise _nested_git_error(name, path) or exc
+                raise (_nested_git_error(name, path) or exc) from exc
             args = ["diff", "--cached", "--quiet"]
             changed = self.git.call(args, path)
             if changed.returncode == 0:
@@ -760,9 +753,7 @@ def _extract(archive: tarfile.TarFile, dest: Path) -> None:
 
 def _nested_git_error(name: str, worktree: Path) -> GitError | None:
     """One clear line when the tool left a ``.git`` of its own inside its output."""
-    nested = sorted(
-        str(p.relative_to(worktree)) for p in worktree.rglob(".git") if p.parent != worktree
-    )
+    nested = sorted(str(p.relative_to(worktree)) for p in worktree.rglob(".git") if p.parent != worktree)
     if not nested:
         return None
     return GitError(
@@ -771,4 +762,3 @@ def _nested_git_error(name: str, worktree: Path) -> GitError | None:
         "(e.g. clone with --depth 1 into a temporary directory, or remove the .git folder before exiting)",
         details={"nested": nested},
     )
-

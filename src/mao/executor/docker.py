@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import docker
 import docker.errors
 import requests
 from docker.utils import parse_repository_tag
 
+import docker
 from mao.errors import map_errors
 from mao.executor.base import (
     DOCKER_SOCKET,
@@ -114,9 +114,7 @@ class _LogPump:
         self.error: BaseException | None = None
         self._lock = threading.Lock()  # one reader at a time feeds the lines
         self._abandoned = False
-        self.thread = threading.Thread(
-            target=self._follow, name=f"mao-{stream}-{container.short_id}", daemon=True
-        )
+        self.thread = threading.Thread(target=self._follow, name=f"mao-{stream}-{container.short_id}", daemon=True)
 
     def _read(self, follow: bool) -> None:
         """Read the stream from its start, passing on only what has not arrived yet."""
@@ -144,7 +142,7 @@ class _LogPump:
                 # silent for the client's timeout is opened again.
                 if self._abandoned:
                     return
-            except BaseException as exc:  # reported by finish()
+            except BaseException as exc:  # noqa: BLE001 - reported by finish()
                 self.error = exc
                 return
 
@@ -181,7 +179,7 @@ class _Watch(threading.Thread):
     def run(self) -> None:
         try:
             self.result = self._target_call()
-        except BaseException as exc:  # reported to the caller, never lost
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller, never lost
             self.error = exc
 
 
@@ -248,9 +246,7 @@ class DockerExecutor(Executor):
         try:
             output_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            return StepResult(
-                status=RunStatus.FAILED, error=f"cannot create the output directory {output_dir}: {exc}"
-            )
+            return StepResult(status=RunStatus.FAILED, error=f"cannot create the output directory {output_dir}: {exc}")
 
         container = None
         digest: str | None = None
@@ -385,8 +381,7 @@ class DockerExecutor(Executor):
         except docker.errors.ImageNotFound as exc:
             if policy == "never":
                 raise _StepFailed(
-                    f"image {image!r} not found: not present on the engine at {self.url} "
-                    "and the pull policy is 'never'"
+                    f"image {image!r} not found: not present on the engine at {self.url} and the pull policy is 'never'"
                 ) from exc
         return self._pull(image)
 

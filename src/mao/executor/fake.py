@@ -81,7 +81,7 @@ class FakeExecutor(Executor):
         def body() -> None:
             try:
                 outcome["exit_code"] = int(tool(spec, sink))
-            except BaseException as exc:  # a crashing tool is a failed step, as in a container
+            except BaseException as exc:  # noqa: BLE001 - a crashing tool is a failed step, as in a container
                 outcome["error"] = exc
             finally:
                 finished.set()
@@ -125,9 +125,7 @@ class FakeExecutor(Executor):
     def remove_run_containers(self, run_id: int | None = None) -> int:
         """Stops the steps still running (of ``run_id``, or all): they end "cancelled"."""
         with self._lock:
-            matching = [
-                stop for spec, stop in self._running.values() if run_id is None or spec.run_id == run_id
-            ]
+            matching = [stop for spec, stop in self._running.values() if run_id is None or spec.run_id == run_id]
         for stop in matching:
             stop.set()
         return len(matching)

@@ -195,7 +195,9 @@ class RemoteExecutor(Executor):
 
     def _service(self) -> map_errors:
         return map_errors(
-            "http", f"cannot reach the executor service at {self.url}: {{error}}", error=ExecutorError,
+            "http",
+            f"cannot reach the executor service at {self.url}: {{error}}",
+            error=ExecutorError,
             details={"url": self.url},
         )
 
@@ -217,8 +219,11 @@ class RemoteExecutor(Executor):
                 f"the executor service at {self.url} is unhealthy: {_message(response)}", details={"url": self.url}
             )
         body = response.json()
-        return {"engine": str(body.get("engine", "unknown")), "version": str(body.get("version", "unknown")),
-                "url": self.url}
+        return {
+            "engine": str(body.get("engine", "unknown")),
+            "version": str(body.get("version", "unknown")),
+            "url": self.url,
+        }
 
     def close(self) -> None:
         self.client.close()
@@ -250,7 +255,9 @@ def spec_to_json(spec: StepSpec) -> dict[str, Any]:
 def _result(body: dict[str, Any], url: str) -> StepResult:
     status = body.get("status")
     if status not in OUTCOMES:
-        return StepResult(status=RunStatus.FAILED, error=f"the executor service at {url} reported step status {status!r}")
+        return StepResult(
+            status=RunStatus.FAILED, error=f"the executor service at {url} reported step status {status!r}"
+        )
     exit_code = body.get("exit_code")
     return StepResult(
         status=status,

@@ -54,11 +54,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mao import __version__
-from mao.web import error_body, install_error_handlers, token_checker
 from mao.errors import Conflict, InvalidInput, MAOError, NotFound
 from mao.executor.base import Executor, PullPolicy, StepResult, StepSpec
 from mao.status import RunStatus
 from mao.validation import Name, check_name
+from mao.web import error_body, install_error_handlers, token_checker
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +234,9 @@ class StepTable:
             result = self.executor.run(step.spec, step.append, step.cancel)
         except Exception as exc:  # executors do not raise for a step's failure; this is a bug
             log.exception("step %s (run %s) crashed the executor", step.spec.step, step.spec.run_id)
-            result = StepResult(status=RunStatus.FAILED, error=f"executor service error: {exc.__class__.__name__}: {exc}")
+            result = StepResult(
+                status=RunStatus.FAILED, error=f"executor service error: {exc.__class__.__name__}: {exc}"
+            )
         step.finish(result)
         log.info("step %s of run %s %s", step.spec.step, step.spec.run_id, result.status)
 

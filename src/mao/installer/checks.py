@@ -57,7 +57,7 @@ GIT_DOCS = "https://git-scm.com/downloads"
 def _run(argv: Sequence[str]) -> tuple[int, str]:
     try:
         proc = subprocess.run(
-            list(argv), capture_output=True, text=True, timeout=CHECK_TIMEOUT, stdin=subprocess.DEVNULL
+            list(argv), capture_output=True, text=True, timeout=CHECK_TIMEOUT, stdin=subprocess.DEVNULL, check=False
         )
     except subprocess.TimeoutExpired:
         return 124, f"no answer within {CHECK_TIMEOUT:.0f} s"

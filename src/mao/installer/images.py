@@ -38,7 +38,7 @@ def _run(argv: Sequence[str]) -> int:
     try:
         timeout = WHEEL_TIMEOUT if "wheel" in argv[:4] else BUILD_TIMEOUT
         env = {**os.environ, **REPRODUCIBLE_ENV}
-        return subprocess.run(list(argv), stdin=subprocess.DEVNULL, timeout=timeout, env=env).returncode
+        return subprocess.run(list(argv), stdin=subprocess.DEVNULL, timeout=timeout, env=env, check=False).returncode
     except subprocess.TimeoutExpired:
         return 124
     except OSError as exc:
@@ -77,8 +77,16 @@ class ImageBuild:
     def build_commands(self) -> list[list[str]]:
         commands = []
         for tag, dockerfile in ((self.orchestrator_tag, "Dockerfile"), (self.executor_tag, "Dockerfile_executor")):
-            argv = [self.engine, "build", "--build-arg", f"PYTHON_IMAGE={self.base_image}", "-t", tag,
-                    "-f", str(self.source_dir / dockerfile)]
+            argv = [
+                self.engine,
+                "build",
+                "--build-arg",
+                f"PYTHON_IMAGE={self.base_image}",
+                "-t",
+                tag,
+                "-f",
+                str(self.source_dir / dockerfile),
+            ]
             if self.network:
                 argv += ["--network", self.network]
             commands.append([*argv, str(self.source_dir)])

@@ -27,6 +27,7 @@ def generate_key(directory: Path, comment: str) -> Path:
         text=True,
         stdin=subprocess.DEVNULL,
         timeout=60,
+        check=False,
     )
     if proc.returncode != 0:
         raise MAOError(f"ssh-keygen failed to create {key}: {(proc.stderr or proc.stdout).strip()}")
@@ -56,7 +57,12 @@ def read_public_key(directory: Path) -> tuple[Path, str]:
     if not keygen:
         raise NotFound(f"{public} is missing and {KEYGEN_HINT}")
     proc = subprocess.run(
-        [keygen, "-y", "-f", str(key)], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30
+        [keygen, "-y", "-f", str(key)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=30,
+        check=False,
     )
     if proc.returncode != 0 or not proc.stdout.strip():
         raise MAOError(f"cannot derive the public key of {key}: {(proc.stderr or proc.stdout).strip()}")

@@ -35,7 +35,9 @@ def _from_ip_command() -> list[LocalAddress] | None:
     if not exe:
         return None
     try:
-        proc = subprocess.run([exe, "-j", "addr"], capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [exe, "-j", "addr"], capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL, check=False
+        )
         data = json.loads(proc.stdout) if proc.returncode == 0 else None
     except (OSError, subprocess.TimeoutExpired, ValueError):
         return None

@@ -84,14 +84,30 @@ class InstallOptions:
 
 
 DEPLOYMENT_KEYS = (
-    "etcd_client_port", "etcd_peer_port", "orchestrator_image", "executor_image", "etcd_image", "postgres_image",
-    "services_subnet", "steps_subnet",
+    "etcd_client_port",
+    "etcd_peer_port",
+    "orchestrator_image",
+    "executor_image",
+    "etcd_image",
+    "postgres_image",
+    "services_subnet",
+    "steps_subnet",
 )
 """Settings of the compose deployment that have defaults and are never asked for."""
 
 ANSWER_KEYS = (
-    "federate", "federation", "install_dir", "instance_name", "public_ip", "git_email", "ssh_key_dir",
-    "etcd_initial_cluster", "marketplace_url", "api_port", "docker_socket", "source_dir",
+    "federate",
+    "federation",
+    "install_dir",
+    "instance_name",
+    "public_ip",
+    "git_email",
+    "ssh_key_dir",
+    "etcd_initial_cluster",
+    "marketplace_url",
+    "api_port",
+    "docker_socket",
+    "source_dir",
     *DEPLOYMENT_KEYS,
 )
 
@@ -153,7 +169,12 @@ def git_email_default() -> str | None:
         return None
     try:
         proc = subprocess.run(
-            [git, "config", "--get", "user.email"], capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL
+            [git, "config", "--get", "user.email"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            stdin=subprocess.DEVNULL,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -162,5 +183,3 @@ def git_email_default() -> str | None:
         return check_email(value) if value else None
     except InvalidInput:
         return None
-
-

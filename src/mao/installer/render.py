@@ -226,7 +226,12 @@ def render_compose(plan: InstallPlan) -> dict[str, Any]:
             "restart": "unless-stopped",
             "entrypoint": [ENTRYPOINT],
             "command": [
-                "executor", "serve", "--host", "0.0.0.0", "--port", str(EXECUTOR_PORT),
+                "executor",
+                "serve",
+                "--host",
+                "0.0.0.0",
+                "--port",
+                str(EXECUTOR_PORT),
             ],
             "environment": {
                 **common_env,

@@ -152,7 +152,9 @@ def parse_initial_cluster(value: str) -> list[ClusterMember]:
             )
         match = _PEER_URL_RE.match(url)
         if not match or not 1 <= int(match["port"]) <= 65535:
-            raise InvalidInput(f"malformed ETCD_INITIAL_CLUSTER entry {part!r}: the peer URL must look like http://IP:2380")
+            raise InvalidInput(
+                f"malformed ETCD_INITIAL_CLUSTER entry {part!r}: the peer URL must look like http://IP:2380"
+            )
         members.append(ClusterMember(name, url))
     return members
 

@@ -525,5 +525,3 @@ class Installer:
 
 def run_install(options: InstallOptions, ui: UI | None = None) -> Outcome:
     return Installer(options, ui or ClickUI()).run()
-
-

@@ -89,7 +89,9 @@ def _describe_errors(exc: ValidationError) -> str:
 class Marketplace:
     """A catalogue at ``url``; each file is fetched once, on first use."""
 
-    def __init__(self, url: str, *, timeout: float = DEFAULT_TIMEOUT, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self, url: str, *, timeout: float = DEFAULT_TIMEOUT, transport: httpx.BaseTransport | None = None
+    ) -> None:
         self.url = (url or "").strip()
         self._kind, self._base = _resolve(self.url)
         self._timeout = timeout
@@ -168,7 +170,9 @@ class Marketplace:
     def _client(self) -> httpx.Client:
         if self._http is None:
             self._http = httpx.Client(
-                timeout=self._timeout, follow_redirects=True, transport=self._transport,
+                timeout=self._timeout,
+                follow_redirects=True,
+                transport=self._transport,
                 headers={"Accept": "application/json"},
             )
         return self._http
@@ -176,8 +180,11 @@ class Marketplace:
     def _get(self, kind: str) -> bytes:
         url = self.where(kind)
         unreachable = map_errors(
-            "http", f"marketplace {url}: cannot be reached ({{error}})", error=MarketplaceError,
-            keep=(httpx.TimeoutException,), details={"url": url},
+            "http",
+            f"marketplace {url}: cannot be reached ({{error}})",
+            error=MarketplaceError,
+            keep=(httpx.TimeoutException,),
+            details={"url": url},
         )
         try:
             with unreachable, self._client().stream("GET", url) as response:
@@ -227,7 +234,8 @@ class Marketplace:
             raise self._fail(
                 kind,
                 f"{len(problems)} invalid {'entry' if len(problems) == 1 else 'entries'}: "
-                + "; ".join(shown) + (f" (and {more} more)" if more > 0 else ""),
+                + "; ".join(shown)
+                + (f" (and {more} more)" if more > 0 else ""),
             )
         return entries
 
@@ -237,8 +245,10 @@ class Marketplace:
             if not isinstance(data, list):
                 raise self._fail(kind, f'"{kind}" must be a JSON array, got {type(data).__name__}')
         if isinstance(data, list):
-            return [(item.get("name") if isinstance(item, dict) and isinstance(item.get("name"), str) else None, item)
-                    for item in data]
+            return [
+                (item.get("name") if isinstance(item, dict) and isinstance(item.get("name"), str) else None, item)
+                for item in data
+            ]
         if isinstance(data, dict):
             out: list[tuple[str | None, Any]] = []
             for key, item in data.items():
@@ -246,7 +256,9 @@ class Marketplace:
                     if "name" not in item:
                         item = {"name": key, **item}
                     elif item["name"] != key:
-                        raise self._fail(kind, f"entry {key!r} is named {item['name']!r}; the key and the name must match")
+                        raise self._fail(
+                            kind, f"entry {key!r} is named {item['name']!r}; the key and the name must match"
+                        )
                 out.append((key, item))
             return out
         raise self._fail(kind, f"expected a JSON array of {kind}, got {type(data).__name__}")

@@ -12,6 +12,12 @@ from mao.offline.replay import (
 )
 
 __all__ = [
-    "HANDLERS", "DefinitionCache", "FederationQueue", "FederationReplayer", "defer", "register_handler",
-    "start_replayer", "stop_replayer",
+    "HANDLERS",
+    "DefinitionCache",
+    "FederationQueue",
+    "FederationReplayer",
+    "defer",
+    "register_handler",
+    "start_replayer",
+    "stop_replayer",
 ]

@@ -47,5 +47,7 @@ class DefinitionCache:
 
     def all(self, kind: str) -> dict[str, dict[str, Any]]:
         with self.store.session() as s:
-            rows = s.scalars(select(CachedDefinition).where(CachedDefinition.kind == kind).order_by(CachedDefinition.name))
+            rows = s.scalars(
+                select(CachedDefinition).where(CachedDefinition.kind == kind).order_by(CachedDefinition.name)
+            )
             return {row.name: row.value for row in rows}

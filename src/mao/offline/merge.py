@@ -22,11 +22,25 @@ def merge_lock_ttl(instance: Instance) -> int:
 
 
 def defer_merge(
-    instance: Instance, run_id: int, step_id: int, step: str, dataset: str, branch: str, commit: str | None,
-    message: str, trailers: dict[str, str], reason: RegistryUnavailable,
+    instance: Instance,
+    run_id: int,
+    step_id: int,
+    step: str,
+    dataset: str,
+    branch: str,
+    commit: str | None,
+    message: str,
+    trailers: dict[str, str],
+    reason: RegistryUnavailable,
 ) -> int:
-    payload = {"dataset": dataset, "branch": branch, "commit": commit, "step": step, "message": message,
-               "trailers": trailers}
+    payload = {
+        "dataset": dataset,
+        "branch": branch,
+        "commit": commit,
+        "step": step,
+        "message": message,
+        "trailers": trailers,
+    }
     return defer(instance, KIND, payload, run_id=run_id, step_id=step_id, reason=reason)
 
 

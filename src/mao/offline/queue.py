@@ -33,12 +33,16 @@ class FederationQueue:
 
     def count_pending(self) -> int:
         with self.store.session() as s:
-            return s.scalar(select(func.count()).select_from(FederationTask).where(FederationTask.done_at.is_(None))) or 0
+            return (
+                s.scalar(select(func.count()).select_from(FederationTask).where(FederationTask.done_at.is_(None))) or 0
+            )
 
     def pending_for_step(self, step_id: int) -> int:
         with self.store.session() as s:
-            q = select(func.count()).select_from(FederationTask).where(
-                FederationTask.step_id == step_id, FederationTask.done_at.is_(None)
+            q = (
+                select(func.count())
+                .select_from(FederationTask)
+                .where(FederationTask.step_id == step_id, FederationTask.done_at.is_(None))
             )
             return s.scalar(q) or 0
 
@@ -48,7 +52,9 @@ class FederationQueue:
 
     def for_run(self, run_id: int) -> list[FederationTask]:
         with self.store.session() as s:
-            return list(s.scalars(select(FederationTask).where(FederationTask.run_id == run_id).order_by(FederationTask.id)))
+            return list(
+                s.scalars(select(FederationTask).where(FederationTask.run_id == run_id).order_by(FederationTask.id))
+            )
 
     def done(self, task_id: int, error: str | None = None, *, attempt: bool = True) -> None:
         """Close a task; ``attempt`` counts the call that closed it as one more attempt."""

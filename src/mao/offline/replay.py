@@ -56,13 +56,18 @@ def _note(instance: Instance, task: FederationTask) -> Callable[[str], None]:
 
 
 def defer(
-    instance: Instance, kind: str, payload: dict[str, Any], *, run_id: int | None, step_id: int | None,
+    instance: Instance,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    run_id: int | None,
+    step_id: int | None,
     reason: RegistryUnavailable,
 ) -> int:
     """Queue ``kind`` work for when the registry answers again; mark the step as waiting for it."""
     queue = FederationQueue(instance.store)
     task_id = queue.enqueue(kind, payload, run_id=run_id, step_id=step_id)
-    previous = (instance.store.get_run(run_id).steps if run_id is not None else [])
+    previous = instance.store.get_run(run_id).steps if run_id is not None else []
     tasks = next((list((s.details or {}).get("federation_tasks", [])) for s in previous if s.id == step_id), [])
     queue.mark_step(step_id, federation=PENDING, federation_tasks=[*tasks, task_id])
     log.warning("registry unavailable: %s of run %s deferred (task %s): %s", kind, run_id, task_id, reason.message)
@@ -151,8 +156,10 @@ class FederationReplayer:
         self.queue.done(task.id)
         waiting = self.queue.pending_for_step(task.step_id) if task.step_id is not None else 0
         self.queue.mark_step(task.step_id, federation=PENDING if waiting else DONE, **details)
-        note(f"deferred {task.kind} (task {task.id}) done: " + ("federation done" if not waiting else
-                                                                 f"{waiting} more federation task(s) pending"))
+        note(
+            f"deferred {task.kind} (task {task.id}) done: "
+            + ("federation done" if not waiting else f"{waiting} more federation task(s) pending")
+        )
         return 1
 
 

@@ -7,9 +7,8 @@ succeeds, the error tells "no member reachable" from "members reachable but no q
 
 from __future__ import annotations
 
-import builtins
-
 import base64
+import builtins
 import json
 import threading
 import time
@@ -74,7 +73,11 @@ def make_clients(endpoints: list[str], timeout: float, pool_size: int = POOL_SIZ
             raise InvalidInput(f"etcd endpoint {endpoint!r} must look like http://HOST:PORT")
         clients.append(
             Etcd3Client(
-                host=parts.hostname, port=parts.port, protocol=parts.scheme, timeout=timeout, api_path="/v3/",
+                host=parts.hostname,
+                port=parts.port,
+                protocol=parts.scheme,
+                timeout=timeout,
+                api_path="/v3/",
                 session=make_session(pool_size),
             )
         )
@@ -141,8 +144,9 @@ class EtcdRegistry(Registry):
         out = []
         for client in self.clients:
             try:
-                client.session.post(client.get_url("/maintenance/status"), json={},
-                                    timeout=self.probe_timeout(client)).raise_for_status()
+                client.session.post(
+                    client.get_url("/maintenance/status"), json={}, timeout=self.probe_timeout(client)
+                ).raise_for_status()
             except requests.RequestException:
                 continue
             out.append(client)
@@ -166,8 +170,9 @@ class EtcdRegistry(Registry):
     def _linearizable_read(self, client: Etcd3Client) -> None:
         """A range read that only the leader can serve (etcd's default, not ``serializable``)."""
         key = base64.b64encode(self._key("health").encode()).decode()
-        response = client.session.post(client.get_url("/kv/range"), json={"key": key, "count_only": True},
-                                       timeout=self.probe_timeout(client))
+        response = client.session.post(
+            client.get_url("/kv/range"), json={"key": key, "count_only": True}, timeout=self.probe_timeout(client)
+        )
         response.raise_for_status()
 
     def _key(self, key: str) -> str:
@@ -207,7 +212,7 @@ class EtcdRegistry(Registry):
         for raw, meta in items:
             key = meta["key"]
             key = key.decode() if isinstance(key, bytes) else key
-            out[key[len(full):]] = self._decode(raw)
+            out[key[len(full) :]] = self._decode(raw)
         return out
 
     def grant(self, ttl: int) -> Lease:
@@ -233,8 +238,9 @@ class EtcdRegistry(Registry):
         reachable: list[Etcd3Client] = []
         for client in self.clients:
             try:
-                response = client.session.post(client.get_url("/maintenance/status"), json={},
-                                                timeout=self.probe_timeout(client))
+                response = client.session.post(
+                    client.get_url("/maintenance/status"), json={}, timeout=self.probe_timeout(client)
+                )
                 response.raise_for_status()
                 status = response.json()
             except (requests.RequestException, ValueError) as exc:

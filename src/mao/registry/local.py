@@ -84,7 +84,7 @@ class LocalRegistry(Registry):
                 )
                 .order_by(RegistryEntry.key)
             )
-            return {r.key[len(prefix):]: json.loads(r.value) for r in rows}
+            return {r.key[len(prefix) :]: json.loads(r.value) for r in rows}
 
     def grant(self, ttl: int) -> Lease:
         lease = Lease(uuid.uuid4().hex, ttl)
@@ -107,7 +107,9 @@ class LocalRegistry(Registry):
     def revoke(self, lease: Lease) -> None:
         with self._session() as s:
             s.execute(
-                delete(RegistryEntry).where(or_(RegistryEntry.owner == lease.id, RegistryEntry.key == _LEASES + lease.id))
+                delete(RegistryEntry).where(
+                    or_(RegistryEntry.owner == lease.id, RegistryEntry.key == _LEASES + lease.id)
+                )
             )
 
     def ping(self) -> dict[str, Any]:

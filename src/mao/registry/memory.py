@@ -67,7 +67,9 @@ class MemoryRegistry(Registry):
         with self._lock:
             self._check()
             self._expire()
-            return {k[len(prefix):]: copy.deepcopy(v) for k, (v, _) in sorted(self._data.items()) if k.startswith(prefix)}
+            return {
+                k[len(prefix) :]: copy.deepcopy(v) for k, (v, _) in sorted(self._data.items()) if k.startswith(prefix)
+            }
 
     def grant(self, ttl: int) -> Lease:
         with self._lock:

@@ -139,7 +139,13 @@ class Scheduler:
         trigger = parse_cron(cron, self.instance.settings.timezone)
         self._ensure_started()
         job = self._scheduler.add_job(
-            fire, trigger, args=[self.instance.name, pipeline], kwargs={"cron": cron}, id=pipeline, name=pipeline, replace_existing=True,
+            fire,
+            trigger,
+            args=[self.instance.name, pipeline],
+            kwargs={"cron": cron},
+            id=pipeline,
+            name=pipeline,
+            replace_existing=True,
         )
         described = self._describe(job, cron)
         self._publish(pipeline, cron, described["timezone"])

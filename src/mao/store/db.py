@@ -19,7 +19,7 @@ def make_engine(url: str) -> Engine:
     """Create the engine; for SQLite make the parent folder, enable WAL, FKs and a busy timeout."""
     try:
         parsed = make_url(url)
-    except Exception as exc:  # noqa: BLE001 - sqlalchemy raises ArgumentError and others
+    except Exception as exc:
         raise StoreError(f"invalid store URL {url!r}: {exc}") from exc
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

@@ -34,8 +34,12 @@ def as_utc(value: datetime | None) -> datetime | None:
 
 def _record(row: Pipeline) -> PipelineRecord:
     return PipelineRecord(
-        id=row.id, name=row.name, description=row.description, steps=as_steps(row.steps),
-        created_at=as_utc(row.created_at), updated_at=as_utc(row.updated_at),
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        steps=as_steps(row.steps),
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
     )
 
 

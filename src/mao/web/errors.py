@@ -1,6 +1,6 @@
 """One JSON error shape for every 4xx and 5xx:
 
-    {"ok": false, "error": {"code": "...", "message": "...", "details": {...}}}
+{"ok": false, "error": {"code": "...", "message": "...", "details": {...}}}
 """
 
 from __future__ import annotations

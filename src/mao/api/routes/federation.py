@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
 
 from mao import federation
 from mao.api.deps import InstanceDep
 from mao.api.schemas import FederationStatus, MemberAdded, MemberList, MemberRemoved, Router, responses
-from pydantic import Field
-
 from mao.models import Strict
 from mao.validation import Name
 

@@ -14,7 +14,8 @@ router = APIRouter(tags=["health"])
 
 
 @router.get(
-    "/health", response_model=HealthOut,
+    "/health",
+    response_model=HealthOut,
     responses={503: {"model": HealthOut, "description": "A check failed: ok is false, error says which"}},
 )
 def health(instance: InstanceDep) -> Any:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from mao.api.deps import InstanceDep
 from mao.api.schemas import JobDeleted, JobList, Router, responses
 

@@ -9,7 +9,15 @@ from pydantic import BaseModel, Field
 from mao.agreement.slots import normalize_slot
 from mao.api.deps import InstanceDep
 from mao.api.schemas import (
-    OkName, PathName, PipelineInitOut, PipelineList, PipelineOut, Router, RunStarted, VariableSet, responses,
+    OkName,
+    PathName,
+    PipelineInitOut,
+    PipelineList,
+    PipelineOut,
+    Router,
+    RunStarted,
+    VariableSet,
+    responses,
 )
 from mao.errors import InvalidInput
 from mao.models import ENV_NAME_RE, MAX_ENV_VALUE, Name, PipelineIn, RunRequest

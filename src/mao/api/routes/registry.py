@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from mao.api.deps import InstanceDep
 from mao.api.schemas import (
-    DatasetAdded, DatasetDoc, NamedDatasetDoc, OkName, PathName, PipelineDoc, Router, ToolAdded, ToolDoc, responses,
+    DatasetAdded,
+    DatasetDoc,
+    NamedDatasetDoc,
+    OkName,
+    PathName,
+    PipelineDoc,
+    Router,
+    ToolAdded,
+    ToolDoc,
+    responses,
 )
 from mao.models import DatasetIn, ToolIn
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ConfigDict, Field
 
 from mao.api.deps import InstanceDep
 from mao.api.schemas import BareRepoOut, Router, responses
 from mao.errors import AlreadyExists
-from pydantic import ConfigDict, Field
-
 from mao.models import DatasetBody, DatasetIn, Name, Strict
 
 router = Router(tags=["datasets"])

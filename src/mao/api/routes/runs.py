@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import Path, Query
 
 from mao.api.deps import InstanceDep
-from mao.api.schemas import LogsOut, RunCancelled, RunList, RunOut, Router, responses
+from mao.api.schemas import LogsOut, Router, RunCancelled, RunList, RunOut, responses
 from mao.status import parse_status
 from mao.store.models import LogLine, Run, StepRun
 from mao.store.store import as_utc
@@ -28,22 +28,39 @@ def _duration(start, end) -> float | None:
 
 def step_dict(step: StepRun) -> dict[str, Any]:
     return {
-        "name": step.name, "position": step.position, "tool": step.tool, "image": step.image,
-        "image_digest": step.image_digest, "status": step.status, "exit_code": step.exit_code,
-        "input_dataset": step.input_dataset, "input_commit": step.input_commit,
-        "output_dataset": step.output_dataset, "output_branch": step.output_branch,
-        "output_commit": step.output_commit, "merge_commit": step.merge_commit, "pushed": step.pushed,
-        "error": step.error, "details": step.details or {},
-        "started_at": _iso(step.started_at), "finished_at": _iso(step.finished_at),
+        "name": step.name,
+        "position": step.position,
+        "tool": step.tool,
+        "image": step.image,
+        "image_digest": step.image_digest,
+        "status": step.status,
+        "exit_code": step.exit_code,
+        "input_dataset": step.input_dataset,
+        "input_commit": step.input_commit,
+        "output_dataset": step.output_dataset,
+        "output_branch": step.output_branch,
+        "output_commit": step.output_commit,
+        "merge_commit": step.merge_commit,
+        "pushed": step.pushed,
+        "error": step.error,
+        "details": step.details or {},
+        "started_at": _iso(step.started_at),
+        "finished_at": _iso(step.finished_at),
         "duration": _duration(step.started_at, step.finished_at),
     }
 
 
 def run_dict(run: Run) -> dict[str, Any]:
     return {
-        "id": run.id, "pipeline": run.pipeline, "status": run.status, "trigger": run.trigger, "slot": run.slot,
+        "id": run.id,
+        "pipeline": run.pipeline,
+        "status": run.status,
+        "trigger": run.trigger,
+        "slot": run.slot,
         "error": run.error,
-        "created_at": _iso(run.created_at), "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
+        "created_at": _iso(run.created_at),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
         "duration": _duration(run.started_at, run.finished_at),
         "steps": [step_dict(s) for s in run.steps],
     }
@@ -71,7 +88,10 @@ def get_run(run_id: RunId, instance: InstanceDep) -> Any:
 
 @router.get("/{run_id}/logs", response_model=LogsOut, responses=responses(400, 404, 503))
 def get_logs(
-    run_id: RunId, instance: InstanceDep, after: int = Query(default=0, ge=0, le=2**63 - 1), step: str | None = Query(default=None, max_length=64),
+    run_id: RunId,
+    instance: InstanceDep,
+    after: int = Query(default=0, ge=0, le=2**63 - 1),
+    step: str | None = Query(default=None, max_length=64),
     limit: int = Query(default=10000, ge=1, le=100000),
 ) -> Any:
     run = instance.store.get_run(run_id)
