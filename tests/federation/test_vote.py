@@ -113,13 +113,14 @@ def test_three_agree_make_one_tally_commit(fed: Federation) -> None:
 
 
 def test_two_against_one_majority_wins_and_the_dissenter_is_named(fed: Federation) -> None:
-    slot = "2026-11-28T02:00:00Z"
-    name = voting(fed, "majority", 'if [ "$MAO_INSTANCE" = node-b ]; then echo odd; else echo same; fi')
+    slot, after = "2026-11-28T02:00:00Z", "2026-11-28T02:05:00Z"
+    name = voting(fed, "majority", f'if [ "$MAO_INSTANCE" = node-b ] && [ "$MAO_SLOT" = {slot} ]; then echo odd; '
+                                   'else echo "same $MAO_SLOT"; fi')
     runs = run_slot(fed, name, slot)
     assert len({r["steps"][0]["details"]["ballot"]["output_id"] for r in runs.values()}) == 2
 
     outcome(fed.first, name, slot, "agreed")
-    assert fed.files(name) == {"out.txt": "same\n"}
+    assert fed.files(name) == {"out.txt": f"same {slot}\n"}
     (tally,) = tallies(fed, name, slot)
     assert tally.trailers["Mao-Vote-For"] == "node-a,node-c", tally.trailers
     assert tally.trailers["Mao-Vote-Against"] == "node-b"
@@ -136,6 +137,15 @@ def test_two_against_one_majority_wins_and_the_dissenter_is_named(fed: Federatio
     # the table names the dissenter too
     table = maoctl(fed.nodes[2], "dataset", "votes", name, "--slot", slot)
     assert table.returncode == 0 and "dissenter" in table.stdout and "node-b" in table.stdout, table.stdout
+
+    # the next slot: the dissenter's node branch takes the agreed state in first, so the same
+    # output is the same change on every instance again
+    run_slot(fed, name, after)
+    entry = outcome(fed.first, name, after, "agreed")
+    assert entry["for"] == ALL.split(",") and entry["dissenters"] == [], entry
+    (tally,) = tallies(fed, name, after)
+    assert tally.parents == [tallies(fed, name, slot)[0].sha]
+    assert fed.files(name) == {"out.txt": f"same {after}\n"}
 
 
 def test_three_different_is_disputed_until_an_operator_resolves_it(fed: Federation) -> None:
