@@ -209,7 +209,7 @@ def test_cut_off_instance_defers_its_ballot_counted_if_open_late_otherwise(fed: 
     c.cut_off()
     try:
         deferred = {p: c.wait_run(c.run(p, slot), timeout=90) for p in (open_, late)}
-        for pipeline, record in deferred.items():
+        for record in deferred.values():
             assert record["status"] == "succeeded", (record, c.logs(record["id"]))
             step = record["steps"][0]
             assert step["details"]["federation"] == "pending", step
@@ -241,3 +241,6 @@ def test_cut_off_instance_defers_its_ballot_counted_if_open_late_otherwise(fed: 
     assert recorded["for"] == ["node-a", "node-b"] and recorded["missing"] == ["node-c"]
     assert len(tallies(fed, late, slot)) == 1
     assert any("late" in line for line in c.logs(deferred[late]["id"]))
+    # the replayed ballots are in c's runs as well
+    assert c.run_record(deferred[late]["id"])["steps"][0]["details"]["ballot"]["late"] is True
+    assert c.run_record(deferred[open_]["id"])["steps"][0]["details"]["ballot"]["late"] is False
