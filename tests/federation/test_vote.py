@@ -23,7 +23,9 @@ ALL = "node-a,node-b,node-c"
 
 
 @pytest.fixture(scope="module")
-def fed(fed_etcd, fed_docker_host: str, fed_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
+def fed(
+    fed_etcd, fed_docker_host: str, fed_image: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Federation]:
     federation = Federation(fed_etcd, tmp_path_factory.mktemp("fedvote"), fed_docker_host, fed_image)
     try:
         federation.add_nodes(3)
@@ -46,11 +48,19 @@ def voting(fed: Federation, name: str, script: str, deadline: int = 60) -> str:
     """A vote dataset ``name`` and a one-step pipeline ``name`` writing ``out.txt`` with ``script``
     (a shell snippet whose stdout becomes the file), defined on every instance."""
     fed.register_dataset(name, policy="vote", vote_deadline=deadline)
-    fed.define({
-        "name": name,
-        "steps": [{"name": f"{name}-s", "tool": "voter", "output_dataset": name,
-                   "cmd": ["sh", "-c", f"{{ {script}; }} > /usr/src/app/data/out.txt"]}],
-    })
+    fed.define(
+        {
+            "name": name,
+            "steps": [
+                {
+                    "name": f"{name}-s",
+                    "tool": "voter",
+                    "output_dataset": name,
+                    "cmd": ["sh", "-c", f"{{ {script}; }} > /usr/src/app/data/out.txt"],
+                }
+            ],
+        }
+    )
     return name
 
 
@@ -80,8 +90,14 @@ def tallies(fed: Federation, dataset: str, slot: str) -> list[Any]:
 
 
 def maoctl(node: Node, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, ROOT_MAOCTL, *args], env={**node.env(), "COLUMNS": "250"},
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, ROOT_MAOCTL, *args],
+        env={**node.env(), "COLUMNS": "250"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 # ------------------------------------------------------------------------ the cases
@@ -109,13 +125,17 @@ def test_three_agree_make_one_tally_commit(fed: Federation) -> None:
         assert not fed.reachable(name, record["steps"][0]["output_commit"])
     # every instance sees the same outcome
     assert {n.name: outcome(n, name, slot, "agreed")["commit"] for n in fed.nodes} == dict.fromkeys(
-        [n.name for n in fed.nodes], tally.sha)
+        [n.name for n in fed.nodes], tally.sha
+    )
 
 
 def test_two_against_one_majority_wins_and_the_dissenter_is_named(fed: Federation) -> None:
     slot, after = "2026-11-28T02:00:00Z", "2026-11-28T02:05:00Z"
-    name = voting(fed, "majority", f'if [ "$MAO_INSTANCE" = node-b ] && [ "$MAO_SLOT" = {slot} ]; then echo odd; '
-                                   'else echo "same $MAO_SLOT"; fi')
+    name = voting(
+        fed,
+        "majority",
+        f'if [ "$MAO_INSTANCE" = node-b ] && [ "$MAO_SLOT" = {slot} ]; then echo odd; else echo "same $MAO_SLOT"; fi',
+    )
     runs = run_slot(fed, name, slot)
     assert len({r["steps"][0]["details"]["ballot"]["output_id"] for r in runs.values()}) == 2
 
@@ -124,8 +144,10 @@ def test_two_against_one_majority_wins_and_the_dissenter_is_named(fed: Federatio
     (tally,) = tallies(fed, name, slot)
     assert tally.trailers["Mao-Vote-For"] == "node-a,node-c", tally.trailers
     assert tally.trailers["Mao-Vote-Against"] == "node-b"
-    assert tally.trailers["Mao-Vote-Commit"] in (runs["node-a"]["steps"][0]["output_commit"],
-                                                 runs["node-c"]["steps"][0]["output_commit"])
+    assert tally.trailers["Mao-Vote-Commit"] in (
+        runs["node-a"]["steps"][0]["output_commit"],
+        runs["node-c"]["steps"][0]["output_commit"],
+    )
 
     shown = maoctl(fed.nodes[2], "dataset", "votes", name, "--slot", slot, "--json")
     assert shown.returncode == 0, shown.stdout + shown.stderr
@@ -227,8 +249,11 @@ def test_cut_off_instance_defers_its_ballot_counted_if_open_late_otherwise(fed: 
         c.reconnect()
 
     for pipeline, record in deferred.items():
-        wait_for(lambda r=record: c.run_record(r["id"])["steps"][0]["details"].get("federation") == "done", 45,
-                 f"c's deferred ballot for {pipeline} to be cast")
+        wait_for(
+            lambda r=record: c.run_record(r["id"])["steps"][0]["details"].get("federation") == "done",
+            45,
+            f"c's deferred ballot for {pipeline} to be cast",
+        )
 
     counted = outcome(a, open_, slot, "agreed")
     assert counted["for"] == ALL.split(",") and counted["missing"] == []
