@@ -225,6 +225,16 @@ docker_answers() { DOCKER_HOST=unix://$DOCKER_SOCK timeout 10 docker version >/d
 # so that engines of several run directories do not fight over docker0.
 bridge_up() {
     command -v ip >/dev/null || apt_install iproute2 || die "docker: the ip command (iproute2) is missing"
+    # a bridge of another run directory left with our address by an engine that is gone
+    # (a machine whose processes were ended without `down`) would shadow ours: remove it
+    local other
+    for other in $(ip -o -4 addr show | awk -v cidr="$BRIDGE_CIDR" '$4 == cidr && $2 ~ /^mao-br-/ {print $2}'); do
+        [[ $other == "$BRIDGE_IF" ]] && continue
+        if pgrep -f -- "--bridge=$other" >/dev/null 2>&1; then
+            die "docker: $other (an engine of another run directory) holds $BRIDGE_CIDR; set MAO_BRIDGE_CIDR"
+        fi
+        ip link delete "$other" && log "docker: removed the stale bridge $other that held $BRIDGE_CIDR"
+    done
     if ! ip link show "$BRIDGE_IF" >/dev/null 2>&1; then
         ip link add name "$BRIDGE_IF" type bridge || die "docker: cannot create the bridge $BRIDGE_IF"
     fi
