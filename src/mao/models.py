@@ -200,5 +200,6 @@ class RunRequest(Strict):
     cron: Annotated[str, Field(max_length=256)] | None = None
     """Five crontab fields; given (even empty) it schedules instead of running now."""
     wait: bool = False
+    """Answer once the run has ended (its final status in the answer), not when it starts."""
     slot: str | None = Field(default=None, max_length=40)
     """Run now for this cron fire time (ISO-8601 UTC, e.g. 2026-11-28T12:00:00Z): backfill or re-run."""

@@ -228,3 +228,19 @@ def test_unregister_goes_first_and_a_registry_failure_keeps_the_local_pipeline(
 @pytest.mark.parametrize("query", ["pipeline=" + "x" * 65, "status=" + "x" * 17])
 def test_run_filters_are_bounded(assert_error_shape, client, query) -> None:
     assert_error_shape(client.get(f"/runs?{query}"), 400)
+
+
+# ------------------------------------------------------------------------ run and wait
+
+
+def test_run_with_wait_answers_once_the_run_has_ended(fake_client) -> None:
+    fake_client.post("/bare-repo/init", json={"name": "out", "register": True}).raise_for_status()
+    fake_client.post("/registry/tools", json={"name": "quick", "image": "img/ok"}).raise_for_status()
+    fake_client.post("/pipeline/init", json={"tool": "quick", "dataset": "out"}).raise_for_status()
+    answer = fake_client.post("/pipeline/run", json={"name": "quick-out", "wait": True})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "succeeded"
+    assert fake_client.get(f"/runs/{answer.json()['run_id']}").json()["steps"][0]["merge_commit"]
+    # without wait, the answer comes at once, before the run ends
+    started = fake_client.post("/pipeline/run", json={"name": "quick-out"}).json()
+    assert started["status"] in ("pending", "running", "succeeded")

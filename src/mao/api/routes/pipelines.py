@@ -54,7 +54,7 @@ def delete_pipeline(name: PathName, instance: InstanceDep, unregister: bool = Fa
 @router.post("/pipeline/run", response_model=RunStarted, responses=responses(400, 404, 409, 413, 503))
 def run(request: RunRequest, instance: InstanceDep) -> Any:
     """Run now (for ``slot``, a cron fire time, if given), or with ``cron`` schedule it
-    (an empty or never-firing cron is a 400)."""
+    (an empty or never-firing cron is a 400). With ``wait``, answer once the run has ended."""
     slot = normalize_slot(request.slot) if request.slot is not None else None
     if request.cron is not None:
         if slot is not None:
@@ -62,6 +62,8 @@ def run(request: RunRequest, instance: InstanceDep) -> Any:
         job = instance.scheduler.schedule(request.name, request.cron)
         return {"ok": True, "scheduled": True, "job": job}
     run_id = instance.runner.start(request.name, trigger="api", slot=slot)
+    if request.wait:
+        instance.runner.wait(run_id)
     run = instance.store.get_run(run_id)
     return {"ok": True, "scheduled": False, "run_id": run_id, "status": run.status, "slot": run.slot}
 
