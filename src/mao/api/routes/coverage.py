@@ -7,10 +7,12 @@ from typing import Annotated, Any
 from fastapi import Query
 from pydantic import BaseModel, Field
 
+from mao.agreement.slots import parse_slot
 from mao.api.deps import InstanceDep
 from mao.api.schemas import Open, Router, responses
 from mao.coverage.index import coverage, schedules
 from mao.coverage.window import parse_since
+from mao.errors import InvalidInput
 from mao.validation import check_name
 
 router = Router(prefix="/federation", tags=["federation"])
@@ -65,9 +67,16 @@ def get_coverage(
     instance: InstanceDep,
     pipeline: Annotated[str, Query(max_length=64)],
     since: Since = "24h",
+    until: Annotated[
+        str | None, Query(max_length=40, description="end of the window (ISO-8601); now by default")
+    ] = None,
     rebuild: bool = False,
 ) -> Any:
     """Slot × instance grid of ``pipeline`` since ``since``; ``rebuild`` reads the git remotes'
     node commits too (``Mao-Slot``, ``Mao-Instance``) and restores what the index lacked."""
     check_name(pipeline, "pipeline name")
-    return coverage(instance, pipeline, parse_since(since), rebuild=rebuild)
+    start = parse_since(since)
+    end = parse_slot(until) if until is not None else None
+    if end is not None and end <= start:
+        raise InvalidInput(f"until {until!r} must be later than since {since!r}")
+    return coverage(instance, pipeline, start, rebuild=rebuild, now=end)
