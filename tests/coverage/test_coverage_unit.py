@@ -234,3 +234,34 @@ def test_schedules_are_published_with_mode_and_removed(tmp_path, registry) -> No
         assert schedules(inst) == []
     finally:
         inst.close()
+
+
+def test_a_restarting_instance_backfills_its_one_mode_gaps(tmp_path, registry) -> None:
+    from mao.coverage.claims import backfill_on_start
+
+    inst = _instance(tmp_path, registry, "a", coverage_backfill_on_start=True, coverage_backfill_max_age=150)
+    try:
+        inst.scheduler.schedule("p", "* * * * *", "one")  # paused: it never fires here
+        key = "schedules/p/a"
+        registry.put(key, {**registry.get(key), "since": "2000-01-01T00:00:00Z"})  # down for the last minutes
+        gaps = coverage(inst, "p", datetime.now(UTC) - timedelta(seconds=150))["gaps"]
+        assert len(gaps) >= 2
+        thread = backfill_on_start(inst)
+        assert thread is not None
+        thread.join(60)
+        ran = sorted(r.slot for r in inst.store.list_runs("p") if r.status == "succeeded")
+        assert ran[: len(gaps)] == gaps  # oldest first, each once
+        assert coverage(inst, "p", parse_slot(gaps[0]))["gaps"] == []
+    finally:
+        inst.close()
+
+
+def test_backfill_at_start_is_off_by_default(tmp_path, registry) -> None:
+    from mao.coverage.claims import backfill_on_start
+
+    inst = _instance(tmp_path, registry, "a")
+    try:
+        inst.scheduler.schedule("p", "* * * * *", "one")
+        assert backfill_on_start(inst) is None
+    finally:
+        inst.close()

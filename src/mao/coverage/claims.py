@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CLAIMS = "claims/"
+GAPS = "gaps/"
 
 
 def claim_key(pipeline: str, slot: str) -> str:
@@ -105,6 +106,13 @@ class SlotClaims:
         if self._stop.is_set():
             return "stopped"
         log.warning("gap: slot %s of pipeline %s ended with no delivered run in the federation", slot, pipeline)
+        try:  # once per slot, whoever sees it first
+            registry.create(
+                f"{GAPS}{pipeline}/{slot_key(slot)}",
+                {"pipeline": pipeline, "slot": slot, "seen_by": self.instance.name, "at": time.time()},
+            )
+        except MAOError as exc:
+            log.warning("could not record the gap of slot %s of %s: %s", slot, pipeline, exc.message)
         return "gap"
 
     def _claim_value(self) -> dict[str, object]:
@@ -145,3 +153,39 @@ class SlotClaims:
                 return status
             self._stop.wait(0.5)
         return None
+
+
+def backfill_on_start(instance: Instance) -> threading.Thread | None:
+    """With ``coverage_backfill_on_start``: in the background, claim and run, oldest first,
+    the gaps of this instance's ``one``-mode schedules over the last
+    ``coverage_backfill_max_age`` seconds (the claims keep two restarting instances from
+    filling the same slot twice)."""
+    settings = instance.settings
+    if not settings.coverage_backfill_on_start:
+        return None
+    pipelines = [job["pipeline"] for job in instance.scheduler.jobs() if job.get("mode") == "one"]
+    if not pipelines:
+        return None
+
+    def fill() -> None:
+        from datetime import timedelta
+
+        from mao.coverage.index import coverage
+
+        since = datetime.now(UTC) - timedelta(seconds=settings.coverage_backfill_max_age)
+        for pipeline in pipelines:
+            try:
+                gaps = coverage(instance, pipeline, since)["gaps"]
+            except MAOError as exc:
+                log.warning("backfill of %s at start: no coverage (%s)", pipeline, exc.message)
+                continue
+            for k, slot in enumerate(gaps, 1):
+                if instance.claims._stop.is_set():
+                    return
+                until = datetime.now(UTC) + timedelta(seconds=2 * instance.claims.ttl)
+                outcome = instance.claims.settle(pipeline, slot, until)
+                log.info("backfill of %s at start: slot %s (%d/%d) %s", pipeline, slot, k, len(gaps), outcome)
+
+    thread = threading.Thread(target=fill, name="coverage-backfill", daemon=True)
+    thread.start()
+    return thread

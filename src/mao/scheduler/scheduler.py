@@ -60,7 +60,9 @@ def fire(
     if mode == "one" and slot is not None and scheduled_for is not None and cron:
         from mao.coverage.window import slot_end
 
-        until = slot_end(cron, instance.settings.timezone, scheduled_for)
+        # a fire that comes late (a misfire run at start) still gives the claim a chance
+        grace = datetime.now(UTC) + timedelta(seconds=2 * instance.settings.coverage_claim_ttl)
+        until = max(slot_end(cron, instance.settings.timezone, scheduled_for), grace)
         instance.claims.watch(pipeline, slot, until)
         return
     try:
