@@ -239,12 +239,12 @@ def test_schedules_are_published_with_mode_and_removed(tmp_path, registry) -> No
 def test_a_restarting_instance_backfills_its_one_mode_gaps(tmp_path, registry) -> None:
     from mao.coverage.claims import backfill_on_start
 
-    inst = _instance(tmp_path, registry, "a", coverage_backfill_on_start=True, coverage_backfill_max_age=150)
+    inst = _instance(tmp_path, registry, "a", coverage_backfill_on_start=True, coverage_backfill_max_age=200)
     try:
         inst.scheduler.schedule("p", "* * * * *", "one")  # paused: it never fires here
         key = "schedules/p/a"
         registry.put(key, {**registry.get(key), "since": "2000-01-01T00:00:00Z"})  # down for the last minutes
-        gaps = coverage(inst, "p", datetime.now(UTC) - timedelta(seconds=150))["gaps"]
+        gaps = coverage(inst, "p", datetime.now(UTC) - timedelta(seconds=200))["gaps"]
         assert len(gaps) >= 2
         thread = backfill_on_start(inst)
         assert thread is not None
@@ -265,3 +265,23 @@ def test_backfill_at_start_is_off_by_default(tmp_path, registry) -> None:
         assert backfill_on_start(inst) is None
     finally:
         inst.close()
+
+
+def test_a_late_every_fire_catches_up_only_a_gap(tmp_path, registry) -> None:
+    from mao.coverage.index import record
+    from mao.scheduler.scheduler import fire
+
+    inst = _instance(tmp_path, registry, "b")
+    covered, gap = parse_slot("2026-11-27T12:00:00Z"), parse_slot("2026-11-27T12:01:00Z")
+    other = _instance(tmp_path, registry, "a")
+    try:
+        record(other, "p", "2026-11-27T12:00:00Z", "delivered", 1)
+        fire("b", "p", covered, instance=inst, cron="* * * * *")  # ended, delivered by a: not caught up
+        assert inst.store.list_runs("p") == []
+        fire("b", "p", gap, instance=inst, cron="* * * * *")  # ended, nobody delivered: caught up
+        (run,) = inst.store.list_runs("p")
+        assert run.slot == "2026-11-27T12:01:00Z"
+        inst.runner.wait(run.id, timeout=30)
+    finally:
+        inst.close()
+        other.close()

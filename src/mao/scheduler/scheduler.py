@@ -57,14 +57,17 @@ def fire(
         log.warning("scheduled run of %s: instance %s is not running here", pipeline, instance_name)
         return
     slot = slot_of(scheduled_for) if scheduled_for is not None else None
-    if mode == "one" and slot is not None and scheduled_for is not None and cron:
+    if slot is not None and scheduled_for is not None and cron:
         from mao.coverage.window import slot_end
 
-        # a fire that comes late (a misfire run at start) still gives the claim a chance
-        grace = datetime.now(UTC) + timedelta(seconds=2 * instance.settings.coverage_claim_ttl)
-        until = max(slot_end(cron, instance.settings.timezone, scheduled_for), grace)
-        instance.claims.watch(pipeline, slot, until)
-        return
+        end = slot_end(cron, instance.settings.timezone, scheduled_for)
+        if mode == "one":
+            # a fire that comes late (a misfire run at start) still gives the claim a chance
+            grace = datetime.now(UTC) + timedelta(seconds=2 * instance.settings.coverage_claim_ttl)
+            instance.claims.watch(pipeline, slot, max(end, grace))
+            return
+        if datetime.now(UTC) >= end and _covered_elsewhere(instance, pipeline, slot):
+            return
     try:
         run_id = instance.runner.start(pipeline, trigger="cron", slot=slot)
         log.info("scheduled run %s of %s for slot %s started", run_id, pipeline, slot)
@@ -72,6 +75,25 @@ def fire(
         log.warning("scheduled run of %s skipped: the previous run is still going", pipeline)
     except MAOError as exc:
         log.error("scheduled run of %s could not start: %s", pipeline, exc.message)
+
+
+def _covered_elsewhere(instance: Instance, pipeline: str, slot: str) -> bool:
+    """A catch-up fire (the slot ended while this instance was down) runs only to fill a gap:
+    a slot the federation already delivered stays as it is, this instance missing in it."""
+    from mao.coverage.index import delivered_by
+
+    try:
+        who = delivered_by(instance, pipeline, slot)
+    except MAOError:
+        return False
+    if who:
+        log.info(
+            "slot %s of %s ended while this instance was down; delivered by %s: not caught up",
+            slot,
+            pipeline,
+            ", ".join(who),
+        )
+    return bool(who)
 
 
 class _BoundJob:
