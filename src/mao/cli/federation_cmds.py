@@ -9,6 +9,7 @@ import typer
 
 from mao.cli import output
 from mao.cli.state import JsonOpt, State, state
+from mao.status import RunStatus
 
 federation_app = typer.Typer(help="Federation status and etcd membership (for operators).", no_args_is_help=True)
 member_app = typer.Typer(help="Add, list and remove etcd members.", no_args_is_help=True)
@@ -182,9 +183,9 @@ def backfill(
         started = st.client.post("/pipeline/run", json={"name": pipeline, "slot": slot})
         run = _wait_run(st, started["run_id"])
         done.append({"slot": slot, "run_id": run["id"], "status": run["status"]})
-        failed += run["status"] != "succeeded"
+        failed += run["status"] != RunStatus.SUCCEEDED
         if not st.json:
-            mark = "✓" if run["status"] == "succeeded" else "✗"
+            mark = "✓" if run["status"] == RunStatus.SUCCEEDED else "✗"
             output.console.print(f"[{k}/{len(gaps)}] {mark} slot {slot}: run {run['id']} {run['status']}")
     if st.json:
         output.print_json({"pipeline": pipeline, "gaps": gaps, "runs": done, "dry_run": False})
@@ -195,6 +196,6 @@ def backfill(
 def _wait_run(st: State, run_id: int, poll: float = 0.5) -> dict:
     while True:
         run = st.client.get(f"/runs/{run_id}")
-        if run["status"] not in ("pending", "running"):
+        if not RunStatus(run["status"]).active:
             return run
         time.sleep(poll)

@@ -16,8 +16,10 @@ from typing import Any
 from mao.agreement.slots import parse_slot
 from mao.coverage.window import slot_end, slots_between
 from mao.errors import MAOError
+from mao.status import RunStatus
 
-DELIVERED, FAILED, MISSING, PENDING, NOT_DUE = "delivered", "failed", "missing", "pending", "not_due"
+DELIVERED, MISSING, NOT_DUE = "delivered", "missing", "not_due"
+FAILED, PENDING = RunStatus.FAILED.value, RunStatus.PENDING.value
 SYMBOLS = {DELIVERED: "✓", FAILED: "✗", MISSING: "–", PENDING: "…", NOT_DUE: "·"}
 MODES = ("every", "one")
 
