@@ -184,3 +184,33 @@ def test_one_mode_exactly_one_delivery_per_slot_claimer_killed(federation: Feder
         (r["slot"], i) for r in grid["slots"] if r["slot"] in (first, second) for i in r["delivered_by"]
     }
     assert all(on_git[k] == 1 for k in on_git)
+
+
+def test_every_mode_in_real_time_a_restarted_instance_does_not_catch_up_a_covered_slot(
+    federation: Federation,
+) -> None:
+    nodes = federation.add_nodes(3)
+    a, b, c = nodes
+    federation.register_tool("writer")
+    federation.register_dataset("live")
+    federation.define(slot_pipeline("live", "live"))
+    wait_for(lambda: datetime.now(UTC).second < 45, 30, "the start of a minute")
+    for node in nodes:
+        node.schedule("live", "* * * * *")
+    since = slot_of(datetime.now(UTC))
+    first = slot_of(next_fire_times("* * * * *", "UTC", 1)[0])
+    c.stop()  # down for the first slot
+
+    def delivered(node: Node, slot: str) -> list:
+        return [r for r in node.runs(pipeline="live") if r["slot"] == slot and r["status"] == "succeeded"]
+
+    wait_for(lambda: delivered(a, first) and delivered(b, first), 120, "a and b delivering the first slot")
+    c.start()  # its misfire catch-up finds the slot delivered by a and b
+    time.sleep(4)
+    assert [r for r in c.runs(pipeline="live") if r["slot"] == first] == []
+    grid = grid_of(a, "live", since, slot_of(datetime.fromisoformat(first[:-1] + "+00:00") + timedelta(minutes=1)))
+    row = {r["slot"]: r for r in grid["slots"]}[first]
+    assert row["cells"] == {"node-a": "delivered", "node-b": "delivered", "node-c": "missing"}
+    assert grid["gaps"] == []
+    on_git = git_delivered(federation, "live", "live")
+    assert {k for k in on_git if k[0] == first} == {(first, "node-a"), (first, "node-b")}

@@ -66,7 +66,8 @@ def fire(
             grace = datetime.now(UTC) + timedelta(seconds=2 * instance.settings.coverage_claim_ttl)
             instance.claims.watch(pipeline, slot, max(end, grace))
             return
-        if datetime.now(UTC) >= end and _covered_elsewhere(instance, pipeline, slot):
+        down_at_fire = scheduled_for < instance.scheduler.started_at
+        if (down_at_fire or datetime.now(UTC) >= end) and _covered_elsewhere(instance, pipeline, slot):
             return
     try:
         run_id = instance.runner.start(pipeline, trigger="cron", slot=slot)
@@ -78,7 +79,7 @@ def fire(
 
 
 def _covered_elsewhere(instance: Instance, pipeline: str, slot: str) -> bool:
-    """A catch-up fire (the slot ended while this instance was down) runs only to fill a gap:
+    """A catch-up fire (this instance was down at the fire time, or the slot has ended) runs only to fill a gap:
     a slot the federation already delivered stays as it is, this instance missing in it."""
     from mao.coverage.index import delivered_by
 
@@ -140,8 +141,11 @@ class Scheduler:
             timezone=timezone(settings.timezone),
         )
         self._started = False
+        self.started_at = datetime.now(UTC)
+        """When this scheduler last started serving: a fire time before it is a catch-up."""
 
     def start(self) -> None:
+        self.started_at = datetime.now(UTC)
         if self._started:
             self._scheduler.resume()
         else:
