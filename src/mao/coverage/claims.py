@@ -49,8 +49,9 @@ class SlotClaims:
     def ttl(self) -> int:
         return int(self.instance.settings.coverage_claim_ttl)
 
-    def watch(self, pipeline: str, slot: str, until: datetime) -> bool:
-        """Start watching ``slot`` (no-op if already watched); False when stopping."""
+    def watch(self, pipeline: str, slot: str, until: datetime, *, claim: bool = True) -> bool:
+        """Start watching ``slot`` (no-op if already watched); False when stopping. Without
+        ``claim`` (``every`` mode) only look, once the slot has ended, whether it is a gap."""
         with self._lock:
             if self._stop.is_set():
                 return False
@@ -58,7 +59,10 @@ class SlotClaims:
             if (pipeline, slot) in self._threads:
                 return True
             thread = threading.Thread(
-                target=self._watch_safely, args=(pipeline, slot, until), name=f"claim-{pipeline}-{slot}", daemon=True
+                target=self._watch_safely,
+                args=(pipeline, slot, until, claim),
+                name=f"claim-{pipeline}-{slot}",
+                daemon=True,
             )
             self._threads[(pipeline, slot)] = thread
             thread.start()
@@ -71,9 +75,12 @@ class SlotClaims:
         for thread in threads:
             thread.join(timeout)
 
-    def _watch_safely(self, pipeline: str, slot: str, until: datetime) -> None:
+    def _watch_safely(self, pipeline: str, slot: str, until: datetime, claim: bool = True) -> None:
         try:
-            self.settle(pipeline, slot, until)
+            if claim:
+                self.settle(pipeline, slot, until)
+            else:
+                self.check_gap(pipeline, slot, until)
         except Exception:
             log.exception("watching slot %s of %s", slot, pipeline)
 
@@ -105,6 +112,26 @@ class SlotClaims:
             self._stop.wait(poll)
         if self._stop.is_set():
             return "stopped"
+        return self._gap(pipeline, slot)
+
+    def check_gap(self, pipeline: str, slot: str, until: datetime) -> str:
+        """Wait for the slot to end (plus one poll), then ``delivered``, ``gap`` or ``stopped``."""
+        wait = (until - datetime.now(UTC)).total_seconds() + float(self.instance.settings.coverage_claim_poll)
+        if self._stop.wait(max(wait, 0)):
+            return "stopped"
+        while self.instance.runner.is_active(pipeline):  # a catch-up run of an ended slot
+            if self._stop.wait(float(self.instance.settings.coverage_claim_poll)):
+                return "stopped"
+        try:
+            if delivered_by(self.instance, pipeline, slot):
+                return "delivered"
+        except MAOError as exc:
+            log.warning("slot %s of %s: cannot tell whether it was delivered: %s", slot, pipeline, exc.message)
+            return "unknown"
+        return self._gap(pipeline, slot)
+
+    def _gap(self, pipeline: str, slot: str) -> str:
+        registry = self.instance.registry
         log.warning("gap: slot %s of pipeline %s ended with no delivered run in the federation", slot, pipeline)
         try:  # once per slot, whoever sees it first
             registry.create(

@@ -69,6 +69,7 @@ def fire(
         down_at_fire = scheduled_for < instance.scheduler.started_at
         if (down_at_fire or datetime.now(UTC) >= end) and _covered_elsewhere(instance, pipeline, slot):
             return
+        instance.claims.watch(pipeline, slot, end, claim=False)  # logs the slot if it ends a gap
     try:
         run_id = instance.runner.start(pipeline, trigger="cron", slot=slot)
         log.info("scheduled run %s of %s for slot %s started", run_id, pipeline, slot)
