@@ -305,3 +305,21 @@ def test_an_every_mode_slot_that_ends_undelivered_is_logged_once_as_a_gap(tmp_pa
         assert coverage(inst, "p", parse_slot(slot), now=parse_slot(slot) + timedelta(hours=1))["gaps"] == [slot]
     finally:
         inst.close()
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["pipeline", "run", "--name", "p", "--mode", "one"], "--mode goes with --cron"),
+        (["pipeline", "run", "--name", "p", "--cron", "* * * * *", "--mode", "some"], "invalid --mode 'some'"),
+    ],
+)
+def test_mode_option_errors_are_one_line_and_send_nothing(args, message) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from maoctl_kit import run_maoctl
+
+    code, out, err = run_maoctl([*args], env={"MAO_URL": "http://127.0.0.1:9"})  # nothing listens there
+    assert code != 0 and message in out + err
+    assert "connect" not in (out + err).lower()
