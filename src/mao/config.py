@@ -80,6 +80,15 @@ class Settings(BaseSettings):
     timezone: str = "UTC"
     misfire_policy: Literal["run_once", "skip"] = "run_once"
     misfire_grace_seconds: int = Field(default=3600, ge=1)
+    coverage_claim_ttl: int = Field(default=15, ge=2, le=3600)
+    """Seconds a ``one``-mode slot claim outlives its claimer: the grace after which another
+    instance takes over the slot of a claimer that died."""
+    coverage_claim_poll: float = Field(default=1.0, gt=0, le=60)
+    """Seconds between an instance's looks at an open ``one``-mode slot it does not hold."""
+    coverage_backfill_on_start: bool = False
+    """At start, run this instance's ``one``-mode schedules' gaps (slots nobody delivered)."""
+    coverage_backfill_max_age: int = Field(default=86400, ge=60)
+    """How far back, in seconds, ``coverage_backfill_on_start`` looks for gaps."""
 
     @field_validator("instance_name")
     @classmethod

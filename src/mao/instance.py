@@ -15,6 +15,7 @@ from mao.registry import Registry, make_registry
 from mao.store import Store, make_engine
 
 if TYPE_CHECKING:
+    from mao.coverage.claims import SlotClaims
     from mao.datasets.manager import DatasetManager
     from mao.executor.base import Executor
     from mao.runner import Runner
@@ -114,7 +115,15 @@ class Instance:
 
         return Scheduler(self)
 
+    @cached_property
+    def claims(self) -> SlotClaims:
+        from mao.coverage.claims import SlotClaims
+
+        return SlotClaims(self)
+
     def close(self) -> None:
+        if "claims" in self.__dict__:
+            self.claims.stop()
         if "scheduler" in self.__dict__:
             self.scheduler.shutdown()
         if "runner" in self.__dict__:

@@ -14,7 +14,8 @@ log = logging.getLogger(__name__)
 
 
 def start_background(instance: Instance) -> None:
-    recover(instance)
+    recovered = recover(instance)
+    _record_recovered(instance, recovered)
     instance.scheduler.start()
     try:
         start_heartbeat(instance)
@@ -24,9 +25,25 @@ def start_background(instance: Instance) -> None:
 
     instance.tally_loop = TallyLoop(instance).start()
     start_replayer(instance)
+    from mao.coverage.claims import backfill_on_start
+
+    backfill_on_start(instance)
+
+
+def _record_recovered(instance: Instance, run_ids: list[int]) -> None:
+    """Slot runs a crash interrupted count as failed in the coverage record."""
+    from mao.coverage.index import record_run
+
+    for run_id in run_ids:
+        try:
+            record_run(instance, run_id)
+        except MAOError as exc:
+            log.warning("run %s: could not record its slot's coverage: %s", run_id, exc.message)
 
 
 def stop_background(instance: Instance) -> None:
+    if "claims" in instance.__dict__:
+        instance.claims.stop()
     stop_replayer(instance)
     loop = getattr(instance, "tally_loop", None)
     if loop is not None:

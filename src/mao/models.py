@@ -203,3 +203,6 @@ class RunRequest(Strict):
     """Answer once the run has ended (its final status in the answer), not when it starts."""
     slot: str | None = Field(default=None, max_length=40)
     """Run now for this cron fire time (ISO-8601 UTC, e.g. 2026-11-28T12:00:00Z): backfill or re-run."""
+    mode: Literal["every", "one"] | None = None
+    """With ``cron``: ``every`` (default) runs each slot on every instance having the schedule;
+    ``one`` needs one delivered run per slot in the federation (the instances claim each slot)."""

@@ -175,6 +175,12 @@ class Runner:
         """Called once the store has recorded a run's end."""
         self._cancel.pop(run_id, None)
         self._log(run_id, None, f"run {status}" + (f": {error}" if error else ""))
+        try:
+            from mao.coverage.index import record_run
+
+            record_run(self.instance, run_id)
+        except MAOError as exc:  # the git remotes keep the commits; a rebuild restores the cell
+            log.warning("run %s: could not record its slot's coverage: %s", run_id, exc.message)
 
     def _execute(self, run_id: int, steps: list[StepIn], cancel: threading.Event) -> tuple[RunStatus, str | None]:
         store = self.instance.store

@@ -140,7 +140,14 @@ def test_a_late_start_keeps_its_scheduled_slot(standalone):
     """The run fires ten minutes late (the instance was down): its slot is the fire time, not now."""
     inst = standalone(misfire_policy="run_once", misfire_grace_seconds=3600)
     inst.scheduler.schedule("p", "0 0 1 1 *")
-    assert inst.registry.get("schedules/p/solo") == {"cron": "0 0 1 1 *", "timezone": "UTC", "instance": "solo"}
+    published = inst.registry.get("schedules/p/solo")
+    assert {k: published[k] for k in ("cron", "timezone", "instance", "mode")} == {
+        "cron": "0 0 1 1 *",
+        "timezone": "UTC",
+        "instance": "solo",
+        "mode": "every",
+    }
+    assert published["since"].endswith("Z")
     fire_time = (datetime.now(UTC) - timedelta(minutes=10)).replace(microsecond=0)
     inst.scheduler._scheduler.modify_job("p", next_run_time=fire_time)
     inst.scheduler.start()

@@ -136,6 +136,7 @@ class JobOut(Open):
     pipeline: str
     cron: str | None = None
     timezone: str | None = None
+    mode: str = Field(default="every", description="every: each instance runs each slot; one: one per slot")
     next_run_time: str | None = Field(default=None, description="ISO 8601")
 
 

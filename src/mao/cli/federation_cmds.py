@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 import typer
 
 from mao.cli import output
-from mao.cli.state import JsonOpt, state
+from mao.cli.state import JsonOpt, State, state
+from mao.status import RunStatus
 
 federation_app = typer.Typer(help="Federation status and etcd membership (for operators).", no_args_is_help=True)
 member_app = typer.Typer(help="Add, list and remove etcd members.", no_args_is_help=True)
@@ -80,3 +82,120 @@ def member_remove(
     st = state(ctx, json)
     data = st.client.delete(f"/federation/members/{member}")
     output.print_json(data) if st.json else output.ok(f"member {data['removed']['name'] or member} removed")
+
+
+@federation_app.command("schedules")
+def schedules(
+    ctx: typer.Context,
+    pipeline: Annotated[str | None, typer.Argument(help="Only this pipeline's schedules.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Every instance's schedules: pipeline, cron, timezone, mode."""
+    st = state(ctx, json)
+    params = {"pipeline": pipeline} if pipeline else {}
+    data = st.client.get("/federation/schedules", params=params)["schedules"]
+    if st.json:
+        output.print_json(data)
+        return
+    output.table(
+        "Schedules in the federation",
+        ["pipeline", "instance", "cron", "timezone", "mode", "since"],
+        ([s["pipeline"], s["instance"], s["cron"], s["timezone"], s["mode"], s.get("since")] for s in data),
+    )
+
+
+SinceOpt = Annotated[str, typer.Option("--since", help="How far back: 24h, 90m, 7d or an ISO-8601 time.")]
+UntilOpt = Annotated[str | None, typer.Option("--until", help="End of the window (ISO-8601); now by default.")]
+
+
+def _window(pipeline: str, since: str, until: str | None) -> dict[str, str | bool]:
+    params: dict[str, str | bool] = {"pipeline": pipeline, "since": since}
+    if until:
+        params["until"] = until
+    return params
+
+
+@federation_app.command("coverage")
+def coverage(
+    ctx: typer.Context,
+    pipeline: Annotated[str, typer.Argument(help="The pipeline.")],
+    since: SinceOpt = "24h",
+    until: UntilOpt = None,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Read the git remotes' node commits too and restore the index.")
+    ] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Which slots of a pipeline were delivered, by whom; the gaps first.
+
+    ✓ delivered, ✗ failed, – missing (due, did nothing), · not due, … slot still open.
+    """
+    from mao.coverage.grid import SYMBOLS
+
+    st = state(ctx, json)
+    params = _window(pipeline, since, until)
+    if rebuild:
+        params["rebuild"] = True
+    data = st.client.get("/federation/coverage", params=params)
+    if st.json:
+        output.print_json(data)
+        return
+    counts = data["counts"]
+    if data["gaps"]:
+        output.console.print(
+            f"[bold red]{len(data['gaps'])} gap(s)[/bold red] (slots no instance delivered): " + ", ".join(data["gaps"])
+        )
+    else:
+        output.console.print(f"no gaps: {counts['covered']} of {counts['closed']} ended slot(s) delivered")
+    instances = data["instances"]
+    output.table(
+        f"Coverage of {pipeline} since {data['since']}",
+        ["slot", "mode", *instances],
+        (
+            [r["slot"] + (" (open)" if r["open"] else ""), r["mode"], *(SYMBOLS[r["cells"][i]] for i in instances)]
+            for r in data["slots"]
+        ),
+    )
+    output.console.print("✓ delivered  ✗ failed  – missing  · not due  … open")
+
+
+@federation_app.command("backfill")
+def backfill(
+    ctx: typer.Context,
+    pipeline: Annotated[str, typer.Argument(help="The pipeline.")],
+    since: SinceOpt = "24h",
+    until: UntilOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the gaps; run nothing.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Run, on this instance, each slot nobody delivered (oldest first), one after the other."""
+    st = state(ctx, json)
+    gaps = st.client.get("/federation/coverage", params=_window(pipeline, since, until))["gaps"]
+    done: list[dict] = []
+    if dry_run or not gaps:
+        if st.json:
+            output.print_json({"pipeline": pipeline, "gaps": gaps, "runs": done, "dry_run": dry_run})
+        else:
+            output.ok(f"{len(gaps)} gap(s) to fill" + (": " + ", ".join(gaps) if gaps else ""))
+        return
+    failed = 0
+    for k, slot in enumerate(gaps, 1):
+        started = st.client.post("/pipeline/run", json={"name": pipeline, "slot": slot})
+        run = _wait_run(st, started["run_id"])
+        done.append({"slot": slot, "run_id": run["id"], "status": run["status"]})
+        failed += run["status"] != RunStatus.SUCCEEDED
+        if not st.json:
+            mark = "✓" if run["status"] == RunStatus.SUCCEEDED else "✗"
+            output.console.print(f"[{k}/{len(gaps)}] {mark} slot {slot}: run {run['id']} {run['status']}")
+    if st.json:
+        output.print_json({"pipeline": pipeline, "gaps": gaps, "runs": done, "dry_run": False})
+    if failed:
+        raise typer.Exit(1)
+
+
+def _wait_run(st: State, run_id: int, poll: float = 0.5) -> dict:
+    while True:
+        run = st.client.get(f"/runs/{run_id}")
+        if not RunStatus(run["status"]).active:
+            return run
+        time.sleep(poll)

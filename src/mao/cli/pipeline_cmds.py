@@ -189,23 +189,38 @@ def pipeline_run(
             help="Run now for this cron fire time (ISO-8601 UTC, e.g. 2026-11-28T12:00:00Z): backfill, re-run.",
         ),
     ] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            "--mode",
+            help="With --cron: every (default; each instance runs each slot) or one (one delivered run per "
+            "slot in the federation; the instances claim slots and take over a failed or dead claimer's).",
+        ),
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
     """Run a pipeline now (for --slot T if given), or schedule it with --cron."""
     st = state(ctx, json)
     if cron and slot:
         raise InvalidInput("give either --cron (schedule) or --slot (run now for that fire time), not both")
+    if mode is not None and mode not in ("every", "one"):
+        raise InvalidInput(f"invalid --mode {mode!r}: give every or one")
+    if mode is not None and not cron:
+        raise InvalidInput("--mode goes with --cron: it says how the federation covers the schedule's slots")
     if slot is not None:
         slot = normalize_slot(slot)
     body: dict[str, Any] = {"name": name}
     if cron:
         body["cron"] = cron
+    if mode:
+        body["mode"] = mode
     if slot:
         body["slot"] = slot
     result = st.client.post("/pipeline/run", json=body)
     if cron:
         output.print_json(result) if st.json else output.ok(
-            f"pipeline {name} scheduled '{cron}' ({result['job']['timezone']}); next run {result['job']['next_run_time']}"
+            f"pipeline {name} scheduled '{cron}' ({result['job']['timezone']}, mode "
+            f"{result['job'].get('mode', 'every')}); next run {result['job']['next_run_time']}"
         )
         return
     run_id = result["run_id"]

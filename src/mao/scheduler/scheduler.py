@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -20,7 +20,8 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from mao.agreement.slots import slot_of
-from mao.errors import Conflict, MAOError, NotFound
+from mao.coverage.grid import MODES
+from mao.errors import Conflict, InvalidInput, MAOError, NotFound
 from mao.scheduler.cron import parse_cron, timezone
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ def fire(
     scheduled_for: datetime | None = None,
     *,
     instance: Instance | None = None,
+    cron: str | None = None,
+    mode: str = "every",
     **_: Any,
 ) -> None:
     """The job function (referenced by name in the job store).
@@ -54,6 +57,19 @@ def fire(
         log.warning("scheduled run of %s: instance %s is not running here", pipeline, instance_name)
         return
     slot = slot_of(scheduled_for) if scheduled_for is not None else None
+    if slot is not None and scheduled_for is not None and cron:
+        from mao.coverage.window import slot_end
+
+        end = slot_end(cron, instance.settings.timezone, scheduled_for)
+        if mode == "one":
+            # a fire that comes late (a misfire run at start) still gives the claim a chance
+            grace = datetime.now(UTC) + timedelta(seconds=2 * instance.settings.coverage_claim_ttl)
+            instance.claims.watch(pipeline, slot, max(end, grace))
+            return
+        down_at_fire = scheduled_for < instance.scheduler.started_at
+        if (down_at_fire or datetime.now(UTC) >= end) and _covered_elsewhere(instance, pipeline, slot):
+            return
+        instance.claims.watch(pipeline, slot, end, claim=False)  # logs the slot if it ends a gap
     try:
         run_id = instance.runner.start(pipeline, trigger="cron", slot=slot)
         log.info("scheduled run %s of %s for slot %s started", run_id, pipeline, slot)
@@ -61,6 +77,25 @@ def fire(
         log.warning("scheduled run of %s skipped: the previous run is still going", pipeline)
     except MAOError as exc:
         log.error("scheduled run of %s could not start: %s", pipeline, exc.message)
+
+
+def _covered_elsewhere(instance: Instance, pipeline: str, slot: str) -> bool:
+    """A catch-up fire (this instance was down at the fire time, or the slot has ended) runs only to fill a gap:
+    a slot the federation already delivered stays as it is, this instance missing in it."""
+    from mao.coverage.index import delivered_by
+
+    try:
+        who = delivered_by(instance, pipeline, slot)
+    except MAOError:
+        return False
+    if who:
+        log.info(
+            "slot %s of %s ended while this instance was down; delivered by %s: not caught up",
+            slot,
+            pipeline,
+            ", ".join(who),
+        )
+    return bool(who)
 
 
 class _BoundJob:
@@ -107,8 +142,11 @@ class Scheduler:
             timezone=timezone(settings.timezone),
         )
         self._started = False
+        self.started_at = datetime.now(UTC)
+        """When this scheduler last started serving: a fire time before it is a catch-up."""
 
     def start(self) -> None:
+        self.started_at = datetime.now(UTC)
         if self._started:
             self._scheduler.resume()
         else:
@@ -116,7 +154,7 @@ class Scheduler:
             self._started = True
         for job in self._scheduler.get_jobs():
             described = self._describe(job)
-            self._publish(described["pipeline"], described["cron"], described["timezone"])
+            self._publish(described["pipeline"], described["cron"], described["timezone"], described["mode"])
 
     def _ensure_started(self) -> None:
         if not self._started:
@@ -134,7 +172,11 @@ class Scheduler:
             self._scheduler.shutdown(wait=False)
             self._started = False
 
-    def schedule(self, pipeline: str, cron: str) -> dict[str, Any]:
+    def schedule(self, pipeline: str, cron: str, mode: str = "every") -> dict[str, Any]:
+        """Fire ``pipeline`` on ``cron``: in mode ``every`` each fire runs it here; in ``one``
+        the instances having it scheduled claim each slot and one runs it."""
+        if mode not in MODES:
+            raise InvalidInput(f"invalid mode {mode!r}: give one of {', '.join(MODES)}")
         self.instance.store.get_pipeline(pipeline)
         trigger = parse_cron(cron, self.instance.settings.timezone)
         self._ensure_started()
@@ -142,13 +184,13 @@ class Scheduler:
             fire,
             trigger,
             args=[self.instance.name, pipeline],
-            kwargs={"cron": cron},
+            kwargs={"cron": cron, "mode": mode},
             id=pipeline,
             name=pipeline,
             replace_existing=True,
         )
         described = self._describe(job, cron)
-        self._publish(pipeline, cron, described["timezone"])
+        self._publish(pipeline, cron, described["timezone"], mode)
         return described
 
     def unschedule(self, job_id: str) -> None:
@@ -164,13 +206,20 @@ class Scheduler:
         except MAOError as exc:
             log.warning("could not remove the schedule of %s from the registry: %s", pipeline, exc.message)
 
-    def _publish(self, pipeline: str, cron: str | None, tz: str) -> None:
-        """Tell the federation this instance runs ``pipeline`` on ``cron`` (it decides who votes on a slot)."""
+    def _publish(self, pipeline: str, cron: str | None, tz: str, mode: str = "every") -> None:
+        """Tell the federation this instance runs ``pipeline`` on ``cron`` (it decides who votes
+        on a slot, and which slots coverage expects from it since when)."""
         if not cron:
             return
-        value = {"cron": cron, "timezone": tz, "instance": self.instance.name}
+        key = schedule_key(pipeline, self.instance.name)
+        value = {"cron": cron, "timezone": tz, "mode": mode, "instance": self.instance.name}
         try:
-            self.instance.registry.put(schedule_key(pipeline, self.instance.name), value)
+            old = self.instance.registry.get(key) or {}
+            same = all(old.get(k) == v for k, v in value.items())
+            value["since"] = (
+                old["since"] if same and old.get("since") else slot_of(datetime.now(UTC) + timedelta(seconds=1))
+            )
+            self.instance.registry.put(key, value)
         except MAOError as exc:
             log.warning("could not publish the schedule of %s in the registry: %s", pipeline, exc.message)
 
@@ -193,6 +242,7 @@ class Scheduler:
             "pipeline": job.args[1] if len(job.args) > 1 else job.name,
             "cron": cron,
             "timezone": str(trigger.timezone),
+            "mode": job.kwargs.get("mode", "every"),
             "next_run_time": nxt.isoformat() if nxt else None,
         }
 

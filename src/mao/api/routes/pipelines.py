@@ -56,10 +56,12 @@ def run(request: RunRequest, instance: InstanceDep) -> Any:
     """Run now (for ``slot``, a cron fire time, if given), or with ``cron`` schedule it
     (an empty or never-firing cron is a 400). With ``wait``, answer once the run has ended."""
     slot = normalize_slot(request.slot) if request.slot is not None else None
+    if request.mode is not None and request.cron is None:
+        raise InvalidInput("mode goes with cron: it says how the federation covers the schedule's slots")
     if request.cron is not None:
         if slot is not None:
             raise InvalidInput("give either cron (schedule) or slot (run now for that fire time), not both")
-        job = instance.scheduler.schedule(request.name, request.cron)
+        job = instance.scheduler.schedule(request.name, request.cron, request.mode or "every")
         return {"ok": True, "scheduled": True, "job": job}
     run_id = instance.runner.start(request.name, trigger="api", slot=slot)
     if request.wait:

@@ -1,0 +1,218 @@
+"""``one`` mode: the federation needs one delivered run per slot.
+
+At each fire, every instance with the schedule watches the slot until it ends (the next fire
+time). Each tries to create ``claims/<pipeline>/<slot>`` under a lease of
+``coverage_claim_ttl`` seconds; the one that does runs the slot, keeping the lease alive
+while its run lasts. A delivered run is recorded (``coverage/…``) and the claim kept for
+good; a failed one releases the claim. A claimer that dies stops refreshing its lease, so
+the claim vanishes within the TTL: the others, polling every ``coverage_claim_poll``
+seconds, take the slot over. Each instance runs a slot at most once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from mao.agreement.slots import slot_key
+from mao.coverage.index import delivered_by, record_run
+from mao.errors import Conflict, MAOError, RegistryUnavailable
+from mao.registry.base import KeepAlive
+from mao.status import RunStatus
+
+if TYPE_CHECKING:
+    from mao.instance import Instance
+
+log = logging.getLogger(__name__)
+
+CLAIMS = "claims/"
+GAPS = "gaps/"
+
+
+def claim_key(pipeline: str, slot: str) -> str:
+    return f"{CLAIMS}{pipeline}/{slot_key(slot)}"
+
+
+class SlotClaims:
+    """The watchers of this instance's open ``one``-mode slots (one thread per slot)."""
+
+    def __init__(self, instance: Instance) -> None:
+        self.instance = instance
+        self._stop = threading.Event()
+        self._threads: dict[tuple[str, str], threading.Thread] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def ttl(self) -> int:
+        return int(self.instance.settings.coverage_claim_ttl)
+
+    def watch(self, pipeline: str, slot: str, until: datetime, *, claim: bool = True) -> bool:
+        """Start watching ``slot`` (no-op if already watched); False when stopping. Without
+        ``claim`` (``every`` mode) only look, once the slot has ended, whether it is a gap."""
+        with self._lock:
+            if self._stop.is_set():
+                return False
+            self._threads = {k: t for k, t in self._threads.items() if t.is_alive()}
+            if (pipeline, slot) in self._threads:
+                return True
+            thread = threading.Thread(
+                target=self._watch_safely,
+                args=(pipeline, slot, until, claim),
+                name=f"claim-{pipeline}-{slot}",
+                daemon=True,
+            )
+            self._threads[(pipeline, slot)] = thread
+            thread.start()
+            return True
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        with self._lock:
+            threads = list(self._threads.values())
+        for thread in threads:
+            thread.join(timeout)
+
+    def _watch_safely(self, pipeline: str, slot: str, until: datetime, claim: bool = True) -> None:
+        try:
+            if claim:
+                self.settle(pipeline, slot, until)
+            else:
+                self.check_gap(pipeline, slot, until)
+        except Exception:
+            log.exception("watching slot %s of %s", slot, pipeline)
+
+    def settle(self, pipeline: str, slot: str, until: datetime) -> str:
+        """Watch the slot until it is delivered or ends: ``delivered``, ``ran`` (by us, not
+        delivered), ``gap`` or ``stopped``."""
+        registry, poll = self.instance.registry, float(self.instance.settings.coverage_claim_poll)
+        tried = False
+        while not self._stop.is_set():
+            try:
+                if delivered_by(self.instance, pipeline, slot):
+                    return "delivered"
+                if datetime.now(UTC) >= until:
+                    break
+                if not tried and not self.instance.runner.is_active(pipeline):
+                    lease = registry.grant(self.ttl)
+                    if registry.create(claim_key(pipeline, slot), self._claim_value(), lease):
+                        if delivered_by(self.instance, pipeline, slot):  # delivered while we asked
+                            registry.revoke(lease)
+                            return "delivered"
+                        ran = self._run(pipeline, slot, lease)
+                        tried = ran is not None
+                        if ran == RunStatus.SUCCEEDED:
+                            return "delivered"
+                        continue
+                    registry.revoke(lease)
+            except RegistryUnavailable as exc:
+                log.warning("slot %s of %s: the registry is unavailable (%s)", slot, pipeline, exc.message)
+            self._stop.wait(poll)
+        if self._stop.is_set():
+            return "stopped"
+        return self._gap(pipeline, slot)
+
+    def check_gap(self, pipeline: str, slot: str, until: datetime) -> str:
+        """Wait for the slot to end (plus one poll), then ``delivered``, ``gap`` or ``stopped``."""
+        wait = (until - datetime.now(UTC)).total_seconds() + float(self.instance.settings.coverage_claim_poll)
+        if self._stop.wait(max(wait, 0)):
+            return "stopped"
+        while self.instance.runner.is_active(pipeline):  # a catch-up run of an ended slot
+            if self._stop.wait(float(self.instance.settings.coverage_claim_poll)):
+                return "stopped"
+        try:
+            if delivered_by(self.instance, pipeline, slot):
+                return "delivered"
+        except MAOError as exc:
+            log.warning("slot %s of %s: cannot tell whether it was delivered: %s", slot, pipeline, exc.message)
+            return "unknown"
+        return self._gap(pipeline, slot)
+
+    def _gap(self, pipeline: str, slot: str) -> str:
+        registry = self.instance.registry
+        log.warning("gap: slot %s of pipeline %s ended with no delivered run in the federation", slot, pipeline)
+        try:  # once per slot, whoever sees it first
+            registry.create(
+                f"{GAPS}{pipeline}/{slot_key(slot)}",
+                {"pipeline": pipeline, "slot": slot, "seen_by": self.instance.name, "at": time.time()},
+            )
+        except MAOError as exc:
+            log.warning("could not record the gap of slot %s of %s: %s", slot, pipeline, exc.message)
+        return "gap"
+
+    def _claim_value(self) -> dict[str, object]:
+        return {"instance": self.instance.name, "since": time.time()}
+
+    def _run(self, pipeline: str, slot: str, lease: object) -> RunStatus | None:
+        """Run the claimed slot under the lease; its end status, or None if it could not start."""
+        registry = self.instance.registry
+        keepalive = KeepAlive(registry, lease).start()  # type: ignore[arg-type]
+        status: RunStatus | None = None
+        try:
+            try:
+                run_id = self.instance.runner.start(pipeline, trigger="cron", slot=slot)
+            except Conflict:
+                log.info("slot %s of %s: the previous run is still going; trying again", slot, pipeline)
+                return None
+            except MAOError as exc:
+                log.error("slot %s of %s: the run could not start: %s", slot, pipeline, exc.message)
+                return None
+            log.info("slot %s of %s claimed: run %s", slot, pipeline, run_id)
+            status = self._wait(run_id)
+            if status is not None:
+                record_run(self.instance, run_id)
+            if status == RunStatus.SUCCEEDED:
+                registry.put(claim_key(pipeline, slot), {**self._claim_value(), "run_id": run_id, "done": True})
+            return status
+        finally:
+            keepalive.stop()
+            try:
+                registry.revoke(lease)  # type: ignore[arg-type]
+            except MAOError as exc:
+                log.warning("could not release the claim on %s of %s: %s", slot, pipeline, exc.message)
+
+    def _wait(self, run_id: int) -> RunStatus | None:
+        while not self._stop.is_set():
+            status = RunStatus(self.instance.store.get_run(run_id).status)
+            if not status.active:
+                return status
+            self._stop.wait(0.5)
+        return None
+
+
+def backfill_on_start(instance: Instance) -> threading.Thread | None:
+    """With ``coverage_backfill_on_start``: in the background, claim and run, oldest first,
+    the gaps of this instance's ``one``-mode schedules over the last
+    ``coverage_backfill_max_age`` seconds (the claims keep two restarting instances from
+    filling the same slot twice)."""
+    settings = instance.settings
+    if not settings.coverage_backfill_on_start:
+        return None
+    pipelines = [job["pipeline"] for job in instance.scheduler.jobs() if job.get("mode") == "one"]
+    if not pipelines:
+        return None
+
+    def fill() -> None:
+        from datetime import timedelta
+
+        from mao.coverage.index import coverage
+
+        since = datetime.now(UTC) - timedelta(seconds=settings.coverage_backfill_max_age)
+        for pipeline in pipelines:
+            try:
+                gaps = coverage(instance, pipeline, since)["gaps"]
+            except MAOError as exc:
+                log.warning("backfill of %s at start: no coverage (%s)", pipeline, exc.message)
+                continue
+            for k, slot in enumerate(gaps, 1):
+                if instance.claims._stop.is_set():
+                    return
+                until = datetime.now(UTC) + timedelta(seconds=2 * instance.claims.ttl)
+                outcome = instance.claims.settle(pipeline, slot, until)
+                log.info("backfill of %s at start: slot %s (%d/%d) %s", pipeline, slot, k, len(gaps), outcome)
+
+    thread = threading.Thread(target=fill, name="coverage-backfill", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,189 @@
+"""The coverage record: ``coverage/<pipeline>/<slot>/<instance>`` in the registry (the fast
+index), rebuilt from the git remotes' node commits (``Mao-Slot``, ``Mao-Instance``) when asked.
+
+Schedules are ``schedules/<pipeline>/<instance>`` (published by the scheduler).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from mao.agreement.slots import parse_slot, slot_key, slot_of
+from mao.coverage.grid import DELIVERED, FAILED, Schedule, build_grid
+from mao.errors import MAOError, NotFound
+from mao.status import RunStatus
+
+if TYPE_CHECKING:
+    from mao.instance import Instance
+
+log = logging.getLogger(__name__)
+
+COVERAGE = "coverage/"
+SCHEDULES = "schedules/"
+_SEP, _END = "\x1f", "\x1e"
+
+
+def coverage_key(pipeline: str, slot: str, instance: str | None = None) -> str:
+    base = f"{COVERAGE}{pipeline}/{slot_key(slot)}/"
+    return base + instance if instance else base
+
+
+def schedules(instance: Instance, pipeline: str | None = None) -> list[dict[str, Any]]:
+    """Every instance's published schedules (all pipelines, or one), sorted by pipeline and instance."""
+    out = []
+    for key, value in instance.registry.list(SCHEDULES + (f"{pipeline}/" if pipeline else "")).items():
+        parts = (f"{pipeline}/{key}" if pipeline else key).split("/")
+        if len(parts) != 2 or not isinstance(value, dict) or not value.get("cron"):
+            continue
+        out.append(
+            {
+                "pipeline": parts[0],
+                "instance": value.get("instance") or parts[1],
+                "cron": value["cron"],
+                "timezone": value.get("timezone") or "UTC",
+                "mode": value.get("mode") or "every",
+                "since": value.get("since"),
+            }
+        )
+    return sorted(out, key=lambda s: (s["pipeline"], s["instance"]))
+
+
+def outcome_of(status: str) -> str | None:
+    """``delivered`` for a succeeded run (its commits are pushed), ``failed`` for any other end."""
+    st = RunStatus(status)
+    if st.active:
+        return None
+    return DELIVERED if st == RunStatus.SUCCEEDED else FAILED
+
+
+def record(instance: Instance, pipeline: str, slot: str, outcome: str, run_id: int | None) -> None:
+    """Put this instance's cell; a ``failed`` never overwrites a ``delivered``."""
+    key = coverage_key(pipeline, slot, instance.name)
+    value = {
+        "slot": slot_of(parse_slot(slot)),
+        "instance": instance.name,
+        "status": outcome,
+        "run_id": run_id,
+        "source": "run",
+        "at": time.time(),
+    }
+    if outcome == FAILED and (instance.registry.get(key) or {}).get("status") == DELIVERED:
+        return
+    instance.registry.put(key, value)
+
+
+def record_run(instance: Instance, run_id: int) -> str | None:
+    """Record a finished slot run of this instance; the outcome, or None (no slot, still going)."""
+    run = instance.store.get_run(run_id)
+    if not run.slot:
+        return None
+    outcome = outcome_of(run.status)
+    if outcome is None:
+        return None
+    record(instance, run.pipeline, run.slot, outcome, run.id)
+    if outcome == FAILED:
+        log.info("slot %s of %s: run %s ended %s", run.slot, run.pipeline, run.id, run.status)
+    return outcome
+
+
+def delivered_by(instance: Instance, pipeline: str, slot: str) -> list[str]:
+    cells = instance.registry.list(coverage_key(pipeline, slot))
+    return sorted(name for name, value in cells.items() if (value or {}).get("status") == DELIVERED)
+
+
+def indexed_outcomes(instance: Instance, pipeline: str, since: datetime) -> dict[tuple[str, str], str]:
+    out: dict[tuple[str, str], str] = {}
+    for key, value in instance.registry.list(f"{COVERAGE}{pipeline}/").items():
+        parts = key.split("/")
+        if len(parts) != 2 or not isinstance(value, dict):
+            continue
+        try:
+            slot = slot_of(parse_slot(parts[0]))
+        except MAOError:
+            continue
+        if parse_slot(slot) >= since and value.get("status") in (DELIVERED, FAILED):
+            out[(slot, parts[1])] = value["status"]
+    return out
+
+
+def _merge(into: dict[tuple[str, str], str], more: dict[tuple[str, str], str]) -> None:
+    for cell, outcome in more.items():
+        if into.get(cell) != DELIVERED:
+            into[cell] = outcome
+
+
+def git_outcomes(instance: Instance, pipeline: str, since: datetime) -> dict[tuple[str, str], str]:
+    """From the git remotes alone: the node commits of ``pipeline`` on its output datasets'
+    branches. A (slot, instance) whose run committed its last step is delivered; one that
+    committed only earlier steps failed. (A step that changed nothing leaves no commit.)"""
+    definition = instance.catalog.get_pipeline(pipeline)
+    steps = [s["name"] for s in definition.get("steps", [])]
+    datasets = sorted({s["output_dataset"] for s in definition.get("steps", [])})
+    seen: dict[tuple[str, str, str], set[str]] = {}
+    for name in datasets:
+        url = instance.catalog.get_dataset(name)["master"]
+        clone = instance.datasets.ensure_clone(name, url)
+        fmt = f"%H{_SEP}%(trailers:only,unfold,separator=%x1f){_END}"
+        text = instance.datasets.git.run(["log", "--remotes=origin", "--no-merges", f"--format={fmt}"], clone)
+        for entry in text.split(_END):
+            fields = entry.strip().split(_SEP)
+            trailers = dict(f.split(": ", 1) for f in fields[1:] if ": " in f)
+            if trailers.get("Mao-Pipeline") != pipeline or "Mao-Vote-For" in trailers:
+                continue
+            slot, who, run = trailers.get("Mao-Slot"), trailers.get("Mao-Instance"), trailers.get("Mao-Run", "")
+            if not slot or not who:
+                continue
+            try:
+                if parse_slot(slot) < since:
+                    continue
+                slot = slot_of(parse_slot(slot))
+            except MAOError:
+                continue
+            seen.setdefault((slot, who, run), set()).add(trailers.get("Mao-Step", ""))
+    out: dict[tuple[str, str], str] = {}
+    for (slot, who, _run), done in seen.items():
+        outcome = DELIVERED if not steps or steps[-1] in done else FAILED
+        _merge(out, {(slot, who): outcome})
+    return out
+
+
+def coverage(
+    instance: Instance, pipeline: str, since: datetime, *, rebuild: bool = False, now: datetime | None = None
+) -> dict[str, Any]:
+    """The grid of ``pipeline`` since ``since``; ``rebuild`` reads the git remotes too and puts
+    what the index lacked back into it."""
+    now = now or datetime.now(UTC)
+    published = schedules(instance, pipeline)
+    outcomes = indexed_outcomes(instance, pipeline, since)
+    if not published and not outcomes and not rebuild:
+        try:
+            instance.catalog.get_pipeline(pipeline)
+        except NotFound:
+            raise NotFound(
+                f"no pipeline {pipeline!r} in the federation; `maoctl federation schedules` lists them"
+            ) from None
+    restored = 0
+    if rebuild:
+        from_git = git_outcomes(instance, pipeline, since)
+        for (slot, who), outcome in from_git.items():
+            if outcomes.get((slot, who)) != DELIVERED and outcomes.get((slot, who)) != outcome:
+                key = coverage_key(pipeline, slot, who)
+                value = {
+                    "slot": slot,
+                    "instance": who,
+                    "status": outcome,
+                    "run_id": None,
+                    "source": "git",
+                    "at": time.time(),
+                }
+                if outcome == DELIVERED or (slot, who) not in outcomes:
+                    instance.registry.put(key, value)
+                    restored += 1
+        _merge(outcomes, from_git)
+    grid = build_grid(pipeline, [Schedule.of(s) for s in published], outcomes, since, now)
+    grid["source"] = "git+index" if rebuild else "index"
+    grid["restored"] = restored
+    return grid
