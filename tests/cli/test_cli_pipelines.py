@@ -85,8 +85,9 @@ def test_pipeline_from_file_run_wait_and_history(ctl, tmp_path):
     )
     added = ctl("pipeline", "add", "--file", str(spec))
     assert added.code == 0, added.output
-    listed = json.loads(ctl("pipeline", "get", "--json").out)
-    assert [p["name"] for p in listed["pipelines"]] == ["rows"]
+    listed = json.loads(ctl("pipeline", "list", "--json").out)
+    assert [p["name"] for p in listed] == ["rows"]
+    assert json.loads(ctl("pipeline", "get", "--json").out) == listed
     assert "collect" in ctl("pipeline", "get", "--name", "rows").out
 
     ran = ctl("pipeline", "run", "--name", "rows", "--wait")
@@ -154,7 +155,7 @@ def test_unknown_tools_and_datasets_are_named(ctl, tmp_path):
     assert result.code == 1
     assert "nope" in result.err and "nowhere" in result.err
     assert "Traceback" not in result.output
-    assert json.loads(ctl("pipeline", "get", "--json").out)["pipelines"] == []
+    assert json.loads(ctl("pipeline", "get", "--json").out) == []
 
 
 def test_schedules_from_the_cli(ctl, tmp_path):

@@ -77,6 +77,27 @@ if hasattr(typer, "TyperException"):
 _ABORTS = (click.exceptions.Abort, typer.Abort)
 
 
+_LISTING_VERBS = {"get", "list", "ls", "show"}
+
+
+def _hint_commands(exc: Exception) -> None:
+    """'No such command' names the group's commands, and ``list`` for a listing verb."""
+    ctx = getattr(exc, "ctx", None)
+    message = getattr(exc, "message", "")
+    group = getattr(ctx, "command", None)
+    if not isinstance(message, str) or not message.startswith("No such command") or ctx is None:
+        return
+    commands = getattr(group, "commands", None)
+    if not isinstance(commands, dict):
+        return
+    visible = sorted(name for name, cmd in commands.items() if not getattr(cmd, "hidden", False))
+    wanted = message.split("'")[1] if message.count("'") >= 2 else ""
+    if wanted in _LISTING_VERBS and "list" in commands:
+        message += f" Use '{ctx.command_path} list'."
+    message += f" Commands: {', '.join(visible)}."
+    exc.message = message  # type: ignore[attr-defined]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one-line errors, non-zero exit codes, no tracebacks."""
     try:
@@ -85,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print("Aborted.")
         return 130
     except _USAGE_ERRORS as exc:
+        _hint_commands(exc)
         if hasattr(exc, "show"):
             exc.show()
         else:

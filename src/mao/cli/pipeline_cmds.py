@@ -11,6 +11,7 @@ import yaml
 
 from mao.agreement.slots import normalize_slot
 from mao.cli import output
+from mao.cli.client import pipeline_list
 from mao.cli.registry_cmds import tool_app
 from mao.cli.runs_cmds import follow_run
 from mao.cli.state import JsonOpt, state
@@ -111,7 +112,8 @@ def pipeline_add(
         output.ok(f"pipeline {result['pipeline']['name']} defined with {len(result['pipeline']['steps'])} step(s)")
 
 
-@pipeline_app.command("get")
+@pipeline_app.command("list")
+@pipeline_app.command("get", help="The same as list (the first MAO's verb).")
 def pipeline_get(
     ctx: typer.Context, name: Annotated[str | None, typer.Option("--name")] = None, json: JsonOpt = False
 ) -> None:
@@ -139,9 +141,9 @@ def pipeline_get(
             ),
         )
         return
-    data = st.client.get("/pipeline")
+    pipelines = pipeline_list(st.client.get("/pipeline"))
     if st.json:
-        output.print_json(data)
+        output.print_json(pipelines)
         return
     output.table(
         "Pipelines",
@@ -154,7 +156,7 @@ def pipeline_get(
                 (p["schedule"] or {}).get("next_run_time"),
                 p["description"],
             ]
-            for p in data["pipelines"]
+            for p in pipelines
         ),
     )
 
