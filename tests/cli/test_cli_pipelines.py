@@ -189,3 +189,31 @@ def test_set_variable_only_for_placeholders(ctl, tmp_path):
     shown = ctl("pipeline", "get", "--name", "keyed", "--json").out
     assert "v1" not in shown and json.loads(shown)["private_variables"] == ["KEY"]
     assert ctl("pipeline", "run", "--name", "keyed", "--wait").code == 0
+
+
+def test_pipeline_add_without_a_terminal_names_file(ctl, monkeypatch):
+    _setup(ctl)
+    monkeypatch.setattr("sys.stdin", io.StringIO("half\n"))
+    added = ctl("pipeline", "add")
+    assert added.code == 1
+    [line] = added.err.strip().splitlines()
+    assert "--file" in line and "no terminal" in line
+    assert json.loads(ctl("pipeline", "list", "--json").out) == []
+
+
+def test_a_file_with_unset_private_variables_warns_at_once(ctl, tmp_path):
+    _setup(ctl)
+    spec = tmp_path / "p.yaml"
+    spec.write_text(
+        "name: labelled\nsteps:\n  - {name: s, tool: collector, output_dataset: rows, env: {L: '{{ LABEL }}'}}\n"
+    )
+    added = ctl("pipeline", "add", "--file", str(spec))
+    assert added.code == 0, added.output
+    assert "cannot run until" in added.err and "LABEL" in added.err
+    assert "maoctl pipeline set-variable --name labelled --variable LABEL" in added.err
+    spec.write_text(
+        "name: given\nprivate_variables: {LABEL: x}\n"
+        "steps:\n  - {name: t, tool: collector, output_dataset: rows, env: {L: '{{ LABEL }}'}}\n"
+    )
+    quiet = ctl("pipeline", "add", "--file", str(spec))
+    assert quiet.code == 0 and quiet.err == ""

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json as jsonlib
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 import yaml
+from rich.markup import escape
 
 from mao.agreement.slots import normalize_slot
 from mao.cli import output
@@ -81,6 +84,19 @@ def prompt_definition() -> dict[str, Any]:
     return {"name": name, "description": description, "steps": steps}
 
 
+def _prompt_or_explain() -> dict[str, Any]:
+    """The prompts; their input ending early without a terminal is an error naming ``--file``."""
+    try:
+        return prompt_definition()
+    except (click.exceptions.Abort, typer.Abort) as exc:
+        if sys.stdin.isatty():
+            raise
+        raise InvalidInput(
+            "the input ended before the pipeline was complete and there is no terminal to ask: "
+            "give the pipeline as a file with --file pipeline.yaml (nothing was defined)"
+        ) from exc
+
+
 @pipeline_app.command("add")
 def pipeline_add(
     ctx: typer.Context,
@@ -89,7 +105,7 @@ def pipeline_add(
 ) -> None:
     """Define a pipeline on this instance and register it in the federation."""
     st = state(ctx, json)
-    definition = load_definition(file) if file else prompt_definition()
+    definition = load_definition(file) if file else _prompt_or_explain()
     placeholders = sorted(
         {
             v.strip()[2:-2].strip()
@@ -110,6 +126,17 @@ def pipeline_add(
         output.print_json(result)
     else:
         output.ok(f"pipeline {result['pipeline']['name']} defined with {len(result['pipeline']['steps'])} step(s)")
+    unset = [name for name in placeholders if name not in given]
+    if unset:  # runs fail until they are set: say so now, not at the first run
+        pipeline = result["pipeline"]["name"]
+        output.err_console.print(
+            f"[yellow]Warning:[/yellow] pipeline {escape(pipeline)} cannot run until its private "
+            f"variable(s) {escape(', '.join(unset))} are set: "
+            + "; ".join(
+                f"maoctl pipeline set-variable --name {escape(pipeline)} --variable {escape(n)}" for n in unset
+            ),
+            highlight=False,
+        )
 
 
 @pipeline_app.command("list")
