@@ -91,6 +91,7 @@ def _prompt_or_explain() -> dict[str, Any]:
     except (click.exceptions.Abort, typer.Abort) as exc:
         if sys.stdin.isatty():
             raise
+        typer.echo()  # end the unanswered prompt's line
         raise InvalidInput(
             "the input ended before the pipeline was complete and there is no terminal to ask: "
             "give the pipeline as a file with --file pipeline.yaml (nothing was defined)"
