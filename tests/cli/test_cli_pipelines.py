@@ -217,3 +217,26 @@ def test_a_file_with_unset_private_variables_warns_at_once(ctl, tmp_path):
     )
     quiet = ctl("pipeline", "add", "--file", str(spec))
     assert quiet.code == 0 and quiet.err == ""
+
+
+def test_wait_prints_states_in_order_with_the_lines(ctl, tmp_path):
+    _setup(ctl)
+    spec = tmp_path / "two.yaml"
+    spec.write_text(
+        "name: two\nsteps:\n"
+        "  - {name: first, tool: collector, output_dataset: rows}\n"
+        "  - {name: second, tool: collector, output_dataset: rows}\n"
+    )
+    assert ctl("pipeline", "add", "--file", str(spec)).code == 0
+    ran = ctl("pipeline", "run", "--name", "two", "--wait")
+    assert ran.code == 0, ran.output
+    lines = ran.out.splitlines()
+
+    def at(text: str) -> int:
+        [index] = [i for i, line in enumerate(lines) if text in line]
+        return index
+
+    assert at("step first: running") < at("first | collected a row") < at("step first: succeeded")
+    assert at("step first: succeeded") < at("step second: running") < at("second | collected a row")
+    assert at("second | collected a row") < at("step second: succeeded") < at("run | run succeeded")
+    assert lines[-1].startswith("run ") and "succeeded" in lines[-1]

@@ -40,25 +40,49 @@ def _print_line(console: Any, line: dict[str, Any]) -> None:
     console.print(f"{line['step'] or 'run'} | {line['line']}", markup=False, highlight=False, soft_wrap=True)
 
 
+_RANK = {RunStatus.PENDING: 0, RunStatus.RUNNING: 1}
+
+
 def follow_run(st: State, run_id: int, poll: float = 0.5) -> dict[str, Any]:
-    """Print log lines as they come, with step transitions, until the run ends."""
+    """Print log lines as they come, with step transitions, until the run ends.
+
+    States come in the order they happened: a step is shown ``running`` before its first
+    line, and its final state before the first line of what follows it (the next step or
+    the run's own closing lines); the run is read before its lines, so every line a step
+    wrote is printed before the step's final state."""
     after = 0
     seen: dict[str, str] = {}
     console = output.err_console if st.json else output.console
+
+    def show(name: str, status: str) -> None:
+        if _RANK.get(seen.get(name, RunStatus.PENDING), 2) < _RANK.get(status, 2):  # never backwards
+            seen[name] = status
+            console.print(f"  step {name}: {_status(status)}")
+
+    def close_open_steps() -> None:
+        for step in st.client.get(f"/runs/{run_id}")["steps"]:
+            if seen.get(step["name"]) == RunStatus.RUNNING and step["status"] not in ACTIVE:
+                show(step["name"], step["status"])
+
+    current: str | None = None
     while True:
+        run = st.client.get(f"/runs/{run_id}")
+        steps = {step["name"] for step in run["steps"]}
         logs = st.client.get(f"/runs/{run_id}/logs", params={"after": after})
         for line in logs["lines"]:
             after = line["id"]
+            if line["step"] != current:
+                if RunStatus.RUNNING in seen.values():
+                    close_open_steps()
+                current = line["step"]
+                if current in steps:
+                    show(current, RunStatus.RUNNING)
             _print_line(console, line)
-        run = st.client.get(f"/runs/{run_id}")
         for step in run["steps"]:
-            if seen.get(step["name"]) != step["status"] and step["status"] != RunStatus.PENDING:
-                seen[step["name"]] = step["status"]
-                console.print(f"  step {step['name']}: {_status(step['status'])}")
-        if run["status"] not in ACTIVE and logs["status"] not in ACTIVE:
-            rest = st.client.get(f"/runs/{run_id}/logs", params={"after": after})
-            for line in rest["lines"]:
-                _print_line(console, line)
+            show(step["name"], step["status"])
+        if run["status"] not in ACTIVE:
+            for line in st.client.get(f"/runs/{run_id}/logs", params={"after": after})["lines"]:
+                _print_line(console, line)  # anything the orchestrator wrote as the run ended
             console.print(
                 f"run {run_id}: {_status(run['status'])}" + (f" — {run['error']}" if run.get("error") else "")
             )
