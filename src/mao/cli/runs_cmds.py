@@ -40,7 +40,7 @@ def _print_line(console: Any, line: dict[str, Any]) -> None:
     console.print(f"{line['step'] or 'run'} | {line['line']}", markup=False, highlight=False, soft_wrap=True)
 
 
-_RANK = {RunStatus.PENDING: 0, RunStatus.RUNNING: 1}
+_RANK: dict[str, int] = {RunStatus.PENDING: 0, RunStatus.RUNNING: 1}
 
 
 def follow_run(st: State, run_id: int, poll: float = 0.5) -> dict[str, Any]:
