@@ -240,3 +240,27 @@ def test_wait_prints_states_in_order_with_the_lines(ctl, tmp_path):
     assert at("step first: succeeded") < at("step second: running") < at("second | collected a row")
     assert at("second | collected a row") < at("step second: succeeded") < at("run | run succeeded")
     assert lines[-1].startswith("run ") and "succeeded" in lines[-1]
+
+
+def test_run_tables_fit_80_columns(ctl, tmp_path, monkeypatch):
+    from mao.cli import output
+
+    _setup(ctl)
+    spec = tmp_path / "wide.yaml"
+    spec.write_text(
+        "name: a-rather-long-pipeline-name\nsteps:\n"
+        "  - {name: collect-observations, tool: collector, output_dataset: rows}\n"
+        "  - {name: explode-loudly, tool: exploder, output_dataset: rows}\n"
+    )
+    assert ctl("pipeline", "add", "--file", str(spec)).code == 0
+    assert ctl("pipeline", "run", "--name", "a-rather-long-pipeline-name", "--wait").code == 1
+    monkeypatch.setattr(output.console, "_width", 80)
+    run = json.loads(ctl("runs", "list", "--json").out)[0]
+    for argv in (("runs", "list"), ("runs", "show", str(run["id"])), ("pipeline", "list")):
+        shown = ctl(*argv)
+        assert shown.code == 0, shown.output
+        assert max(len(line) for line in shown.out.splitlines()) <= 80, argv
+    started = run["started_at"][:19].replace("T", " ")  # whole, on one line
+    assert any(started in line for line in ctl("runs", "list").out.splitlines())
+    shown = ctl("runs", "show", str(run["id"])).out
+    assert any("explode-loudly" in line and "failed" in line and "exit code 4" in line for line in shown.splitlines())

@@ -109,22 +109,24 @@ def runs_list(
     if st.json:
         output.print_json(runs)
         return
+    with_slot = any(r.get("slot") for r in runs)
     output.table(
         "Runs",
-        ["id", "pipeline", "status", "trigger", "slot", "started", "duration s", "steps"],
+        ["id", "pipeline", "status", "started (UTC)", "s", "trigger", *(["slot"] if with_slot else []), "steps"],
         (
             [
                 r["id"],
                 r["pipeline"],
                 _status(r["status"]),
+                output.timestamp(r["started_at"]),
+                output.seconds(r["duration"]),
                 r["trigger"],
-                r.get("slot"),
-                r["started_at"],
-                r["duration"],
-                " ".join(f"{s['name']}:{s['status']}" for s in r["steps"]),
+                *([r.get("slot")] if with_slot else []),
+                "\n".join(f"{s['name']}:{s['status']}" for s in r["steps"]),
             ]
             for r in runs
         ),
+        no_wrap=("id", "status", "started (UTC)", "s", "slot"),
     )
 
 
@@ -141,37 +143,33 @@ def runs_show(
     output.fields(
         {k: (_status(v) if k == "status" else v) for k, v in run.items() if k != "steps"}, title=f"run {run_id}"
     )
+    steps = run["steps"]
     output.table(
         "Steps",
-        [
-            "step",
-            "tool",
-            "status",
-            "exit",
-            "input commit",
-            "output commit",
-            "merge",
-            "federation",
-            "digest",
-            "s",
-            "error",
-        ],
+        ["step", "tool", "status", "exit", "s", "error"],
+        (
+            [s["name"], s["tool"], _status(s["status"]), s["exit_code"], output.seconds(s["duration"]), s["error"]]
+            for s in steps
+        ),
+        no_wrap=("status", "exit", "s"),
+    )
+    federation = any((s.get("details") or {}).get("federation") for s in steps)
+    output.table(
+        "Commits",
+        ["step", "input", "output", "merge", "image digest", *(["federation"] if federation else [])],
         (
             [
                 s["name"],
-                s["tool"],
-                _status(s["status"]),
-                s["exit_code"],
                 _short(s["input_commit"]),
                 _short(s["output_commit"]),
                 _short(s["merge_commit"]),
-                (s.get("details") or {}).get("federation", ""),
                 (s["image_digest"] or "").removeprefix("sha256:")[:12],
-                s["duration"],
-                s["error"],
+                *([(s.get("details") or {}).get("federation", "")] if federation else []),
             ]
-            for s in run["steps"]
+            for s in steps
+            if s["status"] != RunStatus.PENDING
         ),
+        no_wrap=("input", "output", "merge", "image digest"),
     )
 
 
