@@ -29,7 +29,9 @@ from mao.marketplace import Marketplace, ToolEntry
 from mao.models import ENV_NAME_RE, PipelineIn
 from mao.validation import NAME_RE
 
-HEADER = "Available MAO Pipelines ('✓'/'✗' indicate if pipline is already registered with this instance or federation):"
+HEADER = (
+    "Available MAO Pipelines ('✓'/'✗' indicate if the pipeline is already registered with this instance or federation):"
+)
 YES, NO = "✓", "✗"
 
 ADDED, PRESENT, SKIPPED, FAILED = "added", "already on this instance", "skipped", "failed"

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import click
 import typer
+import typer.core
 from rich.markup import escape
 
 from mao import __version__
@@ -22,6 +23,23 @@ from mao.cli.runs_cmds import runs_app
 from mao.cli.serve import serve
 from mao.cli.state import DEFAULT_URL, State
 from mao.errors import MAOError
+
+
+def _flags_without_placeholder() -> None:
+    """Recent typer shows ``<bool>`` after every flag (``--json <bool>``), as if it took a value."""
+    option = getattr(typer.core, "TyperOption", None)
+    original = getattr(option, "display_type_rich", None)
+    if option is None or original is None or getattr(original, "_mao_patched", False):
+        return
+
+    def display_type_rich(self: Any, ctx: click.Context) -> str | None:
+        return None if getattr(self, "is_flag", False) else original(self, ctx)
+
+    display_type_rich._mao_patched = True  # type: ignore[attr-defined]
+    option.display_type_rich = display_type_rich
+
+
+_flags_without_placeholder()
 
 app = typer.Typer(
     name="maoctl",
