@@ -264,3 +264,12 @@ def test_run_tables_fit_80_columns(ctl, tmp_path, monkeypatch):
     assert any(started in line for line in ctl("runs", "list").out.splitlines())
     shown = ctl("runs", "show", str(run["id"])).out
     assert any("explode-loudly" in line and "failed" in line and "exit code 4" in line for line in shown.splitlines())
+
+
+def test_invalid_yaml_is_one_line_naming_where(ctl, tmp_path):
+    spec = tmp_path / "broken.yaml"
+    spec.write_text("name: x\nsteps:\n  - {name: a\n   b: [\n")
+    result = ctl("pipeline", "add", "--file", str(spec))
+    assert result.code == 1
+    [line] = result.err.strip().splitlines()
+    assert line.startswith(f"Error: {spec} is not valid YAML") and "line 4, column 5" in line

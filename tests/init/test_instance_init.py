@@ -224,6 +224,10 @@ def test_unattended_missing_answers_fail_cleanly(orchestrator, market: Path, arg
     assert result == code, out + err
     assert message in " ".join((out + err).split())
     assert "Traceback" not in out + err
+    assert "Usage:" not in out + err  # a refused value is one error line, not the usage text too
+    if code == 2:
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("Error: "), err
     assert SECRET not in out + err
     assert_nothing_written(orchestrator)
 

@@ -116,6 +116,12 @@ def _hint_commands(exc: Exception) -> None:
     exc.message = message  # type: ignore[attr-defined]
 
 
+def _is_bad_value(exc: Exception) -> bool:
+    """A value given and refused (not a missing one, whose usage text shows what is needed)."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return "BadParameter" in names and "MissingParameter" not in names and hasattr(exc, "format_message")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one-line errors, non-zero exit codes, no tracebacks."""
     try:
@@ -125,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except _USAGE_ERRORS as exc:
         _hint_commands(exc)
-        if hasattr(exc, "show"):
+        if _is_bad_value(exc):  # a wrong value: one line, without the usage text
+            err_console.print(f"Error: {escape(exc.format_message())}", highlight=False)  # type: ignore[attr-defined]
+        elif hasattr(exc, "show"):
             exc.show()
         else:
             err_console.print(f"Error: {escape(str(exc))}", highlight=False)

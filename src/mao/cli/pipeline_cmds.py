@@ -35,10 +35,20 @@ def load_definition(path: Path) -> dict[str, Any]:
     try:
         data = jsonlib.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
-        raise InvalidInput(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from exc
+        kind = "JSON" if path.suffix == ".json" else "YAML"
+        raise InvalidInput(f"{path} is not valid {kind}: {_one_line(exc)}") from exc
     if not isinstance(data, dict):
         raise InvalidInput(f"{path} must hold one pipeline object with name, description and steps")
     return data
+
+
+def _one_line(exc: Exception) -> str:
+    """A parser's error on one line: what is wrong and where (YAML's own is several lines)."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if isinstance(exc, yaml.YAMLError) and problem and mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(exc).split())
 
 
 def _parse_env(text: str) -> dict[str, str]:
