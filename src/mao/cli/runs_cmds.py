@@ -40,6 +40,9 @@ def _print_line(console: Any, line: dict[str, Any]) -> None:
     console.print(f"{line['step'] or 'run'} | {line['line']}", markup=False, highlight=False, soft_wrap=True)
 
 
+# a step's state in runs list: marks for the common ones, the word for the rest (runs show has all)
+_STEP_MARK: dict[str, str] = {S.SUCCEEDED: "✓", S.FAILED: "✗ failed", S.RUNNING: "▶", S.PENDING: "·"}
+
 _RANK: dict[str, int] = {RunStatus.PENDING: 0, RunStatus.RUNNING: 1}
 
 
@@ -112,7 +115,7 @@ def runs_list(
     with_slot = any(r.get("slot") for r in runs)
     output.table(
         "Runs",
-        ["id", "pipeline", "status", "started (UTC)", "s", "trigger", *(["slot"] if with_slot else []), "steps"],
+        ["id", "pipeline", "status", "started (UTC)", "s", *(["slot"] if with_slot else []), "steps"],
         (
             [
                 r["id"],
@@ -120,9 +123,8 @@ def runs_list(
                 _status(r["status"]),
                 output.timestamp(r["started_at"]),
                 output.seconds(r["duration"]),
-                r["trigger"],
                 *([r.get("slot")] if with_slot else []),
-                "\n".join(f"{s['name']}:{s['status']}" for s in r["steps"]),
+                "\n".join(f"{s['name']} {_STEP_MARK.get(s['status'], s['status'])}" for s in r["steps"]),
             ]
             for r in runs
         ),
