@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,13 +30,16 @@ def test_a_second_demo_refuses_to_delete_the_previous_one(tmp_path):
 def test_demo_stop_says_what_it_stopped_and_names_services_down(tmp_path):
     (tmp_path / "demo").mkdir()
     sleeper = subprocess.Popen(["sleep", "60"])
+    reaper = threading.Thread(target=sleeper.wait, daemon=True)  # no zombie for the script to wait on
+    reaper.start()
     try:
         (tmp_path / "demo" / "serve.pid").write_text(str(sleeper.pid))
         (tmp_path / "docker.sock").touch()  # not a socket: no engine line
         first = _demo(tmp_path, "stop")
         assert first.returncode == 0
         assert f"demo instance stopped (pid {sleeper.pid}" in first.stdout
-        assert sleeper.wait(timeout=15) is not None
+        reaper.join(timeout=15)
+        assert sleeper.returncode is not None
         second = _demo(tmp_path, "stop")
         assert second.returncode == 0
         assert "no demo instance is running" in second.stdout
