@@ -9,7 +9,9 @@
 #   docker    Docker Engine on unix://$RUN/docker.sock, its default network on a bridge of
 #             its own (interface mao-br-<hash>, subnet $MAO_BRIDGE_CIDR, default 172.31.77.1/24;
 #             no iptables: containers reach neither the outside nor the host's loopback)
-#   podman    Podman's Docker-compatible API on unix://$RUN/podman.sock (optional)
+#   podman    Podman's Docker-compatible API on unix://$RUN/podman.sock (optional); writes the
+#             system-wide /etc/containers/containers.conf (runc, cgroupfs), saying so and keeping
+#             any previous file as containers.conf.orig-mao
 #   postgres  PostgreSQL 15 on 127.0.0.1:54329, trust auth, database mao_test
 #   sshd      git over SSH on 127.0.0.1:2222, bare repositories in $RUN/git-srv
 #   etcd      binaries only: the tests start their own clusters

@@ -200,3 +200,18 @@ def test_delete_with_an_empty_name_removes_nothing(assert_error_shape, seeded: T
         assert 400 <= response.status_code < 500
         assert_error_shape(response)
     assert snapshot(seeded) == before
+
+
+def test_a_form_body_names_the_content_type(client) -> None:
+    """``curl -d '{...}'`` without ``-H`` sends a form: the 400 says which content type to use."""
+    response = client.post(
+        "/registry/tools",
+        content='{"name": "t", "image": "busybox"}',
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 400
+    message = response.json()["error"]["message"]
+    assert "Content-Type: application/json" in message and "application/x-www-form-urlencoded" in message
+    assert client.get("/registry/tools").json() == {}
+    json_body = client.post("/registry/tools", json={"name": "", "image": "busybox"})
+    assert json_body.status_code == 400 and "Content-Type" not in json_body.json()["error"]["message"]

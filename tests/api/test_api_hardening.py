@@ -198,7 +198,7 @@ def test_the_identical_federation_definition_is_accepted(seeded) -> None:
     catalog.register_pipeline(definition)
     response = seeded.post("/pipeline/init", json=definition)
     assert response.status_code == 200, response.text
-    assert [p["name"] for p in seeded.get("/pipeline").json()["pipelines"]] == ["collector-hub-data", "shared"]
+    assert [p["name"] for p in seeded.get("/pipeline").json()] == ["collector-hub-data", "shared"]
 
 
 def test_unregister_goes_first_and_a_registry_failure_keeps_the_local_pipeline(
@@ -220,7 +220,7 @@ def test_unregister_goes_first_and_a_registry_failure_keeps_the_local_pipeline(
 
     monkeypatch.setattr(registry, "delete", real_delete)
     assert seeded.delete("/pipeline/collector-hub-data?unregister=true").status_code == 200
-    assert seeded.get("/pipeline").json()["pipelines"] == []
+    assert seeded.get("/pipeline").json() == []
     assert seeded.get("/registry/pipelines").json() == {}
     assert seeded.get("/jobs").json()["jobs"] == []
 

@@ -85,8 +85,9 @@ def test_pipeline_from_file_run_wait_and_history(ctl, tmp_path):
     )
     added = ctl("pipeline", "add", "--file", str(spec))
     assert added.code == 0, added.output
-    listed = json.loads(ctl("pipeline", "get", "--json").out)
-    assert [p["name"] for p in listed["pipelines"]] == ["rows"]
+    listed = json.loads(ctl("pipeline", "list", "--json").out)
+    assert [p["name"] for p in listed] == ["rows"]
+    assert json.loads(ctl("pipeline", "get", "--json").out) == listed
     assert "collect" in ctl("pipeline", "get", "--name", "rows").out
 
     ran = ctl("pipeline", "run", "--name", "rows", "--wait")
@@ -154,7 +155,7 @@ def test_unknown_tools_and_datasets_are_named(ctl, tmp_path):
     assert result.code == 1
     assert "nope" in result.err and "nowhere" in result.err
     assert "Traceback" not in result.output
-    assert json.loads(ctl("pipeline", "get", "--json").out)["pipelines"] == []
+    assert json.loads(ctl("pipeline", "get", "--json").out) == []
 
 
 def test_schedules_from_the_cli(ctl, tmp_path):
@@ -188,3 +189,87 @@ def test_set_variable_only_for_placeholders(ctl, tmp_path):
     shown = ctl("pipeline", "get", "--name", "keyed", "--json").out
     assert "v1" not in shown and json.loads(shown)["private_variables"] == ["KEY"]
     assert ctl("pipeline", "run", "--name", "keyed", "--wait").code == 0
+
+
+def test_pipeline_add_without_a_terminal_names_file(ctl, monkeypatch):
+    _setup(ctl)
+    monkeypatch.setattr("sys.stdin", io.StringIO("half\n"))
+    added = ctl("pipeline", "add")
+    assert added.code == 1
+    [line] = added.err.strip().splitlines()
+    assert "--file" in line and "no terminal" in line
+    assert json.loads(ctl("pipeline", "list", "--json").out) == []
+
+
+def test_a_file_with_unset_private_variables_warns_at_once(ctl, tmp_path):
+    _setup(ctl)
+    spec = tmp_path / "p.yaml"
+    spec.write_text(
+        "name: labelled\nsteps:\n  - {name: s, tool: collector, output_dataset: rows, env: {L: '{{ LABEL }}'}}\n"
+    )
+    added = ctl("pipeline", "add", "--file", str(spec))
+    assert added.code == 0, added.output
+    assert "cannot run until" in added.err and "LABEL" in added.err
+    assert "maoctl pipeline set-variable --name labelled --variable LABEL" in added.err
+    spec.write_text(
+        "name: given\nprivate_variables: {LABEL: x}\n"
+        "steps:\n  - {name: t, tool: collector, output_dataset: rows, env: {L: '{{ LABEL }}'}}\n"
+    )
+    quiet = ctl("pipeline", "add", "--file", str(spec))
+    assert quiet.code == 0 and quiet.err == ""
+
+
+def test_wait_prints_states_in_order_with_the_lines(ctl, tmp_path):
+    _setup(ctl)
+    spec = tmp_path / "two.yaml"
+    spec.write_text(
+        "name: two\nsteps:\n"
+        "  - {name: first, tool: collector, output_dataset: rows}\n"
+        "  - {name: second, tool: collector, output_dataset: rows}\n"
+    )
+    assert ctl("pipeline", "add", "--file", str(spec)).code == 0
+    ran = ctl("pipeline", "run", "--name", "two", "--wait")
+    assert ran.code == 0, ran.output
+    lines = ran.out.splitlines()
+
+    def at(text: str) -> int:
+        [index] = [i for i, line in enumerate(lines) if text in line]
+        return index
+
+    assert at("step first: running") < at("first | collected a row") < at("step first: succeeded")
+    assert at("step first: succeeded") < at("step second: running") < at("second | collected a row")
+    assert at("second | collected a row") < at("step second: succeeded") < at("run | run succeeded")
+    assert lines[-1].startswith("run ") and "succeeded" in lines[-1]
+
+
+def test_run_tables_fit_80_columns(ctl, tmp_path, monkeypatch):
+    from mao.cli import output
+
+    _setup(ctl)
+    spec = tmp_path / "wide.yaml"
+    spec.write_text(
+        "name: a-rather-long-pipeline-name\nsteps:\n"
+        "  - {name: collect-observations, tool: collector, output_dataset: rows}\n"
+        "  - {name: explode-loudly, tool: exploder, output_dataset: rows}\n"
+    )
+    assert ctl("pipeline", "add", "--file", str(spec)).code == 0
+    assert ctl("pipeline", "run", "--name", "a-rather-long-pipeline-name", "--wait").code == 1
+    monkeypatch.setattr(output.console, "_width", 80)
+    run = json.loads(ctl("runs", "list", "--json").out)[0]
+    for argv in (("runs", "list"), ("runs", "show", str(run["id"])), ("pipeline", "list")):
+        shown = ctl(*argv)
+        assert shown.code == 0, shown.output
+        assert max(len(line) for line in shown.out.splitlines()) <= 80, argv
+    started = run["started_at"][:19].replace("T", " ")  # whole, on one line
+    assert any(started in line for line in ctl("runs", "list").out.splitlines())
+    shown = ctl("runs", "show", str(run["id"])).out
+    assert any("explode-loudly" in line and "failed" in line and "exit code 4" in line for line in shown.splitlines())
+
+
+def test_invalid_yaml_is_one_line_naming_where(ctl, tmp_path):
+    spec = tmp_path / "broken.yaml"
+    spec.write_text("name: x\nsteps:\n  - {name: a\n   b: [\n")
+    result = ctl("pipeline", "add", "--file", str(spec))
+    assert result.code == 1
+    [line] = result.err.strip().splitlines()
+    assert line.startswith(f"Error: {spec} is not valid YAML") and "line 4, column 5" in line

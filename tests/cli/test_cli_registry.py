@@ -29,6 +29,13 @@ def assert_one_line_error(result, *needles: str) -> None:
         assert needle in lines[0], (needle, lines[0])
 
 
+def names(result) -> list[str]:
+    """The names in a listing's ``--json``: a JSON list of objects."""
+    listing = json.loads(result.out)
+    assert isinstance(listing, list), listing
+    return [item["name"] for item in listing]
+
+
 # ------------------------------------------------------------------------ tools
 
 
@@ -74,7 +81,7 @@ def test_tool_add_get_remove_with_the_seed_flags(cli) -> None:
 
     removed = cli("tool", "remove", "--name", name)
     assert removed.code == 0, removed
-    assert name not in json.loads(cli("tool", "get", "--json").out)
+    assert name not in names(cli("tool", "get", "--json"))
     assert_one_line_error(cli("tool", "get", "--name", name), name)
 
 
@@ -140,7 +147,7 @@ def test_names_cannot_reach_other_endpoints(cli, argv) -> None:
     assert cli("dataset", "add", "--name", victim, "--git_url", "/srv/git/v.git").code == 0
     result = cli(*(a.format(victim=victim) for a in argv))
     assert_one_line_error(result, "name")
-    assert victim in json.loads(cli("dataset", "get", "--json").out)
+    assert victim in names(cli("dataset", "get", "--json"))
 
 
 def test_client_refuses_dot_segments(server) -> None:
@@ -173,7 +180,9 @@ def test_dataset_add_get_remove(cli) -> None:
 
     listed = cli("dataset", "get")
     assert listed.code == 0 and name in listed.out
-    assert json.loads(cli("dataset", "get", "--json").out)[name] == {
+    listed_json = {d["name"]: d for d in json.loads(cli("dataset", "list", "--json").out)}
+    assert listed_json[name] == {
+        "name": name,
         "master": GIT_URL,
         "nodes": [],
         "policy": "merge",
@@ -185,7 +194,7 @@ def test_dataset_add_get_remove(cli) -> None:
     assert shown.code == 0 and GIT_URL in shown.out
 
     assert cli("dataset", "remove", "--name", name).code == 0
-    assert name not in json.loads(cli("dataset", "get", "--json").out)
+    assert name not in names(cli("dataset", "get", "--json"))
     assert_one_line_error(cli("dataset", "get", "--name", name), name)
     assert_one_line_error(cli("dataset", "remove", "--name", name), name)
 
@@ -200,7 +209,7 @@ def test_dataset_add_hyphenated_alias_and_duplicate(cli) -> None:
 def test_dataset_with_a_bad_git_url(cli, url: str) -> None:
     name = unique("bad-url")
     assert_one_line_error(cli("dataset", "add", "--name", name, "--git_url", url))
-    assert name not in json.loads(cli("dataset", "get", "--json").out)
+    assert name not in names(cli("dataset", "get", "--json"))
 
 
 # ------------------------------------------------------------------------ where the server is

@@ -52,7 +52,9 @@ SHARED_MARKET = {
 }
 PIPELINES = [HARVEST, ORPHAN, SHARED_MARKET]
 
-HEADER = "Available MAO Pipelines ('✓'/'✗' indicate if pipline is already registered with this instance or federation):"
+HEADER = (
+    "Available MAO Pipelines ('✓'/'✗' indicate if the pipeline is already registered with this instance or federation):"
+)
 
 
 def write_catalogue(directory: Path) -> Path:

@@ -33,7 +33,7 @@ def assert_nothing_written(orchestrator) -> None:
     assert orchestrator.get("/registry/tools") == {}
     assert orchestrator.get("/registry/datasets") == {}
     assert orchestrator.get("/registry/pipelines") == {}
-    assert orchestrator.get("/pipeline") == {"pipelines": []}
+    assert orchestrator.get("/pipeline") == []
     assert orchestrator.get("/jobs") == {"jobs": []}
     assert not orchestrator.settings.bare_repos_dir.exists() or not any(orchestrator.settings.bare_repos_dir.iterdir())
 
@@ -133,7 +133,7 @@ def test_interactive_several_at_once_and_no_schedule(orchestrator, market: Path)
     code, out, err = init(orchestrator, market, "--interactive", input=answers)
     assert code == 0, out + err
     assert out.count("Register it from the marketplace") == 1
-    pipelines = {p["name"]: p for p in orchestrator.get("/pipeline")["pipelines"]}
+    pipelines = {p["name"]: p for p in orchestrator.get("/pipeline")}
     assert set(pipelines) == {"harvest", "shared"}
     assert all(p["schedule"] is None for p in pipelines.values())
     assert orchestrator.get("/jobs") == {"jobs": []}
@@ -224,6 +224,10 @@ def test_unattended_missing_answers_fail_cleanly(orchestrator, market: Path, arg
     assert result == code, out + err
     assert message in " ".join((out + err).split())
     assert "Traceback" not in out + err
+    assert "Usage:" not in out + err  # a refused value is one error line, not the usage text too
+    if code == 2:
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("Error: "), err
     assert SECRET not in out + err
     assert_nothing_written(orchestrator)
 

@@ -52,6 +52,11 @@ def test_pubkey_of_an_install_dir(maoctl, home, key_dir: Path, tmp_path: Path) -
     body = json.loads(result.out)
     assert body["key_file"] == str(key_dir / "id_ed25519")
     assert body["public_key"] == (key_dir / "id_ed25519.pub").read_text().strip()
+    # the install's own config names /keys, the path inside the container: the host's is used
+    assert "/keys" in (install_dir / "mao.yaml").read_text()
+    from_config = maoctl("--config", str(install_dir / "mao.yaml"), "instance", "pubkey")
+    assert from_config.code == 0, from_config.output
+    assert from_config.out.strip() == body["public_key"]
 
 
 def test_pubkey_derived_when_the_pub_file_is_missing(maoctl, key_dir: Path) -> None:

@@ -16,6 +16,7 @@ from mao.api.schemas import responses
 from mao.config import Settings
 from mao.instance import Instance
 from mao.web import install_error_handlers
+from mao.web.docs import install_docs
 from mao.web.limits import MAX_BODY_BYTES, BodyLimit
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,11 @@ def create_app(
         version=__version__,
         description="Federated, cron-scheduled pipelines of containerised tools over git datasets.",
         lifespan=lifespan,
+        docs_url=None,  # served from the package by install_docs: no CDN
+        redoc_url=None,  # ReDoc would load from a CDN: blank without internet
     )
     install_error_handlers(app)
+    install_docs(app)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.include_router(health.router)
     protected = [Depends(require_token)]

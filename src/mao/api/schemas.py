@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from mao.validation import NAME_MAX_LENGTH, NAME_RE
 
@@ -163,8 +163,8 @@ class PipelineInitOut(BaseModel):
     pipeline: PipelineOut
 
 
-class PipelineList(BaseModel):
-    pipelines: list[PipelineOut]
+class PipelineList(RootModel[list[PipelineOut]]):
+    """``GET /pipeline``: a JSON list of pipelines, as the first MAO's client expects."""
 
 
 class RunStarted(Open):

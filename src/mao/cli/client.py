@@ -18,9 +18,23 @@ class APIError(MAOError):
         self.body = body or {}
 
 
+_ROUTING_ERRORS = ("Not Found", "Method Not Allowed")
+
+
+def normalize_url(url: str) -> str:
+    """``--url``/``MAO_URL``: ``host:port`` means ``http://host:port``; other schemes are refused."""
+    url = url.strip()
+    if "://" not in url:
+        url = f"http://{url}"
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in ("http", "https"):
+        raise InvalidInput(f"--url/MAO_URL {url!r} is not an http:// or https:// URL")
+    return url
+
+
 class Client:
     def __init__(self, base_url: str, token: str | None = None, timeout: float = 30.0) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = normalize_url(base_url).rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
 
@@ -44,11 +58,15 @@ class Client:
             if isinstance(body, dict):
                 err = body.get("error")
                 message = err.get("message") if isinstance(err, dict) else body.get("detail") or body.get("message")
-            raise APIError(
-                message or f"HTTP {response.status_code} from {path}",
-                response.status_code,
-                body if isinstance(body, dict) else None,
-            )
+            url = str(response.request.url)
+            if not message:
+                message = f"HTTP {response.status_code} from {method} {url}; is {self.base_url} a MAO orchestrator?"
+            elif message in _ROUTING_ERRORS:  # no such API path: a wrong --url more often than not
+                message = (
+                    f"{message}: {method} {url}; is --url/MAO_URL ({self.base_url}) "
+                    "the orchestrator's address, without a path?"
+                )
+            raise APIError(message, response.status_code, body if isinstance(body, dict) else None)
         return body
 
     def get(self, path: str, **kw: Any) -> Any:
@@ -62,3 +80,8 @@ class Client:
 
     def close(self) -> None:
         self._http.close()
+
+
+def pipeline_list(body: Any) -> list[dict[str, Any]]:
+    """``GET /pipeline``'s pipelines: a JSON list, or ``{"pipelines": [...]}`` from an older orchestrator."""
+    return body["pipelines"] if isinstance(body, dict) else body

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from rich.markup import escape
 
 from mao.cli import output
-from mao.cli.client import APIError, Client
+from mao.cli.client import APIError, Client, pipeline_list
 from mao.cli.marketplace_cmds import MarketplaceUrlOpt, marketplace_url
 from mao.cli.state import JsonOpt, state
 from mao.errors import InvalidInput, MAOError
@@ -29,7 +29,9 @@ from mao.marketplace import Marketplace, ToolEntry
 from mao.models import ENV_NAME_RE, PipelineIn
 from mao.validation import NAME_RE
 
-HEADER = "Available MAO Pipelines ('✓'/'✗' indicate if pipline is already registered with this instance or federation):"
+HEADER = (
+    "Available MAO Pipelines ('✓'/'✗' indicate if the pipeline is already registered with this instance or federation):"
+)
 YES, NO = "✓", "✗"
 
 ADDED, PRESENT, SKIPPED, FAILED = "added", "already on this instance", "skipped", "failed"
@@ -118,7 +120,7 @@ class Session:
 
     def offers(self) -> list[Offer]:
         federation: dict[str, dict[str, Any]] = self.client.get("/registry/pipelines")
-        local = {p["name"]: p for p in self.client.get("/pipeline")["pipelines"]}
+        local = {p["name"]: p for p in pipeline_list(self.client.get("/pipeline"))}
         self.known_tools = set(self.client.get("/registry/tools"))
         registered = self.client.get("/registry/datasets")
         self.known_datasets = set(registered)

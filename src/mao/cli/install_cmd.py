@@ -309,6 +309,16 @@ def _key_dir_of_install(install_dir: Path) -> Path:
     raise NotFound(f"{compose_file} mounts no SSH key directory at {CONTAINER_KEYS}")
 
 
+def _host_key_dir(directory: Path, config_dir: Path | None) -> Path:
+    """An install directory's ``mao.yaml`` names the key directory as the container sees it
+    (``/keys``): on the host, the directory its compose file mounts there."""
+    from mao.installer.render import COMPOSE_FILE, CONTAINER_KEYS
+
+    if config_dir is not None and str(directory) == CONTAINER_KEYS and (config_dir / COMPOSE_FILE).is_file():
+        return _key_dir_of_install(config_dir)
+    return directory
+
+
 def pubkey(
     ctx: typer.Context,
     ssh_key_dir: Annotated[
@@ -331,13 +341,15 @@ def pubkey(
     elif install_dir:
         directory = _key_dir_of_install(Path(install_dir))
     else:
-        settings = load_settings(config or st.config)
+        config_file = config or st.config
+        settings = load_settings(config_file)
         if settings.ssh_key_dir is None:
             raise InvalidInput(
                 "no SSH key directory: pass --ssh-key-dir DIR or --install-dir DIR, "
                 "or set ssh_key_dir in the config file (or MAO_SSH_KEY_DIR)"
             )
         directory = settings.ssh_key_dir
+        directory = _host_key_dir(directory, Path(config_file).expanduser().parent if config_file else None)
     key, public = read_public_key(directory)
     if st.json:
         output.print_json({"key_file": str(key), "public_key": public})

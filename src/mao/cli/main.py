@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import click
 import typer
+import typer.core
 from rich.markup import escape
 
 from mao import __version__
@@ -22,6 +23,23 @@ from mao.cli.runs_cmds import runs_app
 from mao.cli.serve import serve
 from mao.cli.state import DEFAULT_URL, State
 from mao.errors import MAOError
+
+
+def _flags_without_placeholder() -> None:
+    """Recent typer shows ``<bool>`` after every flag (``--json <bool>``), as if it took a value."""
+    option = getattr(typer.core, "TyperOption", None)
+    original = getattr(option, "display_type_rich", None)
+    if option is None or original is None or getattr(original, "_mao_patched", False):
+        return
+
+    def display_type_rich(self: Any, ctx: click.Context) -> str | None:
+        return None if getattr(self, "is_flag", False) else original(self, ctx)
+
+    display_type_rich._mao_patched = True  # type: ignore[attr-defined]
+    option.display_type_rich = display_type_rich
+
+
+_flags_without_placeholder()
 
 app = typer.Typer(
     name="maoctl",
@@ -77,6 +95,33 @@ if hasattr(typer, "TyperException"):
 _ABORTS = (click.exceptions.Abort, typer.Abort)
 
 
+_LISTING_VERBS = {"get", "list", "ls", "show"}
+
+
+def _hint_commands(exc: Exception) -> None:
+    """'No such command' names the group's commands, and ``list`` for a listing verb."""
+    ctx = getattr(exc, "ctx", None)
+    message = getattr(exc, "message", "")
+    group = getattr(ctx, "command", None)
+    if not isinstance(message, str) or not message.startswith("No such command") or ctx is None:
+        return
+    commands = getattr(group, "commands", None)
+    if not isinstance(commands, dict):
+        return
+    visible = sorted(name for name, cmd in commands.items() if not getattr(cmd, "hidden", False))
+    wanted = message.split("'")[1] if message.count("'") >= 2 else ""
+    if wanted in _LISTING_VERBS and "list" in commands:
+        message += f" Use '{ctx.command_path} list'."
+    message += f" Commands: {', '.join(visible)}."
+    exc.message = message  # type: ignore[attr-defined]
+
+
+def _is_bad_value(exc: Exception) -> bool:
+    """A value given and refused (not a missing one, whose usage text shows what is needed)."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return "BadParameter" in names and "MissingParameter" not in names and hasattr(exc, "format_message")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one-line errors, non-zero exit codes, no tracebacks."""
     try:
@@ -85,7 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print("Aborted.")
         return 130
     except _USAGE_ERRORS as exc:
-        if hasattr(exc, "show"):
+        _hint_commands(exc)
+        if _is_bad_value(exc):  # a wrong value: one line, without the usage text
+            err_console.print(f"Error: {escape(exc.format_message())}", highlight=False)  # type: ignore[attr-defined]
+        elif hasattr(exc, "show"):
             exc.show()
         else:
             err_console.print(f"Error: {escape(str(exc))}", highlight=False)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json as jsonlib
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 import yaml
+from rich.markup import escape
 
 from mao.agreement.slots import normalize_slot
 from mao.cli import output
+from mao.cli.client import pipeline_list
 from mao.cli.registry_cmds import tool_app
 from mao.cli.runs_cmds import follow_run
 from mao.cli.state import JsonOpt, state
@@ -31,10 +35,20 @@ def load_definition(path: Path) -> dict[str, Any]:
     try:
         data = jsonlib.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
-        raise InvalidInput(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from exc
+        kind = "JSON" if path.suffix == ".json" else "YAML"
+        raise InvalidInput(f"{path} is not valid {kind}: {_one_line(exc)}") from exc
     if not isinstance(data, dict):
         raise InvalidInput(f"{path} must hold one pipeline object with name, description and steps")
     return data
+
+
+def _one_line(exc: Exception) -> str:
+    """A parser's error on one line: what is wrong and where (YAML's own is several lines)."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if isinstance(exc, yaml.YAMLError) and problem and mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(exc).split())
 
 
 def _parse_env(text: str) -> dict[str, str]:
@@ -80,6 +94,20 @@ def prompt_definition() -> dict[str, Any]:
     return {"name": name, "description": description, "steps": steps}
 
 
+def _prompt_or_explain() -> dict[str, Any]:
+    """The prompts; their input ending early without a terminal is an error naming ``--file``."""
+    try:
+        return prompt_definition()
+    except (click.exceptions.Abort, typer.Abort) as exc:
+        if sys.stdin.isatty():
+            raise
+        typer.echo()  # end the unanswered prompt's line
+        raise InvalidInput(
+            "the input ended before the pipeline was complete and there is no terminal to ask: "
+            "give the pipeline as a file with --file pipeline.yaml (nothing was defined)"
+        ) from exc
+
+
 @pipeline_app.command("add")
 def pipeline_add(
     ctx: typer.Context,
@@ -88,7 +116,7 @@ def pipeline_add(
 ) -> None:
     """Define a pipeline on this instance and register it in the federation."""
     st = state(ctx, json)
-    definition = load_definition(file) if file else prompt_definition()
+    definition = load_definition(file) if file else _prompt_or_explain()
     placeholders = sorted(
         {
             v.strip()[2:-2].strip()
@@ -109,9 +137,21 @@ def pipeline_add(
         output.print_json(result)
     else:
         output.ok(f"pipeline {result['pipeline']['name']} defined with {len(result['pipeline']['steps'])} step(s)")
+    unset = [name for name in placeholders if name not in given]
+    if unset:  # runs fail until they are set: say so now, not at the first run
+        pipeline = result["pipeline"]["name"]
+        output.err_console.print(
+            f"[yellow]Warning:[/yellow] pipeline {escape(pipeline)} cannot run until its private "
+            f"variable(s) {escape(', '.join(unset))} are set: "
+            + "; ".join(
+                f"maoctl pipeline set-variable --name {escape(pipeline)} --variable {escape(n)}" for n in unset
+            ),
+            highlight=False,
+        )
 
 
-@pipeline_app.command("get")
+@pipeline_app.command("list")
+@pipeline_app.command("get", help="The same as list (the first MAO's verb).")
 def pipeline_get(
     ctx: typer.Context, name: Annotated[str | None, typer.Option("--name")] = None, json: JsonOpt = False
 ) -> None:
@@ -139,9 +179,9 @@ def pipeline_get(
             ),
         )
         return
-    data = st.client.get("/pipeline")
+    pipelines = pipeline_list(st.client.get("/pipeline"))
     if st.json:
-        output.print_json(data)
+        output.print_json(pipelines)
         return
     output.table(
         "Pipelines",
@@ -154,7 +194,7 @@ def pipeline_get(
                 (p["schedule"] or {}).get("next_run_time"),
                 p["description"],
             ]
-            for p in data["pipelines"]
+            for p in pipelines
         ),
     )
 

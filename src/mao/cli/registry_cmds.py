@@ -17,8 +17,8 @@ NameOpt = Annotated[str | None, typer.Option("--name", help="Show only this one.
 
 
 def _show_many(title: str, items: dict[str, Any], columns: list[str], json: bool) -> None:
-    if json:
-        output.print_json(items)
+    if json:  # a listing is a JSON list of objects, each with its name, as everywhere in maoctl
+        output.print_json([{"name": name, **body} for name, body in items.items()])
         return
     output.table(title, ["name", *columns], ([name, *(_cell(v.get(c)) for c in columns)] for name, v in items.items()))
 
@@ -29,7 +29,8 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-@tool_app.command("get")
+@tool_app.command("list")
+@tool_app.command("get", help="The same as list (the first MAO's verb).")
 def tool_get(ctx: typer.Context, name: NameOpt = None, json: JsonOpt = False) -> None:
     """List the registered tools, or show one with --name."""
     st = state(ctx, json)
@@ -77,7 +78,8 @@ def tool_remove(ctx: typer.Context, name: Annotated[str, typer.Option("--name")]
     output.print_json(result) if st.json else output.ok(f"tool {name} removed")
 
 
-@dataset_app.command("get")
+@dataset_app.command("list")
+@dataset_app.command("get", help="The same as list (the first MAO's verb).")
 def dataset_get(ctx: typer.Context, name: NameOpt = None, json: JsonOpt = False) -> None:
     """List the registered datasets, or show one with --name."""
     st = state(ctx, json)

@@ -40,25 +40,52 @@ def _print_line(console: Any, line: dict[str, Any]) -> None:
     console.print(f"{line['step'] or 'run'} | {line['line']}", markup=False, highlight=False, soft_wrap=True)
 
 
+# a step's state in runs list: marks for the common ones, the word for the rest (runs show has all)
+_STEP_MARK: dict[str, str] = {S.SUCCEEDED: "✓", S.FAILED: "✗ failed", S.RUNNING: "▶", S.PENDING: "·"}
+
+_RANK: dict[str, int] = {RunStatus.PENDING: 0, RunStatus.RUNNING: 1}
+
+
 def follow_run(st: State, run_id: int, poll: float = 0.5) -> dict[str, Any]:
-    """Print log lines as they come, with step transitions, until the run ends."""
+    """Print log lines as they come, with step transitions, until the run ends.
+
+    States come in the order they happened: a step is shown ``running`` before its first
+    line, and its final state before the first line of what follows it (the next step or
+    the run's own closing lines); the run is read before its lines, so every line a step
+    wrote is printed before the step's final state."""
     after = 0
     seen: dict[str, str] = {}
     console = output.err_console if st.json else output.console
+
+    def show(name: str, status: str) -> None:
+        if _RANK.get(seen.get(name, RunStatus.PENDING), 2) < _RANK.get(status, 2):  # never backwards
+            seen[name] = status
+            console.print(f"  step {name}: {_status(status)}")
+
+    def close_open_steps() -> None:
+        for step in st.client.get(f"/runs/{run_id}")["steps"]:
+            if seen.get(step["name"]) == RunStatus.RUNNING and step["status"] not in ACTIVE:
+                show(step["name"], step["status"])
+
+    current: str | None = None
     while True:
+        run = st.client.get(f"/runs/{run_id}")
+        steps = {step["name"] for step in run["steps"]}
         logs = st.client.get(f"/runs/{run_id}/logs", params={"after": after})
         for line in logs["lines"]:
             after = line["id"]
+            if line["step"] != current:
+                if RunStatus.RUNNING in seen.values():
+                    close_open_steps()
+                current = line["step"]
+                if current in steps:
+                    show(current, RunStatus.RUNNING)
             _print_line(console, line)
-        run = st.client.get(f"/runs/{run_id}")
         for step in run["steps"]:
-            if seen.get(step["name"]) != step["status"] and step["status"] != RunStatus.PENDING:
-                seen[step["name"]] = step["status"]
-                console.print(f"  step {step['name']}: {_status(step['status'])}")
-        if run["status"] not in ACTIVE and logs["status"] not in ACTIVE:
-            rest = st.client.get(f"/runs/{run_id}/logs", params={"after": after})
-            for line in rest["lines"]:
-                _print_line(console, line)
+            show(step["name"], step["status"])
+        if run["status"] not in ACTIVE:
+            for line in st.client.get(f"/runs/{run_id}/logs", params={"after": after})["lines"]:
+                _print_line(console, line)  # anything the orchestrator wrote as the run ended
             console.print(
                 f"run {run_id}: {_status(run['status'])}" + (f" — {run['error']}" if run.get("error") else "")
             )
@@ -85,22 +112,23 @@ def runs_list(
     if st.json:
         output.print_json(runs)
         return
+    with_slot = any(r.get("slot") for r in runs)
     output.table(
         "Runs",
-        ["id", "pipeline", "status", "trigger", "slot", "started", "duration s", "steps"],
+        ["id", "pipeline", "status", "started (UTC)", "s", *(["slot"] if with_slot else []), "steps"],
         (
             [
                 r["id"],
                 r["pipeline"],
                 _status(r["status"]),
-                r["trigger"],
-                r.get("slot"),
-                r["started_at"],
-                r["duration"],
-                " ".join(f"{s['name']}:{s['status']}" for s in r["steps"]),
+                output.timestamp(r["started_at"]),
+                output.seconds(r["duration"]),
+                *([r.get("slot")] if with_slot else []),
+                "\n".join(f"{s['name']} {_STEP_MARK.get(s['status'], s['status'])}" for s in r["steps"]),
             ]
             for r in runs
         ),
+        no_wrap=("id", "status", "started (UTC)", "s", "slot"),
     )
 
 
@@ -117,37 +145,33 @@ def runs_show(
     output.fields(
         {k: (_status(v) if k == "status" else v) for k, v in run.items() if k != "steps"}, title=f"run {run_id}"
     )
+    steps = run["steps"]
     output.table(
         "Steps",
-        [
-            "step",
-            "tool",
-            "status",
-            "exit",
-            "input commit",
-            "output commit",
-            "merge",
-            "federation",
-            "digest",
-            "s",
-            "error",
-        ],
+        ["step", "tool", "status", "exit", "s", "error"],
+        (
+            [s["name"], s["tool"], _status(s["status"]), s["exit_code"], output.seconds(s["duration"]), s["error"]]
+            for s in steps
+        ),
+        no_wrap=("status", "exit", "s"),
+    )
+    federation = any((s.get("details") or {}).get("federation") for s in steps)
+    output.table(
+        "Commits",
+        ["step", "input", "output", "merge", "image digest", *(["federation"] if federation else [])],
         (
             [
                 s["name"],
-                s["tool"],
-                _status(s["status"]),
-                s["exit_code"],
                 _short(s["input_commit"]),
                 _short(s["output_commit"]),
                 _short(s["merge_commit"]),
-                (s.get("details") or {}).get("federation", ""),
                 (s["image_digest"] or "").removeprefix("sha256:")[:12],
-                s["duration"],
-                s["error"],
+                *([(s.get("details") or {}).get("federation", "")] if federation else []),
             ]
-            for s in run["steps"]
+            for s in steps
+            if s["status"] != RunStatus.PENDING
         ),
+        no_wrap=("input", "output", "merge", "image digest"),
     )
 
 

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import typer
 
-from mao.cli.client import Client
+from mao.cli.client import Client, normalize_url
 from mao.errors import InvalidInput, MAOError
 from mao.tokens import API_TOKEN_FILE, is_loopback, read_token_file
 
@@ -40,7 +40,7 @@ class State:
             if not self.token.strip():
                 raise InvalidInput("--token/MAO_API_TOKEN is blank: give the API's token, or unset it")
             return self.token.strip()
-        if not is_loopback(urlsplit(self.url).hostname or ""):
+        if not is_loopback(urlsplit(normalize_url(self.url)).hostname or ""):
             return None  # never send this machine's token elsewhere
         from mao.config import load_settings
 

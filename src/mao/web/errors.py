@@ -42,13 +42,26 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(exc.to_dict(), status_code=exc.status_code)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         fields = [
             {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")).removeprefix("Value error, ")}
             for e in errors
         ]
-        return JSONResponse(error_body("invalid_input", _describe(list(errors)), {"fields": fields}), status_code=400)
+        message = _describe(list(errors))
+        content_type = request.headers.get("content-type", "")
+        if (
+            content_type
+            and "json" not in content_type.lower()
+            and any(e.get("loc", ())[:1] == ("body",) for e in errors)
+        ):
+            # curl -d without -H sends a form: say so, not only that the body is no object
+            message = (
+                f"the request body must be JSON sent with 'Content-Type: application/json' "
+                f"(this request's is {content_type.split(';')[0].strip()!r}; curl: -H 'content-type: application/json'); "
+                + message
+            )
+        return JSONResponse(error_body("invalid_input", message, {"fields": fields}), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -34,7 +34,8 @@ def init(pipeline: PipelineIn, instance: InstanceDep) -> Any:
 
 @router.get("/pipeline", response_model=PipelineList, responses=responses(503))
 def list_pipelines(instance: InstanceDep) -> Any:
-    return {"pipelines": [describe(row, instance) for row in instance.store.list_pipelines()]}
+    """This instance's pipelines: a JSON list, as the first MAO's client expects."""
+    return [describe(row, instance) for row in instance.store.list_pipelines()]
 
 
 @router.get("/pipeline/{name}", response_model=PipelineOut, responses=responses(400, 404, 503))
