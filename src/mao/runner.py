@@ -86,7 +86,7 @@ class Runner:
         self.instance = instance
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="mao-run")
         self._cancel: dict[int, threading.Event] = {}
-        self._futures: dict[int, Future] = {}
+        self._futures: dict[int, Future[None]] = {}
         self._lock = threading.Lock()
         self.closer = RunCloser(instance.store, on_closed=self._closed)
         self._stopping = False

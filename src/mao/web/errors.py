@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,14 +18,14 @@ from mao.errors import MAOError
 log = logging.getLogger(__name__)
 
 
-def error_body(code: str, message: str, details: dict | None = None) -> dict:
-    body: dict = {"ok": False, "error": {"code": code, "message": message}}
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
     if details:
-        body["error"]["details"] = details
-    return body
+        error["details"] = details
+    return {"ok": False, "error": error}
 
 
-def _describe(errors: list[dict]) -> str:
+def _describe(errors: list[dict[str, Any]]) -> str:
     parts = []
     for err in errors:
         if err.get("type") == "json_invalid":
