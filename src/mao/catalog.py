@@ -153,7 +153,10 @@ class Catalog:
         self._remove("dataset", DATASETS, name, active_runs)
 
     def add_node(self, dataset: str, branch: str) -> None:
-        """Record ``branch`` in the dataset's ``nodes`` (a no-op if it is there)."""
+        """Record ``branch`` in the dataset's ``nodes`` (a no-op if it is there: no lock is
+        taken when the registry already lists it, as after a node's first run)."""
+        if branch in (self.registry.get(DATASETS + check_name(dataset, "dataset name")) or {}).get("nodes", []):
+            return
         with self.registry.lock(f"datasets-{dataset}", ttl=15, owner=branch):
             value = self.get_dataset(dataset)
             nodes = value.setdefault("nodes", [])
