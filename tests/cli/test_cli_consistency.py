@@ -53,8 +53,10 @@ def test_url_without_a_scheme_means_http(maoctl, server) -> None:
 
 def test_url_with_a_path_names_the_url(maoctl, server) -> None:
     result = maoctl("--url", f"{server.url}/api", "tool", "list")
-    assert_one_line_error(result, "Not Found", f"GET {server.url}/api/registry/tools", "--url")
+    line = assert_one_line_error(result)
+    assert "Not Found" in line and f"GET {server.url}/api/registry/tools" in line and "--url" in line, line
 
 
 def test_url_of_another_scheme_is_refused(maoctl) -> None:
-    assert_one_line_error(maoctl("--url", "ftp://127.0.0.1:1", "tool", "list"), "ftp://127.0.0.1:1", "http://")
+    line = assert_one_line_error(maoctl("--url", "ftp://127.0.0.1:1", "tool", "list"))
+    assert "ftp://127.0.0.1:1" in line and "http://" in line, line

@@ -19,7 +19,8 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def assert_one_line_error(result, *needles: str) -> None:
+def assert_one_line_error(result, *needles: str) -> str:
+    """Checks a failed command printed one ``Error:`` line holding ``needles``; returns that line."""
     assert result.code != 0, result
     assert "Traceback" not in result.output
     lines = result.err.strip().splitlines()
@@ -27,6 +28,7 @@ def assert_one_line_error(result, *needles: str) -> None:
     assert lines[0].startswith("Error:"), result.err
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
+    return lines[0]
 
 
 def names(result) -> list[str]:
@@ -128,7 +130,10 @@ def test_bad_tool_name_is_a_one_line_error(cli, bad: str) -> None:
 
 
 def test_unknown_tool_remove_is_a_one_line_error(cli) -> None:
-    assert_one_line_error(cli("tool", "remove", "--name", "never-registered"), "never-registered", "not registered")
+    before = cli("tool", "list", "--json").out
+    line = assert_one_line_error(cli("tool", "remove", "--name", "never-registered"))
+    assert line == "Error: tool 'never-registered' is not registered"
+    assert cli("tool", "list", "--json").out == before
 
 
 @pytest.mark.parametrize(
@@ -227,9 +232,11 @@ def test_url_option_beats_mao_url(maoctl, server, monkeypatch: pytest.MonkeyPatc
 
 def test_server_not_running(maoctl, free_port, monkeypatch: pytest.MonkeyPatch) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    assert_one_line_error(maoctl("--url", url, "tool", "get"), url, "MAO_URL")
+    line = assert_one_line_error(maoctl("--url", url, "tool", "get"))
+    assert url in line and "MAO_URL" in line, line
     monkeypatch.setenv("MAO_URL", url)
-    assert_one_line_error(maoctl("dataset", "add", "--name", "d", "--git_url", GIT_URL), url)
+    line = assert_one_line_error(maoctl("dataset", "add", "--name", "d", "--git_url", GIT_URL))
+    assert url in line, line
 
 
 def test_unsupported_url_is_a_one_line_error(maoctl) -> None:
