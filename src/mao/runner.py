@@ -301,7 +301,8 @@ class Runner:
         }
         if slot:
             trailers["Mao-Slot"] = slot
-        return self._deliver(run_id, pipeline, step_id, step, worktree, branch, out_name, out_url, trailers, slot)
+        vote = out_dataset.get("policy", "merge") == "vote"
+        return self._deliver(run_id, pipeline, step_id, step, worktree, branch, out_name, out_url, trailers, slot, vote)
 
     def _deliver(
         self,
@@ -315,6 +316,7 @@ class Runner:
         out_url: str,
         trailers: dict[str, str],
         slot: str | None,
+        vote: bool,
     ) -> StepOutcome:
         """Commit the step's output on its node branch, push it, then hand it to the dataset's
         policy: merged into ground-truth (``merge``) or cast as a ballot (``vote``).
@@ -341,9 +343,7 @@ class Runner:
                 f"push of {branch} to {_redact(out_url)} failed; the commit is kept and the next run pushes it",
             )
         message = f"Merge {branch} into ground-truth (run {run_id})"
-        vote = False
         try:
-            vote = catalog.get_dataset(out_name).get("policy", "merge") == "vote"
             catalog.add_node(out_name, branch)
             if vote:
                 if not slot:
