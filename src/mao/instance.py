@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from mao import __version__
 from mao.catalog import Catalog
 from mao.config import Settings
+from mao.events import EventBus
 from mao.offline.cache import DefinitionCache
 from mao.registry import Registry, make_registry
 from mao.store import Store, make_engine
@@ -48,6 +49,8 @@ class Instance:
         self._executor = executor
         self._datasets = datasets
         self._lock = threading.Lock()
+        self.events = EventBus()
+        """Runs, steps and log lines as they happen (see :mod:`mao.events`)."""
         self.tally_loop: Any = None
         """The serving process's vote-deadline loop (see :mod:`mao.lifecycle`)."""
         self.replayer: Any = None

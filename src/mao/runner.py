@@ -175,6 +175,7 @@ class Runner:
         """Called once the store has recorded a run's end."""
         self._cancel.pop(run_id, None)
         self._log(run_id, None, f"run {status}" + (f": {error}" if error else ""))
+        self._publish_finished(run_id, status, error)
         try:
             from mao.coverage.index import record_run
 
@@ -187,6 +188,9 @@ class Runner:
         run = store.get_run(run_id)
         store.update_run(run_id, status=RunStatus.RUNNING, started_at=utcnow())
         self._log(run_id, None, f"run {run_id} of pipeline {run.pipeline} started on {self.instance.name}")
+        self.instance.events.publish(
+            "run.started", run_id=run_id, pipeline=run.pipeline, trigger=run.trigger, slot=run.slot
+        )
         variables = store.private_variables(run.pipeline)
         for step_row, step in zip(run.steps, steps, strict=True):
             if cancel.is_set():
@@ -208,8 +212,10 @@ class Runner:
     ) -> StepOutcome:
         store = self.instance.store
         name = step.name
+        started = time.monotonic()
         store.update_step(step_id, status=RunStatus.RUNNING, started_at=utcnow())
         self._log(run_id, name, f"step {name} started (tool {step.tool})")
+        self.instance.events.publish("step.started", run_id=run_id, pipeline=pipeline, step=name)
         try:
             outcome = self._run_step(run_id, pipeline, step_id, step, variables, cancel, slot)
         except MergeConflict as exc:
@@ -223,6 +229,15 @@ class Runner:
             outcome = StepOutcome(RunStatus.FAILED, f"internal error: {exc.__class__.__name__}: {exc}")
         store.update_step(step_id, status=outcome.status, error=outcome.error, finished_at=utcnow())
         self._log(run_id, name, f"step {name} {outcome.status}" + (f": {outcome.error}" if outcome.error else ""))
+        self.instance.events.publish(
+            "step.finished",
+            run_id=run_id,
+            pipeline=pipeline,
+            step=name,
+            status=str(outcome.status),
+            error=outcome.error,
+            duration_s=time.monotonic() - started,
+        )
         return outcome
 
     def _run_step(
@@ -414,6 +429,25 @@ class Runner:
             self.instance.store.append_log(run_id, step, line)
         except MAOError:
             log.warning("could not store a log line of run %s: %s", run_id, line)
+        self.instance.events.publish("log", run_id=run_id, step=step, line=line)
+
+    def _publish_finished(self, run_id: int, status: RunStatus, error: str | None) -> None:
+        try:
+            run = self.instance.store.get_run(run_id)
+        except MAOError:
+            return
+        duration = None
+        if run.started_at is not None and run.finished_at is not None:
+            duration = (run.finished_at - run.started_at).total_seconds()
+        self.instance.events.publish(
+            "run.finished",
+            run_id=run_id,
+            pipeline=run.pipeline,
+            status=str(status),
+            error=error,
+            slot=run.slot,
+            duration_s=duration,
+        )
 
 
 def _redact(url: str) -> str:
