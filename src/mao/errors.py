@@ -85,6 +85,13 @@ class Unauthorized(MAOError):
     code = "unauthorized"
 
 
+class Forbidden(MAOError):
+    """A request the caller may not make, whatever its token: e.g. a dashboard action posted from another site."""
+
+    status_code = 403
+    code = "forbidden"
+
+
 class Unavailable(MAOError):
     """A backing service (etcd, database, Docker Engine, git remote) cannot be reached."""
 

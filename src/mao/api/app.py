@@ -15,6 +15,7 @@ from mao.api.routes import coverage, datasets, federation, health, jobs, pipelin
 from mao.api.schemas import responses
 from mao.config import Settings
 from mao.instance import Instance
+from mao.ui import install_ui
 from mao.web import install_error_handlers
 from mao.web.docs import install_docs
 from mao.web.limits import MAX_BODY_BYTES, BodyLimit
@@ -61,6 +62,7 @@ def create_app(
     protected = [Depends(require_token)]
     for module in (registry, pipelines, runs, jobs, repos, federation, coverage, datasets):
         app.include_router(module.router, dependencies=protected, responses=responses(401))
+    install_ui(app)  # the dashboard: its own login and CSRF checks, outside the OpenAPI document
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

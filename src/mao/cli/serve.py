@@ -96,6 +96,7 @@ def serve(
         log.info("the API needs a token (%s): kept in %s, read by the local maoctl", why, token_file)
     settings = settings.model_copy(update={"api_token": token})
     app = create_app(settings)
+    typer.echo(f"dashboard: {settings.api_url.rstrip('/')}/ui")
     try:
         uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level=log_level.lower())
     finally:

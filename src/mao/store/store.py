@@ -169,10 +169,11 @@ class Store:
             return run
 
     def list_runs(
-        self, pipeline: str | None = None, status: RunStatus | str | None = None, limit: int = 50
+        self, pipeline: str | None = None, status: RunStatus | str | None = None, limit: int = 50, offset: int = 0
     ) -> list[Run]:
+        """Newest first; ``offset`` skips that many of the newest (paging)."""
         with self.session() as s:
-            q = select(Run).options(selectinload(Run.steps)).order_by(Run.id.desc()).limit(limit)
+            q = select(Run).options(selectinload(Run.steps)).order_by(Run.id.desc()).limit(limit).offset(offset)
             if pipeline:
                 q = q.where(Run.pipeline == pipeline)
             if status:

@@ -1,0 +1,123 @@
+"""A run as it happens, as Server-Sent Events: its status, its steps' statuses and its log lines.
+
+The stream subscribes to the instance's event bus first, then sends what is stored (the
+run, its steps, the log lines after the page's last one), then what happens, until the run
+ends. Log events only wake the stream: the lines themselves are read from the store after
+the last id sent, so the replay and the live part never lose or repeat a line, and each
+line is the stored (masked) one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import Request
+
+from mao.api.routes.runs import log_dict, run_dict
+from mao.events import Event
+from mao.instance import Instance
+from mao.status import RunStatus
+
+KINDS = ("log", "run.started", "run.finished", "step.started", "step.finished")
+KEEPALIVE_S = 15.0
+BATCH = 1000
+
+
+def sse(event: str, data: dict[str, Any], event_id: int | None = None) -> str:
+    head = f"event: {event}\n" + (f"id: {event_id}\n" if event_id is not None else "")
+    return head + f"data: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+class RunStream:
+    """One client's view of one run; build it in the request, then iterate :meth:`events`."""
+
+    def __init__(self, instance: Instance, run_id: int, after: int) -> None:
+        self.instance = instance
+        self.run_id = run_id
+        self.after = after
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._unsubscribe: Callable[[], None] | None = instance.events.subscribe(self._hand_off, KINDS)
+
+    def _hand_off(self, event: Event) -> None:
+        """Runs in the publisher's thread: only hand the event to the stream's loop."""
+        if event.data.get("run_id") == self.run_id:
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
+
+    def close(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    async def _lines(self) -> AsyncIterator[str]:
+        while True:
+            lines = await asyncio.to_thread(self.instance.store.logs, self.run_id, self.after, None, BATCH)
+            for line in lines:
+                self.after = line.id
+                body = log_dict(line)
+                yield sse("line", {"step": body["step"], "ts": body["ts"], "line": body["line"]}, line.id)
+            if len(lines) < BATCH:
+                return
+
+    async def events(self, request: Request) -> AsyncIterator[str]:
+        try:
+            run = run_dict(await asyncio.to_thread(self.instance.store.get_run, self.run_id))
+            yield sse("run", {"status": run["status"]})
+            for step in run["steps"]:
+                yield sse("step", _step(step["name"], step["status"], step["duration"]))
+            async for chunk in self._lines():
+                yield chunk
+            if RunStatus(run["status"]).terminal:
+                yield sse("end", {"status": run["status"], "error": run["error"]})
+                return
+            while True:
+                try:
+                    first = await asyncio.wait_for(self.queue.get(), KEEPALIVE_S)
+                except TimeoutError:
+                    if await request.is_disconnected():
+                        return
+                    yield ": keep-alive\n\n"
+                    continue
+                batch = [first]
+                while not self.queue.empty():
+                    batch.append(self.queue.get_nowait())
+                async for chunk in self._batch(batch):
+                    yield chunk
+                if any(e.kind == "run.finished" for e in batch):
+                    return
+        finally:
+            self.close()
+
+    async def _batch(self, batch: list[Event]) -> AsyncIterator[str]:
+        """The events in order; the log lines they announce are read once per batch."""
+        pending = False
+        for event in batch:
+            if event.kind == "log":
+                pending = True
+                continue
+            if pending:
+                async for chunk in self._lines():
+                    yield chunk
+                pending = False
+            data = event.data
+            if event.kind == "step.started":
+                yield sse("step", _step(data["step"], RunStatus.RUNNING.value, None))
+            elif event.kind == "step.finished":
+                yield sse("step", _step(data["step"], str(data.get("status")), data.get("duration_s")))
+            elif event.kind == "run.started":
+                yield sse("run", {"status": RunStatus.RUNNING.value})
+            elif event.kind == "run.finished":
+                async for chunk in self._lines():
+                    yield chunk
+                yield sse("end", {"status": str(data.get("status")), "error": data.get("error")})
+                return
+        if pending:
+            async for chunk in self._lines():
+                yield chunk
+
+
+def _step(name: str, status: str, duration: float | None) -> dict[str, Any]:
+    return {"name": name, "status": status, "duration": duration}

@@ -1,0 +1,426 @@
+"""The dashboard's pages and actions, under ``/ui``.
+
+Server-rendered (Jinja2) from the same functions the API's routes use, so a page shows
+what the API answers. Actions are HTML forms (htmx swaps a pipeline's card in place);
+each refuses a request from another site. None of this is in the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from mao.api.routes import coverage as coverage_routes
+from mao.api.routes import datasets as dataset_routes
+from mao.api.routes import federation as federation_routes
+from mao.api.routes import health as health_routes
+from mao.api.routes import jobs as job_routes
+from mao.api.routes import pipelines as pipeline_routes
+from mao.api.routes import registry as registry_routes
+from mao.api.routes.runs import run_dict
+from mao.errors import InvalidInput, MAOError, NotFound
+from mao.instance import Instance
+from mao.models import RunRequest
+from mao.status import RunStatus, parse_status
+from mao.ui.auth import (
+    COOKIE,
+    LoginRequired,
+    check_same_origin,
+    expected_token,
+    logged_in,
+    require_login,
+    safe_next,
+    session_value,
+)
+from mao.ui.live import RunStream
+from mao.validation import check_name
+from mao.web.auth import token_matches
+
+HERE = Path(__file__).parent
+PAGE_SIZE = 25
+HISTORY = 20
+MAX_FORM_BYTES = 8192
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'self'; object-src 'none'"
+)
+
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+
+def _when(value: str | None) -> str:
+    """An ISO time as ``2026-11-28 12:00:05Z`` (UTC)."""
+    if not value:
+        return "—"
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.1f} s" if value < 120 else f"{value / 60:.1f} min"
+
+
+templates.env.filters["when"] = _when
+templates.env.filters["seconds"] = _seconds
+templates.env.filters["short"] = lambda sha: (sha or "")[:10] or "—"
+templates.env.globals["ACTIVE"] = {s.value for s in RunStatus if s.active}
+templates.env.globals["STATUSES"] = [s.value for s in RunStatus]
+
+
+class PageRoute(APIRoute):
+    """A dashboard route: errors become HTML pages with their status, a missing login a
+    redirect to the login page, and every answer carries the dashboard's CSP."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except LoginRequired as exc:
+                if request.method != "GET" or request.headers.get("hx-request"):
+                    response = _error(request, 401, "log in first: this dashboard needs the API token")
+                else:
+                    response = RedirectResponse("/ui/login?" + urlencode({"next": exc.next_url}), status_code=303)
+            except MAOError as exc:
+                response = _error(request, exc.status_code, exc.message)
+            except (RequestValidationError, ValidationError) as exc:
+                response = _error(request, 400, _invalid(exc))
+            response.headers.setdefault("Content-Security-Policy", CSP)
+            response.headers.setdefault("X-Content-Type-Options", "nosniff")
+            response.headers.setdefault("Referrer-Policy", "same-origin")
+            return response
+
+        return handle
+
+
+def _invalid(exc: RequestValidationError | ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "path", "query"))
+        parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg", "invalid")))
+    return "; ".join(parts) or "invalid request"
+
+
+router = APIRouter(prefix="/ui", route_class=PageRoute, include_in_schema=False)
+pages = APIRouter(prefix="/ui", route_class=PageRoute, include_in_schema=False, dependencies=[Depends(require_login)])
+
+
+def install_ui(app: FastAPI) -> None:
+    """Mount the dashboard on ``app``: its pages, actions and static files."""
+    app.include_router(router)
+    app.include_router(pages)
+    app.mount("/ui/static", StaticFiles(directory=str(HERE / "static")), name="ui-static")
+
+
+def _instance(request: Request) -> Instance:
+    return request.app.state.instance
+
+
+def _page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    instance = _instance(request)
+    context.setdefault("section", template.split(".")[0])
+    return templates.TemplateResponse(
+        request,
+        template,
+        {
+            "instance_name": instance.name,
+            "version": instance.version,
+            "auth": expected_token(request) is not None,
+            "logged_in": logged_in(request),
+            **context,
+        },
+        status_code=status_code,
+    )
+
+
+def _error(request: Request, status_code: int, message: str) -> HTMLResponse:
+    if request.headers.get("hx-request"):
+        return templates.TemplateResponse(
+            request, "_error.html", {"message": message, "status_code": status_code}, status_code=status_code
+        )
+    return _page(request, "error.html", status_code=status_code, message=message, section="")
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """An urlencoded form body (the dashboard's forms are small)."""
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise InvalidInput("form too large")
+    try:
+        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInput("malformed form") from exc
+    return {key: values[0] for key, values in fields.items()}
+
+
+# ---------------------------------------------------------------------------- login
+
+
+@router.get("/login")
+def login_page(request: Request, next: str | None = None) -> Response:
+    if expected_token(request) is None or logged_in(request):
+        return RedirectResponse(safe_next(next), status_code=303)
+    return _page(request, "login.html", next=safe_next(next), section="login")
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    check_same_origin(request)
+    form = await _form(request)
+    target = safe_next(form.get("next"))
+    token = expected_token(request)
+    if token is None:
+        return RedirectResponse(target, status_code=303)
+    if not token_matches(form.get("token", "").strip(), token):
+        return _page(request, "login.html", status_code=401, next=target, failed=True, section="login")
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        COOKIE,
+        session_value(token),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/ui",
+    )
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request) -> Response:
+    check_same_origin(request)
+    response = RedirectResponse("/ui/login" if expected_token(request) else "/ui", status_code=303)
+    response.delete_cookie(COOKIE, path="/ui", httponly=True, samesite="strict")
+    return response
+
+
+# ---------------------------------------------------------------------------- overview
+
+
+def _section(read: Callable[[], Any]) -> tuple[Any, str | None]:
+    """What ``read`` returns, or the error a page shows in its place."""
+    try:
+        return read(), None
+    except MAOError as exc:
+        return None, exc.message
+
+
+@pages.get("")
+def overview(request: Request) -> Response:
+    instance = _instance(request)
+    health = json.loads(bytes(health_routes.health(instance).body))
+    federation, federation_error = _section(lambda: federation_routes.status(instance))
+    ttl = instance.settings.instance_ttl
+    for record in (federation or {}).get("instances", []):
+        record["alive"] = float(record.get("age", 0)) <= ttl
+    return _page(
+        request,
+        "overview.html",
+        health=health,
+        federation=federation,
+        federation_error=federation_error,
+        backend=instance.settings.registry_backend,
+        ttl=ttl,
+    )
+
+
+# ---------------------------------------------------------------------------- pipelines
+
+
+def _pipeline_view(instance: Instance, described: dict[str, Any]) -> dict[str, Any]:
+    last = instance.store.list_runs(described["name"], None, 1)
+    return {**described, "last_run": run_dict(last[0]) if last else None}
+
+
+@pages.get("/pipelines")
+def pipelines(request: Request) -> Response:
+    instance = _instance(request)
+    rows = [_pipeline_view(instance, p) for p in pipeline_routes.list_pipelines(instance)]
+    return _page(request, "pipelines.html", pipelines=rows)
+
+
+def _card(request: Request, name: str, message: str | None = None, status_code: int = 200) -> Response:
+    instance = _instance(request)
+    view = _pipeline_view(instance, pipeline_routes.get_pipeline(name, instance))
+    if request.headers.get("hx-request"):
+        return templates.TemplateResponse(
+            request, "_pipeline.html", {"p": view, "message": message}, status_code=status_code
+        )
+    return RedirectResponse("/ui/pipelines", status_code=303)
+
+
+@pages.post("/pipelines/{name}/run")
+def run_now(request: Request, name: str) -> Response:
+    check_same_origin(request)
+    started = pipeline_routes.run(RunRequest(name=name), _instance(request))
+    return RedirectResponse(f"/ui/runs/{started['run_id']}", status_code=303)
+
+
+@pages.post("/pipelines/{name}/schedule")
+async def schedule(request: Request, name: str) -> Response:
+    check_same_origin(request)
+    form = await _form(request)
+    cron = form.get("cron", "").strip()
+    if not cron:
+        raise InvalidInput("give a cron schedule, e.g. '0 * * * *' (hourly)")
+    mode = form.get("mode") or "every"
+    body = RunRequest.model_validate({"name": name, "cron": cron, "mode": mode})
+    job = pipeline_routes.run(body, _instance(request))["job"]
+    return _card(request, name, f"scheduled: {job['cron']}")
+
+
+@pages.post("/pipelines/{name}/unschedule")
+def unschedule(request: Request, name: str) -> Response:
+    check_same_origin(request)
+    check_name(name, "pipeline name")
+    job_routes.delete_job(name, _instance(request))
+    return _card(request, name, "unscheduled")
+
+
+# ---------------------------------------------------------------------------- runs
+
+
+@pages.get("/runs")
+def runs(request: Request, pipeline: str = "", status: str = "", page: int = 1) -> Response:
+    instance = _instance(request)
+    if pipeline:
+        check_name(pipeline, "pipeline name")
+    wanted = parse_status(status) if status else None
+    page = max(1, min(page, 10**6))
+    rows = instance.store.list_runs(pipeline or None, wanted, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)
+    context = {
+        "runs": [run_dict(r) for r in rows[:PAGE_SIZE]],
+        "pipeline": pipeline,
+        "status": status,
+        "page": page,
+        "more": len(rows) > PAGE_SIZE,
+        "pipelines": [p.name for p in instance.store.list_pipelines()],
+        "query": lambda **changes: urlencode(
+            {k: v for k, v in {"pipeline": pipeline, "status": status, "page": page, **changes}.items() if v}
+        ),
+    }
+    if request.headers.get("hx-request") and request.headers.get("hx-target") == "runs-table":
+        return templates.TemplateResponse(request, "_runs_table.html", context)
+    return _page(request, "runs.html", **context)
+
+
+def _run_context(instance: Instance, run_id: int) -> dict[str, Any]:
+    run = run_dict(instance.store.get_run(run_id))
+    return {"run": run, "active": RunStatus(run["status"]).active}
+
+
+@pages.get("/runs/{run_id}")
+def run_page(request: Request, run_id: int) -> Response:
+    instance = _instance(request)
+    context = _run_context(instance, _run_id(run_id))
+    lines = instance.store.logs(run_id, 0, None, 100000)
+    return _page(
+        request, "run.html", section="runs", lines=lines, after=lines[-1].id if lines else 0, **context
+    )
+
+
+@pages.get("/runs/{run_id}/steps")
+def run_steps(request: Request, run_id: int) -> Response:
+    """The run's summary and steps table (the run page refreshes it when the run ends)."""
+    context = _run_context(_instance(request), _run_id(run_id))
+    return templates.TemplateResponse(request, "_run_summary.html", context)
+
+
+@pages.post("/runs/{run_id}/cancel")
+def cancel(request: Request, run_id: int) -> Response:
+    check_same_origin(request)
+    _instance(request).runner.cancel(_run_id(run_id))
+    return RedirectResponse(f"/ui/runs/{run_id}", status_code=303)
+
+
+@pages.get("/runs/{run_id}/events")
+async def run_events(request: Request, run_id: int, after: int = 0) -> Response:
+    """Server-Sent Events: ``run`` and ``step`` statuses, ``line`` log lines (id = the line's
+    id), and ``end`` when the run has ended; then the stream closes."""
+    instance = _instance(request)
+    last = request.headers.get("last-event-id", "")
+    if last.isdigit():
+        after = max(after, int(last))
+    stream = RunStream(instance, _run_id(run_id), max(0, after))
+    try:
+        instance.store.get_run(run_id)
+    except BaseException:
+        stream.close()
+        raise
+    return StreamingResponse(
+        stream.events(request),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+def _run_id(run_id: int) -> int:
+    if not 1 <= run_id < 2**63:
+        raise NotFound(f"run {run_id} does not exist")
+    return run_id
+
+
+# ---------------------------------------------------------------------------- datasets and tools
+
+
+@pages.get("/datasets")
+def datasets(request: Request) -> Response:
+    instance = _instance(request)
+    return _page(request, "datasets.html", datasets=registry_routes.list_datasets(instance))
+
+
+@pages.get("/datasets/{name}")
+def dataset_page(request: Request, name: str) -> Response:
+    instance = _instance(request)
+    check_name(name, "dataset name")
+    dataset = registry_routes.get_dataset(name, instance)
+    history, history_error = _section(lambda: instance.datasets.log(name, dataset["master"], limit=HISTORY))
+    votes, votes_error = None, None
+    if dataset.get("policy") == "vote":
+        votes, votes_error = _section(lambda: dataset_routes.votes(name, instance, None))
+    writers = sorted(
+        {p.name for p in instance.store.list_pipelines() for s in p.steps if s.output_dataset == name}
+    )
+    grids = []
+    for pipeline in writers:
+        grid, grid_error = _section(
+            lambda pipeline=pipeline: coverage_routes.get_coverage(instance, pipeline, "24h", None, False)
+        )
+        grids.append({"pipeline": pipeline, "grid": grid, "error": grid_error})
+    return _page(
+        request,
+        "dataset.html",
+        section="datasets",
+        name=name,
+        dataset=dataset,
+        history=history,
+        history_error=history_error,
+        votes=votes,
+        votes_error=votes_error,
+        grids=grids,
+    )
+
+
+@pages.get("/tools")
+def tools(request: Request) -> Response:
+    return _page(request, "tools.html", tools=registry_routes.list_tools(_instance(request)))
+
