@@ -333,9 +333,7 @@ def run_page(request: Request, run_id: int) -> Response:
     instance = _instance(request)
     context = _run_context(instance, _run_id(run_id))
     lines = instance.store.logs(run_id, 0, None, 100000)
-    return _page(
-        request, "run.html", section="runs", lines=lines, after=lines[-1].id if lines else 0, **context
-    )
+    return _page(request, "run.html", section="runs", lines=lines, after=lines[-1].id if lines else 0, **context)
 
 
 @pages.get("/runs/{run_id}/steps")
@@ -397,9 +395,7 @@ def dataset_page(request: Request, name: str) -> Response:
     votes, votes_error = None, None
     if dataset.get("policy") == "vote":
         votes, votes_error = _section(lambda: dataset_routes.votes(name, instance, None))
-    writers = sorted(
-        {p.name for p in instance.store.list_pipelines() for s in p.steps if s.output_dataset == name}
-    )
+    writers = sorted({p.name for p in instance.store.list_pipelines() for s in p.steps if s.output_dataset == name})
     grids = []
     for pipeline in writers:
         grid, grid_error = _section(
@@ -423,4 +419,3 @@ def dataset_page(request: Request, name: str) -> Response:
 @pages.get("/tools")
 def tools(request: Request) -> Response:
     return _page(request, "tools.html", tools=registry_routes.list_tools(_instance(request)))
-
