@@ -3,12 +3,14 @@ TestClient that posts as the dashboard's own pages do (with this server's Origin
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from ui_kit import ORIGIN, define
+from ui_kit import CHROMIUM, ORIGIN, define
 
 from mao.api.app import create_app
 from mao.config import Settings
@@ -63,3 +65,47 @@ def ui(make_ui) -> TestClient:
     client = make_ui()
     define(client)
     return client
+
+
+# ---------------------------------------------------------------------------- browser tests
+
+
+def _required() -> bool:
+    return os.environ.get("MAO_TEST_REQUIRE_SERVICES", "").strip().lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """Debian's Chromium; the tests skip (fail with MAO_TEST_REQUIRE_SERVICES=1) without it or Playwright."""
+    reason = None
+    if not Path(CHROMIUM).is_file():
+        reason = f"{CHROMIUM} is missing (scripts/services.sh up installs Debian's chromium)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            reason = "playwright is not installed (pip install -e '.[test]')"
+    if reason:
+        if _required():
+            pytest.fail(f"{reason} (MAO_TEST_REQUIRE_SERVICES=1)", pytrace=False)
+        pytest.skip(reason)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def docker_host() -> str:
+    url = os.environ.get("MAO_TEST_DOCKER_HOST")
+    if not url:
+        if _required():
+            pytest.fail("MAO_TEST_DOCKER_HOST is not set (MAO_TEST_REQUIRE_SERVICES=1)", pytrace=False)
+        pytest.skip("MAO_TEST_DOCKER_HOST is not set")
+    return url
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the screenshots go and stay: ``$MAO_RUN_DIR/artifacts/ui`` (a temporary directory if unset)."""
+    run_dir = os.environ.get("MAO_RUN_DIR")
+    path = Path(run_dir) / "artifacts" / "ui" if run_dir else tmp_path_factory.mktemp("artifacts-ui")
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,207 @@
+"""The dashboard in a real browser (Debian's Chromium, driven by Playwright) against a real
+``maoctl serve`` running a busybox tool on the real Docker Engine."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from ui_kit import TOKEN, Served
+
+pytestmark = [pytest.mark.browser, pytest.mark.docker]
+
+IMAGE = "mao/busybox:local"
+# the tool: a line, a pause (the page is open meanwhile), a file, another line
+SCRIPT = "echo ui-line-one; sleep 3; date > /usr/src/app/data/seen.txt; echo ui-line-two"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 375, "height": 812}
+
+
+@pytest.fixture
+def served(tmp_path: Path, docker_host: str) -> Iterator[Served]:
+    server = Served(tmp_path / "data", docker_host).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def register(server: Served) -> None:
+    server.api("POST", "/registry/tools", json={"name": "ui-tool", "image": IMAGE})
+    server.api("POST", "/bare-repo/init", json={"name": "ui-data", "register": True})
+    step = {"name": "say", "tool": "ui-tool", "output_dataset": "ui-data", "cmd": ["sh", "-c", SCRIPT]}
+    server.api("POST", "/pipeline/init", json={"name": "ui-demo", "description": "says two lines", "steps": [step]})
+
+
+class Watch:
+    """Console errors, page errors and every request's host, for one browser context."""
+
+    def __init__(self, context, server: Served) -> None:
+        self.server_host = urlsplit(server.url).netloc
+        self.errors: list[str] = []
+        self.hosts: set[str] = set()
+        self.requests: list[str] = []
+        context.on("console", lambda msg: msg.type == "error" and self.errors.append(msg.text))
+        context.on("weberror", lambda err: self.errors.append(str(err.error)))
+        context.on("request", self._request)
+
+    def _request(self, request) -> None:
+        self.requests.append(request.url)
+        parts = urlsplit(request.url)
+        if parts.scheme in ("http", "https", "ws", "wss"):
+            self.hosts.add(parts.netloc)
+
+    def check(self, expected: tuple[str, ...] = ()) -> None:
+        """No console error but the ``expected`` ones (substrings, in order)."""
+        assert len(self.errors) == len(expected), self.errors
+        for error, part in zip(self.errors, expected, strict=True):
+            assert part in error, self.errors
+        assert self.hosts == {self.server_host}, self.hosts
+
+
+@pytest.fixture
+def browser(chromium_path: str):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path, args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def shoot(browser, server: Served, artifacts: Path, paths: dict[str, str], storage: dict | None = None) -> None:
+    """Each page at desktop and phone width, light and dark; at 375 px nothing overflows sideways."""
+    for scheme in ("light", "dark"):
+        for size_name, size in (("desktop", DESKTOP), ("phone", PHONE)):
+            context = browser.new_context(viewport=size, color_scheme=scheme, storage_state=storage)
+            watch = Watch(context, server)
+            page = context.new_page()
+            for name, path in paths.items():
+                page.goto(server.url + path)
+                page.wait_for_load_state("networkidle")
+                page.screenshot(path=str(artifacts / f"{name}-{size_name}-{scheme}.png"), full_page=True)
+                background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+                dark = sum(int(c) for c in re.findall(r"\d+", background)[:3]) < 200
+                assert dark == (scheme == "dark"), (name, scheme, background)
+                if size_name == "phone":
+                    width = page.evaluate("document.documentElement.scrollWidth")
+                    assert width <= PHONE["width"], (name, width)
+            watch.check()
+            context.close()
+
+
+def test_run_now_shows_the_run_succeed_live_and_every_page_renders(browser, served, artifacts):
+    register(served)
+    context = browser.new_context(viewport=DESKTOP)
+    watch = Watch(context, served)
+    page = context.new_page()
+    page.goto(served.url + "/ui/pipelines")
+    card = page.locator("#pipeline-ui-demo")
+    assert "never run" in card.inner_text()
+    card.get_by_role("button", name="Run now").click()
+    page.wait_for_url(re.compile(r".*/ui/runs/\d+$"))
+    run_id = int(page.url.rsplit("/", 1)[1])
+    page.evaluate("window.__sameDocument = true")  # gone if the page were reloaded
+    assert page.locator("#run-status").inner_text() in ("pending", "running")
+    page.locator("#log").get_by_text("ui-line-one").wait_for(timeout=30_000)
+    page.locator("#run-status", has_text="succeeded").wait_for(timeout=60_000)
+    page.locator("#log").get_by_text("ui-line-two").wait_for(timeout=10_000)
+    assert page.evaluate("window.__sameDocument") is True
+    # the steps table was refreshed at the end: the image digest and the commit are there
+    run = served.api("GET", f"/runs/{run_id}").json()
+    assert run["status"] == "succeeded"
+    step = run["steps"][0]
+    page.locator("#steps", has_text=step["output_commit"][:10]).wait_for(timeout=10_000)
+    if step["image_digest"]:
+        assert step["image_digest"] in page.locator("#steps").inner_text()
+    assert page.locator("#cancel").count() == 0
+    assert page.locator('tr[data-step="say"] .step-status').inner_text() == "succeeded"
+    lines = page.locator("#log .line").all_inner_texts()
+    assert len(lines) == len(set(lines)) or len(lines) == len(served.api("GET", f"/runs/{run_id}/logs").json()["lines"])
+    assert len(lines) == len(served.api("GET", f"/runs/{run_id}/logs").json()["lines"])
+
+    # the runs list filters without a full page load (htmx swaps the table and the URL)
+    page.goto(served.url + "/ui/runs")
+    page.evaluate("window.__sameDocument = true")
+    page.get_by_label("Status").select_option("failed")
+    page.wait_for_url(re.compile(r".*status=failed.*"))
+    page.locator("#runs-table", has_text="No runs match").wait_for()
+    page.get_by_label("Status").select_option("succeeded")
+    page.locator("#runs-table", has_text=f"#{run_id}").wait_for()
+    assert page.evaluate("window.__sameDocument") is True
+
+    # schedule and unschedule from the pipelines page (the card is swapped in place)
+    page.goto(served.url + "/ui/pipelines")
+    page.get_by_label("cron schedule for ui-demo").fill("0 3 * * *")
+    page.locator("#pipeline-ui-demo").get_by_role("button", name="Schedule").click()
+    page.locator("#pipeline-ui-demo .schedule", has_text="0 3 * * *").wait_for()
+    assert re.search(r"\d{4}-\d\d-\d\d 0\d:00:00Z", page.locator("#pipeline-ui-demo .next-fire").inner_text())
+    assert served.api("GET", "/jobs").json()["jobs"][0]["cron"] == "0 3 * * *"
+    page.locator("#pipeline-ui-demo").get_by_role("button", name="Unschedule").click()
+    page.locator("#pipeline-ui-demo .schedule", has_text="not scheduled").wait_for()
+    assert served.api("GET", "/jobs").json()["jobs"] == []
+
+    # the theme toggle is kept across pages
+    page.goto(served.url + "/ui")
+    before = page.evaluate("document.documentElement.dataset.theme || ''")
+    page.locator("#theme-toggle").click()
+    chosen = page.evaluate("document.documentElement.dataset.theme")
+    assert chosen in ("dark", "light") and chosen != before
+    page.goto(served.url + "/ui/tools")
+    assert page.evaluate("document.documentElement.dataset.theme") == chosen
+    assert page.evaluate("localStorage.getItem('mao-theme')") == chosen
+    watch.check()
+    context.close()
+
+    shoot(
+        browser,
+        served,
+        artifacts,
+        {
+            "overview": "/ui",
+            "pipelines": "/ui/pipelines",
+            "runs": "/ui/runs",
+            "run": f"/ui/runs/{run_id}",
+            "datasets": "/ui/datasets",
+            "dataset": "/ui/datasets/ui-data",
+            "tools": "/ui/tools",
+        },
+    )
+    assert len(list(artifacts.glob("*.png"))) >= 28
+
+
+@pytest.fixture
+def locked(tmp_path: Path, docker_host: str) -> Iterator[Served]:
+    server = Served(tmp_path / "data", docker_host, token=TOKEN).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_login_with_the_token_opens_the_dashboard(browser, locked, artifacts):
+    context = browser.new_context(viewport=PHONE)
+    watch = Watch(context, locked)
+    page = context.new_page()
+    page.goto(locked.url + "/ui/tools")
+    assert "/ui/login" in page.url
+    page.screenshot(path=str(artifacts / "login-phone-light.png"), full_page=True)
+    page.get_by_label("API token").fill("wrong-token")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_text("not this instance's token").wait_for()
+    page.get_by_label("API token").fill(TOKEN)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(locked.url + "/ui/tools")
+    assert TOKEN not in page.content()
+    cookie = next(c for c in context.cookies() if c["name"] == "mao_ui")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and TOKEN not in cookie["value"]
+    assert page.evaluate("document.cookie") == ""  # HttpOnly: out of the scripts' reach
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url(re.compile(r".*/ui/login.*"))
+    watch.check(expected=("401",))  # the wrong token's answer, and nothing else
+    context.close()
