@@ -16,6 +16,7 @@
 #   sshd      git over SSH on 127.0.0.1:2222, bare repositories in $RUN/git-srv
 #   etcd      binaries only: the tests start their own clusters
 #   debootstrap  for the deployment tests (tests/deploy), which make a Debian base image
+#   chromium  Debian's browser at /usr/bin/chromium, for the dashboard's browser tests (tests/ui)
 #
 # Both engines get the image mao/busybox:local, imported from a busybox-static rootfs.
 # After `up`, `source $RUN/services.env` exports the MAO_TEST_* variables.
@@ -174,9 +175,21 @@ install_packages() {
     local required=("${REQUIRED_PKGS[@]}")
     command -v psql >/dev/null || required+=(postgresql-client)
     apt_install "${required[@]}" || die "could not install required packages: ${required[*]}"
+    browser_check
     if ! apt_install "${OPTIONAL_PKGS[@]}"; then
         warn "podman could not be installed; continuing without it"
     fi
+}
+
+# browser_check: Debian's Chromium for the dashboard's browser tests (Playwright drives it;
+# its own browser download cannot work here). Installed only when missing.
+browser_check() {
+    if [[ -x /usr/bin/chromium ]]; then
+        log "chromium: /usr/bin/chromium is installed (browser tests)"
+        return 0
+    fi
+    log "chromium: /usr/bin/chromium is missing; installing Debian's chromium for the browser tests (tests/ui)"
+    apt_install chromium || die "could not install chromium (needed by the browser tests in tests/ui)"
 }
 
 # ---------------------------------------------------------------------------- image
@@ -678,6 +691,11 @@ cmd_status() {
         printf '%-9s up    pid %-7s ssh://root@127.0.0.1:%s%s\n' sshd "$p" "$SSH_PORT" "$GIT_SRV"
     else
         printf '%-9s down\n' sshd
+    fi
+    if [[ -x /usr/bin/chromium ]]; then
+        printf '%-9s bin   /usr/bin/chromium (browser tests)\n' chromium
+    else
+        printf '%-9s missing (scripts/services.sh up installs it)\n' chromium
     fi
     if command -v etcd >/dev/null && command -v etcdctl >/dev/null; then
         printf '%-9s bin   %s %s (tests start their own clusters)\n' etcd "$(command -v etcd)" "$(command -v etcdctl)"

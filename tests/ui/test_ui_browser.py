@@ -96,6 +96,7 @@ def shoot(browser, server: Served, artifacts: Path, paths: dict[str, str], stora
 
 
 def test_run_now_shows_the_run_succeed_live_and_every_page_renders(browser, served, artifacts):
+    assert f"dashboard: {served.url}/ui" in served.log()  # maoctl serve says where the dashboard is
     register(served)
     context = browser.new_context(viewport=DESKTOP)
     watch = Watch(context, served)

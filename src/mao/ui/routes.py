@@ -8,8 +8,9 @@ each refuses a request from another site. None of this is in the OpenAPI documen
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -90,7 +91,7 @@ class PageRoute(APIRoute):
     """A dashboard route: errors become HTML pages with their status, a missing login a
     redirect to the login page, and every answer carries the dashboard's CSP."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def handle(request: Request) -> Response:
@@ -307,7 +308,7 @@ def runs(request: Request, pipeline: str = "", status: str = "", page: int = 1) 
     wanted = parse_status(status) if status else None
     page = max(1, min(page, 10**6))
     rows = instance.store.list_runs(pipeline or None, wanted, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)
-    context = {
+    context: dict[str, Any] = {
         "runs": [run_dict(r) for r in rows[:PAGE_SIZE]],
         "pipeline": pipeline,
         "status": status,
@@ -398,9 +399,7 @@ def dataset_page(request: Request, name: str) -> Response:
     writers = sorted({p.name for p in instance.store.list_pipelines() for s in p.steps if s.output_dataset == name})
     grids = []
     for pipeline in writers:
-        grid, grid_error = _section(
-            lambda pipeline=pipeline: coverage_routes.get_coverage(instance, pipeline, "24h", None, False)
-        )
+        grid, grid_error = _section(partial(coverage_routes.get_coverage, instance, pipeline, "24h", None, False))
         grids.append({"pipeline": pipeline, "grid": grid, "error": grid_error})
     return _page(
         request,
