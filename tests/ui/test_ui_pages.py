@@ -233,6 +233,29 @@ def test_events_stream_a_live_run_until_it_ends_without_losing_or_repeating_line
     assert steps[-1]["name"] == "slow-step" and steps[-1]["status"] == "succeeded"
 
 
+def test_a_stream_ends_after_its_time_and_resumes_from_the_last_line(ui, gate, monkeypatch):
+    import mao.ui.live as live
+
+    monkeypatch.setattr(live, "STREAM_S", 0.5)
+    run_id = int(ui.post("/ui/pipelines/slow/run", follow_redirects=False).headers["location"].rsplit("/", 1)[1])
+    wait_for(
+        lambda: any(x["line"] == "waiting for the gate" for x in ui.get(f"/runs/{run_id}/logs").json()["lines"]),
+        10,
+        message="the tool's first line",
+    )
+    first = ui.get(f"/ui/runs/{run_id}/events").text
+    assert first.rstrip().endswith("retry: 500")  # ended by time, not by the run
+    seen = [(ident, data["line"]) for kind, data, ident in sse_events(first) if kind == "line"]
+    assert "end" not in [kind for kind, _, _ in sse_events(first)]
+    gate.set()
+    run_to_end(ui, run_id)
+    rest = sse_events(ui.get(f"/ui/runs/{run_id}/events", headers={"Last-Event-ID": seen[-1][0]}).text)
+    assert rest[-1][0] == "end"
+    resumed = [(ident, data["line"]) for kind, data, ident in rest if kind == "line"]
+    stored = [(str(x["id"]), x["line"]) for x in ui.get(f"/runs/{run_id}/logs").json()["lines"]]
+    assert seen + resumed == stored
+
+
 # ---------------------------------------------------------------------------- auth and CSRF
 
 

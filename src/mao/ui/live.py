@@ -5,6 +5,11 @@ run, its steps, the log lines after the page's last one), then what happens, unt
 ends. Log events only wake the stream: the lines themselves are read from the store after
 the last id sent, so the replay and the live part never lose or repeat a line, and each
 line is the stored (masked) one.
+
+A stream also ends after ``STREAM_S`` seconds with a ``retry`` hint: the browser's
+EventSource reconnects at once, sending the id of the last line it got, and the stream
+resumes from there. So a server that stops waits for no run page longer than that (uvicorn
+finishes open responses before it shuts down).
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from mao.instance import Instance
 from mao.status import RunStatus
 
 KINDS = ("log", "run.started", "run.finished", "step.started", "step.finished")
-KEEPALIVE_S = 15.0
+KEEPALIVE_S = 10.0
+STREAM_S = 20.0
 BATCH = 1000
 
 
@@ -73,9 +79,14 @@ class RunStream:
             if RunStatus(run["status"]).terminal:
                 yield sse("end", {"status": run["status"], "error": run["error"]})
                 return
+            until = self.loop.time() + STREAM_S
             while True:
+                left = until - self.loop.time()
+                if left <= 0:
+                    yield "retry: 500\n\n"  # resumed from the last line's id by the browser
+                    return
                 try:
-                    first = await asyncio.wait_for(self.queue.get(), KEEPALIVE_S)
+                    first = await asyncio.wait_for(self.queue.get(), min(KEEPALIVE_S, left))
                 except TimeoutError:
                     if await request.is_disconnected():
                         return
