@@ -27,8 +27,8 @@ from mao.instance import Instance
 from mao.status import RunStatus
 
 KINDS = ("log", "run.started", "run.finished", "step.started", "step.finished")
-KEEPALIVE_S = 10.0
-STREAM_S = 20.0
+KEEPALIVE_S = 5.0
+STREAM_S = 10.0
 BATCH = 1000
 
 
