@@ -7,6 +7,7 @@ import json
 import re
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,52 @@ def test_the_run_page_shows_digests_commits_and_provenance_of_each_step(ui):
     assert step["output_branch"] in page
     assert 'id="cancel"' not in page  # a finished run cannot be cancelled
     assert ui.get(f"/ui/runs/{run_id}/steps").text.count('data-step="demo-step"') == 1
+
+
+@pytest.mark.etcd
+def test_the_overview_of_a_federated_instance_shows_etcd_members_and_live_instances(make_ui, etcd_cluster, etcd_prefix):
+    from mao.federation import start_heartbeat, stop_heartbeat
+
+    client = make_ui(registry_backend="etcd", etcd_endpoints=etcd_cluster.endpoints, registry_prefix=etcd_prefix)
+    instance = client.app.state.instance
+    start_heartbeat(instance)
+    try:
+        page = client.get("/ui").text
+    finally:
+        stop_heartbeat(instance)
+    assert "<dd>etcd</dd>" in page and "etcd members" in page
+    for member in etcd_cluster.members:
+        assert f"<td>{member.name}</td><td>started</td>" in page
+        assert member.client_url in page
+    assert re.search(
+        r"ui-node <span class=\"muted\">\(this\)</span></td>\s*<td><span class=\"badge st-succeeded\">alive", page
+    )
+
+
+def test_a_vote_dataset_page_shows_its_ballots_outcome_and_coverage(ui):
+    path = ui.post("/bare-repo/init", json={"name": "agreed"}).json()["path"]
+    body = {"master": path, "nodes": [], "policy": "vote", "vote_deadline": 60}
+    ui.post("/registry/datasets", json={"name": "agreed", "body": body}).raise_for_status()
+    steps = [{"name": "cast", "tool": "ok-tool", "output_dataset": "agreed"}]
+    ui.post("/pipeline/init", json={"name": "voter", "steps": steps}).raise_for_status()
+    assert "No ballot yet." in ui.get("/ui/datasets/agreed").text
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    slot = hour.strftime("%Y-%m-%dT%H:%M:%SZ")  # in the page's 24 h coverage window
+    run = ui.post("/pipeline/run", json={"name": "voter", "slot": slot, "wait": True}).json()
+    assert run["status"] == "succeeded"
+    commit = ui.get(f"/runs/{run['run_id']}").json()["steps"][0]["output_commit"]
+    votes = ui.get("/datasets/agreed/votes").json()["slots"]
+    assert [(v["slot"], v["pipeline"], v["step"]) for v in votes] == [(slot, "voter", "cast")]
+    page = ui.get("/ui/datasets/agreed").text
+    votes_part = page.split("<h2>Votes</h2>")[1].split("</section>")[0]
+    assert f"<td>{slot}</td><td>voter / cast</td>" in votes_part
+    assert f'<span class="badge vote-{votes[0]["outcome"]}">{votes[0]["outcome"]}</span>' in votes_part
+    assert (
+        f"ui-node: <code>{votes[0]['ballots']['ui-node']['output_id'][:10]}</code> → <code>{commit[:10]}</code>"
+        in votes_part
+    )
+    coverage = page.split("Coverage (last 24 h)")[1]
+    assert f'<tr><td>{slot}</td><td class="cell-delivered" title="delivered">' in coverage
 
 
 def test_unknown_things_are_404_pages(ui):
