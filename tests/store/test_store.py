@@ -224,6 +224,9 @@ def test_list_runs_newest_first_with_filters(store: Store) -> None:
     assert [r.id for r in store.list_runs(pipeline="hub")] == list(reversed(ids))
     assert [r.id for r in store.list_runs(pipeline="hub", status="failed")] == [ids[1]]
     assert [r.id for r in store.list_runs(limit=2)] == [other.id, ids[2]]
+    assert [r.id for r in store.list_runs(limit=2, offset=2)] == [ids[1], ids[0]]  # the next page
+    assert [r.id for r in store.list_runs(pipeline="hub", status="succeeded", limit=1, offset=1)] == [ids[0]]
+    assert store.list_runs(limit=2, offset=4) == []
     assert [r.id for r in store.active_runs()] == [other.id]
 
 
