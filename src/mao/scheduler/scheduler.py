@@ -73,6 +73,8 @@ def fire(
     try:
         run_id = instance.runner.start(pipeline, trigger="cron", slot=slot)
         log.info("scheduled run %s of %s for slot %s started", run_id, pipeline, slot)
+        lag = (datetime.now(UTC) - scheduled_for).total_seconds() if scheduled_for is not None else None
+        instance.events.publish("schedule.fired", pipeline=pipeline, slot=slot, lag_s=lag, outcome="started", reason="")
     except Conflict:
         log.warning("scheduled run of %s skipped: the previous run is still going", pipeline)
     except MAOError as exc:
