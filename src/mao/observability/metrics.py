@@ -91,8 +91,9 @@ class Metrics:
         self.registry_errors = Counter(
             "mao_registry_errors", "Calls to the federation registry that raised", ["backend", "op"], registry=r
         )
+        self.live_instances = LiveInstancesCollector(instance, live_cache_seconds)
         r.register(StoreCollector(instance))
-        r.register(LiveInstancesCollector(instance, live_cache_seconds))
+        r.register(self.live_instances)
         self._unsubscribe = instance.events.subscribe(self._on_event, kinds=EVENT_KINDS)
 
     def exposition(self) -> bytes:
