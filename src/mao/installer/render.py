@@ -1,4 +1,4 @@
-"""What an install directory holds: ``mao.yaml``, ``.env`` and ``docker-compose.yaml``.
+"""What an install directory holds: ``mao.yaml``, ``.env``, ``docker-compose.yaml`` and ``monitoring/``.
 
 Everything is built as Python data and dumped with PyYAML; nothing here touches the disk.
 
@@ -13,6 +13,8 @@ Layout on the host (``<dir>`` is the install directory):
 - the four services share the network ``mao``; step containers run on the network
   ``mao-<instance>-steps``, which only the executor also joins.
 - every service has a healthcheck; the orchestrator starts once the others are healthy.
+- ``monitoring/`` holds a Prometheus scrape configuration of the API's ``/metrics`` (with
+  the API token in ``monitoring/api-token``) and the Grafana dashboard to import.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import yaml
 
 from mao.config import DEFAULT_MARKETPLACE_URL
 from mao.installer.values import ETCD_CLIENT_PORT, ETCD_PEER_PORT, peer_url
+from mao.observability.monitoring import monitoring_files
 
 ORCHESTRATOR_IMAGE = "local/mao"
 EXECUTOR_IMAGE = "local/executor"
@@ -338,4 +341,5 @@ def render_files(plan: InstallPlan, secret: Secrets) -> dict[str, tuple[str, int
         CONFIG_FILE: (dump_yaml(render_config(plan, secret), config_header), 0o600),
         ENV_FILE: (dump_env(render_env(secret), env_header), 0o600),
         COMPOSE_FILE: (dump_yaml(render_compose(plan), compose_header), 0o644),
+        **monitoring_files(plan.instance_name, plan.api_port, secret.api_token),
     }

@@ -25,6 +25,7 @@ def print_next_steps(ui: UI, outcome: Outcome, report: CheckReport) -> None:
     ui.echo(f"  {CONFIG_FILE:<20} the instance's settings")
     ui.echo(f"  {ENV_FILE:<20} its secrets (API token, database password)")
     ui.echo(f"  {COMPOSE_FILE:<20} its services: orchestrator, executor, etcd, postgres")
+    ui.echo(f"  {'monitoring/':<20} a Prometheus scrape configuration and the Grafana dashboard (see its README.md)")
     ui.echo("")
     source = f" --source-dir {plan.source_dir}" if plan.source_dir is not None else " --source-dir <checkout>"
     ui.echo(f"1. Build the images {plan.orchestrator_image} and {plan.executor_image} (Python wheels are built")
