@@ -46,7 +46,12 @@ def test_the_folder_is_written_and_rewritten_with_force(tmp_path: Path) -> None:
     the_plan = plan(tmp_path)
     write_install(the_plan, SECRET)
     folder = the_plan.install_dir / "monitoring"
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "api-token", "mao-dashboard.json", "prometheus.yml"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md",
+        "api-token",
+        "mao-dashboard.json",
+        "prometheus.yml",
+    ]
     assert stat.S_IMODE((folder / "api-token").stat().st_mode) == 0o600
     assert (folder / "api-token").read_text().strip() == SECRET.api_token
 
