@@ -52,13 +52,13 @@ class Serve:
                 "MAO_PULL_POLICY": "never",
             }
         )
-        log = open(self.data_dir.parent / "serve.log", "ab")  # noqa: SIM115 - the child writes it
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mao.cli.main", "serve", "--log-level", "warning"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with open(self.data_dir.parent / "serve.log", "ab") as log:  # the child keeps its own handle
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "mao.cli.main", "serve", "--log-level", "warning"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, f"maoctl serve exited with {self.proc.returncode}"

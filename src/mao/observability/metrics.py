@@ -88,6 +88,7 @@ class Metrics:
             buckets=CALL_BUCKETS,
             registry=r,
         )
+        self._call_children: dict[tuple[str, str], Any] = {}
         self.registry_errors = Counter(
             "mao_registry_errors", "Calls to the federation registry that raised", ["backend", "op"], registry=r
         )
@@ -106,7 +107,10 @@ class Metrics:
     # feeding ------------------------------------------------------------------------
 
     def observe_registry_call(self, backend: str, op: str, seconds: float, error: bool) -> None:
-        self.registry_call.labels(backend, op).observe(seconds)
+        child = self._call_children.get((backend, op))
+        if child is None:  # labels() takes a lock and builds a key: once per (backend, op)
+            child = self._call_children[(backend, op)] = self.registry_call.labels(backend, op)
+        child.observe(seconds)
         if error:
             self.registry_errors.labels(backend, op).inc()
 
