@@ -11,7 +11,9 @@ from mao.installer.render import (
     CONFIG_FILE,
     ENV_FILE,
     ETCD_IMAGE,
+    GRAFANA_PORT,
     POSTGRES_IMAGE,
+    PROMETHEUS_PORT,
 )
 
 
@@ -41,6 +43,11 @@ def print_next_steps(ui: UI, outcome: Outcome, report: CheckReport) -> None:
     else:
         ui.echo(f"     cd {plan.install_dir} && docker compose up -d")
         ui.echo(f"     (or: cd {plan.install_dir} && docker-compose up -d)")
+    if plan.monitoring:
+        ui.echo(
+            f"   Prometheus answers on http://127.0.0.1:{PROMETHEUS_PORT}, Grafana on http://127.0.0.1:{GRAFANA_PORT}"
+        )
+        ui.echo(f"   (images {plan.prometheus_image} and {plan.grafana_image}; first Grafana login admin/admin).")
     ui.echo(f"3. Its API answers on http://127.0.0.1:{plan.api_port}; maoctl finds it with:")
     ui.echo(f"     export MAO_URL=http://127.0.0.1:{plan.api_port}")
     ui.echo(f"     export $(grep MAO_API_TOKEN {plan.install_dir / ENV_FILE})")
