@@ -81,12 +81,13 @@ def test_metrics_need_the_api_token_and_stay_out_of_the_schema(api: TestClient) 
 
 
 def test_info_and_live_instances(api: TestClient, instance) -> None:
+    instance.metrics.live_instances.ttl = 3600  # however slow this machine is
     text = api.get("/metrics").text
     assert samples(text, "mao_info") == [({"instance": "node-m", "version": __version__, "registry": "local"}, 1.0)]
     assert value(text, "mao_instances_live") == 0
     instance.registry.put("instances/node-m", {"name": "node-m", "last_seen": time.time()})
     instance.registry.put("instances/node-n", {"name": "node-n", "last_seen": time.time()})
-    assert value(api.get("/metrics").text, "mao_instances_live") == 0  # cached for a few seconds
+    assert value(api.get("/metrics").text, "mao_instances_live") == 0  # cached
     instance.metrics.live_instances.ttl = 0
     assert value(api.get("/metrics").text, "mao_instances_live") == 2
 
@@ -96,6 +97,8 @@ def test_live_instances_are_read_once_per_cache_period(api: TestClient, instance
         text = api.get("/metrics").text
         return value(text, "mao_registry_call_seconds_count", backend="local", op="list") or 0
 
+    assert instance.metrics.live_instances.ttl == 5  # the default
+    instance.metrics.live_instances.ttl = 3600  # however slow this machine is
     api.get("/metrics")
     before = listed()
     for _ in range(5):
@@ -103,7 +106,7 @@ def test_live_instances_are_read_once_per_cache_period(api: TestClient, instance
     assert listed() == before  # five scrapes, no registry call
 
 
-def test_merge_lock_waits_and_registry_calls(api: TestClient, instance) -> None:
+def test_merge_lock_waits_and_registry_calls(api: TestClient, instance, monkeypatch) -> None:
     define(instance, pipeline("good"))
     held = threading.Event()
     release = threading.Event()
@@ -116,8 +119,18 @@ def test_merge_lock_waits_and_registry_calls(api: TestClient, instance) -> None:
     thread = threading.Thread(target=holder)
     thread.start()
     held.wait(5)
+    refused = threading.Event()
+    real_create = instance.registry.inner.create
+
+    def create(key, value, lease=None):
+        created = real_create(key, value, lease)
+        if key == "locks/merge-observations" and not created:
+            refused.set()  # the run asked for the lock and waits
+        return created
+
+    monkeypatch.setattr(instance.registry.inner, "create", create)
     run_id = instance.runner.start("good")
-    wait_until(lambda: instance.executor.calls, "the tool ran")  # the run now wants the lock
+    assert refused.wait(20)
     time.sleep(0.5)
     release.set()
     thread.join(10)
