@@ -97,14 +97,16 @@ def live_instances(instance: Instance) -> list[dict[str, Any]]:
 
 def _etcd(instance: Instance):
     from mao.errors import InvalidInput
+    from mao.observability import unwrap
     from mao.registry.etcd import EtcdRegistry
 
-    if not isinstance(instance.registry, EtcdRegistry):
+    registry = unwrap(instance.registry)
+    if not isinstance(registry, EtcdRegistry):
         raise InvalidInput(
             "this instance runs standalone (registry_backend=local): federation members are etcd members; "
             "configure registry_backend: etcd and etcd_endpoints first"
         )
-    return instance.registry
+    return registry
 
 
 def _member(raw: dict[str, Any]) -> dict[str, Any]:

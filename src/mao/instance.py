@@ -11,6 +11,7 @@ from mao import __version__
 from mao.catalog import Catalog
 from mao.config import Settings
 from mao.events import EventBus
+from mao.observability import MeteredRegistry, Metrics
 from mao.offline.cache import DefinitionCache
 from mao.registry import Registry, make_registry
 from mao.store import Store, make_engine
@@ -42,15 +43,21 @@ class Instance:
     ) -> None:
         self.settings = settings
         self.store = store or Store(make_engine(settings.database_url))
-        self.registry = registry or make_registry(settings, self.store)
+        self.events = EventBus()
+        """Runs, steps and log lines as they happen (see :mod:`mao.events`)."""
+        self.metrics = Metrics(self)
+        """Prometheus metrics in a registry of this instance's own (served at ``/metrics``)."""
+        self.registry: Registry = MeteredRegistry(
+            registry or make_registry(settings, self.store),
+            self.metrics.observe_registry_call,
+            on_lock_wait=self.metrics.on_lock_wait,
+        )
         self.catalog = Catalog(
             self.registry, DefinitionCache(self.store), local_remote_roots=settings.local_remote_roots
         )
         self._executor = executor
         self._datasets = datasets
         self._lock = threading.Lock()
-        self.events = EventBus()
-        """Runs, steps and log lines as they happen (see :mod:`mao.events`)."""
         self.tally_loop: Any = None
         """The serving process's vote-deadline loop (see :mod:`mao.lifecycle`)."""
         self.replayer: Any = None
@@ -103,6 +110,7 @@ class Instance:
                     self.settings.bare_repos_dir,
                     push_retries=self.settings.push_retries,
                     local_remote_roots=self.settings.local_remote_roots,
+                    on_push_retry=self.metrics.on_push_retry,
                 )
             return self._datasets
 
@@ -133,5 +141,6 @@ class Instance:
             self.runner.shutdown()
         if self._executor is not None:
             self._executor.close()
+        self.metrics.close()
         self.registry.close()
         self.store.close()

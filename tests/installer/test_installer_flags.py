@@ -84,7 +84,13 @@ def test_standalone_install_writes_a_loadable_config_and_compose_file(maoctl, ho
     assert "maoctl instance build-images --source-dir" in result.out
     assert (key_dir / "id_ed25519.pub").read_text().strip() in result.out
 
-    assert sorted(p.name for p in install_dir.iterdir()) == [".env", "data", "docker-compose.yaml", "mao.yaml"]
+    assert sorted(p.name for p in install_dir.iterdir()) == [
+        ".env",
+        "data",
+        "docker-compose.yaml",
+        "mao.yaml",
+        "monitoring",
+    ]
     assert stat.S_IMODE((install_dir / ".env").stat().st_mode) == 0o600
     assert stat.S_IMODE((install_dir / "mao.yaml").stat().st_mode) == 0o600
 

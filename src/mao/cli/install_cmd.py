@@ -217,6 +217,14 @@ def install(
             rich_help_panel=_DEPLOY,
         ),
     ] = None,
+    monitoring: Annotated[
+        bool,
+        typer.Option(
+            "--monitoring",
+            help="Also run Prometheus (127.0.0.1:9090) and Grafana (127.0.0.1:3000) with the MAO dashboard.",
+            rich_help_panel=_DEPLOY,
+        ),
+    ] = False,
     force: Annotated[
         bool,
         typer.Option(
@@ -279,6 +287,7 @@ def install(
             postgres_image=postgres_image,
             services_subnet=services_subnet,
             steps_subnet=steps_subnet,
+            monitoring=monitoring or None,
             force=force,
             non_interactive=non_interactive,
             skip_checks=skip_checks,

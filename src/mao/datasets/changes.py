@@ -128,6 +128,7 @@ class ChangesMixin:
         last: GitError | None = None
         for attempt in range(attempts):
             if attempt:
+                self._retrying(name, GROUND_TRUTH, attempt)  # type: ignore[attr-defined]
                 time.sleep(self.retry_delay * 2 ** (attempt - 1))
             with self._lock(name):  # type: ignore[attr-defined]
                 clone = self._existing_clone(name)  # type: ignore[attr-defined]

@@ -25,7 +25,7 @@ import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -140,6 +140,7 @@ class DatasetManager(GroundTruthMixin, ChangesMixin):
         push_retries: int = 3,
         retry_delay: float = 1.0,
         local_remote_roots: Sequence[Path] | None = None,
+        on_push_retry: Callable[[str, str, int], None] | None = None,
     ) -> None:
         if push_retries < 0 or retry_delay < 0:
             raise InvalidInput("push_retries and retry_delay must not be negative")
@@ -150,6 +151,8 @@ class DatasetManager(GroundTruthMixin, ChangesMixin):
         self.bare_dir = Path(bare_dir).resolve()
         self.push_retries = push_retries
         self.retry_delay = retry_delay
+        self.on_push_retry = on_push_retry
+        """Told (dataset, branch, attempt) before a push is tried again; attempt 2 is the first retry."""
 
     # ------------------------------------------------------------------ paths and locks
 
@@ -533,6 +536,10 @@ class DatasetManager(GroundTruthMixin, ChangesMixin):
 
     # ------------------------------------------------------------------ push
 
+    def _retrying(self, name: str, branch: str, attempt: int) -> None:
+        if self.on_push_retry is not None:
+            self.on_push_retry(name, branch, attempt + 1)
+
     def _push_ref(self, name: str, branch: str) -> GitError | None:
         """Push ``branch`` with retries; return the last error, or None when it went through."""
         refspec = f"refs/heads/{branch}:refs/heads/{branch}"
@@ -540,6 +547,7 @@ class DatasetManager(GroundTruthMixin, ChangesMixin):
         last: GitError | None = None
         for attempt in range(attempts):
             if attempt:
+                self._retrying(name, branch, attempt)
                 time.sleep(self.retry_delay * 2 ** (attempt - 1))
             with self._lock(name):
                 clone = self._existing_clone(name)

@@ -75,6 +75,7 @@ class InstallOptions:
     postgres_image: str | None = None
     services_subnet: str | None = None
     steps_subnet: str | None = None
+    monitoring: bool | None = None
     force: bool = False
     non_interactive: bool = False
     skip_checks: bool = False
@@ -92,6 +93,7 @@ DEPLOYMENT_KEYS = (
     "postgres_image",
     "services_subnet",
     "steps_subnet",
+    "monitoring",
 )
 """Settings of the compose deployment that have defaults and are never asked for."""
 
@@ -131,6 +133,7 @@ def deployment_settings(answers: dict[str, Any]) -> dict[str, Any]:
         "postgres_image": lambda v: check_image(v, "PostgreSQL image"),
         "services_subnet": lambda v: check_subnet(v, "services subnet"),
         "steps_subnet": lambda v: check_subnet(v, "steps subnet"),
+        "monitoring": bool,
     }
     values = {key: check(answers[key]) for key, check in checks.items() if answers.get(key) not in (None, "")}
     if values.get("services_subnet") and values.get("services_subnet") == values.get("steps_subnet"):

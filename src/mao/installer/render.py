@@ -1,4 +1,4 @@
-"""What an install directory holds: ``mao.yaml``, ``.env`` and ``docker-compose.yaml``.
+"""What an install directory holds: ``mao.yaml``, ``.env``, ``docker-compose.yaml`` and ``monitoring/``.
 
 Everything is built as Python data and dumped with PyYAML; nothing here touches the disk.
 
@@ -13,6 +13,8 @@ Layout on the host (``<dir>`` is the install directory):
 - the four services share the network ``mao``; step containers run on the network
   ``mao-<instance>-steps``, which only the executor also joins.
 - every service has a healthcheck; the orchestrator starts once the others are healthy.
+- ``monitoring/`` holds a Prometheus scrape configuration of the API's ``/metrics`` (with
+  the API token in ``monitoring/api-token``) and the Grafana dashboard to import.
 """
 
 from __future__ import annotations
@@ -27,11 +29,16 @@ import yaml
 
 from mao.config import DEFAULT_MARKETPLACE_URL
 from mao.installer.values import ETCD_CLIENT_PORT, ETCD_PEER_PORT, peer_url
+from mao.observability.monitoring import GRAFANA_DASHBOARDS, monitoring_files
 
 ORCHESTRATOR_IMAGE = "local/mao"
 EXECUTOR_IMAGE = "local/executor"
 ETCD_IMAGE = "quay.io/coreos/etcd:v3.5.17"
 POSTGRES_IMAGE = "postgres:15"
+PROMETHEUS_IMAGE = "prom/prometheus:v2.53.2"
+GRAFANA_IMAGE = "grafana/grafana:10.4.8"
+PROMETHEUS_PORT = 9090
+GRAFANA_PORT = 3000
 
 CONFIG_FILE = "mao.yaml"
 ENV_FILE = ".env"
@@ -75,6 +82,10 @@ class InstallPlan:
     executor_image: str = EXECUTOR_IMAGE
     etcd_image: str = ETCD_IMAGE
     postgres_image: str = POSTGRES_IMAGE
+    monitoring: bool = False
+    """Also run Prometheus and Grafana (on 127.0.0.1), provisioned from ``monitoring/``."""
+    prometheus_image: str = PROMETHEUS_IMAGE
+    grafana_image: str = GRAFANA_IMAGE
     services_subnet: str | None = None
     """Subnet of the services' network (None: the engine chooses)."""
     steps_subnet: str | None = None
@@ -285,7 +296,7 @@ def render_compose(plan: InstallPlan) -> dict[str, Any]:
         "networks": ["mao"],
         "healthcheck": _healthcheck(["CMD", "pg_isready", "-h", "127.0.0.1", "-U", DB_USER, "-d", DB_NAME]),
     }
-    return {
+    compose: dict[str, Any] = {
         "services": {"orchestrator": orchestrator, "executor": executor, "etcd": etcd, "postgres": postgres},
         "networks": {
             "mao": _network(None, plan.services_subnet, plan.bridge_name("services")),
@@ -293,6 +304,47 @@ def render_compose(plan: InstallPlan) -> dict[str, Any]:
         },
         "volumes": {"etcd-data": {}, "postgres-data": {}},
     }
+    if plan.monitoring:
+        compose["services"].update(_monitoring_services(plan))
+        compose["volumes"].update({"prometheus-data": {}, "grafana-data": {}})
+    return compose
+
+
+def _scrape_target(plan: InstallPlan) -> str:
+    """The API as Prometheus reaches it: the service on the network ``mao``, or the published port."""
+    return f"orchestrator:{API_CONTAINER_PORT}" if plan.monitoring else f"127.0.0.1:{plan.api_port}"
+
+
+def _monitoring_services(plan: InstallPlan) -> dict[str, Any]:
+    """Prometheus scraping the orchestrator with its token, and Grafana with the dashboard provisioned."""
+    folder = plan.install_dir / "monitoring"
+    prometheus = {
+        "image": plan.prometheus_image,
+        "restart": "unless-stopped",
+        "user": "0:0",  # reads monitoring/api-token, which is the token's owner's alone (0600)
+        "command": ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"],
+        "volumes": [
+            _bind(folder / "prometheus.yml", "/etc/prometheus/prometheus.yml", read_only=True),
+            _bind(folder / "api-token", "/etc/prometheus/api-token", read_only=True),
+            {"type": "volume", "source": "prometheus-data", "target": "/prometheus"},
+        ],
+        "ports": [f"127.0.0.1:{PROMETHEUS_PORT}:{PROMETHEUS_PORT}"],
+        "networks": ["mao"],
+        "depends_on": {"orchestrator": {"condition": "service_healthy"}},
+    }
+    grafana = {
+        "image": plan.grafana_image,
+        "restart": "unless-stopped",
+        "volumes": [
+            _bind(folder / "grafana" / "provisioning", "/etc/grafana/provisioning", read_only=True),
+            _bind(folder / "grafana" / "dashboards", GRAFANA_DASHBOARDS, read_only=True),
+            {"type": "volume", "source": "grafana-data", "target": "/var/lib/grafana"},
+        ],
+        "ports": [f"127.0.0.1:{GRAFANA_PORT}:{GRAFANA_PORT}"],
+        "networks": ["mao"],
+        "depends_on": ["prometheus"],
+    }
+    return {"prometheus": prometheus, "grafana": grafana}
 
 
 class _Dumper(yaml.SafeDumper):
@@ -338,4 +390,5 @@ def render_files(plan: InstallPlan, secret: Secrets) -> dict[str, tuple[str, int
         CONFIG_FILE: (dump_yaml(render_config(plan, secret), config_header), 0o600),
         ENV_FILE: (dump_env(render_env(secret), env_header), 0o600),
         COMPOSE_FILE: (dump_yaml(render_compose(plan), compose_header), 0o644),
+        **monitoring_files(plan.instance_name, _scrape_target(plan), secret.api_token, services=plan.monitoring),
     }

@@ -11,7 +11,9 @@ from mao.installer.render import (
     CONFIG_FILE,
     ENV_FILE,
     ETCD_IMAGE,
+    GRAFANA_PORT,
     POSTGRES_IMAGE,
+    PROMETHEUS_PORT,
 )
 
 
@@ -25,6 +27,7 @@ def print_next_steps(ui: UI, outcome: Outcome, report: CheckReport) -> None:
     ui.echo(f"  {CONFIG_FILE:<20} the instance's settings")
     ui.echo(f"  {ENV_FILE:<20} its secrets (API token, database password)")
     ui.echo(f"  {COMPOSE_FILE:<20} its services: orchestrator, executor, etcd, postgres")
+    ui.echo(f"  {'monitoring/':<20} a Prometheus scrape configuration and the Grafana dashboard (see its README.md)")
     ui.echo("")
     source = f" --source-dir {plan.source_dir}" if plan.source_dir is not None else " --source-dir <checkout>"
     ui.echo(f"1. Build the images {plan.orchestrator_image} and {plan.executor_image} (Python wheels are built")
@@ -40,6 +43,11 @@ def print_next_steps(ui: UI, outcome: Outcome, report: CheckReport) -> None:
     else:
         ui.echo(f"     cd {plan.install_dir} && docker compose up -d")
         ui.echo(f"     (or: cd {plan.install_dir} && docker-compose up -d)")
+    if plan.monitoring:
+        ui.echo(
+            f"   Prometheus answers on http://127.0.0.1:{PROMETHEUS_PORT}, Grafana on http://127.0.0.1:{GRAFANA_PORT}"
+        )
+        ui.echo(f"   (images {plan.prometheus_image} and {plan.grafana_image}; first Grafana login admin/admin).")
     ui.echo(f"3. Its API answers on http://127.0.0.1:{plan.api_port}; maoctl finds it with:")
     ui.echo(f"     export MAO_URL=http://127.0.0.1:{plan.api_port}")
     ui.echo(f"     export $(grep MAO_API_TOKEN {plan.install_dir / ENV_FILE})")

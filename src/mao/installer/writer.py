@@ -50,6 +50,7 @@ def existing_secrets(directory: Path) -> Secrets | None:
 def _write_files(directory: Path, files: dict[str, tuple[str, int]]) -> None:
     for name, (text, mode) in files.items():
         path = directory / name
+        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)  # monitoring/…
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -76,6 +77,7 @@ def write_install(plan: InstallPlan, secret: Secrets | None = None, *, force: bo
         try:
             _write_files(staging, files)
             for name in files:
+                (target / name).parent.mkdir(mode=0o755, parents=True, exist_ok=True)
                 os.replace(staging / name, target / name)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

@@ -70,9 +70,11 @@ def fire(
         if (down_at_fire or datetime.now(UTC) >= end) and _covered_elsewhere(instance, pipeline, slot):
             return
         instance.claims.watch(pipeline, slot, end, claim=False)  # logs the slot if it ends a gap
+    lag = (datetime.now(UTC) - scheduled_for).total_seconds() if scheduled_for is not None else None
     try:
         run_id = instance.runner.start(pipeline, trigger="cron", slot=slot)
         log.info("scheduled run %s of %s for slot %s started", run_id, pipeline, slot)
+        instance.events.publish("schedule.fired", pipeline=pipeline, slot=slot, lag_s=lag, outcome="started", reason="")
     except Conflict:
         log.warning("scheduled run of %s skipped: the previous run is still going", pipeline)
     except MAOError as exc:

@@ -180,6 +180,12 @@ class Store:
                 q = q.where(Run.status == RunStatus(status).value)
             return list(s.scalars(q))
 
+    def count_runs(self) -> list[tuple[str, str, int]]:
+        """(pipeline, status, number of runs) for every pair present: one GROUP BY."""
+        with self.session() as s:
+            q = select(Run.pipeline, Run.status, func.count()).group_by(Run.pipeline, Run.status)
+            return [(pipeline, status, int(n)) for pipeline, status, n in s.execute(q)]
+
     def update_run(self, run_id: int, **values: Any) -> None:
         """Set fields of a run; a ``status`` must be an allowed transition (IllegalTransition if not)."""
         with self.session() as s:

@@ -1,0 +1,218 @@
+"""An instance's Prometheus metrics, in a ``CollectorRegistry`` of its own.
+
+Histograms and counters are fed by the instance's events (:mod:`mao.events`) and, for
+registry calls, by :class:`~mao.observability.metered.MeteredRegistry` directly. What
+already has a durable record is read at scrape time instead: runs by pipeline and status
+come from the local store (so they survive a restart and equal ``GET /runs``), live
+instances from the federation membership (cached for a few seconds).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from mao.errors import MAOError
+from mao.events import Event
+
+if TYPE_CHECKING:
+    from mao.instance import Instance
+
+log = logging.getLogger(__name__)
+
+RUN_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600)
+WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+CALL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+LAG_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 21600)
+
+MERGE_LOCK_PREFIX = "merge-"
+"""Registry locks named ``merge-<dataset>`` guard a dataset's ``ground-truth``."""
+
+LIVE_CACHE_SECONDS = 5.0
+
+EVENT_KINDS = ("run.finished", "step.finished", "lock.waited", "push.retried", "schedule.fired")
+
+
+class Metrics:
+    """The metrics of one instance. Building it connects to nothing; it subscribes to
+    ``instance.events`` and reads the store and the registry only when scraped."""
+
+    def __init__(self, instance: Instance, *, live_cache_seconds: float = LIVE_CACHE_SECONDS) -> None:
+        self.instance = instance
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.run_duration = Histogram(
+            "mao_run_duration_seconds",
+            "Duration of finished runs",
+            ["pipeline", "status"],
+            buckets=RUN_BUCKETS,
+            registry=r,
+        )
+        self.step_duration = Histogram(
+            "mao_step_duration_seconds",
+            "Duration of finished steps",
+            ["pipeline", "step", "status"],
+            buckets=RUN_BUCKETS,
+            registry=r,
+        )
+        self.lock_wait = Histogram(
+            "mao_dataset_lock_wait_seconds",
+            "Time waited for a dataset's registry lock merge-<dataset>",
+            ["dataset"],
+            buckets=WAIT_BUCKETS,
+            registry=r,
+        )
+        self.push_retries = Counter(
+            "mao_push_retries", "Pushes to a dataset's remote tried again after a failure", ["dataset"], registry=r
+        )
+        self.fire_lag = Histogram(
+            "mao_scheduler_fire_lag_seconds",
+            "Delay between a cron fire time and the scheduler firing",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self.fires = Counter(
+            "mao_scheduler_fires", "Cron fires by outcome (started, queued, skipped)", ["outcome"], registry=r
+        )
+        self.registry_call = Histogram(
+            "mao_registry_call_seconds",
+            "Duration of calls to the federation registry",
+            ["backend", "op"],
+            buckets=CALL_BUCKETS,
+            registry=r,
+        )
+        self._call_children: dict[tuple[str, str], Any] = {}
+        self.registry_errors = Counter(
+            "mao_registry_errors", "Calls to the federation registry that raised", ["backend", "op"], registry=r
+        )
+        self.live_instances = LiveInstancesCollector(instance, live_cache_seconds)
+        r.register(StoreCollector(instance))
+        r.register(self.live_instances)
+        self._unsubscribe = instance.events.subscribe(self._on_event, kinds=EVENT_KINDS)
+
+    def exposition(self) -> bytes:
+        """The Prometheus text format of everything above."""
+        return generate_latest(self.registry)
+
+    def close(self) -> None:
+        self._unsubscribe()
+
+    # feeding ------------------------------------------------------------------------
+
+    def observe_registry_call(self, backend: str, op: str, seconds: float, error: bool) -> None:
+        child = self._call_children.get((backend, op))
+        if child is None:  # labels() takes a lock and builds a key: once per (backend, op)
+            child = self._call_children[(backend, op)] = self.registry_call.labels(backend, op)
+        child.observe(seconds)
+        if error:
+            self.registry_errors.labels(backend, op).inc()
+
+    def on_lock_wait(self, name: str, seconds: float) -> None:
+        """A registry lock was acquired after ``seconds``: a dataset's merge lock is an event."""
+        if name.startswith(MERGE_LOCK_PREFIX):
+            self.instance.events.publish("lock.waited", dataset=name[len(MERGE_LOCK_PREFIX) :], seconds=seconds)
+
+    def on_push_retry(self, dataset: str, branch: str, attempt: int) -> None:
+        self.instance.events.publish("push.retried", dataset=dataset, branch=branch, attempt=attempt)
+
+    def _on_event(self, event: Event) -> None:
+        handler = self._handlers.get(event.kind)
+        if handler is not None:
+            handler(self, event.data)
+
+    def _run_finished(self, data: Any) -> None:
+        if data.get("duration_s") is not None:
+            self.run_duration.labels(data["pipeline"], data["status"]).observe(max(0.0, data["duration_s"]))
+
+    def _step_finished(self, data: Any) -> None:
+        if data.get("duration_s") is not None:
+            self.step_duration.labels(data["pipeline"], data["step"], data["status"]).observe(
+                max(0.0, data["duration_s"])
+            )
+
+    def _lock_waited(self, data: Any) -> None:
+        self.lock_wait.labels(data["dataset"]).observe(max(0.0, data["seconds"]))
+
+    def _push_retried(self, data: Any) -> None:
+        self.push_retries.labels(data["dataset"]).inc()
+
+    def _schedule_fired(self, data: Any) -> None:
+        self.fires.labels(data["outcome"]).inc()
+        if data.get("lag_s") is not None:
+            self.fire_lag.observe(max(0.0, data["lag_s"]))
+
+    _handlers: dict[str, Callable[[Metrics, Any], None]] = {
+        "run.finished": _run_finished,
+        "step.finished": _step_finished,
+        "lock.waited": _lock_waited,
+        "push.retried": _push_retried,
+        "schedule.fired": _schedule_fired,
+    }
+
+
+class StoreCollector(Collector):
+    """Read at scrape: runs by pipeline and status from the local store (one query), and the instance's facts."""
+
+    def __init__(self, instance: Instance) -> None:
+        self.instance = instance
+
+    def describe(self) -> list[Metric]:
+        return []  # scraped live: nothing to check at registration
+
+    def collect(self) -> Iterator[Metric]:
+        inst = self.instance
+        info = GaugeMetricFamily("mao_info", "This instance", labels=["instance", "version", "registry"])
+        info.add_metric([inst.name, inst.version, inst.registry.backend], 1)
+        yield info
+        try:
+            counts = inst.store.count_runs()
+        except MAOError as exc:
+            log.warning("metrics: could not count runs: %s", exc.message)
+            return
+        runs = GaugeMetricFamily(
+            "mao_runs", "Runs in this instance's store by pipeline and status", labels=["pipeline", "status"]
+        )
+        for pipeline, status, n in sorted(counts):
+            runs.add_metric([pipeline, status], n)
+        yield runs
+
+
+class LiveInstancesCollector(Collector):
+    """Read at scrape: the number of live instances in the federation, cached for ``ttl`` seconds
+    so frequent scrapes do not each list the registry."""
+
+    def __init__(self, instance: Instance, ttl: float) -> None:
+        self.instance = instance
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._value: int | None = None
+        self._at = float("-inf")
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def live(self) -> int | None:
+        from mao.federation import live_instances
+
+        with self._lock:
+            now = time.monotonic()
+            if now - self._at >= self.ttl:
+                try:
+                    self._value = len(live_instances(self.instance))
+                except MAOError as exc:
+                    log.warning("metrics: could not list live instances: %s", exc.message)
+                    self._value = None
+                self._at = now
+            return self._value
+
+    def collect(self) -> Iterator[Metric]:
+        value = self.live()
+        if value is not None:
+            yield GaugeMetricFamily("mao_instances_live", "Live instances in the federation registry", value=value)
