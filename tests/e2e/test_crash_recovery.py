@@ -29,7 +29,7 @@ def test_sigkill_mid_step_then_restart(server, demo_image, docker_client, tmp_pa
     httpx.post(f"{server.url}/pipeline/init", json=definition).raise_for_status()
     run_id = httpx.post(f"{server.url}/pipeline/run", json={"name": "slow"}).json()["run_id"]
 
-    label = f"mao.run_id={run_id}"
+    label = [f"mao.run_id={run_id}", "mao.instance=e2e-node"]  # the engine may be shared
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not docker_client.containers.list(filters={"label": label}):
         time.sleep(0.2)

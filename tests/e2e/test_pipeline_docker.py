@@ -120,7 +120,8 @@ def test_tool_that_times_out(inst, tmp_path, docker_client):
     r = run(inst, "t")
     assert r.status == "timed_out"
     assert r.steps[0].status == "timed_out"
-    assert docker_client.containers.list(all=True, filters={"label": f"mao.run_id={r.id}"}) == []
+    mine = [f"mao.run_id={r.id}", f"mao.instance={inst.name}"]  # the engine may be shared
+    assert docker_client.containers.list(all=True, filters={"label": mine}) == []
 
 
 def test_missing_image(inst, tmp_path):
