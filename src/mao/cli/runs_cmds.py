@@ -150,11 +150,21 @@ def runs_show(
         "Steps",
         ["step", "tool", "status", "exit", "s", "error"],
         (
-            [s["name"], s["tool"], _status(s["status"]), s["exit_code"], output.seconds(s["duration"]), s["error"]]
+            [
+                s["name"],
+                s["tool"],
+                _status(s["status"]) + (" [yellow]suspect[/]" if s.get("suspect") else ""),
+                s["exit_code"],
+                output.seconds(s["duration"]),
+                s["error"],
+            ]
             for s in steps
         ),
         no_wrap=("status", "exit", "s"),
     )
+    suspect = [s for s in steps if s.get("suspect")]
+    if suspect:
+        output.table("Suspect steps", ["step", "why"], ([s["name"], s.get("suspect_detail")] for s in suspect))
     federation = any((s.get("details") or {}).get("federation") for s in steps)
     output.table(
         "Commits",
