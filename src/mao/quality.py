@@ -155,6 +155,22 @@ def parse_insight(data: bytes) -> Any:
         raise InvalidReport(f"not JSON ({' '.join(str(exc).split())})") from None
 
 
+def _secrets(instance: Instance, pipeline: str, step: StepIn) -> list[str]:
+    """The values of the private variables the step uses (at least 4 characters)."""
+    names = set(step.private_variables())
+    if not names:
+        return []
+    values = instance.store.private_variables(pipeline)
+    return [values[name] for name in names if len(values.get(name, "")) >= 4]
+
+
+def _holds_secret(value: Any, secrets: list[str]) -> bool:
+    if not secrets:
+        return False
+    text = json.dumps(value, ensure_ascii=False)
+    return any(secret in text or json.dumps(secret, ensure_ascii=False)[1:-1] in text for secret in secrets)
+
+
 # ------------------------------------------------------------------ the runner's hook
 
 
@@ -183,16 +199,23 @@ def check_output(
     worktree, record and check the metrics, mark the step if it is suspect."""
     report = Report()
     problems: list[tuple[str | None, float | None, str, str]] = []  # metric, value, rule, why
+    secrets = _secrets(instance, pipeline, step)
     try:
         data = _take(worktree / METRICS_FILE)
         if data is not None:
             report.metrics = parse_metrics(data)
+            if _holds_secret(list(report.metrics), secrets):
+                report.metrics = {}
+                raise InvalidReport("a metric name holds the value of a private variable")
     except InvalidReport as exc:
         problems.append((None, None, "invalid", f"invalid {METRICS_FILE}: {exc}"))
     try:
         data = _take(worktree / INSIGHTS_FILE)
         if data is not None:
-            report.insight, report.has_insight = parse_insight(data), True
+            insight = parse_insight(data)
+            if _holds_secret(insight, secrets):
+                raise InvalidReport("it holds the value of a private variable, which never goes to the registry")
+            report.insight, report.has_insight = insight, True
     except InvalidReport as exc:
         note(f"{INSIGHTS_FILE} not published: {exc}")
 

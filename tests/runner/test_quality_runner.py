@@ -276,3 +276,28 @@ def test_maoctl_pipeline_metrics_and_insights(instance, quality, served):
 
     code, out, err = run_maoctl(["--url", served, "runs", "show", str(ids[2])])
     assert code == 0 and "suspect" in out and "rows: 250 is 150.0% off the mean 100" in out.replace("\n", " ")
+
+
+def test_a_private_variable_never_reaches_the_registry_or_the_log(instance, define):
+    secret = "s3cret-token-value"
+
+    def leaky(spec, on_log) -> int:
+        (spec.output_dir / "out.txt").write_text("ok\n")
+        (spec.output_dir / "insights.json").write_text(json.dumps({"token": spec.env["TOKEN"]}))
+        (spec.output_dir / "mao-metrics.json").write_text(json.dumps({spec.env["TOKEN"]: 1}))
+        return 0
+
+    instance.executor.tools["img/leaky"] = leaky
+    instance.catalog.add_tool(ToolIn(name="leaky", image="img/leaky"))
+    step = {"name": "leak", "tool": "leaky", "output_dataset": "observations", "env": {"TOKEN": "{{ TOKEN }}"}}
+    define({"name": "q", "steps": [step], "private_variables": {"TOKEN": secret}})
+    done = run(instance)
+    assert done.status == "succeeded"
+    assert done.steps[0].suspect_detail == (
+        "invalid mao-metrics.json: a metric name holds the value of a private variable"
+    )
+    assert list_insights(instance.registry) == []
+    assert MetricStore(instance.store).series("q") == []
+    lines = [line.line for line in instance.store.logs(done.id)]
+    assert any(line.startswith("insights.json not published: it holds the value of a private") for line in lines)
+    assert not any(secret in line for line in lines)
