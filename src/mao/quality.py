@@ -221,14 +221,13 @@ def check_output(
 
     if report.metrics:
         metric_store, now, rules = MetricStore(instance.store), utcnow(), step.metrics or {}
+        ruled = {name: rules[name] for name in report.metrics if name in rules}
+        windows = {name: rule.change.window if rule.change else 0 for name, rule in ruled.items()}
+        history = metric_store.earlier_many(pipeline, step.name, windows, run_id, slot, now)
         suspect_names = set()
-        for name, value in report.metrics.items():
-            rule = rules.get(name)
-            if rule is None:
-                continue
-            window = rule.change.window if rule.change else 0
-            earlier = metric_store.earlier(pipeline, step.name, name, run_id, slot, window, now)
-            for kind, why in check_metric(value, earlier, rule):
+        for name, rule in ruled.items():
+            value = report.metrics[name]
+            for kind, why in check_metric(value, history[name], rule):
                 suspect_names.add(name)
                 problems.append((name, value, kind, f"{name}: {why}"))
         metric_store.record(run_id, pipeline, step.name, slot, report.metrics, suspect_names, now)

@@ -88,3 +88,20 @@ def test_values_go_with_their_run(store):
     with store.session() as s:
         s.execute(delete(Run).where(Run.id == run_id))
     assert metrics.series("p") == []
+
+
+def test_earlier_many_is_earlier_for_each_metric(store):
+    metrics = MetricStore(store)
+    slots = [f"2026-11-28T{h:02d}:00:00Z" for h in (10, 12, 11, 9)]
+    for i, slot in enumerate(slots):
+        metrics.record(_run(store, slot=slot), "p", "collect", slot, {"a": float(i), "b": 10.0 + i, "c": -1.0})
+    metrics.record(_run(store, RunStatus.FAILED), "p", "collect", None, {"a": 99.0})
+    current = store.create_run("p", STEPS).id
+    later = datetime(2026, 11, 29, tzinfo=UTC)  # an ad-hoc run after every slot
+    many = metrics.earlier_many("p", "collect", {"a": 3, "b": 1, "c": 0, "d": 2}, current, None, later)
+    assert many == {"a": [0.0, 2.0, 1.0], "b": [11.0], "c": [], "d": []}
+    for name, limit in (("a", 3), ("b", 1), ("a", 10)):
+        assert metrics.earlier_many("p", "collect", {name: limit}, current, "2026-11-28T11:00:00Z")[name] == (
+            metrics.earlier("p", "collect", name, current, "2026-11-28T11:00:00Z", limit)
+        )
+    assert metrics.earlier_many("p", "collect", {}, current, None) == {}
