@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from mao.status import RunStatus
 from mao.store.metrics import MetricStore, series_key
@@ -29,6 +29,42 @@ def test_the_migration_adds_the_table_and_the_suspect_flag(store):
     store.update_step(run.steps[0].id, suspect=True, suspect_detail="rows: 9 is above the maximum 5")
     step = store.get_run(run.id).steps[0]
     assert step.suspect is True and step.suspect_detail == "rows: 9 is above the maximum 5"
+
+
+def test_upgrading_a_store_with_runs_keeps_them_and_downgrading_removes_the_table(store_url):
+    from alembic import command
+
+    from mao.store import Store, make_engine
+    from mao.store.db import alembic_config
+
+    engine = make_engine(store_url)
+    try:
+        command.upgrade(alembic_config(engine), "0003_offline")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO runs (id, pipeline, status, trigger, created_at) VALUES (7, 'p', 'succeeded', 'manual', :at)"
+                ),
+                {"at": AT},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO step_runs (run_id, position, name, tool, status) "
+                    "VALUES (7, 0, 'collect', 'collector', 'succeeded')"
+                )
+            )
+        store = Store(engine)
+        store.migrate()
+        step = store.get_run(7).steps[0]
+        assert step.suspect is False and step.suspect_detail is None
+        MetricStore(store).record(7, "p", "collect", None, {"rows": 1})
+        command.downgrade(alembic_config(engine), "0003_offline")
+        assert "metric_values" not in inspect(engine).get_table_names()
+        assert "suspect" not in {c["name"] for c in inspect(engine).get_columns("step_runs")}
+        store.migrate()
+        assert MetricStore(store).series("p") == []
+    finally:
+        engine.dispose()
 
 
 def test_series_key_is_the_slot_or_the_time():
