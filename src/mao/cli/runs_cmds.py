@@ -124,7 +124,10 @@ def runs_list(
                 output.timestamp(r["started_at"]),
                 output.seconds(r["duration"]),
                 *([r.get("slot")] if with_slot else []),
-                "\n".join(f"{s['name']} {_STEP_MARK.get(s['status'], s['status'])}" for s in r["steps"]),
+                "\n".join(
+                    f"{s['name']} {_STEP_MARK.get(s['status'], s['status'])}" + (" suspect" if s.get("suspect") else "")
+                    for s in r["steps"]
+                ),
             ]
             for r in runs
         ),
