@@ -278,7 +278,7 @@ def test_maoctl_pipeline_metrics_and_insights(instance, quality, served):
     assert code == 0, err
     row = next(line for line in out.splitlines() if line.split()[:2] == [str(ids[2]), "q"])
     assert row.rstrip().endswith("collect ✓ suspect")
-    assert not any(line.rstrip().endswith("suspect") for line in out.splitlines() if line is not row)
+    assert [line for line in out.splitlines() if line.rstrip().endswith("suspect")] == [row]
     code, out, err = run_maoctl(["--url", served, "runs", "show", str(ids[2])])
     assert code == 0 and "suspect" in out and "rows: 250 is 150.0% off the mean 100" in out.replace("\n", " ")
 
