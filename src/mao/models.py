@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mao.errors import MAOError
-from mao.validation import GitURL, Name, check_git_url, check_name
+from mao.validation import NAME_MAX_LENGTH, NAME_RE, GitURL, Name, check_git_url, check_name
 
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 PRIVATE_RE = re.compile(r"^\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$")
@@ -26,6 +26,9 @@ MAX_STEPS = 50
 MAX_NODES = 1000
 """Node branches recorded for one dataset."""
 MAX_URL = 2048
+MAX_METRICS = 100
+"""Control metrics per step: rules in a step's definition, values in one mao-metrics.json."""
+MAX_METRIC_WINDOW = 100
 
 GIT_URL_PATTERN = (
     r"^((ssh|https?|file|git)://[^\s'\";|&$`<>]+"
@@ -99,6 +102,45 @@ class DatasetIn(Strict):
         return data
 
 
+class ChangeRule(Strict):
+    """Suspect when the value differs by more than ``max_pct`` percent from the mean of this
+    metric's last ``window`` earlier values (checked once there are ``window`` of them)."""
+
+    max_pct: float = Field(gt=0, le=1e9, allow_inf_nan=False)
+    window: int = Field(default=2, ge=1, le=MAX_METRIC_WINDOW)
+
+
+class RangeRule(Strict):
+    """Suspect when the value is below ``min`` or above ``max`` (either may be left out)."""
+
+    min: float | None = Field(default=None, allow_inf_nan=False)
+    max: float | None = Field(default=None, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> RangeRule:
+        if self.min is None and self.max is None:
+            raise ValueError("a range needs min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"range min {self.min:g} is above max {self.max:g}")
+        return self
+
+
+class MetricRule(Strict):
+    """The checks of one control metric: ``change``, ``range`` or both."""
+
+    change: ChangeRule | None = None
+    range: RangeRule | None = None
+
+    @model_validator(mode="after")
+    def _some(self) -> MetricRule:
+        if self.change is None and self.range is None:
+            raise ValueError("a metric rule needs change, range or both")
+        return self
+
+
+MetricName = Annotated[str, Field(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NAME_RE.pattern)]
+
+
 class StepIn(Strict):
     name: Name
     tool: Name
@@ -114,6 +156,9 @@ class StepIn(Strict):
     )
     docker_socket: bool = False
     timeout: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
+    metrics: dict[MetricName, MetricRule] | None = Field(default=None, max_length=MAX_METRICS)
+    """Rules for the control metrics the tool writes to ``mao-metrics.json``; a value that
+    breaks one marks the step suspect."""
 
     @field_validator("env", mode="before")
     @classmethod

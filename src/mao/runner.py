@@ -15,6 +15,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ from mao.closer import RunCloser
 from mao.errors import Conflict, InvalidInput, MAOError, MergeConflict, RegistryUnavailable, StoreError
 from mao.executor.base import StepSpec
 from mao.models import PRIVATE_RE, StepIn
+from mao.quality import check_output, publish_insight
 from mao.status import RunStatus
 from mao.store.models import utcnow
 
@@ -303,6 +305,8 @@ class Runner:
         if result.status != RunStatus.SUCCEEDED:
             datasets.reset_worktrees(out_name, branch)
             return StepOutcome(RunStatus(result.status), result.error or result.status)
+        say = partial(self._log, run_id, name)
+        report = check_output(inst, run_id, pipeline, step_id, step, worktree, slot, say)
 
         trailers = {
             "Mao-Run": str(run_id),
@@ -317,7 +321,12 @@ class Runner:
         if slot:
             trailers["Mao-Slot"] = slot
         vote = out_dataset.get("policy", "merge") == "vote"
-        return self._deliver(run_id, pipeline, step_id, step, worktree, branch, out_name, out_url, trailers, slot, vote)
+        outcome = self._deliver(
+            run_id, pipeline, step_id, step, worktree, branch, out_name, out_url, trailers, slot, vote, report.suspect
+        )
+        if outcome.status == RunStatus.SUCCEEDED:
+            publish_insight(inst, report, run_id, pipeline, step_id, name, slot, say)
+        return outcome
 
     def _deliver(
         self,
@@ -332,9 +341,11 @@ class Runner:
         trailers: dict[str, str],
         slot: str | None,
         vote: bool,
+        suspect: bool = False,
     ) -> StepOutcome:
         """Commit the step's output on its node branch, push it, then hand it to the dataset's
-        policy: merged into ground-truth (``merge``) or cast as a ballot (``vote``).
+        policy: merged into ground-truth (``merge``) or cast as a ballot (``vote``; a suspect
+        step casts none, so the slot's tally counts this instance as missing).
 
         Once the push went through, a registry that cannot be reached raises
         RegistryUnavailable out of here: the commit is safe on the remote.
@@ -366,6 +377,9 @@ class Runner:
                         run_id, name, f"dataset {out_name} agrees by vote and this run has no slot: no ballot cast"
                     )
                     return StepOutcome(RunStatus.SUCCEEDED)
+                if suspect:
+                    self._log(run_id, name, f"the step is suspect: no ballot cast for slot {slot} (counted as missing)")
+                    return StepOutcome(RunStatus.SUCCEEDED)
                 from mao.agreement.tally import Tallier
 
                 ballot = Tallier(inst).cast(out_name, pipeline, name, slot, run_id, branch, commit)
@@ -380,8 +394,9 @@ class Runner:
                 self._log(run_id, name, f"lock merge-{out_name} acquired after {time.monotonic() - asked:.2f}s")
                 merge = datasets.merge_to_ground_truth(out_name, branch, message, trailers)
         except RegistryUnavailable as exc:  # pushed: the federation's part waits for the registry
-            if vote and not slot:
-                self._log(run_id, name, f"the registry is unavailable ({exc.message}); no ballot: the run has no slot")
+            if vote and (suspect or not slot):
+                why = "the step is suspect" if suspect else "the run has no slot"
+                self._log(run_id, name, f"the registry is unavailable ({exc.message}); no ballot: {why}")
             elif vote and slot:
                 from mao.agreement.deferred import defer_ballot
 

@@ -11,7 +11,19 @@ from fastapi.openapi.utils import get_openapi
 
 from mao import __version__
 from mao.api.deps import require_token
-from mao.api.routes import coverage, datasets, federation, health, jobs, metrics, pipelines, registry, repos, runs
+from mao.api.routes import (
+    coverage,
+    datasets,
+    federation,
+    health,
+    insights,
+    jobs,
+    metrics,
+    pipelines,
+    registry,
+    repos,
+    runs,
+)
 from mao.api.schemas import responses
 from mao.config import Settings
 from mao.instance import Instance
@@ -60,7 +72,7 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.include_router(health.router)
     protected = [Depends(require_token)]
-    for module in (registry, pipelines, runs, jobs, repos, federation, coverage, datasets, metrics):
+    for module in (registry, pipelines, runs, jobs, repos, federation, coverage, datasets, metrics, insights):
         app.include_router(module.router, dependencies=protected, responses=responses(401))
     install_ui(app)  # the dashboard: its own login and CSRF checks, outside the OpenAPI document
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -107,6 +107,7 @@ class StepDoc(Open):
     env: dict[str, str] | None = None
     docker_socket: bool | None = None
     timeout: float | None = None
+    metrics: dict[str, dict[str, Any]] | None = None
 
 
 class PipelineDoc(Open):
@@ -203,6 +204,8 @@ class StepRunOut(Open):
     pushed: bool | None = None
     error: str | None = None
     details: dict[str, Any] = Field(default_factory=dict)
+    suspect: bool = Field(default=False, description="a control metric broke its rule; the run still succeeds")
+    suspect_detail: str | None = Field(default=None, description="which metric, its value and the rule")
     started_at: str | None = None
     finished_at: str | None = None
     duration: float | None = Field(default=None, description="seconds")
@@ -325,3 +328,40 @@ class VotesOut(Open):
 class Resolved(Open):
     ok: bool = True
     dataset: str
+
+
+# ------------------------------------------------------------------ control metrics and insights
+
+
+class MetricPoint(BaseModel):
+    """One value of a control metric, as a step's tool reported it in ``mao-metrics.json``."""
+
+    run_id: int
+    step: str
+    metric: str
+    value: float
+    slot: str | None = None
+    recorded_at: str | None = Field(default=None, description="ISO 8601")
+    suspect: bool = Field(description="this value broke the step's rule for the metric")
+
+
+class MetricSeries(RootModel[list[MetricPoint]]):
+    """``GET /pipelines/{name}/metrics``: the values, oldest first (by slot, then time)."""
+
+
+class InsightOut(Open):
+    """The last ``insights.json`` published for a pipeline step (by any instance)."""
+
+    pipeline: str
+    step: str
+    value: Any = Field(description="the JSON value the tool wrote")
+    run_id: int | None = None
+    instance: str | None = None
+    slot: str | None = None
+    commit: str | None = Field(default=None, description="the step's node commit")
+    published_at: str | None = None
+    suspect: bool | None = None
+
+
+class InsightList(RootModel[list[InsightOut]]):
+    """``GET /insights``: every published insight, sorted by pipeline and step."""

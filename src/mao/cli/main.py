@@ -14,6 +14,7 @@ from mao import __version__
 from mao.cli import vote_cmds  # noqa: F401 - adds `dataset votes` and `dataset resolve`
 from mao.cli.executor_cmds import executor_app
 from mao.cli.federation_cmds import federation_app
+from mao.cli.insights_cmds import insights_app
 from mao.cli.instance_cmds import instance_app
 from mao.cli.marketplace_cmds import marketplace_app
 from mao.cli.output import err_console
@@ -85,6 +86,7 @@ app.add_typer(instance_app, name="instance")
 app.add_typer(marketplace_app, name="marketplace")
 app.add_typer(federation_app, name="federation")
 app.add_typer(executor_app, name="executor")
+app.add_typer(insights_app, name="insights")
 app.command("serve")(serve)
 
 

@@ -20,6 +20,7 @@ from mao.cli.runs_cmds import follow_run
 from mao.cli.state import JsonOpt, state
 from mao.errors import InvalidInput
 from mao.status import RunStatus
+from mao.validation import check_name
 
 pipeline_app = typer.Typer(help="Define, run and schedule pipelines.", no_args_is_help=True)
 repo_app = typer.Typer(help="Local-only datasets: bare git repositories on this instance.", no_args_is_help=True)
@@ -358,3 +359,42 @@ def repo_add(
     else:
         output.ok(f"bare repository {name} created" + (" and registered" if register else ""))
         print(result["path"])
+
+
+@pipeline_app.command("metrics")
+def pipeline_metrics(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Pipeline name.")],
+    step: Annotated[str | None, typer.Option("--step", help="Only this step.")] = None,
+    metric: Annotated[str | None, typer.Option("--metric", help="Only this metric.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10000, help="The last this many values.")] = 1000,
+    json: JsonOpt = False,
+) -> None:
+    """The control metrics a pipeline's steps reported (mao-metrics.json), oldest first."""
+    st = state(ctx, json)
+    check_name(name, "pipeline name")
+    params: dict[str, Any] = {"limit": limit}
+    if step:
+        params["step"] = check_name(step, "step name")
+    if metric:
+        params["metric"] = check_name(metric, "metric name")
+    series = st.client.get(f"/pipelines/{name}/metrics", params=params)
+    if st.json:
+        output.print_json(series)
+        return
+    output.table(
+        f"Metrics of {name}",
+        ["run", "step", "metric", "value", "slot or time (UTC)", "suspect"],
+        (
+            [
+                p["run_id"],
+                p["step"],
+                p["metric"],
+                f"{p['value']:g}",
+                p["slot"] or output.timestamp(p["recorded_at"]),
+                "suspect" if p["suspect"] else "",
+            ]
+            for p in series
+        ),
+        no_wrap=("run", "value", "slot or time (UTC)", "suspect"),
+    )

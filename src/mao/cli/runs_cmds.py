@@ -124,7 +124,10 @@ def runs_list(
                 output.timestamp(r["started_at"]),
                 output.seconds(r["duration"]),
                 *([r.get("slot")] if with_slot else []),
-                "\n".join(f"{s['name']} {_STEP_MARK.get(s['status'], s['status'])}" for s in r["steps"]),
+                "\n".join(
+                    f"{s['name']} {_STEP_MARK.get(s['status'], s['status'])}" + (" suspect" if s.get("suspect") else "")
+                    for s in r["steps"]
+                ),
             ]
             for r in runs
         ),
@@ -150,11 +153,21 @@ def runs_show(
         "Steps",
         ["step", "tool", "status", "exit", "s", "error"],
         (
-            [s["name"], s["tool"], _status(s["status"]), s["exit_code"], output.seconds(s["duration"]), s["error"]]
+            [
+                s["name"],
+                s["tool"],
+                _status(s["status"]) + (" [yellow]suspect[/]" if s.get("suspect") else ""),
+                s["exit_code"],
+                output.seconds(s["duration"]),
+                s["error"],
+            ]
             for s in steps
         ),
         no_wrap=("status", "exit", "s"),
     )
+    suspect = [s for s in steps if s.get("suspect")]
+    if suspect:
+        output.table("Suspect steps", ["step", "why"], ([s["name"], s.get("suspect_detail")] for s in suspect))
     federation = any((s.get("details") or {}).get("federation") for s in steps)
     output.table(
         "Commits",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -67,6 +67,9 @@ class StepRun(Base):
     status: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    suspect: Mapped[bool] = mapped_column(default=False, server_default=false())
+    """A control metric broke its rule (or mao-metrics.json was invalid): see suspect_detail."""
+    suspect_detail: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 
@@ -103,3 +106,25 @@ class RegistryEntry(Base):
     value: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[datetime | None] = mapped_column(index=True)
     owner: Mapped[str | None] = mapped_column(String(128))
+
+
+class MetricValue(Base):
+    """One control metric's value, as a step's tool wrote it to ``mao-metrics.json``.
+
+    ``series_key`` orders a series: the run's slot, or for a run without one the time it
+    was recorded, in the same ``YYYY-MM-DDTHH:MM:SSZ`` form; so values sort by slot, then time.
+    """
+
+    __tablename__ = "metric_values"
+    __table_args__ = (Index("ix_metric_values_series", "pipeline", "step", "metric", "series_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    pipeline: Mapped[str] = mapped_column(String(64))
+    step: Mapped[str] = mapped_column(String(64))
+    metric: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float] = mapped_column(Float(precision=53))
+    slot: Mapped[str | None] = mapped_column(String(32))
+    series_key: Mapped[str] = mapped_column(String(32))
+    suspect: Mapped[bool] = mapped_column(default=False)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)

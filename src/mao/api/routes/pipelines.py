@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import Query
 from pydantic import BaseModel, Field
 
 from mao.agreement.slots import normalize_slot
 from mao.api.deps import InstanceDep
 from mao.api.schemas import (
+    MetricSeries,
     OkName,
     PathName,
     PipelineInitOut,
@@ -22,6 +24,7 @@ from mao.api.schemas import (
 from mao.errors import InvalidInput
 from mao.models import ENV_NAME_RE, MAX_ENV_VALUE, Name, PipelineIn, RunRequest
 from mao.pipelines import describe, init_pipeline, remove_pipeline
+from mao.store.metrics import MetricStore
 from mao.validation import check_name
 
 router = Router(tags=["pipelines"])
@@ -42,6 +45,25 @@ def list_pipelines(instance: InstanceDep) -> Any:
 def get_pipeline(name: PathName, instance: InstanceDep) -> Any:
     check_name(name, "pipeline name")
     return describe(instance.store.get_pipeline(name), instance)
+
+
+@router.get("/pipelines/{name}/metrics", response_model=MetricSeries, responses=responses(400, 404, 503))
+def pipeline_metrics(
+    name: PathName,
+    instance: InstanceDep,
+    metric: str | None = Query(default=None, max_length=64, description="only this metric"),
+    step: str | None = Query(default=None, max_length=64, description="only this step"),
+    limit: int = Query(default=1000, ge=1, le=10000, description="the last this many values"),
+) -> Any:
+    """The control metrics this instance recorded for a pipeline's steps, oldest first (by
+    slot, then time); ``suspect`` marks a value that broke its rule."""
+    check_name(name, "pipeline name")
+    if metric is not None:
+        check_name(metric, "metric name")
+    if step is not None:
+        check_name(step, "step name")
+    instance.store.get_pipeline(name)
+    return MetricStore(instance.store).series(name, step=step, metric=metric, limit=limit)
 
 
 @router.delete("/pipeline/{name}", response_model=OkName, responses=responses(400, 404, 409, 503))

@@ -44,6 +44,8 @@ def step_dict(step: StepRun) -> dict[str, Any]:
         "pushed": step.pushed,
         "error": step.error,
         "details": step.details or {},
+        "suspect": bool(step.suspect),
+        "suspect_detail": step.suspect_detail,
         "started_at": _iso(step.started_at),
         "finished_at": _iso(step.finished_at),
         "duration": _duration(step.started_at, step.finished_at),
