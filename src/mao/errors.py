@@ -16,6 +16,8 @@ class MAOError(Exception):
 
     status_code = 500
     code = "internal_error"
+    headers: dict[str, str] = {}
+    """Extra response headers (e.g. ``Retry-After``)."""
 
     def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -83,6 +85,24 @@ class PayloadTooLarge(MAOError):
 class Unauthorized(MAOError):
     status_code = 401
     code = "unauthorized"
+
+
+class Forbidden(MAOError):
+    """A valid token that does not allow this (wrong scope or dataset)."""
+
+    status_code = 403
+    code = "forbidden"
+
+
+class RateLimited(MAOError):
+    """Too many requests for one token; ``Retry-After`` says when to try again."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details={"retry_after": retry_after, **(details or {})})
+        self.headers = {"Retry-After": str(retry_after)}
 
 
 class Unavailable(MAOError):

@@ -11,7 +11,19 @@ from fastapi.openapi.utils import get_openapi
 
 from mao import __version__
 from mao.api.deps import require_token
-from mao.api.routes import coverage, datasets, federation, health, jobs, pipelines, registry, repos, runs
+from mao.api.routes import (
+    coverage,
+    datasets,
+    federation,
+    gateway,
+    health,
+    jobs,
+    notifications,
+    pipelines,
+    registry,
+    repos,
+    runs,
+)
 from mao.api.schemas import responses
 from mao.config import Settings
 from mao.instance import Instance
@@ -59,8 +71,10 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.include_router(health.router)
     protected = [Depends(require_token)]
-    for module in (registry, pipelines, runs, jobs, repos, federation, coverage, datasets):
+    for module in (registry, pipelines, runs, jobs, repos, federation, coverage, datasets, notifications):
         app.include_router(module.router, dependencies=protected, responses=responses(401))
+    app.include_router(gateway.tokens_router, dependencies=protected, responses=responses(401))
+    app.include_router(gateway.router)  # gateway tokens only: checked per route
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
