@@ -100,7 +100,7 @@ class RateLimited(MAOError):
     status_code = 429
     code = "rate_limited"
 
-    def __init__(self, message: str, retry_after: int, *, details: dict[str, Any] | None = None) -> None:
+    def __init__(self, message: str, retry_after: int = 1, *, details: dict[str, Any] | None = None) -> None:
         super().__init__(message, details={"retry_after": retry_after, **(details or {})})
         self.headers = {"Retry-After": str(retry_after)}
 

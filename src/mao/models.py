@@ -106,6 +106,9 @@ class DatasetBody(Strict):
             Draft202012Validator.check_schema(value)
         except SchemaError as exc:
             raise ValueError(f"record_schema is not a valid JSON Schema: {exc.message}") from None
+        outside = _outside_refs(value)
+        if outside:
+            raise ValueError(f"record_schema may only refer inside itself ('#...'), not to {outside[0]!r}")
         return value
 
     @field_validator("records_path")
@@ -130,6 +133,21 @@ class DatasetBody(Strict):
             if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,159}$", node) or ".." in node:
                 raise ValueError(f"invalid branch name {node!r} in nodes")
         return value
+
+
+def _outside_refs(node: Any) -> list[str]:
+    """``$ref``-like values of a schema that point outside it (they would need a fetch)."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("$ref", "$dynamicRef", "$recursiveRef") and isinstance(value, str) and not value.startswith("#"):
+                found.append(value)
+            else:
+                found.extend(_outside_refs(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_outside_refs(item))
+    return found
 
 
 class DatasetIn(Strict):

@@ -59,7 +59,10 @@ def check_schema(dataset: str, doc: Mapping[str, Any], record: dict[str, Any]) -
     schema = doc.get("record_schema")
     if not schema:
         return
-    errors = sorted(Draft202012Validator(schema).iter_errors(record), key=lambda e: list(e.absolute_path))
+    try:
+        errors = sorted(Draft202012Validator(schema).iter_errors(record), key=lambda e: str(list(e.absolute_path)))
+    except Exception as exc:  # a schema jsonschema cannot apply (its refs are checked when registered)
+        raise Conflict(f"dataset {dataset!r}'s record_schema cannot be applied: {exc.__class__.__name__}") from exc
     if errors:
         found = [
             {"path": "/" + "/".join(str(p) for p in error.absolute_path), "message": error.message[:300]}
