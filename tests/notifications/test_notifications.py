@@ -7,12 +7,18 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import time
+import uuid
 
+import pytest
 from fastapi.testclient import TestClient
 from hook_kit import SECRET, Receiver
 
 from mao.api.app import create_app
+from mao.config import Settings
+from mao.instance import Instance
+from mao.models import DatasetBody, DatasetIn, StepIn, ToolIn
 from mao.notifications import start_notifier, stop_notifier
 from mao.notifications.deadletters import DeadLetters
 
@@ -157,3 +163,46 @@ def test_maoctl_notifications_test_reports_each_target(make_instance, receiver: 
 
         letters = maoctl("--url", served.url, "notifications", "dead-letters", "--json")
         assert letters.code == 0 and json.loads(letters.out) == []  # test events are reported, not kept
+
+
+@pytest.mark.docker
+def test_a_real_container_that_fails_sends_one_signed_event(data_dir, receiver: Receiver, monkeypatch) -> None:
+    docker_host = os.environ.get("MAO_TEST_DOCKER_HOST")
+    if not docker_host:
+        if os.environ.get("MAO_TEST_REQUIRE_SERVICES") == "1":
+            pytest.fail("MAO_TEST_DOCKER_HOST is not set (MAO_TEST_REQUIRE_SERVICES=1)")
+        pytest.skip("MAO_TEST_DOCKER_HOST is not set")
+    image = os.environ.get("MAO_TEST_IMAGE") or "mao/busybox:local"
+    monkeypatch.setenv("MAO_HOOK_SECRET", SECRET)
+    inst = Instance(
+        Settings(
+            instance_name=f"hook-{uuid.uuid4().hex[:6]}",
+            data_dir=data_dir,
+            docker_host=docker_host,
+            pull_policy="never",
+            notifications=[_rule(receiver.url)],
+        )
+    )
+    inst.setup()
+    try:
+        bare = inst.datasets.create_bare("out")
+        inst.catalog.add_dataset(DatasetIn(name="out", body=DatasetBody(master=str(bare))))
+        inst.catalog.add_tool(ToolIn(name="boom", image=image))
+        step = StepIn(name="boom", tool="boom", output_dataset="out", cmd=["sh", "-c", "echo boom; exit 3"])
+        inst.store.add_pipeline("boom", "", [step])
+        start_notifier(inst)
+        run_id = inst.runner.run_sync("boom")
+        assert inst.store.get_run(run_id).status == "failed"
+        _wait(lambda: len(receiver.received) >= 1)
+        time.sleep(0.3)
+        [got] = receiver.received
+        assert (
+            got.headers["x-mao-signature"]
+            == "sha256=" + hmac.new(SECRET.encode(), got.body, hashlib.sha256).hexdigest()
+        )
+        payload = json.loads(got.body)
+        assert payload["event"] == "run.failed" and payload["data"]["run_id"] == run_id
+        assert "exit" in (payload["data"]["error"] or "")
+    finally:
+        stop_notifier(inst)
+        inst.close()

@@ -71,3 +71,18 @@ def test_the_coverage_answer_publishes_each_gap_of_this_instances_pipelines_once
     coverage(inst, "theirs", since, now=now)  # another instance's pipeline: none
     assert gaps == [{"pipeline": "mine", "slot": slot} for slot in grid["gaps"]]
     inst.close()
+
+
+def test_dead_letters_are_kept_newest_first(store) -> None:
+    from mao.notifications.deadletters import DeadLetters
+
+    dead = DeadLetters(store)
+    first = dead.add(
+        "ops", "http://127.0.0.1:9/hook", "run.failed", {"event": "run.failed", "data": {"run_id": 1}}, 5, "x"
+    )
+    second = dead.add("ops", "http://127.0.0.1:9/hook", "coverage.gap", {"event": "coverage.gap"}, 3, "y" * 5000)
+    listed = dead.list()
+    assert [d["id"] for d in listed] == [second, first]
+    assert listed[1]["payload"] == {"event": "run.failed", "data": {"run_id": 1}}
+    assert len(listed[0]["error"]) == 2000 and listed[0]["created_at"].endswith("Z")
+    assert [d["id"] for d in dead.list(limit=1)] == [second]
