@@ -363,7 +363,10 @@ class RecordWritten(BaseModel):
     ok: bool = True
     record_id: str
     commit: str = Field(description="the commit on the token's node branch gateway-<token>")
-    merge_commit: str = Field(description="ground-truth after the merge")
+    merge_commit: str | None = Field(description="ground-truth after the merge; null while the merge is pending")
+    federation: Literal["done", "pending"] = Field(
+        description="pending: the registry was unavailable; the pushed commit is merged once it answers"
+    )
     branch: str
     path: str = Field(description="the file the record was appended to")
     batched: int = Field(description="records written in the same commit")

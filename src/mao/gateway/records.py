@@ -19,8 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft202012Validator
 
-from mao.errors import Conflict, GitError, InvalidInput, PayloadTooLarge
+from mao.errors import Conflict, GitError, InvalidInput, PayloadTooLarge, RegistryUnavailable
 from mao.gateway.tokens import TokenInfo
+from mao.offline.merge import KIND as MERGE
+from mao.offline.merge import merge_lock_ttl
+from mao.offline.replay import defer
 
 if TYPE_CHECKING:
     from mao.instance import Instance
@@ -176,13 +179,25 @@ class RecordWriter:
                 "it is pushed with the next write",
                 details={"commit": commit, "record_ids": ids},
             )
-        catalog.add_node(dataset, branch)
-        ttl = max(10, int(inst.settings.registry_timeout * 6))
         message = f"Merge {branch} into ground-truth (gateway token {token})"
-        with inst.registry.lock(f"merge-{dataset}", ttl=ttl, owner=inst.name):
-            merged = datasets.merge_to_ground_truth(dataset, branch, message, trailers)
+        outcome = {"commit": commit, "branch": branch, "path": path, "batched": len(items)}
+        try:
+            catalog.add_node(dataset, branch)
+            with inst.registry.lock(f"merge-{dataset}", ttl=merge_lock_ttl(inst), owner=inst.name):
+                merged = datasets.merge_to_ground_truth(dataset, branch, message, trailers)
+        except RegistryUnavailable as exc:  # pushed: the merge waits for the registry, as a run's does
+            payload = {"dataset": dataset, "branch": branch, "commit": commit, "step": branch}
+            defer(
+                inst,
+                MERGE,
+                {**payload, "message": message, "trailers": trailers},
+                run_id=None,
+                step_id=None,
+                reason=exc,
+            )
+            return {**outcome, "merge_commit": None, "federation": "pending"}
         log.info("dataset %s: %d %s from gateway token %s merged: %s", dataset, len(items), noun, token, merged)
-        return {"commit": commit, "merge_commit": merged, "branch": branch, "path": path, "batched": len(items)}
+        return {**outcome, "merge_commit": merged, "federation": "done"}
 
 
 def _append(worktree: Path, target: Path, lines: list[str]) -> None:
