@@ -119,6 +119,11 @@ def test_cli_creates_lists_and_revokes_tokens(maoctl, data_dir, free_port) -> No
         table = maoctl(*url, "gateway", "token", "list")
         assert "feed2" in table.out and "read" in table.out
 
+        # an API without an operator token still refuses a gateway token on its operator routes
+        import httpx
+
+        assert httpx.get(f"{served.url}/pipeline", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
+        assert httpx.get(f"{served.url}/pipeline").status_code == 200
         assert maoctl(*url, "gateway", "token", "revoke", "feed").code == 0
         with pytest.raises(Unauthorized):
             instance.gateway.tokens.authenticate(secret)
