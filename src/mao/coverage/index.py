@@ -193,6 +193,10 @@ def coverage(
     return grid
 
 
+_GAPS_LOCK = threading.Lock()
+"""Guards each instance's set of slots already published as ``coverage.gap``."""
+
+
 def report_gap(instance: Instance, pipeline: str, slot: str) -> None:
     """Publish ``coverage.gap`` for a slot of this instance's pipeline that ended undelivered,
     once per slot in this process."""
@@ -202,6 +206,3 @@ def report_gap(instance: Instance, pipeline: str, slot: str) -> None:
             return
         seen.add((pipeline, slot))
     instance.events.publish("coverage.gap", pipeline=pipeline, slot=slot)
-
-
-_GAPS_LOCK = threading.Lock()
