@@ -137,7 +137,7 @@ class Catalog:
     def add_dataset(self, dataset: DatasetIn) -> dict[str, Any]:
         if self.local_remote_roots is not None:
             check_local_remote(dataset.body.master, self.local_remote_roots)
-        value = dataset.body.model_dump()
+        value = dataset.body.model_dump(exclude_none=True)
         if not self.registry.create(DATASETS + dataset.name, value):
             raise AlreadyExists(f"dataset {dataset.name!r} is already registered; remove it first to change it")
         return value

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, YamlConfigSettingsSource
 
 from mao.errors import InvalidInput
@@ -26,6 +26,68 @@ DEFAULT_DATA_DIR = Path("~/.local/share/mao").expanduser()
 def _default_instance_name() -> str:
     host = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:50].strip("-_") or "local"
     return f"mao-{host}"
+
+
+NOTIFICATION_EVENTS = (
+    "run.failed",
+    "run.timed_out",
+    "run.conflict",
+    "metric.suspect",
+    "vote.disputed",
+    "coverage.gap",
+    "instance.lost",
+    "notification.failed",
+)
+"""Events a notification rule may ask for (``test`` is sent to every rule on request)."""
+
+
+class NotificationRule(BaseModel):
+    """Where events of some kinds go: a webhook (signed with HMAC-SHA256 when ``secret_env``
+    names an environment variable holding the key) and/or one log line per event."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    events: list[str] = Field(min_length=1)
+    webhook: str | None = Field(default=None, max_length=2048)
+    secret_env: str | None = None
+    log: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        try:
+            return check_name(value, "notification rule name")
+        except InvalidInput as exc:
+            raise ValueError(exc.message) from None
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: list[str]) -> list[str]:
+        unknown = [e for e in value if e not in NOTIFICATION_EVENTS]
+        if unknown:
+            raise ValueError(f"unknown events {unknown}: use {', '.join(NOTIFICATION_EVENTS)}")
+        return value
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/@]+(/[^\s]*)?$", value):
+            raise ValueError(f"webhook {value!r} must be an http:// or https:// URL without credentials")
+        return value
+
+    @field_validator("secret_env")
+    @classmethod
+    def _secret_env(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", value):
+            raise ValueError(f"secret_env {value!r} must be the name of an environment variable")
+        return value
+
+    @model_validator(mode="after")
+    def _target(self) -> NotificationRule:
+        if self.webhook is None and not self.log:
+            raise ValueError(f"notification rule {self.name!r} has no target: give a webhook or log: true")
+        return self
 
 
 class Settings(BaseSettings):
@@ -89,6 +151,26 @@ class Settings(BaseSettings):
     """At start, run this instance's ``one``-mode schedules' gaps (slots nobody delivered)."""
     coverage_backfill_max_age: int = Field(default=86400, ge=60)
     """How far back, in seconds, ``coverage_backfill_on_start`` looks for gaps."""
+
+    notifications: Annotated[list[NotificationRule], NoDecode] = Field(default_factory=list)
+    """Rules sending events to webhooks and the log (YAML ``notifications:``)."""
+    notification_timeout: float = Field(default=5.0, gt=0, le=120)
+    """Seconds a webhook may take to answer one delivery."""
+    notification_retries: int = Field(default=4, ge=0, le=20)
+    """Retries after a failed delivery, with exponential backoff, before the dead letter."""
+    notification_backoff: float = Field(default=1.0, gt=0, le=600)
+    """Seconds before the first retry; doubled for each next one (at most 300 s)."""
+    notification_queue_size: int = Field(default=1000, ge=1, le=100_000)
+    """Deliveries waiting at most; beyond it new events are dropped and logged."""
+
+    @field_validator("notifications")
+    @classmethod
+    def _unique_rules(cls, value: list[NotificationRule]) -> list[NotificationRule]:
+        names = [rule.name for rule in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"notification rule names must be unique: {', '.join(twice)}")
+        return value
 
     @field_validator("instance_name")
     @classmethod

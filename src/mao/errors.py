@@ -16,6 +16,8 @@ class MAOError(Exception):
 
     status_code = 500
     code = "internal_error"
+    headers: dict[str, str] = {}
+    """Extra response headers (e.g. ``Retry-After``)."""
 
     def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -86,10 +88,22 @@ class Unauthorized(MAOError):
 
 
 class Forbidden(MAOError):
-    """A request the caller may not make, whatever its token: e.g. a dashboard action posted from another site."""
+    """A request the caller may not make: a token without the scope or dataset for it, or a dashboard
+    action posted from another site."""
 
     status_code = 403
     code = "forbidden"
+
+
+class RateLimited(MAOError):
+    """Too many requests for one token; ``Retry-After`` says when to try again."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int = 1, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details={"retry_after": retry_after, **(details or {})})
+        self.headers = {"Retry-After": str(retry_after)}
 
 
 class Unavailable(MAOError):

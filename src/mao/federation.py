@@ -29,10 +29,11 @@ class Heartbeat:
             instance.registry,
             ttl=self.ttl,
             renew=self._put,
-            each_round=self._put,
+            each_round=self._round,
             interval=max(self.ttl / 3, 1),
         )
         self._keepalive.name = "heartbeat"
+        self._live: set[str] | None = None
 
     @property
     def _lease(self) -> Lease | None:
@@ -50,6 +51,25 @@ class Heartbeat:
 
     def _put(self, lease: Lease) -> None:
         self.instance.registry.put(INSTANCES + self.instance.name, self.record(), lease)
+
+    def _round(self, lease: Lease) -> None:
+        self._put(lease)
+        self.look_for_lost()
+
+    def look_for_lost(self) -> list[str]:
+        """Compare the live instances with the last listing: each one gone since is published
+        as ``instance.lost`` (and returned)."""
+        try:
+            live = set(self.instance.registry.list(INSTANCES)) - {self.instance.name}
+        except MAOError as exc:
+            log.debug("heartbeat: cannot list the live instances: %s", exc.message)
+            return []
+        lost = sorted(self._live - live) if self._live is not None else []
+        self._live = live
+        for name in lost:
+            log.warning("instance %s is no longer live (its registry lease expired or was withdrawn)", name)
+            self.instance.events.publish("instance.lost", instance=name)
+        return lost
 
     def beat(self) -> None:
         self._keepalive.beat()

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from mao.coverage.claims import SlotClaims
     from mao.datasets.manager import DatasetManager
     from mao.executor.base import Executor
+    from mao.gateway.service import Gateway
     from mao.runner import Runner
     from mao.scheduler.scheduler import Scheduler
 
@@ -62,6 +63,8 @@ class Instance:
         """The serving process's vote-deadline loop (see :mod:`mao.lifecycle`)."""
         self.replayer: Any = None
         """The serving process's loop replaying deferred federation work."""
+        self.notifier: Any = None
+        """The serving process's notification dispatcher (see :mod:`mao.notifications`)."""
 
     @property
     def name(self) -> str:
@@ -125,6 +128,12 @@ class Instance:
         from mao.scheduler.scheduler import Scheduler
 
         return Scheduler(self)
+
+    @cached_property
+    def gateway(self) -> Gateway:
+        from mao.gateway.service import Gateway
+
+        return Gateway(self)
 
     @cached_property
     def claims(self) -> SlotClaims:

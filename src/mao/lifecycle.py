@@ -1,4 +1,5 @@
-"""Background work of a serving instance: crash recovery, scheduler, heartbeat, deferred federation work."""
+"""Background work of a serving instance: crash recovery, notifications, scheduler, heartbeat,
+deferred federation work."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 from mao.errors import MAOError
 from mao.federation import start_heartbeat, stop_heartbeat
 from mao.instance import Instance
+from mao.notifications import start_notifier, stop_notifier
 from mao.offline import start_replayer, stop_replayer
 from mao.runner import recover
 
@@ -16,6 +18,7 @@ log = logging.getLogger(__name__)
 def start_background(instance: Instance) -> None:
     recovered = recover(instance)
     _record_recovered(instance, recovered)
+    start_notifier(instance)
     instance.scheduler.start()
     try:
         start_heartbeat(instance)
@@ -53,3 +56,4 @@ def stop_background(instance: Instance) -> None:
         instance.scheduler.shutdown()
     if "runner" in instance.__dict__:
         instance.runner.shutdown()
+    stop_notifier(instance)

@@ -29,6 +29,10 @@ MAX_URL = 2048
 MAX_METRICS = 100
 """Control metrics per step: rules in a step's definition, values in one mao-metrics.json."""
 MAX_METRIC_WINDOW = 100
+MAX_RECORD_SCHEMA = 16 * 1024
+"""Bytes of a dataset's ``record_schema`` (as compact JSON)."""
+RECORDS_PATH_RE = re.compile(r"^[A-Za-z0-9_.{}-][A-Za-z0-9_.{}/-]{0,199}$")
+"""A relative path inside a dataset for gateway records; ``{token}`` stands for the token's name."""
 
 GIT_URL_PATTERN = (
     r"^((ssh|https?|file|git)://[^\s'\";|&$`<>]+"
@@ -78,6 +82,52 @@ class DatasetBody(Strict):
     nodes: list[Annotated[str, Field(max_length=160)]] = Field(default_factory=list, max_length=MAX_NODES)
     policy: Literal["merge", "vote"] = "merge"
     vote_deadline: int = Field(default=600, ge=1, le=30 * 24 * 3600)
+    record_schema: dict[str, Any] | None = Field(
+        default=None,
+        description="a JSON Schema (at most 16 KiB) that records written through the gateway must match",
+    )
+    records_path: str | None = Field(
+        default=None,
+        max_length=200,
+        description="where gateway records are appended (default records/{token}.jsonl; {token}: the token's name)",
+        json_schema_extra={"pattern": RECORDS_PATH_RE.pattern},
+    )
+
+    @field_validator("record_schema")
+    @classmethod
+    def _record_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return value
+        import json
+
+        from jsonschema import Draft202012Validator
+        from jsonschema.exceptions import SchemaError
+
+        if len(json.dumps(value, separators=(",", ":"))) > MAX_RECORD_SCHEMA:
+            raise ValueError(f"record_schema is over {MAX_RECORD_SCHEMA} bytes")
+        try:
+            Draft202012Validator.check_schema(value)
+        except SchemaError as exc:
+            raise ValueError(f"record_schema is not a valid JSON Schema: {exc.message}") from None
+        outside = _outside_refs(value)
+        if outside:
+            raise ValueError(f"record_schema may only refer inside itself ('#...'), not to {outside[0]!r}")
+        return value
+
+    @field_validator("records_path")
+    @classmethod
+    def _records_path(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = value.split("/")
+        if not RECORDS_PATH_RE.match(value) or any(p in ("", ".", "..") or p.lower() == ".git" for p in parts):
+            raise ValueError(
+                f"records_path {value!r} must be a relative file path inside the dataset "
+                "(letters, digits, '_', '-', '.', '/', {token}; no '..', no .git)"
+            )
+        if value.replace("{token}", "").count("{") or value.replace("{token}", "").count("}"):
+            raise ValueError("records_path may only use the placeholder {token}")
+        return value
 
     @field_validator("nodes")
     @classmethod
@@ -86,6 +136,21 @@ class DatasetBody(Strict):
             if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,159}$", node) or ".." in node:
                 raise ValueError(f"invalid branch name {node!r} in nodes")
         return value
+
+
+def _outside_refs(node: Any) -> list[str]:
+    """``$ref``-like values of a schema that point outside it (they would need a fetch)."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("$ref", "$dynamicRef", "$recursiveRef") and isinstance(value, str) and not value.startswith("#"):
+                found.append(value)
+            else:
+                found.extend(_outside_refs(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_outside_refs(item))
+    return found
 
 
 class DatasetIn(Strict):

@@ -97,9 +97,13 @@ def test_two_against_one(federation, register, remote):
 
 def test_three_different_is_disputed_then_resolved(federation, register, remote):
     instances = voting(federation, register, tool=differs_for(*NAMES))
+    disputes: list[dict] = []
+    for inst in instances:
+        inst.events.subscribe(lambda event: disputes.append(dict(event.data)), kinds=["vote.disputed"])
     for inst in instances:
         run_slot(inst)
     assert tally_commits(remote) == []  # ground-truth unchanged
+    assert disputes == [{"dataset": "metrics", "slot": SLOT}]  # published once, by the tallier
     tallier = Tallier(instances[0])
     slot = tallier.votes("metrics", SLOT)["slots"][0]
     assert slot["outcome"] == "disputed"

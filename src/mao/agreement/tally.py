@@ -140,6 +140,7 @@ class Tallier:
             if decision.outcome == DISPUTED:
                 record = self._record(ref, decision, ballots, commit=None)
                 self.box.record(ref, record)
+                inst.events.publish("vote.disputed", dataset=ref.dataset, slot=ref.slot)
                 log.warning(
                     "slot %s of %s/%s on dataset %s is disputed: %s",
                     ref.slot,

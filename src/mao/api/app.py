@@ -15,10 +15,12 @@ from mao.api.routes import (
     coverage,
     datasets,
     federation,
+    gateway,
     health,
     insights,
     jobs,
     metrics,
+    notifications,
     pipelines,
     registry,
     repos,
@@ -72,8 +74,22 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.include_router(health.router)
     protected = [Depends(require_token)]
-    for module in (registry, pipelines, runs, jobs, repos, federation, coverage, datasets, metrics, insights):
+    for module in (
+        registry,
+        pipelines,
+        runs,
+        jobs,
+        repos,
+        federation,
+        coverage,
+        datasets,
+        metrics,
+        insights,
+        notifications,
+    ):
         app.include_router(module.router, dependencies=protected, responses=responses(401))
+    app.include_router(gateway.tokens_router, dependencies=protected, responses=responses(401))
+    app.include_router(gateway.router)  # gateway tokens only: checked per route
     install_ui(app)  # the dashboard: its own login and CSRF checks, outside the OpenAPI document
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

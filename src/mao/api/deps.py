@@ -4,16 +4,27 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from mao.errors import Unauthorized
+from mao.gateway.tokens import SECRET_PREFIX
 from mao.instance import Instance
 from mao.web import token_checker
+from mao.web.auth import given_token
 
 
 def get_instance(request: Request) -> Instance:
     return request.app.state.instance
 
 
-require_token = token_checker(
+_operator_token = token_checker(
     lambda request: request.app.state.instance.settings.api_token or None, "maoctl reads MAO_API_TOKEN"
 )
+
+
+def require_token(request: Request) -> None:
+    """The operator's token (when the API has one); a gateway token is refused even when it has none."""
+    if given_token(request).startswith(SECRET_PREFIX):
+        raise Unauthorized("a gateway token is not accepted by the operator API: it serves only /gateway routes")
+    _operator_token(request)
+
 
 InstanceDep = Annotated[Instance, Depends(get_instance)]

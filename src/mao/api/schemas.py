@@ -65,7 +65,9 @@ _DESCRIPTIONS = {
     401: "Missing or wrong API token",
     404: "No such resource",
     409: "Conflict with the current state (already exists, in use, run in progress)",
-    413: "Request body over the size limit (1 MiB)",
+    403: "The token is valid but does not allow this (wrong scope or dataset)",
+    413: "Request body over the size limit (1 MiB; a gateway record: 64 KiB)",
+    429: "Too many requests for this token: try again after Retry-After seconds",
     502: "A git remote failed",
     503: "A backing service (registry, store, container engine) cannot be reached",
 }
@@ -365,3 +367,76 @@ class InsightOut(Open):
 
 class InsightList(RootModel[list[InsightOut]]):
     """``GET /insights``: every published insight, sorted by pipeline and step."""
+
+
+# ------------------------------------------------------------------ gateway
+
+
+class GatewayTokenOut(BaseModel):
+    """A gateway token as listed: never its secret."""
+
+    name: str
+    dataset: str
+    scope: Literal["read", "write"]
+    rate: str = Field(description="requests per window, e.g. 60/min")
+    created_at: str | None = None
+    revoked: bool
+    revoked_at: str | None = None
+
+
+class GatewayTokenCreated(BaseModel):
+    ok: bool = True
+    token: GatewayTokenOut
+    secret: str = Field(description="shown this once: only its sha256 is kept")
+
+
+class GatewayTokenList(BaseModel):
+    tokens: list[GatewayTokenOut]
+
+
+class GatewayTokenRevoked(BaseModel):
+    ok: bool = True
+    token: GatewayTokenOut
+
+
+class RecordWritten(BaseModel):
+    ok: bool = True
+    record_id: str
+    commit: str = Field(description="the commit on the token's node branch gateway-<token>")
+    merge_commit: str | None = Field(description="ground-truth after the merge; null while the merge is pending")
+    federation: Literal["done", "pending"] = Field(
+        description="pending: the registry was unavailable; the pushed commit is merged once it answers"
+    )
+    branch: str
+    path: str = Field(description="the file the record was appended to")
+    batched: int = Field(description="records written in the same commit")
+
+
+# ------------------------------------------------------------------ notifications
+
+
+class DeadLetterOut(BaseModel):
+    id: int
+    rule: str
+    target: str
+    event: str
+    payload: dict[str, Any]
+    attempts: int
+    error: str | None = None
+    created_at: str | None = None
+
+
+class DeadLetterList(BaseModel):
+    dead_letters: list[DeadLetterOut]
+
+
+class DeliveryOut(BaseModel):
+    rule: str
+    target: str
+    delivered: bool
+    error: str | None = None
+
+
+class NotificationTestOut(BaseModel):
+    ok: bool = Field(description="every target took the test event")
+    deliveries: list[DeliveryOut]

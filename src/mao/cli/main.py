@@ -14,9 +14,11 @@ from mao import __version__
 from mao.cli import vote_cmds  # noqa: F401 - adds `dataset votes` and `dataset resolve`
 from mao.cli.executor_cmds import executor_app
 from mao.cli.federation_cmds import federation_app
+from mao.cli.gateway_cmds import gateway_app
 from mao.cli.insights_cmds import insights_app
 from mao.cli.instance_cmds import instance_app
 from mao.cli.marketplace_cmds import marketplace_app
+from mao.cli.notification_cmds import notifications_app
 from mao.cli.output import err_console
 from mao.cli.pipeline_cmds import pipeline_app, repo_app
 from mao.cli.registry_cmds import dataset_app, tool_app
@@ -87,6 +89,8 @@ app.add_typer(marketplace_app, name="marketplace")
 app.add_typer(federation_app, name="federation")
 app.add_typer(executor_app, name="executor")
 app.add_typer(insights_app, name="insights")
+app.add_typer(gateway_app, name="gateway")
+app.add_typer(notifications_app, name="notifications")
 app.command("serve")(serve)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json as json_module
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -103,6 +105,14 @@ def dataset_add(
     vote_deadline: Annotated[
         int, typer.Option("--vote-deadline", help="Seconds after a slot opens by which it is tallied (policy vote).")
     ] = 600,
+    record_schema: Annotated[
+        Path | None,
+        typer.Option("--record-schema", help="A JSON Schema file that gateway records must match.", dir_okay=False),
+    ] = None,
+    records_path: Annotated[
+        str | None,
+        typer.Option("--records-path", help="Where gateway records go (default records/{token}.jsonl)."),
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
     """Register a dataset (a git repository) in the federation registry."""
@@ -111,7 +121,11 @@ def dataset_add(
         raise typer.BadParameter(f"unknown policy {policy!r}: use merge or vote", param_hint="--policy")
     if vote_deadline < 1:
         raise typer.BadParameter("must be at least 1 second", param_hint="--vote-deadline")
-    body = {"master": git_url, "nodes": [], "policy": policy, "vote_deadline": vote_deadline}
+    body: dict[str, Any] = {"master": git_url, "nodes": [], "policy": policy, "vote_deadline": vote_deadline}
+    if record_schema is not None:
+        body["record_schema"] = _json_file(record_schema, "--record-schema")
+    if records_path is not None:
+        body["records_path"] = records_path
     result = st.client.post("/registry/datasets", json={"name": name, "body": body})
     output.print_json(result) if st.json else output.ok(f"dataset {name} registered ({git_url}, policy {policy})")
 
@@ -122,3 +136,12 @@ def dataset_remove(ctx: typer.Context, name: Annotated[str, typer.Option("--name
     st = state(ctx, json)
     result = st.client.delete(f"/registry/datasets/{check_name(name, 'dataset name')}")
     output.print_json(result) if st.json else output.ok(f"dataset {name} removed")
+
+
+def _json_file(path: Path, option: str) -> Any:
+    try:
+        return json_module.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc.strerror or exc}", param_hint=option) from None
+    except ValueError as exc:
+        raise typer.BadParameter(f"{path} is not JSON: {exc}", param_hint=option) from None

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from mao.agreement.slots import slot_key
-from mao.coverage.index import delivered_by, record_run
+from mao.coverage.index import delivered_by, record_run, report_gap
 from mao.errors import Conflict, MAOError, RegistryUnavailable
 from mao.registry.base import KeepAlive
 from mao.status import RunStatus
@@ -133,6 +133,7 @@ class SlotClaims:
     def _gap(self, pipeline: str, slot: str) -> str:
         registry = self.instance.registry
         log.warning("gap: slot %s of pipeline %s ended with no delivered run in the federation", slot, pipeline)
+        report_gap(self.instance, pipeline, slot)
         try:  # once per slot, whoever sees it first
             registry.create(
                 f"{GAPS}{pipeline}/{slot_key(slot)}",

@@ -7,6 +7,7 @@ Schedules are ``schedules/<pipeline>/<instance>`` (published by the scheduler).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -184,6 +185,24 @@ def coverage(
                     restored += 1
         _merge(outcomes, from_git)
     grid = build_grid(pipeline, [Schedule.of(s) for s in published], outcomes, since, now)
+    if any(s.get("instance") == instance.name for s in published):
+        for slot in grid["gaps"]:
+            report_gap(instance, pipeline, slot)
     grid["source"] = "git+index" if rebuild else "index"
     grid["restored"] = restored
     return grid
+
+
+_GAPS_LOCK = threading.Lock()
+"""Guards each instance's set of slots already published as ``coverage.gap``."""
+
+
+def report_gap(instance: Instance, pipeline: str, slot: str) -> None:
+    """Publish ``coverage.gap`` for a slot of this instance's pipeline that ended undelivered,
+    once per slot in this process."""
+    with _GAPS_LOCK:
+        seen: set[tuple[str, str]] = instance.__dict__.setdefault("reported_gaps", set())
+        if (pipeline, slot) in seen:
+            return
+        seen.add((pipeline, slot))
+    instance.events.publish("coverage.gap", pipeline=pipeline, slot=slot)

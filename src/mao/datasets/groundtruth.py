@@ -39,6 +39,8 @@ class GroundTruthMixin:
         def _checkout(self, name: str, clone: Path, branch: str, sha: str) -> Path: ...
         def _message(self, clone: Path, message: str, trailers: dict[str, str]) -> str: ...
         def _clean(self, worktree: Path, branch: str, sha: str) -> None: ...
+        def _resolve(self, clone: Path, ref: str) -> str | None: ...
+        def ensure_clone(self, name: str, url: str, *, offline_ok: bool = False) -> Path: ...
 
     def merge_to_ground_truth(self, name: str, branch: str, message: str, trailers: dict[str, str]) -> str:
         """Merge node ``branch`` into ``ground-truth`` with ``--no-ff`` and push it; return the merge commit.
@@ -196,6 +198,40 @@ class GroundTruthMixin:
     def _blob_lines(self, worktree: Path, spec: str) -> list[str]:
         """A blob's lines, ends kept (undecodable bytes survive as surrogates)."""
         return self.git.run(["cat-file", "blob", spec], worktree).splitlines(keepends=True)
+
+    def read_agreed_file(self, name: str, url: str, path: str, max_bytes: int) -> bytes:
+        """The content of ``path`` in the dataset's ``ground-truth`` (as of a fresh fetch).
+
+        ``path`` is relative, without ``.``/``..`` segments or ``.git``; NotFound when
+        ground-truth lacks it or it is a directory; PayloadTooLarge over ``max_bytes``.
+        """
+        from mao.errors import PayloadTooLarge
+
+        parts = path.split("/")
+        if (
+            not path
+            or len(path) > 1024
+            or any(part in ("", ".", "..") or part.lower() == ".git" for part in parts)
+            or any(ch in path for ch in ("\\", "\0", ":"))
+        ):
+            raise InvalidInput(f"invalid file path {path!r}: give a path relative to the dataset, without '..'")
+        with self._lock(name):
+            clone = self.ensure_clone(name, url)
+            sha = self._resolve(clone, GROUND_TRUTH)
+            if sha is None:
+                raise NotFound(f"dataset {name!r} has no {GROUND_TRUTH} yet")
+            spec = f"{sha}:{path}"
+            kind = self.git.call(["cat-file", "-t", spec], clone)
+            if kind.returncode != 0 or kind.stdout.strip() != "blob":
+                raise NotFound(f"{GROUND_TRUTH} of dataset {name!r} has no file {path!r}")
+            size = int(self.git.run(["cat-file", "-s", spec], clone).strip())
+            if size > max_bytes:
+                raise PayloadTooLarge(
+                    f"{path} is {size} bytes, over the {max_bytes} bytes served here: clone the dataset instead",
+                    details={"limit_bytes": max_bytes, "size": size},
+                )
+            with self.git.stream(["cat-file", "blob", spec], clone) as stdout:
+                return stdout.read(max_bytes + 1)
 
     def push_once(self, name: str, branch: str) -> GitError | None:
         """One push of local ``branch`` to origin (no retry); the error, or None when it went through."""

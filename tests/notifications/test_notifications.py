@@ -1,0 +1,208 @@
+"""Notifications: signed webhooks for failed runs, retries then a dead letter, a receiver that
+hangs never slows a run, the log target, the test event and the dead letters through API and CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import time
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+from hook_kit import SECRET, Receiver
+
+from mao.api.app import create_app
+from mao.config import Settings
+from mao.instance import Instance
+from mao.models import DatasetBody, DatasetIn, StepIn, ToolIn
+from mao.notifications import start_notifier, stop_notifier
+from mao.notifications.deadletters import DeadLetters
+
+
+def _rule(url: str, **more) -> dict:
+    return {
+        "name": "ops",
+        "events": ["run.failed", "run.timed_out", "vote.disputed"],
+        "webhook": url,
+        "secret_env": "MAO_HOOK_SECRET",
+        **more,
+    }
+
+
+def _wait(predicate, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def test_a_failed_run_sends_one_signed_event(make_instance, receiver: Receiver) -> None:
+    inst = make_instance([_rule(receiver.url)])
+    start_notifier(inst)
+    good = inst.runner.run_sync("good")
+    bad = inst.runner.run_sync("bad")
+    assert inst.store.get_run(bad).status == "failed"
+    _wait(lambda: len(receiver.received) >= 1)
+    time.sleep(0.5)  # nothing more comes: the succeeded run is no event of the rule
+    assert len(receiver.received) == 1
+    got = receiver.received[0]
+    expected = "sha256=" + hmac.new(SECRET.encode(), got.body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(got.headers["x-mao-signature"], expected)
+    assert got.headers["x-mao-event"] == "run.failed"
+    payload = json.loads(got.body)
+    assert set(payload) == {"event", "at", "instance", "data"}
+    assert payload["event"] == "run.failed" and payload["instance"] == "hooked"
+    assert payload["data"]["run_id"] == bad != good and payload["data"]["pipeline"] == "bad"
+    assert payload["at"].endswith("Z")
+    assert SECRET not in got.body.decode()
+    stop_notifier(inst)
+    assert inst.notifier is None
+
+
+def test_retries_then_a_dead_letter_when_the_receiver_is_down(make_instance, receiver: Receiver) -> None:
+    url = receiver.url
+    receiver.close()  # nobody listens there any more
+    inst = make_instance([_rule(url)], notification_retries=2, notification_backoff=0.05)
+    failures: list[dict] = []
+    inst.events.subscribe(lambda e: failures.append(dict(e.data)), kinds=["notification.failed"])
+    start_notifier(inst)
+    inst.events.publish("vote.disputed", dataset="metrics", slot="2026-11-28T12:00:00Z")
+    dead = DeadLetters(inst.store)
+    _wait(lambda: dead.list())
+    [letter] = dead.list()
+    assert (letter["rule"], letter["target"], letter["event"], letter["attempts"]) == ("ops", url, "vote.disputed", 3)
+    assert letter["payload"]["data"] == {"dataset": "metrics", "slot": "2026-11-28T12:00:00Z"}
+    assert "ConnectError" in letter["error"]
+    assert failures == [{"rule": "ops", "target": url, "event_kind": "vote.disputed"}]
+
+    with TestClient(create_app(instance=inst, background=False)) as client:
+        listed = client.get("/notifications/dead-letters").json()["dead_letters"]
+    assert [d["id"] for d in listed] == [letter["id"]]
+
+
+def test_a_receiver_that_fails_twice_gets_the_event_on_the_third_attempt(make_instance, receiver: Receiver) -> None:
+    receiver.statuses = [500, 503]
+    inst = make_instance([_rule(receiver.url)], notification_retries=3, notification_backoff=0.05)
+    start_notifier(inst)
+    inst.runner.run_sync("bad")
+    _wait(lambda: len(receiver.received) == 3)
+    time.sleep(0.3)
+    assert len(receiver.received) == 3
+    assert len({r.headers["x-mao-delivery"] for r in receiver.received}) == 1  # one delivery, retried
+    assert DeadLetters(inst.store).list() == []
+
+
+def test_a_hanging_receiver_does_not_slow_a_run(make_instance, receiver: Receiver) -> None:
+    hang = 6.0
+    inst = make_instance([_rule(receiver.url)], notification_timeout=hang + 2)
+    start_notifier(inst)
+    started = time.monotonic()
+    inst.runner.run_sync("bad")  # its event goes to a receiver that takes 6 s
+    baseline = time.monotonic() - started
+    receiver.hang = hang
+    started = time.monotonic()
+    for _ in range(3):
+        inst.runner.run_sync("bad")
+    hung = (time.monotonic() - started) / 3
+    print(f"run with a hanging receiver: {hung:.3f}s per run; without: {baseline:.3f}s; ratio {hung / baseline:.2f}")
+    assert hung < hang / 2
+    _wait(lambda: len(receiver.received) >= 2, timeout=30)
+
+
+def test_the_log_target_writes_one_line_per_event(make_instance, caplog) -> None:
+    inst = make_instance([{"name": "audit", "events": ["run.failed", "coverage.gap"], "log": True}])
+    start_notifier(inst)
+    with caplog.at_level(logging.INFO, logger="mao.notifications"):
+        inst.runner.run_sync("bad")
+        inst.runner.run_sync("good")
+        inst.claims._gap("good", "2026-11-28T12:00:00Z")
+        inst.claims._gap("good", "2026-11-28T12:00:00Z")  # once per slot
+        _wait(lambda: len([r for r in caplog.records if r.getMessage().startswith("notification ")]) >= 2)
+        time.sleep(0.4)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("notification ")]
+    assert len(lines) == 2
+    assert lines[0].startswith("notification run.failed (rule audit)") and '"pipeline":"bad"' in lines[0]
+    assert lines[1].startswith("notification coverage.gap (rule audit)") and '"slot":"2026-11-28T12:00:00Z"' in lines[1]
+
+
+def test_maoctl_notifications_test_reports_each_target(make_instance, receiver: Receiver, maoctl, free_port) -> None:
+    from gateway_kit import Served
+
+    down = Receiver()
+    down_url = down.url
+    down.close()
+    inst = make_instance(
+        [_rule(receiver.url, log=True), {"name": "backup", "events": ["run.failed"], "webhook": down_url}],
+        api_port=free_port(),
+        notification_timeout=2,
+    )
+    with Served(inst, inst.settings.api_port) as served:
+        one = maoctl("--url", served.url, "notifications", "test", "--rule", "ops", "--json")
+        assert one.code == 0, one.err
+        result = json.loads(one.out)
+        assert result["ok"] is True
+        assert [(d["target"], d["delivered"]) for d in result["deliveries"]] == [("log", True), (receiver.url, True)]
+        got = receiver.received[-1]
+        assert got.headers["x-mao-event"] == "test"
+        assert (
+            got.headers["x-mao-signature"]
+            == "sha256=" + hmac.new(SECRET.encode(), got.body, hashlib.sha256).hexdigest()
+        )
+
+        everything = maoctl("--url", served.url, "notifications", "test")
+        assert everything.code == 1
+        assert "1 of 3 targets did not take the test event" in everything.err
+        assert "delivered" in everything.out and "failed" in everything.out
+
+        unknown = maoctl("--url", served.url, "notifications", "test", "--rule", "nope")
+        assert unknown.code == 1 and "no notification rule 'nope'" in unknown.err
+
+        letters = maoctl("--url", served.url, "notifications", "dead-letters", "--json")
+        assert letters.code == 0 and json.loads(letters.out) == []  # test events are reported, not kept
+
+
+@pytest.mark.docker
+def test_a_real_container_that_fails_sends_one_signed_event(data_dir, receiver: Receiver, monkeypatch) -> None:
+    docker_host = os.environ.get("MAO_TEST_DOCKER_HOST")
+    if not docker_host:
+        if os.environ.get("MAO_TEST_REQUIRE_SERVICES") == "1":
+            pytest.fail("MAO_TEST_DOCKER_HOST is not set (MAO_TEST_REQUIRE_SERVICES=1)")
+        pytest.skip("MAO_TEST_DOCKER_HOST is not set")
+    image = os.environ.get("MAO_TEST_IMAGE") or "mao/busybox:local"
+    monkeypatch.setenv("MAO_HOOK_SECRET", SECRET)
+    inst = Instance(
+        Settings(
+            instance_name=f"hook-{uuid.uuid4().hex[:6]}",
+            data_dir=data_dir,
+            docker_host=docker_host,
+            pull_policy="never",
+            notifications=[_rule(receiver.url)],
+        )
+    )
+    inst.setup()
+    try:
+        bare = inst.datasets.create_bare("out")
+        inst.catalog.add_dataset(DatasetIn(name="out", body=DatasetBody(master=str(bare))))
+        inst.catalog.add_tool(ToolIn(name="boom", image=image))
+        step = StepIn(name="boom", tool="boom", output_dataset="out", cmd=["sh", "-c", "echo boom; exit 3"])
+        inst.store.add_pipeline("boom", "", [step])
+        start_notifier(inst)
+        run_id = inst.runner.run_sync("boom")
+        assert inst.store.get_run(run_id).status == "failed"
+        _wait(lambda: len(receiver.received) >= 1)
+        time.sleep(0.3)
+        [got] = receiver.received
+        assert (
+            got.headers["x-mao-signature"]
+            == "sha256=" + hmac.new(SECRET.encode(), got.body, hashlib.sha256).hexdigest()
+        )
+        payload = json.loads(got.body)
+        assert payload["event"] == "run.failed" and payload["data"]["run_id"] == run_id
+        assert "exit" in (payload["data"]["error"] or "")
+    finally:
+        stop_notifier(inst)
+        inst.close()
