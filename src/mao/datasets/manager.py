@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -67,6 +68,47 @@ _TRAILER_SEP = "\x1e"
 _TRAILER_KV = "\x1d"
 _TRAILERS_FORMAT = "%(trailers:only,unfold,separator=%x1e,key_value_separator=%x1d)"
 _LOG_FORMAT = "%x1f".join(["%H", "%P", "%an", "%ae", "%aI", "%s", _TRAILERS_FORMAT])
+
+
+# One line per ref: commit, its tree, its parents, the ref's name.
+_REFS_FORMAT = "%(objectname) %(tree) %(refname) %(parent)"
+# The summary line of ``git commit`` (full ids with core.abbrev=40): ``[branch (root-commit) <sha>] subject``.
+_COMMITTED_RE = re.compile(r"^\[[^\]]*?\b([0-9a-f]{40})\]", re.MULTILINE)
+_EMBEDDED_RE = re.compile(r"adding embedded git repository: (.+)$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class RefInfo:
+    """A branch tip as ``for-each-ref`` lists it: the commit, its tree and its parents."""
+
+    sha: str
+    tree: str
+    parents: tuple[str, ...]
+
+
+def format_message(message: str, trailers: dict[str, str]) -> str:
+    """``message`` with ``Key: value`` trailers: appended to its last paragraph when that is a
+    trailer block already, else as a paragraph of their own (as ``git interpret-trailers`` does)."""
+    if not isinstance(message, str) or not message.strip():
+        raise InvalidInput("a commit message is required")
+    lines = []
+    for key, value in trailers.items():
+        if not _TRAILER_KEY_RE.match(key):
+            raise InvalidInput(f"invalid trailer name {key!r}: use letters, digits and '-'")
+        value = str(value).strip()
+        if "\n" in value or "\r" in value:
+            raise InvalidInput(f"trailer {key!r} must be a single line")
+        lines.append(f"{key}: {value}")
+    text = message.strip()
+    if not lines:
+        return text + "\n"
+    paragraphs = text.split("\n\n")
+    last = paragraphs[-1].splitlines()
+    in_block = len(paragraphs) > 1 and all(_TRAILER_LINE_RE.match(line) for line in last)
+    return text + ("\n" if in_block else "\n\n") + "\n".join(lines) + "\n"
+
+
+_TRAILER_LINE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*: ")
 
 
 def check_branch(branch: str) -> str:
@@ -150,6 +192,7 @@ class DatasetManager(GroundTruthMixin, ChangesMixin):
         self.bare_dir = Path(bare_dir).resolve()
         self.push_retries = push_retries
         self.retry_delay = retry_delay
+        self._origins: dict[Path, str] = {}  # clone -> origin URL, as last checked or set
 
     # ------------------------------------------------------------------ paths and locks
 
@@ -225,19 +268,45 @@ class DatasetManager(GroundTruthMixin, ChangesMixin):
         return None
 
     def _message(self, clone: Path, message: str, trailers: dict[str, str]) -> str:
-        """``message`` with ``Key: value`` trailers appended by ``git interpret-trailers``."""
-        if not isinstance(message, str) or not message.strip():
-            raise InvalidInput("a commit message is required")
-        args = ["interpret-trailers", "--where", "end", "--if-exists", "add", "--if-missing", "add"]
-        for key, value in trailers.items():
-            if not _TRAILER_KEY_RE.match(key):
-                raise InvalidInput(f"invalid trailer name {key!r}: use letters, digits and '-'")
-            value = str(value)
-            if "\n" in value or "\r" in value:
-                raise InvalidInput(f"trailer {key!r} must be a single line")
-            args.append(f"--trailer={key}: {value}")
-        text = message.strip() + "\n"
-        return self.git.run(args, clone, input=text) if trailers else text
+        """``message`` with ``Key: value`` trailers (see :func:`format_message`; no git process)."""
+        return format_message(message, trailers)
+
+    def _refs(self, clone: Path) -> dict[str, RefInfo]:
+        """Every local branch and every ``origin`` remote-tracking branch, in one ``for-each-ref``."""
+        out = self.git.run(["for-each-ref", f"--format={_REFS_FORMAT}", "refs/heads/", "refs/remotes/origin/"], clone)
+        refs: dict[str, RefInfo] = {}
+        for line in out.splitlines():
+            fields = line.split()
+            if len(fields) >= 3 and fields[1]:  # a commit (a tag or symbolic ref has no tree here)
+                refs[fields[2]] = RefInfo(fields[0], fields[1], tuple(fields[3:]))
+        return refs
+
+    @staticmethod
+    def _agreed_in(refs: dict[str, RefInfo]) -> str | None:
+        """:meth:`_agreed`, from a ref listing."""
+        for branch in (GROUND_TRUTH, *_PRE_EXISTING):
+            info = refs.get(f"refs/remotes/origin/{branch}")
+            if info is not None:
+                return info.sha
+        return None
+
+    def _ancestry(self, clone: Path, refs: dict[str, RefInfo], a: str, b: str) -> str:
+        """How commits ``a`` and ``b`` relate: ``same``, ``a<b`` (a is an ancestor of b),
+        ``b<a`` or ``apart``. Direct parents are read from ``refs``; anything else costs one
+        ``merge-base --independent``."""
+        if a == b:
+            return "same"
+        parents = {info.sha: info.parents for info in refs.values()}
+        if a in parents.get(b, ()):
+            return "a<b"
+        if b in parents.get(a, ()):
+            return "b<a"
+        independent = set(self.git.run(["merge-base", "--independent", a, b], clone).split())
+        if independent == {b}:
+            return "a<b"
+        if independent == {a}:
+            return "b<a"
+        return "apart"
 
     @staticmethod
     def _parse_trailers(text: str) -> dict[str, str]:
@@ -266,13 +335,16 @@ class DatasetManager(GroundTruthMixin, ChangesMixin):
             clone = self.clone_path(name)
             if not (clone / ".git").is_dir():
                 self._create_clone(clone, url)
+                self._origins[clone] = url
                 return clone
-            current = self.git.call(["remote", "get-url", "origin"], clone)
-            if current.returncode != 0:
-                self.git.run(["remote", "add", "origin", url], clone)
-            elif current.stdout.strip() != url:
-                logger.info("dataset %s: remote URL changed to %s", name, redact(url))
-                self.git.run(["remote", "set-url", "origin", url], clone)
+            if self._origins.get(clone) != url:
+                current = self.git.call(["remote", "get-url", "origin"], clone)
+                if current.returncode != 0:
+                    self.git.run(["remote", "add", "origin", url], clone)
+                elif current.stdout.strip() != url:
+                    logger.info("dataset %s: remote URL changed to %s", name, redact(url))
+                    self.git.run(["remote", "set-url", "origin", url], clone)
+                self._origins[clone] = url
             try:
                 self._fetch(clone)
             except GitError as exc:
@@ -329,15 +401,29 @@ class DatasetManager(GroundTruthMixin, ChangesMixin):
 
     def _clean(self, worktree: Path, branch: str, sha: str) -> None:
         """Check ``branch`` out at ``sha`` in ``worktree`` with nothing else in it."""
-        self.git.run(["reset", "--quiet", "--hard"], worktree, check=False)  # also ends a half-done merge
+        if self._merging(worktree):
+            self.git.run(["reset", "--quiet", "--hard"], worktree, check=False)  # ends the half-done merge
         self.git.run(["checkout", "--quiet", "--force", "-B", branch, sha], worktree)
         self.git.run(["clean", "--quiet", "-ffdx"], worktree)
 
-    def _checkout(self, name: str, clone: Path, branch: str, sha: str) -> Path:
+    @staticmethod
+    def _merging(worktree: Path) -> bool:
+        """Whether ``worktree`` is inside a merge (or is not a linked worktree we can read)."""
+        try:
+            text = (worktree / ".git").read_text().strip()
+        except OSError:
+            return True
+        if not text.startswith("gitdir: "):
+            return True
+        admin = Path(text[len("gitdir: ") :])
+        return any((admin / state).exists() for state in ("MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD"))
+
+    def _checkout(self, name: str, clone: Path, branch: str, sha: str, *, exists: bool | None = None) -> Path:
         """The worktree of ``branch``, created if needed, clean and at ``sha``.
 
         Worktrees are created locked, so ``git worktree prune`` (run by gc, or by
-        hand) never drops one whose ``.git`` file a tool deleted mid-run.
+        hand) never drops one whose ``.git`` file a tool deleted mid-run. ``exists``
+        says whether the local branch exists, when the caller knows.
         """
         worktree = self.worktree_path(name, branch)
         admin = self._admin_dir(clone, worktree)
@@ -350,7 +436,9 @@ class DatasetManager(GroundTruthMixin, ChangesMixin):
                 _remove(worktree)
             worktree.parent.mkdir(parents=True, exist_ok=True)
             add = ["worktree", "add", "--quiet", "--no-checkout", "--lock"]
-            if self._rev(clone, f"refs/heads/{branch}") is None:
+            if exists is None:
+                exists = self._rev(clone, f"refs/heads/{branch}") is not None
+            if not exists:
                 self.git.run([*add, "-b", branch, str(worktree), sha], clone)
             else:
                 self.git.run([*add, str(worktree), branch], clone)
@@ -397,21 +485,37 @@ class DatasetManager(GroundTruthMixin, ChangesMixin):
             raise InvalidInput(f"{GROUND_TRUTH} is written only by merges; write a node branch instead")
         with self._lock(name):
             clone = self.ensure_clone(name, url, offline_ok=offline_ok)
-            remote = self._rev(clone, f"refs/remotes/origin/{branch}")
-            local = self._rev(clone, f"refs/heads/{branch}")
-            diverged = False
-            if remote and local:
+            refs = self._refs(clone)
+            remote_info = refs.get(f"refs/remotes/origin/{branch}")
+            local_info = refs.get(f"refs/heads/{branch}")
+            remote = remote_info.sha if remote_info else None
+            local = local_info.sha if local_info else None
+            agreed = self._agreed_in(refs)
+            if remote and local and remote != local:
+                # an earlier push failed, or the branches diverged: the careful way
                 if self._is_ancestor(clone, local, remote):
                     start = remote
+                    diverged = False
                 else:
                     start = local
                     diverged = not self._is_ancestor(clone, remote, local)
-            else:
-                start = remote or local or self._agreed(clone) or self._empty_root(clone)
-            worktree = self._checkout(name, clone, branch, start)
-            if diverged:
-                self._merge_diverged(name, worktree, branch, start)
-            self._take_in_agreed(name, clone, worktree, branch)
+                worktree = self._checkout(name, clone, branch, start, exists=True)
+                if diverged:
+                    self._merge_diverged(name, worktree, branch, start)
+                self._take_in_agreed(name, clone, worktree, branch)
+                return worktree
+            start = remote or local
+            take_in = False
+            if start is None:
+                start = agreed or self._empty_root(clone)
+            elif agreed is not None:
+                relation = self._ancestry(clone, refs, start, agreed)
+                if relation == "a<b":  # the agreed state is ahead: fast-forward to it
+                    start = agreed
+                take_in = relation == "apart"
+            worktree = self._checkout(name, clone, branch, start, exists=local is not None)
+            if take_in:
+                self._take_in_agreed(name, clone, worktree, branch)
             return worktree
 
     def _take_in_agreed(self, name: str, clone: Path, worktree: Path, branch: str) -> None:
@@ -472,31 +576,26 @@ class DatasetManager(GroundTruthMixin, ChangesMixin):
             if admin is None or not path.is_dir():
                 raise NotFound(f"no worktree for branch {branch!r} of dataset {name!r}; prepare the output first")
             self._repair(admin, path)
-            try:
-                self.git.run(["add", "--all", "--force"], path)
-            except GitError as exc:
-                raise (_nested_git_error(name, path) or exc) from exc
-            args = ["diff", "--cached", "--quiet"]
-            changed = self.git.call(args, path)
-            if changed.returncode == 0:
+            text = format_message(message, trailers)
+            added = self.git.call(["add", "--all", "--force"], path)
+            if added.returncode != 0:
+                exc = self.git.error(["add"], path, added.returncode, added.stderr)
+                raise _nested_git_error(name, path) or exc
+            nested = _EMBEDDED_RE.findall(added.stderr)
+            if nested:
+                logger.warning(
+                    "dataset %s: %s hold their own git repository; only their commit id is recorded, not their files",
+                    name,
+                    ", ".join(n.strip() for n in nested),
+                )
+            args = ["-c", "core.abbrev=40", "commit", "--no-verify", "--cleanup=whitespace", "--file=-"]
+            done = self.git.call(args, path, input=text)
+            if done.returncode == 1 and "nothing to commit" in done.stdout:
                 return None
-            if changed.returncode != 1:
-                raise self.git.error(args, path, changed.returncode, changed.stderr)
-            self._warn_nested_repositories(name, path)
-            text = self._message(clone, message, trailers)
-            self.git.run(["commit", "--quiet", "--no-verify", "--cleanup=whitespace", "--file=-"], path, input=text)
-            return self.git.run(["rev-parse", "HEAD"], path).strip()
-
-    def _warn_nested_repositories(self, name: str, worktree: Path) -> None:
-        raw = self.git.run(["diff", "--cached", "--raw", "-z", "--no-abbrev", "--no-renames"], worktree)
-        fields = raw.split("\0")
-        nested = [fields[i + 1] for i in range(0, len(fields) - 1, 2) if fields[i].split(" ")[1:2] == ["160000"]]
-        if nested:
-            logger.warning(
-                "dataset %s: %s hold their own git repository; only their commit id is recorded, not their files",
-                name,
-                ", ".join(nested),
-            )
+            if done.returncode != 0:
+                raise self.git.error(args, path, done.returncode, done.stderr or done.stdout)
+            found = _COMMITTED_RE.search(done.stdout)
+            return found.group(1) if found else self.git.run(["rev-parse", "HEAD"], path).strip()
 
     # ------------------------------------------------------------------ input
 
@@ -568,25 +667,33 @@ class DatasetManager(GroundTruthMixin, ChangesMixin):
         return self._push_ref(name, branch) is None
 
     def pending_pushes(self, name: str) -> list[str]:
-        """Local node branches holding commits that origin does not have."""
+        """Local node branches holding commits that origin does not have, as of the last fetch
+        (a branch at the commit its remote-tracking branch names costs no further process)."""
         clone = self.clone_path(name)
         if not (clone / ".git").is_dir():
             return []
         with self._lock(name):
-            out = self.git.run(["for-each-ref", "--format=%(refname:lstrip=2)", "refs/heads/"], clone)
+            refs = self._refs(clone)
             pending = []
             empty_root: str | None = None
-            for branch in sorted(out.split()):
+            for ref in sorted(refs):
+                if not ref.startswith("refs/heads/"):
+                    continue
+                branch = ref[len("refs/heads/") :]
                 if branch == GROUND_TRUTH or not _BRANCH_RE.match(branch):
                     continue
-                if self._rev(clone, f"refs/remotes/origin/{branch}"):
+                local = refs[ref]
+                remote = refs.get(f"refs/remotes/origin/{branch}")
+                if remote is not None:
+                    if remote.sha == local.sha or local.sha in remote.parents:
+                        continue
                     rev_range = [f"refs/remotes/origin/{branch}..refs/heads/{branch}"]
                 else:
                     rev_range = [f"refs/heads/{branch}", "--not", "--remotes=origin"]
                 count = int(self.git.run(["rev-list", "--count", *rev_range], clone).strip() or 0)
-                if count == 1 and not self._rev(clone, f"refs/remotes/origin/{branch}"):
+                if count == 1 and remote is None:
                     empty_root = empty_root or self._empty_root(clone)
-                    if self._rev(clone, f"refs/heads/{branch}") == empty_root:
+                    if local.sha == empty_root:
                         continue  # started from nothing and never written: nothing to push
                 if count:
                     pending.append(branch)
