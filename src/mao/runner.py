@@ -304,9 +304,7 @@ class Runner:
         if step.input_dataset:
             in_name = step.input_dataset
             in_url = catalog.get_dataset(in_name)["master"]
-            input_dir = self._scratch(run_id) / name / "input"
-            input_dir.mkdir(parents=True, exist_ok=True)
-            input_commit = datasets.snapshot_input(in_name, in_url, input_dir)
+            input_dir, input_commit = datasets.acquire_input(in_name, in_url)
             record["input_commit"] = input_commit
             self._log(run_id, name, f"input {in_name} at ground-truth {input_commit or '(empty: no ground-truth yet)'}")
 
@@ -327,7 +325,11 @@ class Runner:
             instance=inst.name,
             secret_values=secrets,
         )
-        result = inst.executor.run(spec, lambda line: self._log(run_id, name, line), cancel)
+        try:
+            result = inst.executor.run(spec, lambda line: self._log(run_id, name, line), cancel)
+        finally:
+            if input_dir is not None and step.input_dataset:
+                datasets.release_input(step.input_dataset, input_dir)
         record.update(exit_code=result.exit_code, image_digest=result.image_digest)
         if result.status != RunStatus.SUCCEEDED:
             datasets.reset_worktrees(out_name, branch)

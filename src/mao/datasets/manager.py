@@ -5,6 +5,7 @@ Layout under ``base_dir``::
     <dataset>/clone                  the clone of the dataset's remote (``origin``);
                                      its own working tree is never checked out
     <dataset>/worktrees/<branch>     one git worktree per branch written here
+    <dataset>/inputs/view-<n>        read-only views of the dataset as a step's input
     <dataset>/.lock                  serialises git operations across processes
 
 A step writes its own node branch (``<step>-<instance>``) in its worktree, so two
@@ -33,6 +34,7 @@ from typing import Any, ClassVar
 from mao.datasets.changes import ChangesMixin
 from mao.datasets.git import Git, redact
 from mao.datasets.groundtruth import GROUND_TRUTH, GroundTruthMixin
+from mao.datasets.inputs import InputViewsMixin
 from mao.errors import AlreadyExists, GitError, InvalidInput, NotFound
 from mao.validation import check_git_url, check_local_remote, check_name
 
@@ -164,7 +166,7 @@ class _DatasetLock:
             self._rlock.release()
 
 
-class DatasetManager(GroundTruthMixin, ChangesMixin):
+class DatasetManager(GroundTruthMixin, ChangesMixin, InputViewsMixin):
     """Clones, branches, snapshots, commits, pushes and merges git datasets.
 
     ``push_retries`` is the number of extra attempts after a failed push; attempt
@@ -193,6 +195,7 @@ class DatasetManager(GroundTruthMixin, ChangesMixin):
         self.push_retries = push_retries
         self.retry_delay = retry_delay
         self._origins: dict[Path, str] = {}  # clone -> origin URL, as last checked or set
+        self._input_views: dict[Path, Any] = {}  # input views and their users (see inputs.py)
 
     # ------------------------------------------------------------------ paths and locks
 
