@@ -149,10 +149,10 @@ class GroundTruthMixin:
             if result.returncode != 0:
                 return self._merge_in_worktree(name, clone, branch, message, trailers, source, base, first, node_ref)
             tree = result.stdout.split()[0]
-            if not first and tree == self.git.run(["rev-parse", f"{base}^{{tree}}"], clone).strip():
-                if self._is_ancestor(clone, source, base):
-                    logger.info("dataset %s: %s is already part of %s", name, branch, GROUND_TRUTH)
-                    return base, True, None
+            same_tree = not first and tree == self.git.run(["rev-parse", f"{base}^{{tree}}"], clone).strip()
+            if same_tree and self._is_ancestor(clone, source, base):
+                logger.info("dataset %s: %s is already part of %s", name, branch, GROUND_TRUTH)
+                return base, True, None
         text = self._message(clone, message, trailers)
         merged = self.git.run(["commit-tree", tree, "-p", base, "-p", source], clone, input=text).strip()
         error = self._push_merge(clone, node_ref, merged)

@@ -507,16 +507,16 @@ class DatasetManager(GroundTruthMixin, ChangesMixin, InputViewsMixin):
                     self._merge_diverged(name, worktree, branch, start)
                 self._take_in_agreed(name, clone, worktree, branch)
                 return worktree
-            start = remote or local
+            tip = remote or local
             take_in = False
-            if start is None:
-                start = agreed or self._empty_root(clone)
+            if tip is None:
+                tip = agreed or self._empty_root(clone)
             elif agreed is not None:
-                relation = self._ancestry(clone, refs, start, agreed)
+                relation = self._ancestry(clone, refs, tip, agreed)
                 if relation == "a<b":  # the agreed state is ahead: fast-forward to it
-                    start = agreed
+                    tip = agreed
                 take_in = relation == "apart"
-            worktree = self._checkout(name, clone, branch, start, exists=local is not None)
+            worktree = self._checkout(name, clone, branch, tip, exists=local is not None)
             if take_in:
                 self._take_in_agreed(name, clone, worktree, branch)
             return worktree
