@@ -283,17 +283,6 @@ class GroundTruthMixin:
         """A blob's lines, ends kept (undecodable bytes survive as surrogates)."""
         return self.git.run(["cat-file", "blob", spec], worktree).splitlines(keepends=True)
 
-    def push_once(self, name: str, branch: str) -> GitError | None:
-        """One push of local ``branch`` to origin (no retry); the error, or None when it went through."""
-        clone = self._existing_clone(name)
-        try:
-            self.git.run(
-                ["push", "--quiet", "--no-verify", "origin", f"refs/heads/{branch}:refs/heads/{branch}"], clone
-            )
-        except GitError as exc:
-            return exc
-        return None
-
     def _conflicted_files(self, worktree: Path) -> list[str]:
         out = self.git.run(["diff", "--name-only", "--diff-filter=U", "-z"], worktree, check=False)
         return sorted({path for path in out.split("\0") if path})
