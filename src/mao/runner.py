@@ -28,6 +28,7 @@ from mao.store.logbuffer import LogBuffer
 from mao.store.models import utcnow
 
 if TYPE_CHECKING:
+    from mao.datasets.manager import Prepared
     from mao.instance import Instance
 
 log = logging.getLogger(__name__)
@@ -292,12 +293,13 @@ class Runner:
         record.update(image=tool["image"], output_branch=branch)
         datasets = inst.datasets
 
-        # branches whose push failed earlier, as the last fetch or push left the remote-tracking refs
-        for pending_branch, ok in datasets.push_pending(out_name).items():
+        prepared = datasets.prepare_step(out_name, out_url, branch, offline_ok=True)
+        worktree = prepared.worktree
+        # branches whose push failed earlier
+        for pending_branch, ok in datasets.push_branches(out_name, prepared.pending).items():
             self._log(
                 run_id, name, f"earlier commit on {pending_branch} " + ("pushed now" if ok else "still not pushed")
             )
-        worktree = datasets.prepare_output(out_name, out_url, branch, offline_ok=True)
 
         input_dir: Path | None = None
         input_commit = None
@@ -349,7 +351,7 @@ class Runner:
             trailers["Mao-Slot"] = slot
         vote = out_dataset.get("policy", "merge") == "vote"
         return self._deliver(
-            run_id, pipeline, step_id, step, worktree, branch, out_name, out_url, trailers, slot, vote, record
+            run_id, pipeline, step_id, step, prepared, branch, out_name, out_url, trailers, slot, vote, record
         )
 
     def _deliver(
@@ -358,7 +360,7 @@ class Runner:
         pipeline: str,
         step_id: int,
         step: StepIn,
-        worktree: Path,
+        prepared: Prepared,
         branch: str,
         out_name: str,
         out_url: str,
@@ -376,7 +378,7 @@ class Runner:
         """
         inst, catalog, datasets = self.instance, self.instance.catalog, self.instance.datasets
         name = step.name
-        commit = datasets.commit_output(worktree, f"{pipeline}/{name}: output of run {run_id}", trailers)
+        commit = datasets.commit_output(prepared.worktree, f"{pipeline}/{name}: output of run {run_id}", trailers)
         record["output_commit"] = commit
         self._log(run_id, name, f"committed {commit} on {branch}" if commit else "the tool changed nothing: no commit")
         unpushed = StepOutcome(
@@ -410,7 +412,7 @@ class Runner:
                 self._log(run_id, name, f"lock merge-{out_name} acquired after {time.monotonic() - asked:.2f}s")
                 try:
                     merge = datasets.merge_to_ground_truth(
-                        out_name, branch, message, trailers, source=commit, fetched=True
+                        out_name, branch, message, trailers, source=commit, fetched=True, onto=prepared.on_agreed
                     )
                 except MergeConflict:
                     record["pushed"] = True  # the node branch went alone

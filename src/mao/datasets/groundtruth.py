@@ -58,6 +58,7 @@ class GroundTruthMixin:
         *,
         source: str | None = None,
         fetched: bool = False,
+        onto: str | None = None,
     ) -> str:
         """Merge node ``branch`` into ``ground-truth`` with a merge commit and push both; return the merge commit.
 
@@ -65,7 +66,9 @@ class GroundTruthMixin:
         commits are on the remote whenever its merge is. ``source`` is the node commit to
         merge (default: the branch's newest known commit); ``fetched`` says the clone was
         fetched moments ago, so the first attempt works from that fetch and only a refused
-        push fetches again.
+        push fetches again; ``onto`` says ``source`` was committed directly on that
+        ``origin/ground-truth`` commit (as fetched), so the merge takes the node's files as
+        they are, with no ref listing.
 
         The first merge creates ground-truth from the empty root commit. Files both sides
         changed since they last agreed are settled without stopping anyone: rows both sides
@@ -94,7 +97,12 @@ class GroundTruthMixin:
                 clone = self._existing_clone(name)
                 if fresh:
                     self._fetch(clone)
-                merged, pushed, error = self._merge_once(name, branch, message, trailers, source)
+                if not fresh and onto is not None and source is not None:
+                    merged = self._merge_onto(clone, branch, message, trailers, source, onto)
+                    error = self._push_merge(clone, f"refs/heads/{branch}", merged)
+                    pushed = error is None
+                else:
+                    merged, pushed, error = self._merge_once(name, branch, message, trailers, source)
                 if pushed:
                     return merged
             last = error
@@ -157,6 +165,13 @@ class GroundTruthMixin:
         merged = self.git.run(["commit-tree", tree, "-p", base, "-p", source], clone, input=text).strip()
         error = self._push_merge(clone, node_ref, merged)
         return merged, error is None, error
+
+    def _merge_onto(
+        self, clone: Path, branch: str, message: str, trailers: dict[str, str], source: str, onto: str
+    ) -> str:
+        """The merge commit of ``source`` made directly on ground-truth commit ``onto``: its files are the node's."""
+        text = self._message(clone, message, trailers)
+        return self.git.run(["commit-tree", f"{source}^{{tree}}", "-p", onto, "-p", source], clone, input=text).strip()
 
     def _merge_in_worktree(
         self,

@@ -80,6 +80,17 @@ _EMBEDDED_RE = re.compile(r"adding embedded git repository: (.+)$", re.MULTILINE
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """A step's output worktree, as :meth:`DatasetManager.prepare_step` left it."""
+
+    worktree: Path
+    pending: list[str]
+    """Node branches with commits origin lacks (an earlier push failed)."""
+    on_agreed: str | None
+    """The ``origin/ground-truth`` commit the worktree is at, if it is at it."""
+
+
+@dataclass(frozen=True)
 class RefInfo:
     """A branch tip as ``for-each-ref`` lists it: the commit, its tree and its parents."""
 
@@ -196,6 +207,7 @@ class DatasetManager(GroundTruthMixin, ChangesMixin, InputViewsMixin):
         self.retry_delay = retry_delay
         self._origins: dict[Path, str] = {}  # clone -> origin URL, as last checked or set
         self._input_views: dict[Path, Any] = {}  # input views and their users (see inputs.py)
+        self._tidy: dict[Path, str] = {}  # worktree -> the commit its last commit left it clean at
 
     # ------------------------------------------------------------------ paths and locks
 
@@ -483,12 +495,20 @@ class DatasetManager(GroundTruthMixin, ChangesMixin, InputViewsMixin):
         origin lacks (an earlier push failed: they are kept); else at
         ``origin/ground-truth``; else at an empty root commit.
         """
+        return self.prepare_step(name, url, branch, offline_ok=offline_ok).worktree
+
+    def prepare_step(self, name: str, url: str, branch: str, *, offline_ok: bool = False) -> Prepared:
+        """:meth:`prepare_output`, with what the one fetch and ref listing told: the node
+        branches holding commits origin lacks (see :meth:`push_branches`), and the
+        ``origin/ground-truth`` commit the worktree was left at, if it was."""
         check_branch(branch)
         if branch == GROUND_TRUTH:
             raise InvalidInput(f"{GROUND_TRUTH} is written only by merges; write a node branch instead")
         with self._lock(name):
             clone = self.ensure_clone(name, url, offline_ok=offline_ok)
+            tidy_at = self._tidy.pop(self.worktree_path(name, branch), None)
             refs = self._refs(clone)
+            pending = self._pending(clone, refs)
             remote_info = refs.get(f"refs/remotes/origin/{branch}")
             local_info = refs.get(f"refs/heads/{branch}")
             remote = remote_info.sha if remote_info else None
@@ -506,7 +526,7 @@ class DatasetManager(GroundTruthMixin, ChangesMixin, InputViewsMixin):
                 if diverged:
                     self._merge_diverged(name, worktree, branch, start)
                 self._take_in_agreed(name, clone, worktree, branch)
-                return worktree
+                return Prepared(worktree, pending, None)
             tip = remote or local
             take_in = False
             if tip is None:
@@ -516,10 +536,69 @@ class DatasetManager(GroundTruthMixin, ChangesMixin, InputViewsMixin):
                 if relation == "a<b":  # the agreed state is ahead: fast-forward to it
                     tip = agreed
                 take_in = relation == "apart"
-            worktree = self._checkout(name, clone, branch, tip, exists=local is not None)
+            worktree = self._move_tidy(name, clone, branch, local_info, tidy_at, tip, refs) or self._checkout(
+                name, clone, branch, tip, exists=local is not None
+            )
             if take_in:
                 self._take_in_agreed(name, clone, worktree, branch)
-            return worktree
+            gt = refs.get(f"refs/remotes/origin/{GROUND_TRUTH}")
+            on_agreed = gt is not None and not take_in and tip == gt.sha
+            return Prepared(worktree, pending, gt.sha if on_agreed and gt is not None else None)
+
+    def _move_tidy(
+        self,
+        name: str,
+        clone: Path,
+        branch: str,
+        local: RefInfo | None,
+        tidy_at: str | None,
+        target: str,
+        refs: dict[str, RefInfo],
+    ) -> Path | None:
+        """Move a worktree left clean by its last commit to ``target`` with one ``update-ref``,
+        when ``target`` holds the same files (as after its merge into ground-truth); None
+        when it needs a checkout."""
+        worktree = self.worktree_path(name, branch)
+        if local is None or tidy_at != local.sha or not worktree.is_dir():
+            return None
+        trees = {info.sha: info.tree for info in refs.values()}
+        if target != local.sha and trees.get(target) != local.tree:
+            return None
+        admin = self._admin_dir(clone, worktree)
+        if admin is None or self._merging(worktree):
+            return None
+        self._repair(admin, worktree)
+        if target != local.sha:
+            self.git.run(["update-ref", f"refs/heads/{branch}", target, local.sha], clone)
+        return worktree
+
+    def _pending(self, clone: Path, refs: dict[str, RefInfo]) -> list[str]:
+        """Local node branches holding commits that origin does not have, from a ref listing
+        (a branch at the commit its remote-tracking branch names costs no process)."""
+        pending = []
+        empty_root: str | None = None
+        for ref in sorted(refs):
+            if not ref.startswith("refs/heads/"):
+                continue
+            branch = ref[len("refs/heads/") :]
+            if branch == GROUND_TRUTH or not _BRANCH_RE.match(branch):
+                continue
+            local = refs[ref]
+            remote = refs.get(f"refs/remotes/origin/{branch}")
+            if remote is not None:
+                if remote.sha == local.sha or local.sha in remote.parents:
+                    continue
+                rev_range = [f"refs/remotes/origin/{branch}..refs/heads/{branch}"]
+            else:
+                rev_range = [f"refs/heads/{branch}", "--not", "--remotes=origin"]
+            count = int(self.git.run(["rev-list", "--count", *rev_range], clone).strip() or 0)
+            if count == 1 and remote is None:
+                empty_root = empty_root or self._empty_root(clone)
+                if local.sha == empty_root:
+                    continue  # started from nothing and never written: nothing to push
+            if count:
+                pending.append(branch)
+        return pending
 
     def _take_in_agreed(self, name: str, clone: Path, worktree: Path, branch: str) -> None:
         """Bring the agreed state (``origin/ground-truth`` as last fetched) into the node branch,
@@ -575,6 +654,7 @@ class DatasetManager(GroundTruthMixin, ChangesMixin, InputViewsMixin):
         with self._lock(name):
             clone = self._existing_clone(name)
             path = self.worktree_path(name, branch)
+            self._tidy.pop(path, None)
             admin = self._admin_dir(clone, path)
             if admin is None or not path.is_dir():
                 raise NotFound(f"no worktree for branch {branch!r} of dataset {name!r}; prepare the output first")
@@ -598,7 +678,9 @@ class DatasetManager(GroundTruthMixin, ChangesMixin, InputViewsMixin):
             if done.returncode != 0:
                 raise self.git.error(args, path, done.returncode, done.stderr or done.stdout)
             found = _COMMITTED_RE.search(done.stdout)
-            return found.group(1) if found else self.git.run(["rev-parse", "HEAD"], path).strip()
+            sha = found.group(1) if found else self.git.run(["rev-parse", "HEAD"], path).strip()
+            self._tidy[path] = sha  # everything in it is committed: the next prepare may skip the checkout
+            return sha
 
     # ------------------------------------------------------------------ input
 
@@ -670,41 +752,20 @@ class DatasetManager(GroundTruthMixin, ChangesMixin, InputViewsMixin):
         return self._push_ref(name, branch) is None
 
     def pending_pushes(self, name: str) -> list[str]:
-        """Local node branches holding commits that origin does not have, as of the last fetch
-        (a branch at the commit its remote-tracking branch names costs no further process)."""
+        """Local node branches holding commits that origin does not have, as of the last fetch."""
         clone = self.clone_path(name)
         if not (clone / ".git").is_dir():
             return []
         with self._lock(name):
-            refs = self._refs(clone)
-            pending = []
-            empty_root: str | None = None
-            for ref in sorted(refs):
-                if not ref.startswith("refs/heads/"):
-                    continue
-                branch = ref[len("refs/heads/") :]
-                if branch == GROUND_TRUTH or not _BRANCH_RE.match(branch):
-                    continue
-                local = refs[ref]
-                remote = refs.get(f"refs/remotes/origin/{branch}")
-                if remote is not None:
-                    if remote.sha == local.sha or local.sha in remote.parents:
-                        continue
-                    rev_range = [f"refs/remotes/origin/{branch}..refs/heads/{branch}"]
-                else:
-                    rev_range = [f"refs/heads/{branch}", "--not", "--remotes=origin"]
-                count = int(self.git.run(["rev-list", "--count", *rev_range], clone).strip() or 0)
-                if count == 1 and remote is None:
-                    empty_root = empty_root or self._empty_root(clone)
-                    if local.sha == empty_root:
-                        continue  # started from nothing and never written: nothing to push
-                if count:
-                    pending.append(branch)
-            return pending
+            return self._pending(clone, self._refs(clone))
 
     def push_pending(self, name: str) -> dict[str, bool]:
         """Push every branch :meth:`pending_pushes` lists; branch -> pushed."""
-        return {branch: self.push(name, branch) for branch in self.pending_pushes(name)}
+        return self.push_branches(name, self.pending_pushes(name))
+
+    def push_branches(self, name: str, branches: Sequence[str]) -> dict[str, bool]:
+        """Push each of ``branches`` (with retries); branch -> pushed."""
+        return {branch: self.push(name, branch) for branch in branches}
 
     # ------------------------------------------------------------------ recovery
 
