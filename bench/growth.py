@@ -181,6 +181,7 @@ def make_instance(work: Path, name: str, timed: Timed, registry_store: Store) ->
     inst = Instance(settings, registry=LocalRegistry(registry_store), executor=FakeExecutor(tools))
     inst.setup()
     inst.datasets.retry_delay = 0.05
+    inst.datasets.git.timeout = 1800  # fetching a large input on a busy machine
     timed.watch(inst)
     return inst
 
@@ -217,7 +218,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer steps per case, a 64 MB input")
     parser.add_argument("--input-mb", type=int, default=1024, help="size of the large input dataset")
+    parser.add_argument(
+        "--only", default="history,files,input,instances", help="cases to run, comma-separated (default: all)"
+    )
     args = parser.parse_args()
+    cases = set(args.only.split(","))
     steps = 3 if args.quick else 7
     input_mb = 64 if args.quick else args.input_mb
     results: list[dict] = []
@@ -243,7 +248,7 @@ def main() -> int:
         register(a, {name: path for name, path in remotes.items() if name != "shared"})
 
         # history
-        for dataset in ("short", "long"):
+        for dataset in ("short", "long") if "history" in cases else ():
             define(a, f"h-{dataset}", "append", dataset)
             run(a, f"h-{dataset}")  # first run: clone and node branch
             timed.take()
@@ -255,75 +260,99 @@ def main() -> int:
         define(a, "files", "files", "files")
         run(a, "files")
         timed.take()
-        for count in (1, 1000, 10000):
+        for count in (1, 1000, 10000) if "files" in cases else ():
             timed.files = count
             for _ in range(max(2, steps // 2) if count == 10000 else steps):
                 run(a, "files")
             report("files", f"{count} files written", timed.take())
 
         # a large input dataset
-        started = time.perf_counter()
-        fill_input(remotes["big"], input_mb)
-        fill_history(remotes["small"], 1)
-        made_s = round(time.perf_counter() - started, 1)
-        for dataset in ("small", "big"):
-            define(a, f"in-{dataset}", "read", "out", input=dataset)
-            first = time.perf_counter()
-            run(a, f"in-{dataset}")
-            first_s = round(time.perf_counter() - first, 2)
-            timed.take()
-            changer = work / f"change-{dataset}"
-            for i in range(steps):
-                add_file(remotes[dataset], changer, f"new-{i}.txt", f"{i}\n")
-                run(a, f"in-{dataset}")
-            label = f"input {input_mb} MB" if dataset == "big" else "input 1 file"
-            extra = {"first_step_s": first_s}
-            if dataset == "big":
-                extra["generated_s"] = made_s
-            report("input", label, timed.take(), **extra)
-        # the whole-copy export a step used to make, for comparison
-        dest = work / "export"
-        started = time.perf_counter()
-        a.datasets.snapshot_input("big", str(remotes["big"]), dest)
-        export_s = round(time.perf_counter() - started, 2)
-        print(f"{'input':<10} {'(a whole copy, as before)':<26} {1:>5}  {export_s * 1000:>9.1f}", flush=True)
-        results.append({"case": "input", "variant": "whole copy per step", "steps": 1, "overhead_ms": export_s * 1000})
-        subprocess.run(["rm", "-rf", str(dest)], check=False)
+        if "input" in cases:
+            input_case(a, work, remotes, timed, steps, input_mb, report, results)
         a.close()
-
-        # instances sharing one dataset
-        instances = [make_instance(work, f"n{i}", timed, registry_store) for i in range(5)]
-        register(instances[0], {"shared": remotes["shared"]})
-        define(instances[0], "same", "append", "shared")
-        for inst in instances[1:]:
-            define(inst, "same", "append", "shared")
-        for count in (1, 3, 5):
-            group = instances[:count]
-            for inst in group:
-                run(inst, "same")  # first run of each: clone and node branch
-            timed.take()
-            walls = []
-            for _ in range(steps):
-                threads = [threading.Thread(target=run, args=(inst, "same")) for inst in group]
-                started = time.perf_counter()
-                for thread in threads:
-                    thread.start()
-                for thread in threads:
-                    thread.join()
-                walls.append(time.perf_counter() - started)
-            report("instances", f"{count} at once", timed.take(), round_wall_ms=median_ms(walls))
-        rows = git("show", "ground-truth:rows.csv", cwd=remotes["shared"]).splitlines()
-        print(f"(instances: {len(rows)} rows in ground-truth, none lost)", flush=True)
-        for inst in instances:
-            inst.close()
+        if "instances" in cases:
+            instances_case(work, remotes, timed, registry_store, steps, report)
         registry_store.close()
 
     out = ROOT / "bench" / "results" / "growth.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    kept = []
+    if out.is_file() and cases != {"history", "files", "input", "instances"}:
+        kept = [row for row in json.loads(out.read_text())["results"] if row["case"] not in cases]
     meta = {"date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count(), "steps_per_case": steps, "input_mb": input_mb}
-    out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+    out.write_text(json.dumps({"meta": meta, "results": kept + results}, indent=2) + "\n")
     print(f"written to {out.relative_to(ROOT)}")
     return 0
+
+
+def input_case(
+    a: Instance,
+    work: Path,
+    remotes: dict[str, Path],
+    timed: Timed,
+    steps: int,
+    input_mb: int,
+    report: Callable[..., None],
+    results: list[dict],
+) -> None:
+    """A step reading a large input against one reading a small one; then a whole copy, as before."""
+    started = time.perf_counter()
+    fill_input(remotes["big"], input_mb)
+    fill_history(remotes["small"], 1)
+    made_s = round(time.perf_counter() - started, 1)
+    for dataset in ("small", "big"):
+        define(a, f"in-{dataset}", "read", "out", input=dataset)
+        first = time.perf_counter()
+        run(a, f"in-{dataset}")
+        first_s = round(time.perf_counter() - first, 2)
+        timed.take()
+        changer = work / f"change-{dataset}"
+        for i in range(steps):
+            add_file(remotes[dataset], changer, f"new-{i}.txt", f"{i}\n")
+            run(a, f"in-{dataset}")
+        label = f"input {input_mb} MB" if dataset == "big" else "input 1 file"
+        extra = {"first_step_s": first_s}
+        if dataset == "big":
+            extra["generated_s"] = made_s
+        report("input", label, timed.take(), **extra)
+    # the whole-copy export a step used to make, for comparison
+    dest = work / "export"
+    started = time.perf_counter()
+    a.datasets.snapshot_input("big", str(remotes["big"]), dest)
+    export_ms = round((time.perf_counter() - started) * 1000, 1)
+    print(f"{'input':<10} {f'whole copy of {input_mb} MB':<26} {1:>5}  {export_ms:>9.1f}  (as each step did before)")
+    results.append({"case": "input", "variant": f"whole copy of {input_mb} MB", "steps": 1, "overhead_ms": export_ms})
+    subprocess.run(["rm", "-rf", str(dest)], check=False)
+
+
+def instances_case(
+    work: Path, remotes: dict[str, Path], timed: Timed, registry_store: Store, steps: int, report: Callable[..., None]
+) -> None:
+    """1, 3 and 5 instances running the same step on one dataset at once."""
+    instances = [make_instance(work, f"n{i}", timed, registry_store) for i in range(5)]
+    register(instances[0], {"shared": remotes["shared"]})
+    for inst in instances:
+        define(inst, "same", "append", "shared")
+    for count in (1, 3, 5):
+        group = instances[:count]
+        for inst in group:
+            run(inst, "same")  # first run of each: clone and node branch
+        timed.take()
+        walls = []
+        for _ in range(steps):
+            threads = [threading.Thread(target=run, args=(inst, "same")) for inst in group]
+            started = time.perf_counter()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            walls.append(time.perf_counter() - started)
+        report("instances", f"{count} at once", timed.take(), round_wall_ms=median_ms(walls))
+    rows = git("show", "ground-truth:rows.csv", cwd=remotes["shared"]).splitlines()
+    expected = (1 + 3 + 5) * (1 + steps)  # each instance of each group: a first run, then the timed ones
+    print(f"(instances: {len(rows)} rows in ground-truth of {expected} appended)", flush=True)
+    for inst in instances:
+        inst.close()
 
 
 if __name__ == "__main__":
