@@ -102,3 +102,23 @@ def test_a_step_that_changed_nothing_adds_no_merge(manager: DatasetManager, remo
     assert manager.commit_output(worktree, "Output of run 2", {"Mao-Run": "2"}) is None
     assert manager.merge_to_ground_truth("ds", "step-a", "Merge 2", {}, fetched=True) == merged
     assert inspect.rev(remote, "ground-truth") == merged
+
+
+def test_housekeeping_runs_once_every_so_many_commits(manager: DatasetManager, remote: Path, inspect) -> None:
+    from mao.datasets.manager import HOUSEKEEPING_EVERY
+
+    for run in range(1, HOUSEKEEPING_EVERY * 2 + 1):
+        _step(manager, remote, "step-a", {"rows.csv": f"{run}\n"}, run)
+    assert manager.git.by_subcommand["maintenance"] == 2
+    # and git did not run it after each fetch and commit itself (its own trace says so)
+    worktree = manager.prepare_output("ds", str(remote), "step-a")
+    (worktree / "rows.csv").write_text("last\n")
+    manager.git._env["GIT_TRACE"] = str(manager.base_dir.parent / "trace.log")
+    try:
+        manager.commit_output(worktree, "Output", {})
+        manager.ensure_clone("ds", str(remote))
+    finally:
+        del manager.git._env["GIT_TRACE"]
+    trace = (manager.base_dir.parent / "trace.log").read_text()
+    assert "upload-pack" in trace  # the fetch was traced
+    assert "maintenance run" not in trace

@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 
 _PRE_EXISTING = ("main", "master")
 
+#: Commits in a clone between two runs of ``git maintenance run --auto`` there.
+HOUSEKEEPING_EVERY = 20
+
 # Branch names double as directory names: no '/', no '.', at most 200 characters.
 _BRANCH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,199}$")
 _SHA_RE = re.compile(r"^[0-9a-f]{7,64}$")
@@ -208,6 +211,7 @@ class DatasetManager(GroundTruthMixin, ChangesMixin, InputViewsMixin):
         self._origins: dict[Path, str] = {}  # clone -> origin URL, as last checked or set
         self._input_views: dict[Path, Any] = {}  # input views and their users (see inputs.py)
         self._tidy: dict[Path, str] = {}  # worktree -> the commit its last commit left it clean at
+        self._commits_since_housekeeping: dict[Path, int] = {}
 
     # ------------------------------------------------------------------ paths and locks
 
@@ -248,7 +252,8 @@ class DatasetManager(GroundTruthMixin, ChangesMixin, InputViewsMixin):
         raise self.git.error(args, cwd, result.returncode, result.stderr)
 
     def _fetch(self, clone: Path) -> None:
-        self.git.run(["fetch", "--prune", "--quiet", "origin"], clone)
+        # no housekeeping run after every fetch: see _housekeeping
+        self.git.run(["fetch", "--prune", "--quiet", "--no-auto-maintenance", "origin"], clone)
 
     def _empty_root(self, clone: Path) -> str:
         """The shared root commit with an empty tree (see ``_ROOT_ENV``)."""
@@ -671,7 +676,10 @@ class DatasetManager(GroundTruthMixin, ChangesMixin, InputViewsMixin):
                     name,
                     ", ".join(n.strip() for n in nested),
                 )
-            args = ["-c", "core.abbrev=40", "commit", "--no-verify", "--cleanup=whitespace", "--file=-"]
+            args = [
+                *("-c", "core.abbrev=40", "-c", "maintenance.auto=false"),  # full ids; housekeeping below
+                *("commit", "--no-verify", "--cleanup=whitespace", "--file=-"),
+            ]
             done = self.git.call(args, path, input=text)
             if done.returncode == 1 and "nothing to commit" in done.stdout:
                 return None
@@ -680,7 +688,20 @@ class DatasetManager(GroundTruthMixin, ChangesMixin, InputViewsMixin):
             found = _COMMITTED_RE.search(done.stdout)
             sha = found.group(1) if found else self.git.run(["rev-parse", "HEAD"], path).strip()
             self._tidy[path] = sha  # everything in it is committed: the next prepare may skip the checkout
+            self._housekeeping(clone)
             return sha
+
+    def _housekeeping(self, clone: Path) -> None:
+        """``git maintenance run --auto`` (packing loose objects when there are many) once every
+        ``HOUSEKEEPING_EVERY`` commits, instead of after every fetch and commit as git would."""
+        count = self._commits_since_housekeeping.get(clone, 0) + 1
+        if count < HOUSEKEEPING_EVERY:
+            self._commits_since_housekeeping[clone] = count
+            return
+        self._commits_since_housekeeping[clone] = 0
+        result = self.git.call(["maintenance", "run", "--auto", "--quiet"], clone)
+        if result.returncode != 0:
+            logger.warning("housekeeping of %s failed: %s", clone, result.stderr.strip())
 
     # ------------------------------------------------------------------ input
 
