@@ -102,6 +102,8 @@ def fill_input(remote: Path, megabytes: int) -> None:
     proc.stdin.close()
     if proc.wait() != 0:
         raise SystemExit("git fast-import failed")
+    # large random files: no delta search when serving them (as for any repository of large binaries)
+    git("config", "core.bigFileThreshold", "1m", cwd=remote)
 
 
 def add_file(remote: Path, work: Path, name: str, text: str) -> None:
@@ -109,7 +111,7 @@ def add_file(remote: Path, work: Path, name: str, text: str) -> None:
     if not (work / ".git").exists():
         git("clone", "-q", "--no-checkout", "--branch", "ground-truth", str(remote), str(work))
     git("fetch", "-q", "origin", cwd=work)
-    git("reset", "-q", "--soft", "origin/ground-truth", cwd=work)
+    git("read-tree", "origin/ground-truth", cwd=work)  # the index holds every file of ground-truth
     blob = git("hash-object", "-w", "--stdin", cwd=work, input=text.encode()).strip()
     git("update-index", "--add", "--cacheinfo", f"100644,{blob},{name}", cwd=work)
     tree = git("write-tree", cwd=work).strip()
