@@ -5,8 +5,8 @@
 Both sides do the same work under the same conditions, interleaved in one run:
 
 - **by hand** (the baseline), per step: ``docker run`` of the tool with MAO's network mode
-  and the same mount, ``git add -A && git commit``, push of the node branch, merge of the
-  node branch into ``ground-truth`` (``--no-ff``), push of ``ground-truth``;
+  and the same mount, ``git add -A && git commit``, merge of the node branch into
+  ``ground-truth`` (``--no-ff``), one push of both branches (``--atomic``), as MAO pushes;
 - **MAO**: ``POST /pipeline/run {"name"}`` against a ``maoctl serve`` of its own (SQLite,
   local registry, a bare-repository dataset), from submission until ``GET /runs/{id}``
   (polled every 5 ms) says the run finished. MAO adds what makes it MAO: provenance trailers, the run
@@ -98,9 +98,9 @@ class ByHand:
             )
             sh("git", "add", "-A", cwd=self.clone, env=self.env)
             sh("git", "commit", "-q", "-m", f"step {self.count}", cwd=self.clone, env=self.env)
-            sh("git", "push", "-q", "origin", "node", cwd=self.clone, env=self.env)
             sh("git", "merge", "-q", "--no-ff", "-m", f"merge {self.count}", "node", cwd=self.gt, env=self.env)
-            sh("git", "push", "-q", "origin", "ground-truth", cwd=self.gt, env=self.env)
+            # both branches in one push, as MAO pushes them
+            sh("git", "push", "-q", "--atomic", "origin", "node", "ground-truth", cwd=self.clone, env=self.env)
         return time.perf_counter() - start
 
 

@@ -262,11 +262,13 @@ def publish_insight(
     step: str,
     slot: str | None,
     note: Note,
+    commit: str | None = None,
 ) -> None:
-    """After the step succeeded: its insight into the registry (or the queue of federation work)."""
+    """After the step succeeded: its insight into the registry (or the queue of federation work).
+
+    ``commit`` is the step's node commit (None when the tool changed nothing)."""
     if not report.has_insight:
         return
-    commit = next((s.output_commit for s in instance.store.get_run(run_id).steps if s.id == step_id), None)
     record = {
         "value": report.insight,
         "run_id": run_id,

@@ -17,18 +17,20 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mao.agreement.slots import normalize_slot
 from mao.closer import RunCloser
-from mao.errors import Conflict, InvalidInput, MAOError, MergeConflict, RegistryUnavailable, StoreError
+from mao.errors import Conflict, GitError, InvalidInput, MAOError, MergeConflict, RegistryUnavailable, StoreError
 from mao.executor.base import StepSpec
 from mao.models import PRIVATE_RE, StepIn
 from mao.quality import check_output, publish_insight
 from mao.status import RunStatus
+from mao.store.logbuffer import LogBuffer
 from mao.store.models import utcnow
 
 if TYPE_CHECKING:
+    from mao.datasets.manager import Prepared
     from mao.instance import Instance
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,15 @@ def render_env(env: dict[str, str], variables: dict[str, str]) -> tuple[dict[str
 
 
 @dataclass
+class _RunInfo:
+    pipeline: str
+    slot: str | None
+    trigger: str
+    step_ids: list[int]
+    started: float | None = None  # time.monotonic() when it started running
+
+
+@dataclass
 class StepOutcome:
     status: RunStatus
     error: str | None = None
@@ -89,8 +100,11 @@ class Runner:
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="mao-run")
         self._cancel: dict[int, threading.Event] = {}
         self._futures: dict[int, Future[None]] = {}
+        self._runs: dict[int, _RunInfo] = {}  # what the runner knows of its runs, so as not to read it back
         self._lock = threading.Lock()
         self.closer = RunCloser(instance.store, on_closed=self._closed)
+        self.logs = LogBuffer(instance.store)
+        """Log lines on their way to the store: in batches, each within a fraction of a second."""
         self._stopping = False
 
     # public ----------------------------------------------------------------------
@@ -109,6 +123,7 @@ class Runner:
             run = self.instance.store.create_run(pipeline, definition.steps, trigger=trigger, slot=slot)
             cancel = threading.Event()
             self._cancel[run.id] = cancel
+            self._runs[run.id] = _RunInfo(run.pipeline, run.slot, run.trigger, [s.id for s in run.steps])
             self._futures[run.id] = self._pool.submit(self._execute_safely, run.id, definition.steps, cancel)
         return run.id
 
@@ -154,6 +169,7 @@ class Runner:
             event.set()
         self._pool.shutdown(wait=wait, cancel_futures=True)
         self.closer.stop()
+        self.logs.close()
 
     # execution -------------------------------------------------------------------
 
@@ -177,7 +193,11 @@ class Runner:
         """Called once the store has recorded a run's end."""
         self._cancel.pop(run_id, None)
         self._log(run_id, None, f"run {status}" + (f": {error}" if error else ""))
-        self._publish_finished(run_id, status, error)
+        self.logs.flush()
+        info = self._runs.pop(run_id, None)
+        self._publish_finished(run_id, status, error, info)
+        if info is not None and not info.slot:
+            return  # no slot: nothing for the coverage index
         try:
             from mao.coverage.index import record_run
 
@@ -187,17 +207,23 @@ class Runner:
 
     def _execute(self, run_id: int, steps: list[StepIn], cancel: threading.Event) -> tuple[RunStatus, str | None]:
         store = self.instance.store
-        run = store.get_run(run_id)
+        run = self._runs.get(run_id)
+        if run is None:
+            stored = store.get_run(run_id)
+            run = self._runs[run_id] = _RunInfo(
+                stored.pipeline, stored.slot, stored.trigger, [s.id for s in stored.steps]
+            )
         store.update_run(run_id, status=RunStatus.RUNNING, started_at=utcnow())
+        run.started = time.monotonic()
         self._log(run_id, None, f"run {run_id} of pipeline {run.pipeline} started on {self.instance.name}")
         self.instance.events.publish(
             "run.started", run_id=run_id, pipeline=run.pipeline, trigger=run.trigger, slot=run.slot
         )
         variables = store.private_variables(run.pipeline)
-        for step_row, step in zip(run.steps, steps, strict=True):
+        for step_id, step in zip(run.step_ids, steps, strict=True):
             if cancel.is_set():
                 return RunStatus.CANCELLED, "cancelled before step " + step.name
-            outcome = self._step(run_id, run.pipeline, step_row.id, step, variables, cancel, run.slot)
+            outcome = self._step(run_id, run.pipeline, step_id, step, variables, cancel, run.slot)
             if outcome.status != RunStatus.SUCCEEDED:
                 return outcome.status, f"step {step.name}: {outcome.error}"
         return RunStatus.SUCCEEDED, None
@@ -215,22 +241,24 @@ class Runner:
         store = self.instance.store
         name = step.name
         started = time.monotonic()
+        record: dict[str, Any] = {}  # what the step learns on its way, stored with its end
         store.update_step(step_id, status=RunStatus.RUNNING, started_at=utcnow())
         self._log(run_id, name, f"step {name} started (tool {step.tool})")
         self.instance.events.publish("step.started", run_id=run_id, pipeline=pipeline, step=name)
         try:
-            outcome = self._run_step(run_id, pipeline, step_id, step, variables, cancel, slot)
+            outcome = self._run_step(run_id, pipeline, step_id, step, variables, cancel, slot, record)
         except MergeConflict as exc:
             # the message names the files already
             outcome = StepOutcome(RunStatus.CONFLICT, exc.message)
-            store.update_step(step_id, details={"conflict_files": exc.files})
+            record["details"] = {"conflict_files": exc.files}
         except MAOError as exc:
             outcome = StepOutcome(RunStatus.FAILED, exc.message)
         except Exception as exc:
             log.exception("step %s of run %s crashed", name, run_id)
             outcome = StepOutcome(RunStatus.FAILED, f"internal error: {exc.__class__.__name__}: {exc}")
-        store.update_step(step_id, status=outcome.status, error=outcome.error, finished_at=utcnow())
         self._log(run_id, name, f"step {name} {outcome.status}" + (f": {outcome.error}" if outcome.error else ""))
+        self.logs.flush()
+        store.update_step(step_id, status=outcome.status, error=outcome.error, finished_at=utcnow(), **record)
         self.instance.events.publish(
             "step.finished",
             run_id=run_id,
@@ -250,9 +278,10 @@ class Runner:
         step: StepIn,
         variables: dict[str, str],
         cancel: threading.Event,
-        slot: str | None = None,
+        slot: str | None,
+        record: dict[str, Any],
     ) -> StepOutcome:
-        inst, store, catalog = self.instance, self.instance.store, self.instance.catalog
+        inst, catalog = self.instance, self.instance.catalog
         name = step.name
         tool = catalog.get_tool(step.tool)
         out_name = step.output_dataset
@@ -263,11 +292,13 @@ class Runner:
         env, secrets = render_env(step.env, variables)
         env.update(step_environment(inst.name, pipeline, name, run_id, slot))
         branch = node_branch(name, inst.name)
-        store.update_step(step_id, image=tool["image"], output_branch=branch)
+        record.update(image=tool["image"], output_branch=branch)
         datasets = inst.datasets
 
-        worktree = datasets.prepare_output(out_name, out_url, branch, offline_ok=True)
-        for pending_branch, ok in datasets.push_pending(out_name).items():
+        prepared = datasets.prepare_step(out_name, out_url, branch, offline_ok=True)
+        worktree = prepared.worktree
+        # branches whose push failed earlier
+        for pending_branch, ok in datasets.push_branches(out_name, prepared.pending).items():
             self._log(
                 run_id, name, f"earlier commit on {pending_branch} " + ("pushed now" if ok else "still not pushed")
             )
@@ -277,10 +308,8 @@ class Runner:
         if step.input_dataset:
             in_name = step.input_dataset
             in_url = catalog.get_dataset(in_name)["master"]
-            input_dir = self._scratch(run_id) / name / "input"
-            input_dir.mkdir(parents=True, exist_ok=True)
-            input_commit = datasets.snapshot_input(in_name, in_url, input_dir)
-            store.update_step(step_id, input_commit=input_commit)
+            input_dir, input_commit = datasets.acquire_input(in_name, in_url)
+            record["input_commit"] = input_commit
             self._log(run_id, name, f"input {in_name} at ground-truth {input_commit or '(empty: no ground-truth yet)'}")
 
         for note in catalog.take_notes():
@@ -300,8 +329,12 @@ class Runner:
             instance=inst.name,
             secret_values=secrets,
         )
-        result = inst.executor.run(spec, lambda line: self._log(run_id, name, line), cancel)
-        store.update_step(step_id, exit_code=result.exit_code, image_digest=result.image_digest)
+        try:
+            result = inst.executor.run(spec, lambda line: self._log(run_id, name, line), cancel)
+        finally:
+            if input_dir is not None and step.input_dataset:
+                datasets.release_input(step.input_dataset, input_dir)
+        record.update(exit_code=result.exit_code, image_digest=result.image_digest)
         if result.status != RunStatus.SUCCEEDED:
             datasets.reset_worktrees(out_name, branch)
             return StepOutcome(RunStatus(result.status), result.error or result.status)
@@ -322,10 +355,22 @@ class Runner:
             trailers["Mao-Slot"] = slot
         vote = out_dataset.get("policy", "merge") == "vote"
         outcome = self._deliver(
-            run_id, pipeline, step_id, step, worktree, branch, out_name, out_url, trailers, slot, vote, report.suspect
+            run_id,
+            pipeline,
+            step_id,
+            step,
+            prepared,
+            branch,
+            out_name,
+            out_url,
+            trailers,
+            slot,
+            vote,
+            record,
+            report.suspect,
         )
         if outcome.status == RunStatus.SUCCEEDED:
-            publish_insight(inst, report, run_id, pipeline, step_id, name, slot, say)
+            publish_insight(inst, report, run_id, pipeline, step_id, name, slot, say, record.get("output_commit"))
         return outcome
 
     def _deliver(
@@ -334,41 +379,38 @@ class Runner:
         pipeline: str,
         step_id: int,
         step: StepIn,
-        worktree: Path,
+        prepared: Prepared,
         branch: str,
         out_name: str,
         out_url: str,
         trailers: dict[str, str],
         slot: str | None,
         vote: bool,
+        record: dict[str, Any],
         suspect: bool = False,
     ) -> StepOutcome:
-        """Commit the step's output on its node branch, push it, then hand it to the dataset's
-        policy: merged into ground-truth (``merge``) or cast as a ballot (``vote``; a suspect
-        step casts none, so the slot's tally counts this instance as missing).
+        """Commit the step's output on its node branch, then hand it to the dataset's policy:
+        pushed with its merge into ground-truth in one push (``merge``), or pushed and cast
+        as a ballot (``vote``; a suspect step casts none, so the slot's tally counts this
+        instance as missing).
 
-        Once the push went through, a registry that cannot be reached raises
-        RegistryUnavailable out of here: the commit is safe on the remote.
+        A registry that cannot be reached never fails the step once the node branch is
+        pushed: the merge or the ballot is queued for when it answers again.
         """
-        inst, store, catalog, datasets = (
-            self.instance,
-            self.instance.store,
-            self.instance.catalog,
-            self.instance.datasets,
-        )
+        inst, catalog, datasets = self.instance, self.instance.catalog, self.instance.datasets
         name = step.name
-        commit = datasets.commit_output(worktree, f"{pipeline}/{name}: output of run {run_id}", trailers)
-        store.update_step(step_id, output_commit=commit)
+        commit = datasets.commit_output(prepared.worktree, f"{pipeline}/{name}: output of run {run_id}", trailers)
+        record["output_commit"] = commit
         self._log(run_id, name, f"committed {commit} on {branch}" if commit else "the tool changed nothing: no commit")
-
-        pushed = datasets.push(out_name, branch)
-        store.update_step(step_id, pushed=pushed)
-        if not pushed:
-            return StepOutcome(
-                RunStatus.FAILED,
-                f"push of {branch} to {_redact(out_url)} failed; the commit is kept and the next run pushes it",
-            )
+        unpushed = StepOutcome(
+            RunStatus.FAILED,
+            f"push of {branch} to {_redact(out_url)} failed; the commit is kept and the next run pushes it",
+        )
         message = f"Merge {branch} into ground-truth (run {run_id})"
+        if vote:
+            record["pushed"] = datasets.push(out_name, branch)
+            if not record["pushed"]:
+                return unpushed
         try:
             catalog.add_node(out_name, branch)
             if vote:
@@ -383,7 +425,7 @@ class Runner:
                 from mao.agreement.tally import Tallier
 
                 ballot = Tallier(inst).cast(out_name, pipeline, name, slot, run_id, branch, commit)
-                store.update_step(step_id, details={"ballot": ballot})
+                record["details"] = {"ballot": ballot}
                 self._log(
                     run_id, name, f"ballot for slot {slot}: output {ballot['output_id'][:12]} ({ballot['commit']})"
                 )
@@ -392,8 +434,22 @@ class Runner:
             asked = time.monotonic()
             with inst.registry.lock(f"merge-{out_name}", ttl=lock_ttl, owner=inst.name):
                 self._log(run_id, name, f"lock merge-{out_name} acquired after {time.monotonic() - asked:.2f}s")
-                merge = datasets.merge_to_ground_truth(out_name, branch, message, trailers)
-        except RegistryUnavailable as exc:  # pushed: the federation's part waits for the registry
+                try:
+                    merge = datasets.merge_to_ground_truth(
+                        out_name, branch, message, trailers, source=commit, fetched=True, onto=prepared.on_agreed
+                    )
+                except MergeConflict:
+                    record["pushed"] = True  # the node branch went alone
+                    raise
+                except GitError as exc:
+                    record["pushed"] = False
+                    return StepOutcome(unpushed.status, f"{unpushed.error}: {exc.message}")
+            record["pushed"] = True
+        except RegistryUnavailable as exc:  # the federation's part waits for the registry
+            if not vote:
+                record["pushed"] = datasets.push(out_name, branch)
+                if not record["pushed"]:
+                    return unpushed
             if vote and (suspect or not slot):
                 why = "the step is suspect" if suspect else "the run has no slot"
                 self._log(run_id, name, f"the registry is unavailable ({exc.message}); no ballot: {why}")
@@ -417,7 +473,7 @@ class Runner:
 
                 defer_merge(inst, run_id, step_id, name, out_name, branch, commit, message, trailers, exc)
             return StepOutcome(RunStatus.SUCCEEDED)
-        store.update_step(step_id, merge_commit=merge)
+        record["merge_commit"] = merge
         self._log(run_id, name, f"merged {branch} into ground-truth: {merge}")
         return StepOutcome(RunStatus.SUCCEEDED)
 
@@ -440,27 +496,27 @@ class Runner:
         return self.instance.settings.data_dir / "runs" / str(run_id)
 
     def _log(self, run_id: int, step: str | None, line: str) -> None:
-        try:
-            self.instance.store.append_log(run_id, step, line)
-        except MAOError:
-            log.warning("could not store a log line of run %s: %s", run_id, line)
+        self.logs.add(run_id, step, line)
         self.instance.events.publish("log", run_id=run_id, step=step, line=line)
 
-    def _publish_finished(self, run_id: int, status: RunStatus, error: str | None) -> None:
-        try:
-            run = self.instance.store.get_run(run_id)
-        except MAOError:
-            return
-        duration = None
-        if run.started_at is not None and run.finished_at is not None:
-            duration = (run.finished_at - run.started_at).total_seconds()
+    def _publish_finished(self, run_id: int, status: RunStatus, error: str | None, info: _RunInfo | None) -> None:
+        if info is not None and info.started is not None:
+            pipeline, slot, duration = info.pipeline, info.slot, time.monotonic() - info.started
+        else:
+            try:
+                run = self.instance.store.get_run(run_id)
+            except MAOError:
+                return
+            pipeline, slot, duration = run.pipeline, run.slot, None
+            if run.started_at is not None and run.finished_at is not None:
+                duration = (run.finished_at - run.started_at).total_seconds()
         self.instance.events.publish(
             "run.finished",
             run_id=run_id,
-            pipeline=run.pipeline,
+            pipeline=pipeline,
             status=str(status),
             error=error,
-            slot=run.slot,
+            slot=slot,
             duration_s=duration,
         )
 

@@ -71,11 +71,11 @@ def test_merge_retries_when_ground_truth_moved_meanwhile(federation, register, r
     register(beta)
     assert alpha.store.get_run(alpha.runner.run_sync("collect")).status == "succeeded"
 
-    original = DatasetManager.push_once
+    original = DatasetManager._push_merge
     raced = []
 
-    def push_once(self, name, branch):
-        if branch == "ground-truth" and not raced:
+    def push_merge(self, clone, node_ref, merged):
+        if merged is not None and not raced:
             raced.append(True)
             # alpha pushes ground-truth between beta's fetch and beta's push (no lock: an outside writer)
             manager = alpha.datasets
@@ -84,9 +84,9 @@ def test_merge_retries_when_ground_truth_moved_meanwhile(federation, register, r
             manager.commit_output(worktree, "meanwhile", {})
             manager.push("metrics", "gather-alpha")
             manager._merge_once("metrics", "gather-alpha", "Merge meanwhile", {})
-        return original(self, name, branch)
+        return original(self, clone, node_ref, merged)
 
-    monkeypatch.setattr(DatasetManager, "push_once", push_once)
+    monkeypatch.setattr(DatasetManager, "_push_merge", push_merge)
     run = beta.store.get_run(beta.runner.run_sync("collect"))
     assert raced
     assert run.status == "succeeded", run.error

@@ -88,10 +88,16 @@ def test_reset_worktrees_after_a_half_done_merge(
     write_output(manager, str(remote), "step-a", {"result.csv": "a\n"})
     write_output(other, str(remote), "step-b", {"result.csv": "b\n"})
     manager.merge_to_ground_truth("ds", "step-a", "Merge step-a", {})
-    merged = manager.merge_to_ground_truth("ds", "step-a", "Merge step-a", {})
-    # a crash in the middle of a merge: conflict markers, MERGE_HEAD, a stale index.lock
+    # both created result.csv: settled in the ground-truth worktree
+    merged = manager.merge_to_ground_truth("ds", "step-b", "Merge step-b", {})
     gt = manager.worktree_path("ds", "ground-truth")
+    assert inspect.git("rev-parse", "HEAD", cwd=gt).strip() == merged
+    # a crash in the middle of a merge: conflict markers, MERGE_HEAD, a stale index.lock
+    write_output(other, str(remote), "step-b", {"result.csv": "c\n"}, run=2)
     manager.ensure_clone("ds", str(remote))
+    (gt / "result.csv").write_text("x\n")
+    inspect.git("commit", "--quiet", "--all", "--message", "by hand", cwd=gt)
+    merged = inspect.git("rev-parse", "HEAD", cwd=gt).strip()
     inspect.git("merge", "--no-edit", "origin/step-b", cwd=gt, check=False)
     admin = manager.clone_path("ds") / ".git" / "worktrees" / "ground-truth"
     assert (admin / "MERGE_HEAD").exists()
@@ -106,7 +112,7 @@ def test_reset_worktrees_after_a_half_done_merge(
     assert not (admin / "MERGE_HEAD").exists() and not (admin / "index.lock").exists()
     assert inspect.status(gt) == "" and inspect.status(node) == ""
     assert inspect.git("rev-parse", "HEAD", cwd=gt).strip() == merged
-    assert (node / "result.csv").read_text() == "a\n"
+    assert (node / "result.csv").read_text() == "a\nb\n"
 
     write_output(manager, str(remote), "step-a", {"more.txt": "m\n"}, run=2)
     manager.merge_to_ground_truth("ds", "step-a", "Merge step-a", {})

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import tempfile
 import threading
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -88,6 +89,11 @@ class Git:
         self.ssh_key_dir = Path(ssh_key_dir).absolute() if ssh_key_dir is not None else None
         self.ssh_key = self._find_key()
         self._env = self._build_env()
+        self._counted = threading.Lock()
+        self.processes = 0
+        """How many git processes this runner has started (a cheap cost measure)."""
+        self.by_subcommand: Counter[str] = Counter()
+        """The same, per git subcommand."""
 
     # ------------------------------------------------------------------ setup
 
@@ -278,6 +284,9 @@ class Git:
             raise TypeError("git arguments must be a list, not a string")
         if cwd is not None and not Path(cwd).is_absolute():
             raise ValueError(f"git working directory must be absolute: {cwd}")
+        with self._counted:
+            self.processes += 1
+            self.by_subcommand[self.subcommand(args)] += 1
         return ["git", *[str(arg) for arg in args]]
 
     @staticmethod

@@ -21,6 +21,13 @@ GROUND_TRUTH = "ground-truth"
 _LINE_FILES = (".csv", ".tsv", ".txt", ".log", ".jsonl", ".ndjson")
 
 
+class _NoRef:
+    parents: tuple[str, ...] = ()
+
+
+_NO_REF = _NoRef()
+
+
 class GroundTruthMixin:
     git: Any
     push_retries: int
@@ -38,23 +45,44 @@ class GroundTruthMixin:
         def _empty_root(self, clone: Path) -> str: ...
         def _checkout(self, name: str, clone: Path, branch: str, sha: str) -> Path: ...
         def _message(self, clone: Path, message: str, trailers: dict[str, str]) -> str: ...
+        def _refs(self, clone: Path) -> dict[str, Any]: ...
+        def _agreed_in(self, refs: dict[str, Any]) -> str | None: ...
+        def _is_ancestor(self, cwd: Path, ancestor: str, descendant: str) -> bool: ...
         def _clean(self, worktree: Path, branch: str, sha: str) -> None: ...
         def _resolve(self, clone: Path, ref: str) -> str | None: ...
         def ensure_clone(self, name: str, url: str, *, offline_ok: bool = False) -> Path: ...
 
-    def merge_to_ground_truth(self, name: str, branch: str, message: str, trailers: dict[str, str]) -> str:
-        """Merge node ``branch`` into ``ground-truth`` with ``--no-ff`` and push it; return the merge commit.
+    def merge_to_ground_truth(
+        self,
+        name: str,
+        branch: str,
+        message: str,
+        trailers: dict[str, str],
+        *,
+        source: str | None = None,
+        fetched: bool = False,
+        onto: str | None = None,
+    ) -> str:
+        """Merge node ``branch`` into ``ground-truth`` with a merge commit and push both; return the merge commit.
+
+        The node branch and ground-truth go to origin in one atomic push, so the node's
+        commits are on the remote whenever its merge is. ``source`` is the node commit to
+        merge (default: the branch's newest known commit); ``fetched`` says the clone was
+        fetched moments ago, so the first attempt works from that fetch and only a refused
+        push fetches again; ``onto`` says ``source`` was committed directly on that
+        ``origin/ground-truth`` commit (as fetched), so the merge takes the node's files as
+        they are, with no ref listing.
 
         The first merge creates ground-truth from the empty root commit. Files both sides
         changed since they last agreed are settled without stopping anyone: rows both sides
         appended to a line-oriented file are all kept (ground-truth's first); anything else
         takes the node's version, the newest change, and the merge commit names those files
         in a ``Mao-Superseded`` trailer (ground-truth's version stays in its history). If
-        git still cannot merge, nothing is pushed, the ground-truth worktree is left clean
-        and MergeConflict names the files. A push refused because ground-truth moved meanwhile (or any
-        failed push) is retried from a fresh fetch; when every attempt failed, the local
-        ground-truth is put back to origin's and GitError is raised. The caller holds
-        the federation lock.
+        git still cannot merge, the node branch alone is pushed, the ground-truth worktree
+        is left clean and MergeConflict names the files. A push refused because
+        ground-truth moved meanwhile (or any failed push) is retried from a fresh fetch;
+        when every attempt failed, nothing was pushed, the node's commits stay local (the
+        next run pushes them) and GitError is raised. The caller holds the federation lock.
         """
         from mao.datasets.manager import check_branch
 
@@ -63,23 +91,37 @@ class GroundTruthMixin:
             raise InvalidInput(f"cannot merge {GROUND_TRUTH} into itself")
         attempts = self.push_retries + 1
         last: GitError | None = None
-        for attempt in range(attempts):
-            if attempt:
+        attempt = 0
+        fresh = not fetched
+        while attempt < attempts:
+            if attempt and fresh:
                 self._retrying(name, GROUND_TRUTH, attempt)
                 time.sleep(self.retry_delay * 2 ** (attempt - 1))
             with self._lock(name):
-                merged, pushed, error = self._merge_once(name, branch, message, trailers)
+                clone = self._existing_clone(name)
+                if fresh:
+                    self._fetch(clone)
+                if not fresh and onto is not None and source is not None:
+                    merged = self._merge_onto(clone, branch, message, trailers, source, onto)
+                    error = self._push_merge(clone, f"refs/heads/{branch}", merged)
+                    pushed = error is None
+                else:
+                    merged, pushed, error = self._merge_once(name, branch, message, trailers, source)
                 if pushed:
                     return merged
-                last = error
-                logger.warning(
-                    "dataset %s: push of %s failed (attempt %d of %d), fetching and merging again: %s",
-                    name,
-                    GROUND_TRUTH,
-                    attempt + 1,
-                    attempts,
-                    error.message if error else "",
-                )
+            last = error
+            if not fresh:  # worked from an earlier fetch: fetch and merge again at once
+                fresh = True
+                continue
+            logger.warning(
+                "dataset %s: push of %s failed (attempt %d of %d), fetching and merging again: %s",
+                name,
+                GROUND_TRUTH,
+                attempt + 1,
+                attempts,
+                error.message if error else "",
+            )
+            attempt += 1
         assert last is not None
         raise GitError(
             f"merged {branch} into {GROUND_TRUTH} of dataset {name} but could not push it "
@@ -88,18 +130,66 @@ class GroundTruthMixin:
         )
 
     def _merge_once(
-        self, name: str, branch: str, message: str, trailers: dict[str, str]
+        self, name: str, branch: str, message: str, trailers: dict[str, str], source: str | None = None
     ) -> tuple[str, bool, GitError | None]:
-        """One fetch, merge and push: (merge commit, pushed, push error)."""
+        """One merge and push, from the clone as last fetched: (merge commit, pushed, push error).
+
+        A merge git can do without a working tree (``merge-tree``; a fast-forwardable one
+        needs not even that) is written with ``commit-tree``; one with conflicts is done
+        in the ground-truth worktree, where they are settled file by file.
+        """
         clone = self._existing_clone(name)
-        self._fetch(clone)
-        source = self._tip(clone, branch)
+        refs = self._refs(clone)
+        local = refs.get(f"refs/heads/{branch}")
+        if source is None:
+            source = self._tip(clone, branch)
         if source is None:
             raise NotFound(f"dataset {name!r} has no branch {branch!r} to merge")
-        base = self._rev(clone, f"refs/remotes/origin/{GROUND_TRUTH}")
-        first = base is None
-        if base is None:
-            base = self._agreed(clone) or self._empty_root(clone)
+        node_ref = f"refs/heads/{branch}" if local is not None else None
+        remote_gt = refs.get(f"refs/remotes/origin/{GROUND_TRUTH}")
+        first = remote_gt is None
+        base = remote_gt.sha if remote_gt else (self._agreed_in(refs) or self._empty_root(clone))
+        known = {info.sha: info for info in refs.values()}
+        source_info = known.get(source)
+        if not first and (source == base or source in known.get(base, _NO_REF).parents):
+            logger.info("dataset %s: %s is already part of %s", name, branch, GROUND_TRUTH)
+            return base, True, None
+        if source_info is not None and base in source_info.parents:
+            tree = source_info.tree  # ground-truth is the node's parent: the merge takes the node's tree
+        else:
+            result = self.git.call(["merge-tree", "--write-tree", "--no-messages", base, source], clone)
+            if result.returncode != 0:
+                return self._merge_in_worktree(name, clone, branch, message, trailers, source, base, first, node_ref)
+            tree = result.stdout.split()[0]
+            same_tree = not first and tree == self.git.run(["rev-parse", f"{base}^{{tree}}"], clone).strip()
+            if same_tree and self._is_ancestor(clone, source, base):
+                logger.info("dataset %s: %s is already part of %s", name, branch, GROUND_TRUTH)
+                return base, True, None
+        text = self._message(clone, message, trailers)
+        merged = self.git.run(["commit-tree", tree, "-p", base, "-p", source], clone, input=text).strip()
+        error = self._push_merge(clone, node_ref, merged)
+        return merged, error is None, error
+
+    def _merge_onto(
+        self, clone: Path, branch: str, message: str, trailers: dict[str, str], source: str, onto: str
+    ) -> str:
+        """The merge commit of ``source`` made directly on ground-truth commit ``onto``: its files are the node's."""
+        text = self._message(clone, message, trailers)
+        return self.git.run(["commit-tree", f"{source}^{{tree}}", "-p", onto, "-p", source], clone, input=text).strip()
+
+    def _merge_in_worktree(
+        self,
+        name: str,
+        clone: Path,
+        branch: str,
+        message: str,
+        trailers: dict[str, str],
+        source: str,
+        base: str,
+        first: bool,
+        node_ref: str | None,
+    ) -> tuple[str, bool, GitError | None]:
+        """The merge with conflicts to settle, in the ground-truth worktree."""
         worktree = self._checkout(name, clone, GROUND_TRUTH, base)
         text = self._message(clone, message, trailers)
         args = ["merge", "--quiet", "--no-ff", "--no-edit", "--no-verify", "--allow-unrelated-histories"]
@@ -126,6 +216,8 @@ class GroundTruthMixin:
             files = self._conflicted_files(worktree)
             self.git.call(["merge", "--abort"], worktree)
             self._clean(worktree, GROUND_TRUTH, base)
+            if node_ref is not None:
+                self._push_merge(clone, node_ref, None)  # the node's commits reach the remote all the same
             if files:
                 raise MergeConflict(
                     f"merging {branch} into {GROUND_TRUTH} of dataset {name} conflicts in: {', '.join(files)}",
@@ -136,11 +228,22 @@ class GroundTruthMixin:
         if merged == base and not first:
             logger.info("dataset %s: %s is already part of %s", name, branch, GROUND_TRUTH)
             return merged, True, None
-        error = self.push_once(name, GROUND_TRUTH)
+        error = self._push_merge(clone, node_ref, merged)
         if error is not None:
             self._clean(worktree, GROUND_TRUTH, base)
             return merged, False, error
         return merged, True, None
+
+    def _push_merge(self, clone: Path, node_ref: str | None, merged: str | None) -> GitError | None:
+        """One atomic push of the node branch and the merge commit as ground-truth; the error, or None."""
+        refspecs = [f"{node_ref}:{node_ref}"] if node_ref is not None else []
+        if merged is not None:
+            refspecs.append(f"{merged}:refs/heads/{GROUND_TRUTH}")
+        try:
+            self.git.run(["push", "--quiet", "--no-verify", "--atomic", "origin", *refspecs], clone)
+        except GitError as exc:
+            return exc
+        return None
 
     def _keep_both_appends(self, name: str, worktree: Path) -> bool:
         """Settle a conflicted merge in which both sides only added lines at the end of each

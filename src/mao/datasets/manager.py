@@ -5,6 +5,7 @@ Layout under ``base_dir``::
     <dataset>/clone                  the clone of the dataset's remote (``origin``);
                                      its own working tree is never checked out
     <dataset>/worktrees/<branch>     one git worktree per branch written here
+    <dataset>/inputs/view-<n>        read-only views of the dataset as a step's input
     <dataset>/.lock                  serialises git operations across processes
 
 A step writes its own node branch (``<step>-<instance>``) in its worktree, so two
@@ -26,18 +27,23 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from mao.datasets.changes import ChangesMixin
 from mao.datasets.git import Git, redact
 from mao.datasets.groundtruth import GROUND_TRUTH, GroundTruthMixin
+from mao.datasets.inputs import InputViewsMixin
 from mao.errors import AlreadyExists, GitError, InvalidInput, NotFound
 from mao.validation import check_git_url, check_local_remote, check_name
 
 logger = logging.getLogger(__name__)
 
 _PRE_EXISTING = ("main", "master")
+
+#: Commits in a clone between two runs of ``git maintenance run --auto`` there.
+HOUSEKEEPING_EVERY = 20
 
 # Branch names double as directory names: no '/', no '.', at most 200 characters.
 _BRANCH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,199}$")
@@ -67,6 +73,58 @@ _TRAILER_SEP = "\x1e"
 _TRAILER_KV = "\x1d"
 _TRAILERS_FORMAT = "%(trailers:only,unfold,separator=%x1e,key_value_separator=%x1d)"
 _LOG_FORMAT = "%x1f".join(["%H", "%P", "%an", "%ae", "%aI", "%s", _TRAILERS_FORMAT])
+
+
+# One line per ref: commit, its tree, its parents, the ref's name.
+_REFS_FORMAT = "%(objectname) %(tree) %(refname) %(parent)"
+# The summary line of ``git commit`` (full ids with core.abbrev=40): ``[branch (root-commit) <sha>] subject``.
+_COMMITTED_RE = re.compile(r"^\[[^\]]*?\b([0-9a-f]{40})\]", re.MULTILINE)
+_EMBEDDED_RE = re.compile(r"adding embedded git repository: (.+)$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A step's output worktree, as :meth:`DatasetManager.prepare_step` left it."""
+
+    worktree: Path
+    pending: list[str]
+    """Node branches with commits origin lacks (an earlier push failed)."""
+    on_agreed: str | None
+    """The ``origin/ground-truth`` commit the worktree is at, if it is at it."""
+
+
+@dataclass(frozen=True)
+class RefInfo:
+    """A branch tip as ``for-each-ref`` lists it: the commit, its tree and its parents."""
+
+    sha: str
+    tree: str
+    parents: tuple[str, ...]
+
+
+def format_message(message: str, trailers: dict[str, str]) -> str:
+    """``message`` with ``Key: value`` trailers: appended to its last paragraph when that is a
+    trailer block already, else as a paragraph of their own (as ``git interpret-trailers`` does)."""
+    if not isinstance(message, str) or not message.strip():
+        raise InvalidInput("a commit message is required")
+    lines = []
+    for key, value in trailers.items():
+        if not _TRAILER_KEY_RE.match(key):
+            raise InvalidInput(f"invalid trailer name {key!r}: use letters, digits and '-'")
+        value = str(value).strip()
+        if "\n" in value or "\r" in value:
+            raise InvalidInput(f"trailer {key!r} must be a single line")
+        lines.append(f"{key}: {value}")
+    text = message.strip()
+    if not lines:
+        return text + "\n"
+    paragraphs = text.split("\n\n")
+    last = paragraphs[-1].splitlines()
+    in_block = len(paragraphs) > 1 and all(_TRAILER_LINE_RE.match(line) for line in last)
+    return text + ("\n" if in_block else "\n\n") + "\n".join(lines) + "\n"
+
+
+_TRAILER_LINE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*: ")
 
 
 def check_branch(branch: str) -> str:
@@ -122,7 +180,7 @@ class _DatasetLock:
             self._rlock.release()
 
 
-class DatasetManager(GroundTruthMixin, ChangesMixin):
+class DatasetManager(GroundTruthMixin, ChangesMixin, InputViewsMixin):
     """Clones, branches, snapshots, commits, pushes and merges git datasets.
 
     ``push_retries`` is the number of extra attempts after a failed push; attempt
@@ -153,6 +211,10 @@ class DatasetManager(GroundTruthMixin, ChangesMixin):
         self.retry_delay = retry_delay
         self.on_push_retry = on_push_retry
         """Told (dataset, branch, attempt) before a push is tried again; attempt 2 is the first retry."""
+        self._origins: dict[Path, str] = {}  # clone -> origin URL, as last checked or set
+        self._input_views: dict[Path, Any] = {}  # input views and their users (see inputs.py)
+        self._tidy: dict[Path, str] = {}  # worktree -> the commit its last commit left it clean at
+        self._commits_since_housekeeping: dict[Path, int] = {}
 
     # ------------------------------------------------------------------ paths and locks
 
@@ -193,7 +255,8 @@ class DatasetManager(GroundTruthMixin, ChangesMixin):
         raise self.git.error(args, cwd, result.returncode, result.stderr)
 
     def _fetch(self, clone: Path) -> None:
-        self.git.run(["fetch", "--prune", "--quiet", "origin"], clone)
+        # no housekeeping run after every fetch: see _housekeeping
+        self.git.run(["fetch", "--prune", "--quiet", "--no-auto-maintenance", "origin"], clone)
 
     def _empty_root(self, clone: Path) -> str:
         """The shared root commit with an empty tree (see ``_ROOT_ENV``)."""
@@ -228,19 +291,45 @@ class DatasetManager(GroundTruthMixin, ChangesMixin):
         return None
 
     def _message(self, clone: Path, message: str, trailers: dict[str, str]) -> str:
-        """``message`` with ``Key: value`` trailers appended by ``git interpret-trailers``."""
-        if not isinstance(message, str) or not message.strip():
-            raise InvalidInput("a commit message is required")
-        args = ["interpret-trailers", "--where", "end", "--if-exists", "add", "--if-missing", "add"]
-        for key, value in trailers.items():
-            if not _TRAILER_KEY_RE.match(key):
-                raise InvalidInput(f"invalid trailer name {key!r}: use letters, digits and '-'")
-            value = str(value)
-            if "\n" in value or "\r" in value:
-                raise InvalidInput(f"trailer {key!r} must be a single line")
-            args.append(f"--trailer={key}: {value}")
-        text = message.strip() + "\n"
-        return self.git.run(args, clone, input=text) if trailers else text
+        """``message`` with ``Key: value`` trailers (see :func:`format_message`; no git process)."""
+        return format_message(message, trailers)
+
+    def _refs(self, clone: Path) -> dict[str, RefInfo]:
+        """Every local branch and every ``origin`` remote-tracking branch, in one ``for-each-ref``."""
+        out = self.git.run(["for-each-ref", f"--format={_REFS_FORMAT}", "refs/heads/", "refs/remotes/origin/"], clone)
+        refs: dict[str, RefInfo] = {}
+        for line in out.splitlines():
+            fields = line.split()
+            if len(fields) >= 3 and fields[1]:  # a commit (a tag or symbolic ref has no tree here)
+                refs[fields[2]] = RefInfo(fields[0], fields[1], tuple(fields[3:]))
+        return refs
+
+    @staticmethod
+    def _agreed_in(refs: dict[str, RefInfo]) -> str | None:
+        """:meth:`_agreed`, from a ref listing."""
+        for branch in (GROUND_TRUTH, *_PRE_EXISTING):
+            info = refs.get(f"refs/remotes/origin/{branch}")
+            if info is not None:
+                return info.sha
+        return None
+
+    def _ancestry(self, clone: Path, refs: dict[str, RefInfo], a: str, b: str) -> str:
+        """How commits ``a`` and ``b`` relate: ``same``, ``a<b`` (a is an ancestor of b),
+        ``b<a`` or ``apart``. Direct parents are read from ``refs``; anything else costs one
+        ``merge-base --independent``."""
+        if a == b:
+            return "same"
+        parents = {info.sha: info.parents for info in refs.values()}
+        if a in parents.get(b, ()):
+            return "a<b"
+        if b in parents.get(a, ()):
+            return "b<a"
+        independent = set(self.git.run(["merge-base", "--independent", a, b], clone).split())
+        if independent == {b}:
+            return "a<b"
+        if independent == {a}:
+            return "b<a"
+        return "apart"
 
     @staticmethod
     def _parse_trailers(text: str) -> dict[str, str]:
@@ -269,13 +358,16 @@ class DatasetManager(GroundTruthMixin, ChangesMixin):
             clone = self.clone_path(name)
             if not (clone / ".git").is_dir():
                 self._create_clone(clone, url)
+                self._origins[clone] = url
                 return clone
-            current = self.git.call(["remote", "get-url", "origin"], clone)
-            if current.returncode != 0:
-                self.git.run(["remote", "add", "origin", url], clone)
-            elif current.stdout.strip() != url:
-                logger.info("dataset %s: remote URL changed to %s", name, redact(url))
-                self.git.run(["remote", "set-url", "origin", url], clone)
+            if self._origins.get(clone) != url:
+                current = self.git.call(["remote", "get-url", "origin"], clone)
+                if current.returncode != 0:
+                    self.git.run(["remote", "add", "origin", url], clone)
+                elif current.stdout.strip() != url:
+                    logger.info("dataset %s: remote URL changed to %s", name, redact(url))
+                    self.git.run(["remote", "set-url", "origin", url], clone)
+                self._origins[clone] = url
             try:
                 self._fetch(clone)
             except GitError as exc:
@@ -332,15 +424,29 @@ class DatasetManager(GroundTruthMixin, ChangesMixin):
 
     def _clean(self, worktree: Path, branch: str, sha: str) -> None:
         """Check ``branch`` out at ``sha`` in ``worktree`` with nothing else in it."""
-        self.git.run(["reset", "--quiet", "--hard"], worktree, check=False)  # also ends a half-done merge
+        if self._merging(worktree):
+            self.git.run(["reset", "--quiet", "--hard"], worktree, check=False)  # ends the half-done merge
         self.git.run(["checkout", "--quiet", "--force", "-B", branch, sha], worktree)
         self.git.run(["clean", "--quiet", "-ffdx"], worktree)
 
-    def _checkout(self, name: str, clone: Path, branch: str, sha: str) -> Path:
+    @staticmethod
+    def _merging(worktree: Path) -> bool:
+        """Whether ``worktree`` is inside a merge (or is not a linked worktree we can read)."""
+        try:
+            text = (worktree / ".git").read_text().strip()
+        except OSError:
+            return True
+        if not text.startswith("gitdir: "):
+            return True
+        admin = Path(text[len("gitdir: ") :])
+        return any((admin / state).exists() for state in ("MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD"))
+
+    def _checkout(self, name: str, clone: Path, branch: str, sha: str, *, exists: bool | None = None) -> Path:
         """The worktree of ``branch``, created if needed, clean and at ``sha``.
 
         Worktrees are created locked, so ``git worktree prune`` (run by gc, or by
-        hand) never drops one whose ``.git`` file a tool deleted mid-run.
+        hand) never drops one whose ``.git`` file a tool deleted mid-run. ``exists``
+        says whether the local branch exists, when the caller knows.
         """
         worktree = self.worktree_path(name, branch)
         admin = self._admin_dir(clone, worktree)
@@ -353,7 +459,9 @@ class DatasetManager(GroundTruthMixin, ChangesMixin):
                 _remove(worktree)
             worktree.parent.mkdir(parents=True, exist_ok=True)
             add = ["worktree", "add", "--quiet", "--no-checkout", "--lock"]
-            if self._rev(clone, f"refs/heads/{branch}") is None:
+            if exists is None:
+                exists = self._rev(clone, f"refs/heads/{branch}") is not None
+            if not exists:
                 self.git.run([*add, "-b", branch, str(worktree), sha], clone)
             else:
                 self.git.run([*add, str(worktree), branch], clone)
@@ -395,27 +503,110 @@ class DatasetManager(GroundTruthMixin, ChangesMixin):
         origin lacks (an earlier push failed: they are kept); else at
         ``origin/ground-truth``; else at an empty root commit.
         """
+        return self.prepare_step(name, url, branch, offline_ok=offline_ok).worktree
+
+    def prepare_step(self, name: str, url: str, branch: str, *, offline_ok: bool = False) -> Prepared:
+        """:meth:`prepare_output`, with what the one fetch and ref listing told: the node
+        branches holding commits origin lacks (see :meth:`push_branches`), and the
+        ``origin/ground-truth`` commit the worktree was left at, if it was."""
         check_branch(branch)
         if branch == GROUND_TRUTH:
             raise InvalidInput(f"{GROUND_TRUTH} is written only by merges; write a node branch instead")
         with self._lock(name):
             clone = self.ensure_clone(name, url, offline_ok=offline_ok)
-            remote = self._rev(clone, f"refs/remotes/origin/{branch}")
-            local = self._rev(clone, f"refs/heads/{branch}")
-            diverged = False
-            if remote and local:
+            tidy_at = self._tidy.pop(self.worktree_path(name, branch), None)
+            refs = self._refs(clone)
+            pending = self._pending(clone, refs)
+            remote_info = refs.get(f"refs/remotes/origin/{branch}")
+            local_info = refs.get(f"refs/heads/{branch}")
+            remote = remote_info.sha if remote_info else None
+            local = local_info.sha if local_info else None
+            agreed = self._agreed_in(refs)
+            if remote and local and remote != local:
+                # an earlier push failed, or the branches diverged: the careful way
                 if self._is_ancestor(clone, local, remote):
                     start = remote
+                    diverged = False
                 else:
                     start = local
                     diverged = not self._is_ancestor(clone, remote, local)
+                worktree = self._checkout(name, clone, branch, start, exists=True)
+                if diverged:
+                    self._merge_diverged(name, worktree, branch, start)
+                self._take_in_agreed(name, clone, worktree, branch)
+                return Prepared(worktree, pending, None)
+            tip = remote or local
+            take_in = False
+            if tip is None:
+                tip = agreed or self._empty_root(clone)
+            elif agreed is not None:
+                relation = self._ancestry(clone, refs, tip, agreed)
+                if relation == "a<b":  # the agreed state is ahead: fast-forward to it
+                    tip = agreed
+                take_in = relation == "apart"
+            worktree = self._move_tidy(name, clone, branch, local_info, tidy_at, tip, refs) or self._checkout(
+                name, clone, branch, tip, exists=local is not None
+            )
+            if take_in:
+                self._take_in_agreed(name, clone, worktree, branch)
+            gt = refs.get(f"refs/remotes/origin/{GROUND_TRUTH}")
+            on_agreed = gt is not None and not take_in and tip == gt.sha
+            return Prepared(worktree, pending, gt.sha if on_agreed and gt is not None else None)
+
+    def _move_tidy(
+        self,
+        name: str,
+        clone: Path,
+        branch: str,
+        local: RefInfo | None,
+        tidy_at: str | None,
+        target: str,
+        refs: dict[str, RefInfo],
+    ) -> Path | None:
+        """Move a worktree left clean by its last commit to ``target`` with one ``update-ref``,
+        when ``target`` holds the same files (as after its merge into ground-truth); None
+        when it needs a checkout."""
+        worktree = self.worktree_path(name, branch)
+        if local is None or tidy_at != local.sha or not worktree.is_dir():
+            return None
+        trees = {info.sha: info.tree for info in refs.values()}
+        if target != local.sha and trees.get(target) != local.tree:
+            return None
+        admin = self._admin_dir(clone, worktree)
+        if admin is None or self._merging(worktree):
+            return None
+        self._repair(admin, worktree)
+        if target != local.sha:
+            self.git.run(["update-ref", f"refs/heads/{branch}", target, local.sha], clone)
+        return worktree
+
+    def _pending(self, clone: Path, refs: dict[str, RefInfo]) -> list[str]:
+        """Local node branches holding commits that origin does not have, from a ref listing
+        (a branch at the commit its remote-tracking branch names costs no process)."""
+        pending = []
+        empty_root: str | None = None
+        for ref in sorted(refs):
+            if not ref.startswith("refs/heads/"):
+                continue
+            branch = ref[len("refs/heads/") :]
+            if branch == GROUND_TRUTH or not _BRANCH_RE.match(branch):
+                continue
+            local = refs[ref]
+            remote = refs.get(f"refs/remotes/origin/{branch}")
+            if remote is not None:
+                if remote.sha == local.sha or local.sha in remote.parents:
+                    continue
+                rev_range = [f"refs/remotes/origin/{branch}..refs/heads/{branch}"]
             else:
-                start = remote or local or self._agreed(clone) or self._empty_root(clone)
-            worktree = self._checkout(name, clone, branch, start)
-            if diverged:
-                self._merge_diverged(name, worktree, branch, start)
-            self._take_in_agreed(name, clone, worktree, branch)
-            return worktree
+                rev_range = [f"refs/heads/{branch}", "--not", "--remotes=origin"]
+            count = int(self.git.run(["rev-list", "--count", *rev_range], clone).strip() or 0)
+            if count == 1 and remote is None:
+                empty_root = empty_root or self._empty_root(clone)
+                if local.sha == empty_root:
+                    continue  # started from nothing and never written: nothing to push
+            if count:
+                pending.append(branch)
+        return pending
 
     def _take_in_agreed(self, name: str, clone: Path, worktree: Path, branch: str) -> None:
         """Bring the agreed state (``origin/ground-truth`` as last fetched) into the node branch,
@@ -471,35 +662,49 @@ class DatasetManager(GroundTruthMixin, ChangesMixin):
         with self._lock(name):
             clone = self._existing_clone(name)
             path = self.worktree_path(name, branch)
+            self._tidy.pop(path, None)
             admin = self._admin_dir(clone, path)
             if admin is None or not path.is_dir():
                 raise NotFound(f"no worktree for branch {branch!r} of dataset {name!r}; prepare the output first")
             self._repair(admin, path)
-            try:
-                self.git.run(["add", "--all", "--force"], path)
-            except GitError as exc:
-                raise (_nested_git_error(name, path) or exc) from exc
-            args = ["diff", "--cached", "--quiet"]
-            changed = self.git.call(args, path)
-            if changed.returncode == 0:
+            text = format_message(message, trailers)
+            added = self.git.call(["add", "--all", "--force"], path)
+            if added.returncode != 0:
+                exc = self.git.error(["add"], path, added.returncode, added.stderr)
+                raise _nested_git_error(name, path) or exc
+            nested = _EMBEDDED_RE.findall(added.stderr)
+            if nested:
+                logger.warning(
+                    "dataset %s: %s hold their own git repository; only their commit id is recorded, not their files",
+                    name,
+                    ", ".join(n.strip() for n in nested),
+                )
+            args = [
+                *("-c", "core.abbrev=40", "-c", "maintenance.auto=false"),  # full ids; housekeeping below
+                *("commit", "--no-verify", "--cleanup=whitespace", "--file=-"),
+            ]
+            done = self.git.call(args, path, input=text)
+            if done.returncode == 1 and "nothing to commit" in done.stdout:
                 return None
-            if changed.returncode != 1:
-                raise self.git.error(args, path, changed.returncode, changed.stderr)
-            self._warn_nested_repositories(name, path)
-            text = self._message(clone, message, trailers)
-            self.git.run(["commit", "--quiet", "--no-verify", "--cleanup=whitespace", "--file=-"], path, input=text)
-            return self.git.run(["rev-parse", "HEAD"], path).strip()
+            if done.returncode != 0:
+                raise self.git.error(args, path, done.returncode, done.stderr or done.stdout)
+            found = _COMMITTED_RE.search(done.stdout)
+            sha = found.group(1) if found else self.git.run(["rev-parse", "HEAD"], path).strip()
+            self._tidy[path] = sha  # everything in it is committed: the next prepare may skip the checkout
+            self._housekeeping(clone)
+            return sha
 
-    def _warn_nested_repositories(self, name: str, worktree: Path) -> None:
-        raw = self.git.run(["diff", "--cached", "--raw", "-z", "--no-abbrev", "--no-renames"], worktree)
-        fields = raw.split("\0")
-        nested = [fields[i + 1] for i in range(0, len(fields) - 1, 2) if fields[i].split(" ")[1:2] == ["160000"]]
-        if nested:
-            logger.warning(
-                "dataset %s: %s hold their own git repository; only their commit id is recorded, not their files",
-                name,
-                ", ".join(nested),
-            )
+    def _housekeeping(self, clone: Path) -> None:
+        """``git maintenance run --auto`` (packing loose objects when there are many) once every
+        ``HOUSEKEEPING_EVERY`` commits, instead of after every fetch and commit as git would."""
+        count = self._commits_since_housekeeping.get(clone, 0) + 1
+        if count < HOUSEKEEPING_EVERY:
+            self._commits_since_housekeeping[clone] = count
+            return
+        self._commits_since_housekeeping[clone] = 0
+        result = self.git.call(["maintenance", "run", "--auto", "--quiet"], clone)
+        if result.returncode != 0:
+            logger.warning("housekeeping of %s failed: %s", clone, result.stderr.strip())
 
     # ------------------------------------------------------------------ input
 
@@ -576,33 +781,20 @@ class DatasetManager(GroundTruthMixin, ChangesMixin):
         return self._push_ref(name, branch) is None
 
     def pending_pushes(self, name: str) -> list[str]:
-        """Local node branches holding commits that origin does not have."""
+        """Local node branches holding commits that origin does not have, as of the last fetch."""
         clone = self.clone_path(name)
         if not (clone / ".git").is_dir():
             return []
         with self._lock(name):
-            out = self.git.run(["for-each-ref", "--format=%(refname:lstrip=2)", "refs/heads/"], clone)
-            pending = []
-            empty_root: str | None = None
-            for branch in sorted(out.split()):
-                if branch == GROUND_TRUTH or not _BRANCH_RE.match(branch):
-                    continue
-                if self._rev(clone, f"refs/remotes/origin/{branch}"):
-                    rev_range = [f"refs/remotes/origin/{branch}..refs/heads/{branch}"]
-                else:
-                    rev_range = [f"refs/heads/{branch}", "--not", "--remotes=origin"]
-                count = int(self.git.run(["rev-list", "--count", *rev_range], clone).strip() or 0)
-                if count == 1 and not self._rev(clone, f"refs/remotes/origin/{branch}"):
-                    empty_root = empty_root or self._empty_root(clone)
-                    if self._rev(clone, f"refs/heads/{branch}") == empty_root:
-                        continue  # started from nothing and never written: nothing to push
-                if count:
-                    pending.append(branch)
-            return pending
+            return self._pending(clone, self._refs(clone))
 
     def push_pending(self, name: str) -> dict[str, bool]:
         """Push every branch :meth:`pending_pushes` lists; branch -> pushed."""
-        return {branch: self.push(name, branch) for branch in self.pending_pushes(name)}
+        return self.push_branches(name, self.pending_pushes(name))
+
+    def push_branches(self, name: str, branches: Sequence[str]) -> dict[str, bool]:
+        """Push each of ``branches`` (with retries); branch -> pushed."""
+        return {branch: self.push(name, branch) for branch in branches}
 
     # ------------------------------------------------------------------ recovery
 

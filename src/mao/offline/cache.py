@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -17,12 +19,20 @@ class DefinitionCache:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._written: dict[tuple[str, str], str] = {}  # what this process last stored, as JSON
+        self._guard = threading.Lock()
 
     def remember(self, kind: str, name: str, value: dict[str, Any]) -> None:
+        key, text = (kind, name), json.dumps(value, sort_keys=True, default=str)
+        with self._guard:
+            if self._written.get(key) == text:
+                return  # stored already: no transaction for a definition read again unchanged
         try:
             self._remember(kind, name, value)
         except IntegrityError:
-            pass  # another thread cached it at the same moment
+            return  # another thread cached it at the same moment
+        with self._guard:
+            self._written[key] = text
 
     def _remember(self, kind: str, name: str, value: dict[str, Any]) -> None:
         with self.store.session() as s:
@@ -38,6 +48,8 @@ class DefinitionCache:
             self.remember(kind, name, value)
 
     def forget(self, kind: str, name: str) -> None:
+        with self._guard:
+            self._written.pop((kind, name), None)
         with self.store.session() as s:
             s.execute(delete(CachedDefinition).where(CachedDefinition.kind == kind, CachedDefinition.name == name))
 

@@ -250,8 +250,15 @@ class Store:
     # logs ------------------------------------------------------------------------
 
     def append_log(self, run_id: int, step: str | None, line: str) -> None:
+        self.append_logs([(run_id, step, line)])
+
+    def append_logs(self, lines: Iterable[tuple[int, str | None, str]]) -> None:
+        """Store log lines, in order, in one transaction."""
+        rows = [LogLine(run_id=run_id, step=step, line=line) for run_id, step, line in lines]
+        if not rows:
+            return
         with self.session() as s:
-            s.add(LogLine(run_id=run_id, step=step, line=line))
+            s.add_all(rows)
 
     def logs(self, run_id: int, after: int = 0, step: str | None = None, limit: int = 10000) -> list[LogLine]:
         with self.session() as s:
