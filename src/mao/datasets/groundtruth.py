@@ -99,9 +99,10 @@ class GroundTruthMixin:
                 time.sleep(self.retry_delay * 2 ** (attempt - 1))
             with self._lock(name):
                 clone = self._existing_clone(name)
-                if fresh:
-                    self._fetch(clone)
-                if not fresh and onto is not None and source is not None:
+                error = self._try_fetch(clone) if fresh else None
+                if error is not None:  # the remote did not answer: tried again like a refused push
+                    pushed = False
+                elif not fresh and onto is not None and source is not None:
                     merged = self._merge_onto(clone, branch, message, trailers, source, onto)
                     error = self._push_merge(clone, f"refs/heads/{branch}", merged)
                     pushed = error is None
@@ -128,6 +129,13 @@ class GroundTruthMixin:
             f"after {attempts} attempts: {last.message}",
             details=last.details,
         )
+
+    def _try_fetch(self, clone: Path) -> GitError | None:
+        try:
+            self._fetch(clone)
+        except GitError as exc:
+            return exc
+        return None
 
     def _merge_once(
         self, name: str, branch: str, message: str, trailers: dict[str, str], source: str | None = None
