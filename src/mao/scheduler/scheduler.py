@@ -1,28 +1,36 @@
 """Cron schedules for pipelines, persisted in the local store (APScheduler's SQLAlchemy job store).
 
-Schedules survive restarts. A pipeline never runs twice at once: a fire time that finds
-its previous run still going is skipped and logged. Fire times missed while the instance
-was down follow ``misfire_policy``: ``run_once`` runs the pipeline once (if within
-``misfire_grace_seconds``), ``skip`` waits for the next fire time.
+Schedules survive restarts. A fire records its run and queues it (:mod:`mao.scheduler.fires`);
+the runner's workers execute it. A pipeline never runs twice at once: a fire that finds its
+previous run still queued or running follows ``overlap_policy``: ``skip`` (counted per
+schedule, logged naming that run) or ``queue`` (recorded ``pending``, started after it).
+Fire times missed while the instance was down follow ``misfire_policy``: ``run_once`` runs
+the pipeline once (if within ``misfire_grace_seconds``), ``skip`` waits for the next fire time.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import pickle
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.job import Job
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.util import datetime_to_utc_timestamp
+from sqlalchemy import bindparam
 
 from mao.agreement.slots import slot_of
 from mao.coverage.grid import MODES
-from mao.errors import Conflict, InvalidInput, MAOError, NotFound
+from mao.errors import InvalidInput, MAOError, NotFound
 from mao.scheduler.cron import parse_cron, timezone
+from mao.scheduler.fires import Fire, FireCounts, FireRecorder, report
 
 if TYPE_CHECKING:
     from mao.instance import Instance
@@ -70,13 +78,7 @@ def fire(
         if (down_at_fire or datetime.now(UTC) >= end) and _covered_elsewhere(instance, pipeline, slot):
             return
         instance.claims.watch(pipeline, slot, end, claim=False)  # logs the slot if it ends a gap
-    try:
-        run_id = instance.runner.start(pipeline, trigger="cron", slot=slot)
-        log.info("scheduled run %s of %s for slot %s started", run_id, pipeline, slot)
-    except Conflict:
-        log.warning("scheduled run of %s skipped: the previous run is still going", pipeline)
-    except MAOError as exc:
-        log.error("scheduled run of %s could not start: %s", pipeline, exc.message)
+    instance.scheduler.fired(Fire(pipeline, slot, scheduled_for or datetime.now(UTC)))
 
 
 def _covered_elsewhere(instance: Instance, pipeline: str, slot: str) -> bool:
@@ -130,20 +132,105 @@ class _InstanceExecutor(ThreadPoolExecutor):
             super()._do_submit_job(_BoundJob(job, self.instance), run_times)
 
 
+class _JobStore(SQLAlchemyJobStore):
+    """APScheduler's SQL job store, writing the next fire times of one round of due jobs in
+    one transaction. APScheduler updates each job it fired on its own (a commit each) before
+    it hands over the next one: with a thousand jobs due on the same minute, the last one
+    was handed over seconds late."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._held: dict[str, Job] | None = None
+
+    def hold(self) -> None:
+        self._held = {}
+
+    def release(self) -> None:
+        held, self._held = self._held, None
+        if held:
+            table = self.jobs_t
+            statement = (
+                table.update()
+                .where(table.c.id == bindparam("job_id"))
+                .values(next_run_time=bindparam("next_time"), job_state=bindparam("state"))
+            )
+            rows = [
+                {
+                    "job_id": job.id,
+                    "next_time": datetime_to_utc_timestamp(job.next_run_time),
+                    "state": pickle.dumps(job.__getstate__(), self.pickle_protocol),
+                }
+                for job in held.values()
+            ]
+            with self.engine.begin() as connection:
+                connection.execute(statement, rows)
+
+    def update_job(self, job: Job) -> None:
+        if self._held is None:
+            super().update_job(job)
+        else:
+            self._held[job.id] = job
+
+    def get_next_run_time(self) -> datetime | None:
+        if self._held:
+            self.release()
+            self.hold()
+        return super().get_next_run_time()
+
+
+class _BackgroundScheduler(BackgroundScheduler):
+    def _process_jobs(self) -> float | None:
+        store = self._jobstores.get("default")
+        if not isinstance(store, _JobStore):
+            return super()._process_jobs()
+        with self._jobstores_lock:  # re-entrant: nobody reads the store until the round is written
+            store.hold()
+            try:
+                return super()._process_jobs()
+            finally:
+                store.release()
+
+
 class Scheduler:
     def __init__(self, instance: Instance) -> None:
         self.instance = instance
         settings = instance.settings
         grace = settings.misfire_grace_seconds if settings.misfire_policy == "run_once" else 1
-        self._scheduler = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=instance.store.engine, tablename=JOB_TABLE)},
+        self._scheduler = _BackgroundScheduler(
+            jobstores={"default": _JobStore(engine=instance.store.engine, tablename=JOB_TABLE)},
             executors={"default": _InstanceExecutor(instance)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": grace},
             timezone=timezone(settings.timezone),
         )
+        self._scheduler.add_listener(self._not_handed_over, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
         self._started = False
         self.started_at = datetime.now(UTC)
         """When this scheduler last started serving: a fire time before it is a catch-up."""
+        self.counts = FireCounts()
+        """Fires per schedule since this instance started: started, queued, skipped."""
+        self._recorder = FireRecorder(instance, self.counts)
+        self._recorder_lock = threading.Lock()
+
+    def fired(self, fire: Fire) -> None:
+        """Hand a fire over to be recorded (by :func:`fire`, in APScheduler's worker)."""
+        with self._recorder_lock:
+            if not self._recorder.running:
+                if self._recorder.stopping:
+                    self._recorder = FireRecorder(self.instance, self.counts)
+                self._recorder.start()
+        self._recorder.put(fire)
+
+    def _not_handed_over(self, event: JobEvent) -> None:
+        """A fire APScheduler dropped before :func:`fire` ran: counted and published as skipped."""
+        times = getattr(event, "scheduled_run_times", None) or [getattr(event, "scheduled_run_time", None)]
+        scheduled_for = times[-1] or datetime.now(UTC)
+        if event.code == EVENT_JOB_MISSED:
+            late = (datetime.now(UTC) - scheduled_for).total_seconds()
+            reason = f"handled {late:.0f}s after its fire time, past the misfire grace"
+        else:
+            reason = "the previous fire of this schedule was still being handed over"
+        fire = Fire(event.job_id, slot_of(scheduled_for), scheduled_for)
+        report(self.instance, self.counts, fire, "skipped", reason=reason)
 
     def start(self) -> None:
         self.started_at = datetime.now(UTC)
@@ -171,6 +258,8 @@ class Scheduler:
             self._scheduler.remove_jobstore("default", shutdown=False)
             self._scheduler.shutdown(wait=False)
             self._started = False
+        with self._recorder_lock:
+            self._recorder.stop()
 
     def schedule(self, pipeline: str, cron: str, mode: str = "every") -> dict[str, Any]:
         """Fire ``pipeline`` on ``cron``: in mode ``every`` each fire runs it here; in ``one``
@@ -232,18 +321,19 @@ class Scheduler:
         job = self._scheduler.get_job(job_id)
         return self._describe(job) if job else None
 
-    @staticmethod
-    def _describe(job: Any, cron: str | None = None) -> dict[str, Any]:
+    def _describe(self, job: Any, cron: str | None = None) -> dict[str, Any]:
         trigger = job.trigger
         cron = cron or job.kwargs.get("cron")
         nxt = getattr(job, "next_run_time", None)
+        pipeline = job.args[1] if len(job.args) > 1 else job.name
         return {
             "id": job.id,
-            "pipeline": job.args[1] if len(job.args) > 1 else job.name,
+            "pipeline": pipeline,
             "cron": cron,
             "timezone": str(trigger.timezone),
             "mode": job.kwargs.get("mode", "every"),
             "next_run_time": nxt.isoformat() if nxt else None,
+            **self.counts.of(pipeline),
         }
 
 
