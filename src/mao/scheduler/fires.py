@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -100,21 +101,32 @@ class FireRecorder(LoopService):
         super().__init__(interval=5.0)
         self.instance = instance
         self.counts = counts
-        self._fires: deque[Fire] = deque()
+        self._fires: deque[tuple[Fire, Future[str]]] = deque()
 
-    def put(self, fire: Fire) -> None:
-        self._fires.append(fire)
+    def put(self, fire: Fire) -> Future[str]:
+        """Hand a fire over; the future gives its outcome once recorded."""
+        done: Future[str] = Future()
+        self._fires.append((fire, done))
         self.wake()
+        return done
 
     def run_once(self) -> None:
         while self._fires:
             batch = [self._fires.popleft() for _ in range(min(BATCH, len(self._fires)))]
-            self.record(batch)
+            try:
+                outcomes = self.record([fire for fire, _ in batch])
+            except BaseException as exc:
+                for _, done in batch:
+                    done.set_exception(exc)
+                raise
+            for (_, done), outcome in zip(batch, outcomes, strict=True):
+                done.set_result(outcome)
 
     def on_stop(self) -> None:
         self.run_once()  # fires handed over before the stop are recorded: the next start recovers their runs
 
-    def record(self, batch: list[Fire]) -> None:
+    def record(self, batch: list[Fire]) -> list[str]:
+        """Record the runs of ``batch`` in one go; each fire's outcome."""
         policy = self.instance.settings.overlap_policy
         requests = [RunRequest(fire.pipeline, "cron", fire.slot) for fire in batch]
         try:
@@ -122,7 +134,7 @@ class FireRecorder(LoopService):
         except MAOError as exc:
             for fire in batch:
                 report(self.instance, self.counts, fire, "skipped", reason=f"could not record the run: {exc.message}")
-            return
+            return ["skipped"] * len(batch)
         for fire, result in zip(batch, results, strict=True):
             if result.run_id is None:
                 reason = result.error.message if result.error else "not recorded"
@@ -140,3 +152,4 @@ class FireRecorder(LoopService):
                     at=result.created_at,
                     reason=behind,
                 )
+        return [result.outcome for result in results]

@@ -14,6 +14,7 @@ import functools
 import logging
 import pickle
 import threading
+from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -53,17 +54,20 @@ def fire(
     instance: Instance | None = None,
     cron: str | None = None,
     mode: str = "every",
+    wait: bool = True,
     **_: Any,
-) -> None:
-    """The job function (referenced by name in the job store).
+) -> str | None:
+    """The job function (referenced by name in the job store). Returns the fire's outcome
+    (``started``, ``queued``, ``skipped``) when ``wait``, or None.
 
     The scheduler's executor (:class:`_InstanceExecutor`) passes the serving ``instance``
-    (a job fired without one is skipped) and ``scheduled_for``, the fire time the run is
-    for: the run's slot, however late it actually starts.
+    (a job fired without one is skipped), ``scheduled_for``, the fire time the run is
+    for: the run's slot, however late it actually starts, and ``wait=False``: the fire is
+    handed over to be recorded with the others due now, and this returns at once.
     """
     if instance is None or instance.name != instance_name:
         log.warning("scheduled run of %s: instance %s is not running here", pipeline, instance_name)
-        return
+        return None
     slot = slot_of(scheduled_for) if scheduled_for is not None else None
     if slot is not None and scheduled_for is not None and cron:
         from mao.coverage.window import slot_end
@@ -73,12 +77,17 @@ def fire(
             # a fire that comes late (a misfire run at start) still gives the claim a chance
             grace = datetime.now(UTC) + timedelta(seconds=2 * instance.settings.coverage_claim_ttl)
             instance.claims.watch(pipeline, slot, max(end, grace))
-            return
+            return None
         down_at_fire = scheduled_for < instance.scheduler.started_at
         if (down_at_fire or datetime.now(UTC) >= end) and _covered_elsewhere(instance, pipeline, slot):
-            return
+            return None
         instance.claims.watch(pipeline, slot, end, claim=False)  # logs the slot if it ends a gap
-    instance.scheduler.fired(Fire(pipeline, slot, scheduled_for or datetime.now(UTC)))
+    done = instance.scheduler.fired(Fire(pipeline, slot, scheduled_for or datetime.now(UTC)))
+    return done.result() if wait else None
+
+
+def missed(late: float) -> str:
+    return f"handled {late:.0f}s after its fire time, past the misfire grace (misfire_policy, misfire_grace_seconds)"
 
 
 def _covered_elsewhere(instance: Instance, pipeline: str, slot: str) -> bool:
@@ -107,7 +116,7 @@ class _BoundJob:
     def __init__(self, job: Job, instance: Instance, run_time: datetime | None = None) -> None:
         self._job = job
         self.func = functools.partial(job.func, instance=instance)
-        self.kwargs = {**job.kwargs, "scheduled_for": run_time} if run_time is not None else job.kwargs
+        self.kwargs = {**job.kwargs, "scheduled_for": run_time, "wait": False} if run_time is not None else job.kwargs
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._job, name)
@@ -125,6 +134,32 @@ class _InstanceExecutor(ThreadPoolExecutor):
         super().__init__(max_workers=max_workers)
         self.instance = instance
 
+    def submit_job(self, job: Job, run_times: list[datetime]) -> None:
+        if job.func is fire and run_times and self._hand_over(job, run_times[-1]):
+            return
+        super().submit_job(job, run_times)
+
+    def _hand_over(self, job: Job, run_time: datetime) -> bool:
+        """An on-time fire of an ``every``-mode schedule is handed to the recorder here, in
+        the scheduler's thread (two queue appends), not through a worker thread: a thousand
+        due at once are all handed over in a fraction of a second. False for anything else
+        (``one`` mode, a catch-up fire that first asks the federation): it goes to a worker."""
+        instance = self.instance
+        if job.kwargs.get("mode", "every") != "every" or not job.kwargs.get("cron") or job.args[0] != instance.name:
+            return False
+        now = datetime.now(UTC)
+        end = job.trigger.get_next_fire_time(run_time, run_time + timedelta(seconds=1))
+        if run_time < instance.scheduler.started_at or end is None or now >= end:
+            return False
+        handed = Fire(job.args[1], slot_of(run_time), run_time)
+        late = (now - run_time).total_seconds()
+        if job.misfire_grace_time is not None and late > job.misfire_grace_time:
+            report(instance, instance.scheduler.counts, handed, "skipped", reason=missed(late))
+            return True
+        instance.claims.watch(handed.pipeline, str(handed.slot), end, claim=False)  # logs the slot if it ends a gap
+        instance.scheduler.fired(handed)
+        return True
+
     def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
         if job.func is fire and run_times:
             super()._do_submit_job(_BoundJob(job, self.instance, run_times[-1]), run_times[-1:])
@@ -134,13 +169,43 @@ class _InstanceExecutor(ThreadPoolExecutor):
 
 class _JobStore(SQLAlchemyJobStore):
     """APScheduler's SQL job store, writing the next fire times of one round of due jobs in
-    one transaction. APScheduler updates each job it fired on its own (a commit each) before
+    one transaction (APScheduler updates each job it fired on its own, a commit each, before
     it hands over the next one: with a thousand jobs due on the same minute, the last one
-    was handed over seconds late."""
+    was handed over seconds late), and keeping the jobs it read or wrote, by their stored
+    state, so that a round does not unpickle every due job again."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._held: dict[str, Job] | None = None
+        self._known: dict[bytes, Job] = {}
+        self._state_of: dict[str, bytes] = {}
+
+    def _reconstitute_job(self, job_state: bytes) -> Job:
+        job = self._known.get(job_state)
+        if job is None:
+            job = super()._reconstitute_job(job_state)
+            self._forget(job.id)
+            self._known[job_state] = job
+            self._state_of[job.id] = job_state
+        return job
+
+    def _forget(self, job_id: str) -> None:
+        state = self._state_of.pop(job_id, None)
+        if state is not None:
+            self._known.pop(state, None)
+
+    def add_job(self, job: Job) -> None:
+        self._forget(job.id)
+        super().add_job(job)
+
+    def remove_job(self, job_id: str) -> None:
+        self._forget(job_id)
+        super().remove_job(job_id)
+
+    def remove_all_jobs(self) -> None:
+        self._known.clear()
+        self._state_of.clear()
+        super().remove_all_jobs()
 
     def hold(self) -> None:
         self._held = {}
@@ -154,18 +219,19 @@ class _JobStore(SQLAlchemyJobStore):
                 .where(table.c.id == bindparam("job_id"))
                 .values(next_run_time=bindparam("next_time"), job_state=bindparam("state"))
             )
+            states = {job.id: pickle.dumps(job.__getstate__(), self.pickle_protocol) for job in held.values()}
             rows = [
-                {
-                    "job_id": job.id,
-                    "next_time": datetime_to_utc_timestamp(job.next_run_time),
-                    "state": pickle.dumps(job.__getstate__(), self.pickle_protocol),
-                }
+                {"job_id": job.id, "next_time": datetime_to_utc_timestamp(job.next_run_time), "state": states[job.id]}
                 for job in held.values()
             ]
             with self.engine.begin() as connection:
                 connection.execute(statement, rows)
+            for job in held.values():
+                self._known[states[job.id]] = job
+                self._state_of[job.id] = states[job.id]
 
     def update_job(self, job: Job) -> None:
+        self._forget(job.id)
         if self._held is None:
             super().update_job(job)
         else:
@@ -211,22 +277,21 @@ class Scheduler:
         self._recorder = FireRecorder(instance, self.counts)
         self._recorder_lock = threading.Lock()
 
-    def fired(self, fire: Fire) -> None:
-        """Hand a fire over to be recorded (by :func:`fire`, in APScheduler's worker)."""
+    def fired(self, fire: Fire) -> Future[str]:
+        """Hand a fire over to be recorded (by :func:`fire`); the future gives its outcome."""
         with self._recorder_lock:
             if not self._recorder.running:
                 if self._recorder.stopping:
                     self._recorder = FireRecorder(self.instance, self.counts)
                 self._recorder.start()
-        self._recorder.put(fire)
+            return self._recorder.put(fire)
 
     def _not_handed_over(self, event: JobEvent) -> None:
         """A fire APScheduler dropped before :func:`fire` ran: counted and published as skipped."""
         times = getattr(event, "scheduled_run_times", None) or [getattr(event, "scheduled_run_time", None)]
         scheduled_for = times[-1] or datetime.now(UTC)
         if event.code == EVENT_JOB_MISSED:
-            late = (datetime.now(UTC) - scheduled_for).total_seconds()
-            reason = f"handled {late:.0f}s after its fire time, past the misfire grace"
+            reason = missed((datetime.now(UTC) - scheduled_for).total_seconds())
         else:
             reason = "the previous fire of this schedule was still being handed over"
         fire = Fire(event.job_id, slot_of(scheduled_for), scheduled_for)
