@@ -58,15 +58,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
 """Command groups by name: ``("module:attribute", one-line help)``, in the order ``--help`` lists them."""
 
 
-def load_command(name: str) -> click.Command:
-    """The real command ``name`` of :data:`COMMANDS`, its module imported now."""
+def load_command(name: str) -> Any:
+    """The real command ``name`` of :data:`COMMANDS` (a click command), its module imported now."""
     target, _ = COMMANDS[name]
     module, _, attribute = target.partition(":")
     found = getattr(importlib.import_module(module), attribute)
+    command: Any
     if isinstance(found, typer.Typer):
-        command: click.Command = typer.main.get_group(found)
+        command = typer.main.get_group(found)
     else:
-        single = typer.Typer()
+        single = typer.Typer(add_completion=False)
         single.command(name)(found)
         command = typer.main.get_command(single)
     command.name = name
@@ -77,17 +78,16 @@ class LazyGroup(typer.core.TyperGroup):
     """The root group: lists :data:`COMMANDS` by their one-line help, and imports a
     command's module only when that command is run."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    # ctx and commands are click's types: typer's vendored click (recent typer) or click itself
+    def list_commands(self, ctx: Any) -> list[str]:
         return [*COMMANDS, *(name for name in super().list_commands(ctx) if name not in COMMANDS)]
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name in self.commands or cmd_name not in COMMANDS:
             return super().get_command(ctx, cmd_name)
         return typer.core.TyperCommand(name=cmd_name, help=COMMANDS[cmd_name][1])  # listed, not loaded
 
-    def resolve_command(
-        self, ctx: click.Context, args: list[str]
-    ) -> tuple[str | None, click.Command | None, list[str]]:
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         if args and args[0] in COMMANDS and args[0] not in self.commands:
             self.commands[args[0]] = load_command(args[0])
         return super().resolve_command(ctx, args)
@@ -168,7 +168,7 @@ def _hint_commands(exc: Exception) -> None:
     group = getattr(ctx, "command", None)
     if not isinstance(message, str) or not message.startswith("No such command") or ctx is None:
         return
-    if not isinstance(getattr(group, "commands", None), dict):
+    if group is None or not isinstance(getattr(group, "commands", None), dict):
         return
     names = group.list_commands(ctx)
     visible = sorted(name for name in names if not getattr(group.get_command(ctx, name), "hidden", False))

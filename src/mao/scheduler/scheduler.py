@@ -370,9 +370,9 @@ class Scheduler:
         try:
             old = self.instance.registry.get(key) or {}
             same = all(old.get(k) == v for k, v in value.items())
-            value["since"] = (
-                old["since"] if same and old.get("since") else slot_of(datetime.now(UTC) + timedelta(seconds=1))
-            )
+            if same and old.get("since"):
+                return  # published already: a restart with a thousand schedules writes nothing
+            value["since"] = slot_of(datetime.now(UTC) + timedelta(seconds=1))
             self.instance.registry.put(key, value)
         except MAOError as exc:
             log.warning("could not publish the schedule of %s in the registry: %s", pipeline, exc.message)

@@ -267,7 +267,7 @@ class Store:
             for r in new
         ]
         ids = s.scalars(insert(Run).returning(Run.id, sort_by_parameter_order=True), rows).all()
-        step_rows = []
+        step_rows: list[dict[str, Any]] = []
         for result, run_id in zip(new, ids, strict=True):
             result.run_id, result.created_at = run_id, now
             step_rows.extend(
