@@ -54,6 +54,23 @@ def test_a_command_s_help_imports_its_own_module_only() -> None:
     assert not {"mao.cli.pipeline_cmds", "mao.cli.serve", "mao.cli.instance_cmds"} & set(shown["loaded"])
 
 
+def test_the_help_formatter_s_stand_ins_load_the_real_classes_when_used() -> None:
+    script = (
+        "import sys\n"
+        "from mao.cli.main import main\n"
+        "main(['--help'])\n"
+        "assert 'rich.markdown' not in sys.modules and 'rich.traceback' not in sys.modules\n"
+        "import typer.rich_utils as ru\n"
+        "from rich.markdown import Markdown\n"
+        "assert type(ru.Markdown('*x*')) is Markdown\n"
+        "assert ru.Traceback.from_exception is not None\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr
+
+
 @pytest.mark.parametrize("name", list(COMMANDS))
 def test_each_listed_line_is_the_command_s_own_help(name: str) -> None:
     command = load_command(name)

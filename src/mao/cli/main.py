@@ -109,6 +109,49 @@ def _flags_without_placeholder() -> None:
 
 _flags_without_placeholder()
 
+
+def _import_help_formatter() -> None:
+    """Import typer's help formatter without ``rich.markdown`` and ``rich.traceback``.
+
+    ``typer.rich_utils`` imports both at its top (markdown-it and pygments with them: two
+    thirds of its import time) for the ``markdown`` markup mode and pretty tracebacks, which
+    maoctl does not use. Stand-ins take their place while it is imported; each loads the
+    real class if it is ever used. Any surprise and it is imported the ordinary way."""
+    if "typer.rich_utils" in sys.modules:
+        return
+    import types
+
+    def stand_in(module: str, name: str) -> type:
+        def real() -> Any:
+            return getattr(importlib.import_module(module), name)
+
+        class Meta(type):
+            def __getattr__(cls, attribute: str) -> Any:
+                return getattr(real(), attribute)
+
+        class StandIn(metaclass=Meta):
+            def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+                return real()(*args, **kwargs)
+
+        return StandIn
+
+    placed = []
+    for module, name in (("rich.markdown", "Markdown"), ("rich.traceback", "Traceback")):
+        if module not in sys.modules:
+            fake = types.ModuleType(module)
+            setattr(fake, name, stand_in(module, name))
+            sys.modules[module] = fake
+            placed.append(module)
+    try:
+        importlib.import_module("typer.rich_utils")
+    except Exception:  # noqa: BLE001 - a typer that imports more from them: the ordinary import
+        sys.modules.pop("typer.rich_utils", None)
+    finally:
+        for module in placed:
+            del sys.modules[module]  # whoever imports them from now on gets the real ones
+    importlib.import_module("typer.rich_utils")
+
+
 app = typer.Typer(
     name="maoctl",
     cls=LazyGroup,
@@ -187,8 +230,11 @@ def _is_bad_value(exc: Exception) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one-line errors, non-zero exit codes, no tracebacks."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args or "--help" in args:
+        _import_help_formatter()
     try:
-        result = app(args=argv, prog_name="maoctl", standalone_mode=False)
+        result = app(args=args, prog_name="maoctl", standalone_mode=False)
     except KeyboardInterrupt:
         from mao.cli.output import err_console
 
