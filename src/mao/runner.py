@@ -130,9 +130,13 @@ class Runner:
     def _enqueue(self, run_id: int, pipeline: str, steps: list[StepIn]) -> None:
         cancel = threading.Event()
         self._cancel[run_id] = cancel
-        self._futures[run_id] = self._queue.submit(
-            run_id, pipeline, lambda: self._execute_safely(run_id, steps, cancel)
-        )
+        try:
+            self._futures[run_id] = self._queue.submit(
+                run_id, pipeline, lambda: self._execute_safely(run_id, steps, cancel)
+            )
+        except RuntimeError:  # stopping: it stays pending, and the next start takes it up (recover)
+            self._cancel.pop(run_id, None)
+            log.warning("run %s stays pending: the orchestrator is stopping", run_id)
 
     def queued(self, pipeline: str | None = None) -> list[int]:
         """Runs recorded and waiting for a worker (``pending``), in the order they start."""

@@ -92,3 +92,22 @@ def test_many_schedules_due_at_once_are_each_recorded_then_skipped(tmp_path: Pat
     finally:
         gate.set()
         inst.close()
+
+
+def test_a_job_rescheduled_is_read_back_with_its_new_trigger(tmp_path: Path) -> None:
+    inst = Instance(Settings(instance_name="many", data_dir=tmp_path / "data"), registry=MemoryRegistry())
+    inst.setup()
+    inst.store.add_pipeline("p", "", [{"name": "s", "tool": "t", "output_dataset": "out"}])
+    try:
+        inst.scheduler.schedule("p", "0 12 * * *")
+        inst.scheduler.start()
+        assert [j["cron"] for j in inst.scheduler.jobs()] == ["0 12 * * *"]  # read (and kept) once
+        inst.scheduler.schedule("p", "30 6 * * *")
+        [job] = inst.scheduler.jobs()
+        assert job["cron"] == "30 6 * * *" and job["next_run_time"][11:16] == "06:30"
+        assert (
+            str(inst.scheduler._scheduler.get_job("p").trigger)
+            == "cron[month='*', day='*', day_of_week='*', hour='6', minute='30']"
+        )
+    finally:
+        inst.close()
