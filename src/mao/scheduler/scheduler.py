@@ -355,6 +355,7 @@ class Scheduler:
         except JobLookupError as exc:
             raise NotFound(f"no scheduled job {job_id!r}; `maoctl tool list-scheduled` lists them") from exc
         pipeline = self._describe(job)["pipeline"] if job is not None else job_id
+        self.counts.forget(pipeline)
         try:
             self.instance.registry.delete(schedule_key(pipeline, self.instance.name))
         except MAOError as exc:
