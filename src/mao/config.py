@@ -142,6 +142,14 @@ class Settings(BaseSettings):
     timezone: str = "UTC"
     misfire_policy: Literal["run_once", "skip"] = "run_once"
     misfire_grace_seconds: int = Field(default=3600, ge=1)
+    overlap_policy: Literal["skip", "queue"] = "skip"
+    """A fire whose pipeline still has a run pending (queued) or running: ``skip`` it (counted
+    in ``GET /jobs`` and logged with that run's id), or ``queue`` a run behind it."""
+    max_queued_runs: int = Field(default=10, ge=1, le=10000)
+    """With ``overlap_policy: queue``, runs of one pipeline that may wait behind its active
+    one; a fire beyond that is skipped."""
+    max_parallel_runs: int = Field(default=4, ge=1, le=256)
+    """Runs executing at once; further runs stay ``pending`` (queued) until a worker is free."""
     coverage_claim_ttl: int = Field(default=15, ge=2, le=3600)
     """Seconds a ``one``-mode slot claim outlives its claimer: the grace after which another
     instance takes over the slot of a claimer that died."""

@@ -12,6 +12,11 @@ Kinds published (``data`` keys in brackets):
 - ``step.started`` (run_id, pipeline, step)
 - ``step.finished`` (run_id, pipeline, step, status, error, duration_s)
 - ``log`` (run_id, step, line): every stored log line of a run
+- ``schedule.fired`` (pipeline, slot, lag_s, outcome, reason, run_id): a scheduler fire
+  handled: ``started`` (its run recorded and queued), ``queued`` (recorded behind a run of
+  its pipeline still pending or running; reason ``after run N``) or ``skipped`` (not run;
+  reason says why, naming the run in the way); ``lag_s`` is the run's record time (a skip:
+  the time it was decided) minus the fire time
 """
 
 from __future__ import annotations

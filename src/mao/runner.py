@@ -13,21 +13,26 @@ import re
 import shutil
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mao.agreement.slots import normalize_slot
+from mao.agreement.slots import normalize_slot, parse_slot
 from mao.closer import RunCloser
 from mao.errors import Conflict, GitError, InvalidInput, MAOError, MergeConflict, RegistryUnavailable, StoreError
 from mao.executor.base import StepSpec
 from mao.models import PRIVATE_RE, StepIn
 from mao.quality import check_output, publish_insight
+from mao.runqueue import RunQueue
 from mao.status import RunStatus
 from mao.store.logbuffer import LogBuffer
-from mao.store.models import utcnow
+from mao.store.models import Run, utcnow
+from mao.store.records import RecordedRun, RunRequest
+from mao.store.store import as_utc
 
 if TYPE_CHECKING:
     from mao.datasets.manager import Prepared
@@ -93,11 +98,12 @@ class StepOutcome:
 
 
 class Runner:
-    """Starts runs in worker threads; one active run per pipeline."""
+    """Records runs and executes them from its run queue: at most ``max_parallel_runs`` at
+    once, one at a time per pipeline."""
 
-    def __init__(self, instance: Instance, max_workers: int = 4) -> None:
+    def __init__(self, instance: Instance, max_workers: int | None = None) -> None:
         self.instance = instance
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="mao-run")
+        self._queue = RunQueue(max_workers or instance.settings.max_parallel_runs)
         self._cancel: dict[int, threading.Event] = {}
         self._futures: dict[int, Future[None]] = {}
         self._runs: dict[int, _RunInfo] = {}  # what the runner knows of its runs, so as not to read it back
@@ -110,22 +116,47 @@ class Runner:
     # public ----------------------------------------------------------------------
 
     def start(self, pipeline: str, trigger: str = "manual", slot: str | None = None) -> int:
-        """Create a run and start it in the background; returns its id at once.
+        """Record a run and queue it; returns its id at once. A run of the pipeline already
+        pending or running is a Conflict naming it; an undefined pipeline NotFound.
 
         ``slot`` is the cron fire time the run is for (``2026-11-28T12:00:00Z``), or None
         for a plain ad-hoc run.
         """
         if slot is not None:
             slot = normalize_slot(slot)
-        definition = self.instance.store.get_pipeline(pipeline)
         self._close_waiting(pipeline)
+        [recorded] = self.record([RunRequest(pipeline, trigger, slot)], overlap="refuse")
+        if recorded.run_id is None:
+            raise recorded.error or Conflict(f"pipeline {pipeline!r} already has a run in progress")
+        return recorded.run_id
+
+    def record(self, requests: Sequence[RunRequest], overlap: str = "refuse") -> list[RecordedRun]:
+        """Record many runs in one store transaction (see :meth:`Store.create_runs`) and
+        queue those recorded; a burst of scheduler fires comes here as one batch."""
+        self.closer.flush()
         with self._lock:
-            run = self.instance.store.create_run(pipeline, definition.steps, trigger=trigger, slot=slot)
-            cancel = threading.Event()
-            self._cancel[run.id] = cancel
-            self._runs[run.id] = _RunInfo(run.pipeline, run.slot, run.trigger, [s.id for s in run.steps])
-            self._futures[run.id] = self._pool.submit(self._execute_safely, run.id, definition.steps, cancel)
-        return run.id
+            recorded = self.instance.store.create_runs(
+                requests, overlap=overlap, max_queued=self.instance.settings.max_queued_runs
+            )
+            for item in recorded:
+                if item.run_id is not None:
+                    self._enqueue(item.run_id, item.request.pipeline, item.steps)
+        return recorded
+
+    def _enqueue(self, run_id: int, pipeline: str, steps: list[StepIn]) -> None:
+        cancel = threading.Event()
+        self._cancel[run_id] = cancel
+        try:
+            self._futures[run_id] = self._queue.submit(
+                run_id, pipeline, lambda: self._execute_safely(run_id, steps, cancel)
+            )
+        except RuntimeError:  # stopping: it stays pending, and the next start takes it up (recover)
+            self._cancel.pop(run_id, None)
+            log.warning("run %s stays pending: the orchestrator is stopping", run_id)
+
+    def queued(self, pipeline: str | None = None) -> list[int]:
+        """Runs recorded and waiting for a worker (``pending``), in the order they start."""
+        return self._queue.waiting(pipeline)
 
     def _close_waiting(self, pipeline: str) -> None:
         """Runs whose close waits for the store are closed first; one of this pipeline's
@@ -158,16 +189,22 @@ class Runner:
         if event is None:
             raise Conflict(f"run {run_id} is not executing in this process")
         event.set()
+        waiting = self._queue.discard(run_id)
+        if waiting is not None:  # queued, never started: it ends here
+            self.closer.close(run_id, RunStatus.CANCELLED, "cancelled while queued")
+            self._futures.pop(run_id, None)
+            waiting.set_running_or_notify_cancel()
+            waiting.set_result(None)
         return True
 
     def is_active(self, pipeline: str) -> bool:
-        return any(r.pipeline == pipeline for r in self.instance.store.active_runs())
+        return self.instance.store.has_active_run(pipeline)
 
     def shutdown(self, wait: bool = True) -> None:
         self._stopping = True  # runs stopped from here on are interrupted, not cancelled
         for event in list(self._cancel.values()):
             event.set()
-        self._pool.shutdown(wait=wait, cancel_futures=True)
+        self._queue.shutdown(wait=wait)  # runs still queued stay pending: recover() takes them at the next start
         self.closer.stop()
         self.logs.close()
 
@@ -525,10 +562,31 @@ def _redact(url: str) -> str:
     return re.sub(r"//[^@/]+@", "//***@", url)
 
 
+INTERRUPTED_RUNNING = "the orchestrator stopped while this run was in progress"
+
+
 def recover(instance: Instance) -> list[int]:
-    """After a crash: runs left active become ``interrupted``, their containers are removed
-    and the dataset worktrees reset."""
-    ids = instance.store.mark_interrupted()
+    """After a stop or crash, before serving. Runs left ``running`` become ``interrupted``,
+    their containers are removed and the dataset worktrees reset. Runs left ``pending``
+    never started: those still due are queued again, oldest first; the others become
+    ``interrupted`` with the reason (see :func:`_still_due`). Returns the interrupted ids."""
+    store = instance.store
+    now = datetime.now(UTC)
+    ids: list[int] = []
+    resumed: list[int] = []
+    for run in sorted(store.active_runs(), key=lambda r: r.id):
+        if run.status == RunStatus.PENDING:
+            reason, steps = _still_due(instance, run, now)
+            if reason is None:
+                instance.runner._enqueue(run.id, run.pipeline, steps)
+                resumed.append(run.id)
+                continue
+        else:
+            reason = INTERRUPTED_RUNNING
+        store.finish_run(run.id, RunStatus.INTERRUPTED, reason)
+        ids.append(run.id)
+    if resumed:
+        log.info("runs %s were queued when the orchestrator stopped: queued again", resumed)
     if not ids:
         return ids
     log.warning("runs %s were interrupted by a stop of the orchestrator", ids)
@@ -544,3 +602,28 @@ def recover(instance: Instance) -> list[int]:
     for run_id in ids:
         shutil.rmtree(instance.settings.data_dir / "runs" / str(run_id), ignore_errors=True)
     return ids
+
+
+def _still_due(instance: Instance, run: Run, now: datetime) -> tuple[str | None, list[StepIn]]:
+    """Whether a run that never started runs after a restart: None and its steps, or why not.
+
+    It runs when it would have been run as a missed fire: its slot (an ad-hoc run: its
+    creation) within ``misfire_grace_seconds``, and, for a slot run, ``misfire_policy``
+    ``run_once`` and a schedule not in ``one`` mode (there the slot's claim decides who runs
+    it, and it lapsed with the stop). Its pipeline must still have the steps it was
+    recorded with."""
+    settings = instance.settings
+    since = parse_slot(run.slot) if run.slot else as_utc(run.created_at)
+    never = "never started: the orchestrator stopped while it was queued"
+    if run.slot and settings.misfire_policy == "skip":
+        return f"{never} (misfire_policy skip)", []
+    if since is None or (now - since).total_seconds() > settings.misfire_grace_seconds:
+        return f"{never}, longer than misfire_grace_seconds ago", []
+    if run.slot and run.trigger == "cron":
+        job = instance.scheduler.job(run.pipeline)
+        if job is not None and job.get("mode") == "one":
+            return f"{never} (a one-mode slot: the claims decide who runs it)", []
+    definition = instance.store.find_pipeline(run.pipeline)
+    if definition is None or [s.name for s in definition.steps] != [s.name for s in run.steps]:
+        return f"{never}, and its pipeline was removed or changed since", []
+    return None, definition.steps

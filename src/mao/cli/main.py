@@ -1,31 +1,102 @@
-"""``maoctl``: the command-line client of the MAO orchestrator."""
+"""``maoctl``: the command-line client of the MAO orchestrator.
+
+Start-up stays light: ``maoctl --help`` imports typer and this module only. Each command
+group lives in its own module, imported when that command runs (or its own ``--help`` is
+asked for). :data:`COMMANDS` names each one's ``"module:attribute"`` (a ``typer.Typer``
+group or a command function) and the one line ``maoctl --help`` shows for it. A new
+command group is one line there, e.g.::
+
+    "metrics": ("mao.cli.metrics_cmds:metrics_app", "Prometheus metrics of this instance."),
+
+with the same line as the first line of the group's ``help``. Command modules import what
+they need (httpx, pydantic, the settings, rich tables) themselves; this module imports
+none of it at start.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 import typer.core
-from rich.markup import escape
 
 from mao import __version__
-from mao.cli import vote_cmds  # noqa: F401 - adds `dataset votes` and `dataset resolve`
-from mao.cli.executor_cmds import executor_app
-from mao.cli.federation_cmds import federation_app
-from mao.cli.gateway_cmds import gateway_app
-from mao.cli.insights_cmds import insights_app
-from mao.cli.instance_cmds import instance_app
-from mao.cli.marketplace_cmds import marketplace_app
-from mao.cli.notification_cmds import notifications_app
-from mao.cli.output import err_console
-from mao.cli.pipeline_cmds import pipeline_app, repo_app
-from mao.cli.registry_cmds import dataset_app, tool_app
-from mao.cli.runs_cmds import runs_app
-from mao.cli.serve import serve
-from mao.cli.state import DEFAULT_URL, State
-from mao.errors import MAOError
+
+if TYPE_CHECKING:
+    import click
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "serve": (
+        "mao.cli.serve:serve",
+        "Start the orchestrator: REST API, scheduler and executor, on the configured stores.",
+    ),
+    # pipeline_cmds adds list-scheduled and stop to tool_app
+    "tool": ("mao.cli.pipeline_cmds:tool_app", "Register, list and remove tools (container images)."),
+    # vote_cmds adds votes and resolve to dataset_app
+    "dataset": ("mao.cli.vote_cmds:dataset_app", "Register, list and remove datasets (git repositories)."),
+    "pipeline": ("mao.cli.pipeline_cmds:pipeline_app", "Define, run and schedule pipelines."),
+    "repo": ("mao.cli.pipeline_cmds:repo_app", "Local-only datasets: bare git repositories on this instance."),
+    "runs": ("mao.cli.runs_cmds:runs_app", "Run history: list, show, logs, cancel."),
+    "instance": ("mao.cli.instance_cmds:instance_app", "Install and initialise this MAO instance."),
+    "marketplace": (
+        "mao.cli.marketplace_cmds:marketplace_app",
+        "Browse the MAO marketplace (federations, tools, pipelines) or host a private catalogue.",
+    ),
+    "federation": (
+        "mao.cli.federation_cmds:federation_app",
+        "Federation status and etcd membership (for operators).",
+    ),
+    "executor": (
+        "mao.cli.executor_cmds:executor_app",
+        "The executor service: runs the steps' containers for an orchestrator (its executor_url).",
+    ),
+    "insights": ("mao.cli.insights_cmds:insights_app", "Insights the pipeline steps published (insights.json)."),
+    "gateway": ("mao.cli.gateway_cmds:gateway_app", "The gateway for external tools: their tokens."),
+    "notifications": (
+        "mao.cli.notification_cmds:notifications_app",
+        "Notifications of failed runs and other events.",
+    ),
+}
+"""Command groups by name: ``("module:attribute", one-line help)``, in the order ``--help`` lists them."""
+
+
+def load_command(name: str) -> Any:
+    """The real command ``name`` of :data:`COMMANDS` (a click command), its module imported now."""
+    target, _ = COMMANDS[name]
+    module, _, attribute = target.partition(":")
+    found = getattr(importlib.import_module(module), attribute)
+    command: Any
+    if isinstance(found, typer.Typer):
+        command = typer.main.get_group(found)
+    else:
+        single = typer.Typer(add_completion=False)
+        single.command(name)(found)
+        command = typer.main.get_command(single)
+    command.name = name
+    return command
+
+
+class LazyGroup(typer.core.TyperGroup):
+    """The root group: lists :data:`COMMANDS` by their one-line help, and imports a
+    command's module only when that command is run."""
+
+    # ctx and commands are click's types: typer's vendored click (recent typer) or click itself
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*COMMANDS, *(name for name in super().list_commands(ctx) if name not in COMMANDS)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in self.commands or cmd_name not in COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        return typer.core.TyperCommand(name=cmd_name, help=COMMANDS[cmd_name][1])  # listed, not loaded
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and args[0] in COMMANDS and args[0] not in self.commands:
+            self.commands[args[0]] = load_command(args[0])
+        return super().resolve_command(ctx, args)
 
 
 def _flags_without_placeholder() -> None:
@@ -44,8 +115,52 @@ def _flags_without_placeholder() -> None:
 
 _flags_without_placeholder()
 
+
+def _import_help_formatter() -> None:
+    """Import typer's help formatter without ``rich.markdown`` and ``rich.traceback``.
+
+    ``typer.rich_utils`` imports both at its top (markdown-it and pygments with them: two
+    thirds of its import time) for the ``markdown`` markup mode and pretty tracebacks, which
+    maoctl does not use. Stand-ins take their place while it is imported; each loads the
+    real class if it is ever used. Any surprise and it is imported the ordinary way."""
+    if "typer.rich_utils" in sys.modules:
+        return
+    import types
+
+    def stand_in(module: str, name: str) -> type:
+        def real() -> Any:
+            return getattr(importlib.import_module(module), name)
+
+        class Meta(type):
+            def __getattr__(cls, attribute: str) -> Any:
+                return getattr(real(), attribute)
+
+        class StandIn(metaclass=Meta):
+            def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+                return real()(*args, **kwargs)
+
+        return StandIn
+
+    placed = []
+    for module, name in (("rich.markdown", "Markdown"), ("rich.traceback", "Traceback")):
+        if module not in sys.modules:
+            fake = types.ModuleType(module)
+            setattr(fake, name, stand_in(module, name))
+            sys.modules[module] = fake
+            placed.append(module)
+    try:
+        importlib.import_module("typer.rich_utils")
+    except Exception:  # noqa: BLE001 - a typer that imports more from them: the ordinary import
+        sys.modules.pop("typer.rich_utils", None)
+    finally:
+        for module in placed:
+            del sys.modules[module]  # whoever imports them from now on gets the real ones
+    importlib.import_module("typer.rich_utils")
+
+
 app = typer.Typer(
     name="maoctl",
+    cls=LazyGroup,
     help="Control a MAO orchestrator instance: tools, datasets, pipelines, runs and federations.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -75,30 +190,21 @@ def root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
 ) -> None:
+    from mao.cli.state import State
+
     ctx.obj = State(url=url, token=token, json=json, config=config)
     ctx.call_on_close(ctx.obj.close)
 
 
-app.add_typer(tool_app, name="tool")
-app.add_typer(dataset_app, name="dataset")
-app.add_typer(pipeline_app, name="pipeline")
-app.add_typer(repo_app, name="repo")
-app.add_typer(runs_app, name="runs")
-app.add_typer(instance_app, name="instance")
-app.add_typer(marketplace_app, name="marketplace")
-app.add_typer(federation_app, name="federation")
-app.add_typer(executor_app, name="executor")
-app.add_typer(insights_app, name="insights")
-app.add_typer(gateway_app, name="gateway")
-app.add_typer(notifications_app, name="notifications")
-app.command("serve")(serve)
-
-
-# Recent typer vendors click: its usage errors and aborts are not click's classes.
-_USAGE_ERRORS: tuple[type[Exception], ...] = (click.exceptions.ClickException,)
-if hasattr(typer, "TyperException"):
-    _USAGE_ERRORS += (typer.TyperException,)
-_ABORTS = (click.exceptions.Abort, typer.Abort)
+def _exceptions(name: str) -> tuple[type[BaseException], ...]:
+    """The exception class ``name`` of typer's vendored click and, if loaded, of click itself:
+    recent typer vendors click, so its usage errors and aborts are not click's classes."""
+    found: list[type[BaseException]] = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type) and issubclass(cls, BaseException):
+            found.append(cls)
+    return tuple(found)
 
 
 _LISTING_VERBS = {"get", "list", "ls", "show"}
@@ -111,12 +217,12 @@ def _hint_commands(exc: Exception) -> None:
     group = getattr(ctx, "command", None)
     if not isinstance(message, str) or not message.startswith("No such command") or ctx is None:
         return
-    commands = getattr(group, "commands", None)
-    if not isinstance(commands, dict):
+    if group is None or not isinstance(getattr(group, "commands", None), dict):
         return
-    visible = sorted(name for name, cmd in commands.items() if not getattr(cmd, "hidden", False))
+    names = group.list_commands(ctx)
+    visible = sorted(name for name in names if not getattr(group.get_command(ctx, name), "hidden", False))
     wanted = message.split("'")[1] if message.count("'") >= 2 else ""
-    if wanted in _LISTING_VERBS and "list" in commands:
+    if wanted in _LISTING_VERBS and "list" in names:
         message += f" Use '{ctx.command_path} list'."
     message += f" Commands: {', '.join(visible)}."
     exc.message = message  # type: ignore[attr-defined]
@@ -130,12 +236,33 @@ def _is_bad_value(exc: Exception) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one-line errors, non-zero exit codes, no tracebacks."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args or "--help" in args:
+        _import_help_formatter()
     try:
-        result = app(args=argv, prog_name="maoctl", standalone_mode=False)
-    except _ABORTS:
+        result = app(args=args, prog_name="maoctl", standalone_mode=False)
+    except KeyboardInterrupt:
+        from mao.cli.output import err_console
+
+        err_console.print("Interrupted.")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - sorted out in _report, which re-raises what it does not know
+        return _report(exc)
+    return result if isinstance(result, int) else 0
+
+
+def _report(exc: Exception) -> int:
+    """One line on stderr (the usage text too for a missing option); the exit code."""
+    from rich.markup import escape
+
+    from mao.cli.output import err_console
+    from mao.errors import MAOError
+
+    if isinstance(exc, (*_exceptions("Abort"), typer.Abort)):
         err_console.print("Aborted.")
         return 130
-    except _USAGE_ERRORS as exc:
+    typer_errors = (typer.TyperException,) if hasattr(typer, "TyperException") else ()
+    if isinstance(exc, (*_exceptions("ClickException"), *typer_errors)):
         _hint_commands(exc)
         if _is_bad_value(exc):  # a wrong value: one line, without the usage text
             err_console.print(f"Error: {escape(exc.format_message())}", highlight=False)  # type: ignore[attr-defined]
@@ -144,16 +271,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             err_console.print(f"Error: {escape(str(exc))}", highlight=False)
         return int(getattr(exc, "exit_code", 2))
-    except MAOError as exc:
+    if isinstance(exc, MAOError):
         err_console.print(f"[red]Error:[/red] {escape(exc.message)}", highlight=False)
         return 1
-    except KeyboardInterrupt:
-        err_console.print("Interrupted.")
-        return 130
-    except OSError as exc:
+    if isinstance(exc, OSError):
         err_console.print(f"[red]Error:[/red] {escape(str(exc))}", highlight=False)
         return 1
-    return result if isinstance(result, int) else 0
+    raise exc
 
 
 if __name__ == "__main__":  # pragma: no cover

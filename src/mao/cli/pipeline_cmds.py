@@ -319,7 +319,7 @@ def pipeline_set_variable(
 
 @tool_app.command("list-scheduled")
 def tool_list_scheduled(ctx: typer.Context, json: JsonOpt = False) -> None:
-    """List scheduled jobs."""
+    """List scheduled jobs and their fires since the instance started (skipped: the previous run was still going)."""
     st = state(ctx, json)
     jobs = st.client.get("/jobs")["jobs"]
     if st.json:
@@ -327,9 +327,23 @@ def tool_list_scheduled(ctx: typer.Context, json: JsonOpt = False) -> None:
         return
     output.table(
         "Scheduled jobs",
-        ["id", "pipeline", "cron", "timezone", "next run"],
-        ([j["id"], j["pipeline"], j["cron"], j["timezone"], j["next_run_time"]] for j in jobs),
+        ["id", "pipeline", "cron", "timezone", "next run", "fired", "skipped"],
+        (
+            [
+                j["id"],
+                j["pipeline"],
+                j["cron"],
+                j["timezone"],
+                j["next_run_time"],
+                str(j.get("started", 0) + j.get("queued", 0)),
+                str(j.get("skipped", 0)),
+            ]
+            for j in jobs
+        ),
     )
+    for job in jobs:
+        if job.get("last_skip"):
+            output.console.print(f"{job['id']}: last skipped {job['last_skip']}", markup=False, highlight=False)
 
 
 @tool_app.command("stop")

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
 import typer
 
-from mao.cli.client import Client, normalize_url
+from mao.cli.main import DEFAULT_URL
 from mao.errors import InvalidInput, MAOError
 from mao.tokens import API_TOKEN_FILE, is_loopback, read_token_file
 
-DEFAULT_URL = "http://127.0.0.1:8080"
+if TYPE_CHECKING:
+    from mao.cli.client import Client
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
 
@@ -28,6 +29,8 @@ class State:
     @property
     def client(self) -> Client:
         if self._client is None:
+            from mao.cli.client import Client  # httpx: imported by the commands that talk to an orchestrator
+
             self._client = Client(self.url, self.api_token())
         return self._client
 
@@ -40,6 +43,8 @@ class State:
             if not self.token.strip():
                 raise InvalidInput("--token/MAO_API_TOKEN is blank: give the API's token, or unset it")
             return self.token.strip()
+        from mao.cli.client import normalize_url
+
         if not is_loopback(urlsplit(normalize_url(self.url)).hostname or ""):
             return None  # never send this machine's token elsewhere
         from mao.config import load_settings

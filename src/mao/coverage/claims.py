@@ -11,6 +11,7 @@ seconds, take the slot over. Each instance runs a slot at most once.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 import time
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 from mao.agreement.slots import slot_key
 from mao.coverage.index import delivered_by, record_run, report_gap
 from mao.errors import Conflict, MAOError, RegistryUnavailable
+from mao.loop import LoopService
 from mao.registry.base import KeepAlive
 from mao.status import RunStatus
 
@@ -44,6 +46,7 @@ class SlotClaims:
         self._stop = threading.Event()
         self._threads: dict[tuple[str, str], threading.Thread] = {}
         self._lock = threading.Lock()
+        self._gaps = GapWatch(self)
 
     @property
     def ttl(self) -> int:
@@ -51,10 +54,16 @@ class SlotClaims:
 
     def watch(self, pipeline: str, slot: str, until: datetime, *, claim: bool = True) -> bool:
         """Start watching ``slot`` (no-op if already watched); False when stopping. Without
-        ``claim`` (``every`` mode) only look, once the slot has ended, whether it is a gap."""
+        ``claim`` (``every`` mode) only look, once the slot has ended, whether it is a gap
+        (:class:`GapWatch`: one thread for all such slots, however many schedules fire)."""
         with self._lock:
             if self._stop.is_set():
                 return False
+            if not claim:
+                if not self._gaps.running:
+                    self._gaps.start()
+                self._gaps.add(pipeline, slot, until)
+                return True
             self._threads = {k: t for k, t in self._threads.items() if t.is_alive()}
             if (pipeline, slot) in self._threads:
                 return True
@@ -72,6 +81,7 @@ class SlotClaims:
         self._stop.set()
         with self._lock:
             threads = list(self._threads.values())
+        self._gaps.stop(timeout)
         for thread in threads:
             thread.join(timeout)
 
@@ -122,6 +132,10 @@ class SlotClaims:
         while self.instance.runner.is_active(pipeline):  # a catch-up run of an ended slot
             if self._stop.wait(float(self.instance.settings.coverage_claim_poll)):
                 return "stopped"
+        return self.gap_if_undelivered(pipeline, slot)
+
+    def gap_if_undelivered(self, pipeline: str, slot: str) -> str:
+        """An ended slot: ``delivered``, ``gap`` (logged and recorded once) or ``unknown``."""
         try:
             if delivered_by(self.instance, pipeline, slot):
                 return "delivered"
@@ -181,6 +195,54 @@ class SlotClaims:
                 return status
             self._stop.wait(0.5)
         return None
+
+
+class GapWatch(LoopService):
+    """The ``every``-mode slots waiting to end, in one heap served by one thread: at a
+    slot's end (plus one poll), once its pipeline has no run pending or running, a slot
+    nobody delivered is logged as a gap. A thousand schedules firing on one minute add a
+    thousand entries, not a thousand threads."""
+
+    name = "gap-watch"
+
+    def __init__(self, claims: SlotClaims) -> None:
+        super().__init__(interval=60.0)
+        self.claims = claims
+        self._due: list[tuple[float, str, str]] = []
+        self._watched: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def add(self, pipeline: str, slot: str, until: datetime) -> None:
+        poll = float(self.claims.instance.settings.coverage_claim_poll)
+        with self._lock:
+            if (pipeline, slot) in self._watched:
+                return
+            self._watched.add((pipeline, slot))
+            heapq.heappush(self._due, (until.timestamp() + poll, pipeline, slot))
+        self.wake()
+
+    def next_interval(self) -> float:
+        with self._lock:
+            first = self._due[0][0] if self._due else None
+        return self.interval if first is None else min(max(first - time.time(), 0.01), self.interval)
+
+    def run_once(self) -> None:
+        poll = float(self.claims.instance.settings.coverage_claim_poll)
+        while not self.stopping:
+            with self._lock:
+                if not self._due or self._due[0][0] > time.time():
+                    return
+                _, pipeline, slot = heapq.heappop(self._due)
+            try:
+                if self.claims.instance.runner.is_active(pipeline):  # a catch-up run of an ended slot
+                    with self._lock:
+                        heapq.heappush(self._due, (time.time() + poll, pipeline, slot))
+                    continue
+                self.claims.gap_if_undelivered(pipeline, slot)
+            except MAOError as exc:
+                log.warning("slot %s of %s: cannot tell whether it was delivered: %s", slot, pipeline, exc.message)
+            with self._lock:
+                self._watched.discard((pipeline, slot))
 
 
 def backfill_on_start(instance: Instance) -> threading.Thread | None:

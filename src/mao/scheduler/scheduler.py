@@ -1,28 +1,37 @@
 """Cron schedules for pipelines, persisted in the local store (APScheduler's SQLAlchemy job store).
 
-Schedules survive restarts. A pipeline never runs twice at once: a fire time that finds
-its previous run still going is skipped and logged. Fire times missed while the instance
-was down follow ``misfire_policy``: ``run_once`` runs the pipeline once (if within
-``misfire_grace_seconds``), ``skip`` waits for the next fire time.
+Schedules survive restarts. A fire records its run and queues it (:mod:`mao.scheduler.fires`);
+the runner's workers execute it. A pipeline never runs twice at once: a fire that finds its
+previous run still queued or running follows ``overlap_policy``: ``skip`` (counted per
+schedule, logged naming that run) or ``queue`` (recorded ``pending``, started after it).
+Fire times missed while the instance was down follow ``misfire_policy``: ``run_once`` runs
+the pipeline once (if within ``misfire_grace_seconds``), ``skip`` waits for the next fire time.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import pickle
+import threading
+from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.job import Job
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.util import datetime_to_utc_timestamp
+from sqlalchemy import bindparam
 
 from mao.agreement.slots import slot_of
 from mao.coverage.grid import MODES
-from mao.errors import Conflict, InvalidInput, MAOError, NotFound
+from mao.errors import InvalidInput, MAOError, NotFound
 from mao.scheduler.cron import parse_cron, timezone
+from mao.scheduler.fires import Fire, FireCounts, FireRecorder, report
 
 if TYPE_CHECKING:
     from mao.instance import Instance
@@ -45,17 +54,20 @@ def fire(
     instance: Instance | None = None,
     cron: str | None = None,
     mode: str = "every",
+    wait: bool = True,
     **_: Any,
-) -> None:
-    """The job function (referenced by name in the job store).
+) -> str | None:
+    """The job function (referenced by name in the job store). Returns the fire's outcome
+    (``started``, ``queued``, ``skipped``) when ``wait``, or None.
 
     The scheduler's executor (:class:`_InstanceExecutor`) passes the serving ``instance``
-    (a job fired without one is skipped) and ``scheduled_for``, the fire time the run is
-    for: the run's slot, however late it actually starts.
+    (a job fired without one is skipped), ``scheduled_for``, the fire time the run is
+    for: the run's slot, however late it actually starts, and ``wait=False``: the fire is
+    handed over to be recorded with the others due now, and this returns at once.
     """
     if instance is None or instance.name != instance_name:
         log.warning("scheduled run of %s: instance %s is not running here", pipeline, instance_name)
-        return
+        return None
     slot = slot_of(scheduled_for) if scheduled_for is not None else None
     if slot is not None and scheduled_for is not None and cron:
         from mao.coverage.window import slot_end
@@ -65,20 +77,17 @@ def fire(
             # a fire that comes late (a misfire run at start) still gives the claim a chance
             grace = datetime.now(UTC) + timedelta(seconds=2 * instance.settings.coverage_claim_ttl)
             instance.claims.watch(pipeline, slot, max(end, grace))
-            return
+            return None
         down_at_fire = scheduled_for < instance.scheduler.started_at
         if (down_at_fire or datetime.now(UTC) >= end) and _covered_elsewhere(instance, pipeline, slot):
-            return
+            return None
         instance.claims.watch(pipeline, slot, end, claim=False)  # logs the slot if it ends a gap
-    lag = (datetime.now(UTC) - scheduled_for).total_seconds() if scheduled_for is not None else None
-    try:
-        run_id = instance.runner.start(pipeline, trigger="cron", slot=slot)
-        log.info("scheduled run %s of %s for slot %s started", run_id, pipeline, slot)
-        instance.events.publish("schedule.fired", pipeline=pipeline, slot=slot, lag_s=lag, outcome="started", reason="")
-    except Conflict:
-        log.warning("scheduled run of %s skipped: the previous run is still going", pipeline)
-    except MAOError as exc:
-        log.error("scheduled run of %s could not start: %s", pipeline, exc.message)
+    done = instance.scheduler.fired(Fire(pipeline, slot, scheduled_for or datetime.now(UTC)))
+    return done.result() if wait else None
+
+
+def missed(late: float) -> str:
+    return f"handled {late:.0f}s after its fire time, past the misfire grace (misfire_policy, misfire_grace_seconds)"
 
 
 def _covered_elsewhere(instance: Instance, pipeline: str, slot: str) -> bool:
@@ -107,7 +116,7 @@ class _BoundJob:
     def __init__(self, job: Job, instance: Instance, run_time: datetime | None = None) -> None:
         self._job = job
         self.func = functools.partial(job.func, instance=instance)
-        self.kwargs = {**job.kwargs, "scheduled_for": run_time} if run_time is not None else job.kwargs
+        self.kwargs = {**job.kwargs, "scheduled_for": run_time, "wait": False} if run_time is not None else job.kwargs
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._job, name)
@@ -125,6 +134,32 @@ class _InstanceExecutor(ThreadPoolExecutor):
         super().__init__(max_workers=max_workers)
         self.instance = instance
 
+    def submit_job(self, job: Job, run_times: list[datetime]) -> None:
+        if job.func is fire and run_times and self._hand_over(job, run_times[-1]):
+            return
+        super().submit_job(job, run_times)
+
+    def _hand_over(self, job: Job, run_time: datetime) -> bool:
+        """An on-time fire of an ``every``-mode schedule is handed to the recorder here, in
+        the scheduler's thread (two queue appends), not through a worker thread: a thousand
+        due at once are all handed over in a fraction of a second. False for anything else
+        (``one`` mode, a catch-up fire that first asks the federation): it goes to a worker."""
+        instance = self.instance
+        if job.kwargs.get("mode", "every") != "every" or not job.kwargs.get("cron") or job.args[0] != instance.name:
+            return False
+        now = datetime.now(UTC)
+        end = job.trigger.get_next_fire_time(run_time, run_time + timedelta(seconds=1))
+        if run_time < instance.scheduler.started_at or end is None or now >= end:
+            return False
+        handed = Fire(job.args[1], slot_of(run_time), run_time)
+        late = (now - run_time).total_seconds()
+        if job.misfire_grace_time is not None and late > job.misfire_grace_time:
+            report(instance, instance.scheduler.counts, handed, "skipped", reason=missed(late))
+            return True
+        instance.claims.watch(handed.pipeline, str(handed.slot), end, claim=False)  # logs the slot if it ends a gap
+        instance.scheduler.fired(handed)
+        return True
+
     def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
         if job.func is fire and run_times:
             super()._do_submit_job(_BoundJob(job, self.instance, run_times[-1]), run_times[-1:])
@@ -132,20 +167,135 @@ class _InstanceExecutor(ThreadPoolExecutor):
             super()._do_submit_job(_BoundJob(job, self.instance), run_times)
 
 
+class _JobStore(SQLAlchemyJobStore):
+    """APScheduler's SQL job store, writing the next fire times of one round of due jobs in
+    one transaction (APScheduler updates each job it fired on its own, a commit each, before
+    it hands over the next one: with a thousand jobs due on the same minute, the last one
+    was handed over seconds late), and keeping the jobs it read or wrote, by their stored
+    state, so that a round does not unpickle every due job again."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._held: dict[str, Job] | None = None
+        self._known: dict[bytes, Job] = {}
+        self._state_of: dict[str, bytes] = {}
+
+    def _reconstitute_job(self, job_state: bytes) -> Job:
+        job = self._known.get(job_state)
+        if job is None:
+            job = super()._reconstitute_job(job_state)
+            self._forget(job.id)
+            self._known[job_state] = job
+            self._state_of[job.id] = job_state
+        return job
+
+    def _forget(self, job_id: str) -> None:
+        state = self._state_of.pop(job_id, None)
+        if state is not None:
+            self._known.pop(state, None)
+
+    def add_job(self, job: Job) -> None:
+        self._forget(job.id)
+        super().add_job(job)
+
+    def remove_job(self, job_id: str) -> None:
+        self._forget(job_id)
+        super().remove_job(job_id)
+
+    def remove_all_jobs(self) -> None:
+        self._known.clear()
+        self._state_of.clear()
+        super().remove_all_jobs()
+
+    def hold(self) -> None:
+        self._held = {}
+
+    def release(self) -> None:
+        held, self._held = self._held, None
+        if held:
+            table = self.jobs_t
+            statement = (
+                table.update()
+                .where(table.c.id == bindparam("job_id"))
+                .values(next_run_time=bindparam("next_time"), job_state=bindparam("state"))
+            )
+            states = {job.id: pickle.dumps(job.__getstate__(), self.pickle_protocol) for job in held.values()}
+            rows = [
+                {"job_id": job.id, "next_time": datetime_to_utc_timestamp(job.next_run_time), "state": states[job.id]}
+                for job in held.values()
+            ]
+            with self.engine.begin() as connection:
+                connection.execute(statement, rows)
+            for job in held.values():
+                self._known[states[job.id]] = job
+                self._state_of[job.id] = states[job.id]
+
+    def update_job(self, job: Job) -> None:
+        self._forget(job.id)
+        if self._held is None:
+            super().update_job(job)
+        else:
+            self._held[job.id] = job
+
+    def get_next_run_time(self) -> datetime | None:
+        if self._held:
+            self.release()
+            self.hold()
+        return super().get_next_run_time()
+
+
+class _BackgroundScheduler(BackgroundScheduler):
+    def _process_jobs(self) -> float | None:
+        store = self._jobstores.get("default")
+        if not isinstance(store, _JobStore):
+            return super()._process_jobs()
+        with self._jobstores_lock:  # re-entrant: nobody reads the store until the round is written
+            store.hold()
+            try:
+                return super()._process_jobs()
+            finally:
+                store.release()
+
+
 class Scheduler:
     def __init__(self, instance: Instance) -> None:
         self.instance = instance
         settings = instance.settings
         grace = settings.misfire_grace_seconds if settings.misfire_policy == "run_once" else 1
-        self._scheduler = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=instance.store.engine, tablename=JOB_TABLE)},
+        self._scheduler = _BackgroundScheduler(
+            jobstores={"default": _JobStore(engine=instance.store.engine, tablename=JOB_TABLE)},
             executors={"default": _InstanceExecutor(instance)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": grace},
             timezone=timezone(settings.timezone),
         )
+        self._scheduler.add_listener(self._not_handed_over, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
         self._started = False
         self.started_at = datetime.now(UTC)
         """When this scheduler last started serving: a fire time before it is a catch-up."""
+        self.counts = FireCounts()
+        """Fires per schedule since this instance started: started, queued, skipped."""
+        self._recorder = FireRecorder(instance, self.counts)
+        self._recorder_lock = threading.Lock()
+
+    def fired(self, fire: Fire) -> Future[str]:
+        """Hand a fire over to be recorded (by :func:`fire`); the future gives its outcome."""
+        with self._recorder_lock:
+            if not self._recorder.running:
+                if self._recorder.stopping:
+                    self._recorder = FireRecorder(self.instance, self.counts)
+                self._recorder.start()
+            return self._recorder.put(fire)
+
+    def _not_handed_over(self, event: JobEvent) -> None:
+        """A fire APScheduler dropped before :func:`fire` ran: counted and published as skipped."""
+        times = getattr(event, "scheduled_run_times", None) or [getattr(event, "scheduled_run_time", None)]
+        scheduled_for = times[-1] or datetime.now(UTC)
+        if event.code == EVENT_JOB_MISSED:
+            reason = missed((datetime.now(UTC) - scheduled_for).total_seconds())
+        else:
+            reason = "the previous fire of this schedule was still being handed over"
+        fire = Fire(event.job_id, slot_of(scheduled_for), scheduled_for)
+        report(self.instance, self.counts, fire, "skipped", reason=reason)
 
     def start(self) -> None:
         self.started_at = datetime.now(UTC)
@@ -173,6 +323,8 @@ class Scheduler:
             self._scheduler.remove_jobstore("default", shutdown=False)
             self._scheduler.shutdown(wait=False)
             self._started = False
+        with self._recorder_lock:
+            self._recorder.stop()
 
     def schedule(self, pipeline: str, cron: str, mode: str = "every") -> dict[str, Any]:
         """Fire ``pipeline`` on ``cron``: in mode ``every`` each fire runs it here; in ``one``
@@ -203,6 +355,7 @@ class Scheduler:
         except JobLookupError as exc:
             raise NotFound(f"no scheduled job {job_id!r}; `maoctl tool list-scheduled` lists them") from exc
         pipeline = self._describe(job)["pipeline"] if job is not None else job_id
+        self.counts.forget(pipeline)
         try:
             self.instance.registry.delete(schedule_key(pipeline, self.instance.name))
         except MAOError as exc:
@@ -218,9 +371,9 @@ class Scheduler:
         try:
             old = self.instance.registry.get(key) or {}
             same = all(old.get(k) == v for k, v in value.items())
-            value["since"] = (
-                old["since"] if same and old.get("since") else slot_of(datetime.now(UTC) + timedelta(seconds=1))
-            )
+            if same and old.get("since"):
+                return  # published already: a restart with a thousand schedules writes nothing
+            value["since"] = slot_of(datetime.now(UTC) + timedelta(seconds=1))
             self.instance.registry.put(key, value)
         except MAOError as exc:
             log.warning("could not publish the schedule of %s in the registry: %s", pipeline, exc.message)
@@ -234,18 +387,19 @@ class Scheduler:
         job = self._scheduler.get_job(job_id)
         return self._describe(job) if job else None
 
-    @staticmethod
-    def _describe(job: Any, cron: str | None = None) -> dict[str, Any]:
+    def _describe(self, job: Any, cron: str | None = None) -> dict[str, Any]:
         trigger = job.trigger
         cron = cron or job.kwargs.get("cron")
         nxt = getattr(job, "next_run_time", None)
+        pipeline = job.args[1] if len(job.args) > 1 else job.name
         return {
             "id": job.id,
-            "pipeline": job.args[1] if len(job.args) > 1 else job.name,
+            "pipeline": pipeline,
             "cron": cron,
             "timezone": str(trigger.timezone),
             "mode": job.kwargs.get("mode", "every"),
             "next_run_time": nxt.isoformat() if nxt else None,
+            **self.counts.of(pipeline),
         }
 
 

@@ -6,12 +6,13 @@ step's status only ever moves along :data:`mao.status.TRANSITIONS`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -20,7 +21,7 @@ from mao.models import StepIn
 from mao.status import ACTIVE, TRANSITIONS, RunStatus, check_transition
 from mao.store.db import migrate
 from mao.store.models import LogLine, Pipeline, PrivateVariable, Run, StepRun, utcnow
-from mao.store.records import PipelineRecord, as_steps, dump_steps
+from mao.store.records import OVERLAP_POLICIES, PipelineRecord, RecordedRun, RunRequest, as_steps, dump_steps
 
 _ACTIVE = [s.value for s in ACTIVE]
 
@@ -45,6 +46,23 @@ def _record(row: Pipeline) -> PipelineRecord:
 
 def _predecessors(target: RunStatus) -> list[str]:
     return [state.value for state, nexts in TRANSITIONS.items() if target in nexts]
+
+
+@dataclass
+class _Ahead:
+    """A run pending or running when a new one of its pipeline is recorded."""
+
+    run_id: int | None
+    status: str
+    slot: str | None
+    recorded: RecordedRun | None = None
+    """Set for a run recorded in the same call (its id comes with the insert)."""
+
+
+def _describe_active(run_id: int | None, status: str, slot: str | None) -> str:
+    """``run 12 (slot 2026-11-28T12:00:00Z) is queued``: the run in the way, as its state says."""
+    what = "is queued (pending)" if status == RunStatus.PENDING.value else f"is {status}"
+    return f"run {run_id}" + (f" (slot {slot})" if slot else "") + f" {what}"
 
 
 class Store:
@@ -161,6 +179,112 @@ class Store:
             s.refresh(run, ["steps"])
             return run
 
+    def create_runs(
+        self, requests: Sequence[RunRequest], overlap: str = "refuse", max_queued: int = 10
+    ) -> list[RecordedRun]:
+        """Record runs, all ``pending`` with their step rows, in one transaction: a burst of
+        scheduler fires costs one commit, not one each.
+
+        A request whose pipeline has a run pending or running (stored, or recorded earlier in
+        this call) is handled per ``overlap``: ``skip`` and ``refuse`` record nothing (a
+        Conflict naming that run), ``queue`` records it behind, unless ``max_queued`` runs of
+        the pipeline are pending already. An undefined pipeline records nothing (NotFound).
+        Callers serialise calls (one process records runs; the runner holds a lock)."""
+        if overlap not in OVERLAP_POLICIES:
+            raise ValueError(f"unknown overlap policy {overlap!r}")
+        if not requests:
+            return []
+        with self.session() as s:
+            definitions, ahead = self._overlap_state(s, sorted({r.pipeline for r in requests}))
+            results: list[RecordedRun] = []
+            new: list[RecordedRun] = []
+            behind: list[tuple[RecordedRun, _Ahead]] = []
+            for request in requests:
+                steps = definitions.get(request.pipeline)
+                if steps is None:
+                    missing = NotFound(f"pipeline {request.pipeline!r} is not defined on this instance")
+                    results.append(RecordedRun(request, "skipped", error=missing))
+                    continue
+                before = ahead.setdefault(request.pipeline, [])
+                queued = sum(1 for entry in before if entry.status == RunStatus.PENDING.value)
+                if before and overlap == "queue" and queued >= max_queued:
+                    full = Conflict(
+                        f"pipeline {request.pipeline!r} already has {queued} runs queued (max_queued_runs {max_queued})"
+                    )
+                    results.append(RecordedRun(request, "skipped", error=full))
+                    continue
+                if before and overlap != "queue":
+                    result = RecordedRun(request, "skipped")
+                else:
+                    result = RecordedRun(request, "queued" if before else "started", steps=steps)
+                if before:
+                    behind.append((result, before[-1]))
+                if result.outcome != "skipped":
+                    before.append(_Ahead(None, RunStatus.PENDING.value, request.slot, result))
+                    new.append(result)
+                results.append(result)
+            if new:
+                self._insert_runs(s, new)
+            for result, entry in behind:
+                result.blocking = entry.run_id if entry.recorded is None else entry.recorded.run_id
+                if result.outcome == "skipped":
+                    result.error = Conflict(
+                        f"pipeline {result.request.pipeline!r} already has a run in progress: "
+                        + _describe_active(result.blocking, entry.status, entry.slot)
+                    )
+            return results
+
+    @staticmethod
+    def _overlap_state(s: Session, names: list[str]) -> tuple[dict[str, list[StepIn]], dict[str, list[_Ahead]]]:
+        """The steps of each named pipeline, and its runs pending or running, oldest first."""
+        definitions: dict[str, list[StepIn]] = {}
+        ahead: dict[str, list[_Ahead]] = {}
+        for start in range(0, len(names), 500):
+            chunk = names[start : start + 500]
+            for name, steps in s.execute(select(Pipeline.name, Pipeline.steps).where(Pipeline.name.in_(chunk))):
+                definitions[name] = as_steps(steps)
+            query = (
+                select(Run.id, Run.pipeline, Run.status, Run.slot)
+                .where(Run.pipeline.in_(chunk), Run.status.in_(_ACTIVE))
+                .order_by(Run.id)
+            )
+            for run_id, pipeline, status, slot in s.execute(query):
+                ahead.setdefault(pipeline, []).append(_Ahead(run_id, status, slot))
+        return definitions, ahead
+
+    @staticmethod
+    def _insert_runs(s: Session, new: list[RecordedRun]) -> None:
+        """The runs and their step rows: two statements, however many runs."""
+        now = utcnow()
+        rows = [
+            {
+                "pipeline": r.request.pipeline,
+                "status": RunStatus.PENDING.value,
+                "trigger": r.request.trigger,
+                "slot": r.request.slot,
+                "created_at": now,
+            }
+            for r in new
+        ]
+        ids = s.scalars(insert(Run).returning(Run.id, sort_by_parameter_order=True), rows).all()
+        step_rows: list[dict[str, Any]] = []
+        for result, run_id in zip(new, ids, strict=True):
+            result.run_id, result.created_at = run_id, now
+            step_rows.extend(
+                {
+                    "run_id": run_id,
+                    "position": position,
+                    "name": step.name,
+                    "tool": step.tool,
+                    "input_dataset": step.input_dataset,
+                    "output_dataset": step.output_dataset,
+                    "status": RunStatus.PENDING.value,
+                }
+                for position, step in enumerate(result.steps)
+            )
+        if step_rows:
+            s.execute(insert(StepRun), step_rows)
+
     def get_run(self, run_id: int) -> Run:
         with self.session() as s:
             run = s.scalar(select(Run).where(Run.id == run_id).options(selectinload(Run.steps)))
@@ -235,6 +359,11 @@ class Store:
                 .where(StepRun.run_id == run_id, StepRun.status == RunStatus.PENDING.value)
                 .values(status=RunStatus.CANCELLED.value)
             )
+
+    def has_active_run(self, pipeline: str) -> bool:
+        with self.session() as s:
+            query = select(Run.id).where(Run.pipeline == pipeline, Run.status.in_(_ACTIVE)).limit(1)
+            return s.scalar(query) is not None
 
     def active_runs(self) -> list[Run]:
         with self.session() as s:
