@@ -58,8 +58,12 @@ class Catalog:
 
     def _list(self, kind: str, prefix: str) -> dict[str, dict[str, Any]]:
         values = self.registry.list(prefix)
-        self._cache("remember_all", kind, values)
+        self.remember(kind, values)
         return values
+
+    def remember(self, kind: str, values: dict[str, dict[str, Any]]) -> None:
+        """Keep ``values`` (read from the registry) as the last-known definitions of their names."""
+        self._cache("remember_all", kind, values)
 
     # last-known definitions ------------------------------------------------------
 
@@ -143,10 +147,10 @@ class Catalog:
         return value
 
     def get_dataset(self, name: str) -> dict[str, Any]:
-        return _dataset_defaults(self._get("dataset", DATASETS, name))
+        return dataset_defaults(self._get("dataset", DATASETS, name))
 
     def datasets(self) -> dict[str, dict[str, Any]]:
-        return {name: _dataset_defaults(value) for name, value in self._list("dataset", DATASETS).items()}
+        return {name: dataset_defaults(value) for name, value in self._list("dataset", DATASETS).items()}
 
     def remove_dataset(self, name: str, active_runs: Iterable[Any] = ()) -> None:
         """Unregister a dataset; a Conflict if one of ``active_runs`` (this instance's) reads or writes it."""
@@ -195,7 +199,7 @@ def _uses(step: Any, kind: str, name: str) -> bool:
     return name in (step.input_dataset, step.output_dataset)
 
 
-def _dataset_defaults(value: dict[str, Any]) -> dict[str, Any]:
+def dataset_defaults(value: dict[str, Any]) -> dict[str, Any]:
     """Datasets registered before policies existed agree by merging."""
     value.setdefault("policy", "merge")
     value.setdefault("vote_deadline", 600)

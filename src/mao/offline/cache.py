@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import threading
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -13,16 +15,27 @@ from mao.store.store import Store
 
 
 class DefinitionCache:
-    """``(kind, name) → value`` as last read from the registry; written only when it changed."""
+    """``(kind, name) → value`` as last read from the registry; written only when it changed.
+
+    What this process last wrote is also kept in memory, so remembering an unchanged value
+    (every listing of the registry does) costs no transaction.
+    """
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._written: dict[tuple[str, str], dict[str, Any]] = {}
+        self._lock = threading.Lock()
 
     def remember(self, kind: str, name: str, value: dict[str, Any]) -> None:
+        with self._lock:
+            if self._written.get((kind, name)) == value:
+                return
         try:
             self._remember(kind, name, value)
         except IntegrityError:
             pass  # another thread cached it at the same moment
+        with self._lock:
+            self._written[(kind, name)] = copy.deepcopy(value)
 
     def _remember(self, kind: str, name: str, value: dict[str, Any]) -> None:
         with self.store.session() as s:
@@ -38,6 +51,8 @@ class DefinitionCache:
             self.remember(kind, name, value)
 
     def forget(self, kind: str, name: str) -> None:
+        with self._lock:
+            self._written.pop((kind, name), None)
         with self.store.session() as s:
             s.execute(delete(CachedDefinition).where(CachedDefinition.kind == kind, CachedDefinition.name == name))
 
