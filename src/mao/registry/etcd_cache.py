@@ -128,7 +128,9 @@ class EtcdCacheFollower:
         if self._disagree_since is None:
             self._disagree_since = began
         elif began - self._disagree_since > self.cache.max_stale:
-            log.warning("the registry cache has disagreed with etcd for %.1fs: reopening its watch", self.cache.max_stale)
+            log.warning(
+                "the registry cache has disagreed with etcd for %.1fs: reopening its watch", self.cache.max_stale
+            )
             self._disagree_since = None
             self._break_stream()
         return False

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from mao.errors import MAOError, RegistryUnavailable, StoreError
 from mao.loop import LoopService
 from mao.registry.base import Lease, Registry
-from mao.registry.cache import MISS, CachedValues, ReadCache
+from mao.registry.cache import CACHED_PREFIXES, MISS, CachedValues, ReadCache
 from mao.store.models import RegistryEntry, utcnow
 from mao.store.store import Store
 
@@ -165,8 +165,9 @@ class LocalRegistry(Registry):
     # the read cache --------------------------------------------------------------------
 
     def _touch(self, s, keys: builtins.list[str]) -> None:
-        """In a write's transaction: a new generation if a catalog key is among ``keys``."""
-        if self.cache is None or not any(self.cache.root(k) is not None for k in keys):
+        """In a write's transaction: a new generation if a catalog key is among ``keys``
+        (whether or not this process keeps a cache: others may)."""
+        if not any(k.startswith(CACHED_PREFIXES) for k in keys):
             return
         token = uuid.uuid4().hex
         if s.execute(update(RegistryEntry).where(RegistryEntry.key == GENERATION).values(value=token)).rowcount:

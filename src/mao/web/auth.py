@@ -25,9 +25,7 @@ def token_matches(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape"))
 
 
-def token_checker(
-    expected: Callable[[Request], str | None], hint: str
-) -> Callable[[Request], Awaitable[None]]:
+def token_checker(expected: Callable[[Request], str | None], hint: str) -> Callable[[Request], Awaitable[None]]:
     """A FastAPI dependency that refuses requests without the token ``expected(request)``
     (no check when it returns None). ``hint`` tells the client how to get the token.
     It is ``async``: it reads headers only, so it costs a request no worker thread."""
