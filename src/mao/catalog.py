@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +61,7 @@ class Catalog:
         self.remember(kind, values)
         return values
 
-    def remember(self, kind: str, values: dict[str, dict[str, Any]]) -> None:
+    def remember(self, kind: str, values: Mapping[str, dict[str, Any]]) -> None:
         """Keep ``values`` (read from the registry) as the last-known definitions of their names."""
         self._cache("remember_all", kind, values)
 
@@ -162,7 +162,10 @@ class Catalog:
         if branch in (self.registry.get(DATASETS + check_name(dataset, "dataset name")) or {}).get("nodes", []):
             return
         with self.registry.lock(f"datasets-{dataset}", ttl=15, owner=branch):
-            value = self.get_dataset(dataset)
+            value = self.registry.get_latest(DATASETS + dataset)  # not a cached copy: it is written back
+            if value is None:
+                raise NotFound(f"dataset {dataset!r} is not registered")
+            value = dataset_defaults(value)
             nodes = value.setdefault("nodes", [])
             if branch not in nodes:
                 nodes.append(branch)

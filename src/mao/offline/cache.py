@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -46,7 +47,7 @@ class DefinitionCache:
                 row.value = value
                 row.fetched_at = utcnow()
 
-    def remember_all(self, kind: str, values: dict[str, dict[str, Any]]) -> None:
+    def remember_all(self, kind: str, values: Mapping[str, dict[str, Any]]) -> None:
         for name, value in values.items():
             self.remember(kind, name, value)
 

@@ -230,6 +230,9 @@ class EtcdRegistry(Registry):
             value = self.cache.get(key)
             if value is not MISS:
                 return value
+        return self.get_latest(key)
+
+    def get_latest(self, key: str) -> dict[str, Any] | None:
         values = self._call(lambda c: c.get(self._key(key)))
         return self._decode(values[0]) if values else None
 

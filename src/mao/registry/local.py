@@ -62,6 +62,9 @@ class LocalRegistry(Registry):
             value = self.cache.get(key)
             if value is not MISS:
                 return value
+        return self.get_latest(key)
+
+    def get_latest(self, key: str) -> dict[str, Any] | None:
         with self._session() as s:
             row = s.scalar(select(RegistryEntry).where(RegistryEntry.key == key, self._live()))
             return json.loads(row.value) if row else None
