@@ -41,8 +41,10 @@ _UNREACHABLE = (etcd_exc.ConnectionFailedError, etcd_exc.ConnectionTimeoutError)
 
 POOL_SIZE = 64
 """HTTP connections kept open to each etcd member: as many as threads may call the registry
-at once (the API's worker threads, 40 by default, plus the runner, the scheduler and the
-lease loops). Fewer makes requests discard connections under load."""
+at once (the API's worker threads, anyio's default of 40, plus the runner, the scheduler and
+the lease loops). Fewer makes requests discard connections under load. The registry's GET
+routes take no worker thread while the catalog cache is current; the cache's watch has a
+connection of its own."""
 
 
 def _retryable(exc: Exception) -> bool:
