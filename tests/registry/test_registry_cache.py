@@ -123,6 +123,27 @@ def test_etcd_cache_falls_back_while_the_watch_is_broken_and_resyncs(etcd_pair) 
 
 
 @pytest.mark.etcd
+def test_etcd_cache_loads_again_when_its_revision_was_compacted(etcd_cluster, etcd_pair, caplog) -> None:
+    cached, other = etcd_pair
+    follower = cached._follower
+    cached.cache.apply = lambda events, revision: None  # the watch misses what follows
+    other.put("tools/x", {"image": "x"})
+    other.delete("tools/first")
+    client = make_clients(etcd_cluster.endpoints, timeout=5)[0]
+    try:
+        revision = int(client.post(client.get_url("/kv/range"), json={"key": "eA=="})["header"]["revision"])
+        client.post(client.get_url("/kv/compaction"), json={"revision": revision, "physical": True})
+    finally:
+        client.session.close()
+    assert cached.cache.revision < revision
+    del cached.cache.apply
+    follower._break_stream()  # reopened from a compacted revision: etcd refuses, the cache loads anew
+    wait_for(lambda: from_cache(cached, "tools/x") == {"image": "x"}, 10, "a full load after compaction")
+    assert cached.cached("tools/").values == {"x": {"image": "x"}}
+    assert "was compacted" in caplog.text
+
+
+@pytest.mark.etcd
 def test_etcd_cache_follows_a_stopped_member(etcd_cluster, etcd_pair) -> None:
     cached, other = etcd_pair
     watched = cached.current

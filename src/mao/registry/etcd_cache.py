@@ -155,10 +155,12 @@ class EtcdCacheFollower:
                 if not self.cache.loaded:
                     self.load()
                 self._follow()
-                pause = 0.1
             except Exception as exc:  # noqa: BLE001 - the watch must outlive any failure
-                if not self._stop.is_set():
-                    log.warning("registry watch: %s; reads go to etcd until it is back", exc)
+                if self.watching:  # a working stream broke: said, and retried soon
+                    pause = 0.1
+                if not self._stop.is_set():  # said once per outage, not at every retry
+                    level = logging.WARNING if pause == 0.1 else logging.DEBUG
+                    log.log(level, "registry watch: %s; reads go to etcd until it is back", exc)
             finally:
                 self.watching = False
                 self.cache.mark_stale()
@@ -207,6 +209,7 @@ class EtcdCacheFollower:
             response.close()
 
     def _message(self, message: dict[str, Any]) -> None:
+        """One message of the watch stream: created, cancelled (compacted), or changes."""
         if "error" in message:
             raise WatchBroken(str(message["error"].get("message", message["error"])))
         result = message.get("result", {})
