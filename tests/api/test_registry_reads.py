@@ -111,3 +111,24 @@ def test_another_writer_is_seen_within_the_bound(make_client) -> None:
     wait_for(lambda: "late" in client.get("/registry/tools").json(), 1.0, "the other writer's tool")
     assert other.delete("/registry/tools/late").status_code == 200
     wait_for(lambda: client.get("/registry/tools").json() == {}, 1.0, "the other writer's delete")
+
+
+@pytest.mark.etcd
+def test_on_etcd_the_api_reads_its_own_writes_and_sees_other_instances(make_client, etcd_cluster, etcd_prefix) -> None:
+    etcd_cluster.wait_healthy()
+    on_etcd = {"registry_backend": "etcd", "etcd_endpoints": etcd_cluster.endpoints, "registry_prefix": etcd_prefix}
+    client = make_client(registry_cache_max_stale=1.0, **on_etcd)
+    wait_for(lambda: current(client), 10, "the cache is current")
+    for i in range(5):
+        assert client.post("/registry/tools", json={"name": f"t{i}", "image": f"i{i}"}).status_code == 200
+        assert client.get(f"/registry/tools/t{i}").json()["image"] == f"i{i}"
+        assert f"t{i}" in client.get("/registry/tools").json()
+    wait_for(lambda: current(client), 2, "the cache has the writes")
+    other = make_client(registry_cache_max_stale=0, **on_etcd)  # another instance of the federation
+    assert other.delete("/registry/tools/t0").status_code == 200
+    body = {"name": "shared", "body": {"master": "ssh://git@example.org/s.git", "nodes": []}}
+    assert other.post("/registry/datasets", json=body).status_code == 200
+    wait_for(lambda: "t0" not in client.get("/registry/tools").json(), 1.0, "another instance's delete")
+    wait_for(lambda: "shared" in client.get("/registry/datasets").json(), 1.0, "another instance's dataset")
+    assert client.get("/registry/datasets/shared").content == other.get("/registry/datasets/shared").content
+    assert client.get("/registry/tools").content == other.get("/registry/tools").content

@@ -9,6 +9,7 @@ this process not seen yet) the catalog answers as it always did, in a worker thr
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from collections.abc import Callable
@@ -103,11 +104,22 @@ class RegistryReads:
     def __init__(self, instance: Instance) -> None:
         self.instance = instance
         self._rendered: dict[tuple[str, str | None], tuple[int, bytes]] = {}
+        self._rendering: dict[tuple[str, str | None], asyncio.Lock] = {}
 
-    def _keep(self, key: tuple[str, str | None], version: int, body: bytes) -> None:
-        if len(self._rendered) >= MAX_RENDERED:
-            self._rendered.clear()
-        self._rendered[key] = (version, body)
+    async def _answer(self, key: tuple[str, str | None], version: int, make: Callable[[], bytes]) -> Response:
+        """The rendering of ``version`` (or a newer one: versions only grow), made once
+        however many requests ask for it at the same moment."""
+        kept = self._rendered.get(key)
+        if kept is None or kept[0] < version:
+            if len(self._rendered) >= MAX_RENDERED:
+                self._rendered.clear()
+                self._rendering.clear()
+            async with self._rendering.setdefault(key, asyncio.Lock()):
+                kept = self._rendered.get(key)
+                if kept is None or kept[0] < version:
+                    kept = (version, await run_in_threadpool(make))
+                    self._rendered[key] = kept
+        return _json(kept[1])
 
     async def listing(self, kind_name: str) -> Response:
         kind = KINDS[kind_name]
@@ -115,12 +127,7 @@ class RegistryReads:
         if view is None:
             values = await run_in_threadpool(kind.list_from, self.instance.catalog)
             return _json(render(kind.listing, values))
-        key = (kind.name, None)
-        kept = self._rendered.get(key)
-        if kept is None or kept[0] != view.version:
-            kept = (view.version, await run_in_threadpool(self._render_listing, kind, view))
-            self._keep(key, *kept)
-        return _json(kept[1])
+        return await self._answer((kind.name, None), view.version, lambda: self._render_listing(kind, view))
 
     def _render_listing(self, kind: Kind, view: CachedValues) -> bytes:
         values = {name: kind.in_listing(name, copy.deepcopy(value)) for name, value in view.values.items()}
@@ -135,12 +142,7 @@ class RegistryReads:
         if view is None or name not in view.values:  # unknown names go the long way (404, forgetting the copy)
             value = await run_in_threadpool(kind.get_from, self.instance.catalog, name)
             return _json(render(kind.one, value))
-        key = (kind.name, name)
-        kept = self._rendered.get(key)
-        if kept is None or kept[0] != view.version:
-            kept = (view.version, await run_in_threadpool(self._render_one, kind, name, view))
-            self._keep(key, *kept)
-        return _json(kept[1])
+        return await self._answer((kind.name, name), view.version, lambda: self._render_one(kind, name, view))
 
     def _render_one(self, kind: Kind, name: str, view: CachedValues) -> bytes:
         value = view.values[name]
