@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -25,6 +25,9 @@ from requests.adapters import HTTPAdapter
 from mao.errors import InvalidInput, RegistryUnavailable, foreign
 from mao.registry.base import Lease, Registry
 from mao.registry.cache import MISS, CachedValues, ReadCache, decode
+
+if TYPE_CHECKING:
+    from mao.registry.etcd_cache import EtcdCacheFollower
 
 T = TypeVar("T")
 
@@ -108,7 +111,7 @@ class EtcdRegistry(Registry):
         self.round_pauses: tuple[float, ...] = (0.5, 1.0, 0.0)
         self.health_timeout = 2.0
         self.cache = ReadCache(cache_max_stale) if cache_max_stale > 0 else None
-        self._follower: Any = None
+        self._follower: EtcdCacheFollower | None = None
         self._cached_leases: set[str] = set()
 
     @property
@@ -223,9 +226,6 @@ class EtcdRegistry(Registry):
     @staticmethod
     def _decode(raw: bytes | str) -> dict[str, Any]:
         return decode(raw.decode() if isinstance(raw, bytes) else raw)
-
-    def _lease(self, client: Etcd3Client, lease: Lease | None) -> EtcdLease | None:
-        return EtcdLease(int(lease.id), client=client) if lease else None
 
     def get(self, key: str) -> dict[str, Any] | None:
         if self.cache is not None:
