@@ -7,8 +7,10 @@ warning``), loaded with ``wrk`` (``GET /registry/tools``, 20 tools registered):
 
 - ``local``: ``maoctl serve`` with the standalone defaults (SQLite store, local registry);
 - ``etcd``: ``maoctl serve`` on a real 3-member etcd cluster on loopback (``tests/etcd_kit.py``);
-- ``ceiling``: a minimal FastAPI app answering the same JSON from a dict in memory, the most
-  this server stack can give.
+- ``ceiling``: a minimal FastAPI app answering the same JSON from a dict in memory (FastAPI
+  encodes it per request);
+- ``ceiling-bytes``: the same app answering JSON encoded once, as MAO's cached answers are:
+  the most this server stack gives for this answer.
 
 With ``--baseline-src`` (a ``src`` directory of another checkout, e.g. ``/work/main/src``),
 the two ``maoctl serve`` targets are also run from that code, for a before/after ratio.
@@ -43,17 +45,22 @@ TOOLS = 20
 PATH = "/registry/tools"
 
 MINIMAL_APP = """
+import json
 import sys
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 
 tools = {f"tool-{i:02d}": {"name": f"tool-{i:02d}", "image": f"mao/tool-{i:02d}:1.0", "author": "bench",
          "data_repo": "", "code_repo": "", "artefact": "", "description": "a tool of the read benchmark"}
          for i in range(TOOLS)}
 app = FastAPI()
 
+body = json.dumps(tools).encode()
+
 @app.get("/registry/tools")
 async def list_tools():
+    if sys.argv[2] == "bytes":  # rendered once, as MAO's cached answers are
+        return Response(body, media_type="application/json")
     return tools
 
 @app.get("/health")
@@ -138,10 +145,13 @@ def maoctl_serve(label: str, src: Path, work: Path, config: dict) -> Server:
     return server
 
 
-def minimal(work: Path) -> Server:
+def minimal(work: Path, mode: str) -> Server:
+    """The minimal app: ``dict`` returns its dict (FastAPI encodes it per request), ``bytes``
+    returns JSON encoded once."""
     script = work / "minimal_app.py"
     script.write_text(MINIMAL_APP)
-    server = Server("ceiling", lambda port: [sys.executable, str(script), str(port)], dict(os.environ), work)
+    label = "ceiling" if mode == "dict" else "ceiling-bytes"
+    server = Server(label, lambda port: [sys.executable, str(script), str(port), mode], dict(os.environ), work)
     server.wait()
     return server
 
@@ -216,7 +226,8 @@ def main() -> int:
                         },
                     )
                 )
-            servers.append(minimal(work))
+            servers.append(minimal(work, "dict"))
+            servers.append(minimal(work, "bytes"))
             for server in servers:  # the same answer everywhere before measuring
                 body = httpx.get(server.url + PATH, timeout=30).json()
                 if len(body) != TOOLS:
@@ -248,6 +259,7 @@ def main() -> int:
     ceiling = summary["ceiling"]["rps"]
     ratios = {
         "local_of_ceiling": summary["local"]["rps"] / ceiling,
+        "local_of_ceiling_bytes": summary["local"]["rps"] / summary["ceiling-bytes"]["rps"],
         "etcd_of_local": summary["etcd"]["rps"] / summary["local"]["rps"],
     }
     if args.baseline_src:
