@@ -6,6 +6,9 @@ seconds. A read is answered from the cache only while the last successful verifi
 began at most ``max_stale`` seconds ago, the backend has not marked it stale (a broken
 watch) and every write of this process is in it (read-your-writes); otherwise the backend
 answers itself. So an answer from the cache is never older than ``max_stale`` seconds.
+The bound is the promise, not monotonic reads: right after the cache becomes current again,
+it may answer with a state (at most ``max_stale`` old) older than a read that the backend
+answered a moment before, while the cache was not current.
 """
 
 from __future__ import annotations
