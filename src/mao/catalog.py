@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,8 +58,12 @@ class Catalog:
 
     def _list(self, kind: str, prefix: str) -> dict[str, dict[str, Any]]:
         values = self.registry.list(prefix)
-        self._cache("remember_all", kind, values)
+        self.remember(kind, values)
         return values
+
+    def remember(self, kind: str, values: Mapping[str, dict[str, Any]]) -> None:
+        """Keep ``values`` (read from the registry) as the last-known definitions of their names."""
+        self._cache("remember_all", kind, values)
 
     # last-known definitions ------------------------------------------------------
 
@@ -143,10 +147,10 @@ class Catalog:
         return value
 
     def get_dataset(self, name: str) -> dict[str, Any]:
-        return _dataset_defaults(self._get("dataset", DATASETS, name))
+        return dataset_defaults(self._get("dataset", DATASETS, name))
 
     def datasets(self) -> dict[str, dict[str, Any]]:
-        return {name: _dataset_defaults(value) for name, value in self._list("dataset", DATASETS).items()}
+        return {name: dataset_defaults(value) for name, value in self._list("dataset", DATASETS).items()}
 
     def remove_dataset(self, name: str, active_runs: Iterable[Any] = ()) -> None:
         """Unregister a dataset; a Conflict if one of ``active_runs`` (this instance's) reads or writes it."""
@@ -158,7 +162,10 @@ class Catalog:
         if branch in (self.registry.get(DATASETS + check_name(dataset, "dataset name")) or {}).get("nodes", []):
             return
         with self.registry.lock(f"datasets-{dataset}", ttl=15, owner=branch):
-            value = self.get_dataset(dataset)
+            value = self.registry.get_latest(DATASETS + dataset)  # not a cached copy: it is written back
+            if value is None:
+                raise NotFound(f"dataset {dataset!r} is not registered")
+            value = dataset_defaults(value)
             nodes = value.setdefault("nodes", [])
             if branch not in nodes:
                 nodes.append(branch)
@@ -195,7 +202,7 @@ def _uses(step: Any, kind: str, name: str) -> bool:
     return name in (step.input_dataset, step.output_dataset)
 
 
-def _dataset_defaults(value: dict[str, Any]) -> dict[str, Any]:
+def dataset_defaults(value: dict[str, Any]) -> dict[str, Any]:
     """Datasets registered before policies existed agree by merging."""
     value.setdefault("policy", "merge")
     value.setdefault("vote_deadline", 600)

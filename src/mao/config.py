@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     etcd_endpoints: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["http://127.0.0.1:2379"])
     registry_prefix: str = "/mao/"
     registry_timeout: float = Field(default=5.0, gt=0)
+    registry_cache_max_stale: float = Field(default=2.0, ge=0, le=60)
+    """A serving instance keeps tools, datasets and pipelines in memory; an answer from that
+    copy is never older than this many seconds (0: no copy, every read asks the registry)."""
     instance_ttl: int = Field(default=30, ge=5)
     federation_retry_interval: float = Field(default=5.0, gt=0)
     """Seconds between attempts to replay federation work deferred while the registry was away."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from mao.api import reads
 from mao.catalog import Catalog
 
 MASTER = "https://github.com/mao-mao-research/hub-data.git"
@@ -63,10 +64,11 @@ def test_validation_errors_name_the_field(assert_error_shape, client: TestClient
 def test_error_shape_of_unexpected_errors(assert_error_shape, make_client, monkeypatch: pytest.MonkeyPatch) -> None:
     client = make_client(raise_server_exceptions=False)
 
-    def boom(self):
+    def boom(*args):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(Catalog, "tools", boom)
+    monkeypatch.setattr(Catalog, "tools", boom)  # the catalog's answer, when the read cache is not current
+    monkeypatch.setattr(reads, "render", boom)  # and the rendering of the cache's answer
     error = assert_error_shape(client.get("/registry/tools"), 500)
     assert error["code"] == "internal_error"
     assert "secret internals" not in error["message"]

@@ -79,6 +79,7 @@ def test_http_answers_carry_only_the_one_body(client: TestClient, make_client, m
         raise RegistryUnavailable("registry is down for the test")
 
     monkeypatch.setattr(registry, "list", down)
+    monkeypatch.setattr(registry, "cached", lambda _prefix: None)  # and no current copy in memory
     assert _check(client.get("/registry/tools"), 503)["code"] == "registry_unavailable"
 
     secured = make_client(api_token="a-long-enough-token-for-the-test-0123456789")

@@ -105,6 +105,7 @@ def test_a_command_group_added_with_one_line(maoctl, monkeypatch: pytest.MonkeyP
 def test_an_unknown_command_names_them_all(maoctl) -> None:
     result = maoctl("nosuch")
     assert result.code == 2
-    assert "Commands: dataset, executor, federation, instance, marketplace, pipeline, repo, runs, serve, tool." in (
-        result.err
+    assert (
+        "Commands: dataset, executor, federation, gateway, insights, instance, marketplace, notifications, pipeline, repo, runs, serve, tool."
+        in (result.err)
     )

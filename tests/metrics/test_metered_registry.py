@@ -116,3 +116,20 @@ def test_an_etcd_instance_labels_its_calls_and_counts_live_members(tmp_path, etc
     finally:
         heartbeat.stop()
         inst.close()
+
+
+def test_the_proxy_forwards_every_method_a_backend_overrides() -> None:
+    """A method the base class defines and a backend overrides (the read cache's, say) must be
+    defined on the proxy too: ``__getattr__`` never sees it, and the base's default would answer."""
+    from mao.observability.metered import MeteredRegistry
+    from mao.registry.base import Registry
+    from mao.registry.etcd import EtcdRegistry
+    from mao.registry.local import LocalRegistry
+
+    base = {name for name in vars(Registry) if not name.startswith("__") and callable(getattr(Registry, name))}
+    for backend in (EtcdRegistry, LocalRegistry):
+        overridden = {
+            name for name in base for cls in backend.__mro__[: backend.__mro__.index(Registry)] if name in vars(cls)
+        }
+        missing = overridden - set(vars(MeteredRegistry)) - {"lock"}
+        assert not missing, f"MeteredRegistry does not forward {sorted(missing)} of {backend.__name__}"

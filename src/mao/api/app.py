@@ -11,6 +11,7 @@ from fastapi.openapi.utils import get_openapi
 
 from mao import __version__
 from mao.api.deps import require_token
+from mao.api.reads import RegistryReads
 from mao.api.routes import (
     coverage,
     datasets,
@@ -47,6 +48,8 @@ def create_app(
         inst = instance or Instance(settings or Settings())
         inst.setup()
         app.state.instance = inst
+        app.state.reads = RegistryReads(inst)
+        inst.registry.start_cache()
         if background:
             from mao.lifecycle import start_background
 

@@ -1,9 +1,13 @@
+"""The API's dependencies. They are ``async`` (they only read ``app.state``), so a request
+spends no worker-thread hop on them."""
+
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from mao.api.reads import RegistryReads
 from mao.errors import Unauthorized
 from mao.gateway.tokens import SECRET_PREFIX
 from mao.instance import Instance
@@ -11,8 +15,12 @@ from mao.web import token_checker
 from mao.web.auth import given_token
 
 
-def get_instance(request: Request) -> Instance:
+async def get_instance(request: Request) -> Instance:
     return request.app.state.instance
+
+
+async def get_reads(request: Request) -> RegistryReads:
+    return request.app.state.reads
 
 
 _operator_token = token_checker(
@@ -20,11 +28,12 @@ _operator_token = token_checker(
 )
 
 
-def require_token(request: Request) -> None:
+async def require_token(request: Request) -> None:
     """The operator's token (when the API has one); a gateway token is refused even when it has none."""
     if given_token(request).startswith(SECRET_PREFIX):
         raise Unauthorized("a gateway token is not accepted by the operator API: it serves only /gateway routes")
-    _operator_token(request)
+    await _operator_token(request)
 
 
 InstanceDep = Annotated[Instance, Depends(get_instance)]
+ReadsDep = Annotated[RegistryReads, Depends(get_reads)]

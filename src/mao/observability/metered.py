@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mao.registry.base import Lease, Lock, Registry
+from mao.registry.cache import CachedValues
 
 Observe = Callable[[str, str, float, bool], None]
 LockWait = Callable[[str, float], None]
@@ -69,6 +70,16 @@ class MeteredRegistry(Registry):
 
     def close(self) -> None:
         self.inner.close()
+
+    # the read cache lives in the backend: forwarded, or the serving fast path is never taken
+    def start_cache(self) -> None:
+        self.inner.start_cache()
+
+    def get_latest(self, key: str) -> dict[str, Any] | None:
+        return self._timed("get", lambda: self.inner.get_latest(key))
+
+    def cached(self, prefix: str) -> CachedValues | None:
+        return self.inner.cached(prefix)
 
     def lock(self, name: str, ttl: int = 30, owner: str = "") -> Lock:
         return TimedLock(self, name, ttl=ttl, owner=owner, on_wait=self._on_lock_wait)

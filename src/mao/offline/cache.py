@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
+import copy
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -15,24 +16,27 @@ from mao.store.store import Store
 
 
 class DefinitionCache:
-    """``(kind, name) → value`` as last read from the registry; written only when it changed."""
+    """``(kind, name) → value`` as last read from the registry; written only when it changed.
+
+    What this process last wrote is also kept in memory, so remembering an unchanged value
+    (every listing of the registry does) costs no transaction.
+    """
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._written: dict[tuple[str, str], str] = {}  # what this process last stored, as JSON
-        self._guard = threading.Lock()
+        self._written: dict[tuple[str, str], dict[str, Any]] = {}
+        self._lock = threading.Lock()
 
     def remember(self, kind: str, name: str, value: dict[str, Any]) -> None:
-        key, text = (kind, name), json.dumps(value, sort_keys=True, default=str)
-        with self._guard:
-            if self._written.get(key) == text:
-                return  # stored already: no transaction for a definition read again unchanged
+        with self._lock:
+            if self._written.get((kind, name)) == value:
+                return
         try:
             self._remember(kind, name, value)
         except IntegrityError:
-            return  # another thread cached it at the same moment
-        with self._guard:
-            self._written[key] = text
+            pass  # another thread cached it at the same moment
+        with self._lock:
+            self._written[(kind, name)] = copy.deepcopy(value)
 
     def _remember(self, kind: str, name: str, value: dict[str, Any]) -> None:
         with self.store.session() as s:
@@ -43,12 +47,12 @@ class DefinitionCache:
                 row.value = value
                 row.fetched_at = utcnow()
 
-    def remember_all(self, kind: str, values: dict[str, dict[str, Any]]) -> None:
+    def remember_all(self, kind: str, values: Mapping[str, dict[str, Any]]) -> None:
         for name, value in values.items():
             self.remember(kind, name, value)
 
     def forget(self, kind: str, name: str) -> None:
-        with self._guard:
+        with self._lock:
             self._written.pop((kind, name), None)
         with self.store.session() as s:
             s.execute(delete(CachedDefinition).where(CachedDefinition.kind == kind, CachedDefinition.name == name))

@@ -11,10 +11,14 @@ def make_registry(settings: Settings, store: Store) -> Registry:
     if settings.registry_backend == "etcd":
         from mao.registry.etcd import EtcdRegistry, make_clients
 
-        return EtcdRegistry(make_clients(settings.etcd_endpoints, settings.registry_timeout), settings.registry_prefix)
+        return EtcdRegistry(
+            make_clients(settings.etcd_endpoints, settings.registry_timeout),
+            settings.registry_prefix,
+            cache_max_stale=settings.registry_cache_max_stale,
+        )
     from mao.registry.local import LocalRegistry
 
-    return LocalRegistry(store)
+    return LocalRegistry(store, cache_max_stale=settings.registry_cache_max_stale)
 
 
 __all__ = ["Lease", "Lock", "Registry", "make_registry"]

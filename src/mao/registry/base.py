@@ -16,6 +16,7 @@ from typing import Any
 
 from mao.errors import LockTimeout, MAOError
 from mao.loop import STOP, LoopService
+from mao.registry.cache import CachedValues
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,20 @@ class Registry(ABC):
 
     def close(self) -> None:
         pass
+
+    # the read cache (see mao.registry.cache) ----------------------------------------
+
+    def start_cache(self) -> None:
+        """Begin keeping the catalog in memory, where the backend can (a serving process calls this)."""
+
+    def get_latest(self, key: str) -> dict[str, Any] | None:
+        """``get`` from the registry itself, never from a cache: for read-modify-write under a lock."""
+        return self.get(key)
+
+    def cached(self, prefix: str) -> CachedValues | None:
+        """The values under a catalog prefix (``tools/``, ``datasets/``, ``pipelines/``) from
+        the in-memory cache, without I/O; None when there is no current cache."""
+        return None
 
     # conveniences built on the primitives ------------------------------------
 

@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -24,6 +24,10 @@ from requests.adapters import HTTPAdapter
 
 from mao.errors import InvalidInput, RegistryUnavailable, foreign
 from mao.registry.base import Lease, Registry
+from mao.registry.cache import MISS, CachedValues, ReadCache, decode
+
+if TYPE_CHECKING:
+    from mao.registry.etcd_cache import EtcdCacheFollower
 
 T = TypeVar("T")
 
@@ -40,8 +44,10 @@ _UNREACHABLE = (etcd_exc.ConnectionFailedError, etcd_exc.ConnectionTimeoutError)
 
 POOL_SIZE = 64
 """HTTP connections kept open to each etcd member: as many as threads may call the registry
-at once (the API's worker threads, 40 by default, plus the runner, the scheduler and the
-lease loops). Fewer makes requests discard connections under load."""
+at once (the API's worker threads, anyio's default of 40, plus the runner, the scheduler and
+the lease loops). Fewer makes requests discard connections under load. The registry's GET
+routes take no worker thread while the catalog cache is current; the cache's watch has a
+connection of its own."""
 
 
 def _retryable(exc: Exception) -> bool:
@@ -59,6 +65,10 @@ def make_session(pool_size: int = POOL_SIZE) -> requests.Session:
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
 
 
 def _reason(exc: Exception) -> str:
@@ -85,9 +95,13 @@ def make_clients(endpoints: list[str], timeout: float, pool_size: int = POOL_SIZ
 
 
 class EtcdRegistry(Registry):
+    """``cache_max_stale`` > 0 keeps the catalog (tools, datasets, pipelines) in memory once
+    :meth:`start_cache` is called, current through a watch (see :mod:`mao.registry.etcd_cache`):
+    reads of it are never older than that many seconds, and see this process's own writes."""
+
     backend = "etcd"
 
-    def __init__(self, clients: list[Etcd3Client], prefix: str = "/mao/") -> None:
+    def __init__(self, clients: list[Etcd3Client], prefix: str = "/mao/", *, cache_max_stale: float = 0.0) -> None:
         if not clients:
             raise InvalidInput("give at least one etcd endpoint")
         self.clients = clients
@@ -96,10 +110,41 @@ class EtcdRegistry(Registry):
         self._lock = threading.Lock()
         self.round_pauses: tuple[float, ...] = (0.5, 1.0, 0.0)
         self.health_timeout = 2.0
+        self.cache = ReadCache(cache_max_stale) if cache_max_stale > 0 else None
+        self._follower: EtcdCacheFollower | None = None
+        self._cached_leases: set[str] = set()
 
     @property
     def endpoints(self) -> list[str]:
         return [c.base_url for c in self.clients]
+
+    @property
+    def current(self) -> int:
+        """The index of the member calls go to first."""
+        return self._current
+
+    def next_member(self, failed: Etcd3Client) -> None:
+        """Calls go to the member after ``failed`` from now on (unless another call moved on already)."""
+        with self._lock:
+            if self.clients[self._current] is failed:
+                self._current = (self._current + 1) % len(self.clients)
+
+    # the read cache ------------------------------------------------------------------
+
+    def start_cache(self) -> None:
+        if self.cache is None or self._follower is not None:
+            return
+        from mao.registry.etcd_cache import EtcdCacheFollower
+
+        self._follower = EtcdCacheFollower(self, self.cache).start()
+
+    def cached(self, prefix: str) -> CachedValues | None:
+        return None if self.cache is None else self.cache.view(prefix)
+
+    def _expect(self, key: str, answer: dict[str, Any]) -> None:
+        """After a write of ``key``: the cache is not used until it holds the write."""
+        if self.cache is not None and self.cache.root(key) is not None:
+            self.cache.expect(int(answer.get("header", {}).get("revision", 0)))
 
     def _call(self, fn: Callable[[Etcd3Client], T]) -> T:
         """Run ``fn`` on the current member; on a connection failure try the others.
@@ -180,32 +225,56 @@ class EtcdRegistry(Registry):
 
     @staticmethod
     def _decode(raw: bytes | str) -> dict[str, Any]:
-        text = raw.decode() if isinstance(raw, bytes) else raw
-        try:
-            value = json.loads(text)
-        except ValueError:
-            return {"value": text}
-        return value if isinstance(value, dict) else {"value": value}
-
-    def _lease(self, client: Etcd3Client, lease: Lease | None) -> EtcdLease | None:
-        return EtcdLease(int(lease.id), client=client) if lease else None
+        return decode(raw.decode() if isinstance(raw, bytes) else raw)
 
     def get(self, key: str) -> dict[str, Any] | None:
+        if self.cache is not None:
+            value = self.cache.get(key)
+            if value is not MISS:
+                return value
+        return self.get_latest(key)
+
+    def get_latest(self, key: str) -> dict[str, Any] | None:
         values = self._call(lambda c: c.get(self._key(key)))
         return self._decode(values[0]) if values else None
 
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call(lambda c: c.post(c.get_url(path), json=body))
+
+    def _put_body(self, key: str, value: dict[str, Any], lease: Lease | None) -> dict[str, Any]:
+        body = {"key": _b64(self._key(key)), "value": _b64(json.dumps(value))}
+        if lease is not None:
+            body["lease"] = lease.id
+            if self.cache is not None and self.cache.root(key) is not None:
+                self._cached_leases.add(lease.id)
+        return body
+
     def put(self, key: str, value: dict[str, Any], lease: Lease | None = None) -> None:
-        data = json.dumps(value)
-        self._call(lambda c: c.put(self._key(key), data, lease=self._lease(c, lease)))
+        self._expect(key, self._post("/kv/put", self._put_body(key, value, lease)))
 
     def create(self, key: str, value: dict[str, Any], lease: Lease | None = None) -> bool:
-        data = json.dumps(value)
-        return bool(self._call(lambda c: c.create(self._key(key), data, lease=self._lease(c, lease))))
+        txn = {
+            "compare": [{"key": _b64(self._key(key)), "result": "EQUAL", "target": "CREATE", "create_revision": 0}],
+            "success": [{"request_put": self._put_body(key, value, lease)}],
+        }
+        answer = self._post("/kv/txn", txn)
+        created = bool(answer.get("succeeded"))
+        if created:
+            self._expect(key, answer)
+        return created
 
     def delete(self, key: str) -> bool:
-        return bool(self._call(lambda c: c.delete(self._key(key))))
+        answer = self._post("/kv/deleterange", {"key": _b64(self._key(key))})
+        deleted = int(answer.get("deleted", 0)) > 0
+        if deleted:
+            self._expect(key, answer)
+        return deleted
 
     def list(self, prefix: str) -> dict[str, dict[str, Any]]:
+        if self.cache is not None:
+            values = self.cache.list(prefix)
+            if values is not None:
+                return values
         full = self._key(prefix)
         items = self._call(lambda c: c.get_prefix(full, sort_order="ascend", sort_target="key"))
         out = {}
@@ -223,14 +292,19 @@ class EtcdRegistry(Registry):
         return self._call(lambda c: EtcdLease(int(lease.id), client=c).refresh()) > 0
 
     def revoke(self, lease: Lease) -> None:
-        def _revoke(client: Etcd3Client) -> None:
+        def _revoke(client: Etcd3Client) -> dict[str, Any]:
             try:
-                EtcdLease(int(lease.id), client=client).revoke()
+                return client.post(client.get_url("/kv/lease/revoke"), json={"ID": int(lease.id)})
             except etcd_exc.Etcd3Exception as exc:
                 if "lease not found" not in str(exc.detail_text or ""):
                     raise  # an expired lease is already revoked: only other errors count
+                return {}
 
-        self._call(_revoke)
+        answer = self._call(_revoke)
+        if lease.id in self._cached_leases:  # catalog keys held by the lease went with it
+            self._cached_leases.discard(lease.id)
+            if self.cache is not None and answer:
+                self.cache.expect(int(answer.get("header", {}).get("revision", 0)))
 
     def ping(self) -> dict[str, Any]:
         """Facts of a member, once a linearizable read shows the cluster has a leader (quorum)."""
@@ -270,5 +344,8 @@ class EtcdRegistry(Registry):
         return self._call(lambda c: c.post(c.get_url("/cluster/member/remove"), json={"ID": member_id}))
 
     def close(self) -> None:
+        if self._follower is not None:
+            self._follower.stop()
+            self._follower = None
         for client in self.clients:
             client.session.close()

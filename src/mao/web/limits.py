@@ -23,9 +23,17 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = dict(scope.get("headers") or ()).get(b"content-length")
-        if length is not None and length.strip().isdigit() and int(length) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+        headers = dict(scope.get("headers") or ())
+        length = headers.get(b"content-length")
+        if length is not None and length.strip().isdigit():
+            if int(length) > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            if b"transfer-encoding" not in headers:  # the server reads exactly that many bytes
+                await self.app(scope, receive, send)
+                return
+        elif length is None and b"transfer-encoding" not in headers:  # no body at all (most GETs)
+            await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
         size = 0

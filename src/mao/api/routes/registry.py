@@ -1,10 +1,14 @@
-"""The seed's registry endpoints: tools, datasets and pipeline names."""
+"""The seed's registry endpoints: tools, datasets and pipeline names.
+
+The GET routes are ``async``: they answer from the registry's read cache without a thread
+(see :mod:`mao.api.reads`); writes run in worker threads.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from mao.api.deps import InstanceDep
+from mao.api.deps import InstanceDep, ReadsDep
 from mao.api.schemas import (
     DatasetAdded,
     DatasetDoc,
@@ -23,8 +27,8 @@ router = Router(prefix="/registry", tags=["registry"])
 
 
 @router.get("/tools", response_model=dict[str, ToolDoc], responses=responses(503))
-def list_tools(instance: InstanceDep) -> Any:
-    return instance.catalog.tools()
+async def list_tools(reads: ReadsDep) -> Any:
+    return await reads.listing("tool")
 
 
 @router.post("/tools", response_model=ToolAdded, responses=responses(400, 409, 413, 503))
@@ -33,8 +37,8 @@ def add_tool(tool: ToolIn, instance: InstanceDep) -> Any:
 
 
 @router.get("/tools/{name}", response_model=ToolDoc, responses=responses(400, 404, 503))
-def get_tool(name: PathName, instance: InstanceDep) -> Any:
-    return instance.catalog.get_tool(name)
+async def get_tool(name: PathName, reads: ReadsDep) -> Any:
+    return await reads.one("tool", name)
 
 
 @router.delete("/tools/{name}", response_model=OkName, responses=responses(400, 404, 409, 503))
@@ -45,8 +49,8 @@ def remove_tool(name: PathName, instance: InstanceDep) -> Any:
 
 
 @router.get("/datasets", response_model=dict[str, DatasetDoc], responses=responses(503))
-def list_datasets(instance: InstanceDep) -> Any:
-    return instance.catalog.datasets()
+async def list_datasets(reads: ReadsDep) -> Any:
+    return await reads.listing("dataset")
 
 
 @router.post("/datasets", response_model=DatasetAdded, responses=responses(400, 409, 413, 503))
@@ -55,8 +59,8 @@ def add_dataset(dataset: DatasetIn, instance: InstanceDep) -> Any:
 
 
 @router.get("/datasets/{name}", response_model=NamedDatasetDoc, responses=responses(400, 404, 503))
-def get_dataset(name: PathName, instance: InstanceDep) -> Any:
-    return {"name": name, **instance.catalog.get_dataset(name)}
+async def get_dataset(name: PathName, reads: ReadsDep) -> Any:
+    return await reads.one("dataset", name)
 
 
 @router.delete("/datasets/{name}", response_model=OkName, responses=responses(400, 404, 409, 503))
@@ -67,10 +71,10 @@ def remove_dataset(name: PathName, instance: InstanceDep) -> Any:
 
 
 @router.get("/pipelines", response_model=dict[str, PipelineDoc], responses=responses(503))
-def list_registered_pipelines(instance: InstanceDep) -> Any:
-    return instance.catalog.pipelines()
+async def list_registered_pipelines(reads: ReadsDep) -> Any:
+    return await reads.listing("pipeline")
 
 
 @router.get("/pipelines/{name}", response_model=PipelineDoc, responses=responses(400, 404, 503))
-def get_registered_pipeline(name: PathName, instance: InstanceDep) -> Any:
-    return instance.catalog.get_pipeline(name)
+async def get_registered_pipeline(name: PathName, reads: ReadsDep) -> Any:
+    return await reads.one("pipeline", name)
