@@ -29,7 +29,6 @@ from mao.api.routes import federation as federation_routes
 from mao.api.routes import health as health_routes
 from mao.api.routes import jobs as job_routes
 from mao.api.routes import pipelines as pipeline_routes
-from mao.api.routes import registry as registry_routes
 from mao.api.routes.runs import run_dict
 from mao.errors import InvalidInput, MAOError, NotFound
 from mao.instance import Instance
@@ -384,14 +383,14 @@ def _run_id(run_id: int) -> int:
 @pages.get("/datasets")
 def datasets(request: Request) -> Response:
     instance = _instance(request)
-    return _page(request, "datasets.html", datasets=registry_routes.list_datasets(instance))
+    return _page(request, "datasets.html", datasets=instance.catalog.datasets())
 
 
 @pages.get("/datasets/{name}")
 def dataset_page(request: Request, name: str) -> Response:
     instance = _instance(request)
     check_name(name, "dataset name")
-    dataset = registry_routes.get_dataset(name, instance)
+    dataset = {"name": name, **instance.catalog.get_dataset(name)}
     history, history_error = _section(lambda: instance.datasets.log(name, dataset["master"], limit=HISTORY))
     votes, votes_error = None, None
     if dataset.get("policy") == "vote":
@@ -417,4 +416,4 @@ def dataset_page(request: Request, name: str) -> Response:
 
 @pages.get("/tools")
 def tools(request: Request) -> Response:
-    return _page(request, "tools.html", tools=registry_routes.list_tools(_instance(request)))
+    return _page(request, "tools.html", tools=_instance(request).catalog.tools())
