@@ -62,9 +62,10 @@ def follow_run(st: State, run_id: int, poll: float = 0.5) -> dict[str, Any]:
             seen[name] = status
             console.print(f"  step {name}: {_status(status)}")
 
-    def close_open_steps() -> None:
+    def close_open_steps(but: str | None) -> None:
+        """Show the end of every step shown running, except ``but``, whose lines are coming."""
         for step in st.client.get(f"/runs/{run_id}")["steps"]:
-            if seen.get(step["name"]) == RunStatus.RUNNING and step["status"] not in ACTIVE:
+            if step["name"] != but and seen.get(step["name"]) == RunStatus.RUNNING and step["status"] not in ACTIVE:
                 show(step["name"], step["status"])
 
     current: str | None = None
@@ -75,8 +76,8 @@ def follow_run(st: State, run_id: int, poll: float = 0.5) -> dict[str, Any]:
         for line in logs["lines"]:
             after = line["id"]
             if line["step"] != current:
-                if RunStatus.RUNNING in seen.values():
-                    close_open_steps()
+                if any(status == RunStatus.RUNNING for name, status in seen.items() if name != line["step"]):
+                    close_open_steps(line["step"])
                 current = line["step"]
                 if current in steps:
                     show(current, RunStatus.RUNNING)
