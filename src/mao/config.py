@@ -107,6 +107,11 @@ class Settings(BaseSettings):
 
     store_url: str | None = None
     """SQLAlchemy URL; default ``sqlite:///<data_dir>/mao.db``."""
+    sqlite_synchronous: Literal["normal", "full"] = "normal"
+    """SQLite's ``synchronous`` in WAL mode. ``normal``: a committed transaction survives the
+    process being killed, but the last ones before a power cut or an OS crash may roll back
+    (the database stays consistent); ``full`` syncs every commit to disk as well, at a few
+    milliseconds each. PostgreSQL is not affected."""
 
     registry_backend: Literal["local", "etcd"] = "local"
     etcd_endpoints: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["http://127.0.0.1:2379"])

@@ -43,7 +43,7 @@ class Instance:
         datasets: DatasetManager | None = None,
     ) -> None:
         self.settings = settings
-        self.store = store or Store(make_engine(settings.database_url))
+        self.store = store or Store(make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous))
         self.events = EventBus()
         """Runs, steps and log lines as they happen (see :mod:`mao.events`)."""
         self.metrics = Metrics(self)

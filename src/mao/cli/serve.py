@@ -54,7 +54,7 @@ def open_store(settings: Settings) -> None:
     store is one line and a non-zero exit, not a traceback from the server's start-up."""
     from mao.store import Store, make_engine
 
-    store = Store(make_engine(settings.database_url))
+    store = Store(make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous))
     try:
         store.migrate()
     finally:

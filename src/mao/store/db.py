@@ -15,8 +15,11 @@ from mao.errors import StoreError, describe_foreign
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def make_engine(url: str) -> Engine:
-    """Create the engine; for SQLite make the parent folder, enable WAL, FKs and a busy timeout."""
+def make_engine(url: str, *, sqlite_synchronous: str = "normal") -> Engine:
+    """Create the engine; for SQLite make the parent folder, enable WAL, FKs and a busy timeout,
+    and set ``synchronous`` (``normal`` or ``full``, see ``Settings.sqlite_synchronous``)."""
+    if sqlite_synchronous not in ("normal", "full"):
+        raise StoreError(f"invalid sqlite_synchronous {sqlite_synchronous!r}: use normal or full")
     try:
         parsed = make_url(url)
     except Exception as exc:
@@ -32,6 +35,7 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA synchronous={sqlite_synchronous.upper()}")  # one of two literals
             cur.close()
 
         return engine
