@@ -9,8 +9,9 @@ Both sides do the same work under the same conditions, interleaved in one run:
   ``ground-truth`` (``--no-ff``), one push of both branches (``--atomic``), as MAO pushes;
 - **MAO**: ``POST /pipeline/run {"name"}`` against a ``maoctl serve`` of its own (SQLite,
   local registry, a bare-repository dataset), from submission until ``GET /runs/{id}``
-  (polled every 5 ms) says the run finished. MAO adds what makes it MAO: provenance trailers, the run
-  record and its logs, the node branch in the registry and the lock around the merge.
+  says the run finished (a long poll, ``?wait=``, answered as the run ends). MAO adds
+  what makes it MAO: provenance trailers, the run record and its logs, the node branch in
+  the registry and the lock around the merge.
 
 Repeats alternate baseline and MAO; each side keeps one dataset for all its repeats, so
 history grows alike. Reported per pipeline size: min / median / max seconds and the ratio
@@ -170,11 +171,10 @@ class ThroughAPI:
     def run(self, steps: int) -> float:
         start = time.perf_counter()
         run_id = self._post("/pipeline/run", {"name": f"p{steps}"})["run_id"]
-        while True:  # poll the run record, as a client following a run does
-            run = self.client.get(f"/runs/{run_id}").json()
+        while True:  # a long poll: answered as the run ends (GET /runs/{id}?wait=)
+            run = self.client.get(f"/runs/{run_id}", params={"wait": 60}, timeout=90).json()
             if run.get("status") not in ("pending", "running"):
                 break
-            time.sleep(0.005)
         elapsed = time.perf_counter() - start
         if run.get("status") != "succeeded":
             raise SystemExit(f"benchmark run failed: {run.get('error')}")

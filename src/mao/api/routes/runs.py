@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import asyncio
+import time
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Path, Query
+from starlette.concurrency import run_in_threadpool
 
 from mao.api.deps import InstanceDep
 from mao.api.schemas import LogsOut, Router, RunCancelled, RunList, RunOut, responses
-from mao.status import parse_status
+from mao.events import Event
+from mao.status import RunStatus, parse_status
 from mao.store.models import LogLine, Run, StepRun
 from mao.store.store import as_utc
 
+if TYPE_CHECKING:
+    from mao.instance import Instance
+
 router = Router(prefix="/runs", tags=["runs"])
 RunId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+MAX_WAIT = 60.0
+"""Seconds ``GET /runs/{id}?wait=`` may hold a request."""
+RECHECK = 1.0
+"""While waiting, the store is read again this often, whatever the events say."""
 
 
 def _iso(value) -> str | None:
@@ -84,8 +95,45 @@ def list_runs(
 
 
 @router.get("/{run_id}", response_model=RunOut, responses=responses(400, 404, 503))
-def get_run(run_id: RunId, instance: InstanceDep) -> Any:
-    return run_dict(instance.store.get_run(run_id))
+async def get_run(
+    run_id: RunId,
+    instance: InstanceDep,
+    wait: float = Query(
+        default=0,
+        ge=0,
+        le=MAX_WAIT,
+        description="seconds to wait for a pending or running run to end before answering (long poll)",
+    ),
+) -> Any:
+    """A run with its steps. With ``wait``, an active run is answered when it ends (or when
+    ``wait`` seconds have passed), so a client follows it without polling."""
+    if not wait:
+        return run_dict(await run_in_threadpool(instance.store.get_run, run_id))
+    return run_dict(await _run_once_ended(instance, run_id, wait))
+
+
+async def _run_once_ended(instance: Instance, run_id: int, wait: float) -> Run:
+    loop = asyncio.get_running_loop()
+    ended = asyncio.Event()
+
+    def on_finished(event: Event) -> None:  # in the runner's thread: only hand over
+        if event.data.get("run_id") == run_id:
+            loop.call_soon_threadsafe(ended.set)
+
+    unsubscribe = instance.events.subscribe(on_finished, kinds=["run.finished"])
+    try:
+        deadline = time.monotonic() + wait
+        while True:  # subscribed before reading: an end between the two is not missed
+            run = await run_in_threadpool(instance.store.get_run, run_id)
+            left = deadline - time.monotonic()
+            if not RunStatus(run.status).active or left <= 0:
+                return run
+            try:
+                await asyncio.wait_for(ended.wait(), timeout=min(left, RECHECK))
+            except TimeoutError:
+                pass
+    finally:
+        unsubscribe()
 
 
 @router.get("/{run_id}/logs", response_model=LogsOut, responses=responses(400, 404, 503))
