@@ -143,6 +143,8 @@ def test_dataset_model() -> None:
         "nodes": ["collect-node1", "feature/x"],
         "policy": "merge",
         "vote_deadline": 600,
+        "record_schema": None,
+        "records_path": None,
     }
     assert DatasetIn(name="ds", body={"master": "/srv/ds.git"}).body.nodes == []
 

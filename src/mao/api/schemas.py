@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
+from mao.status import FederationState
 from mao.validation import NAME_MAX_LENGTH, NAME_RE
 
 
@@ -408,7 +409,7 @@ class RecordWritten(BaseModel):
     record_id: str
     commit: str = Field(description="the commit on the token's node branch gateway-<token>")
     merge_commit: str | None = Field(description="ground-truth after the merge; null while the merge is pending")
-    federation: Literal["done", "pending"] = Field(
+    federation: FederationState = Field(
         description="pending: the registry was unavailable; the pushed commit is merged once it answers"
     )
     branch: str

@@ -24,6 +24,7 @@ from mao.gateway.tokens import TokenInfo
 from mao.offline.merge import KIND as MERGE
 from mao.offline.merge import merge_lock_ttl
 from mao.offline.replay import defer
+from mao.status import FederationState
 
 if TYPE_CHECKING:
     from mao.instance import Instance
@@ -195,9 +196,9 @@ class RecordWriter:
                 step_id=None,
                 reason=exc,
             )
-            return {**outcome, "merge_commit": None, "federation": "pending"}
+            return {**outcome, "merge_commit": None, "federation": FederationState.PENDING}
         log.info("dataset %s: %d %s from gateway token %s merged: %s", dataset, len(items), noun, token, merged)
-        return {**outcome, "merge_commit": merged, "federation": "done"}
+        return {**outcome, "merge_commit": merged, "federation": FederationState.DONE}
 
 
 def _append(worktree: Path, target: Path, lines: list[str]) -> None:

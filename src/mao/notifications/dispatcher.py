@@ -27,13 +27,18 @@ from mao.errors import MAOError, NotFound
 from mao.events import Event
 from mao.loop import LoopService
 from mao.notifications.deadletters import DeadLetters
+from mao.status import RunStatus
 
 if TYPE_CHECKING:
     from mao.instance import Instance
 
 log = logging.getLogger(__name__)
 
-RUN_ENDS = {"failed": "run.failed", "timed_out": "run.timed_out", "conflict": "run.conflict"}
+RUN_ENDS: dict[str, str] = {
+    RunStatus.FAILED: "run.failed",
+    RunStatus.TIMED_OUT: "run.timed_out",
+    RunStatus.CONFLICT: "run.conflict",
+}
 """``run.finished`` with these statuses becomes these events."""
 FORWARDED = ("metric.suspect", "vote.disputed", "coverage.gap", "instance.lost", "notification.failed")
 LISTENED = ("run.finished", *FORWARDED)
