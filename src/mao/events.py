@@ -17,6 +17,13 @@ Kinds published (``data`` keys in brackets):
   its pipeline still pending or running; reason ``after run N``) or ``skipped`` (not run;
   reason says why, naming the run in the way); ``lag_s`` is the run's record time (a skip:
   the time it was decided) minus the fire time
+- ``lock.waited`` (dataset, seconds): a ``merge-<dataset>`` lock acquired after this wait
+- ``push.retried`` (dataset, branch, attempt): a push tried again (attempt 2 is the first retry)
+- ``metric.suspect`` (run_id, pipeline, step, metric, value, rule, detail, slot)
+- ``vote.disputed`` (dataset, slot)
+- ``coverage.gap`` (pipeline, slot): once per slot this instance's pipeline missed
+- ``instance.lost`` (instance): a member that was live is gone
+- ``notification.failed`` (rule, target, event_kind): a notification given up on (dead letter)
 """
 
 from __future__ import annotations
