@@ -240,7 +240,8 @@ def test_server_not_running(maoctl, free_port, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_unsupported_url_is_a_one_line_error(maoctl) -> None:
-    assert_one_line_error(maoctl("--url", "ftp://127.0.0.1:1", "tool", "get"))
+    line = assert_one_line_error(maoctl("--url", "ftp://127.0.0.1:1", "tool", "get"))
+    assert "ftp://127.0.0.1:1" in line and "http" in line, line  # names the URL and what would do
 
 
 def test_token(maoctl, token_server, monkeypatch: pytest.MonkeyPatch) -> None:

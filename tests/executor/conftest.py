@@ -50,12 +50,12 @@ def _missing(engine: str, reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def test_image() -> str:
+def step_image() -> str:
     return os.environ.get("MAO_TEST_IMAGE") or "mao/busybox:local"
 
 
 @pytest.fixture(scope="session", params=["docker", "podman"])
-def engine(request: pytest.FixtureRequest, test_image: str) -> Iterator[Engine]:
+def engine(request: pytest.FixtureRequest, step_image: str) -> Iterator[Engine]:
     """Each engine that is configured and answers, with a client shared by its tests."""
     name = request.param
     var = ENGINE_VARS[name]
@@ -68,9 +68,9 @@ def engine(request: pytest.FixtureRequest, test_image: str) -> Iterator[Engine]:
         _missing(name, f"{name} at {url} does not answer: {exc}")
     try:
         try:
-            client.images.get(test_image)
+            client.images.get(step_image)
         except docker.errors.ImageNotFound:
-            _missing(name, f"image {test_image} is not on {name} at {url} (see scripts/services.sh)")
+            _missing(name, f"image {step_image} is not on {name} at {url} (see scripts/services.sh)")
         yield Engine(name, url, client)
     finally:
         client.close()
@@ -105,7 +105,7 @@ def executor(client: docker.DockerClient, instance: str) -> Iterator[DockerExecu
 
 
 @pytest.fixture
-def make_spec(tmp_path: Path, run_id: int, instance: str, test_image: str) -> Callable[..., StepSpec]:
+def make_spec(tmp_path: Path, run_id: int, instance: str, step_image: str) -> Callable[..., StepSpec]:
     """``make_spec(command=..., **fields)``: a StepSpec for this test's run."""
 
     def make(**fields: Any) -> StepSpec:
@@ -113,7 +113,7 @@ def make_spec(tmp_path: Path, run_id: int, instance: str, test_image: str) -> Ca
             "run_id": run_id,
             "pipeline": "pipe",
             "step": "step",
-            "image": test_image,
+            "image": step_image,
             "output_dir": tmp_path / "out",
             "instance": instance,
             "timeout": 30.0,

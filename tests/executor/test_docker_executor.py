@@ -125,7 +125,7 @@ def test_unbalanced_quotes_fail_without_a_container(executor: DockerExecutor, ma
 
 
 @pytest.fixture
-def derived_image(client: docker.DockerClient, test_image: str) -> Iterator[Callable[..., str]]:
+def derived_image(client: docker.DockerClient, step_image: str) -> Iterator[Callable[..., str]]:
     """``derived_image(*changes)``: the test image with Dockerfile-like changes, made by
     committing a created container (no build, no registry)."""
     made: list[str] = []
@@ -133,7 +133,7 @@ def derived_image(client: docker.DockerClient, test_image: str) -> Iterator[Call
     def derive(*changes: str) -> str:
         name = f"mao-test/derived:{uuid.uuid4().hex[:8]}"
         repo, tag = name.split(":")
-        base = client.containers.create(test_image, ["true"], network_mode="none")
+        base = client.containers.create(step_image, ["true"], network_mode="none")
         try:
             base.commit(repository=repo, tag=tag, changes=list(changes))
         finally:
@@ -290,11 +290,11 @@ def test_missing_image_that_cannot_be_pulled_fails(executor: DockerExecutor, mak
 
 
 def test_pull_policy_always_pulls_even_when_present(
-    executor: DockerExecutor, make_spec: Spec, client, test_image: str
+    executor: DockerExecutor, make_spec: Spec, client, step_image: str
 ) -> None:
     name = f"{NO_REGISTRY}/mao-test/local-only:{uuid.uuid4().hex[:8]}"
     repo, tag = name.rsplit(":", 1)
-    client.images.get(test_image).tag(repo, tag)
+    client.images.get(step_image).tag(repo, tag)
     try:
         present = executor.run(make_spec(image=name, pull_policy="if-not-present", command="true"), Logs())
         assert present.status == "succeeded", present
@@ -362,11 +362,11 @@ def test_docker_socket_mounted_when_allowed(client, instance: str, make_spec: Sp
 
 
 def test_remove_run_containers_removes_left_overs(
-    executor: DockerExecutor, client, run_id: int, instance: str, test_image: str, run_containers
+    executor: DockerExecutor, client, run_id: int, instance: str, step_image: str, run_containers
 ) -> None:
     def leftover(run: int, inst: str):
         labels = {LABEL_RUN: str(run), LABEL_INSTANCE: inst}
-        return client.containers.create(test_image, ["sleep", "30"], labels=labels, network_mode="none")
+        return client.containers.create(step_image, ["sleep", "30"], labels=labels, network_mode="none")
 
     mine = leftover(run_id, instance)
     mine.start()

@@ -384,7 +384,10 @@ def test_bad_names_and_fields_are_refused(service: ServiceThread, tmp_path: Path
         {"pull_policy": "sometimes"},
         {"surprise": 1},
     ):
-        assert_error_shape(authed.post(service.url + "/steps", json={**base, **change}), 400)
+        error = assert_error_shape(authed.post(service.url + "/steps", json={**base, **change}), 400)
+        [field] = change
+        assert field in error["message"] or field in str(error.get("details")), (change, error)
+    assert service.executor.calls == []  # nothing reached the engine
 
 
 def test_only_paths_under_the_data_root_are_mounted(start_service, tmp_path: Path) -> None:
@@ -423,7 +426,9 @@ def test_non_ascii_token_is_a_401(service: ServiceThread, header: bytes) -> None
     for name in ("authorization", "x-mao-token"):
         value = header if name == "authorization" else header.removeprefix(b"Bearer ")
         response = httpx.get(service.url + "/steps", headers=[(name.encode(), value)])
-        assert_error_shape(response, 401)
+        error = assert_error_shape(response, 401)
+        assert "token" in error["message"], error
+    assert authed.get(service.url + "/steps").status_code == 200  # the right token still gets in
 
 
 def test_log_lines_are_bounded(start_service, tmp_path: Path) -> None:
