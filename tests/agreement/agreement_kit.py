@@ -37,33 +37,3 @@ def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
 def trailers(repo: Path, ref: str) -> dict[str, str]:
     out = git(repo, "log", "-1", "--format=%(trailers:only,unfold)", ref)
     return dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
-
-
-class Server:
-    """A real uvicorn server for one instance's API, in a thread, on a free loopback port."""
-
-    def __init__(self, instance, port: int) -> None:
-        import threading
-
-        import uvicorn
-
-        from mao.api.app import create_app
-
-        config = uvicorn.Config(
-            create_app(instance=instance, background=False), host="127.0.0.1", port=port, log_level="warning"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
-        self.url = f"http://127.0.0.1:{port}"
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        for _ in range(200):
-            if self.server.started:
-                return self
-            self.thread.join(0.05)
-        raise RuntimeError(f"the API server did not start on {self.url}")
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)

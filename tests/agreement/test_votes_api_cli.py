@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from agreement_kit import Server, git, trailers
+from agreement_kit import git, trailers
+from served_kit import Served as Server
 from test_vote import NAMES, SLOT, differs_for
 
 

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from gateway_kit import Served
+from served_kit import Served
 
 from mao.config import Settings
 from mao.instance import Instance

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from gateway_kit import Served
+from served_kit import Served
 from sqlalchemy import text
 
 from mao.config import Settings
