@@ -21,7 +21,7 @@ import math
 import os
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -155,15 +155,6 @@ def parse_insight(data: bytes) -> Any:
         raise InvalidReport(f"not JSON ({' '.join(str(exc).split())})") from None
 
 
-def _secrets(instance: Instance, pipeline: str, step: StepIn) -> list[str]:
-    """The values of the private variables the step uses (at least 4 characters)."""
-    names = set(step.private_variables())
-    if not names:
-        return []
-    values = instance.store.private_variables(pipeline)
-    return [values[name] for name in names if len(values.get(name, "")) >= 4]
-
-
 def _holds_secret(value: Any, secrets: list[str]) -> bool:
     if not secrets:
         return False
@@ -194,12 +185,16 @@ def check_output(
     worktree: Path,
     slot: str | None,
     note: Note,
+    secret_values: Sequence[str] = (),
 ) -> Report:
     """After the container succeeded, before the commit: take both files out of the
-    worktree, record and check the metrics, mark the step if it is suspect."""
+    worktree, record and check the metrics, mark the step if it is suspect.
+
+    ``secret_values`` are the private variables' values the step was given (the runner's
+    ``render_env``): neither file may carry one out."""
     report = Report()
     problems: list[tuple[str | None, float | None, str, str]] = []  # metric, value, rule, why
-    secrets = _secrets(instance, pipeline, step)
+    secrets = [value for value in secret_values if len(value) >= 4]
     try:
         data = _take(worktree / METRICS_FILE)
         if data is not None:

@@ -376,7 +376,7 @@ class Runner:
             datasets.reset_worktrees(out_name, branch)
             return StepOutcome(RunStatus(result.status), result.error or result.status)
         say = partial(self._log, run_id, name)
-        report = check_output(inst, run_id, pipeline, step_id, step, worktree, slot, say)
+        report = check_output(inst, run_id, pipeline, step_id, step, worktree, slot, say, secrets)
 
         trailers = {
             "Mao-Run": str(run_id),
