@@ -130,7 +130,7 @@ def test_the_log_target_writes_one_line_per_event(make_instance, caplog) -> None
 
 
 def test_maoctl_notifications_test_reports_each_target(make_instance, receiver: Receiver, maoctl, free_port) -> None:
-    from gateway_kit import Served
+    from served_kit import Served
 
     down = Receiver()
     down_url = down.url
