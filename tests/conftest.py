@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,24 +54,6 @@ def free_ports(count: int = 1) -> list[int]:
 
 def free_port() -> int:
     return free_ports(1)[0]
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.1, message: str = "condition"):
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(interval)
-
-
-@pytest.fixture(name="wait_for", scope="session")
-def wait_for_fixture():
-    """The ``wait_for(predicate, timeout, ...)`` helper, for tests in other folders."""
-    return wait_for
 
 
 @pytest.fixture(name="free_port", scope="session")

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 
 from agreement_kit import git, trailers
-from served_kit import Served as Server
+from served_kit import Served
 from test_vote import NAMES, SLOT, differs_for
 
 
-def test_vote_through_api_and_cli(federation, register, remote, maoctl, free_port):
+def test_vote_through_api_and_cli(federation, register, remote, maoctl):
     instances = [federation(name, tool=differs_for("gamma")) for name in NAMES]
     alpha = instances[0]
-    with Server(alpha, free_port()) as server:
+    with Served.api(instance=alpha, port=0) as server:
 
         def cli(*args):
             return maoctl("--url", server.url, *args)

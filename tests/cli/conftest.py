@@ -3,8 +3,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from cli_kit import ServerThread
 from remotes_kit import allowed_remote_roots
+from served_kit import Served
 
 from mao.config import Settings
 
@@ -24,14 +24,14 @@ def _settings(tmp_path_factory, free_port, **overrides) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, free_port) -> Iterator[ServerThread]:
-    with ServerThread(_settings(tmp_path_factory, free_port)) as srv:
+def server(tmp_path_factory, free_port) -> Iterator[Served]:
+    with Served.api(_settings(tmp_path_factory, free_port)) as srv:
         yield srv
 
 
 @pytest.fixture(scope="module")
-def token_server(tmp_path_factory, free_port) -> Iterator[ServerThread]:
-    with ServerThread(_settings(tmp_path_factory, free_port, api_token="cli-s3cret")) as srv:
+def token_server(tmp_path_factory, free_port) -> Iterator[Served]:
+    with Served.api(_settings(tmp_path_factory, free_port, api_token="cli-s3cret")) as srv:
         yield srv
 
 
@@ -39,7 +39,7 @@ from maoctl_kit import Result  # noqa: E402
 
 
 @pytest.fixture
-def cli(maoctl, server: ServerThread):
+def cli(maoctl, server: Served):
     """``maoctl --url <test server> ARGS...``."""
 
     def run(*args: str) -> Result:

@@ -8,7 +8,7 @@ import json
 import subprocess
 
 import pytest
-from cli_kit import ServerThread
+from served_kit import Served
 
 from mao.config import Settings
 from mao.executor.fake import FakeExecutor
@@ -27,22 +27,6 @@ def explode(spec, on_log):
     return 4
 
 
-class InstanceServer(ServerThread):
-    def __init__(self, instance: Instance) -> None:
-        import threading
-
-        import uvicorn
-
-        from mao.api.app import create_app
-
-        config = uvicorn.Config(
-            create_app(instance=instance), host="127.0.0.1", port=instance.settings.api_port, log_level="warning"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
-        self.url = f"http://127.0.0.1:{instance.settings.api_port}"
-
-
 @pytest.fixture
 def live(tmp_path, free_port):
     settings = Settings(
@@ -54,7 +38,7 @@ def live(tmp_path, free_port):
         api_token=None,
     )
     inst = Instance(settings, executor=FakeExecutor({"img/collect": collect, "img/explode": explode}))
-    with InstanceServer(inst) as srv:
+    with Served.api(instance=inst, background=True) as srv:
         yield srv
     inst.close()
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import docker.errors
 import pytest
+from waiting import wait_for
 
 import docker
 from mao.errors import ExecutorError
@@ -236,7 +237,7 @@ def test_timeout_kills_the_container(executor: DockerExecutor, make_spec: Spec, 
 
 
 def test_cancel_kills_the_container_and_labels_are_set_while_running(
-    executor: DockerExecutor, make_spec: Spec, client, run_containers, wait_for
+    executor: DockerExecutor, make_spec: Spec, client, run_containers
 ) -> None:
     spec = make_spec(command=["sh", "-c", "echo started; sleep 30"], step="long", pipeline="pipe-x")
     cancel = threading.Event()

@@ -3,15 +3,15 @@ real uvicorn server in a thread, driven through RemoteExecutor over HTTP."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-import uvicorn
+from served_kit import Served
 
 from mao.errors import ExecutorError, MAOError
 from mao.executor.base import StepSpec
@@ -22,36 +22,12 @@ from mao.executor.service import create_executor_app
 TOKEN = "s3cret-token"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class ServiceThread(Served):
+    """The executor service around ``executor`` on a free loopback port, in a thread of this process."""
 
-
-class ServiceThread:
-    """The executor service on a free loopback port, in a thread of this process."""
-
-    def __init__(self, executor: FakeExecutor, token: str, data_root: Path, **kw: object) -> None:
+    def __init__(self, executor: FakeExecutor, token: str, data_root: Path, **kw: Any) -> None:
         self.executor = executor
-        self.app = create_executor_app(executor, token=token, data_root=data_root, **kw)
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="executor-service", daemon=True)
-
-    def start(self) -> ServiceThread:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the executor service did not start on {self.url}")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
+        super().__init__(create_executor_app(executor, token=token, data_root=data_root, **kw), name="executor-service")
 
 
 # ----------------------------------------------------------------- fake tools
@@ -242,8 +218,8 @@ def test_ping(remote: RemoteExecutor, service: ServiceThread) -> None:
 # ----------------------------------------------------------------- unreachable
 
 
-def test_unreachable_service_is_a_failed_step(tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
+def test_unreachable_service_is_a_failed_step(tmp_path: Path, free_port) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
     remote = RemoteExecutor.from_url(url, timeout=2)
     try:
         result = remote.run(make_spec(tmp_path), lambda line: None)

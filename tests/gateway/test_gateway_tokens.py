@@ -89,7 +89,7 @@ def test_cli_creates_lists_and_revokes_tokens(maoctl, data_dir, free_port) -> No
     from mao.models import DatasetBody, DatasetIn
 
     instance.catalog.add_dataset(DatasetIn(name="obs", body=DatasetBody(master=str(data_dir / "repos" / "obs.git"))))
-    with Served(instance, instance.settings.api_port) as served:
+    with Served.api(instance=instance) as served:
         url = ["--url", served.url]
         created = maoctl(
             *url,

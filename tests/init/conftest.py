@@ -1,8 +1,7 @@
-"""A real orchestrator (uvicorn in a thread, SQLite store, local registry) and a private marketplace."""
+"""A real orchestrator (served in a thread, SQLite store, local registry) and a private marketplace."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,9 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from initkit import write_catalogue
+from served_kit import Served
 
 from mao.api.app import create_app
 from mao.config import Settings
@@ -42,22 +41,13 @@ class Orchestrator:
 
 
 @pytest.fixture
-def orchestrator(tmp_path: Path, free_port, wait_for) -> Iterator[Orchestrator]:
+def orchestrator(tmp_path: Path) -> Iterator[Orchestrator]:
     settings = Settings(instance_name="init-node", data_dir=tmp_path / "data")
-    app = create_app(settings, background=True)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, name="orchestrator", daemon=True)
-    thread.start()
-    wait_for(lambda: server.started or not thread.is_alive(), 30, message="the orchestrator to start")
-    assert server.started, "the orchestrator did not start"
-    url = f"http://127.0.0.1:{port}"
-    with httpx.Client(base_url=url, timeout=10) as http:
-        try:
-            yield Orchestrator(url, app, settings, http)
-        finally:
-            server.should_exit = True
-            thread.join(30)
+    with (
+        Served(create_app(settings, background=True), name="orchestrator") as served,
+        httpx.Client(base_url=served.url, timeout=10) as http,
+    ):
+        yield Orchestrator(served.url, served.app, settings, http)
 
 
 @pytest.fixture

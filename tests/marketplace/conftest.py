@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from catalogue_kit import write_catalogue
+from waiting import wait_for
 
 
 @pytest.fixture
@@ -18,7 +19,7 @@ def catalogue(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def serve_catalogue(free_port, wait_for) -> Iterator[Callable[[Path], str]]:
+def serve_catalogue(free_port) -> Iterator[Callable[[Path], str]]:
     """Start ``maoctl marketplace serve DIR`` as a real process; returns its base URL."""
     procs: list[subprocess.Popen] = []
 
@@ -53,7 +54,7 @@ def serve_catalogue(free_port, wait_for) -> Iterator[Callable[[Path], str]]:
             except httpx.HTTPError:
                 return False
 
-        wait_for(up, 20, message="marketplace serve to answer")
+        wait_for(up, 20, "marketplace serve to answer")
         return url
 
     yield start

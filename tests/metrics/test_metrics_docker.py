@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from metrics_kit import TOKEN, runs_by_pipeline_and_status, samples, value
+from waiting import wait_for
 
 from mao.config import Settings
 from mao.instance import Instance
@@ -59,16 +59,13 @@ class Serve:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+
+        def answered() -> bool:
             assert self.proc.poll() is None, f"maoctl serve exited with {self.proc.returncode}"
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError("maoctl serve did not answer /health in 30 s")
+            return httpx.get(self.url + "/health", timeout=1).status_code == 200
+
+        wait_for(answered, 30, "maoctl serve to answer /health", interval=0.1, ignore=(httpx.TransportError,))
+        return self
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

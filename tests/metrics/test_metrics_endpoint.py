@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 from metrics_kit import TOKEN, families, pipeline, runs_by_pipeline_and_status, samples, value
+from waiting import wait_for
 
 from mao import __version__
 from mao.api.app import create_app
@@ -16,13 +17,6 @@ from mao.errors import RegistryUnavailable
 from mao.models import PipelineIn
 from mao.pipelines import init_pipeline
 from mao.scheduler.scheduler import fire
-
-
-def wait_until(predicate, what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting: {what}"
-        time.sleep(0.02)
 
 
 def define(instance, body) -> None:
@@ -131,10 +125,10 @@ def test_merge_lock_waits_and_registry_calls(api: TestClient, instance, monkeypa
     monkeypatch.setattr(instance.registry.inner, "create", create)
     run_id = instance.runner.start("good")
     assert refused.wait(20)
-    time.sleep(0.5)
+    time.sleep(0.5)  # the holder keeps the lock a measured while: the wait the histogram records
     release.set()
     thread.join(10)
-    wait_until(lambda: not instance.store.active_runs(), "the run finished")
+    wait_for(lambda: not instance.store.active_runs(), 20, "the run finished")
     assert instance.store.get_run(run_id).status == "succeeded"
 
     text = api.get("/metrics").text
@@ -176,7 +170,7 @@ def test_push_retries_are_counted(api: TestClient, instance, remotes) -> None:
 def test_a_cron_fire_counts_and_its_lag_is_measured(api: TestClient, instance) -> None:
     define(instance, pipeline("good"))
     fire("node-m", "good", datetime.now(UTC) - timedelta(seconds=3), instance=instance)
-    wait_until(lambda: not instance.store.active_runs(), "the run finished")
+    wait_for(lambda: not instance.store.active_runs(), 20, "the run finished")
     text = api.get("/metrics").text
     assert value(text, "mao_scheduler_fires_total", outcome="started") == 1
     assert value(text, "mao_scheduler_fire_lag_seconds_count") == 1

@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+from waiting import wait_for
 
 from mao.catalog import Catalog
 from mao.config import Settings
@@ -90,7 +91,7 @@ def test_value_written_by_another_client_that_is_not_json(etcd_cluster, etcd_reg
 
 @pytest.mark.etcd
 @pytest.mark.slow
-def test_keeps_working_while_a_member_is_down(etcd_cluster, etcd_prefix: str, wait_for) -> None:
+def test_keeps_working_while_a_member_is_down(etcd_cluster, etcd_prefix: str) -> None:
     """SIGTERM the leader, which is also the member the client talks to first."""
     leader = etcd_cluster.leader_index()
     order = [leader] + [i for i in range(3) if i != leader]

@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from waiting import wait_for
 
 from mao.errors import LockTimeout
 from mao.registry import Lock, Registry
@@ -80,7 +81,7 @@ def test_list_prefix_is_literal(registry: Registry) -> None:
     assert registry.list("a_b/") == {"y": {"v": 2}}
 
 
-def test_put_with_ttl_expires_unless_refreshed(registry: Registry, wait_for) -> None:
+def test_put_with_ttl_expires_unless_refreshed(registry: Registry) -> None:
     # raw/kept is granted first, so without its refreshes it would expire no later than raw/short
     kept = registry.put_with_ttl("raw/kept", {"v": 2}, ttl=TTL)
     keepalive = KeepAlive(registry, kept).start()
@@ -138,7 +139,7 @@ def test_locks_with_other_names_do_not_exclude(registry: Registry) -> None:
     assert registry.list("locks/") == {}
 
 
-def test_only_one_of_many_threads_holds_the_lock(registry: Registry, wait_for) -> None:
+def test_only_one_of_many_threads_holds_the_lock(registry: Registry) -> None:
     holders: list[str] = []
     inside = 0
     most = 0

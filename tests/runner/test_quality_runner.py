@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from maoctl_kit import run_maoctl
 from runkit import git
+from served_kit import Served
 
 from mao.api.app import create_app
 from mao.errors import NotFound, RegistryUnavailable
@@ -227,20 +226,9 @@ def test_api_metrics_series_and_insights(instance, quality, api):
 
 
 @pytest.fixture
-def served(instance, free_port):
-    config = uvicorn.Config(
-        create_app(instance=instance, background=False), host="127.0.0.1", port=free_port(), log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        thread.join(0.05)
-    yield f"http://127.0.0.1:{config.port}"
-    server.should_exit = True
-    thread.join(timeout=15)
+def served(instance):
+    with Served.api(instance=instance, port=0) as server:
+        yield server.url
 
 
 def test_maoctl_pipeline_metrics_and_insights(instance, quality, served):

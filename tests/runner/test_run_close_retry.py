@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 
 import pytest
 from runkit import TWO_STEPS
 from sqlalchemy import event
+from waiting import wait_for
 
 from mao.errors import Conflict, StoreError
 from mao.status import RunStatus
@@ -53,14 +53,6 @@ class FullDisk:
         event.remove(self.engine, "before_cursor_execute", self._hook)
 
 
-def _wait(predicate, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def test_a_full_disk_is_a_store_error(instance) -> None:
     disk = FullDisk(instance.store.engine)
     disk.full.set()
@@ -87,13 +79,13 @@ def test_close_failing_n_times_lands_with_the_real_status(instance, define, remo
     instance.store.finish_run = finish_run
     try:
         run_id = instance.runner.start("two")
-        _wait(lambda: closing.is_set() and instance.runner.closer.pending(run_id) is not None, what="a failed close")
+        wait_for(lambda: closing.is_set() and instance.runner.closer.pending(run_id) is not None, 20, "a failed close")
         # meanwhile the run is visible as running, and cancelling it is not refused
         assert instance.store.get_run(run_id).status == RunStatus.RUNNING
         assert instance.runner.cancel(run_id) is True
-        _wait(lambda: instance.runner._futures.get(run_id) is None, what="the worker to end")  # it is gone
+        wait_for(lambda: instance.runner._futures.get(run_id) is None, 20, "the worker to end")  # it is gone
 
-        _wait(lambda: instance.store.get_run(run_id).status != RunStatus.RUNNING, what="the retried close")
+        wait_for(lambda: instance.store.get_run(run_id).status != RunStatus.RUNNING, 20, "the retried close")
         run = instance.store.get_run(run_id)
         assert run.status == RunStatus.SUCCEEDED and run.error is None and run.finished_at is not None
         assert [s.status for s in run.steps] == ["succeeded", "succeeded"]
@@ -125,16 +117,16 @@ def test_disk_full_during_a_run_does_not_leave_it_running(instance, define, remo
         run_id = instance.runner.start("two")
         assert entered.wait(10)
         release.set()
-        _wait(lambda: instance.runner.closer.pending(run_id) is not None, what="a close that the store refused")
-        time.sleep(1.0)  # several retries fail while the disk is full
+        wait_for(lambda: instance.runner.closer.pending(run_id) is not None, 20, "a close that the store refused")
+        # several retries fail while the disk is full, and the run stays open meanwhile
+        wait_for(lambda: instance.runner.closer.pending(run_id).attempts >= 2, 20, "a second refused close")
         assert instance.store.get_run(run_id).status == RunStatus.RUNNING
-        assert instance.runner.closer.pending(run_id).attempts >= 2
         instance.runner.cancel(run_id)  # not "not executing in this process"
         with pytest.raises(StoreError, match="has ended"):  # 503 saying why, not 409 "in progress"
             instance.runner.start("two")
 
         disk.full.clear()  # space is freed
-        _wait(lambda: RunStatus(instance.store.get_run(run_id).status).terminal, what="the run to be closed")
+        wait_for(lambda: RunStatus(instance.store.get_run(run_id).status).terminal, 20, "the run to be closed")
         run = instance.store.get_run(run_id)
         assert run.status == RunStatus.FAILED and "disk is full" in run.error
         assert all(RunStatus(s.status).terminal for s in run.steps)
@@ -152,7 +144,7 @@ def test_a_new_run_right_after_the_store_recovers_is_not_refused(instance, defin
     disk.remaining = 1
     run_id = instance.runner.start("two")
     try:
-        _wait(lambda: instance.runner.closer.pending(run_id) is not None, what="a failed close")
+        wait_for(lambda: instance.runner.closer.pending(run_id) is not None, 20, "a failed close")
         # start() closes what is waiting before it checks for a run in progress
         second = instance.runner.run_sync("two")
         assert instance.store.get_run(run_id).status == RunStatus.SUCCEEDED

@@ -185,10 +185,10 @@ def test_the_instance_confines_its_dataset_manager(data_dir: Path, default_roots
 def test_maoctl_dataset_add_outside_the_roots_is_one_line(
     maoctl, data_dir: Path, tmp_path: Path, free_port, default_roots: None
 ) -> None:
-    from security_kit import ApiThread
+    from served_kit import Served
 
     settings = Settings(instance_name="sec-node", data_dir=data_dir, api_port=free_port())
-    with ApiThread(settings) as server:
+    with Served.api(settings) as server:
         result = maoctl("--url", server.url, "dataset", "add", "--name", "x", "--git-url", str(tmp_path / "p.git"))
         assert result.code == 1 and len(result.err.strip().splitlines()) == 1
         assert "local_remote_roots" in result.err and str(data_dir / "repos") in result.err

@@ -50,14 +50,14 @@ def test_maoctl_against_a_host_networking_instance(
     maoctl, data_dir: Path, free_port, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What `maoctl serve` does with network_mode host: a generated token, required."""
-    from security_kit import ApiThread
+    from served_kit import Served
 
     from mao.tokens import resolve_api_token
 
     settings = Settings(instance_name="sec-node", data_dir=data_dir, api_port=free_port(), network_mode="host")
     token, path = resolve_api_token(settings)
     assert path == data_dir / API_TOKEN_FILE
-    with ApiThread(settings.model_copy(update={"api_token": token})) as server:
+    with Served.api(settings.model_copy(update={"api_token": token})) as server:
         assert httpx.get(server.url + "/registry/tools").status_code == 401
         monkeypatch.setenv("MAO_DATA_DIR", str(data_dir))
         result = maoctl("--url", server.url, "tool", "add", "--name", "t", "--image", "busybox")

@@ -12,18 +12,11 @@ from pathlib import Path
 
 import pytest
 from ui_kit import ORIGIN, TOKEN, define
+from waiting import wait_for
 
 import mao.ui
 
 UI = Path(mao.ui.__file__).parent
-
-
-def wait_for(predicate, timeout: float, message: str):
-    deadline = time.monotonic() + timeout
-    while not (result := predicate()):
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {message}"
-        time.sleep(0.05)
-    return result
 
 
 def run_to_end(client, run_id: int, timeout: float = 30) -> dict:

@@ -1,0 +1,47 @@
+"""The one way a test waits: poll a condition until it holds, or fail naming what it waited for.
+
+A test that must show something did *not* happen waits with this for the event that would
+show it (the next fire, a later run, a later log line) and then asserts the absence; it never
+sleeps a fixed time and hopes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def wait_for(
+    predicate: Callable[[], T],
+    timeout: float,
+    message: str,
+    interval: float = 0.05,
+    *,
+    ignore: tuple[type[BaseException], ...] = (),
+) -> T:
+    """Call ``predicate`` every ``interval`` seconds until it returns something truthy; return that.
+
+    After ``timeout`` seconds fail with ``message`` and the last value ``predicate`` returned.
+    An exception of a type in ``ignore`` (a server not listening yet, say) counts as "not yet";
+    any other propagates at once.
+    """
+    __tracebackhide__ = True
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = predicate()
+        except ignore as exc:
+            last: object = exc
+        else:
+            if result:
+                return result
+            last = result
+        if time.monotonic() >= deadline:
+            seen = repr(last)
+            if len(seen) > 600:
+                seen = seen[:600] + "..."
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}; last seen: {seen}")
+        time.sleep(interval)
