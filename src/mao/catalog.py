@@ -40,6 +40,9 @@ class Catalog:
         self.local_remote_roots = local_remote_roots
         """Where a dataset's local-path remote may be (None: anywhere)."""
         self._notes = threading.local()
+        self.in_use_lock = threading.RLock()
+        """Held from reading who uses a tool or dataset to removing it, and by whatever starts
+        using one (recording a run, defining a pipeline): neither slips in between."""
 
     def _get(self, kind: str, prefix: str, name: str) -> dict[str, Any]:
         check_name(name, f"{kind} name")
@@ -105,7 +108,17 @@ class Catalog:
         self._notes.items = []
         return notes
 
-    def _remove(self, kind: str, prefix: str, name: str, active_runs: Iterable[Any] = ()) -> None:
+    def _remove(
+        self,
+        kind: str,
+        prefix: str,
+        name: str,
+        active_runs: Iterable[Any] = (),
+        pipelines: Mapping[str, Sequence[Any]] | None = None,
+        *,
+        force: bool = False,
+        scheduled: Iterable[str] = (),
+    ) -> None:
         check_name(name, f"{kind} name")
         users = [run for run in active_runs if any(_uses(step, kind, name) for step in run.steps)]
         if users:
@@ -115,8 +128,20 @@ class Catalog:
                 "wait for it to finish or cancel it first",
                 details={"runs": [run.id for run in users]},
             )
+        using = sorted(p for p, steps in (pipelines or {}).items() if any(_uses(step, kind, name) for step in steps))
+        if using and not force:
+            timed = set(scheduled)
+            listed = ", ".join(repr(p) + (" (scheduled)" if p in timed else "") for p in using)
+            raise Conflict(
+                f"{kind} {name!r} is used by {len(using)} pipeline{'s' if len(using) > 1 else ''}: {listed}; "
+                f"nothing was removed. Remove those pipelines first (maoctl pipeline remove --name NAME "
+                f"--unregister), or remove the {kind} anyway with --force (API: ?force=true): their runs then "
+                f"fail until a {kind} of that name is registered again",
+                details={"pipelines": using, "scheduled": sorted(timed & set(using))},
+            )
         if not self.registry.delete(prefix + name):
             raise NotFound(f"{kind} {name!r} is not registered")
+        self._cache("forget", kind, name)
 
     # tools ---------------------------------------------------------------------
 
@@ -132,9 +157,19 @@ class Catalog:
     def tools(self) -> dict[str, dict[str, Any]]:
         return self._list("tool", TOOLS)
 
-    def remove_tool(self, name: str, active_runs: Iterable[Any] = ()) -> None:
-        """Unregister a tool; a Conflict if one of ``active_runs`` (this instance's) uses it."""
-        self._remove("tool", TOOLS, name, active_runs)
+    def remove_tool(
+        self,
+        name: str,
+        active_runs: Iterable[Any] = (),
+        pipelines: Mapping[str, Sequence[Any]] | None = None,
+        *,
+        force: bool = False,
+        scheduled: Iterable[str] = (),
+    ) -> None:
+        """Unregister a tool; a Conflict if one of ``active_runs`` (this instance's) uses it,
+        or, unless ``force``, one of ``pipelines`` (name: its steps) does. Callers hold
+        :attr:`in_use_lock` from reading those to the removal."""
+        self._remove("tool", TOOLS, name, active_runs, pipelines, force=force, scheduled=scheduled)
 
     # datasets ------------------------------------------------------------------
 
@@ -152,9 +187,18 @@ class Catalog:
     def datasets(self) -> dict[str, dict[str, Any]]:
         return {name: dataset_defaults(value) for name, value in self._list("dataset", DATASETS).items()}
 
-    def remove_dataset(self, name: str, active_runs: Iterable[Any] = ()) -> None:
-        """Unregister a dataset; a Conflict if one of ``active_runs`` (this instance's) reads or writes it."""
-        self._remove("dataset", DATASETS, name, active_runs)
+    def remove_dataset(
+        self,
+        name: str,
+        active_runs: Iterable[Any] = (),
+        pipelines: Mapping[str, Sequence[Any]] | None = None,
+        *,
+        force: bool = False,
+        scheduled: Iterable[str] = (),
+    ) -> None:
+        """Unregister a dataset; a Conflict if one of ``active_runs`` (this instance's) reads or
+        writes it, or, unless ``force``, a step of one of ``pipelines`` does (as :meth:`remove_tool`)."""
+        self._remove("dataset", DATASETS, name, active_runs, pipelines, force=force, scheduled=scheduled)
 
     def add_node(self, dataset: str, branch: str) -> None:
         """Record ``branch`` in the dataset's ``nodes`` (a no-op if it is there: no lock is
@@ -196,10 +240,15 @@ class Catalog:
 
 
 def _uses(step: Any, kind: str, name: str) -> bool:
-    """Whether a run's step (a stored step row) uses the tool or dataset ``name``."""
-    if kind == "tool":
-        return step.tool == name
-    return name in (step.input_dataset, step.output_dataset)
+    """Whether a step (a stored step row, a StepIn, or a registered definition's step, a dict)
+    uses the tool or dataset ``name``."""
+    if isinstance(step, Mapping):
+        fields = (step.get("tool"),) if kind == "tool" else (step.get("input_dataset"), step.get("output_dataset"))
+    elif kind == "tool":
+        fields = (getattr(step, "tool", None),)
+    else:
+        fields = (getattr(step, "input_dataset", None), getattr(step, "output_dataset", None))
+    return name in fields
 
 
 def dataset_defaults(value: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
@@ -21,14 +21,20 @@ def describe(row: PipelineRecord, instance: Instance) -> dict[str, Any]:
         "description": row.description,
         "steps": row.definition()["steps"],
         "schedule": job,
-        "private_variables": sorted(instance.store.private_variables(row.name)),
+        "private_variables": instance.store.private_variable_names(row.name),
         "created_at": row.created_at.isoformat() if row.created_at else None,
     }
 
 
 def init_pipeline(instance: Instance, pipeline: PipelineIn) -> dict[str, Any]:
     """Check the tools and datasets exist, store the pipeline locally, register its name.
-    Nothing is written when something is missing."""
+    Nothing is written when something is missing. A tool or dataset being removed meanwhile
+    waits (or is refused: this pipeline uses it), never the other way round."""
+    with instance.catalog.in_use_lock:
+        return _init_pipeline(instance, pipeline)
+
+
+def _init_pipeline(instance: Instance, pipeline: PipelineIn) -> dict[str, Any]:
     steps = pipeline.steps
     tools = [s.tool for s in steps]
     datasets = [d for s in steps for d in (s.input_dataset, s.output_dataset) if d]
@@ -84,6 +90,27 @@ def _check_federation_definition(instance: Instance, definition: dict[str, Any])
             "use its definition (`maoctl instance init` offers it), choose another name, or, to change it "
             "for everyone, remove it first (`maoctl pipeline remove --name NAME --unregister`)"
         )
+
+
+def remove_definition(instance: Instance, kind: Literal["tool", "dataset"], name: str, force: bool = False) -> None:
+    """Unregister a tool or dataset. A Conflict while a run on this instance uses it, and,
+    unless ``force``, while a pipeline (this instance's, or one registered in the federation)
+    has a step using it: the 409 names them and nothing is removed.
+
+    Who uses it is read and it is removed under the catalog's ``in_use_lock``, which recording
+    a run takes too: a run starting at the same moment is either seen (a 409) or starts after
+    the removal."""
+    catalog = instance.catalog
+    remove = catalog.remove_tool if kind == "tool" else catalog.remove_dataset
+    with catalog.in_use_lock:
+        pipelines: dict[str, list[Any]] = {
+            definition.get("name") or key: list(definition.get("steps") or [])
+            for key, definition in catalog.pipelines().items()
+        }
+        local = instance.store.list_pipelines()
+        pipelines.update({row.name: list(row.steps) for row in local})
+        scheduled = [row.name for row in local if instance.scheduler.job(row.name)]
+        remove(name, instance.store.active_runs(), pipelines, force=force, scheduled=scheduled)
 
 
 def remove_pipeline(instance: Instance, name: str, unregister: bool = False) -> None:

@@ -134,7 +134,7 @@ class Runner:
         """Record many runs in one store transaction (see :meth:`Store.create_runs`) and
         queue those recorded; a burst of scheduler fires comes here as one batch."""
         self.closer.flush()
-        with self._lock:
+        with self.instance.catalog.in_use_lock, self._lock:  # a tool or dataset is not removed meanwhile
             recorded = self.instance.store.create_runs(
                 requests, overlap=overlap, max_queued=self.instance.settings.max_queued_runs
             )

@@ -150,10 +150,14 @@ def test_tool_or_dataset_used_by_an_active_run_cannot_be_removed(assert_error_sh
     assert error["details"] == {"runs": [run_id]}
     assert state(fake_client)[:5] == before[:5]  # the run itself moves on
 
+    forced = assert_error_shape(fake_client.delete(path, params={"force": "true"}), 409)
+    assert f"run {run_id}" in forced["message"]  # force never removes what a run is using
+
     gate.set()
     fake_client.app.state.instance.runner.wait(run_id, timeout=30)
     assert fake_client.get(f"/runs/{run_id}").json()["status"] == "succeeded"
-    assert fake_client.delete(path).status_code == 200
+    assert assert_error_shape(fake_client.delete(path), 409)["details"]["pipelines"] == ["slow-out"]
+    assert fake_client.delete(path, params={"force": "true"}).status_code == 200
 
 
 def test_unrelated_tools_can_be_removed_during_a_run(fake_client, gate) -> None:

@@ -72,12 +72,26 @@ def tool_add(
     output.print_json(result) if st.json else output.ok(f"tool {name} registered ({image})")
 
 
+ForceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force", help="Remove it even though pipelines use it (their runs then fail); never during a run using it."
+    ),
+]
+
+
 @tool_app.command("remove")
-def tool_remove(ctx: typer.Context, name: Annotated[str, typer.Option("--name")], json: JsonOpt = False) -> None:
-    """Remove a tool from the registry."""
+def tool_remove(
+    ctx: typer.Context, name: Annotated[str, typer.Option("--name")], force: ForceOpt = False, json: JsonOpt = False
+) -> None:
+    """Remove a tool from the registry; refused while pipelines use it, unless --force."""
     st = state(ctx, json)
-    result = st.client.delete(f"/registry/tools/{check_name(name, 'tool name')}")
+    result = st.client.delete(f"/registry/tools/{check_name(name, 'tool name')}", params=_force(force))
     output.print_json(result) if st.json else output.ok(f"tool {name} removed")
+
+
+def _force(force: bool) -> dict[str, str]:
+    return {"force": "true"} if force else {}
 
 
 @dataset_app.command("list")
@@ -131,10 +145,13 @@ def dataset_add(
 
 
 @dataset_app.command("remove")
-def dataset_remove(ctx: typer.Context, name: Annotated[str, typer.Option("--name")], json: JsonOpt = False) -> None:
-    """Remove a dataset from the registry (its repository is left untouched)."""
+def dataset_remove(
+    ctx: typer.Context, name: Annotated[str, typer.Option("--name")], force: ForceOpt = False, json: JsonOpt = False
+) -> None:
+    """Remove a dataset from the registry (its repository is left untouched); refused while
+    pipelines read or write it, unless --force."""
     st = state(ctx, json)
-    result = st.client.delete(f"/registry/datasets/{check_name(name, 'dataset name')}")
+    result = st.client.delete(f"/registry/datasets/{check_name(name, 'dataset name')}", params=_force(force))
     output.print_json(result) if st.json else output.ok(f"dataset {name} removed")
 
 

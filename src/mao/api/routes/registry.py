@@ -6,7 +6,9 @@ The GET routes are ``async``: they answer from the registry's read cache without
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+
+from fastapi import Query
 
 from mao.api.deps import InstanceDep, ReadsDep
 from mao.api.schemas import (
@@ -22,8 +24,14 @@ from mao.api.schemas import (
     responses,
 )
 from mao.models import DatasetIn, ToolIn
+from mao.pipelines import remove_definition
 
 router = Router(prefix="/registry", tags=["registry"])
+
+ForceQuery = Annotated[
+    bool,
+    Query(description="remove it even though pipelines use it (their runs then fail); never during a run using it"),
+]
 
 
 @router.get("/tools", response_model=dict[str, ToolDoc], responses=responses(503))
@@ -42,9 +50,10 @@ async def get_tool(name: PathName, reads: ReadsDep) -> Any:
 
 
 @router.delete("/tools/{name}", response_model=OkName, responses=responses(400, 404, 409, 503))
-def remove_tool(name: PathName, instance: InstanceDep) -> Any:
-    """Unregister a tool; a 409 while a run on this instance uses it."""
-    instance.catalog.remove_tool(name, instance.store.active_runs())
+def remove_tool(name: PathName, instance: InstanceDep, force: ForceQuery = False) -> Any:
+    """Unregister a tool; a 409 naming them while a run on this instance uses it, or (unless
+    ``force``) while pipelines here or in the federation have a step using it."""
+    remove_definition(instance, "tool", name, force=force)
     return {"ok": True, "name": name}
 
 
@@ -64,9 +73,10 @@ async def get_dataset(name: PathName, reads: ReadsDep) -> Any:
 
 
 @router.delete("/datasets/{name}", response_model=OkName, responses=responses(400, 404, 409, 503))
-def remove_dataset(name: PathName, instance: InstanceDep) -> Any:
-    """Unregister a dataset; a 409 while a run on this instance reads or writes it."""
-    instance.catalog.remove_dataset(name, instance.store.active_runs())
+def remove_dataset(name: PathName, instance: InstanceDep, force: ForceQuery = False) -> Any:
+    """Unregister a dataset (its repository is left alone); a 409 naming them while a run on
+    this instance reads or writes it, or (unless ``force``) while pipelines have a step that does."""
+    remove_definition(instance, "dataset", name, force=force)
     return {"ok": True, "name": name}
 
 
