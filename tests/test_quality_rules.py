@@ -99,7 +99,7 @@ def test_metrics_file_values():
         (b'{"rows": "12"}', 'metric rows is "12", not a finite number'),
         (b'{"rows": true}', "metric rows is true, not a finite number"),
         (b'{"rows": NaN}', "not JSON"),
-        (b'{"rows": 1e999}', "metric rows is "),
+        (b'{"rows": 1e999}', "a number is inf, not a finite number"),
         (b'{"../x": 1}', "invalid metric name '../x'"),
         (json.dumps({f"m{i}": i for i in range(101)}).encode(), "101 metrics, over the limit of 100"),
     ],

@@ -11,6 +11,9 @@ A tool may write two files at the root of its output (``/usr/src/app/data``):
 - ``insights.json``: any JSON value, at most :data:`MAX_FILE_BYTES`, published in the
   registry under ``insights/<pipeline>/<step>`` once the step succeeded (:mod:`mao.insights`).
 
+Both are read within :mod:`mao.untrusted`'s bounds: at most 64 levels of arrays and objects,
+no ``NaN`` or ``Infinity``, valid Unicode only.
+
 Both files are removed from the worktree before the commit: they never enter the dataset.
 """
 
@@ -30,6 +33,7 @@ from mao import insights
 from mao.models import ChangeRule, MetricRule, RangeRule, StepIn
 from mao.store.metrics import MetricStore
 from mao.store.models import utcnow
+from mao.untrusted import UnsafeJSON, load_json
 from mao.validation import NAME_RE
 
 if TYPE_CHECKING:
@@ -126,17 +130,14 @@ def _take(path: Path) -> bytes | None:
 
 def parse_metrics(data: bytes) -> dict[str, float]:
     """The metrics of a ``mao-metrics.json``; InvalidReport saying what is wrong."""
-    try:
-        doc = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidReport(f"not JSON ({' '.join(str(exc).split())})") from None
+    doc = _load(data)
     if not isinstance(doc, dict):
         raise InvalidReport(f"a JSON object of name: number is needed, not a {type(doc).__name__}")
     if len(doc) > MAX_METRICS:
         raise InvalidReport(f"{len(doc)} metrics, over the limit of {MAX_METRICS}")
     out = {}
     for name, value in doc.items():
-        if not NAME_RE.match(name):
+        if not NAME_RE.fullmatch(name):
             raise InvalidReport(f"invalid metric name {name[:80]!r}: use 1-64 letters, digits, '-' or '_'")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise InvalidReport(f"metric {name} is {json.dumps(value)[:80]}, not a finite number")
@@ -144,15 +145,16 @@ def parse_metrics(data: bytes) -> dict[str, float]:
     return out
 
 
-def _refuse_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a number JSON allows")
+def _load(data: bytes) -> Any:
+    """The JSON value of a file, within :mod:`mao.untrusted`'s bounds; InvalidReport if not."""
+    try:
+        return load_json(data)
+    except UnsafeJSON as exc:
+        raise InvalidReport(str(exc)) from None
 
 
 def parse_insight(data: bytes) -> Any:
-    try:
-        return json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidReport(f"not JSON ({' '.join(str(exc).split())})") from None
+    return _load(data)
 
 
 def _holds_secret(value: Any, secrets: list[str]) -> bool:

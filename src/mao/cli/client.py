@@ -37,6 +37,8 @@ class Client:
         self.base_url = normalize_url(base_url).rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+        self.last_headers: httpx.Headers = httpx.Headers()
+        """The headers of the last answer (a listing may note there what it left out)."""
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         if any(part in (".", "..") for part in path.split("?", 1)[0].split("/")):
@@ -49,6 +51,7 @@ class Client:
                 f"cannot reach the orchestrator at {self.base_url} ({exc.__class__.__name__}); "
                 "is `maoctl serve` running? Set --url or MAO_URL"
             ) from exc
+        self.last_headers = response.headers
         try:
             body = response.json()
         except ValueError:

@@ -11,6 +11,10 @@ from mao.cli import output
 from mao.cli.state import JsonOpt, state
 from mao.validation import check_name
 
+SKIPPED_HEADER = "X-MAO-Skipped-Insights"
+"""Names the stored insights a listing left out (mao.insights.SKIPPED_HEADER; not imported,
+which would load the federation queue into every ``maoctl insights`` call)."""
+
 insights_app = typer.Typer(help="Insights the pipeline steps published (insights.json).", no_args_is_help=True)
 
 
@@ -24,6 +28,13 @@ def insights_list(ctx: typer.Context, json: JsonOpt = False) -> None:
     """Every published insight: pipeline, step, the run and instance that made it, its value."""
     st = state(ctx, json)
     items = st.client.get("/insights")
+    skipped = st.client.last_headers.get(SKIPPED_HEADER)
+    if skipped:
+        output.err_console.print(
+            f"Note: left out stored insights that cannot be served (see the server's log): {skipped}",
+            markup=False,
+            highlight=False,
+        )
     if st.json:
         output.print_json(items)
         return

@@ -25,6 +25,7 @@ from mao.offline.merge import KIND as MERGE
 from mao.offline.merge import merge_lock_ttl
 from mao.offline.replay import defer
 from mao.status import FederationState
+from mao.untrusted import UnsafeJSON, load_json
 
 if TYPE_CHECKING:
     from mao.instance import Instance
@@ -43,16 +44,17 @@ def branch_of(token: str) -> str:
 
 
 def parse_record(body: bytes) -> dict[str, Any]:
-    """The body as a JSON object, or PayloadTooLarge / InvalidInput."""
+    """The body as a JSON object, or PayloadTooLarge / InvalidInput: UTF-8 JSON only, at most
+    :data:`~mao.untrusted.MAX_JSON_DEPTH` levels deep, without NaN, Infinity or a lone surrogate."""
     if len(body) > MAX_RECORD_BYTES:
         raise PayloadTooLarge(
             f"a record is at most {MAX_RECORD_BYTES} bytes; this one is {len(body)}",
             details={"limit_bytes": MAX_RECORD_BYTES},
         )
     try:
-        record = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"the body is not JSON: {exc}") from None
+        record = load_json(body)
+    except UnsafeJSON as exc:
+        raise InvalidInput(f"the record is {exc}") from None
     if not isinstance(record, dict):
         raise InvalidInput(f"a record is a JSON object, not {type(record).__name__}")
     return record

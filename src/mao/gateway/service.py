@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from mao.errors import Unauthorized
 from mao.gateway.records import RecordWriter, check_schema, parse_record
 from mao.gateway.tokens import RateLimiter, Scope, TokenInfo, TokenStore, require
-from mao.insights import get_insight, list_insights
+from mao.insights import get_insight, read_insights
 from mao.validation import check_name
 from mao.web.auth import token_matches
 
@@ -53,9 +53,10 @@ class Gateway:
         doc = self.instance.catalog.get_dataset(dataset)
         return self.instance.datasets.read_agreed_file(dataset, doc["master"], path, MAX_FILE_BYTES)
 
-    def insights(self, secret: str) -> list[dict[str, Any]]:
+    def insights(self, secret: str) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+        """The insights that can be served, and the skipped ones (:func:`mao.insights.read_insights`)."""
         self.authorize(secret)
-        return list_insights(self.instance.registry)
+        return read_insights(self.instance.registry)
 
     def insight(self, secret: str, pipeline: str, step: str) -> dict[str, Any]:
         self.authorize(secret)

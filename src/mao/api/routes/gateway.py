@@ -10,6 +10,7 @@ from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from mao.api.deps import InstanceDep
+from mao.api.routes.insights import LISTED, listed
 from mao.api.schemas import (
     GatewayTokenCreated,
     GatewayTokenList,
@@ -105,10 +106,11 @@ def read_file(
     return Response(content, media_type="application/octet-stream")
 
 
-@router.get("/insights", response_model=InsightList, responses=responses(401, 429, 503))
-def list_insights(instance: InstanceDep, request: Request) -> Any:
-    """Every published insight, as ``GET /insights`` answers them; any gateway token."""
-    return instance.gateway.insights(given_token(request))
+@router.get("/insights", response_model=InsightList, responses={**LISTED, **responses(401, 429, 503)})
+def list_insights(instance: InstanceDep, request: Request, response: Response) -> Any:
+    """Every published insight, as ``GET /insights`` answers them (one that cannot be served is
+    left out and named in the ``X-MAO-Skipped-Insights`` header); any gateway token."""
+    return listed(instance.gateway.insights(given_token(request)), response)
 
 
 @router.get("/insights/{pipeline}/{step}", response_model=InsightOut, responses=responses(*_GATEWAY_ERRORS))
