@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from mao.errors import InvalidInput
-from mao.models import DatasetIn, PipelineIn, StepIn, ToolIn
-from mao.validation import check_git_url, check_name
+from mao.federation import add_member
+from mao.models import DatasetIn, MetricName, PipelineIn, StepIn, ToolIn
+from mao.validation import Name, check_git_url, check_name
 
 GOOD_NAMES = ["a", "dockerhub-collector", "Tool_2", "9lives", "x" * 64]
 BAD_NAMES = [
@@ -201,3 +202,35 @@ def test_pipeline_private_variables() -> None:
 def test_pipeline_model_rejects(fields: dict) -> None:
     with pytest.raises(ValidationError):
         PipelineIn(**fields)
+
+
+# ------------------------------------------------------------------ a trailing newline
+# Python's "$" also matches before a final "\n": every pattern is checked whole (fullmatch),
+# and pydantic's pattern= (Rust regex, where "$" is the end of the text) refuses it too.
+
+
+@pytest.mark.parametrize("name", ["rows\n", "rows\r\n", "tool\n\n"])
+def test_a_name_with_a_trailing_newline_is_refused(name: str) -> None:
+    with pytest.raises(InvalidInput):
+        check_name(name, "metric name")
+    with pytest.raises(ValidationError):
+        TypeAdapter(Name).validate_python(name)
+    with pytest.raises(ValidationError):
+        TypeAdapter(MetricName).validate_python(name)
+
+
+def test_pattern_checked_fields_refuse_or_strip_a_trailing_newline() -> None:
+    assert ToolIn(name="t", image="nginx:1.27\n").image == "nginx:1.27"  # request models strip text
+    body = DatasetIn.model_validate({"name": "d", "body": {"master": "/srv/git/d.git", "records_path": "a.jsonl\n"}})
+    assert body.body.records_path == "a.jsonl"
+    with pytest.raises(ValidationError):
+        StepIn.model_validate({"name": "s", "tool": "t", "output_dataset": "d", "metrics": {"rows\n": {}}})
+    with pytest.raises(ValidationError):
+        PipelineIn.model_validate(
+            {"name": "p", "steps": [{"name": "s", "tool": "t", "output_dataset": "d", "env": {"TOKEN\n": "x"}}]}
+        )
+    for url in ("https://x/y\n", "/srv/git/ds.git\n", "git@host:repo.git\n"):
+        with pytest.raises(InvalidInput):
+            check_git_url(url)
+    with pytest.raises(InvalidInput, match="invalid peer URL"):
+        add_member(None, "mao-2", "http://203.0.113.10:2380\n")  # type: ignore[arg-type]

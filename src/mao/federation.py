@@ -162,7 +162,7 @@ def add_member(instance: Instance, name: str, peer_url: str) -> dict[str, Any]:
     from mao.validation import check_name
 
     check_name(name, "instance name")
-    if not re.match(r"^https?://[A-Za-z0-9.\-\[\]:]+:\d+$", peer_url):
+    if not re.fullmatch(r"^https?://[A-Za-z0-9.\-\[\]:]+:\d+$", peer_url):
         raise InvalidInput(f"invalid peer URL {peer_url!r}: use http://<new-instance-ip>:2380")
     registry = _etcd(instance)
     current = members(instance)

@@ -120,7 +120,7 @@ class DatasetBody(Strict):
         if value is None:
             return value
         parts = value.split("/")
-        if not RECORDS_PATH_RE.match(value) or any(p in ("", ".", "..") or p.lower() == ".git" for p in parts):
+        if not RECORDS_PATH_RE.fullmatch(value) or any(p in ("", ".", "..") or p.lower() == ".git" for p in parts):
             raise ValueError(
                 f"records_path {value!r} must be a relative file path inside the dataset "
                 "(letters, digits, '_', '-', '.', '/', {token}; no '..', no .git)"
@@ -133,7 +133,7 @@ class DatasetBody(Strict):
     @classmethod
     def _nodes(cls, value: list[str]) -> list[str]:
         for node in value:
-            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,159}$", node) or ".." in node:
+            if not re.fullmatch(r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,159}$", node) or ".." in node:
                 raise ValueError(f"invalid branch name {node!r} in nodes")
         return value
 
@@ -233,7 +233,7 @@ class StepIn(Strict):
                 raise ValueError(f"at most {MAX_ENV_ENTRIES} environment variables per step, got {len(value)}")
             out = {}
             for key, val in value.items():
-                if not isinstance(key, str) or not ENV_NAME_RE.match(key):
+                if not isinstance(key, str) or not ENV_NAME_RE.fullmatch(key):
                     raise ValueError(f"invalid environment variable name {key!r}")
                 if isinstance(val, bool) or not isinstance(val, (str, int, float)):
                     raise ValueError(f"environment variable {key} must be a string")
@@ -253,7 +253,7 @@ class StepIn(Strict):
         return value
 
     def private_variables(self) -> list[str]:
-        return [m.group(1) for v in self.env.values() if (m := PRIVATE_RE.match(v))]
+        return [m.group(1) for v in self.env.values() if (m := PRIVATE_RE.fullmatch(v))]
 
 
 class PipelineIn(Strict):

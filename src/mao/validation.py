@@ -14,6 +14,9 @@ from pydantic_core.core_schema import ValidatorFunctionWrapHandler
 
 from mao.errors import InvalidInput
 
+# Each pattern is checked whole with fullmatch: Python's "$" also matches before a final
+# "\n", so match() would take "rows\n". pydantic's pattern= (Rust regex) reads "$" as the
+# end of the text, so the same pattern serves there.
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _SCP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*@[A-Za-z0-9][A-Za-z0-9.-]*:[A-Za-z0-9._/~-]+$")
 _URL_RE = re.compile(r"^(ssh|https?|file|git)://[^\s'\";|&$`<>]+$")
@@ -22,7 +25,7 @@ _PATH_RE = re.compile(r"^/[A-Za-z0-9._/ +~-]*$")
 
 def check_name(value: str, what: str = "name") -> str:
     """Return ``value`` if it is an identifier, else raise InvalidInput naming ``what``."""
-    if not isinstance(value, str) or not NAME_RE.match(value):
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
         raise InvalidInput(
             f"invalid {what} {value!r}: use 1-64 letters, digits, '-' or '_', starting with a letter or digit"
         )
@@ -35,7 +38,7 @@ def check_git_url(value: str) -> str:
         raise InvalidInput(f"invalid git URL {value!r}: give an ssh, https or file URL, or an absolute path")
     if ".." in value.split("/"):
         raise InvalidInput(f"invalid git URL {value!r}: '..' is not allowed")
-    if _URL_RE.match(value):
+    if _URL_RE.fullmatch(value):
         authority = value.split("://", 1)[1].split("/", 1)[0]
         userinfo, _, host = authority.rpartition("@")
         if host.startswith("-"):  # ssh would read it as an option (-oProxyCommand=...)
@@ -48,7 +51,7 @@ def check_git_url(value: str) -> str:
                 "credential helper on this instance"
             )
         return value
-    if _SCP_RE.match(value) or _PATH_RE.match(value):
+    if _SCP_RE.fullmatch(value) or _PATH_RE.fullmatch(value):
         return value
     raise InvalidInput(f"invalid git URL {value!r}: give an ssh, https or file URL, or an absolute path")
 

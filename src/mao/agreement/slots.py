@@ -20,7 +20,7 @@ def parse_slot(text: str) -> datetime:
         raise InvalidInput(f"invalid slot {text!r}: give an ISO-8601 UTC time such as 2026-11-28T12:00:00Z")
     raw = text.strip()
     try:
-        if _COMPACT_RE.match(raw):
+        if _COMPACT_RE.fullmatch(raw):
             value = datetime.strptime(raw, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
         else:
             value = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw)

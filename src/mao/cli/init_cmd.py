@@ -392,7 +392,7 @@ def parse_vars(values: list[str]) -> dict[str, str]:
     for item in values:
         name, sep, value = item.partition("=")
         name = name.strip()
-        if not sep or not ENV_NAME_RE.match(name):
+        if not sep or not ENV_NAME_RE.fullmatch(name):
             raise typer.BadParameter(f"{item.split('=', 1)[0]!r}...: expected NAME=VALUE", param_hint="--var")
         out[name] = value
     return out
@@ -405,7 +405,7 @@ def parse_crons(values: list[str]) -> tuple[dict[str, str], str | None]:
     for item in values:
         name, sep, expr = item.partition("=")
         if sep:
-            if not NAME_RE.match(name.strip()):
+            if not NAME_RE.fullmatch(name.strip()):
                 raise typer.BadParameter(f"{item!r}: expected PIPELINE=CRON or CRON", param_hint="--cron")
             per_pipeline[name.strip()] = expr.strip()
         else:

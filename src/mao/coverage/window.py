@@ -20,7 +20,7 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     """``24h``, ``90m``, ``7d``, ``30s`` back from ``now``, or an ISO-8601 time with a timezone."""
     now = now or datetime.now(UTC)
     raw = (text or "").strip()
-    match = _DURATION_RE.match(raw)
+    match = _DURATION_RE.fullmatch(raw)
     if match:
         return now - timedelta(seconds=int(match.group(1)) * _UNIT[match.group(2)])
     try:

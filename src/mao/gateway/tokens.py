@@ -38,7 +38,7 @@ _UNITS = {1: "s", 60: "min", 3600: "h"}
 
 def parse_rate(text: str) -> tuple[int, int]:
     """``60/min`` → (60, 60): requests per window seconds. Units: s, min, h."""
-    match = _RATE_RE.match(text or "")
+    match = _RATE_RE.fullmatch(text or "")
     if not match or not 1 <= int(match.group(1)) <= MAX_RATE:
         raise InvalidInput(f"invalid rate {text!r}: use N/s, N/min or N/h with N from 1 to {MAX_RATE}, e.g. 60/min")
     return int(match.group(1)), _WINDOWS[match.group(2)]

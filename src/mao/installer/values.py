@@ -52,7 +52,7 @@ def peer_url(public_ip: str, port: int = ETCD_PEER_PORT) -> str:
 
 def check_email(value: str) -> str:
     text = (value or "").strip()
-    if len(text) > 254 or not _EMAIL_RE.match(text):
+    if len(text) > 254 or not _EMAIL_RE.fullmatch(text):
         raise InvalidInput(f"invalid git e-mail address {value!r}: give an address such as alice@example.org")
     return text
 
@@ -146,11 +146,11 @@ def parse_initial_cluster(value: str) -> list[ClusterMember]:
         part = part.strip()
         name, sep, url = part.partition("=")
         name, url = name.strip(), url.strip().rstrip("/")
-        if not sep or not _MEMBER_NAME_RE.match(name):
+        if not sep or not _MEMBER_NAME_RE.fullmatch(name):
             raise InvalidInput(
                 f"malformed ETCD_INITIAL_CLUSTER entry {part!r}: expected NAME=http://IP:2380 as in {example}"
             )
-        match = _PEER_URL_RE.match(url)
+        match = _PEER_URL_RE.fullmatch(url)
         if not match or not 1 <= int(match["port"]) <= 65535:
             raise InvalidInput(
                 f"malformed ETCD_INITIAL_CLUSTER entry {part!r}: the peer URL must look like http://IP:2380"

@@ -54,7 +54,7 @@ class FederationEntry(Strict):
     @classmethod
     def _contact(cls, value: str) -> str:
         for part in (p.strip() for p in value.split(",")):
-            if not (_EMAIL_RE.match(part) or _URL_RE.match(part)):
+            if not (_EMAIL_RE.fullmatch(part) or _URL_RE.fullmatch(part)):
                 raise ValueError(f"contact {part!r} must be an e-mail address or an http(s) URL")
         return value
 
