@@ -72,14 +72,14 @@ class NotificationRule(BaseModel):
     @field_validator("webhook")
     @classmethod
     def _webhook(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^\s/@]+(/[^\s]*)?$", value):
+        if value is not None and not re.fullmatch(r"^https?://[^\s/@]+(/[^\s]*)?$", value):
             raise ValueError(f"webhook {value!r} must be an http:// or https:// URL without credentials")
         return value
 
     @field_validator("secret_env")
     @classmethod
     def _secret_env(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", value):
+        if value is not None and not re.fullmatch(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", value):
             raise ValueError(f"secret_env {value!r} must be the name of an environment variable")
         return value
 
@@ -209,7 +209,7 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("give at least one etcd endpoint, e.g. http://127.0.0.1:2379")
         for endpoint in value:
-            if not re.match(r"^https?://[^/\s]+:\d+/?$", endpoint):
+            if not re.fullmatch(r"^https?://[^/\s]+:\d+/?$", endpoint):
                 raise ValueError(f"etcd endpoint {endpoint!r} must look like http://HOST:PORT")
         return [e.rstrip("/") for e in value]
 

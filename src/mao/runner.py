@@ -61,7 +61,7 @@ def render_env(env: dict[str, str], variables: dict[str, str]) -> tuple[dict[str
     secret values used (for log masking); raises InvalidInput naming any missing variable."""
     out, secrets, missing = {}, [], []
     for key, value in env.items():
-        match = PRIVATE_RE.match(value)
+        match = PRIVATE_RE.fullmatch(value)
         if match:
             name = match.group(1)
             if name not in variables:

@@ -109,7 +109,7 @@ def format_message(message: str, trailers: dict[str, str]) -> str:
         raise InvalidInput("a commit message is required")
     lines = []
     for key, value in trailers.items():
-        if not _TRAILER_KEY_RE.match(key):
+        if not _TRAILER_KEY_RE.fullmatch(key):
             raise InvalidInput(f"invalid trailer name {key!r}: use letters, digits and '-'")
         value = str(value).strip()
         if "\n" in value or "\r" in value:
@@ -129,7 +129,7 @@ _TRAILER_LINE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*: ")
 
 def check_branch(branch: str) -> str:
     """Return ``branch`` if it is a usable branch name, else raise InvalidInput."""
-    if not isinstance(branch, str) or not _BRANCH_RE.match(branch):
+    if not isinstance(branch, str) or not _BRANCH_RE.fullmatch(branch):
         raise InvalidInput(
             f"invalid branch name {branch!r}: use 1-200 letters, digits, '-' or '_', starting with a letter or digit"
         )
@@ -137,7 +137,7 @@ def check_branch(branch: str) -> str:
 
 
 def _check_ref(ref: str) -> str:
-    if isinstance(ref, str) and (_BRANCH_RE.match(ref) or _SHA_RE.match(ref)):
+    if isinstance(ref, str) and (_BRANCH_RE.fullmatch(ref) or _SHA_RE.fullmatch(ref)):
         return ref
     raise InvalidInput(f"invalid ref {ref!r}: give a branch name or a commit sha")
 
@@ -277,7 +277,7 @@ class DatasetManager(GroundTruthMixin, ChangesMixin, InputViewsMixin):
         if ref == GROUND_TRUTH:
             return self._agreed(clone)
         sha = self._rev(clone, f"refs/remotes/origin/{ref}")
-        if sha is None and _SHA_RE.match(ref):
+        if sha is None and _SHA_RE.fullmatch(ref):
             sha = self._rev(clone, ref)
         return sha
 
@@ -589,7 +589,7 @@ class DatasetManager(GroundTruthMixin, ChangesMixin, InputViewsMixin):
             if not ref.startswith("refs/heads/"):
                 continue
             branch = ref[len("refs/heads/") :]
-            if branch == GROUND_TRUTH or not _BRANCH_RE.match(branch):
+            if branch == GROUND_TRUTH or not _BRANCH_RE.fullmatch(branch):
                 continue
             local = refs[ref]
             remote = refs.get(f"refs/remotes/origin/{branch}")
@@ -904,7 +904,7 @@ class DatasetManager(GroundTruthMixin, ChangesMixin, InputViewsMixin):
 
     def commit_trailers(self, name: str, sha: str) -> dict[str, str]:
         """The trailers (``Key: value`` lines) of commit ``sha``."""
-        if not isinstance(sha, str) or not _SHA_RE.match(sha):
+        if not isinstance(sha, str) or not _SHA_RE.fullmatch(sha):
             raise InvalidInput(f"invalid commit sha {sha!r}")
         with self._lock(name):
             clone = self._existing_clone(name)
