@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from mao.datasets.manager import check_branch
 from mao.errors import InvalidInput
 from mao.federation import add_member
 from mao.models import DatasetIn, MetricName, PipelineIn, StepIn, ToolIn
@@ -232,5 +233,7 @@ def test_pattern_checked_fields_refuse_or_strip_a_trailing_newline() -> None:
     for url in ("https://x/y\n", "/srv/git/ds.git\n", "git@host:repo.git\n"):
         with pytest.raises(InvalidInput):
             check_git_url(url)
+    with pytest.raises(InvalidInput, match="invalid branch name"):
+        check_branch("gateway-probe\n")
     with pytest.raises(InvalidInput, match="invalid peer URL"):
         add_member(None, "mao-2", "http://203.0.113.10:2380\n")  # type: ignore[arg-type]
