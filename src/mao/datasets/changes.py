@@ -173,9 +173,10 @@ class ChangesMixin:
         env = {"GIT_INDEX_FILE": index}
         try:
             self.git.run(["read-tree", base], clone, env=env)
-            lines = "".join(f"{e.mode} {e.blob}\t{e.path}\n" if e.blob else f"0 {_ZERO}\t{e.path}\n" for e in entries)
+            # NUL-separated: a path a tool named may hold a newline
+            lines = "".join(f"{e.mode} {e.blob}\t{e.path}\0" if e.blob else f"0 {_ZERO}\t{e.path}\0" for e in entries)
             if lines:
-                self.git.run(["update-index", "--index-info"], clone, input=lines, env=env)
+                self.git.run(["update-index", "-z", "--index-info"], clone, input=lines, env=env)
             tree = self.git.run(["write-tree"], clone, env=env).strip()
         finally:
             Path(index).unlink(missing_ok=True)

@@ -7,7 +7,10 @@ lock and small git helpers.
 from __future__ import annotations
 
 import logging
+import re
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +22,20 @@ GROUND_TRUTH = "ground-truth"
 
 # Files where rows appended by two instances can both be kept when both created the file.
 _LINE_FILES = (".csv", ".tsv", ".txt", ".log", ".jsonl", ".ndjson")
+
+# The modes of a regular file in git: only those are settled line by line. A symbolic link
+# (120000) keeps its target in a blob and a gitlink (160000) a commit id; their conflicts
+# take the newest side like any other, and nothing is ever written through a link.
+_REGULAR_MODES = ("100644", "100755")
+_ZERO = "0" * 40
+
+
+@dataclass(frozen=True)
+class _Stage:
+    """One entry of the index: a mode and an object (one side of a conflicted path, or its result)."""
+
+    mode: str
+    sha: str
 
 
 class _NoRef:
@@ -75,9 +92,11 @@ class GroundTruthMixin:
 
         The first merge creates ground-truth from the empty root commit. Files both sides
         changed since they last agreed are settled without stopping anyone: rows both sides
-        appended to a line-oriented file are all kept (ground-truth's first); anything else
-        takes the node's version, the newest change, and the merge commit names those files
-        in a ``Mao-Superseded`` trailer (ground-truth's version stays in its history). If
+        appended to a regular file are all kept (ground-truth's first); anything else, a
+        symbolic link or gitlink included, takes the node's version, the newest change, and
+        the merge commit names those files in a ``Mao-Superseded`` trailer (ground-truth's
+        version stays in its history). They are settled in the index: no file is written,
+        so never through a link a tool committed. If
         git still cannot merge, the node branch alone is pushed, the ground-truth worktree
         is left clean and MergeConflict names the files. A push refused because
         ground-truth moved meanwhile (or any failed push) is retried from a fresh fetch;
@@ -202,12 +221,12 @@ class GroundTruthMixin:
         text = self._message(clone, message, trailers)
         args = ["merge", "--quiet", "--no-ff", "--no-edit", "--no-verify", "--allow-unrelated-histories"]
         result = self.git.call([*args, "-m", text, source], worktree)
-        if result.returncode != 0 and self._keep_both_appends(name, worktree):
-            result = self.git.call(["commit", "--quiet", "--no-verify", "--no-edit", "--cleanup=strip"], worktree)
+        settled = None
         if result.returncode != 0:
-            superseded = self._keep_newest(worktree)
-            if superseded:
-                text = self._message(clone, message, {**trailers, "Mao-Superseded": ", ".join(superseded)})
+            settled = self._settle(name, worktree, source)
+        if settled is not None:
+            if settled:
+                text = self._message(clone, message, {**trailers, "Mao-Superseded": ", ".join(settled)})
                 result = self.git.call(
                     ["commit", "--quiet", "--no-verify", "--cleanup=whitespace", "--file=-"], worktree, input=text
                 )
@@ -216,10 +235,12 @@ class GroundTruthMixin:
                     "the earlier one stays in %s's history",
                     name,
                     branch,
-                    ", ".join(superseded),
+                    ", ".join(settled),
                     branch,
                     GROUND_TRUTH,
                 )
+            else:
+                result = self.git.call(["commit", "--quiet", "--no-verify", "--no-edit", "--cleanup=strip"], worktree)
         if result.returncode != 0:
             files = self._conflicted_files(worktree)
             self.git.call(["merge", "--abort"], worktree)
@@ -233,6 +254,8 @@ class GroundTruthMixin:
                 )
             raise self.git.error(["merge", source], worktree, result.returncode, result.stderr)
         merged = self.git.run(["rev-parse", "HEAD"], worktree).strip()
+        if settled is not None:  # settled in the index: git writes the files as the merge commit has them
+            self._clean(worktree, GROUND_TRUTH, merged)
         if merged == base and not first:
             logger.info("dataset %s: %s is already part of %s", name, branch, GROUND_TRUTH)
             return merged, True, None
@@ -253,62 +276,116 @@ class GroundTruthMixin:
             return exc
         return None
 
-    def _keep_both_appends(self, name: str, worktree: Path) -> bool:
-        """Settle a conflicted merge in which both sides only added lines at the end of each
-        conflicted file (collectors appending rows to one file at once): ground-truth's
-        lines first, then the node's. Anything else (a line changed or removed, a file
-        deleted, binary content) is a genuine conflict: False, the merge left as it is.
-        For a line-oriented file both sides created, their common first lines (a header)
-        stand in for the base.
+    def _settle(self, name: str, worktree: Path, source: str) -> list[str] | None:
+        """Settle every conflict of the merge of ``source`` in ``worktree``, in its index only.
+
+        Rows both sides appended to a regular file are all kept, ground-truth's first (for
+        a line-oriented file both sides created, their common first lines, a header, stand
+        in for the base). Any other conflict (a line changed or removed, a deletion, binary
+        content, a symbolic link or a gitlink) takes the node's side, the newest change: it
+        was made after ground-truth's, which stays reachable as the merge's first parent.
+        The merged content is written as a blob and staged with ``update-index``: no file
+        of the worktree, where a tool may have committed links, is read or written.
+
+        Returns the paths that took the node's side (none when every conflict was rows
+        appended), or None when nothing is conflicted or git's record of a conflict cannot
+        be traced back to the node's files: the merge is then left as it is.
         """
-        files = self._conflicted_files(worktree)
-        if not files:
-            return False
-        resolved: dict[str, str] = {}
-        for path in files:
-            stages = {}
-            for stage in (1, 2, 3):
-                shown = self.git.call(["cat-file", "-e", f":{stage}:{path}"], worktree)
-                if shown.returncode == 0:
-                    stages[stage] = self._blob_lines(worktree, f":{stage}:{path}")
-            ours, theirs = stages.get(2), stages.get(3)
-            if ours is None or theirs is None or "\0" in "".join(ours + theirs):
-                return False
-            base = stages.get(1)
-            if base is None:
-                # both created it: their common first lines (a header, or nothing) stand in
-                # for the base, for line-oriented files only
-                if not path.lower().endswith(_LINE_FILES):
-                    return False
-                base = list(_common_prefix(ours, theirs))
-            if ours[: len(base)] != base or theirs[: len(base)] != base:
-                return False
-            if (base and not base[-1].endswith("\n")) or (len(ours) > len(base) and not ours[-1].endswith("\n")):
-                return False
-            resolved[path] = "".join(ours + theirs[len(base) :])
-        for path, content in resolved.items():
-            (worktree / path).write_bytes(content.encode("utf-8", "surrogateescape"))
-            self.git.run(["add", "--force", "--", path], worktree)
-        logger.info("dataset %s: kept the lines both sides appended to %s", name, ", ".join(resolved))
-        return True
+        conflicts = self._unmerged(worktree)
+        if not conflicts:
+            return None
+        kept: dict[str, _Stage] = {}
+        removed: set[str] = set()
+        appended: list[str] = []
+        superseded: set[str] = set()
+        for path, stages in conflicts.items():
+            theirs = stages.get(3)
+            original = self._moved_aside(worktree, path, source)
+            if original is not None:  # one side of a file/directory or file/link conflict, put aside by git
+                removed.add(path)
+                superseded.add(original)
+                if theirs is not None:
+                    if original in kept or self._entry(worktree, source, original) != theirs.sha:
+                        return None
+                    kept[original] = theirs
+                continue
+            both = self._appended(worktree, path, stages)
+            if both is not None:
+                kept[path] = both
+                appended.append(path)
+                continue
+            superseded.add(path)
+            if theirs is None:  # the node deleted it
+                removed.add(path)
+            elif kept.setdefault(path, theirs) != theirs:
+                return None
+        records = [f"0 {_ZERO}\t{path}" for path in sorted(removed - kept.keys())]
+        records += [f"{entry.mode} {entry.sha}\t{path}" for path, entry in sorted(kept.items())]
+        staged = self.git.call(["update-index", "-z", "--index-info"], worktree, input="\0".join(records) + "\0")
+        if staged.returncode != 0:
+            logger.warning("dataset %s: cannot settle the merge in the index: %s", name, staged.stderr.strip())
+            return None
+        if appended:
+            logger.info("dataset %s: kept the lines both sides appended to %s", name, ", ".join(appended))
+        return sorted(superseded)
 
-    def _keep_newest(self, worktree: Path) -> list[str]:
-        """Settle the remaining conflicts of a merge into ground-truth with the node's side (the
-        newest change: it was made after ground-truth's, which stays reachable as the merge's
-        first parent). Returns the files settled so; none when nothing was conflicted."""
-        files = self._conflicted_files(worktree)
-        for path in files:
-            if self.git.call(["cat-file", "-e", f":3:{path}"], worktree).returncode == 0:
-                self.git.run(["checkout", "--theirs", "--", path], worktree)
-                self.git.run(["add", "--force", "--", path], worktree)
-            else:  # the node deleted it
-                self.git.run(["rm", "--quiet", "--cached", "--ignore-unmatch", "--", path], worktree)
-                (worktree / path).unlink(missing_ok=True)
-        return files
+    def _unmerged(self, worktree: Path) -> dict[str, dict[int, _Stage]]:
+        """The conflicted paths of the merge in ``worktree`` and their stages (1 the base,
+        2 ground-truth, 3 the node), as the index records them."""
+        out = self.git.run(["ls-files", "--unmerged", "-z"], worktree)
+        conflicts: dict[str, dict[int, _Stage]] = {}
+        for record in out.split("\0"):
+            if "\t" not in record:
+                continue
+            meta, path = record.split("\t", 1)
+            mode, sha, stage = meta.split()
+            conflicts.setdefault(path, {})[int(stage)] = _Stage(mode, sha)
+        return conflicts
 
-    def _blob_lines(self, worktree: Path, spec: str) -> list[str]:
-        """A blob's lines, ends kept (undecodable bytes survive as surrogates)."""
-        return self.git.run(["cat-file", "blob", spec], worktree).splitlines(keepends=True)
+    def _moved_aside(self, worktree: Path, path: str, source: str) -> str | None:
+        """The path git moved one side of a conflict away from, when ``path`` is such a place
+        (``<path>~HEAD`` or ``<path>~<source>``, maybe with ``_<n>``) and not a file of either side."""
+        found = re.fullmatch(rf"(.+)~(?:HEAD|{re.escape(source)})(?:_[0-9]+)?", path, re.DOTALL)
+        if found is None or any(self._entry(worktree, rev, path) is not None for rev in ("HEAD", source)):
+            return None
+        return found.group(1)
+
+    def _entry(self, worktree: Path, rev: str, path: str) -> str | None:
+        """The object at ``path`` in commit ``rev``, or None."""
+        args = ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}:{path}"]
+        return self.git.run(args, worktree, check=False).strip() or None
+
+    def _appended(self, worktree: Path, path: str, stages: dict[int, _Stage]) -> _Stage | None:
+        """The entry keeping the rows both sides only appended to regular file ``path``
+        (ground-truth's lines, then the node's), its blob written; None when they did more."""
+        base, ours, theirs = stages.get(1), stages.get(2), stages.get(3)
+        if ours is None or theirs is None or any(stage.mode not in _REGULAR_MODES for stage in stages.values()):
+            return None
+        ours_lines, theirs_lines = self._blob_lines(worktree, ours.sha), self._blob_lines(worktree, theirs.sha)
+        if any(b"\0" in line for line in ours_lines + theirs_lines):
+            return None
+        if base is not None:
+            base_lines = self._blob_lines(worktree, base.sha)
+        elif path.lower().endswith(_LINE_FILES):  # both created it
+            base_lines = list(_common_prefix(ours_lines, theirs_lines))
+        else:
+            return None
+        size = len(base_lines)
+        if ours_lines[:size] != base_lines or theirs_lines[:size] != base_lines:
+            return None
+        if (base_lines and not base_lines[-1].endswith(b"\n")) or (
+            len(ours_lines) > size and not ours_lines[-1].endswith(b"\n")
+        ):
+            return None
+        content = b"".join(ours_lines + theirs_lines[size:]).decode("utf-8", "surrogateescape")
+        blob = self.git.run(["hash-object", "-w", "--no-filters", "--stdin"], worktree, input=content).strip()
+        mode = theirs.mode if base is None or ours.mode == base.mode else ours.mode
+        return _Stage(mode, blob)
+
+    def _blob_lines(self, worktree: Path, sha: str) -> list[bytes]:
+        """A blob's lines as bytes, ends kept."""
+        with self.git.stream(["cat-file", "blob", sha], worktree) as stdout:
+            return stdout.read().splitlines(keepends=True)
 
     def read_agreed_file(self, name: str, url: str, path: str, max_bytes: int) -> bytes:
         """The content of ``path`` in the dataset's ``ground-truth`` (as of a fresh fetch).
@@ -360,7 +437,7 @@ class GroundTruthMixin:
         return sorted({path for path in out.split("\0") if path})
 
 
-def _common_prefix(ours: list[str], theirs: list[str]):
+def _common_prefix(ours: list[bytes], theirs: list[bytes]) -> Iterator[bytes]:
     for a, b in zip(ours, theirs, strict=False):
         if a != b:
             return

@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import tarfile
 import tempfile
 import threading
@@ -409,18 +410,18 @@ class DatasetManager(GroundTruthMixin, ChangesMixin, InputViewsMixin):
         return None
 
     def _repair(self, admin: Path, worktree: Path) -> None:
-        """Make ``worktree/.git`` point at ``admin`` again (a tool may have replaced it)."""
+        """Make ``worktree/.git`` point at ``admin`` again (a tool may have replaced it, with
+        anything: a link, a directory, a pipe). It is written as a new file, never through a link."""
         dotgit = worktree / ".git"
         expected = f"gitdir: {admin}\n"
-        try:
-            if not dotgit.is_symlink() and dotgit.is_file() and dotgit.read_text().strip() == expected.strip():
-                return
-        except OSError:
-            pass
+        if _read_own_file(dotgit) == expected.strip():
+            return
         if dotgit.exists() or dotgit.is_symlink():
             logger.warning("replacing %s written by a tool with the worktree link", dotgit)
             _remove(dotgit)
-        dotgit.write_text(expected)
+        fd = os.open(dotgit, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(expected)
 
     def _clean(self, worktree: Path, branch: str, sha: str) -> None:
         """Check ``branch`` out at ``sha`` in ``worktree`` with nothing else in it."""
@@ -432,11 +433,8 @@ class DatasetManager(GroundTruthMixin, ChangesMixin, InputViewsMixin):
     @staticmethod
     def _merging(worktree: Path) -> bool:
         """Whether ``worktree`` is inside a merge (or is not a linked worktree we can read)."""
-        try:
-            text = (worktree / ".git").read_text().strip()
-        except OSError:
-            return True
-        if not text.startswith("gitdir: "):
+        text = _read_own_file(worktree / ".git")
+        if text is None or not text.startswith("gitdir: "):
             return True
         admin = Path(text[len("gitdir: ") :])
         return any((admin / state).exists() for state in ("MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD"))
@@ -631,9 +629,9 @@ class DatasetManager(GroundTruthMixin, ChangesMixin, InputViewsMixin):
         # what -X theirs cannot settle (one side deleted, the other changed): ground-truth's version
         for path in self._conflicted_files(worktree):
             if self.git.call(["cat-file", "-e", f"{agreed}:{path}"], worktree).returncode == 0:
-                self.git.run(["checkout", agreed, "--", path], worktree)
+                self.git.run(["--literal-pathspecs", "checkout", agreed, "--", path], worktree)
             else:
-                self.git.run(["rm", "--quiet", "--force", "--", path], worktree)
+                self.git.run(["--literal-pathspecs", "rm", "--quiet", "--force", "--", path], worktree)
         done = self.git.call(["commit", "--quiet", "--no-verify", "--no-edit", "--cleanup=strip"], worktree)
         if done.returncode != 0:
             self.git.call(["merge", "--abort"], worktree)
@@ -922,6 +920,23 @@ def _remove(path: Path) -> None:
 def _empty(directory: Path) -> None:
     for child in directory.iterdir():
         _remove(child)
+
+
+def _read_own_file(path: Path, limit: int = 4096) -> str | None:
+    """The first ``limit`` bytes of ``path``, stripped, when it is a regular file (not a link
+    to one, nor a pipe a read would wait on); None otherwise. For files a tool could replace."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, limit).decode("utf-8", "replace").strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _remove_stale_locks(git_dir: Path) -> None:
