@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
+from waiting import wait_for
 
 from mao.runqueue import RunQueue
 
@@ -41,22 +41,15 @@ class Recorder:
             self.gates.setdefault(run_id, threading.Event()).set()
 
 
-def _until(predicate, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def test_workers_bound_the_runs_at_once_and_the_rest_wait_in_order() -> None:
     queue, rec = RunQueue(2), Recorder()
     futures = [queue.submit(run_id, f"p{run_id}", rec.work(run_id)) for run_id in range(1, 6)]
-    _until(lambda: len(rec.order) == 2)
+    wait_for(lambda: len(rec.order) == 2, 5, "2 runs started")
     assert rec.order == [1, 2] and queue.waiting() == [3, 4, 5]
     assert queue.executing() == {"p1": 1, "p2": 2}
     rec.release(1)
     futures[0].result(5)
-    _until(lambda: len(rec.order) == 3)
+    wait_for(lambda: len(rec.order) == 3, 5, "3 runs started")
     assert rec.order == [1, 2, 3]
     rec.release(2, 3, 4, 5)
     for future in futures:
@@ -70,14 +63,14 @@ def test_one_run_at_a_time_per_pipeline_others_go_past() -> None:
     first = queue.submit(1, "p", rec.work(1))
     second = queue.submit(2, "p", rec.work(2))  # queued behind run 1
     other = queue.submit(3, "q", rec.work(3))
-    _until(lambda: len(rec.order) == 2)
+    wait_for(lambda: len(rec.order) == 2, 5, "2 runs started")
     assert rec.order == [1, 3] and queue.waiting("p") == [2]
     rec.release(3)
     other.result(5)
     assert queue.waiting("p") == [2] and not second.done()
     rec.release(1)
     first.result(5)
-    _until(lambda: rec.order == [1, 3, 2])
+    wait_for(lambda: rec.order == [1, 3, 2], 5, "runs [1, 3, 2] started in that order")
     rec.release(2)
     second.result(5)
     queue.shutdown()
@@ -88,7 +81,7 @@ def test_discard_takes_a_waiting_run_out_and_shutdown_cancels_the_rest() -> None
     running = queue.submit(1, "p", rec.work(1))
     waiting = queue.submit(2, "q", rec.work(2))
     left = queue.submit(3, "r", rec.work(3))
-    _until(lambda: rec.order == [1])
+    wait_for(lambda: rec.order == [1], 5, "runs [1] started in that order")
     assert queue.discard(2) is waiting and queue.discard(2) is None and queue.discard(1) is None
     assert queue.waiting() == [3]
     stopper = threading.Thread(target=queue.shutdown)

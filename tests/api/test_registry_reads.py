@@ -3,11 +3,10 @@ answer, this instance's writes seen by its next read, other writers' within the 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from waiting import wait_for
 
 from mao.api import reads
 from mao.catalog import Catalog
@@ -21,14 +20,6 @@ PATHS = [
     "/registry/pipelines",
     "/registry/pipelines/demo",
 ]
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout}s: {what}")
-        time.sleep(0.01)
 
 
 def current(client) -> bool:

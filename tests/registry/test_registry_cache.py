@@ -4,12 +4,12 @@ or silent watch, leases that lapse."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import wait_for
 
 from mao.registry.cache import MISS
 from mao.registry.etcd import EtcdRegistry, make_clients
@@ -18,16 +18,6 @@ from mao.store import Store, make_engine
 
 BOUND = 1.0
 """max_stale of the caches under test: a read is never older than this."""
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> float:
-    """Seconds until ``check()`` is true; fails after ``timeout``."""
-    began = time.monotonic()
-    while not check():
-        if time.monotonic() - began > timeout:
-            pytest.fail(f"not within {timeout}s: {what}")
-        time.sleep(0.005)
-    return time.monotonic() - began
 
 
 def from_cache(registry: Any, key: str) -> Any:
@@ -61,8 +51,9 @@ def test_etcd_cache_sees_other_writers_and_deletes_within_the_bound(etcd_pair) -
     assert cached.cached("tools/").values == {"first": {"image": "one"}}
 
     other.put("tools/second", {"image": "two"})
-    took = wait_for(lambda: from_cache(cached, "tools/second") == {"image": "two"}, BOUND, "a put by another client")
-    assert took < BOUND
+    wait_for(
+        lambda: from_cache(cached, "tools/second") == {"image": "two"}, BOUND, "a put by another client", interval=0.005
+    )
     assert cached.list("tools/") == {"first": {"image": "one"}, "second": {"image": "two"}}
 
     other.put("tools/second", {"image": "two", "v": 2})
@@ -111,19 +102,21 @@ def test_etcd_cache_falls_back_while_the_watch_is_broken_and_resyncs(etcd_pair) 
     # now the watch gets nothing through, as if its connection had died silently
     cached.cache.apply = lambda events, revision: None
     other.put("tools/during", {"image": "during"})
-    written = time.monotonic()
-    # a check that began before the put may still vouch for the copy, for the bound at most;
-    # after that, whatever the copy holds, every read is right
-    time.sleep(max(0.0, written + BOUND + 0.05 - time.monotonic()))
-    while time.monotonic() < written + BOUND + 1.0:
+    # a check that began before the put may still vouch for the copy, for the bound at most. The
+    # verifier reopens a watch it has disagreed with for longer than the bound (from the revision the
+    # cache had): once it has, the bound has passed, and whatever the copy holds every read is right,
+    # through to the next time it gives up on the watch
+    wait_for(lambda: follower.streams >= streams + 2, 3 * BOUND + 5, "the silent watch to be reopened")
+
+    def reads_right_until_reopened_again() -> bool:
         assert cached.get("tools/during") == {"image": "during"}
         assert cached.list("tools/") == {"first": {"image": "one"}, "during": {"image": "during"}}
         assert from_cache(cached, "tools/during") is MISS  # the copy lacks it, so it does not answer
-        time.sleep(0.05)
-    # a watch that delivers nothing while etcd changes is reopened, from the revision the cache had
+        return follower.streams >= streams + 3
+
+    wait_for(reads_right_until_reopened_again, 3 * BOUND + 5, "the silent watch to be reopened again")
     del cached.cache.apply
     wait_for(lambda: from_cache(cached, "tools/during") == {"image": "during"}, 3 * BOUND + 5, "resync")
-    assert follower.streams >= streams + 2
     assert cached.cached("tools/").values == {"first": {"image": "one"}, "during": {"image": "during"}}
 
 
@@ -214,8 +207,9 @@ def test_local_cache_sees_another_process_within_the_bound(local_pair) -> None:
     cached, other = local_pair
     assert from_cache(cached, "tools/first") == {"image": "one"}
     other.put("tools/second", {"image": "two"})
-    took = wait_for(lambda: from_cache(cached, "tools/second") == {"image": "two"}, BOUND, "another process's put")
-    assert took < BOUND
+    wait_for(
+        lambda: from_cache(cached, "tools/second") == {"image": "two"}, BOUND, "another process's put", interval=0.005
+    )
     assert other.delete("tools/first")
     wait_for(lambda: from_cache(cached, "tools/first") is None, BOUND, "another process's delete")
     assert cached.list("tools/") == {"second": {"image": "two"}}

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import subprocess
 import threading
-import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import text
+from waiting import wait_for
 
 from mao.catalog import Catalog
 from mao.config import Settings
@@ -31,13 +31,6 @@ def _slot(when: datetime) -> str:
 def _due_at(inst: Instance, when: datetime) -> None:
     for job in inst.scheduler._scheduler.get_jobs():
         inst.scheduler._scheduler.modify_job(job.id, next_run_time=when)
-
-
-def _wait(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_many_schedules_due_at_once_are_each_recorded_then_skipped(tmp_path: Path) -> None:
@@ -63,7 +56,7 @@ def test_many_schedules_due_at_once_are_each_recorded_then_skipped(tmp_path: Pat
         first = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
         _due_at(inst, first)
         inst.scheduler.start()
-        _wait(lambda: len(events) >= COUNT)
+        wait_for(lambda: len(events) >= COUNT, 60, f"{COUNT} fires of the first round")
 
         runs = inst.store.list_runs(limit=10 * COUNT)
         assert sorted(r.pipeline for r in runs) == names  # one run per schedule, none twice
@@ -76,10 +69,10 @@ def test_many_schedules_due_at_once_are_each_recorded_then_skipped(tmp_path: Pat
         assert len(stored) == COUNT and min(stored) > first.timestamp()
 
         # the next round overlaps: one run executes (max_parallel_runs 1), the others are queued
-        _wait(lambda: len(inst.runner.queued()) == COUNT - 1)
+        wait_for(lambda: len(inst.runner.queued()) == COUNT - 1, 60, f"{COUNT - 1} runs queued")
         second = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
         _due_at(inst, second)
-        _wait(lambda: len(events) >= 2 * COUNT)
+        wait_for(lambda: len(events) >= 2 * COUNT, 60, f"{COUNT} fires of the second round")
         later = events[COUNT:]
         assert Counter(e.data["outcome"] for e in later) == {"skipped": COUNT}
         assert {e.data["slot"] for e in later} == {_slot(second)}

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import subprocess
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import wait_for
 
 from mao.config import Settings
 from mao.events import Event
@@ -93,20 +93,13 @@ def fired_events(inst: Instance) -> list[Event]:
     return seen
 
 
-def wait_until(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
 def test_skip_counts_the_fire_and_names_the_queued_run(tmp_path, registry, gate) -> None:
     inst = make(tmp_path, registry, gate, pipelines=("busy", "p"), max_parallel_runs=1)
     events = fired_events(inst)
     try:
         inst.scheduler.schedule("p", "* * * * *")
         busy = inst.runner.start("busy")  # takes the only worker
-        wait_until(lambda: gate.inside == 1)
+        wait_for(lambda: gate.inside == 1, 20, "a run inside the tool")
         assert fire("sched", "p", SLOTS[0], instance=inst, cron="* * * * *") == "started"
         [queued] = inst.store.list_runs("p")
         assert queued.status == "pending" and queued.slot == _slot(SLOTS[0]) and inst.runner.queued("p") == [queued.id]
@@ -133,7 +126,7 @@ def test_skip_counts_the_fire_and_names_the_queued_run(tmp_path, registry, gate)
 
         gate.open.set()
         inst.runner.wait(busy, timeout=20)
-        wait_until(lambda: inst.store.get_run(queued.id).status == "succeeded")
+        wait_for(lambda: inst.store.get_run(queued.id).status == "succeeded", 20, f"run {queued.id} to succeed")
     finally:
         inst.close()
 
@@ -142,7 +135,7 @@ def test_skip_names_a_running_run(tmp_path, registry, gate) -> None:
     inst = make(tmp_path, registry, gate)
     try:
         assert fire("sched", "p", SLOTS[0], instance=inst, cron="* * * * *") == "started"
-        wait_until(lambda: gate.inside == 1)
+        wait_for(lambda: gate.inside == 1, 20, "a run inside the tool")
         [run] = inst.store.list_runs("p")
         assert fire("sched", "p", SLOTS[1], instance=inst, cron="* * * * *") == "skipped"
         last = inst.scheduler.counts.of("p")["last_skip"]
@@ -162,11 +155,11 @@ def test_queue_runs_every_fire_in_order_one_at_a_time_up_to_the_limit(tmp_path, 
         assert [r.slot for r in runs] == [_slot(s) for s in SLOTS[:4]]
         assert [e.data["reason"] for e in events[1:4]] == [f"after run {r.id}" for r in runs[:3]]
         assert "already has 3 runs queued (max_queued_runs 3)" in events[4].data["reason"]
-        wait_until(lambda: gate.inside == 1)
+        wait_for(lambda: gate.inside == 1, 20, "a run inside the tool")
         assert [inst.store.get_run(r.id).status for r in runs] == ["running", "pending", "pending", "pending"]
         gate.open.set()
         for run in runs:
-            wait_until(lambda run=run: inst.store.get_run(run.id).status == "succeeded")
+            wait_for(lambda run=run: inst.store.get_run(run.id).status == "succeeded", 20, f"run {run.id} to succeed")
         assert gate.most == 1  # never two runs of one pipeline at once, though 4 workers were free
         assert gate.ran == [("p", _slot(s)) for s in SLOTS[:4]]
         last_skip = f"slot {_slot(SLOTS[4])}: {events[4].data['reason']}"
@@ -180,8 +173,9 @@ def test_at_most_max_parallel_runs_at_once_the_rest_pending(tmp_path, registry, 
     inst = make(tmp_path, registry, gate, pipelines=names, max_parallel_runs=2)
     try:
         ids = [inst.runner.start(name) for name in names]
-        wait_until(lambda: gate.inside == 2)
-        time.sleep(0.3)  # time for a third to start, were the limit not kept
+        wait_for(lambda: gate.inside == 2, 20, "2 runs inside the tool")
+        # both workers are inside the tool: the other three are held in the queue, not handed to a third
+        wait_for(lambda: len(inst.runner.queued()) == 3, 20, "three runs held in the queue")
         statuses = [inst.store.get_run(run_id).status for run_id in ids]
         assert statuses.count("running") == 2 and statuses.count("pending") == 3
         assert inst.runner.queued() == [i for i, s in zip(ids, statuses, strict=True) if s == "pending"]
@@ -250,7 +244,7 @@ def test_the_jobs_listing_and_list_scheduled_show_the_counts(tmp_path, registry,
     try:
         inst.scheduler.schedule("p", "0 12 * * *")
         fire("sched", "p", SLOTS[0], instance=inst, cron="0 12 * * *")
-        wait_until(lambda: gate.inside == 1)
+        wait_for(lambda: gate.inside == 1, 20, "a run inside the tool")
         fire("sched", "p", SLOTS[1], instance=inst, cron="0 12 * * *")
         with TestClient(create_app(instance=inst, background=False)) as client:
             [job] = client.get("/jobs").json()["jobs"]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from waiting import wait_for
 
 from mao.config import Settings
 from mao.errors import InvalidInput, NotFound
@@ -125,10 +125,17 @@ def _missed(tmp_path, registry, policy: str) -> list:
     restarted = make_instance(tmp_path, registry, misfire_policy=policy, misfire_grace_seconds=3600)
     try:
         restarted.scheduler.start()
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and not restarted.store.list_runs("p"):
-            time.sleep(0.05)
-        time.sleep(0.3)
+        # the missed fire time is handled (run or skipped) and the job has moved on to its next one
+        job = wait_for(
+            lambda: (
+                (j := restarted.scheduler.job("p"))["started"] + j["queued"] + j["skipped"] >= 1
+                and datetime.fromisoformat(j["next_run_time"]) > datetime.now(UTC)
+                and j
+            ),
+            10,
+            "the missed fire time to be handled",
+        )
+        assert job["started"] + job["queued"] + job["skipped"] == 1, job
         runs = restarted.store.list_runs("p")
         for run in runs:
             restarted.runner.wait(run.id, timeout=10)
@@ -155,9 +162,7 @@ def test_fire_skips_while_the_previous_run_is_going(tmp_path, registry):
     inst.scheduler.start()
     try:
         fire("sched", "p", instance=inst)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and not inst.store.list_runs("p"):
-            time.sleep(0.02)
+        wait_for(lambda: inst.store.list_runs("p"), 5, "the first fire's run")
         fire("sched", "p", instance=inst)  # overlaps: skipped, not queued
         assert len(inst.store.list_runs("p")) == 1
         gate.set()
@@ -180,9 +185,7 @@ def test_each_scheduler_fires_with_its_own_instance(tmp_path, registry):
     try:
         for inst in instances:
             inst.scheduler.start()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not all(i.store.list_runs("p") for i in instances):
-            time.sleep(0.05)
+        wait_for(lambda: all(i.store.list_runs("p") for i in instances), 10, "a cron run on each instance")
         for inst in instances:
             runs = inst.store.list_runs("p")
             assert len(runs) == 1 and runs[0].trigger == "cron"
