@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
@@ -12,6 +13,29 @@ from mao.store.records import PipelineRecord
 
 if TYPE_CHECKING:
     from mao.instance import Instance
+
+
+def unset_variables(pipeline: str, names: Iterable[str]) -> InvalidInput:
+    """The 400 for a run of ``pipeline`` whose private variables ``names`` are not set here,
+    naming the command that sets each; the same words when a run finds one missing."""
+    unset = sorted(set(names))
+    several = len(unset) > 1
+    commands = "; ".join(f"`maoctl pipeline set-variable --name {pipeline} --variable {name}`" for name in unset)
+    return InvalidInput(
+        f"pipeline {pipeline!r} cannot run: its private variable{'s' if several else ''} {', '.join(unset)} "
+        f"{'are' if several else 'is'} not set on this instance; set {'them' if several else 'it'} with "
+        f"{commands} (the value is asked for, hidden), or PUT /pipeline/{pipeline}/variables",
+        details={"variables": unset},
+    )
+
+
+def check_variables_set(instance: Instance, name: str) -> None:
+    """A 400 naming the private variables of pipeline ``name`` not set on this instance (a
+    run would fail at its first step needing one); NotFound if the pipeline is not defined."""
+    row = instance.store.get_pipeline(name)
+    unset = set(row.placeholders()) - set(instance.store.private_variables(name))
+    if unset:
+        raise unset_variables(name, unset)
 
 
 def describe(row: PipelineRecord, instance: Instance) -> dict[str, Any]:

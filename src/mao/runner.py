@@ -26,6 +26,7 @@ from mao.closer import RunCloser
 from mao.errors import Conflict, GitError, InvalidInput, MAOError, MergeConflict, RegistryUnavailable, StoreError
 from mao.executor.base import StepSpec
 from mao.models import PRIVATE_RE, StepIn
+from mao.pipelines import unset_variables
 from mao.quality import check_output, publish_insight
 from mao.runqueue import RunQueue
 from mao.status import RunStatus
@@ -56,9 +57,12 @@ def step_environment(instance: str, pipeline: str, step: str, run_id: int, slot:
     return dict(zip(STEP_ENV_NAMES, (instance, pipeline, step, str(run_id), slot or ""), strict=True))
 
 
-def render_env(env: dict[str, str], variables: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+def render_env(
+    env: dict[str, str], variables: dict[str, str], pipeline: str | None = None
+) -> tuple[dict[str, str], list[str]]:
     """Fill ``{{ NAME }}`` placeholders from the private variables. Returns the env and the
-    secret values used (for log masking); raises InvalidInput naming any missing variable."""
+    secret values used (for log masking); raises InvalidInput naming any missing variable
+    (and, given the ``pipeline``, the command that sets it)."""
     out, secrets, missing = {}, [], []
     for key, value in env.items():
         match = PRIVATE_RE.fullmatch(value)
@@ -73,6 +77,8 @@ def render_env(env: dict[str, str], variables: dict[str, str]) -> tuple[dict[str
             secrets.extend(part for part in variables[name].splitlines() if len(part.strip()) >= 4)
         else:
             out[key] = value
+    if missing and pipeline is not None:
+        raise unset_variables(pipeline, missing)
     if missing:
         raise InvalidInput(
             "private variables not set on this instance: "
@@ -326,7 +332,7 @@ class Runner:
         out_url = out_dataset["master"]
         if slot and out_dataset.get("policy") == "vote":
             self._open_slot(run_id, out_name, pipeline, name, slot, int(out_dataset.get("vote_deadline") or 600))
-        env, secrets = render_env(step.env, variables)
+        env, secrets = render_env(step.env, variables, pipeline)
         env.update(step_environment(inst.name, pipeline, name, run_id, slot))
         branch = node_branch(name, inst.name)
         record.update(image=tool["image"], output_branch=branch)

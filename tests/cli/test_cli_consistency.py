@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 from test_cli_registry import assert_one_line_error, unique
+
+from mao.cli.client import APIError, Client
 
 
 @pytest.mark.parametrize("group", ["tool", "dataset", "pipeline"])
@@ -51,10 +54,44 @@ def test_url_without_a_scheme_means_http(maoctl, server) -> None:
     assert isinstance(json.loads(result.out), list)
 
 
-def test_url_with_a_path_names_the_url(maoctl, server) -> None:
-    result = maoctl("--url", f"{server.url}/api", "tool", "list")
-    line = assert_one_line_error(result)
-    assert "Not Found" in line and f"GET {server.url}/api/registry/tools" in line and "--url" in line, line
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("runs", "list"),
+        ("runs", "show", "1"),
+        ("runs", "logs", "1"),
+        ("tool", "list"),
+        ("pipeline", "list"),
+        ("pipeline", "run", "--name", "p"),
+        ("federation", "status"),
+        ("insights", "list"),
+    ],
+)
+@pytest.mark.parametrize("path", ["/ui", "/ui/", "/ui/runs", "/api"])
+def test_url_with_a_path_is_explained_by_every_command(maoctl, server, argv, path) -> None:
+    line = assert_one_line_error(maoctl("--url", server.url + path, *argv), f"{server.url}{path}")
+    assert f"address alone, {server.url}" in line, line
+    assert ("dashboard" in line) == path.startswith("/ui"), line
+
+
+def test_url_with_a_trailing_slash_is_the_address(maoctl, server) -> None:
+    result = maoctl("--url", server.url + "/", "runs", "list", "--json")
+    assert result.code == 0, result
+    assert isinstance(json.loads(result.out), list)
+
+
+def test_an_answer_that_is_not_the_apis_json_is_explained() -> None:
+    """A server that answers a page (some other web server at that address) is an error naming
+    the URL, not a crash of the command reading the answer."""
+    client = Client("http://127.0.0.1:9")
+    client._http = httpx.Client(
+        base_url=client.base_url,
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, html="<html>dashboard</html>")),
+    )
+    with pytest.raises(APIError) as info:
+        client.get("/runs")
+    assert "text/html" in info.value.message and "http://127.0.0.1:9/runs" in info.value.message
+    assert "--url" in info.value.message
 
 
 def test_url_of_another_scheme_is_refused(maoctl) -> None:

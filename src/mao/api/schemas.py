@@ -126,6 +126,11 @@ class OkName(BaseModel):
 
 class ToolAdded(OkName):
     tool: ToolDoc
+    warning: str | None = Field(
+        default=None,
+        description="present when this instance's container engine lacks the image and could not pull it: "
+        "the tool is registered, but its runs here fail until the engine has the image",
+    )
 
 
 class DatasetAdded(OkName):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -19,17 +20,33 @@ class APIError(MAOError):
 
 
 _ROUTING_ERRORS = ("Not Found", "Method Not Allowed")
+EXAMPLE = "http://127.0.0.1:8080"
 
 
 def normalize_url(url: str) -> str:
-    """``--url``/``MAO_URL``: ``host:port`` means ``http://host:port``; other schemes are refused."""
+    """``--url``/``MAO_URL``: ``host:port`` means ``http://host:port``; other schemes, and an
+    address with a path (the dashboard's ``/ui``, an API path), a query or a fragment are refused."""
     url = url.strip()
     if "://" not in url:
         url = f"http://{url}"
     scheme = url.split("://", 1)[0].lower()
     if scheme not in ("http", "https"):
         raise InvalidInput(f"--url/MAO_URL {url!r} is not an http:// or https:// URL")
-    return url
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise InvalidInput(f"--url/MAO_URL {url!r} is not a URL ({exc})") from None
+    if not parts.hostname:
+        raise InvalidInput(f"--url/MAO_URL {url!r} names no host: give the orchestrator's address, e.g. {EXAMPLE}")
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        address = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+        dashboard = parts.path.rstrip("/").endswith("/ui") or "/ui/" in parts.path
+        raise InvalidInput(
+            f"--url/MAO_URL {url!r} has a path: give the orchestrator's address alone, {address}"
+            + (" (/ui is the dashboard's page, not the API)" if dashboard else "")
+        )
+    return url.rstrip("/")
 
 
 class Client:
@@ -70,6 +87,13 @@ class Client:
                     "the orchestrator's address, without a path?"
                 )
             raise APIError(message, response.status_code, body if isinstance(body, dict) else None)
+        if body is None:  # every answer of the API is JSON: this is some other server, or page
+            kind = response.headers.get("content-type", "no content type").split(";", 1)[0]
+            raise APIError(
+                f"{method} {response.request.url} answered {response.status_code} with {kind}, not the API's JSON; "
+                f"is --url/MAO_URL ({self.base_url}) the orchestrator's address, without a path?",
+                response.status_code,
+            )
         return body
 
     def get(self, path: str, **kw: Any) -> Any:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from mao.cli import output
 from mao.cli.state import JsonOpt, state
@@ -70,6 +71,8 @@ def tool_add(
     }
     result = st.client.post("/registry/tools", json=body)
     output.print_json(result) if st.json else output.ok(f"tool {name} registered ({image})")
+    if result.get("warning") and not st.json:  # with --json it is in the object printed
+        output.err_console.print(f"[yellow]Warning:[/yellow] {escape(result['warning'])}", highlight=False)
 
 
 ForceOpt = Annotated[

@@ -24,6 +24,9 @@ OUTPUT_MOUNT = "/usr/src/app/data"
 INPUT_MOUNT = "/usr/src/app/input"
 DOCKER_SOCKET = "/var/run/docker.sock"
 
+IMAGE_CHECK_TIMEOUT = 10.0
+"""Seconds a check of a tool's image may take, looking it up and trying a pull."""
+
 
 @dataclass
 class StepSpec:
@@ -91,6 +94,12 @@ class Executor(ABC):
     @abstractmethod
     def ping(self) -> dict[str, str]:
         """Engine name and version; raises ExecutorError when unreachable."""
+
+    def image_problem(self, image: str, timeout: float = IMAGE_CHECK_TIMEOUT) -> str | None:
+        """Why ``image`` could not run here now: it is not on the engine and a pull (given at
+        most ``timeout`` seconds) did not bring it. None when it is there, was pulled, or this
+        executor cannot tell; ExecutorError when the engine cannot be reached."""
+        return None
 
     def close(self) -> None:  # pragma: no cover - trivial
         pass

@@ -20,6 +20,7 @@ import docker
 from mao.errors import map_errors
 from mao.executor.base import (
     DOCKER_SOCKET,
+    IMAGE_CHECK_TIMEOUT,
     INPUT_MOUNT,
     LABEL_INSTANCE,
     LABEL_RUN,
@@ -495,6 +496,61 @@ class DockerExecutor(Executor):
         names += [str(c.get("Name", "")) for c in version.get("Components") or []]
         engine = "podman" if any("podman" in n.lower() for n in names) else "docker"
         return {"engine": engine, "version": str(version.get("Version", "unknown"))}
+
+    def image_problem(self, image: str, timeout: float = IMAGE_CHECK_TIMEOUT) -> str | None:
+        """Looks the image up, and if the engine lacks it tries a pull, stopped after ``timeout``
+        seconds (the pull's own progress, or a thread left waiting on a silent engine)."""
+        found: dict[str, Any] = {}
+        stop = threading.Event()
+
+        def check() -> None:
+            try:
+                found["problem"] = self._find_or_pull(image, stop)
+            except Exception as exc:  # noqa: BLE001 - handed to the caller's thread, which maps it
+                found["error"] = exc
+
+        worker = threading.Thread(target=check, name="image-check", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive():
+            stop.set()
+            return (
+                f"image {image!r} is not on the container engine at {self.url}, "
+                f"and pulling it did not finish within {timeout:g} s"
+            )
+        if "error" in found:
+            with self._engine():
+                raise found["error"]
+        problem: str | None = found.get("problem")
+        return problem
+
+    def _find_or_pull(self, image: str, stop: threading.Event) -> str | None:
+        try:
+            self.client.images.get(image)
+            return None
+        except docker.errors.ImageNotFound:
+            pass
+        except docker.errors.APIError as exc:  # e.g. a reference the engine cannot parse
+            return f"the container engine at {self.url} refuses image {image!r}: {_explain(exc)}"
+        repository, tag = parse_repository_tag(image)
+        try:
+            events = self.client.api.pull(repository, tag=tag or "latest", stream=True, decode=True)
+            try:
+                for event in events:
+                    if stop.is_set():  # the caller has answered already: leave the pull
+                        return None
+                    error = isinstance(event, dict) and (
+                        event.get("error") or (event.get("errorDetail") or {}).get("message")
+                    )
+                    if error:
+                        return f"image {image!r} is not on the container engine at {self.url} and could not be pulled: {error}"
+            finally:
+                events.close()
+        except docker.errors.APIError as exc:
+            return (
+                f"image {image!r} is not on the container engine at {self.url} and could not be pulled: {_explain(exc)}"
+            )
+        return None
 
     def close(self) -> None:
         self.client.close()

@@ -133,5 +133,11 @@ class FakeExecutor(Executor):
     def ping(self) -> dict[str, str]:
         return {"engine": "fake", "version": "0"}
 
+    def image_problem(self, image: str, timeout: float = 10.0) -> str | None:
+        """Like the engine's check: a fake tool is an image it has; none can be pulled."""
+        if image in self.tools:
+            return None
+        return f"image {image!r} is not on the container engine at fake:// and could not be pulled: no such fake tool"
+
     def close(self) -> None:
         self.closed = True

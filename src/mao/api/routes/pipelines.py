@@ -23,7 +23,7 @@ from mao.api.schemas import (
 )
 from mao.errors import InvalidInput
 from mao.models import ENV_NAME_RE, MAX_ENV_VALUE, Name, PipelineIn, RunRequest
-from mao.pipelines import describe, init_pipeline, remove_pipeline
+from mao.pipelines import check_variables_set, describe, init_pipeline, remove_pipeline
 from mao.store.metrics import MetricStore
 from mao.validation import check_name
 
@@ -77,13 +77,15 @@ def delete_pipeline(name: PathName, instance: InstanceDep, unregister: bool = Fa
 @router.post("/pipeline/run", response_model=RunStarted, responses=responses(400, 404, 409, 413, 503))
 def run(request: RunRequest, instance: InstanceDep) -> Any:
     """Run now (for ``slot``, a cron fire time, if given), or with ``cron`` schedule it
-    (an empty or never-firing cron is a 400). With ``wait``, answer once the run has ended."""
+    (an empty or never-firing cron is a 400). A pipeline whose private variables are not all
+    set here is a 400 naming them, run or schedule. With ``wait``, answer once the run has ended."""
     slot = normalize_slot(request.slot) if request.slot is not None else None
     if request.mode is not None and request.cron is None:
         raise InvalidInput("mode goes with cron: it says how the federation covers the schedule's slots")
+    if request.cron is not None and slot is not None:
+        raise InvalidInput("give either cron (schedule) or slot (run now for that fire time), not both")
+    check_variables_set(instance, request.name)
     if request.cron is not None:
-        if slot is not None:
-            raise InvalidInput("give either cron (schedule) or slot (run now for that fire time), not both")
         job = instance.scheduler.schedule(request.name, request.cron, request.mode or "every")
         return {"ok": True, "scheduled": True, "job": job}
     run_id = instance.runner.start(request.name, trigger="api", slot=slot)

@@ -6,6 +6,7 @@ The GET routes are ``async``: they answer from the registry's read cache without
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import Query
@@ -23,8 +24,12 @@ from mao.api.schemas import (
     ToolDoc,
     responses,
 )
+from mao.errors import MAOError
+from mao.instance import Instance
 from mao.models import DatasetIn, ToolIn
 from mao.pipelines import remove_definition
+
+log = logging.getLogger(__name__)
 
 router = Router(prefix="/registry", tags=["registry"])
 
@@ -41,7 +46,28 @@ async def list_tools(reads: ReadsDep) -> Any:
 
 @router.post("/tools", response_model=ToolAdded, responses=responses(400, 409, 413, 503))
 def add_tool(tool: ToolIn, instance: InstanceDep) -> Any:
-    return {"ok": True, "name": tool.name, "tool": instance.catalog.add_tool(tool)}
+    """Register a tool. When this instance's container engine can be reached but lacks the
+    image and cannot pull it (within a few seconds), the answer carries a ``warning``: the
+    tool is registered all the same, as it may be meant for other instances of the federation."""
+    added: dict[str, Any] = {"ok": True, "name": tool.name, "tool": instance.catalog.add_tool(tool)}
+    warning = _image_warning(instance, tool.image)
+    if warning:
+        added["warning"] = warning
+    return added
+
+
+def _image_warning(instance: Instance, image: str) -> str | None:
+    try:
+        problem = instance.executor.image_problem(image)
+    except MAOError as exc:  # no engine to be seen from here: nothing to tell
+        log.info("could not check image %s: %s", image, exc.message)
+        return None
+    if problem is None:
+        return None
+    return (
+        f"{problem}; the tool is registered, but its runs on this instance fail until the engine has the "
+        "image (pull or load it there); a tool meant for other instances of the federation can stay as it is"
+    )
 
 
 @router.get("/tools/{name}", response_model=ToolDoc, responses=responses(400, 404, 503))
