@@ -21,7 +21,7 @@ MAX_JSON_DEPTH = 64
 """Arrays and objects nested in each other at most (``[]`` is 1 deep, ``[[]]`` 2)."""
 
 MAX_LOG_LINE_BYTES = 64 * 1024
-"""A log line's UTF-8 bytes kept; the rest is replaced by a note of the line's full size."""
+"""A log line's UTF-8 bytes at most; a longer line keeps its start and a note of its full size."""
 
 
 class UnsafeJSON(ValueError):
@@ -121,13 +121,15 @@ def load_json(data: bytes | str, limit: int = MAX_JSON_DEPTH) -> Any:
 
 
 def cap_line(line: str, total_bytes: int | None = None, limit: int = MAX_LOG_LINE_BYTES) -> str:
-    """``line`` cut to ``limit`` UTF-8 bytes, with a note of the whole line's size, if it was
-    longer (or if ``total_bytes``, the size of a line already cut while it was read, is)."""
+    """``line`` if it is at most ``limit`` UTF-8 bytes, else its start with a note of the whole
+    line's size (``total_bytes`` when the line was already cut while it was read), together
+    at most ``limit`` bytes: a line cut once is never cut again."""
     if total_bytes is None and len(line) * 4 <= limit:
         return line  # short enough whatever its characters
     encoded = line.encode("utf-8", errors="surrogatepass")
     total = max(total_bytes or 0, len(encoded))
     if total <= limit:
         return line
-    kept = encoded[:limit].decode("utf-8", errors="ignore")
-    return f"{kept}… [truncated: {total} bytes in total]"
+    note = f"… [truncated: {total} bytes in total]"
+    kept = encoded[: max(0, limit - len(note.encode()))].decode("utf-8", errors="ignore")
+    return kept + note

@@ -24,6 +24,7 @@ from mao.executor.base import (
     StepSpec,
 )
 from mao.executor.docker import DockerExecutor
+from mao.untrusted import MAX_LOG_LINE_BYTES
 
 pytestmark = pytest.mark.docker
 
@@ -206,6 +207,15 @@ def test_secrets_are_masked_in_logs(executor: DockerExecutor, make_spec: Spec) -
     assert executor.run(spec, logs).status == "succeeded"
     assert sorted(logs) == ["pw: *** and ***", "token=***"]
     assert not any("s3cr3t" in line or "hunter2" in line for line in logs)
+
+
+def test_a_long_line_is_cut_as_it_is_read(executor: DockerExecutor, make_spec: Spec) -> None:
+    logs = Logs()
+    script = "head -c 8388608 /dev/zero | tr '\\0' x; echo; echo after"
+    assert executor.run(make_spec(command=["sh", "-c", script]), logs).status == "succeeded"
+    assert len(logs) == 2 and logs[1] == "after"
+    note = "… [truncated: 8388608 bytes in total]"
+    assert logs[0] == "x" * (MAX_LOG_LINE_BYTES - len(note.encode())) + note
 
 
 def test_a_failing_log_sink_does_not_break_the_step(executor: DockerExecutor, make_spec: Spec, run_containers) -> None:

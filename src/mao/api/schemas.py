@@ -251,6 +251,12 @@ class LogsOut(BaseModel):
     run_id: int
     status: str
     lines: list[LogLineOut]
+    earlier: bool = Field(
+        default=False, description="the run has lines before the first one here: read them with before=its id"
+    )
+    later: bool = Field(
+        default=False, description="the run has lines after the last one here, so far: read them with after=its id"
+    )
 
 
 class RunCancelled(BaseModel):

@@ -33,6 +33,7 @@ from mao.executor.base import (
     mask,
 )
 from mao.status import RunStatus
+from mao.untrusted import MAX_LOG_LINE_BYTES, cap_line
 
 logger = logging.getLogger(__name__)
 
@@ -73,31 +74,61 @@ def engine_url(client: docker.DockerClient) -> str:
 
 
 class _LineSplitter:
-    """Turns a stream of byte chunks into masked text lines for ``on_log``."""
+    """Turns a stream of byte chunks into masked text lines for ``on_log``.
 
-    def __init__(self, on_log: LogSink, secrets: list[str]) -> None:
+    At most ``limit`` bytes of a line are kept while it is read, however long it grows
+    before its newline: the rest is counted, not held, and the line is passed on cut, with
+    a note of its full size (:func:`mao.untrusted.cap_line`)."""
+
+    def __init__(self, on_log: LogSink, secrets: list[str], limit: int = MAX_LOG_LINE_BYTES) -> None:
         self._on_log = on_log
         self._secrets = secrets
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._pending = ""
+        self._limit = limit
+        self._pending = bytearray()
+        self._size = 0  # bytes of the current line so far, those not kept too
 
     def feed(self, chunk: bytes) -> None:
-        self._pending += self._decoder.decode(chunk)
-        *lines, self._pending = self._pending.split("\n")
-        for line in lines:
-            self._emit(line)
+        start = 0
+        while True:
+            end = chunk.find(b"\n", start)
+            stop = len(chunk) if end < 0 else end
+            self._size += stop - start
+            room = self._limit - len(self._pending)
+            if room > 0:
+                self._pending += chunk[start : min(stop, start + room)]
+            if end < 0:
+                return
+            self._emit()
+            start = end + 1
 
     def close(self) -> None:
-        self._pending += self._decoder.decode(b"", final=True)
-        if self._pending:
-            self._emit(self._pending)
-            self._pending = ""
+        if self._size:
+            self._emit()
 
-    def _emit(self, line: str) -> None:
+    def _emit(self) -> None:
+        kept, size = bytes(self._pending), self._size
+        self._pending, self._size = bytearray(), 0
+        if size > len(kept):  # cut while it was read: no half character, no half secret at the end
+            text = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(kept)
+            line = cap_line(_drop_secret_start(mask(text, self._secrets), self._secrets), size, self._limit)
+        else:
+            line = cap_line(
+                mask(kept.decode("utf-8", errors="replace").removesuffix("\r"), self._secrets), None, self._limit
+            )
         try:
-            self._on_log(mask(line.removesuffix("\r"), self._secrets))
+            self._on_log(line)
         except Exception:  # a broken sink must not stop the step or lose the container
             logger.exception("log sink failed")
+
+
+def _drop_secret_start(text: str, secrets: list[str]) -> str:
+    """``text`` without an end that is the start of a secret (a line cut inside a secret)."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        for length in range(min(len(secret) - 1, len(text)), 0, -1):
+            if text.endswith(secret[:length]):
+                text = text[:-length]
+                break
+    return text
 
 
 class _LogPump:

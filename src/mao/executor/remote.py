@@ -36,6 +36,7 @@ import httpx
 from mao.errors import ExecutorError, map_errors
 from mao.executor.base import Executor, LogSink, StepResult, StepSpec, mask
 from mao.status import EXECUTOR_OUTCOMES, RunStatus
+from mao.untrusted import cap_line
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ class RemoteExecutor(Executor):
                 for number, text in lines:
                     if number > after + 1:
                         self._emit(on_log, f"[{number - after - 1} log lines dropped by the executor service]")
-                    self._emit(on_log, mask(str(text), spec.secret_values))
+                    self._emit(on_log, cap_line(mask(str(text), spec.secret_values)))
                     after = number
                 if body.get("done"):
                     return _result(self._call("GET", f"/steps/{step_id}"), self.url)

@@ -4,7 +4,8 @@ A line is stored at the latest ``max_delay`` seconds after it was added (a backg
 thread flushes what has waited that long), at once when ``max_lines`` are waiting, and
 whenever :meth:`LogBuffer.flush` is called (a step's end, a run's close). Lines keep
 their order. A batch the store refuses stays buffered and is tried again with the next
-flush, up to ``max_kept`` lines; :meth:`LogBuffer.close` flushes what is left.
+flush, up to ``max_kept`` lines; :meth:`LogBuffer.close` flushes what is left. A line
+is kept to :data:`~mao.untrusted.MAX_LOG_LINE_BYTES`, so what waits stays bounded too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 from mao.errors import MAOError
+from mao.untrusted import cap_line
 
 if TYPE_CHECKING:
     from mao.store.store import Store
@@ -39,6 +41,8 @@ class LogBuffer:
         self._thread: threading.Thread | None = None
 
     def add(self, run_id: int, step: str | None, line: str) -> None:
+        """Wait ``line`` for the next batch, cut to :data:`~mao.untrusted.MAX_LOG_LINE_BYTES`."""
+        line = cap_line(line)
         with self._lock:
             self._lines.append((run_id, step, line))
             if self._since is None:

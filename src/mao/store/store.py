@@ -22,6 +22,7 @@ from mao.status import ACTIVE, TRANSITIONS, RunStatus, check_transition
 from mao.store.db import migrate
 from mao.store.models import LogLine, Pipeline, PrivateVariable, Run, StepRun, utcnow
 from mao.store.records import OVERLAP_POLICIES, PipelineRecord, RecordedRun, RunRequest, as_steps, dump_steps
+from mao.untrusted import cap_line
 
 _ACTIVE = [s.value for s in ACTIVE]
 
@@ -382,16 +383,41 @@ class Store:
         self.append_logs([(run_id, step, line)])
 
     def append_logs(self, lines: Iterable[tuple[int, str | None, str]]) -> None:
-        """Store log lines, in order, in one transaction."""
-        rows = [LogLine(run_id=run_id, step=step, line=line) for run_id, step, line in lines]
+        """Store log lines, in order, in one transaction; a line over
+        :data:`~mao.untrusted.MAX_LOG_LINE_BYTES` is cut, with a note of its size."""
+        rows = [LogLine(run_id=run_id, step=step, line=cap_line(line)) for run_id, step, line in lines]
         if not rows:
             return
         with self.session() as s:
             s.add_all(rows)
 
-    def logs(self, run_id: int, after: int = 0, step: str | None = None, limit: int = 10000) -> list[LogLine]:
+    def logs(
+        self,
+        run_id: int,
+        after: int = 0,
+        step: str | None = None,
+        limit: int = 10000,
+        before: int | None = None,
+        tail: bool = False,
+    ) -> list[LogLine]:
+        """A run's log lines with ``after < id < before``, in order: the first ``limit`` of
+        them, or with ``tail`` the last ``limit``."""
         with self.session() as s:
             q = select(LogLine).where(LogLine.run_id == run_id, LogLine.id > after)
+            if before is not None:
+                q = q.where(LogLine.id < before)
             if step:
                 q = q.where(LogLine.step == step)
+            if tail:
+                return list(reversed(s.scalars(q.order_by(LogLine.id.desc()).limit(limit)).all()))
             return list(s.scalars(q.order_by(LogLine.id).limit(limit)))
+
+    def has_logs(self, run_id: int, step: str | None = None, *, below: int | None = None, above: int = 0) -> bool:
+        """Whether the run has log lines with ``above < id < below`` (of ``step`` if given)."""
+        with self.session() as s:
+            q = select(LogLine.id).where(LogLine.run_id == run_id, LogLine.id > above)
+            if below is not None:
+                q = q.where(LogLine.id < below)
+            if step:
+                q = q.where(LogLine.step == step)
+            return s.scalars(q.limit(1)).first() is not None

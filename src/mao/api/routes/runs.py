@@ -15,6 +15,7 @@ from mao.events import Event
 from mao.status import RunStatus, parse_status
 from mao.store.models import LogLine, Run, StepRun
 from mao.store.store import as_utc
+from mao.untrusted import cap_line
 
 if TYPE_CHECKING:
     from mao.instance import Instance
@@ -80,7 +81,8 @@ def run_dict(run: Run) -> dict[str, Any]:
 
 
 def log_dict(line: LogLine) -> dict[str, Any]:
-    return {"id": line.id, "step": line.step, "ts": _iso(line.ts), "line": line.line}
+    """A stored line as the API and the dashboard show it (cut if it was stored before lines were)."""
+    return {"id": line.id, "step": line.step, "ts": _iso(line.ts), "line": cap_line(line.line)}
 
 
 @router.get("", response_model=RunList, responses=responses(400, 503))
@@ -140,13 +142,29 @@ async def _run_once_ended(instance: Instance, run_id: int, wait: float) -> Run:
 def get_logs(
     run_id: RunId,
     instance: InstanceDep,
-    after: int = Query(default=0, ge=0, le=2**63 - 1),
+    after: int = Query(default=0, ge=0, le=2**63 - 1, description="only the lines with a larger id"),
+    before: int | None = Query(default=None, ge=1, le=2**63 - 1, description="only the lines with a smaller id"),
     step: str | None = Query(default=None, max_length=64),
-    limit: int = Query(default=10000, ge=1, le=100000),
+    limit: int = Query(default=10000, ge=1, le=100000, description="lines at most"),
+    tail: bool = Query(default=False, description="the last `limit` lines of the range, not the first"),
 ) -> Any:
+    """A page of the run's log lines, oldest first: ``after`` and ``limit`` read on from a line,
+    ``tail`` (with ``before``) reads back from the end; ``earlier`` and ``later`` say whether
+    there is more on either side. A line is at most 64 KiB (a longer one was cut)."""
     run = instance.store.get_run(run_id)
-    lines = instance.store.logs(run_id, after=after, step=step, limit=limit)
-    return {"run_id": run_id, "status": run.status, "lines": [log_dict(line) for line in lines]}
+    lines = instance.store.logs(run_id, after=after, step=step, limit=limit, before=before, tail=tail)
+    if lines:
+        below, above = lines[0].id, lines[-1].id
+    else:  # an empty range: what lies outside it
+        below = after + 1 if before is None else min(before, after + 1)
+        above = after if before is None else max(after, before - 1)
+    return {
+        "run_id": run_id,
+        "status": run.status,
+        "lines": [log_dict(line) for line in lines],
+        "earlier": instance.store.has_logs(run_id, step, below=below),
+        "later": instance.store.has_logs(run_id, step, above=above),
+    }
 
 
 @router.post("/{run_id}/cancel", response_model=RunCancelled, responses=responses(400, 404, 409, 503))
