@@ -259,6 +259,13 @@ class Settings(BaseSettings):
         return self.store_url or f"sqlite:///{self.data_dir / 'mao.db'}"
 
     @property
+    def secrets_key_file(self) -> Path:
+        """The keys encrypting the private variables in the store (mode 0600, made when missing;
+        ``maoctl instance rotate-secrets-key`` replaces them). Never in the database: back it up
+        with the data directory."""
+        return self.data_dir / "secrets.key"
+
+    @property
     def datasets_dir(self) -> Path:
         return self.data_dir / "datasets"
 

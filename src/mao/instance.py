@@ -15,6 +15,8 @@ from mao.observability import MeteredRegistry, Metrics
 from mao.offline.cache import DefinitionCache
 from mao.registry import Registry, make_registry
 from mao.store import Store, make_engine
+from mao.store.files import private_dir
+from mao.store.secrets import SecretKeys
 
 if TYPE_CHECKING:
     from mao.coverage.claims import SlotClaims
@@ -43,7 +45,10 @@ class Instance:
         datasets: DatasetManager | None = None,
     ) -> None:
         self.settings = settings
-        self.store = store or Store(make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous))
+        self.store = store or Store(
+            make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous),
+            SecretKeys(settings.secrets_key_file),
+        )
         self.events = EventBus()
         """Runs, steps and log lines as they happen (see :mod:`mao.events`)."""
         self.metrics = Metrics(self)
@@ -71,9 +76,11 @@ class Instance:
         return self.settings.instance_name
 
     def setup(self) -> None:
-        """Create folders and bring the store's schema up to date."""
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store.migrate()
+        """Create the data directory (0700), bring the store up to date (its SQLite files 0600,
+        private variables encrypted) and make a data directory from before private."""
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.store.setup()
+        private_dir(self.settings.data_dir)
 
     @property
     def executor(self) -> Executor:

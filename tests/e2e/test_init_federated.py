@@ -125,9 +125,11 @@ def test_init_registers_schedules_and_runs_without_leaking(
         assert SECRET not in json.dumps(everything)
         import sqlite3
 
-        with sqlite3.connect(server.data_dir / "mao.db") as db:  # kept in the local store only
-            assert db.execute("select pipeline, name, value from private_variables").fetchall() == [
-                ("keyed", "API_KEY", SECRET)
-            ]
+        from mao.store.secrets import Cipher, SecretKeys
+
+        with sqlite3.connect(server.data_dir / "mao.db") as db:  # kept in the local store only, encrypted
+            [(pipeline, name, value)] = db.execute("select pipeline, name, value from private_variables").fetchall()
+        assert (pipeline, name) == ("keyed", "API_KEY") and SECRET not in value
+        assert Cipher(SecretKeys(server.data_dir / "secrets.key").read()).open(value) == SECRET
     finally:
         server.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
@@ -12,6 +13,7 @@ from mao.models import StepIn
 from mao.status import IllegalTransition
 from mao.store import Store, make_engine
 from mao.store.records import PipelineRecord
+from mao.store.secrets import SecretKeys
 from mao.store.store import as_utc
 
 TABLES = {"pipelines", "runs", "step_runs", "log_lines", "private_variables", "registry_entries", "alembic_version"}
@@ -134,7 +136,8 @@ def test_duplicate_pipeline_is_refused_and_store_still_works(store: Store) -> No
 # ------------------------------------------------------------------------ private variables
 
 
-def test_private_variables(store: Store) -> None:
+def test_private_variables(store: Store, tmp_path: Path) -> None:
+    store.secrets = SecretKeys(tmp_path / "secrets.key")
     store.add_pipeline("hub", "", STEPS)
     store.add_pipeline("art", "", STEPS)
     store.set_private_variable("hub", "TOKEN", "s3cret")

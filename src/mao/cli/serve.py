@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
 
 def lock_data_dir(data_dir: Path) -> IO[str]:
     """One orchestrator per data directory: a second one would take the first one's
-    running runs for crashed ones. The lock is held until the process exits."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    running runs for crashed ones. The lock is held until the process exits. A new data
+    directory is made 0700 (see :func:`open_store` for one from before)."""
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     handle = open(data_dir / ".orchestrator.lock", "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -51,14 +52,20 @@ def check_port(host: str, port: int) -> None:
 
 def open_store(settings: Settings) -> None:
     """Open and migrate the local store before serving, so that a damaged or unreachable
-    store is one line and a non-zero exit, not a traceback from the server's start-up."""
+    store, or a missing or wrong key of its private variables, is one line and a non-zero
+    exit, not a traceback from the server's start-up. Then the data directory is made 0700
+    and a SQLite store 0600, with a warning for each that was open to others."""
     from mao.store import Store, make_engine
+    from mao.store.files import private_dir
+    from mao.store.secrets import SecretKeys
 
-    store = Store(make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous))
+    engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    store = Store(engine, SecretKeys(settings.secrets_key_file))
     try:
-        store.migrate()
+        store.setup()
     finally:
         store.close()
+    private_dir(settings.data_dir)
 
 
 def serve(

@@ -11,13 +11,16 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from mao.errors import StoreError, describe_foreign
+from mao.store.files import create_private_file
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def make_engine(url: str, *, sqlite_synchronous: str = "normal") -> Engine:
-    """Create the engine; for SQLite make the parent folder, enable WAL, FKs and a busy timeout,
-    and set ``synchronous`` (``normal`` or ``full``, see ``Settings.sqlite_synchronous``)."""
+    """Create the engine; for SQLite make the parent folder (0700 when new) and an empty
+    database file readable by this user only (0600; its ``-wal`` and ``-shm`` files take that
+    mode), enable WAL, FKs and a busy timeout, and set ``synchronous`` (``normal`` or
+    ``full``, see ``Settings.sqlite_synchronous``)."""
     if sqlite_synchronous not in ("normal", "full"):
         raise StoreError(f"invalid sqlite_synchronous {sqlite_synchronous!r}: use normal or full")
     try:
@@ -25,8 +28,12 @@ def make_engine(url: str, *, sqlite_synchronous: str = "normal") -> Engine:
     except Exception as exc:
         raise StoreError(f"invalid store URL {url!r}: {exc}") from exc
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if database := sqlite_file(url):
+            try:
+                database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                create_private_file(database)
+            except OSError as exc:
+                raise StoreError(f"cannot create the local store {database}: {exc.strerror}") from exc
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -42,6 +49,16 @@ def make_engine(url: str, *, sqlite_synchronous: str = "normal") -> Engine:
     if parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL; None for another database or one in memory."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    if parsed.database.startswith("file:"):
+        return None  # a URI filename: SQLite's own business
+    return Path(parsed.database).absolute()
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -1,4 +1,5 @@
-"""The instance-local store: pipelines, runs, step runs, logs and private variables.
+"""The instance-local store: pipelines, runs, step runs, logs and private variables
+(encrypted with keys kept outside the database, see :mod:`mao.store.secrets`).
 
 Pipelines come out as :class:`~mao.store.records.PipelineRecord` models; a run's and a
 step's status only ever moves along :data:`mao.status.TRANSITIONS`.
@@ -6,23 +7,31 @@ step's status only ever moves along :data:`mao.status.TRANSITIONS`.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from mao.errors import AlreadyExists, Conflict, MAOError, NotFound, map_errors
+from mao.errors import AlreadyExists, Conflict, MAOError, NotFound, StoreError, map_errors
 from mao.models import StepIn
 from mao.status import ACTIVE, TRANSITIONS, RunStatus, check_transition
-from mao.store.db import migrate
+from mao.store.db import migrate, sqlite_file
+from mao.store.files import private_sqlite
 from mao.store.models import LogLine, Pipeline, PrivateVariable, Run, StepRun, utcnow
 from mao.store.records import OVERLAP_POLICIES, PipelineRecord, RecordedRun, RunRequest, as_steps, dump_steps
+from mao.store.secrets import PREFIX, Cipher, SecretKeys, is_sealed
 from mao.untrusted import cap_line
+
+log = logging.getLogger(__name__)
 
 _ACTIVE = [s.value for s in ACTIVE]
 
@@ -43,6 +52,10 @@ def _record(row: Pipeline) -> PipelineRecord:
         created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),
     )
+
+
+def _label(row: PrivateVariable) -> str:
+    return f"{row.pipeline}/{row.name}"
 
 
 def _predecessors(target: RunStatus) -> list[str]:
@@ -66,13 +79,38 @@ def _describe_active(run_id: int | None, status: str, slot: str | None) -> str:
     return f"run {run_id}" + (f" (slot {slot})" if slot else "") + f" {what}"
 
 
+@dataclass
+class Rotation:
+    """What ``rotate_secrets_key`` did."""
+
+    key_file: Path
+    resealed: int
+    dropped: list[str]
+    kept_old: int
+    """Old keys left in the key file after the new one."""
+
+
 class Store:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, secrets: SecretKeys | None = None) -> None:
         self.engine = engine
+        self.secrets = secrets
+        """The key file of the private variables (None: this store cannot read or write them)."""
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._cipher: Cipher | None = None
+        self._cipher_lock = threading.Lock()
 
     def migrate(self) -> None:
         migrate(self.engine)
+
+    def setup(self) -> None:
+        """Bring the schema up to date, make a SQLite database and its files private (0600),
+        and, with a key file, encrypt the private variables still stored in plain text and
+        check that the key decrypts every other one (StoreError saying what to do if not)."""
+        self.migrate()
+        if database := sqlite_file(self.engine.url.render_as_string(hide_password=False)):
+            private_sqlite(database)
+        if self.secrets is not None:
+            self.seal_private_variables()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -136,19 +174,110 @@ class Store:
     # private variables ---------------------------------------------------------
 
     def set_private_variable(self, pipeline: str, name: str, value: str) -> None:
+        """Store ``value`` encrypted with the key file's first key."""
+        sealed = self.cipher().seal(value)
         with self.session() as s:
             row = s.scalar(
                 select(PrivateVariable).where(PrivateVariable.pipeline == pipeline, PrivateVariable.name == name)
             )
             if row is None:
-                s.add(PrivateVariable(pipeline=pipeline, name=name, value=value))
+                s.add(PrivateVariable(pipeline=pipeline, name=name, value=sealed))
             else:
-                row.value = value
+                row.value = sealed
 
     def private_variables(self, pipeline: str) -> dict[str, str]:
+        """The pipeline's private variables, decrypted."""
+        cipher = self.cipher()
         with self.session() as s:
-            rows = s.scalars(select(PrivateVariable).where(PrivateVariable.pipeline == pipeline))
-            return {r.name: r.value for r in rows}
+            rows = list(s.scalars(select(PrivateVariable).where(PrivateVariable.pipeline == pipeline)))
+        return {row.name: self._open(cipher, row) for row in rows}
+
+    def private_variable_names(self, pipeline: str) -> list[str]:
+        """The names of the pipeline's private variables (nothing decrypted)."""
+        with self.session() as s:
+            query = select(PrivateVariable.name).where(PrivateVariable.pipeline == pipeline)
+            return sorted(s.scalars(query))
+
+    def cipher(self) -> Cipher:
+        """The cipher of the key file, read once; a new key file when there is none and no
+        value is encrypted yet."""
+        with self._cipher_lock:
+            if self._cipher is None:
+                if self.secrets is None:
+                    raise StoreError(
+                        f"{self.where} was opened without the key of its private variables: open it with one"
+                    )
+                self._cipher = self.secrets.load(sealed=self._count_sealed())
+            return self._cipher
+
+    def seal_private_variables(self) -> int:
+        """Encrypt every private variable stored in plain text (by a version before
+        encryption at rest), in place; StoreError naming those the key does not decrypt, then
+        nothing changes. Returns how many were encrypted: 0 the second time."""
+        cipher = self.cipher()
+        assert self.secrets is not None
+        with self.session() as s:
+            rows = list(s.scalars(select(PrivateVariable).order_by(PrivateVariable.id)))
+            unreadable = [_label(row) for row in rows if is_sealed(row.value) and not cipher.opens(row.value)]
+            if unreadable:
+                raise self.secrets.unreadable(unreadable)
+            plain = [row for row in rows if not is_sealed(row.value)]
+            for row in plain:
+                row.value = cipher.seal(row.value)
+        if plain:
+            log.warning(
+                "encrypted %d private variables stored in plain text, with the key in %s", len(plain), self.secrets.path
+            )
+        return len(plain)
+
+    def rotate_secrets_key(self, *, keep_old: bool = False, drop_unreadable: bool = False) -> Rotation:
+        """A new first key in the key file, every private variable encrypted again with it;
+        then the old keys are removed unless ``keep_old``. The key file holds the new and the
+        old keys before any value changes, so a stop half-way loses nothing.
+
+        Values no key decrypts (or any, when the key file is missing) are a StoreError naming
+        them, unless ``drop_unreadable``: then they are deleted, to be set again. Only while no
+        orchestrator uses this store (the caller holds the data directory's lock)."""
+        if self.secrets is None:
+            raise StoreError(f"{self.where} was opened without the key of its private variables: open it with one")
+        keys = self.secrets
+        with self._cipher_lock, self.session() as s:
+            rows = list(s.scalars(select(PrivateVariable).order_by(PrivateVariable.id)))
+            sealed = [row for row in rows if is_sealed(row.value)]
+            old: list[bytes] = []
+            if keys.exists() or (sealed and not drop_unreadable):
+                old = keys.read()
+            ring = Cipher([Fernet.generate_key(), *old])
+            lost = {row.id for row in sealed if not ring.opens(row.value)}
+            dropped = [_label(row) for row in rows if row.id in lost]
+            if dropped and not drop_unreadable:
+                raise keys.unreadable(dropped)
+            keys.write(ring.keys)
+            self._cipher = None
+            for row in rows:
+                if row.id in lost:
+                    s.delete(row)
+                else:
+                    row.value = ring.reseal(row.value)
+        if not keep_old:
+            keys.write(ring.keys[:1])
+        for label in dropped:
+            log.warning("private variable %s deleted: no key decrypts it; set it again", label)
+        return Rotation(keys.path, len(rows) - len(dropped), dropped, len(old) if keep_old else 0)
+
+    def _count_sealed(self) -> int:
+        with self.session() as s:
+            query = select(PrivateVariable.value).where(PrivateVariable.value.startswith(PREFIX, autoescape=True))
+            return sum(1 for value in s.scalars(query) if is_sealed(value))
+
+    def _open(self, cipher: Cipher, row: PrivateVariable) -> str:
+        if not is_sealed(row.value):
+            return row.value  # stored before encryption at rest; encrypted at the next start
+        try:
+            return cipher.open(row.value)
+        except InvalidToken:
+            assert self.secrets is not None
+            raise self.secrets.unreadable([_label(row)]) from None
 
     # runs ------------------------------------------------------------------------
 
