@@ -3,7 +3,8 @@
 Schedules survive restarts. A fire records its run and queues it (:mod:`mao.scheduler.fires`);
 the runner's workers execute it. A pipeline never runs twice at once: a fire that finds its
 previous run still queued or running follows ``overlap_policy``: ``skip`` (counted per
-schedule, logged naming that run) or ``queue`` (recorded ``pending``, started after it).
+schedule, kept across restarts, logged naming that run) or ``queue`` (recorded ``pending``,
+started after it).
 Fire times missed while the instance was down follow ``misfire_policy``: ``run_once`` runs
 the pipeline once (if within ``misfire_grace_seconds``), ``skip`` waits for the next fire time.
 """
@@ -31,7 +32,7 @@ from mao.agreement.slots import slot_of
 from mao.coverage.grid import MODES
 from mao.errors import InvalidInput, MAOError, NotFound
 from mao.scheduler.cron import parse_cron, timezone
-from mao.scheduler.fires import Fire, FireCounts, FireRecorder, report
+from mao.scheduler.fires import Fire, FireCounts, FireCountStore, FireRecorder, report
 
 if TYPE_CHECKING:
     from mao.instance import Instance
@@ -155,6 +156,7 @@ class _InstanceExecutor(ThreadPoolExecutor):
         late = (now - run_time).total_seconds()
         if job.misfire_grace_time is not None and late > job.misfire_grace_time:
             report(instance, instance.scheduler.counts, handed, "skipped", reason=missed(late))
+            instance.scheduler.counted()
             return True
         instance.claims.watch(handed.pipeline, str(handed.slot), end, claim=False)  # logs the slot if it ends a gap
         instance.scheduler.fired(handed)
@@ -272,8 +274,8 @@ class Scheduler:
         self._started = False
         self.started_at = datetime.now(UTC)
         """When this scheduler last started serving: a fire time before it is a catch-up."""
-        self.counts = FireCounts()
-        """Fires per schedule since this instance started: started, queued, skipped."""
+        self.counts = FireCounts(FireCountStore(instance.store))
+        """Fires per schedule since it was created: started, queued, skipped (kept in the local store)."""
         self._recorder = FireRecorder(instance, self.counts)
         self._recorder_lock = threading.Lock()
 
@@ -296,6 +298,16 @@ class Scheduler:
             reason = "the previous fire of this schedule was still being handed over"
         fire = Fire(event.job_id, slot_of(scheduled_for), scheduled_for)
         report(self.instance, self.counts, fire, "skipped", reason=reason)
+        self.counted()
+
+    def counted(self) -> None:
+        """A fire was counted outside the recorder (a skip): its next round writes the counts,
+        or, when it is not running, they are written now."""
+        with self._recorder_lock:
+            if self._recorder.running:
+                self._recorder.wake()
+                return
+        self.counts.flush()
 
     def start(self) -> None:
         self.started_at = datetime.now(UTC)
