@@ -90,10 +90,17 @@ def test_the_python_signature_check_accepts_a_real_signature_only() -> None:
     body = b'{"data":{},"event":"test","instance":"x","at":"2026-11-28T12:00:00Z"}'
     from mao.notifications.dispatcher import sign
 
-    assert verify(body, sign("k3y", body), "k3y")
-    assert not verify(body, sign("other", body), "k3y")
-    assert not verify(body + b" ", sign("k3y", body), "k3y")
-    assert sign("k3y", body) == "sha256=" + hmac.new(b"k3y", body, hashlib.sha256).hexdigest()
+    def headers(key: str, delivery: str = "d1", event: str = "test", **more: str) -> dict[str, str]:
+        signature = sign(key, delivery, event, body)
+        return {"X-MAO-Delivery": delivery, "X-MAO-Event": event, "X-MAO-Signature": signature, **more}
+
+    assert verify(body, headers("k3y"), "k3y")
+    assert not verify(body, headers("other"), "k3y")
+    assert not verify(body + b" ", headers("k3y"), "k3y")
+    assert not verify(body, headers("k3y", **{"X-MAO-Event": "run.failed"}), "k3y")  # a header changed
+    assert not verify(body, headers("k3y", **{"X-MAO-Delivery": "d2"}), "k3y")
+    signed = b"d1\ntest\n" + body
+    assert headers("k3y")["X-MAO-Signature"] == "sha256=" + hmac.new(b"k3y", signed, hashlib.sha256).hexdigest()
 
 
 def test_the_readme_gateway_example_works_as_written(data_dir: Path, free_port, tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,6 +18,14 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+
+    def expected_signature(self, key: str = SECRET) -> str:
+        """The signature as docs/gateway.md defines it, over the delivery id, the event and the body."""
+        signed = f"{self.headers['x-mao-delivery']}\n{self.headers['x-mao-event']}\n".encode() + self.body
+        return "sha256=" + hmac.new(key.encode(), signed, hashlib.sha256).hexdigest()
+
+    def signed(self, key: str = SECRET) -> bool:
+        return hmac.compare_digest(self.headers.get("x-mao-signature", ""), self.expected_signature(key))
 
 
 @dataclass

@@ -3,8 +3,6 @@ hangs never slows a run, the log target, the test event and the dead letters thr
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import os
@@ -50,8 +48,7 @@ def test_a_failed_run_sends_one_signed_event(make_instance, receiver: Receiver) 
     time.sleep(0.5)  # nothing more comes: the succeeded run is no event of the rule
     assert len(receiver.received) == 1
     got = receiver.received[0]
-    expected = "sha256=" + hmac.new(SECRET.encode(), got.body, hashlib.sha256).hexdigest()
-    assert hmac.compare_digest(got.headers["x-mao-signature"], expected)
+    assert got.signed()
     assert got.headers["x-mao-event"] == "run.failed"
     payload = json.loads(got.body)
     assert set(payload) == {"event", "at", "instance", "data"}
@@ -74,10 +71,12 @@ def test_retries_then_a_dead_letter_when_the_receiver_is_down(make_instance, rec
     dead = DeadLetters(inst.store)
     _wait(lambda: dead.list())
     [letter] = dead.list()
-    assert (letter["rule"], letter["target"], letter["event"], letter["attempts"]) == ("ops", url, "vote.disputed", 3)
+    target = url.removesuffix("/hook") + "/…"  # the path of a webhook may be its secret
+    assert (letter["rule"], letter["event"], letter["attempts"]) == ("ops", "vote.disputed", 3)
+    assert letter["target"] == target
     assert letter["payload"]["data"] == {"dataset": "metrics", "slot": "2026-11-28T12:00:00Z"}
     assert "ConnectError" in letter["error"]
-    assert failures == [{"rule": "ops", "target": url, "event_kind": "vote.disputed"}]
+    assert failures == [{"rule": "ops", "target": target, "event_kind": "vote.disputed"}]
 
     with TestClient(create_app(instance=inst, background=False)) as client:
         listed = client.get("/notifications/dead-letters").json()["dead_letters"]
@@ -145,13 +144,11 @@ def test_maoctl_notifications_test_reports_each_target(make_instance, receiver: 
         assert one.code == 0, one.err
         result = json.loads(one.out)
         assert result["ok"] is True
-        assert [(d["target"], d["delivered"]) for d in result["deliveries"]] == [("log", True), (receiver.url, True)]
+        shown = receiver.url.removesuffix("/hook") + "/…"
+        assert [(d["target"], d["delivered"]) for d in result["deliveries"]] == [("log", True), (shown, True)]
         got = receiver.received[-1]
         assert got.headers["x-mao-event"] == "test"
-        assert (
-            got.headers["x-mao-signature"]
-            == "sha256=" + hmac.new(SECRET.encode(), got.body, hashlib.sha256).hexdigest()
-        )
+        assert got.signed()
 
         everything = maoctl("--url", served.url, "notifications", "test")
         assert everything.code == 1
@@ -196,10 +193,7 @@ def test_a_real_container_that_fails_sends_one_signed_event(data_dir, receiver: 
         _wait(lambda: len(receiver.received) >= 1)
         time.sleep(0.3)
         [got] = receiver.received
-        assert (
-            got.headers["x-mao-signature"]
-            == "sha256=" + hmac.new(SECRET.encode(), got.body, hashlib.sha256).hexdigest()
-        )
+        assert got.signed()
         payload = json.loads(got.body)
         assert payload["event"] == "run.failed" and payload["data"]["run_id"] == run_id
         assert "exit" in (payload["data"]["error"] or "")

@@ -2,7 +2,10 @@
 
 Payload (JSON): ``{"event", "at", "instance", "data"}``. Headers: ``X-MAO-Event`` (the
 kind), ``X-MAO-Delivery`` (an id, the same for every retry) and, when the rule names a
-``secret_env``, ``X-MAO-Signature: sha256=<hex HMAC-SHA256 of the body>``.
+``secret_env``, ``X-MAO-Signature: sha256=<hex HMAC-SHA256>`` of the delivery id, a line
+feed, the event, a line feed and the body (:func:`signed_bytes`), so that neither header
+can be changed either. A webhook is named outside its rule by scheme and host only
+(:func:`~mao.notifications.targets.redact_url`): its path may be its secret.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from mao.errors import MAOError, NotFound
 from mao.events import Event
 from mao.loop import LoopService
 from mao.notifications.deadletters import DeadLetters
+from mao.notifications.targets import redact_url, scrub_urls
 from mao.status import RunStatus
 
 if TYPE_CHECKING:
@@ -53,9 +57,42 @@ def event_kind(event: Event) -> str | None:
     return event.kind if event.kind in FORWARDED else None
 
 
-def sign(key: str, body: bytes) -> str:
-    """The ``X-MAO-Signature`` value of ``body``."""
-    return "sha256=" + hmac.new(key.encode("utf-8"), body, hashlib.sha256).hexdigest()
+def signed_bytes(delivery_id: str, kind: str, body: bytes) -> bytes:
+    """What ``X-MAO-Signature`` signs: ``<X-MAO-Delivery>\n<X-MAO-Event>\n<body>`` (a header
+    holds no line feed, so the three parts cannot be told apart any other way)."""
+    return f"{delivery_id}\n{kind}\n".encode() + body
+
+
+def sign(key: str, delivery_id: str, kind: str, body: bytes) -> str:
+    """The ``X-MAO-Signature`` value of a delivery."""
+    message = signed_bytes(delivery_id, kind, body)
+    return "sha256=" + hmac.new(key.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
+class _HideWebhooks(logging.Filter):
+    """httpx logs each request's URL at INFO: a webhook's is shown redacted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.urls and isinstance(record.args, tuple):
+            record.args = tuple(redact_url(str(arg)) if str(arg) in self.urls else arg for arg in record.args)
+        return True
+
+
+_HIDE_WEBHOOKS = _HideWebhooks()
+
+
+def hide_webhooks(rules: list[NotificationRule]) -> None:
+    """Have httpx's request log lines name the rules' webhooks redacted."""
+    for rule in rules:
+        if rule.webhook:
+            _HIDE_WEBHOOKS.urls.update({rule.webhook, str(httpx.URL(rule.webhook))})
+    logger = logging.getLogger("httpx")
+    if _HIDE_WEBHOOKS not in logger.filters:
+        logger.addFilter(_HIDE_WEBHOOKS)
 
 
 def payload_of(kind: str, at: datetime, instance: str, data: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
@@ -95,6 +132,7 @@ class Dispatcher(LoopService):
         self.dead = DeadLetters(instance.store)
         self._queue: queue.Queue[Delivery] = queue.Queue(maxsize=settings.notification_queue_size)
         self._retrying: list[Delivery] = []
+        hide_webhooks(self.rules)
         self._http = httpx.Client(timeout=self.timeout, follow_redirects=False)
         self._unsubscribe: Any = None
         self.dropped = 0
@@ -194,7 +232,7 @@ class Dispatcher(LoopService):
         self.delivered += 1
 
     def _dead(self, delivery: Delivery, error: str) -> None:
-        target = delivery.rule.webhook or LOG_TARGET
+        target = redact_url(delivery.rule.webhook) if delivery.rule.webhook else LOG_TARGET
         log.error(
             "notification %s to rule %s (%s) failed after %d attempts: %s; kept as a dead letter",
             delivery.kind,
@@ -238,13 +276,15 @@ def post(client: httpx.Client, rule: NotificationRule, kind: str, body: bytes, d
                 f"the environment variable {rule.secret_env} (secret_env of rule {rule.name}) is not set: "
                 "nothing was sent unsigned"
             )
-        headers["X-MAO-Signature"] = sign(key, body)
+        headers["X-MAO-Signature"] = sign(key, delivery_id, kind, body)
+    target = redact_url(rule.webhook)
     try:
         response = client.post(rule.webhook, content=body, headers=headers)
     except httpx.HTTPError as exc:
-        raise MAOError(f"{rule.webhook}: {exc.__class__.__name__}: {exc}") from exc
+        said = scrub_urls(str(exc).replace(rule.webhook, target))
+        raise MAOError(f"{target}: {exc.__class__.__name__}: {said}") from exc
     if not 200 <= response.status_code < 300:
-        raise MAOError(f"{rule.webhook} answered HTTP {response.status_code}")
+        raise MAOError(f"{target} answered HTTP {response.status_code}")
 
 
 def send_test(instance: Instance, rule_name: str | None = None) -> list[dict[str, Any]]:
@@ -257,6 +297,7 @@ def send_test(instance: Instance, rule_name: str | None = None) -> list[dict[str
         if not rules:
             names = ", ".join(r.name for r in instance.settings.notifications)
             raise NotFound(f"no notification rule {rule_name!r}; the rules are: {names}")
+    hide_webhooks(rules)
     payload, body = payload_of(
         "test", datetime.now(UTC), instance.name, {"message": "a test event from maoctl notifications test"}
     )
@@ -267,11 +308,10 @@ def send_test(instance: Instance, rule_name: str | None = None) -> list[dict[str
                 log.warning("notification test (rule %s) at %s", rule.name, payload["at"])
                 results.append({"rule": rule.name, "target": LOG_TARGET, "delivered": True})
             if rule.webhook:
+                target = redact_url(rule.webhook)
                 try:
                     post(client, rule, "test", body, uuid.uuid4().hex)
-                    results.append({"rule": rule.name, "target": rule.webhook, "delivered": True})
+                    results.append({"rule": rule.name, "target": target, "delivered": True})
                 except MAOError as exc:
-                    results.append(
-                        {"rule": rule.name, "target": rule.webhook, "delivered": False, "error": exc.message}
-                    )
+                    results.append({"rule": rule.name, "target": target, "delivered": False, "error": exc.message})
     return results
