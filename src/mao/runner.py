@@ -330,6 +330,16 @@ class Runner:
         out_name = step.output_dataset
         out_dataset = catalog.get_dataset(out_name)
         out_url = out_dataset["master"]
+        if slot and inst.claims.holds(pipeline, slot):
+            from mao.coverage.index import slot_commits
+
+            earlier = slot_commits(inst, pipeline, slot, [out_name]).get(name)
+            if earlier is not None:  # an earlier claimer of the slot pushed it before it died
+                record["output_commit"] = earlier[1]
+                self._log(
+                    run_id, name, f"slot {slot}: delivered already by {earlier[0]} in {earlier[1]}; not run again"
+                )
+                return StepOutcome(RunStatus.SUCCEEDED)
         if slot and out_dataset.get("policy") == "vote":
             self._open_slot(run_id, out_name, pipeline, name, slot, int(out_dataset.get("vote_deadline") or 600))
         env, secrets = render_env(step.env, variables, pipeline)

@@ -7,6 +7,12 @@ while its run lasts. A delivered run is recorded (``coverage/…``) and the clai
 good; a failed one releases the claim. A claimer that dies stops refreshing its lease, so
 the claim vanishes within the TTL: the others, polling every ``coverage_claim_poll``
 seconds, take the slot over. Each instance runs a slot at most once.
+
+Delivery is idempotent: whoever wins a claim first looks at the git remotes, and a node
+commit of the pipeline's last step for the slot there is the slot's delivery, even when the
+run that pushed it died before recording it. The slot is then recorded as delivered by that
+commit's instance, and not run again. A claimed run likewise skips each step whose node
+commit for the slot is there already (a claimer that died between two steps).
 """
 
 from __future__ import annotations
@@ -16,10 +22,10 @@ import logging
 import threading
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from mao.agreement.slots import slot_key
-from mao.coverage.index import delivered_by, record_run, report_gap
+from mao.agreement.slots import normalize_slot, slot_key
+from mao.coverage.index import delivered_by, delivered_in_git, record_from_git, record_run, report_gap
 from mao.errors import Conflict, MAOError, RegistryUnavailable
 from mao.loop import LoopService
 from mao.registry.base import KeepAlive
@@ -47,6 +53,7 @@ class SlotClaims:
         self._threads: dict[tuple[str, str], threading.Thread] = {}
         self._lock = threading.Lock()
         self._gaps = GapWatch(self)
+        self._held: set[tuple[str, str]] = set()  # the slots whose claimed run is going here
 
     @property
     def ttl(self) -> int:
@@ -76,6 +83,12 @@ class SlotClaims:
             self._threads[(pipeline, slot)] = thread
             thread.start()
             return True
+
+    def holds(self, pipeline: str, slot: str) -> bool:
+        """Whether a run of ``slot`` of ``pipeline`` going here is the run of a claimed ``one``-mode
+        slot: each of its steps delivers only what the git remotes lack for the slot."""
+        with self._lock:
+            return (pipeline, normalize_slot(slot)) in self._held
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
@@ -110,6 +123,12 @@ class SlotClaims:
                     if registry.create(claim_key(pipeline, slot), self._claim_value(), lease):
                         if delivered_by(self.instance, pipeline, slot):  # delivered while we asked
                             registry.revoke(lease)
+                            return "delivered"
+                        known = self._delivered_in_git(pipeline, slot, lease)
+                        if known is None:  # cannot tell: released, asked again at the next poll
+                            self._stop.wait(poll)
+                            continue
+                        if known:
                             return "delivered"
                         ran = self._run(pipeline, slot, lease)
                         tried = ran is not None
@@ -157,6 +176,38 @@ class SlotClaims:
             log.warning("could not record the gap of slot %s of %s: %s", slot, pipeline, exc.message)
         return "gap"
 
+    def _delivered_in_git(self, pipeline: str, slot: str, lease: Any) -> bool | None:
+        """Under our claim: whether the git remotes hold the slot's delivery (a claimer that died
+        after its push but before its run ended). If so it is recorded, the claim kept for good
+        and the lease released: True. False: not delivered, the claim is still ours. None: the
+        remotes cannot tell now; the claim is released."""
+        registry = self.instance.registry
+        keepalive = KeepAlive(registry, lease).start()  # a fetch may outlast the TTL
+        try:
+            found = delivered_in_git(self.instance, pipeline, slot)
+        except MAOError as exc:
+            log.warning(
+                "slot %s of %s: cannot read its commits from the git remotes (%s); asking again",
+                slot,
+                pipeline,
+                exc.message,
+            )
+            registry.revoke(lease)
+            return None
+        finally:
+            keepalive.stop()
+        if found is None:
+            return False
+        who, commit = found
+        log.info("slot %s of %s was delivered by %s in commit %s: not run again", slot, pipeline, who, commit)
+        try:
+            record_from_git(self.instance, pipeline, slot, who)
+            done = {**self._claim_value(), "delivered_by": who, "commit": commit, "done": True}
+            registry.put(claim_key(pipeline, slot), done)
+        finally:
+            registry.revoke(lease)
+        return True
+
     def _claim_value(self) -> dict[str, object]:
         return {"instance": self.instance.name, "since": time.time()}
 
@@ -165,6 +216,9 @@ class SlotClaims:
         registry = self.instance.registry
         keepalive = KeepAlive(registry, lease).start()  # type: ignore[arg-type]
         status: RunStatus | None = None
+        held = (pipeline, normalize_slot(slot))
+        with self._lock:
+            self._held.add(held)
         try:
             try:
                 run_id = self.instance.runner.start(pipeline, trigger="cron", slot=slot)
@@ -182,6 +236,8 @@ class SlotClaims:
                 registry.put(claim_key(pipeline, slot), {**self._claim_value(), "run_id": run_id, "done": True})
             return status
         finally:
+            with self._lock:
+                self._held.discard(held)
             keepalive.stop()
             try:
                 registry.revoke(lease)  # type: ignore[arg-type]

@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from mao.agreement.slots import parse_slot, slot_key, slot_of
+from mao.agreement.slots import normalize_slot, parse_slot, slot_key, slot_of
 from mao.coverage.grid import DELIVERED, FAILED, Schedule, build_grid
 from mao.errors import MAOError, NotFound
 from mao.status import RunStatus
@@ -149,6 +149,61 @@ def git_outcomes(instance: Instance, pipeline: str, since: datetime) -> dict[tup
         outcome = DELIVERED if not steps or steps[-1] in done else FAILED
         _merge(out, {(slot, who): outcome})
     return out
+
+
+# How far a node commit's date may lie before the slot it is for (clocks of instances differ).
+_CLOCK_SKEW = timedelta(days=1)
+
+
+def slot_commits(
+    instance: Instance, pipeline: str, slot: str, datasets: list[str] | None = None
+) -> dict[str, tuple[str, str]]:
+    """The node commits made for ``slot`` of ``pipeline`` on the git remotes of its output
+    datasets (or of ``datasets``), as of a fresh fetch: step -> (instance that made it,
+    commit). Vote tallies are not node commits. The remotes are what a run leaves even when
+    it dies before it ends."""
+    slot = normalize_slot(slot)
+    if datasets is None:
+        definition = instance.catalog.get_pipeline(pipeline)
+        datasets = sorted({s["output_dataset"] for s in definition.get("steps", [])})
+    since = (parse_slot(slot) - _CLOCK_SKEW).strftime("%Y-%m-%dT%H:%M:%SZ")
+    found: dict[str, tuple[str, str]] = {}
+    for name in datasets:
+        url = instance.catalog.get_dataset(name)["master"]
+        clone = instance.datasets.ensure_clone(name, url)
+        fmt = f"%H{_SEP}%(trailers:only,unfold,separator=%x1f){_END}"
+        args = ["log", "--remotes=origin", "--no-merges", f"--since={since}", "--fixed-strings"]
+        text = instance.datasets.git.run([*args, f"--grep=Mao-Slot: {slot}", f"--format={fmt}"], clone)
+        for entry in text.split(_END):
+            fields = entry.strip().split(_SEP)
+            trailers = dict(f.split(": ", 1) for f in fields[1:] if ": " in f)
+            if (
+                trailers.get("Mao-Pipeline") != pipeline
+                or trailers.get("Mao-Slot") != slot
+                or "Mao-Vote-For" in trailers
+                or not trailers.get("Mao-Step")
+                or not trailers.get("Mao-Instance")
+            ):
+                continue
+            found.setdefault(trailers["Mao-Step"], (trailers["Mao-Instance"], fields[0]))
+    return found
+
+
+def delivered_in_git(instance: Instance, pipeline: str, slot: str) -> tuple[str, str] | None:
+    """(instance, commit) of the node commit of the pipeline's last step for ``slot`` on the git
+    remotes, or None: a run that committed its last step delivered the slot, whether or not it
+    lived to record it."""
+    steps = [s["name"] for s in instance.catalog.get_pipeline(pipeline).get("steps", [])]
+    if not steps:
+        return None
+    return slot_commits(instance, pipeline, slot).get(steps[-1])
+
+
+def record_from_git(instance: Instance, pipeline: str, slot: str, who: str) -> None:
+    """Put the cell of instance ``who``, found delivered on the git remotes, into the index."""
+    slot = normalize_slot(slot)
+    value = {"slot": slot, "instance": who, "status": DELIVERED, "run_id": None, "source": "git", "at": time.time()}
+    instance.registry.put(coverage_key(pipeline, slot, who), value)
 
 
 def coverage(
