@@ -319,7 +319,7 @@ def pipeline_set_variable(
 
 @tool_app.command("list-scheduled")
 def tool_list_scheduled(ctx: typer.Context, json: JsonOpt = False) -> None:
-    """List scheduled jobs and their fires since the instance started (skipped: the previous run was still going)."""
+    """List scheduled jobs and their fires since they were scheduled, restarts included (skipped: the previous run was still going)."""
     st = state(ctx, json)
     jobs = st.client.get("/jobs")["jobs"]
     if st.json:
