@@ -6,6 +6,10 @@ ends. Log events only wake the stream: the lines themselves are read from the st
 the last id sent, so the replay and the live part never lose or repeat a line, and each
 line is the stored (masked) one.
 
+The page itself shows the last :data:`PAGE_LINES` lines (:func:`log_page`), with a link
+that loads the ones before them, a page at a time; ``run.js`` keeps the live log to that
+many lines too, dropping the oldest while the reader follows the end.
+
 A stream also ends after ``STREAM_S`` seconds with a ``retry`` hint: the browser's
 EventSource reconnects at once, sending the id of the last line it got, and the stream
 resumes from there. So a server that stops waits for no run page longer than that (uvicorn
@@ -30,6 +34,23 @@ KINDS = ("log", "run.started", "run.finished", "step.started", "step.finished")
 KEEPALIVE_S = 5.0
 STREAM_S = 10.0
 BATCH = 1000
+PAGE_LINES = 1000
+"""Log lines the run page shows at first (the last ones), and loads each time earlier ones are asked for."""
+
+
+def log_page(instance: Instance, run_id: int, before: int | None = None) -> dict[str, Any]:
+    """The last :data:`PAGE_LINES` lines of a run (before the line ``before`` if given), as
+    the page shows them: ``lines``, ``earlier`` (the id to read on back from, or None when
+    these are the first) and ``after`` (the last line's id, where the live log goes on)."""
+    rows = instance.store.logs(run_id, limit=PAGE_LINES, before=before, tail=True)
+    first = rows[0].id if rows else before
+    more = first is not None and instance.store.has_logs(run_id, below=first)
+    return {
+        "run_id": run_id,
+        "lines": [log_dict(row) for row in rows],
+        "earlier": first if more else None,
+        "after": rows[-1].id if rows else 0,
+    }
 
 
 def sse(event: str, data: dict[str, Any], event_id: int | None = None) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
@@ -44,7 +44,7 @@ from mao.ui.auth import (
     safe_next,
     session_value,
 )
-from mao.ui.live import RunStream
+from mao.ui.live import PAGE_LINES, RunStream, log_page
 from mao.validation import check_name
 from mao.web.auth import token_matches
 
@@ -329,11 +329,23 @@ def _run_context(instance: Instance, run_id: int) -> dict[str, Any]:
 
 
 @pages.get("/runs/{run_id}")
-def run_page(request: Request, run_id: int) -> Response:
+def run_page(request: Request, run_id: int, before: int | None = Query(default=None, ge=1, le=2**63 - 1)) -> Response:
+    """The run with its last log lines (those before the line ``before``: an earlier part, not live)."""
     instance = _instance(request)
     context = _run_context(instance, _run_id(run_id))
-    lines = instance.store.logs(run_id, 0, None, 100000)
-    return _page(request, "run.html", section="runs", lines=lines, after=lines[-1].id if lines else 0, **context)
+    if before is not None:
+        context["active"] = False  # the page shows an earlier part of the log: no live lines after it
+    page = log_page(instance, run_id, before)
+    return _page(request, "run.html", section="runs", page=page, page_lines=PAGE_LINES, **context)
+
+
+@pages.get("/runs/{run_id}/log")
+def run_log(request: Request, run_id: int, before: int = Query(ge=1, le=2**63 - 1)) -> Response:
+    """The log lines before the line ``before``, for the run page's link to earlier lines."""
+    instance = _instance(request)
+    instance.store.get_run(_run_id(run_id))
+    page = log_page(instance, run_id, before)
+    return templates.TemplateResponse(request, "_log_lines.html", {"page": page})
 
 
 @pages.get("/runs/{run_id}/steps")

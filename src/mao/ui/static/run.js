@@ -1,12 +1,43 @@
 // The run page, live: statuses and log lines from /ui/runs/{id}/events (Server-Sent Events)
-// until the run ends; then the summary (digests, commits) is fetched once.
+// until the run ends; then the summary (digests, commits) is fetched once. While the reader
+// follows the end, the log keeps its last data-page-lines lines: older ones are dropped and
+// the link at its top loads them again.
 (function () {
   "use strict";
   var page = document.getElementById("run");
   if (!page || page.dataset.active !== "true" || !window.EventSource) { return; }
   var log = document.getElementById("log");
   var live = document.getElementById("live");
+  var pageLines = parseInt(log.dataset.pageLines, 10) || 0;
   var source = new EventSource(page.dataset.events);
+
+  function dropWithNewline(node) {
+    var next = node.nextSibling;
+    if (next && next.nodeType === Node.TEXT_NODE) { log.removeChild(next); }
+    log.removeChild(node);
+  }
+  function earlierLink(before) {
+    var old = log.querySelector("a.earlier");
+    if (old) { dropWithNewline(old); }
+    var link = document.createElement("a");
+    link.className = "earlier muted";
+    link.href = "/ui/runs/" + log.dataset.run + "?before=" + before;
+    link.setAttribute("hx-get", "/ui/runs/" + log.dataset.run + "/log?before=" + before);
+    link.setAttribute("hx-target", "this");
+    link.setAttribute("hx-swap", "outerHTML");
+    link.textContent = "\u2191 earlier lines";
+    log.insertBefore(document.createTextNode("\n"), log.firstChild);
+    log.insertBefore(link, log.firstChild);
+    if (window.htmx) { window.htmx.process(link); }
+  }
+  function trim() {
+    if (!pageLines) { return; }
+    var rows = log.querySelectorAll(":scope > span.line");
+    var extra = rows.length - pageLines;
+    if (extra <= 0) { return; }
+    for (var i = 0; i < extra; i++) { dropWithNewline(rows[i]); }
+    earlierLink(rows[extra].dataset.id);
+  }
 
   function badge(element, status) {
     if (!element) { return; }
@@ -42,7 +73,10 @@
     row.appendChild(document.createTextNode(" " + line.line));
     log.appendChild(row);
     log.appendChild(document.createTextNode("\n"));
-    if (atBottom) { log.scrollTop = log.scrollHeight; }
+    if (atBottom) {
+      trim();
+      log.scrollTop = log.scrollHeight;
+    }
   });
   source.addEventListener("end", function (event) {
     source.close();
