@@ -6,12 +6,12 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from waiting import wait_for
 
 
 @dataclass
@@ -113,15 +113,19 @@ class EtcdCluster:
             return False
 
     def wait_healthy(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def healthy() -> bool:
             for m in self.members:
                 if m.proc is not None and m.proc.poll() is not None:
                     raise RuntimeError(f"etcd member {m.name} exited ({m.proc.returncode}):\n{self.log_tail(m)}")
-            if all(self.member_healthy(i) for i, m in enumerate(self.members) if m.proc is not None):
-                return
-            time.sleep(0.1)
-        raise RuntimeError("etcd cluster did not become healthy:\n" + "\n".join(self.log_tail(m) for m in self.members))
+            return all(self.member_healthy(i) for i, m in enumerate(self.members) if m.proc is not None)
+
+        wait_for(
+            healthy,
+            timeout,
+            lambda: "the etcd cluster to be healthy:\n" + "\n".join(self.log_tail(m) for m in self.members),
+            0.1,
+        )
 
     def leader_index(self) -> int:
         """Index of the member that is the raft leader, asked of any running member."""

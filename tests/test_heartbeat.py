@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from waiting import wait_for
 
 from mao.catalog import INSTANCES
 from mao.config import Settings
@@ -21,13 +21,14 @@ def test_heartbeat_puts_refreshes_regrants_and_withdraws(tmp_path) -> None:
         first = registry.get(INSTANCES + "hb")
         assert first is not None and first["name"] == "hb"
         lease = heartbeat._lease
-        time.sleep(0.2)
-        assert registry.get(INSTANCES + "hb")["last_seen"] > first["last_seen"]  # each beat puts it again
+        # each beat puts it again
+        wait_for(lambda: registry.get(INSTANCES + "hb")["last_seen"] > first["last_seen"], 5, "a later beat")
         registry.revoke(lease)  # lost, as when etcd was unreachable longer than the TTL
-        deadline = time.monotonic() + 5
-        while registry.get(INSTANCES + "hb") is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert registry.get(INSTANCES + "hb") is not None and heartbeat._lease.id != lease.id
+        wait_for(
+            lambda: heartbeat._lease.id != lease.id and registry.get(INSTANCES + "hb") is not None,
+            5,
+            "the record put again under a new lease",
+        )
         assert heartbeat._keepalive.running
     finally:
         heartbeat.stop()

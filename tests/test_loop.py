@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from waiting import wait_for
 
 from mao.errors import RegistryUnavailable
 from mao.loop import STOP, LoopService
@@ -35,25 +36,22 @@ class Counter(LoopService):
 
 
 def test_rounds_at_the_interval_until_stopped() -> None:
+    began = time.monotonic()
     loop = Counter(0.05).start()
-    time.sleep(0.4)
+    wait_for(lambda: loop.rounds >= 4, 5, "four rounds")
+    assert time.monotonic() - began >= 3 * 0.05  # at the interval, not one after the other
     loop.stop()
-    assert not loop.running and loop.stopped.is_set()
-    assert 3 <= loop.rounds <= 9
-    rounds = loop.rounds
-    time.sleep(0.15)
-    assert loop.rounds == rounds  # no round after stop
+    assert loop.stopped.is_set()
+    assert not loop.running  # its thread has ended: no round after stop
     with pytest.raises(RuntimeError):
         loop.start()  # a loop runs once
 
 
 def test_a_failing_round_does_not_end_the_loop(caplog) -> None:
     loop = Counter(0.02, fail_at=1).start()
-    deadline = time.monotonic() + 5
-    while loop.rounds < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: loop.rounds >= 3, 5, "two rounds after the one that failed")
     loop.stop()
-    assert loop.rounds >= 3 and "a round failed" in caplog.text
+    assert "a round failed" in caplog.text
 
 
 def test_stop_returned_from_a_round_ends_it_and_cleans_up() -> None:
@@ -64,12 +62,9 @@ def test_stop_returned_from_a_round_ends_it_and_cleans_up() -> None:
 
 def test_stop_is_prompt_and_wake_runs_a_round_now() -> None:
     loop = Counter(60.0, run_first=True).start()
-    deadline = time.monotonic() + 5
-    while loop.rounds < 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: loop.rounds >= 1, 5, "the first round")
     loop.wake()
-    while loop.rounds < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: loop.rounds >= 2, 5, "the round woken")
     assert loop.rounds == 2
     started = time.monotonic()
     loop.stop()
@@ -78,12 +73,23 @@ def test_stop_is_prompt_and_wake_runs_a_round_now() -> None:
 
 def test_keepalive_refreshes_and_reports_a_lost_lease() -> None:
     registry = MemoryRegistry()
+    refreshed: list[float] = []
+    real_refresh = registry.refresh
+
+    def refresh(lease):
+        refreshed.append(time.monotonic())
+        return real_refresh(lease)
+
+    registry.refresh = refresh  # type: ignore[method-assign]
+    granted = time.monotonic()
     lease = registry.grant(1)
     lost = threading.Event()
     keep = KeepAlive(registry, lease, on_lost=lost.set, interval=0.05).start()
     registry.put("locks/x", {"v": 1}, lease)
-    time.sleep(1.5)
-    assert registry.get("locks/x") == {"v": 1}  # outlived its TTL: refreshed
+    # a refresh made when the first TTL had run out shows the time has passed; the key outlived it
+    wait_for(lambda: refreshed and refreshed[-1] > granted + 1.2, 5, "a refresh past the lease's first TTL")
+    assert registry.get("locks/x") == {"v": 1}
+    assert not lost.is_set()
     registry.revoke(lease)
     assert lost.wait(5) and not keep.running  # a lock's keep-alive ends when its lease is gone
 
@@ -101,9 +107,7 @@ def test_keepalive_with_renew_grants_a_new_lease_and_puts_back() -> None:
     first = keep.lease
     registry.revoke(first)  # the registry lost it (unreachable longer than the TTL)
     keep.start()
-    deadline = time.monotonic() + 5
-    while registry.get("instances/me") is None and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(lambda: registry.get("instances/me") is not None, 5, "the record put back under a new lease")
     keep.stop()
     assert keep.lease is not None and keep.lease.id != first.id
     assert registry.get("instances/me") == {"n": 2}
@@ -123,8 +127,6 @@ def test_keepalive_keeps_trying_while_the_registry_is_down(caplog) -> None:
 
     registry.refresh = flaky  # type: ignore[method-assign]
     keep = KeepAlive(registry, lease, interval=0.02).start()
-    deadline = time.monotonic() + 5
-    while len(calls) < 4 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: len(calls) >= 4, 5, "refreshes after the two that failed")
     keep.stop()
-    assert len(calls) >= 4 and "could not refresh lease" in caplog.text
+    assert "could not refresh lease" in caplog.text

@@ -17,14 +17,15 @@ T = TypeVar("T")
 def wait_for(
     predicate: Callable[[], T],
     timeout: float,
-    message: str,
+    message: str | Callable[[], str],
     interval: float = 0.05,
     *,
     ignore: tuple[type[BaseException], ...] = (),
 ) -> T:
     """Call ``predicate`` every ``interval`` seconds until it returns something truthy; return that.
 
-    After ``timeout`` seconds fail with ``message`` and the last value ``predicate`` returned.
+    After ``timeout`` seconds fail with ``message`` (or what it returns then, when it is a
+    function: a server's log, say) and the last value ``predicate`` returned.
     An exception of a type in ``ignore`` (a server not listening yet, say) counts as "not yet";
     any other propagates at once.
     """
@@ -43,5 +44,6 @@ def wait_for(
             seen = repr(last)
             if len(seen) > 600:
                 seen = seen[:600] + "..."
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}; last seen: {seen}")
+            what = message() if callable(message) else message
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {seen}")
         time.sleep(interval)

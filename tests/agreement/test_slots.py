@@ -3,13 +3,13 @@ node commit trailers and each step container's environment."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from agreement_kit import trailers
 from fastapi.testclient import TestClient
+from waiting import wait_for
 
 from mao.agreement.slots import normalize_slot, parse_slot, slot_key
 from mao.api.app import create_app
@@ -151,10 +151,7 @@ def test_a_late_start_keeps_its_scheduled_slot(standalone):
     fire_time = (datetime.now(UTC) - timedelta(minutes=10)).replace(microsecond=0)
     inst.scheduler._scheduler.modify_job("p", next_run_time=fire_time)
     inst.scheduler.start()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not inst.store.list_runs("p"):
-        time.sleep(0.05)
-    runs = inst.store.list_runs("p")
+    runs = wait_for(lambda: inst.store.list_runs("p"), 10, "the missed fire's run")
     assert len(runs) == 1
     inst.runner.wait(runs[0].id, timeout=30)
     run = inst.store.get_run(runs[0].id)

@@ -7,9 +7,9 @@ import os
 import socket
 import subprocess
 import sys
-import time
 
 import httpx
+from waiting import wait_for
 
 
 def _env(data_dir, port) -> dict[str, str]:
@@ -26,13 +26,13 @@ def test_second_orchestrator_on_the_same_data_dir_is_refused(tmp_path, free_port
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{first_port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_for(
+            lambda: httpx.get(f"http://127.0.0.1:{first_port}/health", timeout=1).status_code == 200,
+            30,
+            "the first orchestrator to answer /health",
+            0.1,
+            ignore=(httpx.TransportError,),
+        )
         second = subprocess.run(
             [sys.executable, "-m", "mao.cli.main", "serve"],
             env=_env(tmp_path / "d", second_port),

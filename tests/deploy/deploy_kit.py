@@ -10,11 +10,11 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DEBIAN_IMAGE = "local/debian:bookworm"
@@ -237,30 +237,30 @@ class Deployment:
 
     def wait_healthy(self, timeout: float = 180) -> None:
         """The API answers /health and the engine reports every service healthy."""
-        deadline = time.monotonic() + timeout
         last = ""
-        while time.monotonic() < deadline:
-            try:
-                response = httpx.get(self.url + "/health", timeout=3)
-                health = {service: self.health_of(service) for service in SERVICES}
-                if response.status_code == 200 and set(health.values()) == {"healthy"}:
-                    return
-                last = f"{response.status_code} {health}"
-                last = response.text
-            except httpx.TransportError as exc:
-                last = repr(exc)
-            time.sleep(1)
-        logs = self.compose("logs", "--no-color", "--tail", "40", check=False)
-        raise AssertionError(f"{self.name} not healthy in {timeout} s ({last}):\n{logs.stdout[-6000:]}")
+
+        def healthy() -> bool:
+            nonlocal last
+            response = httpx.get(self.url + "/health", timeout=3)
+            health = {service: self.health_of(service) for service in SERVICES}
+            last = f"{response.status_code} {health} {response.text}"
+            return response.status_code == 200 and set(health.values()) == {"healthy"}
+
+        def unhealthy() -> str:
+            logs = self.compose("logs", "--no-color", "--tail", "40", check=False)
+            return f"{self.name} to be healthy ({last}):\n{logs.stdout[-6000:]}"
+
+        wait_for(healthy, timeout, unhealthy, 1.0, ignore=(httpx.TransportError,))
 
     def wait_run(self, run_id: int, timeout: float = 120) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            body = self.api("GET", f"/runs/{run_id}").json()
-            if body["status"] not in ("pending", "running"):
-                return body
-            time.sleep(0.5)
-        raise AssertionError(f"run {run_id} still {body['status']} after {timeout} s")
+        return wait_for(
+            lambda: (
+                (body := self.api("GET", f"/runs/{run_id}").json())["status"] not in ("pending", "running") and body
+            ),
+            timeout,
+            f"run {run_id} to end",
+            0.5,
+        )
 
     def health_of(self, service: str) -> str:
         cid = self.compose("ps", "-q", service).stdout.strip()

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +30,7 @@ from deploy_kit import (
     free_port,
     run,
 )
+from waiting import wait_for
 
 pytestmark = [pytest.mark.deploy, pytest.mark.slow, pytest.mark.docker, pytest.mark.ssh, pytest.mark.timeout(600)]
 
@@ -249,12 +249,16 @@ def test_steps_reach_neither_etcd_nor_postgres_and_the_executor_only_with_its_to
 def test_down_and_up_keep_registry_runs_schedules_and_clones_and_interrupt_the_running_run(stack) -> None:
     dep: Deployment = stack["first"]
     slow = dep.api("POST", "/pipeline/run", json={"name": "slow"}).json()["run_id"]
-    deadline = time.monotonic() + 60
-    while dep.api("GET", f"/runs/{slow}").json()["status"] != "running":
-        assert time.monotonic() < deadline, "the slow run never started"
-        time.sleep(0.5)
+    wait_for(lambda: dep.api("GET", f"/runs/{slow}").json()["status"] == "running", 60, "the slow run to start", 0.5)
+
+    def step_container() -> str:
+        filters = ["--filter", f"label=mao.run_id={slow}", "--filter", "label=mao.pipeline=slow"]
+        return run(["docker", "ps", "-q", *filters], env=dep.env).stdout.strip()
+
+    wait_for(step_container, 60, "the slow run's step container", 0.5)
     dep.compose("stop", "-t", "5")
-    time.sleep(25)  # the step container outlives the stack and ends
+    # the step container outlives the stack, and ends when its command does
+    wait_for(lambda: not step_container(), 60, "the slow run's step container to end", 0.5)
     dep.compose("down")
     start(dep)
 

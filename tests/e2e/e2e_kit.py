@@ -6,11 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_IMAGE = "mao/demo-tool:e2e"
@@ -77,17 +77,14 @@ class Server:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+
+        def answered() -> bool:
             if self.proc.poll() is not None:
                 raise AssertionError(f"maoctl serve exited with {self.proc.returncode}")
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError("maoctl serve did not answer /health in 30 s")
+            return httpx.get(self.url + "/health", timeout=1).status_code == 200
+
+        wait_for(answered, 30, "maoctl serve to answer /health", 0.1, ignore=(httpx.TransportError,))
+        return self
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -115,10 +112,11 @@ class Server:
         return result
 
     def wait_run(self, run_id: int, timeout: float = 60) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            run = httpx.get(f"{self.url}/runs/{run_id}").json()
-            if run["status"] not in ("pending", "running"):
-                return run
-            time.sleep(0.2)
-        raise AssertionError(f"run {run_id} still {run['status']} after {timeout} s")
+        return wait_for(
+            lambda: (
+                (run := httpx.get(f"{self.url}/runs/{run_id}").json())["status"] not in ("pending", "running") and run
+            ),
+            timeout,
+            f"run {run_id} to end",
+            0.2,
+        )

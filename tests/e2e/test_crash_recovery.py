@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 from e2e_kit import bare_repo, git
+from waiting import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -30,14 +29,9 @@ def test_sigkill_mid_step_then_restart(server, demo_image, docker_client, tmp_pa
     run_id = httpx.post(f"{server.url}/pipeline/run", json={"name": "slow"}).json()["run_id"]
 
     label = [f"mao.run_id={run_id}", "mao.instance=e2e-node"]  # the engine may be shared
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not docker_client.containers.list(filters={"label": label}):
-        time.sleep(0.2)
-    assert docker_client.containers.list(filters={"label": label}), "the step's container never started"
+    wait_for(lambda: docker_client.containers.list(filters={"label": label}), 30, "the step's container to start")
     worktree = server.data_dir / "datasets" / "out" / "worktrees" / "nap-e2e-node"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not (worktree / "partial.txt").exists():
-        time.sleep(0.1)
+    wait_for((worktree / "partial.txt").exists, 10, "the step's partial output")
 
     server.kill()
     assert httpx.get  # the API is gone now

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 from e2e_kit import bare_repo, git
+from waiting import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -61,12 +60,12 @@ def test_seed_new_pipeline_flow_ad_hoc_and_cron(server, demo_image, tmp_path):
     assert r.status_code == 200, r.text
     jobs = httpx.get(f"{base}/jobs").json()["jobs"]
     assert [j["pipeline"] for j in jobs] == [name]
-    deadline = time.monotonic() + 75
-    cron_runs = []
-    while time.monotonic() < deadline and not cron_runs:
-        cron_runs = [r for r in httpx.get(f"{base}/runs").json()["runs"] if r["trigger"] == "cron"]
-        time.sleep(1)
-    assert cron_runs, "no scheduled run within 75 s"
+    cron_runs = wait_for(
+        lambda: [r for r in httpx.get(f"{base}/runs").json()["runs"] if r["trigger"] == "cron"],
+        75,
+        "a scheduled run",
+        1.0,
+    )
     cron_run = server.wait_run(cron_runs[0]["id"])
     assert cron_run["status"] == "succeeded"
     assert git(remote, "show", "ground-truth:observations.csv").count("\n") == 3

@@ -100,17 +100,21 @@ def test_remove_run_containers_stops_running_steps(tmp_path: Path) -> None:
 
 
 def test_secrets_masked_and_late_lines_dropped(tmp_path: Path) -> None:
+    timed_out, logged_late = threading.Event(), threading.Event()
+
     def tool(s, log):
         log("token=abc123")
-        time.sleep(0.5)
+        timed_out.wait(10)  # still going when its timeout has been reported
         log("after the timeout")
+        logged_late.set()
         return 0
 
     lines: list[str] = []
     executor = FakeExecutor({"tool": tool})
     result = executor.run(spec(tmp_path, secret_values=["abc123"], timeout=0.1), lines.append)
     assert result.status == "timed_out"
-    time.sleep(0.6)
+    timed_out.set()
+    assert logged_late.wait(10)
     assert lines == ["token=***"]
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from served_kit import Served
+from waiting import wait_for
 
 from mao.errors import ExecutorError, MAOError
 from mao.executor.base import StepSpec
@@ -191,17 +192,18 @@ def test_secret_masking_is_preserved(remote: RemoteExecutor, tmp_path: Path) -> 
 
 def test_remove_run_containers_stops_that_runs_steps(remote: RemoteExecutor, tmp_path: Path) -> None:
     results = {}
+    ticking: set[int] = set()
     threads = [
         threading.Thread(
             target=lambda r=run_id: results.update(
-                {r: remote.run(make_spec(tmp_path / str(r), image="img/slow", run_id=r), lambda line: None)}
+                {r: remote.run(make_spec(tmp_path / str(r), image="img/slow", run_id=r), lambda line: ticking.add(r))}
             )
         )
         for run_id in (7, 8)
     ]
     for t in threads:
         t.start()
-    time.sleep(0.5)
+    wait_for(lambda: ticking == {7, 8}, 10, "both runs' steps to log")
     assert remote.remove_run_containers(7) == 1
     threads[0].join(5)
     assert results[7].status == "cancelled"
@@ -301,13 +303,12 @@ def test_token_required(start_service, tmp_path: Path) -> None:
 
 
 def _wait_finished(url: str, step_id: str) -> dict:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        body = authed.get(f"{url}/steps/{step_id}").json()
-        if body["status"] != "running":
-            return body
-        time.sleep(0.02)
-    raise AssertionError(f"step {step_id} still running")
+    return wait_for(
+        lambda: (body := authed.get(f"{url}/steps/{step_id}").json())["status"] != "running" and body,
+        10,
+        f"step {step_id} to finish",
+        0.02,
+    )
 
 
 def test_step_lifecycle_over_http(service: ServiceThread, tmp_path: Path) -> None:
@@ -436,8 +437,10 @@ def test_finished_steps_are_forgotten_after_a_while(start_service, tmp_path: Pat
     body = {"run_id": 1, "pipeline": "p", "step": "s", "image": "img/talk", "output_dir": str(tmp_path / "out")}
     step_id = authed.post(service.url + "/steps", json=body).json()["id"]
     assert _wait_finished(service.url, step_id)["status"] == "succeeded"
-    time.sleep(0.3)
-    assert_error_shape(authed.get(f"{service.url}/steps/{step_id}"), 404)
+    forgotten = wait_for(
+        lambda: (r := authed.get(f"{service.url}/steps/{step_id}")).status_code == 404 and r, 5, "the step forgotten"
+    )
+    assert_error_shape(forgotten, 404)
     assert authed.get(service.url + "/steps").json() == {"steps": []}
 
 

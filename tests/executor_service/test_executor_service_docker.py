@@ -23,6 +23,7 @@ from pathlib import Path
 import docker.errors
 import httpx
 import pytest
+from waiting import wait_for
 
 import docker
 from mao.config import Settings
@@ -112,18 +113,19 @@ def service(tmp_path_factory: pytest.TempPathFactory, docker_host: str, image: s
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 30
-        while True:
+
+        def answered() -> bool:
             if proc.poll() is not None:
                 raise AssertionError(f"maoctl executor serve exited with {proc.returncode}:\n{log_path.read_text()}")
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"maoctl executor serve did not answer /health in 30 s:\n{log_path.read_text()}")
-            time.sleep(0.1)
+            return httpx.get(url + "/health", timeout=1).status_code == 200
+
+        wait_for(
+            answered,
+            30,
+            lambda: f"maoctl executor serve to answer /health:\n{log_path.read_text()}",
+            0.1,
+            ignore=(httpx.TransportError,),
+        )
         yield url
     finally:
         proc.send_signal(signal.SIGTERM)

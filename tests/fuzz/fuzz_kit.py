@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 from sqlalchemy import MetaData, select
+from waiting import wait_for
 
 from mao.instance import Instance
 
@@ -30,8 +29,4 @@ def snapshot(instance: Instance) -> dict[str, list]:
 
 def settle(instance: Instance, timeout: float = 30) -> None:
     """Wait for runs started by earlier cases to finish, so that only the request changes state."""
-    deadline = time.monotonic() + timeout
-    while instance.store.active_runs():
-        if time.monotonic() > deadline:
-            raise AssertionError("runs still active after %.0f s" % timeout)
-        time.sleep(0.05)
+    wait_for(lambda: not instance.store.active_runs(), timeout, "the runs of earlier cases to end")

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from waiting import wait_for
 
 from mao.config import Settings
 from mao.coverage.index import coverage
@@ -36,17 +36,19 @@ def test_a_member_that_was_live_and_is_gone_is_published_as_lost(etcd_cluster, e
     (watcher, watching), (other, leaving) = member("alpha"), member("beta")
     lost: list[dict] = []
     watcher.events.subscribe(lambda e: lost.append(dict(e.data)), kinds=["instance.lost"])
+    looks: list[list[str]] = []  # what each of the watcher's rounds found lost
+    look_for_lost = watching.look_for_lost
+    watching.look_for_lost = lambda: looks.append(look_for_lost()) or looks[-1]  # type: ignore[method-assign]
     try:
         leaving.start()
         watching.start()
-        time.sleep(0.4)
+        wait_for(lambda: watching._live == {"beta"} and len(looks) >= 3, 10, "rounds of the watcher seeing beta")
         assert lost == []  # both live: nothing lost
         leaving.stop()  # withdraws beta's record
-        deadline = time.monotonic() + 10
-        while not lost and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)
-        assert lost == [{"instance": "beta"}]
+        wait_for(lambda: lost, 10, "beta to be published as lost")
+        seen = len(looks)
+        wait_for(lambda: len(looks) >= seen + 2, 10, "two more rounds of the watcher")
+        assert lost == [{"instance": "beta"}]  # once
     finally:
         watching.stop()
         watcher.close()

@@ -7,6 +7,7 @@ import time
 
 import pytest
 from runkit import TWO_STEPS, git
+from waiting import wait_for
 
 from mao.errors import Conflict, InvalidInput, MissingDependencies
 from mao.models import PipelineIn
@@ -140,9 +141,7 @@ def test_cancel_kills_the_step(instance, define, executor):
     instance.catalog.add_tool(ToolIn(name="sleeper", image="img/sleep"))
     define({"name": "nap", "steps": [{"name": "s", "tool": "sleeper", "output_dataset": "observations"}]})
     run_id = instance.runner.start("nap")
-    deadline = time.monotonic() + 5
-    while instance.store.get_run(run_id).steps[0].status != "running" and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(lambda: instance.store.get_run(run_id).steps[0].status == "running", 5, "the step to run")
     instance.runner.cancel(run_id)
     instance.runner.wait(run_id, timeout=10)
     run = instance.store.get_run(run_id)
@@ -157,9 +156,7 @@ def test_a_run_stopped_by_the_orchestrator_stopping_is_interrupted(instance, def
     instance.catalog.add_tool(ToolIn(name="sleeper", image="img/sleep"))
     define({"name": "nap", "steps": [{"name": "s", "tool": "sleeper", "output_dataset": "observations"}]})
     run_id = instance.runner.start("nap")
-    deadline = time.monotonic() + 5
-    while instance.store.get_run(run_id).steps[0].status != "running" and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(lambda: instance.store.get_run(run_id).steps[0].status == "running", 5, "the step to run")
     instance.runner.shutdown(wait=True)
     run = instance.store.get_run(run_id)
     assert run.status == "interrupted"

@@ -20,7 +20,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from pathlib import Path
 import docker.errors
 import httpx
 import pytest
+from waiting import wait_for
 
 import docker
 
@@ -130,17 +130,19 @@ class Instance:
                 start_new_session=True,
             )
         self.procs.append(proc)
-        deadline = time.monotonic() + 30
-        while True:
+
+        def answered() -> bool:
             if proc.poll() is not None:
                 raise AssertionError(f"maoctl {args[0]} exited: {(self.root / log).read_text()}")
-            try:
-                if httpx.get(health + "/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, (self.root / log).read_text()
-            time.sleep(0.1)
+            return httpx.get(health + "/health", timeout=1).status_code == 200
+
+        wait_for(
+            answered,
+            30,
+            lambda: f"maoctl {args[0]} to answer /health: {(self.root / log).read_text()}",
+            0.1,
+            ignore=(httpx.TransportError,),
+        )
 
     def start(self) -> Instance:
         self.data_dir.mkdir(parents=True)
@@ -207,13 +209,16 @@ def _run_probe(inst: Instance, tmp_path: Path) -> tuple[dict, str, str]:
     (tmp_path / "pipeline.json").write_text(json.dumps(definition))
     inst.maoctl("pipeline", "add", "--file", str(tmp_path / "pipeline.json"))
     run_id = json.loads(inst.maoctl("--json", "pipeline", "run", "--name", "isolation").stdout)["run_id"]
-    deadline = time.monotonic() + 90
-    while True:
-        run = json.loads(inst.maoctl("--json", "runs", "show", str(run_id)).stdout)
-        if run["status"] not in ("pending", "running"):
-            break
-        assert time.monotonic() < deadline, run
-        time.sleep(0.3)
+    run = wait_for(
+        lambda: (
+            (r := json.loads(inst.maoctl("--json", "runs", "show", str(run_id)).stdout))["status"]
+            not in ("pending", "running")
+            and r
+        ),
+        90,
+        f"run {run_id} to end",
+        0.3,
+    )
     repo = inst.data_dir / "repos" / "probes.git"
     branch = f"probe-{inst.name}"
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 from sqlalchemy import event
+from waiting import wait_for
 
 from mao.errors import StoreError
 from mao.store.logbuffer import LogBuffer
@@ -23,9 +22,7 @@ def test_lines_appear_within_half_a_second_in_few_transactions(store: Store) -> 
     try:
         for i in range(50):
             buffer.add(run.id, "s", f"line {i}")
-        deadline = time.monotonic() + 0.5
-        while len(_lines(store, run.id)) < 50 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_for(lambda: len(_lines(store, run.id)) >= 50, 0.5, "50 lines stored", 0.02)
         assert _lines(store, run.id) == [f"line {i}" for i in range(50)]
     finally:
         buffer.close()

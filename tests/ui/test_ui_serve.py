@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from ui_kit import Served
+from waiting import wait_for
 
 import mao.ui.live as live
 
@@ -46,10 +47,7 @@ def test_a_stopping_server_waits_for_no_open_run_page(tmp_path: Path, docker_hos
         reader = threading.Thread(target=watch, daemon=True)
         reader.start()
         assert opened.wait(30), "the event stream did not open"
-        deadline = time.monotonic() + 60
-        while server.api("GET", f"/runs/{run_id}").json()["status"] != "running":
-            assert time.monotonic() < deadline, "the run did not start"
-            time.sleep(0.2)
+        wait_for(lambda: server.api("GET", f"/runs/{run_id}").json()["status"] == "running", 60, "the run to start")
         assert server.proc is not None
         started = time.monotonic()
         server.proc.send_signal(signal.SIGTERM)

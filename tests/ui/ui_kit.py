@@ -7,12 +7,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 from fastapi.testclient import TestClient
+from waiting import wait_for
 
 ORIGIN = "http://testserver"
 TOKEN = "ui-test-token-7f3a9c"
@@ -79,17 +79,20 @@ class Served:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+
+        def answered() -> bool:
             if self.proc.poll() is not None:
                 raise AssertionError(f"maoctl serve exited with {self.proc.returncode}: {self.log()}")
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"maoctl serve did not answer /health in 30 s: {self.log()}")
+            return httpx.get(self.url + "/health", timeout=1).status_code == 200
+
+        wait_for(
+            answered,
+            30,
+            lambda: f"maoctl serve to answer /health: {self.log()}",
+            interval=0.1,
+            ignore=(httpx.TransportError,),
+        )
+        return self
 
     def log(self) -> str:
         return self.output.read_text(errors="replace")[-3000:] if self.output and self.output.exists() else ""
