@@ -33,7 +33,7 @@ def check_variables_set(instance: Instance, name: str) -> None:
     """A 400 naming the private variables of pipeline ``name`` not set on this instance (a
     run would fail at its first step needing one); NotFound if the pipeline is not defined."""
     row = instance.store.get_pipeline(name)
-    unset = set(row.placeholders()) - set(instance.store.private_variables(name))
+    unset = set(row.placeholders()) - set(instance.store.private_variable_names(name))
     if unset:
         raise unset_variables(name, unset)
 
