@@ -70,11 +70,16 @@ def _clean_mao_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Tem
     server root): those are allowed as local dataset remotes, here for every test and
     every process it starts, through ``MAO_LOCAL_REMOTE_ROOTS``. Tests of the default
     (``<data_dir>/repos`` only) delete the variable.
+
+    Starlette's TestClient sends ``Host: testserver``: that name is allowed through
+    ``MAO_ALLOWED_HOSTS`` (as Django's test runner adds it to ALLOWED_HOSTS). Tests of the
+    host check delete or set the variable.
     """
     for name in list(os.environ):
         if name.startswith("MAO_") and not name.startswith("MAO_TEST_"):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MAO_LOCAL_REMOTE_ROOTS", ",".join(allowed_remote_roots(tmp_path_factory)))
+    monkeypatch.setenv("MAO_ALLOWED_HOSTS", "testserver")
 
 
 # ------------------------------------------------------------------------ settings

@@ -6,6 +6,7 @@ Settings are built only in entry points (CLI commands, the API factory) and pass
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
@@ -21,6 +22,13 @@ from mao.validation import check_name
 
 DEFAULT_MARKETPLACE_URL = "https://mao-mao-research.github.io/hub/api"
 DEFAULT_DATA_DIR = Path("~/.local/share/mao").expanduser()
+
+
+def _is_ipv6(value: str) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(value), ipaddress.IPv6Address)
+    except ValueError:
+        return False
 
 
 def _default_instance_name() -> str:
@@ -104,6 +112,17 @@ class Settings(BaseSettings):
     """Bearer token of the API. When unset but needed (network_mode host, or a bind beyond
     loopback), ``maoctl serve`` generates one into ``<data_dir>/api-token``."""
     public_url: str | None = None
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Names the API answers to besides its own: the ``Host`` of any other request is a 400
+    (a page on another site cannot reach it through DNS rebinding). Always allowed: localhost,
+    127.0.0.0/8, ``[::1]``, the host of ``public_url`` and ``api_host`` unless it is 0.0.0.0 or ::.
+    Entries are names or IP addresses without port, ``*.example.org`` for its subdomains, or
+    ``*`` for any. ``MAO_ALLOWED_HOSTS`` is comma-separated. Default: none besides those."""
+    ui_session_max_age: int = Field(default=43200, ge=60, le=30 * 86400)
+    """Seconds a dashboard login lasts at most (default 12 h); sessions live in memory, so a
+    restart logs everyone out."""
+    ui_session_idle: int = Field(default=7200, ge=60, le=30 * 86400)
+    """Seconds of no dashboard request after which a login ends (default 2 h)."""
 
     store_url: str | None = None
     """SQLAlchemy URL; default ``sqlite:///<data_dir>/mao.db``."""
@@ -212,6 +231,30 @@ class Settings(BaseSettings):
             if not re.fullmatch(r"^https?://[^/\s]+:\d+/?$", endpoint):
                 raise ValueError(f"etcd endpoint {endpoint!r} must look like http://HOST:PORT")
         return [e.rstrip("/") for e in value]
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, value: list[str]) -> list[str]:
+        hosts = []
+        for entry in value:
+            host = entry.strip().lower()
+            if host.startswith("[") and host.endswith("]"):
+                host = host[1:-1]
+            name = host.removeprefix("*.")
+            if host != "*" and not (re.fullmatch(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*", name) or _is_ipv6(host)):
+                raise ValueError(
+                    f"allowed_hosts: {entry!r} is not a host name: give a name or an IP address without "
+                    "scheme or port (e.g. mao.example.org, 192.0.2.10, *.example.org or *)"
+                )
+            hosts.append(host)
+        return hosts
 
     @field_validator("local_remote_roots", mode="before")
     @classmethod

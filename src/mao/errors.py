@@ -75,11 +75,24 @@ class MissingDependencies(MAOError):
         self.missing_datasets = missing_datasets
 
 
+class InvalidHost(InvalidInput):
+    """A request for a name this server does not answer to (its ``Host`` header): DNS rebinding."""
+
+    code = "invalid_host"
+
+
 class PayloadTooLarge(MAOError):
     """A request body over the API's size limit."""
 
     status_code = 413
     code = "payload_too_large"
+
+
+class UnsupportedMediaType(MAOError):
+    """A request body that is not JSON where the API takes only JSON (a form another site posted)."""
+
+    status_code = 415
+    code = "unsupported_media_type"
 
 
 class Unauthorized(MAOError):
@@ -89,14 +102,15 @@ class Unauthorized(MAOError):
 
 class Forbidden(MAOError):
     """A request the caller may not make: a token without the scope or dataset for it, or a dashboard
-    action posted from another site."""
+    action or API write sent from another site."""
 
     status_code = 403
     code = "forbidden"
 
 
 class RateLimited(MAOError):
-    """Too many requests for one token; ``Retry-After`` says when to try again."""
+    """Too many requests for one token, or too many wrong tokens from one client; ``Retry-After``
+    says when to try again."""
 
     status_code = 429
     code = "rate_limited"

@@ -205,13 +205,13 @@ def test_delete_with_an_empty_name_removes_nothing(assert_error_shape, seeded: T
 
 
 def test_a_form_body_names_the_content_type(client) -> None:
-    """``curl -d '{...}'`` without ``-H`` sends a form: the 400 says which content type to use."""
+    """``curl -d '{...}'`` without ``-H`` sends a form: the 415 says which content type to use."""
     response = client.post(
         "/registry/tools",
         content='{"name": "t", "image": "busybox"}',
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
-    assert response.status_code == 400
+    assert response.status_code == 415
     message = response.json()["error"]["message"]
     assert "Content-Type: application/json" in message and "application/x-www-form-urlencoded" in message
     assert client.get("/registry/tools").json() == {}

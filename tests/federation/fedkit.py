@@ -283,7 +283,8 @@ class Node:
         return self.request("POST", path, json=body, **kwargs)
 
     def health(self, timeout: float = 15) -> tuple[int, dict[str, Any]]:
-        response = httpx.get(self.url + "/health", timeout=timeout)
+        # with the token: without it, /health of an instance that has one says only ok or not
+        response = httpx.get(self.url + "/health", headers={"Authorization": f"Bearer {self.token}"}, timeout=timeout)
         return response.status_code, response.json()
 
     def run(self, pipeline: str, slot: str | None = None) -> int:

@@ -31,9 +31,12 @@ from mao.api.schemas import responses
 from mao.config import Settings
 from mao.instance import Instance
 from mao.ui import install_ui
-from mao.web import install_error_handlers
+from mao.web import hosts, install_error_handlers, throttle
+from mao.web.crosssite import CrossSiteGuard
 from mao.web.docs import install_docs
+from mao.web.hosts import HostPolicy, TrustedHosts
 from mao.web.limits import MAX_BODY_BYTES, BodyLimit
+from mao.web.throttle import FailureThrottle
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         inst = instance or Instance(settings or Settings())
         inst.setup()
+        setattr(app.state, hosts.STATE_KEY, host_policy(inst.settings))
         app.state.instance = inst
         app.state.reads = RegistryReads(inst)
         inst.registry.start_cache()
@@ -74,7 +78,11 @@ def create_app(
     )
     install_error_handlers(app)
     install_docs(app)
+    setattr(app.state, throttle.STATE_KEY, FailureThrottle())
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    # the dashboard checks its own forms; the gateway's records come from tools holding a token
+    app.add_middleware(CrossSiteGuard, own_checks=("/ui/",), any_body=("/gateway/datasets/",))
+    app.add_middleware(TrustedHosts)  # outermost: a request for another name reaches nothing
     app.include_router(health.router)
     protected = [Depends(require_token)]
     for module in (
@@ -90,16 +98,36 @@ def create_app(
         insights,
         notifications,
     ):
-        app.include_router(module.router, dependencies=protected, responses=responses(401))
-    app.include_router(gateway.tokens_router, dependencies=protected, responses=responses(401))
+        app.include_router(module.router, dependencies=protected, responses=responses(401, 429))
+    app.include_router(gateway.tokens_router, dependencies=protected, responses=responses(401, 429))
     app.include_router(gateway.router)  # gateway tokens only: checked per route
     install_ui(app)  # the dashboard: its own login and CSRF checks, outside the OpenAPI document
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
 
+def host_policy(settings: Settings) -> HostPolicy:
+    """The names the API answers to (see :mod:`mao.web.hosts`); a warning when a wildcard bind
+    leaves them at loopback only, which no other machine reaches it by."""
+    if settings.api_host in hosts.WILDCARD_BINDS and not settings.allowed_hosts and not settings.public_url:
+        log.warning(
+            "bound to %s, but answering only to localhost and loopback addresses: list the names and addresses "
+            "clients reach this instance by in allowed_hosts (MAO_ALLOWED_HOSTS), or set public_url",
+            settings.api_host,
+        )
+    return HostPolicy.of(bind=settings.api_host, public_url=settings.public_url, allowed=settings.allowed_hosts)
+
+
+_WRITE_REFUSALS = {
+    "403": "Sent from another site's page (its Sec-Fetch-Site or Origin header), or not allowed to this token",
+    "415": "The request body is not JSON: send it with Content-Type: application/json",
+}
+"""What every POST, PUT, PATCH and DELETE may answer (mao.web.crosssite), added to the document."""
+
+
 def _openapi(app: FastAPI) -> dict:
-    """FastAPI's document without its 422 answers: validation errors are 400s here, declared per route."""
+    """FastAPI's document without its 422 answers (validation errors are 400s here, declared per
+    route), with the refusals of writes from other sites on every write."""
     if app.openapi_schema is None:
         schema = get_openapi(
             title=app.title,
@@ -107,10 +135,17 @@ def _openapi(app: FastAPI) -> dict:
             description=app.description,
             routes=app.routes,
         )
-        for path in schema.get("paths", {}).values():
-            for operation in path.values():
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+        for name, path in schema.get("paths", {}).items():
+            for method, operation in path.items():
                 if isinstance(operation, dict):
-                    operation.get("responses", {}).pop("422", None)
+                    answers = operation.setdefault("responses", {})
+                    answers.pop("422", None)
+                    if method in ("post", "put", "patch", "delete"):
+                        for code, text in _WRITE_REFUSALS.items():
+                            if code == "415" and name.startswith("/gateway/datasets/"):
+                                continue
+                            answers.setdefault(code, {"description": text, "content": error})
         components = schema.get("components", {}).get("schemas", {})
         for unused in ("HTTPValidationError", "ValidationError"):
             components.pop(unused, None)

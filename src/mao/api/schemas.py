@@ -66,9 +66,10 @@ _DESCRIPTIONS = {
     401: "Missing or wrong API token",
     404: "No such resource",
     409: "Conflict with the current state (already exists, in use, run in progress)",
-    403: "The token is valid but does not allow this (wrong scope or dataset)",
+    403: "Not allowed: the token's scope or dataset does not cover this, or the request came from another site's page",
     413: "Request body over the size limit (1 MiB; a gateway record: 64 KiB)",
-    429: "Too many requests for this token: try again after Retry-After seconds",
+    415: "The request body is not JSON: send it with Content-Type: application/json",
+    429: "Too many requests for this token, or too many wrong tokens from this address: try again after Retry-After seconds",
     502: "A git remote failed",
     503: "A backing service (registry, store, container engine) cannot be reached",
 }
@@ -308,12 +309,13 @@ class FederationStatus(Open):
 
 
 class HealthOut(Open):
-    """200 when every check passes; 503 with ``ok`` false and an ``error`` beside the checks."""
+    """200 when every check passes; 503 with ``ok`` false and an ``error`` beside the checks.
+    When the API has a token, a request without it gets ``ok`` (and the ``error``) only."""
 
     ok: bool
-    instance: str
-    version: str
-    checks: dict[str, dict[str, Any]]
+    instance: str | None = None
+    version: str | None = None
+    checks: dict[str, dict[str, Any]] | None = None
     error: ErrorDetail | None = None
 
 

@@ -65,6 +65,7 @@ def serve(
 
     from mao.executor.docker import DockerExecutor
     from mao.executor.service import create_executor_app
+    from mao.web.hosts import HostPolicy
 
     root = ctx.find_root().obj
     settings = load_settings(config or getattr(root, "config", None), executor_data_root=data_root)
@@ -83,7 +84,10 @@ def serve(
         owner=uid_gid,
     )
     try:
-        app = create_executor_app(executor, token=token, data_root=mount_root)
+        # the names it answers to: loopback, its bind address, the host of executor_url (the
+        # orchestrator's name for it, e.g. "executor" in the compose deployment), allowed_hosts
+        hosts = HostPolicy.of(bind=host, public_url=settings.executor_url, allowed=settings.allowed_hosts)
+        app = create_executor_app(executor, token=token, data_root=mount_root, hosts=hosts)
         uvicorn.run(app, host=host, port=port, log_level=log_level.lower())
     finally:
         executor.close()

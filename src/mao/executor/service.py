@@ -59,6 +59,10 @@ from mao.executor.base import Executor, PullPolicy, StepResult, StepSpec
 from mao.status import RunStatus
 from mao.validation import Name, check_name
 from mao.web import error_body, install_error_handlers, token_checker
+from mao.web.hosts import STATE_KEY as HOST_POLICY
+from mao.web.hosts import HostPolicy, TrustedHosts
+from mao.web.throttle import STATE_KEY as THROTTLE
+from mao.web.throttle import FailureThrottle
 
 log = logging.getLogger(__name__)
 
@@ -292,10 +296,13 @@ def create_executor_app(
     max_log_lines: int = MAX_LOG_LINES,
     keep_finished: float = KEEP_FINISHED,
     stop_grace: float = STOP_GRACE,
+    hosts: HostPolicy | None = None,
 ) -> FastAPI:
     """The service's app around ``executor`` (which its caller closes): every request but
-    ``/health`` needs ``token``; steps only mount directories under ``data_root``. On
-    shutdown, running steps are cancelled so that their containers are removed."""
+    ``/health`` needs ``token`` (wrong ones are throttled per client); steps only mount
+    directories under ``data_root``; a request for a name not in ``hosts`` (default: loopback
+    names only) is a 400 (see :mod:`mao.web.hosts`). On shutdown, running steps are cancelled
+    so that their containers are removed."""
     if not token or not token.strip():
         raise InvalidInput("the executor service needs a token: set MAO_EXECUTOR_TOKEN or let it generate one")
     table = StepTable(executor, max_lines=max_log_lines, keep_finished=keep_finished)
@@ -314,6 +321,9 @@ def create_executor_app(
         lifespan=lifespan,
     )
     app.state.steps = table
+    setattr(app.state, HOST_POLICY, hosts or HostPolicy())
+    setattr(app.state, THROTTLE, FailureThrottle())
+    app.add_middleware(TrustedHosts)
     install_error_handlers(app)
     hint = "the orchestrator reads it from <data_dir>/executor-token, or set the same MAO_EXECUTOR_TOKEN on both"
     protected = [Depends(token_checker(lambda _request: token, hint))]

@@ -50,6 +50,8 @@ ENTRYPOINT = "mao-entrypoint"
 CONTAINER_CONFIG = "/config/mao.yaml"
 CONTAINER_KEYS = "/keys"
 API_CONTAINER_PORT = 8080
+ORCHESTRATOR_SERVICE = "orchestrator"
+"""The orchestrator's service name: the name other services on the network ``mao`` reach its API by."""
 EXECUTOR_PORT = 8081
 DB_USER = DB_NAME = "mao"
 
@@ -147,6 +149,10 @@ def render_config(plan: InstallPlan, secret: Secrets) -> dict[str, Any]:
         "api_host": "0.0.0.0",
         "api_port": API_CONTAINER_PORT,
         "api_token": secret.api_token,
+        # the names the services reach it by: its own (Prometheus scrapes orchestrator:8080);
+        # the executor answers to the host of executor_url. Loopback (the published port and
+        # the healthchecks) is always allowed.
+        "allowed_hosts": [ORCHESTRATOR_SERVICE],
         "store_url": store_url(secret.postgres_password),
         "registry_backend": "etcd",
         "etcd_endpoints": [f"http://etcd:{ETCD_CLIENT_PORT}"],
@@ -312,7 +318,7 @@ def render_compose(plan: InstallPlan) -> dict[str, Any]:
 
 def _scrape_target(plan: InstallPlan) -> str:
     """The API as Prometheus reaches it: the service on the network ``mao``, or the published port."""
-    return f"orchestrator:{API_CONTAINER_PORT}" if plan.monitoring else f"127.0.0.1:{plan.api_port}"
+    return f"{ORCHESTRATOR_SERVICE}:{API_CONTAINER_PORT}" if plan.monitoring else f"127.0.0.1:{plan.api_port}"
 
 
 def _monitoring_services(plan: InstallPlan) -> dict[str, Any]:

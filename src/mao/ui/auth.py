@@ -1,24 +1,34 @@
 """Who may use the dashboard, and from where.
 
 When the API needs a token, the dashboard needs it too: the login page takes it once and
-sets an HttpOnly, SameSite=Strict cookie holding an HMAC of the token (never the token
-itself, which never appears in a page either). Every POST must come from the dashboard's
-own pages: its ``Origin`` (or, lacking one, its ``Referer``) must name this server.
+opens a session: a random id (``secrets.token_urlsafe``) in an HttpOnly, SameSite=Strict
+cookie, kept in this process's memory with its expiry (``ui_session_max_age`` after the
+login, or ``ui_session_idle`` after its last request) and ended by the logout. The token
+itself is never in the cookie nor in a page. A restart ends every session. Wrong tokens at
+the login are throttled per client as wrong Bearer tokens are (:mod:`mao.web.throttle`).
+
+Every POST must come from the dashboard's own pages: its ``Origin`` (or, lacking one, its
+``Referer``) must name this server, and a browser's ``Sec-Fetch-Site`` must not say another site.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from fastapi import Request
 
 from mao.errors import Forbidden
-from mao.web.auth import token_matches
 
 COOKIE = "mao_ui"
-_CONTEXT = b"mao-ui-session-v1"
+
+MAX_SESSIONS = 1000
+"""Sessions kept at most; beyond, the oldest login ends first."""
 
 
 class LoginRequired(Exception):
@@ -29,19 +39,83 @@ class LoginRequired(Exception):
         self.next_url = next_url
 
 
+@dataclass
+class _Session:
+    expires: float
+    idle: float
+    seen: float
+
+
+class Sessions:
+    """The dashboard's logins, in memory. Thread-safe."""
+
+    def __init__(self, *, max_sessions: int = MAX_SESSIONS, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_sessions = max_sessions
+        self.clock = clock
+        self._sessions: OrderedDict[str, _Session] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def open(self, *, max_age: float, idle: float) -> str:
+        """A new session's id, valid ``max_age`` seconds at most and ``idle`` after each use."""
+        session_id = secrets.token_urlsafe(32)
+        with self._lock:
+            now = self.clock()
+            for old in [i for i, s in self._sessions.items() if not self._live(s, now)]:
+                del self._sessions[old]
+            while len(self._sessions) >= self.max_sessions:
+                self._sessions.popitem(last=False)
+            self._sessions[session_id] = _Session(expires=now + max_age, idle=idle, seen=now)
+        return session_id
+
+    @staticmethod
+    def _live(session: _Session, now: float) -> bool:
+        return now < session.expires and now < session.seen + session.idle
+
+    def valid(self, session_id: str) -> bool:
+        """Whether ``session_id`` is a live session; using it keeps it from idling out."""
+        if not session_id:
+            return False
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is None:
+                return False
+            now = self.clock()
+            if not self._live(session, now):
+                del self._sessions[session_id]
+                return False
+            session.seen = now
+            return True
+
+    def close(self, session_id: str) -> None:
+        """End a session (the logout): its id is refused from now on."""
+        with self._lock:
+            self._sessions.pop(session_id, None)
+
+
+def sessions_of(request: Request) -> Sessions:
+    return request.app.state.ui_sessions
+
+
 def expected_token(request: Request) -> str | None:
     """The API's token, or None when the API (and so the dashboard) is open."""
     return request.app.state.instance.settings.api_token or None
 
 
-def session_value(token: str) -> str:
-    """What the cookie holds: a keyed hash of the token, useless anywhere but here."""
-    return hmac.new(token.encode("utf-8", "surrogateescape"), _CONTEXT, hashlib.sha256).hexdigest()
-
-
 def logged_in(request: Request) -> bool:
-    token = expected_token(request)
-    return token is None or token_matches(request.cookies.get(COOKIE, ""), session_value(token))
+    return expected_token(request) is None or sessions_of(request).valid(request.cookies.get(COOKIE, ""))
+
+
+def open_session(request: Request) -> str:
+    """A new session for a request that gave the right token; its id goes into the cookie."""
+    settings = request.app.state.instance.settings
+    return sessions_of(request).open(max_age=settings.ui_session_max_age, idle=settings.ui_session_idle)
+
+
+def close_session(request: Request) -> None:
+    sessions_of(request).close(request.cookies.get(COOKIE, ""))
 
 
 def require_login(request: Request) -> None:
@@ -60,6 +134,9 @@ def safe_next(value: str | None) -> str:
 
 def check_same_origin(request: Request) -> None:
     """Refuse a POST that another site's page made the browser send (CSRF)."""
+    site = request.headers.get("sec-fetch-site", "").strip().lower()
+    if site in ("cross-site", "same-site"):
+        raise Forbidden(f"dashboard actions must come from the dashboard's own pages (Sec-Fetch-Site: {site})")
     source = request.headers.get("origin") or request.headers.get("referer") or ""
     host = request.headers.get("host", "")
     if not source or source == "null" or not host:

@@ -30,23 +30,25 @@ from mao.api.routes import health as health_routes
 from mao.api.routes import jobs as job_routes
 from mao.api.routes import pipelines as pipeline_routes
 from mao.api.routes.runs import run_dict
-from mao.errors import InvalidInput, MAOError, NotFound
+from mao.errors import InvalidInput, MAOError, NotFound, RateLimited
 from mao.instance import Instance
 from mao.models import RunRequest
 from mao.status import RunStatus, parse_status
 from mao.ui.auth import (
     COOKIE,
     LoginRequired,
+    Sessions,
     check_same_origin,
+    close_session,
     expected_token,
     logged_in,
+    open_session,
     require_login,
     safe_next,
-    session_value,
 )
 from mao.ui.live import PAGE_LINES, RunStream, log_page
 from mao.validation import check_name
-from mao.web.auth import token_matches
+from mao.web.auth import verify_token
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 25
@@ -126,7 +128,8 @@ pages = APIRouter(prefix="/ui", route_class=PageRoute, include_in_schema=False, 
 
 
 def install_ui(app: FastAPI) -> None:
-    """Mount the dashboard on ``app``: its pages, actions and static files."""
+    """Mount the dashboard on ``app``: its pages, actions, static files and the store of its logins."""
+    app.state.ui_sessions = Sessions()
     app.include_router(router)
     app.include_router(pages)
     app.mount("/ui/static", StaticFiles(directory=str(HERE / "static")), name="ui-static")
@@ -191,12 +194,21 @@ async def login(request: Request) -> Response:
     token = expected_token(request)
     if token is None:
         return RedirectResponse(target, status_code=303)
-    if not token_matches(form.get("token", "").strip(), token):
+    try:
+        right = verify_token(request, form.get("token", "").strip(), token)
+    except RateLimited as exc:
+        wait = exc.details["retry_after"]
+        page = _page(request, "login.html", status_code=429, next=target, wait=wait, section="login")
+        page.headers.update(exc.headers)
+        return page
+    if not right:
         return _page(request, "login.html", status_code=401, next=target, failed=True, section="login")
+    close_session(request)  # a login over a live one replaces it
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         COOKIE,
-        session_value(token),
+        open_session(request),
+        max_age=_instance(request).settings.ui_session_max_age,
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
@@ -208,6 +220,7 @@ async def login(request: Request) -> Response:
 @router.post("/logout")
 def logout(request: Request) -> Response:
     check_same_origin(request)
+    close_session(request)  # the cookie's id is refused from now on, wherever a copy of it went
     response = RedirectResponse("/ui/login" if expected_token(request) else "/ui", status_code=303)
     response.delete_cookie(COOKIE, path="/ui", httponly=True, samesite="strict")
     return response
