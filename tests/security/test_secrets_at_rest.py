@@ -160,6 +160,27 @@ def test_rotating_the_key_encrypts_again_and_runs_still_get_the_secret(tmp_path:
         inst.close()
 
 
+def test_a_lost_key_stops_the_rotation_unless_the_values_are_dropped(tmp_path: Path, maoctl) -> None:
+    data_dir = tmp_path / "data"
+    inst, _ = _instance(data_dir)
+    try:
+        _define(inst, tmp_path)
+    finally:
+        inst.close()
+    (data_dir / "secrets.key").unlink()
+
+    refused = maoctl("instance", "rotate-secrets-key", "--data-dir", str(data_dir))
+    assert refused.code == 1 and "Traceback" not in refused.err
+    assert "is missing while the store holds 1 private variables encrypted with it" in refused.err
+    assert not (data_dir / "secrets.key").exists() and len(_raw_values(data_dir / "mao.db")) == 1
+
+    dropped = maoctl("instance", "rotate-secrets-key", "--data-dir", str(data_dir), "--drop-unreadable")
+    assert dropped.code == 0, dropped.err
+    assert "0 private variables encrypted with a new key" in dropped.out
+    assert "deleted, no key decrypted them (set them again): keyed/API_KEY" in dropped.err
+    assert _raw_values(data_dir / "mao.db") == [] and _mode(data_dir / "secrets.key") == 0o600
+
+
 def _serve(data_dir: Path, port: int) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAO_")}
     env |= {"MAO_DATA_DIR": str(data_dir), "MAO_API_PORT": str(port)}

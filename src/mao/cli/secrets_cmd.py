@@ -64,7 +64,10 @@ def rotate_secrets_key(
             }
         )
         return
-    kept = f"; {done.kept_old} old keys kept after it" if done.kept_old else "; the old key was removed"
-    output.ok(f"{done.resealed} private variables encrypted with a new key in {done.key_file}{kept}")
+    if done.kept_old:
+        old = f"; {done.kept_old} old keys kept after it"
+    else:
+        old = "; the old key was removed" if done.old_keys else ""
+    output.ok(f"{done.resealed} private variables encrypted with a new key in {done.key_file}{old}")
     if done.dropped:
         typer.echo(f"deleted, no key decrypted them (set them again): {', '.join(done.dropped)}", err=True)

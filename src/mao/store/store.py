@@ -86,6 +86,8 @@ class Rotation:
     key_file: Path
     resealed: int
     dropped: list[str]
+    old_keys: int
+    """Keys the key file held before."""
     kept_old: int
     """Old keys left in the key file after the new one."""
 
@@ -245,8 +247,10 @@ class Store:
             rows = list(s.scalars(select(PrivateVariable).order_by(PrivateVariable.id)))
             sealed = [row for row in rows if is_sealed(row.value)]
             old: list[bytes] = []
-            if keys.exists() or (sealed and not drop_unreadable):
+            if keys.exists():
                 old = keys.read()
+            elif sealed and not drop_unreadable:
+                raise keys.missing(len(sealed))
             ring = Cipher([Fernet.generate_key(), *old])
             lost = {row.id for row in sealed if not ring.opens(row.value)}
             dropped = [_label(row) for row in rows if row.id in lost]
@@ -262,8 +266,8 @@ class Store:
         if not keep_old:
             keys.write(ring.keys[:1])
         for label in dropped:
-            log.warning("private variable %s deleted: no key decrypts it; set it again", label)
-        return Rotation(keys.path, len(rows) - len(dropped), dropped, len(old) if keep_old else 0)
+            log.info("private variable %s deleted: no key decrypts it; set it again", label)
+        return Rotation(keys.path, len(rows) - len(dropped), dropped, len(old), len(old) if keep_old else 0)
 
     def _count_sealed(self) -> int:
         with self.session() as s:
