@@ -15,39 +15,26 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
+from waiting import wait_for
 
 ACTIVE = ("pending", "running")
 ROOT_MAOCTL = str(Path(__file__).resolve().parents[2] / "maoctl.py")
 GROUND_TRUTH = "ground-truth"
+UNREACHABLE = (httpx.HTTPError, OSError)
+"""What polling an instance may meet while it starts, stops or is cut off: "not yet" to ``wait_for``."""
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, message: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = predicate()
-        except (httpx.HTTPError, OSError):
-            result = None
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(interval)
 
 
 # ------------------------------------------------------------------------ a TCP proxy that can be cut
@@ -224,7 +211,7 @@ class Node:
             except (httpx.HTTPError, KeyError, ValueError):
                 return False
 
-        wait_for(answered, timeout, f"{self.name} to answer /health")
+        wait_for(answered, timeout, f"{self.name} to answer /health", ignore=UNREACHABLE)
 
     def start(self, timeout: float = 30) -> Node:
         self.launch()
@@ -309,6 +296,7 @@ class Node:
             timeout,
             f"run {run_id} on {self.name} to end",
             interval=0.2,
+            ignore=UNREACHABLE,
         )
 
     def runs(self, **params: Any) -> list[dict[str, Any]]:

@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from fedkit import Federation, Node, git, wait_for
+from fedkit import UNREACHABLE, Federation, Node, git
+from waiting import wait_for
 
 from mao.agreement.slots import slot_key, slot_of
 from mao.scheduler.cron import next_fire_times
@@ -150,9 +151,16 @@ def test_one_mode_exactly_one_delivery_per_slot_claimer_killed(federation: Feder
     since = slot_of(datetime.now(UTC))
     first = slot_of(next_fire_times("* * * * *", "UTC", 1)[0])
 
-    claim = wait_for(lambda: federation.registry_value(f"claims/once/{slot_key(first)}"), 90, "the first claim")
+    claim = wait_for(
+        lambda: federation.registry_value(f"claims/once/{slot_key(first)}"), 90, "the first claim", ignore=UNREACHABLE
+    )
     claimer = next(n for n in nodes if n.name == claim["instance"])
-    wait_for(lambda: any(r["status"] == "running" for r in claimer.runs(pipeline="once")), 30, "the claimer's run")
+    wait_for(
+        lambda: any(r["status"] == "running" for r in claimer.runs(pipeline="once")),
+        30,
+        "the claimer's run",
+        ignore=UNREACHABLE,
+    )
     claimer.kill()  # SIGKILL mid-run
     killed_at = time.monotonic()
     others = [n for n in nodes if n is not claimer]
@@ -160,7 +168,7 @@ def test_one_mode_exactly_one_delivery_per_slot_claimer_killed(federation: Feder
     def delivered_by_other() -> list:
         return [r for n in others for r in n.runs(pipeline="once") if r["slot"] == first and r["status"] == "succeeded"]
 
-    wait_for(delivered_by_other, 50, "another instance delivering the killed claimer's slot")
+    wait_for(delivered_by_other, 50, "another instance delivering the killed claimer's slot", ignore=UNREACHABLE)
     took = time.monotonic() - killed_at
     second = slot_of(next_fire_times("* * * * *", "UTC", 1, after=datetime.fromisoformat(first[:-1] + "+00:00"))[0])
     wait_for(
@@ -169,11 +177,24 @@ def test_one_mode_exactly_one_delivery_per_slot_claimer_killed(federation: Feder
         ],
         90,
         "the second slot delivered",
+        ignore=UNREACHABLE,
     )
-    time.sleep(3)  # a duplicate would have started by now
     until = slot_of(datetime.fromisoformat(second[:-1] + "+00:00") + timedelta(minutes=1))
+    # a watcher starts a run only while the slot is undelivered (and its claim gone); once every
+    # instance sees both slots delivered, no duplicate can start, and any that did is in the runs
+    wait_for(
+        lambda: all(
+            {r["slot"]: r for r in grid_of(n, "once", since, until)["slots"]}[s]["delivered_by"]
+            for n in others
+            for s in (first, second)
+        ),
+        30,
+        "every instance seeing both slots delivered",
+        ignore=UNREACHABLE,
+    )
     runs = [r for n in others for r in n.runs(pipeline="once") if r["slot"] in (first, second)]
-    assert Counter(r["slot"] for r in runs if r["status"] == "succeeded") == {first: 1, second: 1}, runs
+    assert Counter(r["slot"] for r in runs) == {first: 1, second: 1}, runs
+    assert all(r["status"] == "succeeded" for r in runs), runs
     print(f"takeover of a SIGKILLed claimer's slot: delivered {took:.1f}s after the kill (claim TTL 4s, run 6s)")
 
     grid = grid_of(others[0], "once", since, until)
@@ -204,9 +225,18 @@ def test_every_mode_in_real_time_a_restarted_instance_does_not_catch_up_a_covere
     def delivered(node: Node, slot: str) -> list:
         return [r for r in node.runs(pipeline="live") if r["slot"] == slot and r["status"] == "succeeded"]
 
-    wait_for(lambda: delivered(a, first) and delivered(b, first), 120, "a and b delivering the first slot")
+    wait_for(
+        lambda: delivered(a, first) and delivered(b, first),
+        120,
+        "a and b delivering the first slot",
+        ignore=UNREACHABLE,
+    )
     c.start()  # its misfire catch-up finds the slot delivered by a and b
-    time.sleep(4)
+    wait_for(
+        lambda: f"slot {first} of live ended while this instance was down; delivered by" in c.log_path.read_text(),
+        30,
+        "c's catch-up to find the first slot delivered",
+    )
     assert [r for r in c.runs(pipeline="live") if r["slot"] == first] == []
     grid = grid_of(a, "live", since, slot_of(datetime.fromisoformat(first[:-1] + "+00:00") + timedelta(minutes=1)))
     row = {r["slot"]: r for r in grid["slots"]}[first]

@@ -10,7 +10,8 @@ import sys
 import time
 
 import pytest
-from fedkit import wait_for, writer
+from fedkit import UNREACHABLE, writer
+from waiting import wait_for
 
 pytestmark = [pytest.mark.etcd, pytest.mark.docker, pytest.mark.slow]
 
@@ -24,7 +25,12 @@ def test_etcd_leader_loss_under_load(federation, fed_etcd) -> None:
             federation.define(writer(f"{node.name}-l{k}", "writer", "load", f"{node.name}-{k}.txt", "x"), nodes=[node])
 
     runs = [(node, node.run(f"{node.name}-l{k}")) for k in range(4) for node in nodes]
-    time.sleep(0.5)
+    wait_for(
+        lambda: all(any(r["status"] != "pending" for r in node.runs()) for node in nodes),
+        60,
+        "a run under way on every instance",
+        ignore=UNREACHABLE,
+    )
     leader = fed_etcd.leader_index()
     fed_etcd.stop_member(leader, sig=signal.SIGKILL)
     records = federation.wait_runs(runs, timeout=240)
@@ -34,6 +40,7 @@ def test_etcd_leader_loss_under_load(federation, fed_etcd) -> None:
             lambda n=node, r=run_id: n.run_record(r)["steps"][0]["details"].get("federation", "done") == "done",
             30,
             f"run {run_id} on {node.name} to settle with the federation",
+            ignore=UNREACHABLE,
         )
         assert federation.reachable("load", node.run_record(run_id)["steps"][0]["output_commit"])
     assert len(federation.files("load")) == 12
@@ -66,9 +73,10 @@ def test_lock_holder_killed_frees_the_lock_within_its_ttl(federation, fed_etcd) 
     try:
         assert holder.stdout.readline().strip() == "held"
         run_id = a.run("collect")
-        wait_for(lambda: any("committed" in line for line in a.logs(run_id)), 30, "the step to commit")
-        time.sleep(1.0)
-        assert a.run_record(run_id)["status"] == "running"  # waiting for the lock
+        wait_for(
+            lambda: any("committed" in line for line in a.logs(run_id)), 30, "the step to commit", ignore=UNREACHABLE
+        )
+        assert a.run_record(run_id)["status"] == "running"  # the lock is held: the merge waits
         killed = time.monotonic()
         holder.send_signal(signal.SIGKILL)
         run = a.wait_run(run_id, timeout=60)

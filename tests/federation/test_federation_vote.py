@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fedkit import ROOT_MAOCTL, Federation, Node, wait_for
+from fedkit import ROOT_MAOCTL, UNREACHABLE, Federation, Node
+from waiting import wait_for
 
 pytestmark = [pytest.mark.etcd, pytest.mark.docker, pytest.mark.slow]
 
@@ -82,7 +83,9 @@ def outcome(node: Node, dataset: str, slot: str, wanted: str | tuple[str, ...], 
         slots = node.votes(dataset, slot)["slots"]
         return slots[0] if slots and slots[0]["outcome"] in wanted else None
 
-    return wait_for(settled, timeout, f"slot {slot} of {dataset} to be {'/'.join(wanted)}", interval=0.3)
+    return wait_for(
+        settled, timeout, f"slot {slot} of {dataset} to be {'/'.join(wanted)}", interval=0.3, ignore=UNREACHABLE
+    )
 
 
 def tallies(fed: Federation, dataset: str, slot: str) -> list[Any]:
@@ -253,6 +256,7 @@ def test_cut_off_instance_defers_its_ballot_counted_if_open_late_otherwise(fed: 
             lambda r=record: c.run_record(r["id"])["steps"][0]["details"].get("federation") == "done",
             45,
             f"c's deferred ballot for {pipeline} to be cast",
+            ignore=UNREACHABLE,
         )
 
     counted = outcome(a, open_, slot, "agreed")

@@ -13,11 +13,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+from fedkit import UNREACHABLE
+from waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.etcd, pytest.mark.slow]
@@ -40,19 +41,6 @@ def _ports(n: int) -> list[int]:
     for s in socks:
         s.close()
     return ports
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = predicate()
-            if result:
-                return result
-        except (httpx.HTTPError, OSError):
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Procs:
@@ -100,7 +88,12 @@ def _serve(procs: Procs, tmp: Path, name: str, port: int, etcd_client: int) -> s
     }
     procs.start(name, [sys.executable, "-m", "mao.cli.main", "serve", "--log-level", "warning"], env)
     url = f"http://127.0.0.1:{port}"
-    _wait(lambda: httpx.get(url + "/health", timeout=2).status_code == 200, 30, f"{name} to serve")
+    wait_for(
+        lambda: httpx.get(url + "/health", timeout=2).status_code == 200,
+        30,
+        f"{name} to serve",
+        ignore=UNREACHABLE,
+    )
     return url
 
 
@@ -144,8 +137,11 @@ def test_operator_adds_member_and_new_instance_joins(procs: Procs, tmp_path: Pat
         ],
         _base_env(),
     )
-    _wait(
-        lambda: httpx.get(f"http://127.0.0.1:{a_client}/health", timeout=2).json().get("health") == "true", 30, "etcd A"
+    wait_for(
+        lambda: httpx.get(f"http://127.0.0.1:{a_client}/health", timeout=2).json().get("health") == "true",
+        30,
+        "etcd A",
+        ignore=UNREACHABLE,
     )
     a = _serve(procs, tmp_path, "inst-a", a_api, a_client)
     _maoctl(a, "tool", "add", "--name", "collector", "--image", "mao/demo-tool:local", "--author", "A")
@@ -181,8 +177,11 @@ def test_operator_adds_member_and_new_instance_joins(procs: Procs, tmp_path: Pat
         ],
         {**_base_env(), **handed_over},
     )
-    _wait(
-        lambda: httpx.get(f"http://127.0.0.1:{b_client}/health", timeout=2).json().get("health") == "true", 60, "etcd B"
+    wait_for(
+        lambda: httpx.get(f"http://127.0.0.1:{b_client}/health", timeout=2).json().get("health") == "true",
+        60,
+        "etcd B",
+        ignore=UNREACHABLE,
     )
     b = _serve(procs, tmp_path, "inst-b", b_api, b_client)
     b_proc = procs.procs[-1]
@@ -198,8 +197,8 @@ def test_operator_adds_member_and_new_instance_joins(procs: Procs, tmp_path: Pat
         status = json.loads(_maoctl(url, "federation", "status", "--json").stdout)
         return sorted(i["name"] for i in status["instances"]) == ["inst-a", "inst-b"] and status
 
-    status_a = _wait(lambda: both_alive(a), 30, "A to see both instances")
-    _wait(lambda: both_alive(b), 30, "B to see both instances")
+    status_a = wait_for(lambda: both_alive(a), 30, "A to see both instances", ignore=UNREACHABLE)
+    wait_for(lambda: both_alive(b), 30, "B to see both instances", ignore=UNREACHABLE)
     assert sorted(m["status"] for m in status_a["members"]) == ["started", "started"]
     table = _maoctl(a, "federation", "status").stdout
     assert "inst-a" in table and "inst-b" in table
@@ -212,4 +211,4 @@ def test_operator_adds_member_and_new_instance_joins(procs: Procs, tmp_path: Pat
         status = json.loads(_maoctl(a, "federation", "status", "--json").stdout)
         return [i["name"] for i in status["instances"]] == ["inst-a"]
 
-    _wait(only_a, 30, "B's record to expire")
+    wait_for(only_a, 30, "B's record to expire", ignore=UNREACHABLE)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from fedkit import wait_for, writer
+from fedkit import UNREACHABLE, writer
+from waiting import wait_for
 
 pytestmark = [pytest.mark.etcd, pytest.mark.docker, pytest.mark.slow]
 
@@ -21,7 +22,9 @@ def test_health_is_not_ok_without_quorum_and_recovers(federation) -> None:
     assert len(stopped) == 2
 
     started = time.monotonic()
-    code, body = wait_for(lambda: (h := a.health())[0] != 200 and h, 15, "/health to notice the lost quorum")
+    code, body = wait_for(
+        lambda: (h := a.health())[0] != 200 and h, 15, "/health to notice the lost quorum", ignore=UNREACHABLE
+    )
     registry = body["checks"]["registry"]
     assert code == 503
     assert registry["ok"] is False and registry["reason"] == "no_quorum", body
@@ -41,11 +44,12 @@ def test_health_is_not_ok_without_quorum_and_recovers(federation) -> None:
     print(f"run without quorum: {run['duration']}s")
 
     federation.restore_members()
-    wait_for(lambda: a.health()[0] == 200, 20, "/health to recover with the quorum")
+    wait_for(lambda: a.health()[0] == 200, 20, "/health to recover with the quorum", ignore=UNREACHABLE)
     wait_for(
         lambda: a.run_record(run["id"])["steps"][0]["details"].get("federation") == "done",
         30,
         "the deferred merge once the quorum is back",
+        ignore=UNREACHABLE,
     )
     assert federation.reachable("obs", run["steps"][0]["output_commit"])
 
@@ -59,4 +63,4 @@ def test_health_tells_unreachable_from_no_quorum(federation) -> None:
     assert code == 503 and body["checks"]["registry"]["reason"] == "unreachable", body
     assert "no etcd member is reachable" in body["checks"]["registry"]["error"]
     a.reconnect()
-    wait_for(lambda: a.health()[0] == 200, 10, "/health to recover")
+    wait_for(lambda: a.health()[0] == 200, 10, "/health to recover", ignore=UNREACHABLE)

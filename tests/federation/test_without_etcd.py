@@ -8,7 +8,8 @@ import sys
 import time
 
 import pytest
-from fedkit import ROOT_MAOCTL, wait_for, writer
+from fedkit import ROOT_MAOCTL, UNREACHABLE, writer
+from waiting import wait_for
 
 pytestmark = [pytest.mark.etcd, pytest.mark.docker, pytest.mark.slow]
 
@@ -67,6 +68,7 @@ def test_cut_off_instance_runs_and_its_commit_reaches_ground_truth_later(federat
         lambda: (r := a.run_record(run["id"]))["steps"][0]["details"].get("federation") == "done" and r,
         30,
         "the deferred merge to be replayed",
+        ignore=UNREACHABLE,
     )
     assert done["status"] == "succeeded"
     assert federation.reachable("obs", commit)
@@ -81,7 +83,7 @@ def test_cut_off_instance_runs_and_its_commit_reaches_ground_truth_later(federat
     assert len(merges) == 1  # merged once
     assert "collect-w-node-a" in federation.registry_value("datasets/obs")["nodes"]
     assert any("federation done" in line for line in a.logs(run["id"]))
-    wait_for(lambda: a.health()[0] == 200, 15, "a to be healthy again")
+    wait_for(lambda: a.health()[0] == 200, 15, "a to be healthy again", ignore=UNREACHABLE)
     assert took < 30, f"the cut-off run took {took:.1f}s"
     print(f"cut-off run: {run['duration']}s, run with etcd: {first['duration']}s")
 
@@ -106,6 +108,7 @@ def test_cut_off_instance_restarted_keeps_working_and_replays_after_restart(fede
         lambda: (r := a.run_record(run["id"]))["steps"][0]["details"].get("federation") == "done" and r,
         30,
         "the deferred merge to be replayed after the restart",
+        ignore=UNREACHABLE,
     )
     assert federation.reachable("obs", done["steps"][0]["output_commit"])
 
@@ -120,7 +123,9 @@ def test_cron_fire_while_cut_off_is_not_lost(federation) -> None:
     a.cut_off()
     job = a.schedule("tick", "* * * * *")
     assert job["next_run_time"]
-    fired = wait_for(lambda: [r for r in a.runs(pipeline="tick") if r["trigger"] == "cron"], 75, "the cron fire")
+    fired = wait_for(
+        lambda: [r for r in a.runs(pipeline="tick") if r["trigger"] == "cron"], 75, "the cron fire", ignore=UNREACHABLE
+    )
     run = a.wait_run(fired[0]["id"], timeout=60)
     assert run["status"] == "succeeded", (run, a.logs(run["id"]))
     assert run["steps"][0]["details"]["federation"] == "pending"
@@ -131,5 +136,6 @@ def test_cron_fire_while_cut_off_is_not_lost(federation) -> None:
         lambda: a.run_record(run["id"])["steps"][0]["details"].get("federation") == "done",
         30,
         "the deferred merge of the cron run",
+        ignore=UNREACHABLE,
     )
     assert federation.reachable("obs", run["steps"][0]["output_commit"])
