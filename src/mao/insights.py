@@ -76,7 +76,7 @@ def read_insights(registry: Registry) -> tuple[list[dict[str, Any]], list[dict[s
             why = problem(value) if named else "its key does not name a pipeline and a step"
             if why is not None:
                 skipped.append({"key": f"{PREFIX}{key}", "reason": why})
-                log.warning("insight %s%s skipped: %s", PREFIX, key, why)
+                log.warning("insight %r skipped: %s", f"{PREFIX}{key}", why)
                 continue
             out.append({**value, "pipeline": pipeline, "step": step})
     return sorted(out, key=lambda item: (item["pipeline"], item["step"])), skipped

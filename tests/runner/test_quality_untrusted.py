@@ -108,7 +108,7 @@ def test_readers_skip_a_poisoned_insight(instance, poisoned, caplog) -> None:
     assert [(i["step"], i["run_id"]) for i in items] == [("collect", poisoned.id)]
     assert [s["key"] for s in skipped] == ["insights/q/poisoned", "insights/q/wrongtype"]
     assert "nested deeper" in skipped[0]["reason"] and "run_id is a str" in skipped[1]["reason"]
-    assert "insight insights/q/poisoned skipped" in caplog.text
+    assert "insight 'insights/q/poisoned' skipped: it is nested deeper" in caplog.text
     with pytest.raises(NotFound, match="cannot be served: it is nested deeper"):
         get_insight(instance.registry, "q", "poisoned")
 
