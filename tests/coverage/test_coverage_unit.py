@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from waiting import wait_for
 
 from mao.agreement.slots import parse_slot
 from mao.catalog import Catalog
@@ -161,10 +162,7 @@ def test_one_mode_another_instance_takes_over_a_failed_slot(tmp_path, registry) 
         first: list[str] = []
         claimer = threading.Thread(target=lambda: first.append(bad.claims.settle("p", slot, until)))
         claimer.start()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and [r.status for r in bad.store.list_runs("p")] != ["failed"]:
-            time.sleep(0.05)
-        assert [r.status for r in bad.store.list_runs("p")] == ["failed"]
+        wait_for(lambda: [r.status for r in bad.store.list_runs("p")] == ["failed"], 20, "the claimer's run to fail")
         assert good.claims.settle("p", slot, until) == "delivered"
         claimer.join(10)
         assert first == ["delivered"]  # the failed claimer saw the slot delivered, and ran it once only

@@ -60,7 +60,7 @@ def test_the_shell_examples_work_as_written(data_dir: Path, free_port, tmp_path:
         next(b for b in sh if "/records" in b),
         next(b for b in sh if "--record-schema" in b),
     )
-    with Served(inst, inst.settings.api_port) as served:
+    with Served.api(instance=inst) as served:
         done = _shell(tokens, served.url, tmp_path)
         assert done.returncode == 0, done.stderr
         assert inst.gateway.tokens.get("dashboard").revoked_at is not None
@@ -111,7 +111,7 @@ def test_the_readme_gateway_example_works_as_written(data_dir: Path, free_port, 
     inst.setup()
     bare = inst.datasets.create_bare("observations")
     inst.catalog.add_dataset(DatasetIn(name="observations", body=DatasetBody(master=str(bare))))
-    with Served(inst, inst.settings.api_port) as served:
+    with Served.api(instance=inst) as served:
         done = _shell(block, served.url, tmp_path)
     assert done.returncode == 0, done.stderr
     assert '"record_id"' in done.stdout and "sensor-1" in done.stdout

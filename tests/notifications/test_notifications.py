@@ -12,6 +12,7 @@ import uuid
 import pytest
 from fastapi.testclient import TestClient
 from hook_kit import SECRET, Receiver
+from waiting import wait_for
 
 from mao.api.app import create_app
 from mao.config import Settings
@@ -31,22 +32,15 @@ def _rule(url: str, **more) -> dict:
     }
 
 
-def _wait(predicate, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
-
 def test_a_failed_run_sends_one_signed_event(make_instance, receiver: Receiver) -> None:
     inst = make_instance([_rule(receiver.url)])
     start_notifier(inst)
     good = inst.runner.run_sync("good")
     bad = inst.runner.run_sync("bad")
     assert inst.store.get_run(bad).status == "failed"
-    _wait(lambda: len(receiver.received) >= 1)
-    time.sleep(0.5)  # nothing more comes: the succeeded run is no event of the rule
-    assert len(receiver.received) == 1
+    # deliveries go out in the order of the events: had the succeeded run been one, it would have come first
+    wait_for(lambda: len(receiver.received) >= 1, 15, "the failed run's event")
+    assert len(receiver.received) == 1 and inst.notifier.pending() == 0
     got = receiver.received[0]
     assert got.signed()
     assert got.headers["x-mao-event"] == "run.failed"
@@ -69,7 +63,7 @@ def test_retries_then_a_dead_letter_when_the_receiver_is_down(make_instance, rec
     start_notifier(inst)
     inst.events.publish("vote.disputed", dataset="metrics", slot="2026-11-28T12:00:00Z")
     dead = DeadLetters(inst.store)
-    _wait(lambda: dead.list())
+    wait_for(dead.list, 15, "a dead letter")
     [letter] = dead.list()
     target = url.removesuffix("/hook") + "/…"  # the path of a webhook may be its secret
     assert (letter["rule"], letter["event"], letter["attempts"]) == ("ops", "vote.disputed", 3)
@@ -88,8 +82,8 @@ def test_a_receiver_that_fails_twice_gets_the_event_on_the_third_attempt(make_in
     inst = make_instance([_rule(receiver.url)], notification_retries=3, notification_backoff=0.05)
     start_notifier(inst)
     inst.runner.run_sync("bad")
-    _wait(lambda: len(receiver.received) == 3)
-    time.sleep(0.3)
+    # delivered on the third attempt, with no retry left waiting: no fourth comes
+    wait_for(lambda: inst.notifier.delivered == 1 and inst.notifier.pending() == 0, 15, "the delivery to succeed")
     assert len(receiver.received) == 3
     assert len({r.headers["x-mao-delivery"] for r in receiver.received}) == 1  # one delivery, retried
     assert DeadLetters(inst.store).list() == []
@@ -109,7 +103,7 @@ def test_a_hanging_receiver_does_not_slow_a_run(make_instance, receiver: Receive
     hung = (time.monotonic() - started) / 3
     print(f"run with a hanging receiver: {hung:.3f}s per run; without: {baseline:.3f}s; ratio {hung / baseline:.2f}")
     assert hung < hang / 2
-    _wait(lambda: len(receiver.received) >= 2, timeout=30)
+    wait_for(lambda: len(receiver.received) >= 2, 30, "the hanging receiver to get two events")
 
 
 def test_the_log_target_writes_one_line_per_event(make_instance, caplog) -> None:
@@ -120,9 +114,12 @@ def test_the_log_target_writes_one_line_per_event(make_instance, caplog) -> None
         inst.runner.run_sync("good")
         inst.claims._gap("good", "2026-11-28T12:00:00Z")
         inst.claims._gap("good", "2026-11-28T12:00:00Z")  # once per slot
-        _wait(lambda: len([r for r in caplog.records if r.getMessage().startswith("notification ")]) >= 2)
-        time.sleep(0.4)
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("notification ")]
+        inst.events.publish("coverage.gap", pipeline="last", slot="2026-11-28T13:00:00Z")
+        # lines come in the order of the events: any for the events before would be before this one's
+        wait_for(
+            lambda: any('"pipeline":"last"' in r.getMessage() for r in caplog.records), 15, "the last event's line"
+        )
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("notification ")][:-1]
     assert len(lines) == 2
     assert lines[0].startswith("notification run.failed (rule audit)") and '"pipeline":"bad"' in lines[0]
     assert lines[1].startswith("notification coverage.gap (rule audit)") and '"slot":"2026-11-28T12:00:00Z"' in lines[1]
@@ -139,7 +136,7 @@ def test_maoctl_notifications_test_reports_each_target(make_instance, receiver: 
         api_port=free_port(),
         notification_timeout=2,
     )
-    with Served(inst, inst.settings.api_port) as served:
+    with Served.api(instance=inst) as served:
         one = maoctl("--url", served.url, "notifications", "test", "--rule", "ops", "--json")
         assert one.code == 0, one.err
         result = json.loads(one.out)
@@ -190,8 +187,8 @@ def test_a_real_container_that_fails_sends_one_signed_event(data_dir, receiver: 
         start_notifier(inst)
         run_id = inst.runner.run_sync("boom")
         assert inst.store.get_run(run_id).status == "failed"
-        _wait(lambda: len(receiver.received) >= 1)
-        time.sleep(0.3)
+        # delivered, and nothing left to send or retry: no second comes
+        wait_for(lambda: inst.notifier.delivered == 1 and inst.notifier.pending() == 0, 15, "the delivery")
         [got] = receiver.received
         assert got.signed()
         payload = json.loads(got.body)
