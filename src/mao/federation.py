@@ -116,13 +116,13 @@ def live_instances(instance: Instance) -> list[dict[str, Any]]:
 
 
 def _etcd(instance: Instance):
-    from mao.errors import InvalidInput
+    from mao.errors import Conflict
     from mao.observability import unwrap
     from mao.registry.etcd import EtcdRegistry
 
     registry = unwrap(instance.registry)
     if not isinstance(registry, EtcdRegistry):
-        raise InvalidInput(
+        raise Conflict(
             "this instance runs standalone (registry_backend=local): federation members are etcd members; "
             "configure registry_backend: etcd and etcd_endpoints first"
         )
@@ -156,13 +156,17 @@ def initial_cluster(member_list: list[dict[str, Any]], new_name: str, new_id: st
     return ",".join(sorted(parts))
 
 
+PEER_URL_PATTERN = r"^https?://[A-Za-z0-9.\-\[\]:]+:[0-9]+$"
+"""An etcd peer URL: http(s), a host or address, a port."""
+
+
 def add_member(instance: Instance, name: str, peer_url: str) -> dict[str, Any]:
     """Add a member through etcd's own member API; return what the joining instance needs."""
     from mao.errors import AlreadyExists, InvalidInput
     from mao.validation import check_name
 
     check_name(name, "instance name")
-    if not re.fullmatch(r"^https?://[A-Za-z0-9.\-\[\]:]+:\d+$", peer_url):
+    if not re.fullmatch(PEER_URL_PATTERN, peer_url):
         raise InvalidInput(f"invalid peer URL {peer_url!r}: use http://<new-instance-ip>:2380")
     registry = _etcd(instance)
     current = members(instance)

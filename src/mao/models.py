@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mao.errors import MAOError
+from mao.errors import InvalidInput, MAOError
 from mao.validation import NAME_MAX_LENGTH, NAME_RE, GitURL, Name, check_git_url, check_name
 
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -40,6 +40,99 @@ GIT_URL_PATTERN = (
     r"|/[A-Za-z0-9._/ +~-]*)$"
 )
 """The forms check_git_url accepts, for the API document (the check itself refuses more, e.g. '..')."""
+
+
+def _any_case(*words: str) -> str:
+    """The words, each letter in either case (as the cron parser takes them), as a regex."""
+    return "|".join("".join(f"[{c.upper()}{c.lower()}]" for c in word) for word in words)
+
+
+def _cron_field(value: str) -> str:
+    item = f"(\\*|({value})(-({value}))?)(/[1-9][0-9]?)?"
+    return f"{item}(,{item})*"
+
+
+CRON_FIELDS = {
+    "minute": _cron_field("[1-5]?[0-9]"),
+    "hour": _cron_field("1?[0-9]|2[0-3]"),
+    "day": _cron_field("[1-9]|[12][0-9]|3[01]|" + _any_case("last")),
+    "month": _cron_field(
+        "[1-9]|1[0-2]|" + _any_case("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+    ),
+    "weekday": _cron_field("[0-6]|" + _any_case("mon", "tue", "wed", "thu", "fri", "sat", "sun")),
+}
+"""Each crontab field: numbers in its range, names (jan, mon; any case), ``*``, ranges
+``a-b``, steps ``/n`` and lists ``a,b``."""
+CRON_PATTERN = "^" + " +".join(f"({field})" for field in CRON_FIELDS.values()) + "$"
+_CRON_RE = re.compile(CRON_PATTERN)
+
+
+def check_cron_shape(value: str) -> str:
+    """A crontab line the API takes: five fields of :data:`CRON_FIELDS` separated by spaces, or
+    InvalidInput saying which is not; what they mean (a date that never comes, a range backwards)
+    is checked when it is scheduled."""
+    if _CRON_RE.fullmatch(value):
+        return value
+    fields = value.split()
+    if not fields:
+        raise InvalidInput("empty cron string: give five fields, e.g. '0 12 * * *' (every day at 12:00)")
+    if len(fields) != 5:
+        raise InvalidInput(
+            f"invalid cron string {value!r}: expected 5 fields (minute hour day month weekday), got {len(fields)}"
+        )
+    for (name, pattern), field in zip(CRON_FIELDS.items(), fields, strict=True):
+        if not re.fullmatch(pattern, field):
+            raise InvalidInput(
+                f"invalid cron string {value!r}: the {name} {field!r} is not a number in range, a name, *, "
+                "a range a-b, a step /n or a list a,b (e.g. '*/15 9-17 * * mon-fri')"
+            )
+    raise InvalidInput(f"invalid cron string {value!r}: separate the five fields with spaces")
+
+
+Cron = Annotated[
+    str,
+    Field(
+        max_length=256,
+        description="five crontab fields: minute hour day month weekday (0-6 or mon-sun), e.g. '0 12 * * *'",
+        json_schema_extra={"pattern": CRON_PATTERN},
+    ),
+]
+"""Its shape is checked by :func:`check_cron_shape` where it is scheduled (the message then names
+the cron string, not a field)."""
+
+SLOT_PATTERN = (
+    "^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    "(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+    "|^[1-9][0-9]{3}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]Z$"
+)
+"""A cron fire time: ISO-8601 in whole seconds with ``Z`` or an offset, or the compact form."""
+_SLOT_RE = re.compile(SLOT_PATTERN)
+
+
+def _slot_shape(value: str) -> str:
+    from mao.agreement.slots import parse_slot
+
+    if not _SLOT_RE.fullmatch(value):
+        raise ValueError(
+            f"invalid slot {value!r}: give an ISO-8601 time in whole seconds with a timezone, "
+            "such as 2026-11-28T12:00:00Z"
+        )
+    try:
+        parse_slot(value)  # a day the month does not have
+    except MAOError as exc:
+        raise ValueError(exc.message) from None
+    return value
+
+
+Slot = Annotated[
+    str,
+    Field(
+        max_length=40,
+        description="a cron fire time, ISO-8601 in whole seconds with a timezone, e.g. 2026-11-28T12:00:00Z",
+        json_schema_extra={"pattern": SLOT_PATTERN},
+    ),
+    AfterValidator(_slot_shape),
+]
 
 
 class Strict(BaseModel):
@@ -176,7 +269,16 @@ class ChangeRule(Strict):
 
 
 class RangeRule(Strict):
-    """Suspect when the value is below ``min`` or above ``max`` (either may be left out)."""
+    """Suspect when the value is below ``min`` or above ``max`` (either may be left out; min <= max)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["min"], "properties": {"min": {"type": "number"}}},
+                {"required": ["max"], "properties": {"max": {"type": "number"}}},
+            ]
+        }
+    )
 
     min: float | None = Field(default=None, allow_inf_nan=False)
     max: float | None = Field(default=None, allow_inf_nan=False)
@@ -192,6 +294,15 @@ class RangeRule(Strict):
 
 class MetricRule(Strict):
     """The checks of one control metric: ``change``, ``range`` or both."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["change"], "properties": {"change": {"type": "object"}}},
+                {"required": ["range"], "properties": {"range": {"type": "object"}}},
+            ]
+        }
+    )
 
     change: ChangeRule | None = None
     range: RangeRule | None = None
@@ -216,12 +327,21 @@ class StepIn(Strict):
         | Annotated[list[Annotated[str, Field(max_length=MAX_CMD)]], Field(max_length=MAX_CMD_ITEMS)]
         | None
     ) = None
-    env: dict[Annotated[str, Field(max_length=128)], Annotated[str, Field(max_length=MAX_ENV_VALUE)]] = Field(
-        default_factory=dict, max_length=MAX_ENV_ENTRIES
+    env: dict[
+        Annotated[str, Field(max_length=128)],
+        Annotated[str, Field(max_length=MAX_ENV_VALUE)],
+    ] = Field(
+        default_factory=dict,
+        max_length=MAX_ENV_ENTRIES,
+        json_schema_extra={"propertyNames": {"pattern": ENV_NAME_RE.pattern, "maxLength": 128}},
     )
     docker_socket: bool = False
     timeout: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
-    metrics: dict[MetricName, MetricRule] | None = Field(default=None, max_length=MAX_METRICS)
+    metrics: dict[MetricName, MetricRule] | None = Field(
+        default=None,
+        max_length=MAX_METRICS,
+        json_schema_extra={"propertyNames": {"pattern": NAME_RE.pattern, "minLength": 1, "maxLength": NAME_MAX_LENGTH}},
+    )
     """Rules for the control metrics the tool writes to ``mao-metrics.json``; a value that
     breaks one marks the step suspect."""
 
@@ -257,7 +377,30 @@ class StepIn(Strict):
 
 
 class PipelineIn(Strict):
-    """A pipeline: the full form with ``steps``, or the seed's short form ``{"tool", "dataset"}``."""
+    """A pipeline: the full form with ``name`` and ``steps`` (step names distinct), or the
+    seed's short form ``{"tool", "dataset"}`` (named ``<tool>-<dataset>`` unless ``name`` is given)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "title": "short form",
+                    "required": ["tool", "dataset"],
+                    "properties": {"tool": {"type": "string"}, "dataset": {"type": "string"}, "steps": {"maxItems": 0}},
+                },
+                {
+                    "title": "full form",
+                    "required": ["name", "steps"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "steps": {"minItems": 1},
+                        "tool": {"type": "null"},
+                        "dataset": {"type": "null"},
+                    },
+                },
+            ]
+        }
+    )
 
     name: Name | None = None
     description: str = Field(default="", max_length=MAX_DESCRIPTION)
@@ -266,7 +409,17 @@ class PipelineIn(Strict):
     dataset: Name | None = None
     private_variables: dict[
         Annotated[str, Field(pattern=ENV_NAME_RE.pattern)], Annotated[str, Field(max_length=MAX_ENV_VALUE)]
-    ] = Field(default_factory=dict, max_length=MAX_ENV_ENTRIES, exclude=True, repr=False)
+    ] = Field(
+        default_factory=dict,
+        max_length=MAX_ENV_ENTRIES,
+        exclude=True,
+        repr=False,
+        description="values of the steps' {{ NAME }} placeholders (only those), kept in this instance's store",
+        json_schema_extra={
+            "propertyNames": {"pattern": ENV_NAME_RE.pattern},
+            "additionalProperties": {"type": "string", "maxLength": MAX_ENV_VALUE},
+        },
+    )
     """Values for ``{{ NAME }}`` placeholders: kept in this instance's store only."""
 
     @model_validator(mode="after")
@@ -306,12 +459,34 @@ class PipelineIn(Strict):
 
 
 class RunRequest(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [
+                {  # mode goes with cron
+                    "anyOf": [
+                        {"not": {"required": ["mode"]}},
+                        {"properties": {"mode": {"type": "null"}}},
+                        {"required": ["cron"], "properties": {"cron": {"type": "string"}}},
+                    ]
+                },
+                {  # cron schedules, slot runs now: not both
+                    "anyOf": [
+                        {"not": {"required": ["cron"]}},
+                        {"properties": {"cron": {"type": "null"}}},
+                        {"not": {"required": ["slot"]}},
+                        {"properties": {"slot": {"type": "null"}}},
+                    ]
+                },
+            ]
+        }
+    )
+
     name: Name
-    cron: Annotated[str, Field(max_length=256)] | None = None
+    cron: Cron | None = None
     """Five crontab fields; given (even empty) it schedules instead of running now."""
     wait: bool = False
     """Answer once the run has ended (its final status in the answer), not when it starts."""
-    slot: str | None = Field(default=None, max_length=40)
+    slot: Slot | None = None
     """Run now for this cron fire time (ISO-8601 UTC, e.g. 2026-11-28T12:00:00Z): backfill or re-run."""
     mode: Literal["every", "one"] | None = None
     """With ``cron``: ``every`` (default) runs each slot on every instance having the schedule;

@@ -3,22 +3,22 @@ data directory, a FakeExecutor as container engine (no container ever starts), n
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
+from fuzz_budget import ANSWERS, max_examples
 
 from mao.api.app import create_app
 from mao.config import Settings
 from mao.executor.fake import FakeExecutor
 from mao.instance import Instance
 
-MAX_EXAMPLES = int(os.environ.get("MAO_FUZZ_EXAMPLES", "40"))
-"""Examples per operation (valid and invalid data): with 40, about 1,000 requests over the 28
-operations, two to three minutes on 2 cores."""
+MAX_EXAMPLES = max_examples()
+"""Examples per operation (valid and invalid data): with 40, about 1,000 requests, two to three
+minutes on 2 cores; ``MAO_FUZZ_REQUESTS=3000`` (or ``MAO_FUZZ_EXAMPLES=115``) about 3,000."""
 
 CONFIG = {
     "generation": {"mode": "all", "max-examples": MAX_EXAMPLES, "database": "none"},
@@ -35,7 +35,10 @@ def _ok(spec, on_log) -> int:
 @pytest.fixture(scope="session")
 def fuzz_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
     data_dir: Path = tmp_path_factory.mktemp("fuzz-data")
-    instance = Instance(Settings(instance_name="fuzz-node", data_dir=data_dir), executor=FakeExecutor({"img/ok": _ok}))
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MAO_ALLOWED_HOSTS", "testserver")  # the name the in-process clients send as Host
+        settings = Settings(instance_name="fuzz-node", data_dir=data_dir)
+    instance = Instance(settings, executor=FakeExecutor({"img/ok": _ok}))
     yield instance
     instance.close()
 
@@ -50,6 +53,14 @@ def fuzz_app(fuzz_instance: Instance):
         client.post("/registry/tools", json={"name": "collector", "image": "img/ok"}).raise_for_status()
         client.post("/pipeline/init", json={"tool": "collector", "dataset": "hub-data"}).raise_for_status()
     return app
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if ANSWERS:
+        by_class = ", ".join(f"{n} {kind}" for kind, n in sorted(ANSWERS.items()))
+        terminalreporter.write_line(
+            f"fuzz: {sum(ANSWERS.values())} generated requests ({MAX_EXAMPLES} examples per operation): {by_class}"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import pytest
 from metrics_kit import value
 
 from mao.config import Settings
-from mao.errors import InvalidInput, RegistryUnavailable
+from mao.errors import Conflict, RegistryUnavailable
 from mao.federation import Heartbeat, members
 from mao.instance import Instance
 from mao.observability import MeteredRegistry, unwrap
@@ -79,7 +79,7 @@ def test_the_instance_meters_its_registry_and_federation_commands_still_see_the_
     try:
         inst.setup()
         assert isinstance(inst.registry, MeteredRegistry) and inst.registry.backend == "local"
-        with pytest.raises(InvalidInput, match="runs standalone"):
+        with pytest.raises(Conflict, match="runs standalone"):
             members(inst)
     finally:
         inst.close()

@@ -20,7 +20,7 @@ from fastapi import Response
 from pydantic import TypeAdapter
 from starlette.concurrency import run_in_threadpool
 
-from mao.api.schemas import DatasetDoc, NamedDatasetDoc, PipelineDoc, ToolDoc
+from mao.api.schemas import DatasetListing, NamedDatasetDoc, PipelineDoc, PipelineDocListing, ToolDoc, ToolListing
 from mao.catalog import DATASETS, PIPELINES, TOOLS, Catalog, dataset_defaults
 from mao.instance import Instance
 from mao.registry.cache import CachedValues
@@ -58,7 +58,7 @@ KINDS = {
     "tool": Kind(
         "tool",
         TOOLS,
-        TypeAdapter(dict[str, ToolDoc]),
+        TypeAdapter(ToolListing),
         TypeAdapter(ToolDoc),
         _same,
         _same,
@@ -68,7 +68,7 @@ KINDS = {
     "dataset": Kind(
         "dataset",
         DATASETS,
-        TypeAdapter(dict[str, DatasetDoc]),
+        TypeAdapter(DatasetListing),
         TypeAdapter(NamedDatasetDoc),
         _dataset,
         _named_dataset,
@@ -78,7 +78,7 @@ KINDS = {
     "pipeline": Kind(
         "pipeline",
         PIPELINES,
-        TypeAdapter(dict[str, PipelineDoc]),
+        TypeAdapter(PipelineDocListing),
         TypeAdapter(PipelineDoc),
         _same,
         _same,

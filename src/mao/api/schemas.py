@@ -6,11 +6,13 @@ registry document or a record that may grow, so that a field added later passes 
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from fastapi import APIRouter, Path, Query
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel
 
+from mao.models import SLOT_PATTERN, Slot
 from mao.status import FederationState
 from mao.validation import NAME_MAX_LENGTH, NAME_RE
 
@@ -23,6 +25,40 @@ class Router(APIRouter):
         kwargs["response_model_exclude_unset"] = True
         super().add_api_route(path, endpoint, **kwargs)
 
+
+QueryName = Annotated[
+    str,
+    Query(
+        description="letters, digits, '-' or '_', starting with a letter or digit",
+        min_length=1,
+        max_length=NAME_MAX_LENGTH,
+        json_schema_extra={"pattern": NAME_RE.pattern},
+    ),
+]
+"""A name in the query: documented as in the path, checked by the route (check_name)."""
+
+SINCE_PATTERN = f"^[0-9]{{1,6}}[smhd]$|{SLOT_PATTERN}"
+
+
+def _since_shape(value: str) -> str:
+    if not re.fullmatch(SINCE_PATTERN, value):
+        raise ValueError(
+            f"invalid since {value!r}: give a duration such as 24h, 90m, 7d or an ISO-8601 time such as "
+            "2026-11-28T12:00:00Z"
+        )
+    return value
+
+
+SinceQuery = Annotated[
+    str,
+    Query(
+        max_length=40,
+        description="how far back: 24h, 90m, 7d, 30s or an ISO-8601 time, e.g. 2026-11-28T12:00:00Z",
+        json_schema_extra={"pattern": SINCE_PATTERN},
+    ),
+    AfterValidator(_since_shape),
+]
+SlotQuery = Annotated[Slot, Query(description="a cron fire time, e.g. 2026-11-28T12:00:00Z")]
 
 PathName = Annotated[
     str,
@@ -118,6 +154,18 @@ class PipelineDoc(Open):
     name: str | None = None
     description: str | None = None
     steps: list[StepDoc] | None = None
+
+
+class ToolListing(RootModel[dict[str, ToolDoc]]):
+    """``GET /registry/tools``: every registered tool by name."""
+
+
+class DatasetListing(RootModel[dict[str, DatasetDoc]]):
+    """``GET /registry/datasets``: every registered dataset by name."""
+
+
+class PipelineDocListing(RootModel[dict[str, PipelineDoc]]):
+    """``GET /registry/pipelines``: every pipeline registered in the federation, by name."""
 
 
 class OkName(BaseModel):

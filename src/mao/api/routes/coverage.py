@@ -9,10 +9,11 @@ from pydantic import BaseModel, Field
 
 from mao.agreement.slots import parse_slot
 from mao.api.deps import InstanceDep
-from mao.api.schemas import Open, Router, responses
+from mao.api.schemas import Open, QueryName, Router, SinceQuery, responses
 from mao.coverage.index import coverage, schedules
 from mao.coverage.window import parse_since
 from mao.errors import InvalidInput
+from mao.models import Slot
 from mao.validation import check_name
 
 router = Router(prefix="/federation", tags=["federation"])
@@ -51,9 +52,6 @@ class CoverageOut(Open):
     source: str = Field(description="index (etcd) or git+index (rebuilt from the git remotes)")
 
 
-Since = Annotated[str, Query(max_length=40, description="24h, 90m, 7d or an ISO-8601 time")]
-
-
 @router.get("/schedules", response_model=ScheduleList, responses=responses(400, 503))
 def list_schedules(instance: InstanceDep, pipeline: Annotated[str | None, Query(max_length=64)] = None) -> Any:
     """Every instance's schedules (pipeline, cron, timezone, mode)."""
@@ -65,11 +63,9 @@ def list_schedules(instance: InstanceDep, pipeline: Annotated[str | None, Query(
 @router.get("/coverage", response_model=CoverageOut, responses=responses(400, 404, 503))
 def get_coverage(
     instance: InstanceDep,
-    pipeline: Annotated[str, Query(max_length=64)],
-    since: Since = "24h",
-    until: Annotated[
-        str | None, Query(max_length=40, description="end of the window (ISO-8601); now by default")
-    ] = None,
+    pipeline: QueryName,
+    since: SinceQuery = "24h",
+    until: Annotated[Slot | None, Query(description="end of the window (ISO-8601); now by default")] = None,
     rebuild: bool = False,
 ) -> Any:
     """Slot × instance grid of ``pipeline`` since ``since``; ``rebuild`` reads the git remotes'

@@ -4,27 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Query
-from pydantic import Field
-
 from mao.agreement.tally import Tallier
 from mao.api.deps import InstanceDep
-from mao.api.schemas import PathName, Resolved, Router, VotesOut, responses
-from mao.models import Name, Strict
+from mao.api.schemas import PathName, Resolved, Router, SlotQuery, VotesOut, responses
+from mao.models import Name, Slot, Strict
 from mao.validation import check_name
 
 router = Router(prefix="/datasets", tags=["datasets"])
 
 
 class ResolveIn(Strict):
-    slot: str = Field(max_length=40)
+    slot: Slot
     pick: Name
     pipeline: Name | None = None
     step: Name | None = None
 
 
 @router.get("/{name}/votes", response_model=VotesOut, responses=responses(400, 404, 503))
-def votes(name: PathName, instance: InstanceDep, slot: str | None = Query(default=None, max_length=40)) -> Any:
+def votes(name: PathName, instance: InstanceDep, slot: SlotQuery | None = None) -> Any:
     """Per slot: each elector's ballot or its absence, the outcome, the winner, the dissenters."""
     check_name(name, "dataset name")
     return Tallier(instance).votes(name, slot)

@@ -9,6 +9,7 @@ from pydantic import Field
 from mao import federation
 from mao.api.deps import InstanceDep
 from mao.api.schemas import FederationStatus, MemberAdded, MemberList, MemberRemoved, Router, responses
+from mao.federation import PEER_URL_PATTERN
 from mao.models import Strict
 from mao.validation import Name
 
@@ -17,7 +18,11 @@ router = Router(prefix="/federation", tags=["federation"])
 
 class MemberIn(Strict):
     name: Name
-    peer_url: str = Field(max_length=256, description="http://<new-instance-ip>:2380")
+    peer_url: str = Field(
+        max_length=256,
+        description="http://<new-instance-ip>:2380",
+        json_schema_extra={"pattern": PEER_URL_PATTERN},
+    )
 
 
 @router.get("/status", response_model=FederationStatus, responses=responses(503))
@@ -32,8 +37,9 @@ def status(instance: InstanceDep) -> Any:
     return body
 
 
-@router.get("/members", response_model=MemberList, responses=responses(400, 503))
+@router.get("/members", response_model=MemberList, responses=responses(409, 503))
 def list_members(instance: InstanceDep) -> Any:
+    """The etcd members; a 409 on a standalone instance (registry_backend local), which has none."""
     return {"members": federation.members(instance)}
 
 
@@ -42,6 +48,6 @@ def add_member(body: MemberIn, instance: InstanceDep) -> Any:
     return {"ok": True, **federation.add_member(instance, body.name, body.peer_url)}
 
 
-@router.delete("/members/{member}", response_model=MemberRemoved, responses=responses(400, 404, 503))
+@router.delete("/members/{member}", response_model=MemberRemoved, responses=responses(400, 404, 409, 503))
 def remove_member(member: str, instance: InstanceDep) -> Any:
     return {"ok": True, "removed": federation.remove_member(instance, member)}

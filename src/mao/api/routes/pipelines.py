@@ -22,7 +22,7 @@ from mao.api.schemas import (
     responses,
 )
 from mao.errors import InvalidInput
-from mao.models import ENV_NAME_RE, MAX_ENV_VALUE, Name, PipelineIn, RunRequest
+from mao.models import ENV_NAME_RE, MAX_ENV_VALUE, Name, PipelineIn, RunRequest, check_cron_shape
 from mao.pipelines import check_variables_set, describe, init_pipeline, remove_pipeline
 from mao.store.metrics import MetricStore
 from mao.validation import check_name
@@ -84,6 +84,8 @@ def run(request: RunRequest, instance: InstanceDep) -> Any:
         raise InvalidInput("mode goes with cron: it says how the federation covers the schedule's slots")
     if request.cron is not None and slot is not None:
         raise InvalidInput("give either cron (schedule) or slot (run now for that fire time), not both")
+    if request.cron is not None:
+        check_cron_shape(request.cron)
     check_variables_set(instance, request.name)
     if request.cron is not None:
         job = instance.scheduler.schedule(request.name, request.cron, request.mode or "every")

@@ -14,14 +14,16 @@ from fastapi import Query
 from mao.api.deps import InstanceDep, ReadsDep
 from mao.api.schemas import (
     DatasetAdded,
-    DatasetDoc,
+    DatasetListing,
     NamedDatasetDoc,
     OkName,
     PathName,
     PipelineDoc,
+    PipelineDocListing,
     Router,
     ToolAdded,
     ToolDoc,
+    ToolListing,
     responses,
 )
 from mao.errors import MAOError
@@ -39,7 +41,7 @@ ForceQuery = Annotated[
 ]
 
 
-@router.get("/tools", response_model=dict[str, ToolDoc], responses=responses(503))
+@router.get("/tools", response_model=ToolListing, responses=responses(503))
 async def list_tools(reads: ReadsDep) -> Any:
     return await reads.listing("tool")
 
@@ -83,7 +85,7 @@ def remove_tool(name: PathName, instance: InstanceDep, force: ForceQuery = False
     return {"ok": True, "name": name}
 
 
-@router.get("/datasets", response_model=dict[str, DatasetDoc], responses=responses(503))
+@router.get("/datasets", response_model=DatasetListing, responses=responses(503))
 async def list_datasets(reads: ReadsDep) -> Any:
     return await reads.listing("dataset")
 
@@ -106,7 +108,7 @@ def remove_dataset(name: PathName, instance: InstanceDep, force: ForceQuery = Fa
     return {"ok": True, "name": name}
 
 
-@router.get("/pipelines", response_model=dict[str, PipelineDoc], responses=responses(503))
+@router.get("/pipelines", response_model=PipelineDocListing, responses=responses(503))
 async def list_registered_pipelines(reads: ReadsDep) -> Any:
     return await reads.listing("pipeline")
 
