@@ -196,7 +196,7 @@ class JobOut(Open):
     timezone: str | None = None
     mode: str = Field(default="every", description="every: each instance runs each slot; one: one per slot")
     next_run_time: str | None = Field(default=None, description="ISO 8601")
-    started: int = Field(default=0, description="fires whose run was recorded and queued, since this instance started")
+    started: int = Field(default=0, description="fires whose run was recorded and queued, since it was scheduled")
     queued: int = Field(default=0, description="fires recorded behind a run still pending or running (overlap queue)")
     skipped: int = Field(default=0, description="fires not run: a run still pending or running (overlap skip), or late")
     last_skip: str | None = Field(default=None, description="slot and reason of the last skipped fire")
