@@ -35,7 +35,7 @@ RECORDS_PATH_RE = re.compile(r"^[A-Za-z0-9_.{}-][A-Za-z0-9_.{}/-]{0,199}$")
 """A relative path inside a dataset for gateway records; ``{token}`` stands for the token's name."""
 
 GIT_URL_PATTERN = (
-    r"^((ssh|https?|file|git)://[^\s'\";|&$`<>]+"
+    r"^((ssh|https?|file|git)://[^\s\x00-\x1f\x7f'\";|&$`<>]+"
     r"|[A-Za-z0-9][A-Za-z0-9._-]*@[A-Za-z0-9][A-Za-z0-9.-]*:[A-Za-z0-9._/~-]+"
     r"|/[A-Za-z0-9._/ +~-]*)$"
 )

@@ -19,7 +19,7 @@ from mao.errors import InvalidInput
 # end of the text, so the same pattern serves there.
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _SCP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*@[A-Za-z0-9][A-Za-z0-9.-]*:[A-Za-z0-9._/~-]+$")
-_URL_RE = re.compile(r"^(ssh|https?|file|git)://[^\s'\";|&$`<>]+$")
+_URL_RE = re.compile(r"^(ssh|https?|file|git)://[^\s\x00-\x1f\x7f'\";|&$`<>]+$")
 _PATH_RE = re.compile(r"^/[A-Za-z0-9._/ +~-]*$")
 
 
@@ -39,6 +39,10 @@ def check_git_url(value: str) -> str:
     if ".." in value.split("/"):
         raise InvalidInput(f"invalid git URL {value!r}: '..' is not allowed")
     if _URL_RE.fullmatch(value):
+        try:
+            urlsplit(value).port  # noqa: B018 - a bracket left open, a port that is no number
+        except ValueError as exc:
+            raise InvalidInput(f"invalid git URL {value!r}: {exc}") from None
         authority = value.split("://", 1)[1].split("/", 1)[0]
         userinfo, _, host = authority.rpartition("@")
         if host.startswith("-"):  # ssh would read it as an option (-oProxyCommand=...)

@@ -202,3 +202,11 @@ def test_a_standalone_instance_has_no_members_a_409(client: TestClient, assert_e
         assert "standalone" in error["message"]
     body = {"name": "n2", "peer_url": "http://10.0.0.2:2380"}
     assert client.post("/federation/members", json=body).status_code == 409
+
+
+@pytest.mark.parametrize("master", ["file://[", "file://\u0000", "https://host:port/r.git", "file://a\u007fb"])
+def test_a_git_url_that_cannot_be_parsed_is_a_400(client: TestClient, assert_error_shape, master) -> None:
+    """What the fuzz suite found: these were server errors."""
+    response = client.post("/registry/datasets", json={"name": "odd", "body": {"master": master}})
+    assert "invalid git URL" in assert_error_shape(response, 400)["message"]
+    assert client.get("/registry/datasets").json() == {}
