@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mao.untrusted import text_depth
+
 CACHED_PREFIXES = ("datasets/", "pipelines/", "tools/")
 """The catalog: read on every API listing and every step; written rarely."""
 
@@ -30,11 +32,20 @@ MISS = object()
 _versions = itertools.count(1)
 
 
+REGISTRY_JSON_DEPTH = 200
+"""Arrays and objects nested in a registry value at most: what the instances write is far
+shallower (a tool's JSON is bounded to :data:`mao.untrusted.MAX_JSON_DEPTH` before it is
+published); a deeper value, written there by something else, is not parsed."""
+
+
 def decode(text: str) -> dict[str, Any]:
-    """A registry value: a JSON object (anything else is wrapped as ``{"value": ...}``)."""
+    """A registry value: a JSON object (anything else is wrapped as ``{"value": ...}``,
+    text that is not JSON or nests deeper than :data:`REGISTRY_JSON_DEPTH` as its raw text,
+    so that a reader expecting fields skips it rather than fails on it)."""
     try:
+        text_depth(text, REGISTRY_JSON_DEPTH)  # json.loads recurses once per level
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return {"value": text}
     return value if isinstance(value, dict) else {"value": value}
 

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from mao.errors import MAOError, RegistryUnavailable, StoreError
 from mao.loop import LoopService
 from mao.registry.base import Lease, Registry
-from mao.registry.cache import CACHED_PREFIXES, MISS, CachedValues, ReadCache
+from mao.registry.cache import CACHED_PREFIXES, MISS, CachedValues, ReadCache, decode
 from mao.store.models import RegistryEntry, utcnow
 from mao.store.store import Store
 
@@ -67,7 +67,7 @@ class LocalRegistry(Registry):
     def get_latest(self, key: str) -> dict[str, Any] | None:
         with self._session() as s:
             row = s.scalar(select(RegistryEntry).where(RegistryEntry.key == key, self._live()))
-            return json.loads(row.value) if row else None
+            return decode(row.value) if row else None
 
     def _expiry(self, s, lease: Lease | None):
         if lease is None:
@@ -127,7 +127,7 @@ class LocalRegistry(Registry):
                 )
                 .order_by(RegistryEntry.key)
             )
-            return {r.key[len(prefix) :]: json.loads(r.value) for r in rows}
+            return {r.key[len(prefix) :]: decode(r.value) for r in rows}
 
     def grant(self, ttl: int) -> Lease:
         lease = Lease(uuid.uuid4().hex, ttl)
