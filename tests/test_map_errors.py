@@ -13,9 +13,13 @@ import requests
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from mao.errors import (
+    AlreadyExists,
+    Conflict,
     ExecutorError,
     GitError,
     InvalidInput,
+    MAOError,
+    MergeConflict,
     RegistryUnavailable,
     StoreError,
     Unavailable,
@@ -76,3 +80,42 @@ def test_keep_error_and_details_and_decorator_use() -> None:
     with pytest.raises(Unavailable, match=r"^cannot reach http://m: ConnectError: refused$"):
         with map_errors("http", "cannot reach http://m: {error}"):
             raise httpx.ConnectError("refused")
+
+
+def _error_classes() -> list[type[MAOError]]:
+    found, todo = set(), [MAOError]
+    while todo:
+        cls = todo.pop()
+        found.add(cls)
+        todo.extend(cls.__subclasses__())
+    return sorted((c for c in found if c.__module__ == "mao.errors"), key=lambda c: c.__name__)
+
+
+def test_every_unreachable_service_is_unavailable() -> None:
+    """A caller that waits out an unreachable service catches ``Unavailable`` and gets each of them."""
+    for kind, exc in [
+        ("store", OperationalError("SELECT 1", {}, sqlite3.OperationalError("disk I/O error"))),
+        ("engine", docker.errors.APIError("no such image")),
+        ("etcd", etcd3gw.exceptions.ConnectionFailedError("down")),
+        ("http", httpx.ConnectError("refused")),
+    ]:
+        with pytest.raises(Unavailable) as info, map_errors(kind, "the service"):
+            raise exc
+        assert info.value.status_code == 503
+    unavailable = {cls for cls in _error_classes() if cls.status_code == 503}
+    assert unavailable and all(issubclass(cls, Unavailable) for cls in unavailable), unavailable
+
+
+def test_a_merge_conflict_is_a_conflict_not_a_git_failure() -> None:
+    """A merge git refused on conflicting files is a state conflict (409): a handler of failed git
+    commands (502) does not take it, one of conflicts does."""
+    try:
+        raise MergeConflict("merging a into ground-truth conflicts in: x.csv", ["x.csv"])
+    except GitError:
+        pytest.fail("a merge conflict was handled as a failed git command")
+    except Conflict as exc:
+        assert exc.status_code == 409 and exc.to_dict()["error"]["code"] == "merge_conflict"
+        assert exc.to_dict()["error"]["details"] == {"files": ["x.csv"]}
+    conflicts = {cls for cls in _error_classes() if cls.status_code == 409}
+    assert all(issubclass(cls, (Conflict, AlreadyExists)) for cls in conflicts), conflicts
+    assert not any(issubclass(cls, GitError) for cls in conflicts)

@@ -131,15 +131,15 @@ class RegistryUnavailable(Unavailable):
     code = "registry_unavailable"
 
 
-class StoreError(MAOError):
-    status_code = 503
+class StoreError(Unavailable):
+    """The local store (SQLite, PostgreSQL) failed or cannot be reached."""
+
     code = "store_unavailable"
 
 
-class ExecutorError(MAOError):
+class ExecutorError(Unavailable):
     """The container engine failed or refused: unreachable, missing image."""
 
-    status_code = 503
     code = "executor_error"
 
 
@@ -150,8 +150,10 @@ class GitError(MAOError):
     code = "git_error"
 
 
-class MergeConflict(GitError):
-    status_code = 409
+class MergeConflict(Conflict):
+    """Git could not merge a node branch into ``ground-truth``: ``files`` names the conflicting
+    paths. The node branch itself was pushed; a conflict, not a failure of git."""
+
     code = "merge_conflict"
 
     def __init__(self, message: str, files: list[str]) -> None:
