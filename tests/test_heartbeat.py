@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from waiting import wait_for
 
-from mao.catalog import INSTANCES
 from mao.config import Settings
 from mao.federation import Heartbeat
 from mao.instance import Instance
+from mao.registry.keys import INSTANCES
 from mao.registry.memory import MemoryRegistry
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from mao.errors import AlreadyExists, Conflict, MAOError, NotFound, RegistryUnavailable
 from mao.models import DatasetIn, ToolIn
 from mao.registry.base import Registry
+from mao.registry.keys import DATASETS, PIPELINES, TOOLS, dataset_lock
 from mao.validation import check_local_remote, check_name
 
 if TYPE_CHECKING:
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TOOLS, DATASETS, PIPELINES, INSTANCES = "tools/", "datasets/", "pipelines/", "instances/"
 MAX_NOTES = 20
 
 
@@ -205,7 +205,7 @@ class Catalog:
         taken when the registry already lists it, as after a node's first run)."""
         if branch in (self.registry.get(DATASETS + check_name(dataset, "dataset name")) or {}).get("nodes", []):
             return
-        with self.registry.lock(f"datasets-{dataset}", ttl=15, owner=branch):
+        with self.registry.lock(dataset_lock(dataset), ttl=15, owner=branch):
             value = self.registry.get_latest(DATASETS + dataset)  # not a cached copy: it is written back
             if value is None:
                 raise NotFound(f"dataset {dataset!r} is not registered")

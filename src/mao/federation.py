@@ -7,9 +7,9 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from mao.catalog import INSTANCES
 from mao.errors import MAOError
 from mao.registry.base import KeepAlive, Lease
+from mao.registry.keys import INSTANCES, instance_key
 
 if TYPE_CHECKING:
     from mao.instance import Instance
@@ -50,7 +50,7 @@ class Heartbeat:
         }
 
     def _put(self, lease: Lease) -> None:
-        self.instance.registry.put(INSTANCES + self.instance.name, self.record(), lease)
+        self.instance.registry.put(instance_key(self.instance.name), self.record(), lease)
 
     def _round(self, lease: Lease) -> None:
         self._put(lease)

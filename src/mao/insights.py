@@ -21,6 +21,7 @@ from mao.errors import InvalidInput, NotFound, RegistryUnavailable
 from mao.offline.models import FederationTask
 from mao.offline.replay import defer, register_handler
 from mao.registry.base import Registry
+from mao.registry.keys import INSIGHTS, insight_key
 from mao.untrusted import MAX_JSON_DEPTH, UnsafeJSON, check_json
 from mao.validation import NAME_RE, check_name
 
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PREFIX = "insights/"
 KIND = "insight"
 SKIPPED_HEADER = "X-MAO-Skipped-Insights"
 """The header of a listing that left out stored insights: their keys, comma-separated."""
@@ -42,10 +42,6 @@ _FIELDS: dict[str, type] = {
     "suspect": bool,
 }
 """The record's fields besides ``value``, with the types a reader serves."""
-
-
-def insight_key(pipeline: str, step: str) -> str:
-    return f"{PREFIX}{pipeline}/{step}"
 
 
 def problem(value: Any) -> str | None:
@@ -69,14 +65,14 @@ def read_insights(registry: Registry) -> tuple[list[dict[str, Any]], list[dict[s
     """Every published insight that can be served, each with its ``pipeline`` and ``step``,
     sorted by them; and the skipped ones as ``{"key", "reason"}`` (each logged)."""
     out, skipped = [], []
-    for key, value in registry.list(PREFIX).items():
+    for key, value in registry.list(INSIGHTS).items():
         pipeline, _, step = key.partition("/")
         if pipeline and step and "/" not in step:
             named = NAME_RE.fullmatch(pipeline) and NAME_RE.fullmatch(step)
             why = problem(value) if named else "its key does not name a pipeline and a step"
             if why is not None:
-                skipped.append({"key": f"{PREFIX}{key}", "reason": why})
-                log.warning("insight %r skipped: %s", f"{PREFIX}{key}", why)
+                skipped.append({"key": f"{INSIGHTS}{key}", "reason": why})
+                log.warning("insight %r skipped: %s", f"{INSIGHTS}{key}", why)
                 continue
             out.append({**value, "pipeline": pipeline, "step": step})
     return sorted(out, key=lambda item: (item["pipeline"], item["step"])), skipped

@@ -15,15 +15,15 @@ from waiting import wait_for
 from mao.agreement.slots import parse_slot
 from mao.catalog import Catalog
 from mao.config import Settings
-from mao.coverage.claims import claim_key
 from mao.coverage.grid import Schedule, build_grid
-from mao.coverage.index import COVERAGE, coverage, schedules
+from mao.coverage.index import coverage, schedules
 from mao.coverage.window import parse_since, slot_end, slots_between
 from mao.errors import InvalidInput
 from mao.executor.fake import FakeExecutor
 from mao.instance import Instance
 from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn
 from mao.pipelines import init_pipeline
+from mao.registry.keys import COVERAGE, claim_key, gap_key
 from mao.registry.memory import MemoryRegistry
 
 T0 = parse_slot("2026-11-28T12:00:00Z")
@@ -289,7 +289,6 @@ def test_a_late_every_fire_catches_up_only_a_gap(tmp_path, registry) -> None:
 
 
 def test_an_every_mode_slot_that_ends_undelivered_is_logged_once_as_a_gap(tmp_path, registry, caplog) -> None:
-    from mao.coverage.claims import GAPS
 
     inst = _instance(tmp_path, registry, "a", tool=_fail)
     slot = "2026-11-27T12:00:00Z"
@@ -298,7 +297,7 @@ def test_an_every_mode_slot_that_ends_undelivered_is_logged_once_as_a_gap(tmp_pa
         assert inst.store.get_run(run_id).status == "failed"
         assert inst.claims.check_gap("p", slot, datetime.now(UTC)) == "gap"
         assert f"gap: slot {slot} of pipeline p" in caplog.text
-        assert registry.get(f"{GAPS}p/20261127T120000Z")["seen_by"] == "a"
+        assert registry.get(gap_key("p", "2026-11-27T12:00:00Z"))["seen_by"] == "a"
         inst.runner.run_sync("p", slot=slot)
         assert coverage(inst, "p", parse_slot(slot), now=parse_slot(slot) + timedelta(hours=1))["gaps"] == [slot]
     finally:

@@ -12,12 +12,12 @@ import pytest
 from mao.agreement.slots import parse_slot
 from mao.catalog import Catalog
 from mao.config import Settings
-from mao.coverage.claims import claim_key
-from mao.coverage.index import COVERAGE, coverage
+from mao.coverage.index import coverage
 from mao.executor.fake import FakeExecutor
 from mao.instance import Instance
 from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn
 from mao.pipelines import init_pipeline
+from mao.registry.keys import COVERAGE, claim_key
 from mao.registry.memory import MemoryRegistry
 
 T0 = parse_slot("2026-11-28T12:00:00Z")

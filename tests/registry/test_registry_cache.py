@@ -13,7 +13,8 @@ from waiting import wait_for
 
 from mao.registry.cache import MISS
 from mao.registry.etcd import EtcdRegistry, make_clients
-from mao.registry.local import GENERATION, LocalRegistry
+from mao.registry.keys import LOCAL_GENERATION as GENERATION
+from mao.registry.local import LocalRegistry
 from mao.store import Store, make_engine
 
 BOUND = 1.0

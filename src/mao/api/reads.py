@@ -21,9 +21,10 @@ from pydantic import TypeAdapter
 from starlette.concurrency import run_in_threadpool
 
 from mao.api.schemas import DatasetListing, NamedDatasetDoc, PipelineDoc, PipelineDocListing, ToolDoc, ToolListing
-from mao.catalog import DATASETS, PIPELINES, TOOLS, Catalog, dataset_defaults
+from mao.catalog import Catalog, dataset_defaults
 from mao.instance import Instance
 from mao.registry.cache import CachedValues
+from mao.registry.keys import DATASETS, PIPELINES, TOOLS
 from mao.validation import check_name
 
 MAX_RENDERED = 4096

@@ -24,24 +24,18 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from mao.agreement.slots import normalize_slot, slot_key
+from mao.agreement.slots import normalize_slot
 from mao.coverage.index import delivered_by, delivered_in_git, record_from_git, record_run, report_gap
 from mao.errors import Conflict, MAOError, RegistryUnavailable
 from mao.loop import LoopService
 from mao.registry.base import KeepAlive
+from mao.registry.keys import claim_key, gap_key
 from mao.status import RunStatus
 
 if TYPE_CHECKING:
     from mao.instance import Instance
 
 log = logging.getLogger(__name__)
-
-CLAIMS = "claims/"
-GAPS = "gaps/"
-
-
-def claim_key(pipeline: str, slot: str) -> str:
-    return f"{CLAIMS}{pipeline}/{slot_key(slot)}"
 
 
 class SlotClaims:
@@ -169,7 +163,7 @@ class SlotClaims:
         report_gap(self.instance, pipeline, slot)
         try:  # once per slot, whoever sees it first
             registry.create(
-                f"{GAPS}{pipeline}/{slot_key(slot)}",
+                gap_key(pipeline, slot),
                 {"pipeline": pipeline, "slot": slot, "seen_by": self.instance.name, "at": time.time()},
             )
         except MAOError as exc:

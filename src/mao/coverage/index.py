@@ -12,9 +12,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from mao.agreement.slots import normalize_slot, parse_slot, slot_key, slot_of
+from mao.agreement.slots import normalize_slot, parse_slot, slot_of
 from mao.coverage.grid import DELIVERED, FAILED, Schedule, build_grid
 from mao.errors import MAOError, NotFound
+from mao.registry.keys import coverage_key, coverage_prefix, schedules_prefix
 from mao.status import RunStatus
 
 if TYPE_CHECKING:
@@ -22,20 +23,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COVERAGE = "coverage/"
-SCHEDULES = "schedules/"
 _SEP, _END = "\x1f", "\x1e"
-
-
-def coverage_key(pipeline: str, slot: str, instance: str | None = None) -> str:
-    base = f"{COVERAGE}{pipeline}/{slot_key(slot)}/"
-    return base + instance if instance else base
 
 
 def schedules(instance: Instance, pipeline: str | None = None) -> list[dict[str, Any]]:
     """Every instance's published schedules (all pipelines, or one), sorted by pipeline and instance."""
     out = []
-    for key, value in instance.registry.list(SCHEDULES + (f"{pipeline}/" if pipeline else "")).items():
+    for key, value in instance.registry.list(schedules_prefix(pipeline)).items():
         parts = (f"{pipeline}/{key}" if pipeline else key).split("/")
         if len(parts) != 2 or not isinstance(value, dict) or not value.get("cron"):
             continue
@@ -97,7 +91,7 @@ def delivered_by(instance: Instance, pipeline: str, slot: str) -> list[str]:
 
 def indexed_outcomes(instance: Instance, pipeline: str, since: datetime) -> dict[tuple[str, str], str]:
     out: dict[tuple[str, str], str] = {}
-    for key, value in instance.registry.list(f"{COVERAGE}{pipeline}/").items():
+    for key, value in instance.registry.list(coverage_prefix(pipeline)).items():
         parts = key.split("/")
         if len(parts) != 2 or not isinstance(value, dict):
             continue

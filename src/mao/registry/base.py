@@ -17,6 +17,7 @@ from typing import Any
 from mao.errors import LockTimeout, MAOError
 from mao.loop import STOP, LoopService
 from mao.registry.cache import CachedValues
+from mao.registry.keys import lock_key
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ class Lock:
 
     def __init__(self, registry: Registry, name: str, *, ttl: int = 30, owner: str = "") -> None:
         self.registry = registry
-        self.key = f"locks/{name}"
+        self.key = lock_key(name)
         self.ttl = ttl
         self.token = uuid.uuid4().hex
         self.owner = owner

@@ -21,9 +21,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mao.registry.keys import CATALOG
 from mao.untrusted import text_depth
 
-CACHED_PREFIXES = ("datasets/", "pipelines/", "tools/")
+CACHED_PREFIXES = CATALOG
 """The catalog: read on every API listing and every step; written rarely."""
 
 MISS = object()

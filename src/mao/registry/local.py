@@ -24,15 +24,13 @@ from mao.errors import MAOError, RegistryUnavailable, StoreError
 from mao.loop import LoopService
 from mao.registry.base import Lease, Registry
 from mao.registry.cache import CACHED_PREFIXES, MISS, CachedValues, ReadCache, decode
+from mao.registry.keys import LOCAL_GENERATION, LOCAL_LEASES, LOCAL_META
 from mao.store.models import RegistryEntry, utcnow
 from mao.store.store import Store
 
 log = logging.getLogger(__name__)
 
-_LEASES = "_leases/"
-_META = "_meta/"
-GENERATION = _META + "generation"
-"""Changed by every write of a catalog key, in the write's transaction."""
+_LEASES, _META, GENERATION = LOCAL_LEASES, LOCAL_META, LOCAL_GENERATION
 
 
 class LocalRegistry(Registry):

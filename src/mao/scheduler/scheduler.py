@@ -31,6 +31,8 @@ from sqlalchemy import bindparam
 from mao.agreement.slots import slot_of
 from mao.coverage.grid import MODES
 from mao.errors import InvalidInput, MAOError, NotFound
+from mao.registry.keys import SCHEDULES as SCHEDULES  # still imported from here by agreement.ballots
+from mao.registry.keys import schedule_key
 from mao.scheduler.cron import parse_cron, timezone
 from mao.scheduler.fires import Fire, FireCounts, FireCountStore, FireRecorder, report
 
@@ -40,11 +42,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JOB_TABLE = "apscheduler_jobs"
-SCHEDULES = "schedules/"
-
-
-def schedule_key(pipeline: str, instance: str) -> str:
-    return f"{SCHEDULES}{pipeline}/{instance}"
 
 
 def fire(

@@ -1,0 +1,42 @@
+"""The registry's key layout, kept in :mod:`mao.registry.keys` alone: the keys are what
+instances of different versions read from each other, so the layout is locked here."""
+
+from __future__ import annotations
+
+from mao.registry import keys
+
+SLOT = "2026-11-28T13:00:00+01:00"
+"""A slot written with an offset: keys hold its compact UTC form."""
+
+
+def test_each_family_keeps_its_layout() -> None:
+    assert keys.tool_key("t") == "tools/t"
+    assert keys.dataset_key("d") == "datasets/d"
+    assert keys.pipeline_key("p") == "pipelines/p"
+    assert keys.instance_key("a") == "instances/a"
+    assert keys.schedules_prefix() == "schedules/"
+    assert keys.schedules_prefix("p") == "schedules/p/"
+    assert keys.schedule_key("p", "a") == "schedules/p/a"
+    assert keys.coverage_prefix("p") == "coverage/p/"
+    assert keys.coverage_key("p", SLOT) == "coverage/p/20261128T120000Z/"
+    assert keys.coverage_key("p", SLOT, "a") == "coverage/p/20261128T120000Z/a"
+    assert keys.claim_key("p", SLOT) == "claims/p/20261128T120000Z"
+    assert keys.gap_key("p", SLOT) == "gaps/p/20261128T120000Z"
+    assert keys.insight_key("p", "s") == "insights/p/s"
+    path = keys.slot_path("d", "p", "s", SLOT)
+    assert path == "d/p/s/20261128T120000Z"
+    assert keys.ballots_prefix(path) == "ballots/d/p/s/20261128T120000Z/"
+    assert keys.ballot_key(path, "a") == "ballots/d/p/s/20261128T120000Z/a"
+    assert keys.electorate_key(path) == "electorates/d/p/s/20261128T120000Z"
+    assert keys.electorates_prefix() == "electorates/"
+    assert keys.electorates_prefix("d") == "electorates/d/"
+    assert keys.tally_key(path) == "tallies/d/p/s/20261128T120000Z"
+    assert keys.lock_key(keys.merge_lock("d")) == "locks/merge-d"
+    assert keys.lock_key(keys.dataset_lock("d")) == "locks/datasets-d"
+    assert keys.CATALOG == ("datasets/", "pipelines/", "tools/")
+
+
+def test_a_merge_lock_names_its_dataset() -> None:
+    assert keys.merged_dataset(keys.merge_lock("obs-1")) == "obs-1"
+    assert keys.merged_dataset(keys.dataset_lock("obs-1")) is None
+    assert keys.merged_dataset("other") is None
