@@ -6,7 +6,7 @@ import threading
 
 from agreement_kit import git, is_ancestor, trailers
 
-from mao.datasets.manager import DatasetManager
+from mao.datasets.groundtruth import GroundTruth
 
 NAMES = ("alpha", "beta", "gamma")
 
@@ -71,7 +71,7 @@ def test_merge_retries_when_ground_truth_moved_meanwhile(federation, register, r
     register(beta)
     assert alpha.store.get_run(alpha.runner.run_sync("collect")).status == "succeeded"
 
-    original = DatasetManager._push_merge
+    original = GroundTruth.push_merge
     raced = []
 
     def push_merge(self, clone, node_ref, merged):
@@ -83,10 +83,10 @@ def test_merge_retries_when_ground_truth_moved_meanwhile(federation, register, r
             (worktree / "other.txt").write_text("pushed meanwhile\n")
             manager.commit_output(worktree, "meanwhile", {})
             manager.push("metrics", "gather-alpha")
-            manager._merge_once("metrics", "gather-alpha", "Merge meanwhile", {})
+            manager.merge_to_ground_truth("metrics", "gather-alpha", "Merge meanwhile", {})
         return original(self, clone, node_ref, merged)
 
-    monkeypatch.setattr(DatasetManager, "_push_merge", push_merge)
+    monkeypatch.setattr(GroundTruth, "push_merge", push_merge)
     run = beta.store.get_run(beta.runner.run_sync("collect"))
     assert raced
     assert run.status == "succeeded", run.error

@@ -53,6 +53,12 @@ class Inspect:
         return sorted(out.split())
 
     @staticmethod
+    def fetched(clone: Path) -> list[str]:
+        """The branches of origin a clone knows, as of its last fetch."""
+        out = plain_git("for-each-ref", "--format=%(refname:lstrip=3)", "refs/remotes/origin/", cwd=clone)
+        return sorted(branch for branch in out.split() if branch != "HEAD")
+
+    @staticmethod
     def file(repo: Path, ref: str, path: str) -> str:
         return plain_git("show", f"refs/heads/{ref}:{path}", cwd=repo)
 
@@ -116,6 +122,18 @@ def manager(make_manager: Callable[..., DatasetManager]) -> DatasetManager:
 def other(make_manager: Callable[..., DatasetManager]) -> DatasetManager:
     """A second instance sharing the same remotes."""
     return make_manager("b")
+
+
+@pytest.fixture
+def trailers_of() -> Callable[..., dict[str, str]]:
+    """``trailers_of(manager, remote, sha)``: the trailers of commit ``sha`` as the dataset's history reads them."""
+
+    def read(manager: DatasetManager, remote: Path | str, sha: str, name: str = NAME) -> dict[str, str]:
+        [entry] = manager.log(name, str(remote), ref=sha, limit=1)
+        assert entry["sha"] == sha
+        return entry["trailers"]
+
+    return read
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mao.datasets import DatasetManager
-from mao.datasets.manager import format_message
+from mao.datasets.trailers import format_message
 from mao.errors import GitError, InvalidInput
 
 
@@ -40,7 +40,7 @@ def _step(manager: DatasetManager, remote: Path, branch: str, files: dict[str, s
     return sha
 
 
-def test_node_branch_and_merge_go_in_one_push(manager: DatasetManager, remote: Path, inspect) -> None:
+def test_node_branch_and_merge_go_in_one_push(manager: DatasetManager, remote: Path, inspect, trailers_of) -> None:
     first = _step(manager, remote, "step-a", {"rows.csv": "a1\n"}, 1)
     merged = manager.merge_to_ground_truth("ds", "step-a", "Merge 1", {"Mao-Run": "1"}, source=first, fetched=True)
     assert inspect.rev(remote, "step-a") == first
@@ -54,7 +54,7 @@ def test_node_branch_and_merge_go_in_one_push(manager: DatasetManager, remote: P
     assert inspect.rev(remote, "step-a") == second
     assert inspect.parents(remote, merged2) == [merged, second]
     assert inspect.file(remote, "ground-truth", "rows.csv") == "a1\na2\n"
-    assert manager.commit_trailers("ds", merged2) == {"Mao-Run": "2"}
+    assert trailers_of(manager, remote, merged2) == {"Mao-Run": "2"}
     assert manager.pending_pushes("ds") == []
 
 
@@ -105,7 +105,7 @@ def test_a_step_that_changed_nothing_adds_no_merge(manager: DatasetManager, remo
 
 
 def test_housekeeping_runs_once_every_so_many_commits(manager: DatasetManager, remote: Path, inspect) -> None:
-    from mao.datasets.manager import HOUSEKEEPING_EVERY
+    from mao.datasets.publish import HOUSEKEEPING_EVERY
 
     for run in range(1, HOUSEKEEPING_EVERY * 2 + 1):
         _step(manager, remote, "step-a", {"rows.csv": f"{run}\n"}, run)

@@ -1,4 +1,4 @@
-"""Clone, output branches, commits with trailers, input snapshots, bare repositories."""
+"""Clone, output branches, commits with trailers, input views, bare repositories."""
 
 from __future__ import annotations
 
@@ -12,17 +12,17 @@ from mao.datasets import DatasetManager
 from mao.errors import AlreadyExists, InvalidInput, NotFound
 
 
-def test_clone_of_an_empty_remote(manager: DatasetManager, remote: Path, tmp_path: Path) -> None:
+def test_clone_of_an_empty_remote(manager: DatasetManager, remote: Path, inspect) -> None:
     clone = manager.ensure_clone("ds", str(remote))
     assert clone == manager.base_dir / "ds" / "clone"
     assert (clone / ".git").is_dir()
-    assert manager.branches("ds", str(remote)) == []
+    assert inspect.fetched(clone) == []
     assert manager.log("ds", str(remote)) == []
     assert manager.head("ds", "ground-truth") is None
     assert manager.pending_pushes("ds") == []
-    dest = tmp_path / "input"
-    assert manager.snapshot_input("ds", str(remote), dest) is None
-    assert dest.is_dir() and list(dest.iterdir()) == []
+    view, commit = manager.acquire_input("ds", str(remote))
+    assert commit is None and view.is_dir() and list(view.iterdir()) == []
+    manager.release_input("ds", view)
     # a second call fetches instead of cloning again
     assert manager.ensure_clone("ds", str(remote)) == clone
 
@@ -47,7 +47,8 @@ def test_output_branch_is_created_and_pushed(manager: DatasetManager, remote: Pa
     assert inspect.branches(remote) == ["collect-a"]
     assert inspect.rev(remote, "collect-a") == sha
     assert inspect.file(remote, "collect-a", "data/items.csv") == "id,name\n1,x\n"
-    assert manager.branches("ds", str(remote)) == ["collect-a"]
+    manager.ensure_clone("ds", str(remote))
+    assert inspect.fetched(manager.clone_path("ds")) == ["collect-a"]
     assert manager.head("ds", "collect-a") == sha
 
 
@@ -61,7 +62,7 @@ def test_commit_trailers_are_read_back(manager: DatasetManager, remote: Path) ->
         "Mao-Input-Commit": "0" * 40,
     }
     sha = manager.commit_output(worktree, "Scrape\n\nLonger description.", trailers)
-    assert manager.commit_trailers("ds", sha) == trailers
+    assert manager.log("ds", str(remote), ref=sha, limit=1)[0]["trailers"] == trailers  # not pushed yet
     manager.push("ds", "step-a")
     [entry, root] = manager.log("ds", str(remote), ref="step-a")
     assert entry["sha"] == sha
@@ -143,13 +144,11 @@ def test_remote_url_change_is_followed(manager: DatasetManager, make_remote, wri
     write_output(manager, str(first), "step-a", {"a.txt": "A\n"})
     clone = manager.ensure_clone("ds", str(second))
     assert inspect.git("remote", "get-url", "origin", cwd=clone).strip() == str(second)
-    assert manager.branches("ds", str(second)) == []
+    assert inspect.fetched(clone) == []
     assert manager.pending_pushes("ds") == ["step-a"]  # the new remote lacks it
 
 
-def test_snapshot_input_exports_ground_truth(
-    manager: DatasetManager, remote: Path, write_output, tmp_path: Path
-) -> None:
+def test_an_input_view_holds_the_agreed_files(manager: DatasetManager, remote: Path, write_output) -> None:
     worktree = manager.prepare_output("ds", str(remote), "step-a")
     (worktree / "dir" / "sub").mkdir(parents=True)
     (worktree / "dir" / "sub" / "deep.txt").write_text("deep\n")
@@ -162,24 +161,18 @@ def test_snapshot_input_exports_ground_truth(
     write_output(manager, str(remote), "step-a", {"dir/sub/deep.txt": "changed\n"}, run=2)
     second = manager.merge_to_ground_truth("ds", "step-a", "Merge", {"Mao-Run": "2"})
 
-    dest = tmp_path / "input"
-    assert manager.snapshot_input("ds", str(remote), dest) == second
-    assert (dest / "dir" / "sub" / "deep.txt").read_text() == "changed\n"
-    assert os.access(dest / "run.sh", os.X_OK)
-    assert os.readlink(dest / "link") == "dir/sub/deep.txt"
-    assert not (dest / ".git").exists()
-    assert sorted(p.name for p in dest.iterdir()) == ["dir", "link", "run.sh"]
+    view, commit = manager.acquire_input("ds", str(remote))
+    assert commit == second
+    assert (view / "dir" / "sub" / "deep.txt").read_text() == "changed\n"
+    assert os.access(view / "run.sh", os.X_OK)
+    assert os.readlink(view / "link") == "dir/sub/deep.txt"
+    assert not (view / ".git").exists()
+    assert sorted(p.name for p in view.iterdir()) == ["dir", "link", "run.sh"]
 
-    older = tmp_path / "older"
-    assert manager.snapshot_input("ds", str(remote), older, ref=first) == first
+    older, commit = manager.acquire_input("ds", str(remote), ref=first)
+    assert commit == first and older != view
     assert (older / "dir" / "sub" / "deep.txt").read_text() == "deep\n"
-
-
-def test_snapshot_input_refuses_a_non_empty_destination(manager: DatasetManager, remote: Path, tmp_path: Path) -> None:
-    (tmp_path / "input").mkdir()
-    (tmp_path / "input" / "x").write_text("x")
-    with pytest.raises(InvalidInput, match="not empty"):
-        manager.snapshot_input("ds", str(remote), tmp_path / "input")
+    assert (view / "dir" / "sub" / "deep.txt").read_text() == "changed\n"  # the view in use stays
 
 
 def test_create_bare_and_clone_it(manager: DatasetManager, write_output, inspect) -> None:

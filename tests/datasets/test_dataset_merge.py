@@ -10,14 +10,16 @@ from mao.datasets import DatasetManager
 from mao.errors import GitError, NotFound
 
 
-def test_first_merge_creates_ground_truth(manager: DatasetManager, remote: Path, write_output, inspect) -> None:
+def test_first_merge_creates_ground_truth(
+    manager: DatasetManager, remote: Path, write_output, inspect, trailers_of
+) -> None:
     node = write_output(manager, str(remote), "step-a", {"a.txt": "A\n"})
     merged = manager.merge_to_ground_truth("ds", "step-a", "Merge step-a", {"Mao-Run": "7", "Mao-Instance": "a"})
     assert inspect.rev(remote, "ground-truth") == merged
     parents = inspect.parents(remote, merged)
     assert len(parents) == 2 and parents[1] == node
     assert inspect.file(remote, "ground-truth", "a.txt") == "A\n"
-    assert manager.commit_trailers("ds", merged) == {"Mao-Run": "7", "Mao-Instance": "a"}
+    assert trailers_of(manager, remote, merged) == {"Mao-Run": "7", "Mao-Instance": "a"}
     [entry] = manager.log("ds", str(remote), limit=1)
     assert entry["sha"] == merged and entry["subject"] == "Merge step-a"
     assert entry["trailers"]["Mao-Run"] == "7"
@@ -48,7 +50,7 @@ def test_merging_again_after_new_output(manager: DatasetManager, remote: Path, w
 
 
 def test_concurrent_changes_keep_the_newest_and_lose_nothing(
-    manager: DatasetManager, other: DatasetManager, remote: Path, write_output, inspect
+    manager: DatasetManager, other: DatasetManager, remote: Path, write_output, inspect, trailers_of
 ) -> None:
     """Two nodes changed one file differently since they last agreed: nobody is stopped. The
     later merge's version is ground-truth's, named in a Mao-Superseded trailer; the earlier
@@ -64,7 +66,7 @@ def test_concurrent_changes_keep_the_newest_and_lose_nothing(
     assert inspect.file(remote, "ground-truth", "only-a.txt") == "A\n"
     assert inspect.file(remote, "ground-truth", "only-b.txt") == "B\n"
     assert inspect.git("show", f"{merged_a}:result.json", cwd=remote) == '{"v": 1}'
-    assert other.commit_trailers("ds", merged_b) == {"Mao-Run": "3", "Mao-Superseded": "result.json"}
+    assert trailers_of(other, remote, merged_b) == {"Mao-Run": "3", "Mao-Superseded": "result.json"}
     assert inspect.rev(remote, "step-a") == node_a
     worktree = other.worktree_path("ds", "ground-truth")
     assert inspect.status(worktree) == ""
@@ -73,7 +75,7 @@ def test_concurrent_changes_keep_the_newest_and_lose_nothing(
 
 
 def test_a_node_deleting_what_ground_truth_changed_is_the_newest_change(
-    manager: DatasetManager, other: DatasetManager, remote: Path, write_output, inspect
+    manager: DatasetManager, other: DatasetManager, remote: Path, write_output, inspect, trailers_of
 ) -> None:
     write_output(manager, str(remote), "step-a", {"x.json": "1"})
     manager.merge_to_ground_truth("ds", "step-a", "Merge 1", {})
@@ -85,7 +87,7 @@ def test_a_node_deleting_what_ground_truth_changed_is_the_newest_change(
     manager.merge_to_ground_truth("ds", "step-a", "Merge 2", {})
     merged = other.merge_to_ground_truth("ds", "step-b", "Merge 3", {})
     assert "x.json" not in inspect.git("ls-tree", "--name-only", merged, cwd=remote)
-    assert other.commit_trailers("ds", merged) == {"Mao-Superseded": "x.json"}
+    assert trailers_of(other, remote, merged) == {"Mao-Superseded": "x.json"}
 
 
 def test_unpushed_node_branch_is_merged_from_local(manager: DatasetManager, remote: Path, inspect) -> None:
@@ -155,9 +157,10 @@ def test_a_repository_with_data_on_main_starts_ground_truth_from_it(tmp_path):
     manager = DatasetManager(
         Git(ssh_key_dir=None, name="t", email="t@x"), tmp_path / "ds", tmp_path / "bare", retry_delay=0.01
     )
-    snapshot = tmp_path / "snap"
-    assert manager.snapshot_input("old", str(remote), snapshot) == main_sha
-    assert (snapshot / "existing.csv").read_text() == "a,b\n"
+    view, commit = manager.acquire_input("old", str(remote))
+    assert commit == main_sha
+    assert (view / "existing.csv").read_text() == "a,b\n"
+    manager.release_input("old", view)
 
     worktree = manager.prepare_output("old", str(remote), "step-node")
     assert (worktree / "existing.csv").exists()
@@ -173,7 +176,7 @@ def test_a_repository_with_data_on_main_starts_ground_truth_from_it(tmp_path):
 
 
 def test_rows_both_sides_appended_are_kept(
-    manager: DatasetManager, other: DatasetManager, remote: Path, write_output, inspect
+    manager: DatasetManager, other: DatasetManager, remote: Path, write_output, inspect, trailers_of
 ) -> None:
     write_output(manager, str(remote), "step-a", {"rows.csv": "h\n1\n"})
     manager.merge_to_ground_truth("ds", "step-a", "Merge 1", {})
@@ -183,7 +186,7 @@ def test_rows_both_sides_appended_are_kept(
     manager.merge_to_ground_truth("ds", "step-a", "Merge 2", {})
     merged = other.merge_to_ground_truth("ds", "step-b", "Merge 3", {"Mao-Run": "3"})
     assert inspect.file(remote, "ground-truth", "rows.csv") == "h\n1\na\nb\n"
-    assert other.commit_trailers("ds", merged) == {"Mao-Run": "3"}
+    assert trailers_of(other, remote, merged) == {"Mao-Run": "3"}
 
 
 @pytest.mark.parametrize(
@@ -194,7 +197,7 @@ def test_rows_both_sides_appended_are_kept(
     ],
 )
 def test_changed_lines_keep_the_newest(
-    manager: DatasetManager, other: DatasetManager, remote: Path, write_output, inspect, name, ours, theirs
+    manager: DatasetManager, other: DatasetManager, remote: Path, write_output, inspect, name, ours, theirs, trailers_of
 ) -> None:
     write_output(manager, str(remote), "step-a", {name: "h\n1\n"})
     manager.merge_to_ground_truth("ds", "step-a", "Merge 1", {})
@@ -203,11 +206,11 @@ def test_changed_lines_keep_the_newest(
     manager.merge_to_ground_truth("ds", "step-a", "Merge 2", {})
     merged = other.merge_to_ground_truth("ds", "step-b", "Merge 3", {})
     assert inspect.file(remote, "ground-truth", name) == theirs
-    assert other.commit_trailers("ds", merged) == {"Mao-Superseded": name}
+    assert trailers_of(other, remote, merged) == {"Mao-Superseded": name}
 
 
 def test_files_both_created_keep_both_rows_only_when_line_oriented(
-    manager: DatasetManager, other: DatasetManager, remote: Path, write_output, inspect
+    manager: DatasetManager, other: DatasetManager, remote: Path, write_output, inspect, trailers_of
 ) -> None:
     write_output(manager, str(remote), "step-a", {"m.csv": "h\na\n"})
     write_output(other, str(remote), "step-b", {"m.csv": "h\nb\n"})
@@ -227,4 +230,4 @@ def test_files_both_created_keep_both_rows_only_when_line_oriented(
     manager.merge_to_ground_truth("ds", "step-a", "Merge a", {})
     merged = other.merge_to_ground_truth("ds", "step-b", "Merge b", {})
     assert inspect.file(remote, "ground-truth", "m.json") == '{\n"v": 2\n}\n'
-    assert other.commit_trailers("ds", merged) == {"Mao-Superseded": "m.json"}
+    assert trailers_of(other, remote, merged) == {"Mao-Superseded": "m.json"}

@@ -54,7 +54,7 @@ def _outside(tmp_path: Path) -> Path:
 
 
 def test_a_link_both_nodes_retargeted_keeps_the_newest_link_and_writes_nothing_outside(
-    manager: DatasetManager, other: DatasetManager, remote: Path, inspect, tmp_path: Path
+    manager: DatasetManager, other: DatasetManager, remote: Path, inspect, tmp_path: Path, trailers_of
 ) -> None:
     """The target ends in a newline and each side "appends a line" to it: that is not a file
     both appended rows to. The newest link wins (named in Mao-Superseded), nothing is created
@@ -76,7 +76,7 @@ def test_a_link_both_nodes_retargeted_keeps_the_newest_link_and_writes_nothing_o
     assert inspect.parents(remote, merged_b) == [merged_a, node_b]
     assert _entry(inspect, remote, "ground-truth", "L") == ("120000", base + "B\n")
     assert inspect.git("cat-file", "blob", f"{merged_a}:L", cwd=remote) == base + "A\n"
-    assert other.commit_trailers(NAME, merged_b) == {"Mao-Run": "3", "Mao-Superseded": "L"}
+    assert trailers_of(other, remote, merged_b) == {"Mao-Run": "3", "Mao-Superseded": "L"}
     assert inspect.file(remote, "ground-truth", "rows.csv") == "h\na\nb\n"  # rows appended: both kept
     worktree = other.worktree_path(NAME, "ground-truth")
     assert inspect.status(worktree) == ""
@@ -84,7 +84,7 @@ def test_a_link_both_nodes_retargeted_keeps_the_newest_link_and_writes_nothing_o
 
 
 def test_a_link_one_node_made_a_file_is_settled_without_following_it(
-    manager: DatasetManager, other: DatasetManager, remote: Path, inspect, tmp_path: Path
+    manager: DatasetManager, other: DatasetManager, remote: Path, inspect, tmp_path: Path, trailers_of
 ) -> None:
     """One node turned a line-oriented file into a link to a host file, the other appended a row:
     the newest side wins as it is (a link stays a link), and the host file is not written."""
@@ -104,7 +104,7 @@ def test_a_link_one_node_made_a_file_is_settled_without_following_it(
     assert (outside / "keep").read_text() == "untouched\n"
     assert sorted(p.name for p in outside.iterdir()) == ["keep"]
     assert _entry(inspect, remote, "ground-truth", "rows.csv") == ("100644", "h\n1\n2\n")
-    assert other.commit_trailers(NAME, merged) == {"Mao-Superseded": "rows.csv"}
+    assert trailers_of(other, remote, merged) == {"Mao-Superseded": "rows.csv"}
 
     # and the other way round: the newest side is the link, kept as a link
     _commit(other, remote, "step-b", {}, {"rows.csv": "h\n1\n2\n3\n"})
@@ -120,7 +120,7 @@ def test_a_link_one_node_made_a_file_is_settled_without_following_it(
 
 
 def test_a_file_under_a_linked_directory_is_never_written_or_removed_through_it(
-    manager: DatasetManager, other: DatasetManager, remote: Path, inspect, tmp_path: Path
+    manager: DatasetManager, other: DatasetManager, remote: Path, inspect, tmp_path: Path, trailers_of
 ) -> None:
     """Ground-truth holds ``d/rows.csv``; one node replaces ``d`` by a link to a host directory
     holding a file of that name, the other appends a row. The newest side wins, in either
@@ -143,7 +143,7 @@ def test_a_file_under_a_linked_directory_is_never_written_or_removed_through_it(
     manager.merge_to_ground_truth(NAME, "step-a", "Merge 2", {})
     merged = other.merge_to_ground_truth(NAME, "step-b", "Merge 3", {})
     assert _entry(inspect, remote, "ground-truth", "d/rows.csv") == ("100644", "h\nb\n")
-    assert other.commit_trailers(NAME, merged) == {"Mao-Superseded": "d, d/rows.csv"}
+    assert trailers_of(other, remote, merged) == {"Mao-Superseded": "d, d/rows.csv"}
     assert (outside / "rows.csv").read_text() == "host\n"
     assert sorted(p.name for p in outside.iterdir()) == ["keep", "rows.csv"]
 
@@ -153,14 +153,14 @@ def test_a_file_under_a_linked_directory_is_never_written_or_removed_through_it(
     other.merge_to_ground_truth(NAME, "step-b", "Merge 4", {})
     merged = manager.merge_to_ground_truth(NAME, "step-a", "Merge 5", {})
     assert _entry(inspect, remote, "ground-truth", "d") == ("120000", str(outside))
-    assert manager.commit_trailers(NAME, merged) == {"Mao-Superseded": "d, d/rows.csv"}
+    assert trailers_of(manager, remote, merged) == {"Mao-Superseded": "d, d/rows.csv"}
     assert (outside / "rows.csv").read_text() == "host\n"
     assert sorted(p.name for p in outside.iterdir()) == ["keep", "rows.csv"]
     assert inspect.status(manager.worktree_path(NAME, "ground-truth")) == ""
 
 
 def test_rows_appended_to_a_regular_file_still_merge_line_by_line(
-    manager: DatasetManager, other: DatasetManager, remote: Path, inspect, tmp_path: Path
+    manager: DatasetManager, other: DatasetManager, remote: Path, inspect, tmp_path: Path, trailers_of
 ) -> None:
     """The same race on a plain file (and an executable one) keeps both sides' rows, mode and line ends kept."""
     outside = _outside(tmp_path)
@@ -192,7 +192,7 @@ def test_rows_appended_to_a_regular_file_still_merge_line_by_line(
         ["git", "cat-file", "blob", f"{merged}:win.csv"], cwd=remote, capture_output=True, check=True
     )
     assert shown.stdout == b"h\r\na\r\nb\r\n"
-    assert other.commit_trailers(NAME, merged) == {"Mao-Run": "3"}
+    assert trailers_of(other, remote, merged) == {"Mao-Run": "3"}
     assert inspect.status(other.worktree_path(NAME, "ground-truth")) == ""
     assert sorted(p.name for p in outside.iterdir()) == ["keep"]
 

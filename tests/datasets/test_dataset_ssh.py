@@ -81,9 +81,11 @@ def ssh_manager(ssh_server: SshServer, tmp_path_factory: pytest.TempPathFactory)
     return make
 
 
-def test_clone_push_and_merge_over_ssh(ssh_manager, ssh_remote: SshRemote, write_output, inspect, tmp_path: Path):
+def test_clone_push_and_merge_over_ssh(
+    ssh_manager, ssh_remote: SshRemote, write_output, inspect, tmp_path: Path, trailers_of
+):
     a, b = ssh_manager("a"), ssh_manager("b")
-    assert a.branches("ds", ssh_remote.url) == []  # empty remote over ssh
+    assert inspect.fetched(a.ensure_clone("ds", ssh_remote.url)) == []  # empty remote over ssh
 
     node_a = write_output(a, ssh_remote.url, "step-a", {"a.txt": "A\n", "shared.csv": "a\n"})
     node_b = write_output(b, ssh_remote.url, "step-b", {"b.txt": "B\n"})
@@ -97,9 +99,10 @@ def test_clone_push_and_merge_over_ssh(ssh_manager, ssh_remote: SshRemote, write
     assert inspect.files(ssh_remote.path, "ground-truth") == ["a.txt", "b.txt", "shared.csv"]
     assert a.log("ds", ssh_remote.url, limit=1)[0]["trailers"] == {"Mao-Run": "2"}
 
-    dest = tmp_path / "input"
-    assert b.snapshot_input("ds", ssh_remote.url, dest) == second
-    assert sorted(p.name for p in dest.iterdir()) == ["a.txt", "b.txt", "shared.csv"]
+    view, commit = b.acquire_input("ds", ssh_remote.url)
+    assert commit == second
+    assert sorted(p.name for p in view.iterdir()) == ["a.txt", "b.txt", "shared.csv"]
+    b.release_input("ds", view)
 
     # both change the same line of the agreed state at once: the newest change is kept,
     # the other stays in ground-truth's history
@@ -109,7 +112,7 @@ def test_clone_push_and_merge_over_ssh(ssh_manager, ssh_remote: SshRemote, write
     fourth = b.merge_to_ground_truth("ds", "step-b", "Merge step-b", {})
     assert inspect.parents(ssh_remote.path, fourth)[0] == third
     assert inspect.file(ssh_remote.path, "ground-truth", "shared.csv") == "b\n"
-    assert b.commit_trailers("ds", fourth) == {"Mao-Superseded": "shared.csv"}
+    assert trailers_of(b, ssh_remote.url, fourth) == {"Mao-Superseded": "shared.csv"}
 
 
 def test_key_dir_with_awkward_path(

@@ -4,8 +4,6 @@ A step's change is its node commit against that commit's first parent (the node 
 as prepared: ground-truth taken in). It is compared between instances by an id over the
 sorted ``(path, mode, blob)`` entries it touched (``-`` for a deletion), never by whole
 trees, which also hold bases the instances may not share.
-
-A mixin of :class:`~mao.datasets.manager.DatasetManager`.
 """
 
 from __future__ import annotations
@@ -14,18 +12,22 @@ import hashlib
 import logging
 import os
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mao.datasets.groundtruth import GROUND_TRUTH
-from mao.errors import GitError, InvalidInput, NotFound
+from mao.datasets.core import DatasetCore
+from mao.datasets.refs import GROUND_TRUTH
+from mao.datasets.retries import PushRetries
+from mao.datasets.trailers import LogFormat, format_message
+from mao.errors import GitError, NotFound
+
+__all__ = ["Changes", "Entry", "output_id"]
 
 logger = logging.getLogger(__name__)
 
-_EMPTY_TREE_INPUT = ""
 _ZERO = "0" * 40
+_TALLY_LOG = LogFormat("%H")
 
 
 @dataclass(frozen=True)
@@ -45,23 +47,27 @@ def output_id(entries: list[Entry]) -> str:
     return digest.hexdigest()
 
 
-class ChangesMixin:
-    git: Any
-    push_retries: int
-    retry_delay: float
+class Changes:
+    """Changes of node commits in ``core``'s clones, and the tally commits that apply them."""
+
+    def __init__(self, core: DatasetCore, retries: PushRetries) -> None:
+        self.core = core
+        self.refs = core.refs
+        self.retries = retries
+        self.git = core.git
 
     def change_of(self, name: str, commit: str) -> list[Entry]:
         """The entries ``commit`` changed against its first parent (everything, for a root commit)."""
-        with self._lock(name):  # type: ignore[attr-defined]
-            clone = self._existing_clone(name)  # type: ignore[attr-defined]
+        with self.core.lock(name):
+            clone = self.core.existing_clone(name)
             return self._change(clone, commit)
 
     def _change(self, clone: Path, commit: str) -> list[Entry]:
-        sha = self._rev(clone, commit)  # type: ignore[attr-defined]
+        sha = self.refs.rev(clone, commit)
         if sha is None:
             raise NotFound(f"commit {commit} is not in the clone")
-        parent = self._rev(clone, f"{sha}^1")  # type: ignore[attr-defined]
-        base = parent or self.git.run(["mktree"], clone, input=_EMPTY_TREE_INPUT).strip()
+        parent = self.refs.rev(clone, f"{sha}^1")
+        base = parent or self.git.run(["mktree"], clone, input="").strip()
         raw = self.git.run(["diff-tree", "-r", "-z", "--no-renames", "--no-abbrev", base, sha], clone)
         fields = raw.split("\0")
         entries: list[Entry] = []
@@ -76,35 +82,25 @@ class ChangesMixin:
                 entries.append(Entry(path, new_mode, new))
         return entries
 
+    # ------------------------------------------------------------------ tallies
+
     def find_tally(self, name: str, pipeline: str, step: str, slot: str) -> dict[str, Any] | None:
-        """The tally commit of (pipeline, step, slot) in ``origin/ground-truth`` after a fetch, or None."""
-        with self._lock(name):  # type: ignore[attr-defined]
-            clone = self._existing_clone(name)  # type: ignore[attr-defined]
-            self._fetch(clone)  # type: ignore[attr-defined]
+        """The tally commit of (pipeline, step, slot) in ``origin/ground-truth`` after a fetch, or None:
+        ``{"sha": ..., "trailers": {...}}``."""
+        with self.core.lock(name):
+            clone = self.core.existing_clone(name)
+            self.core.fetch(clone)
             return self._find_tally(clone, pipeline, step, slot)
 
     def _find_tally(self, clone: Path, pipeline: str, step: str, slot: str) -> dict[str, Any] | None:
-        head = self._rev(clone, f"refs/remotes/origin/{GROUND_TRUTH}")  # type: ignore[attr-defined]
+        head = self.refs.rev(clone, f"refs/remotes/origin/{GROUND_TRUTH}")
         if head is None:
             return None
-        from mao.datasets.manager import _FIELD, _TRAILERS_FORMAT
-
         out = self.git.run(
-            [
-                "log",
-                "-z",
-                "--fixed-strings",
-                f"--grep=Mao-Slot: {slot}",
-                f"--format=%H{_FIELD}{_TRAILERS_FORMAT}",
-                head,
-            ],
+            ["log", "-z", "--fixed-strings", f"--grep=Mao-Slot: {slot}", _TALLY_LOG.option, head],
             clone,
         )
-        for record in out.split("\0"):
-            if _FIELD not in record:
-                continue
-            sha, raw = record.split(_FIELD, 1)
-            found = self._parse_trailers(raw.strip("\n"))  # type: ignore[attr-defined]
+        for (sha,), found in _TALLY_LOG.parse(out):
             if (
                 found.get("Mao-Slot") == slot
                 and found.get("Mao-Pipeline") == pipeline
@@ -124,15 +120,14 @@ class ChangesMixin:
         (pipeline, step, slot) is there already, nothing is written and that one is
         returned. A refused push is retried from a fresh fetch.
         """
-        attempts = self.push_retries + 1
+        attempts = self.retries.attempts
         last: GitError | None = None
         for attempt in range(attempts):
             if attempt:
-                self._retrying(name, GROUND_TRUTH, attempt)  # type: ignore[attr-defined]
-                time.sleep(self.retry_delay * 2 ** (attempt - 1))
-            with self._lock(name):  # type: ignore[attr-defined]
-                clone = self._existing_clone(name)  # type: ignore[attr-defined]
-                self._fetch(clone)  # type: ignore[attr-defined]
+                self.retries.wait(name, GROUND_TRUTH, attempt)
+            with self.core.lock(name):
+                clone = self.core.existing_clone(name)
+                self.core.fetch(clone)
                 existing = self._find_tally(clone, pipeline, step, slot)
                 if existing is not None:
                     return existing["sha"], False
@@ -152,7 +147,7 @@ class ChangesMixin:
                         exc.message,
                     )
                     continue
-                self._fetch(clone)  # type: ignore[attr-defined]
+                self.core.fetch(clone)
                 return sha, True
         assert last is not None
         raise GitError(
@@ -162,9 +157,9 @@ class ChangesMixin:
 
     def _tally_commit(self, clone: Path, commit: str, message: str, trailers: dict[str, str]) -> str:
         base = (
-            self._rev(clone, f"refs/remotes/origin/{GROUND_TRUTH}")  # type: ignore[attr-defined]
-            or self._agreed(clone)  # type: ignore[attr-defined]
-            or self._empty_root(clone)  # type: ignore[attr-defined]
+            self.refs.rev(clone, f"refs/remotes/origin/{GROUND_TRUTH}")
+            or self.refs.agreed(clone)
+            or self.refs.empty_root(clone)
         )
         entries = self._change(clone, commit)
         fd, index = tempfile.mkstemp(prefix=".tally-index-", dir=clone / ".git")
@@ -180,11 +175,5 @@ class ChangesMixin:
             tree = self.git.run(["write-tree"], clone, env=env).strip()
         finally:
             Path(index).unlink(missing_ok=True)
-        text = self._message(clone, message, trailers)  # type: ignore[attr-defined]
+        text = format_message(message, trailers)
         return self.git.run(["commit-tree", tree, "-p", base], clone, input=text).strip()
-
-
-def check_commit(sha: str) -> str:
-    if not isinstance(sha, str) or len(sha) < 7 or any(c not in "0123456789abcdef" for c in sha):
-        raise InvalidInput(f"invalid commit sha {sha!r}")
-    return sha

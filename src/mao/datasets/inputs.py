@@ -7,8 +7,6 @@ whose ground-truth gained a few rows costs a few rows, not a gigabyte. A view in
 step is never moved; steps reading the same commit share one view; another commit takes a
 free view or a new one. A view's commit is kept next to it (``view-N.commit``), so views
 are reused after a restart.
-
-A mixin of :class:`~mao.datasets.manager.DatasetManager`.
 """
 
 from __future__ import annotations
@@ -17,10 +15,12 @@ import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from mao.datasets.groundtruth import GROUND_TRUTH
+from mao.datasets.core import DatasetCore
+from mao.datasets.refs import GROUND_TRUTH, check_ref
 from mao.errors import GitError, InvalidInput
+
+__all__ = ["InputViews"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,34 +33,25 @@ class _View:
     users: int = 0
 
 
-class InputViewsMixin:
-    git: Any
+class InputViews:
+    """Input views of the datasets of ``core``, and which of them steps are reading."""
 
-    if TYPE_CHECKING:  # provided by DatasetManager
+    def __init__(self, core: DatasetCore) -> None:
+        self.core = core
+        self.git = core.git
+        self._views: dict[Path, _View] = {}  # guarded by the dataset locks
 
-        def _lock(self, name: str) -> Any: ...
-        def dataset_dir(self, name: str) -> Path: ...
-        def ensure_clone(self, name: str, url: str, *, offline_ok: bool = False) -> Path: ...
-        def _resolve(self, clone: Path, ref: str) -> str | None: ...
-
-    _input_views: dict[Path, _View]  # set by DatasetManager; guarded by the dataset locks
-
-    def _views(self) -> dict[Path, _View]:
-        return self._input_views
-
-    def acquire_input(self, name: str, url: str, ref: str = GROUND_TRUTH) -> tuple[Path, str | None]:
+    def acquire(self, name: str, url: str, ref: str = GROUND_TRUTH) -> tuple[Path, str | None]:
         """A read-only view of ``origin/<ref>`` (the agreed state for ground-truth) after a fetch:
         (directory, commit); an empty directory and None when there is no such commit yet.
-        Give the directory back with :meth:`release_input` once the step is done with it."""
-        from mao.datasets.manager import _check_ref
-
-        _check_ref(ref)
-        with self._lock(name):
-            clone = self.ensure_clone(name, url)
-            sha = self._resolve(clone, ref)
-            root = self.dataset_dir(name) / "inputs"
+        Give the directory back with :meth:`release` once the step is done with it."""
+        check_ref(ref)
+        with self.core.lock(name):
+            clone = self.core.ensure_clone(name, url)
+            sha = self.core.refs.resolve(clone, ref)
+            root = self.core.dataset_dir(name) / "inputs"
             root.mkdir(parents=True, exist_ok=True)
-            views = self._views()
+            views = self._views
             self._load(root, views)
             if sha is None:
                 path = root / _EMPTY
@@ -86,10 +77,10 @@ class InputViewsMixin:
             views[path] = view
             return path, sha
 
-    def release_input(self, name: str, path: Path) -> None:
+    def release(self, name: str, path: Path) -> None:
         """A step is done with the view at ``path``."""
-        with self._lock(name):
-            view = self._views().get(path)
+        with self.core.lock(name):
+            view = self._views.get(path)
             if view is not None and view.users > 0:
                 view.users -= 1
 
