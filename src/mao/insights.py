@@ -21,6 +21,7 @@ from mao.errors import InvalidInput, NotFound, RegistryUnavailable
 from mao.offline.models import FederationTask
 from mao.offline.replay import defer, register_handler
 from mao.registry.base import Registry
+from mao.registry.cache import UNREADABLE
 from mao.registry.keys import INSIGHTS, insight_key
 from mao.untrusted import MAX_JSON_DEPTH, UnsafeJSON, check_json
 from mao.validation import NAME_RE, check_name
@@ -50,6 +51,8 @@ def problem(value: Any) -> str | None:
     :mod:`mao.untrusted`'s bounds."""
     if not isinstance(value, dict):
         return f"the stored record is a {type(value).__name__}, not an object"
+    if UNREADABLE in value:
+        return f"it is {value[UNREADABLE]}"
     for name, kind in _FIELDS.items():
         field = value.get(name)
         if field is not None and type(field) is not kind:

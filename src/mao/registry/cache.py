@@ -33,20 +33,29 @@ MISS = object()
 _versions = itertools.count(1)
 
 
-REGISTRY_JSON_DEPTH = 200
+REGISTRY_JSON_DEPTH = 500
 """Arrays and objects nested in a registry value at most: what the instances write is far
 shallower (a tool's JSON is bounded to :data:`mao.untrusted.MAX_JSON_DEPTH` before it is
-published); a deeper value, written there by something else, is not parsed."""
+published, and readers check that bound again); a deeper value, written there by something
+else, is not parsed (``json.loads`` recurses once per level)."""
+
+UNREADABLE = "unreadable"
+"""The one field of what :func:`decode` gives for a value it does not parse: why."""
 
 
 def decode(text: str) -> dict[str, Any]:
-    """A registry value: a JSON object (anything else is wrapped as ``{"value": ...}``,
-    text that is not JSON or nests deeper than :data:`REGISTRY_JSON_DEPTH` as its raw text,
-    so that a reader expecting fields skips it rather than fails on it)."""
+    """A registry value: a JSON object (anything else is wrapped as ``{"value": ...}``, text
+    that is not JSON as its raw text). A value nested deeper than :data:`REGISTRY_JSON_DEPTH`
+    is ``{"unreadable": why}``, which no reader takes for a record of its kind."""
     try:
-        text_depth(text, REGISTRY_JSON_DEPTH)  # json.loads recurses once per level
+        text_depth(text, REGISTRY_JSON_DEPTH)
+    except ValueError as exc:
+        return {UNREADABLE: str(exc)}
+    try:
         value = json.loads(text)
-    except (ValueError, RecursionError):
+    except RecursionError:
+        return {UNREADABLE: f"nested too deep to read ({REGISTRY_JSON_DEPTH} levels allowed)"}
+    except ValueError:
         return {"value": text}
     return value if isinstance(value, dict) else {"value": value}
 
