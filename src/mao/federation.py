@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from mao.errors import MAOError
+from mao.events import InstanceLost
 from mao.registry.base import KeepAlive, Lease
 from mao.registry.keys import INSTANCES, instance_key
 
@@ -68,7 +69,7 @@ class Heartbeat:
         self._live = live
         for name in lost:
             log.warning("instance %s is no longer live (its registry lease expired or was withdrawn)", name)
-            self.instance.events.publish("instance.lost", instance=name)
+            self.instance.events.publish(InstanceLost(instance=name))
         return lost
 
     def beat(self) -> None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from mao import __version__
 from mao.catalog import Catalog
 from mao.config import Settings
+from mao.coverage.recorder import CoverageRecorder
 from mao.events import EventBus
 from mao.observability import MeteredRegistry, Metrics
 from mao.offline.cache import DefinitionCache
@@ -61,6 +62,7 @@ class Instance:
         self.catalog = Catalog(
             self.registry, DefinitionCache(self.store), local_remote_roots=settings.local_remote_roots
         )
+        CoverageRecorder(self.registry, self.name).subscribe(self.events)  # slot runs' ends, in the coverage index
         self._executor = executor
         self._datasets = datasets
         self._lock = threading.Lock()

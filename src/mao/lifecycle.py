@@ -6,18 +6,20 @@ from __future__ import annotations
 import logging
 
 from mao.errors import MAOError
+from mao.events import RunFinished
 from mao.federation import start_heartbeat, stop_heartbeat
 from mao.instance import Instance
 from mao.notifications import start_notifier, stop_notifier
 from mao.offline import start_replayer, stop_replayer
 from mao.runner import recover
+from mao.status import RunStatus
 
 log = logging.getLogger(__name__)
 
 
 def start_background(instance: Instance) -> None:
     recovered = recover(instance)
-    _record_recovered(instance, recovered)
+    _announce_recovered(instance, recovered)
     start_notifier(instance)
     instance.scheduler.start()
     try:
@@ -33,15 +35,27 @@ def start_background(instance: Instance) -> None:
     backfill_on_start(instance)
 
 
-def _record_recovered(instance: Instance, run_ids: list[int]) -> None:
-    """Slot runs a crash interrupted count as failed in the coverage record."""
-    from mao.coverage.index import record_run
-
+def _announce_recovered(instance: Instance, run_ids: list[int]) -> None:
+    """The runs a stop interrupted end now: each is published as finished, so that the
+    coverage record counts a slot run among them as failed. Published before anything else
+    listens but the instance's own recorders: no notification, and no duration (the time
+    the orchestrator was down is no run's)."""
     for run_id in run_ids:
         try:
-            record_run(instance, run_id)
+            run = instance.store.get_run(run_id)
         except MAOError as exc:
-            log.warning("run %s: could not record its slot's coverage: %s", run_id, exc.message)
+            log.warning("run %s: could not read it back after its recovery: %s", run_id, exc.message)
+            continue
+        instance.events.publish(
+            RunFinished(
+                run_id=run.id,
+                pipeline=run.pipeline,
+                status=RunStatus(run.status),
+                error=run.error,
+                slot=run.slot,
+                duration_s=None,
+            )
+        )
 
 
 def stop_background(instance: Instance) -> None:

@@ -14,6 +14,7 @@ from waiting import wait_for
 from mao import __version__
 from mao.api.app import create_app
 from mao.errors import RegistryUnavailable
+from mao.events import PushRetried
 from mao.models import PipelineIn
 from mao.pipelines import init_pipeline
 from mao.scheduler.scheduler import fire
@@ -158,7 +159,7 @@ def test_push_retries_are_counted(api: TestClient, instance, remotes) -> None:
     define(instance, pipeline("good"))
     instance.runner.run_sync("good")
     seen = []
-    instance.events.subscribe(lambda e: seen.append(dict(e.data)), kinds=["push.retried"])
+    instance.events.subscribe(lambda e: seen.append(e.payload()), PushRetried)
     remotes["observations"].rename(remotes["observations"].with_name("gone.git"))  # the remote is unreachable
     run_id = instance.runner.run_sync("good")
     assert instance.store.get_run(run_id).steps[0].pushed is False

@@ -16,6 +16,7 @@ from waiting import wait_for
 
 from mao.api.app import create_app
 from mao.config import Settings
+from mao.events import CoverageGap, NotificationFailed, VoteDisputed
 from mao.instance import Instance
 from mao.models import DatasetBody, DatasetIn, StepIn, ToolIn
 from mao.notifications import start_notifier, stop_notifier
@@ -59,9 +60,9 @@ def test_retries_then_a_dead_letter_when_the_receiver_is_down(make_instance, rec
     receiver.close()  # nobody listens there any more
     inst = make_instance([_rule(url)], notification_retries=2, notification_backoff=0.05)
     failures: list[dict] = []
-    inst.events.subscribe(lambda e: failures.append(dict(e.data)), kinds=["notification.failed"])
+    inst.events.subscribe(lambda e: failures.append(e.payload()), NotificationFailed)
     start_notifier(inst)
-    inst.events.publish("vote.disputed", dataset="metrics", slot="2026-11-28T12:00:00Z")
+    inst.events.publish(VoteDisputed(dataset="metrics", slot="2026-11-28T12:00:00Z"))
     dead = DeadLetters(inst.store)
     wait_for(dead.list, 15, "a dead letter")
     [letter] = dead.list()
@@ -114,7 +115,7 @@ def test_the_log_target_writes_one_line_per_event(make_instance, caplog) -> None
         inst.runner.run_sync("good")
         inst.claims._gap("good", "2026-11-28T12:00:00Z")
         inst.claims._gap("good", "2026-11-28T12:00:00Z")  # once per slot
-        inst.events.publish("coverage.gap", pipeline="last", slot="2026-11-28T13:00:00Z")
+        inst.events.publish(CoverageGap(pipeline="last", slot="2026-11-28T13:00:00Z"))
         # lines come in the order of the events: any for the events before would be before this one's
         wait_for(
             lambda: any('"pipeline":"last"' in r.getMessage() for r in caplog.records), 15, "the last event's line"

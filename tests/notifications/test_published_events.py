@@ -10,6 +10,7 @@ from waiting import wait_for
 
 from mao.config import Settings
 from mao.coverage.index import coverage
+from mao.events import CoverageGap, InstanceLost
 from mao.federation import Heartbeat
 from mao.instance import Instance
 
@@ -35,7 +36,7 @@ def test_a_member_that_was_live_and_is_gone_is_published_as_lost(etcd_cluster, e
 
     (watcher, watching), (other, leaving) = member("alpha"), member("beta")
     lost: list[dict] = []
-    watcher.events.subscribe(lambda e: lost.append(dict(e.data)), kinds=["instance.lost"])
+    watcher.events.subscribe(lambda e: lost.append(e.payload()), InstanceLost)
     looks: list[list[str]] = []  # what each of the watcher's rounds found lost
     look_for_lost = watching.look_for_lost
     watching.look_for_lost = lambda: looks.append(look_for_lost()) or looks[-1]  # type: ignore[method-assign]
@@ -59,7 +60,7 @@ def test_the_coverage_answer_publishes_each_gap_of_this_instances_pipelines_once
     inst = Instance(Settings(instance_name="here", data_dir=tmp_path / "d"))
     inst.setup()
     gaps: list[dict] = []
-    inst.events.subscribe(lambda e: gaps.append(dict(e.data)), kinds=["coverage.gap"])
+    inst.events.subscribe(lambda e: gaps.append(e.payload()), CoverageGap)
     now = datetime(2026, 11, 28, 12, 30, tzinfo=UTC)
     since = now - timedelta(hours=3)
     for pipeline, who in (("mine", "here"), ("theirs", "elsewhere")):

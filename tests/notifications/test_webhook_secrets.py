@@ -14,6 +14,7 @@ from hook_kit import SECRET, Receiver
 from served_kit import Served
 from waiting import wait_for
 
+from mao.events import VoteDisputed
 from mao.notifications import start_notifier, stop_notifier
 from mao.notifications.deadletters import DeadLetters
 from mao.notifications.models import DeadLetter
@@ -52,7 +53,7 @@ def test_notification_failed_names_the_failing_webhook_redacted(make_instance, c
         )
         with caplog.at_level(logging.DEBUG):
             start_notifier(inst)
-            inst.events.publish("vote.disputed", dataset="metrics", slot="2026-11-28T12:00:00Z")
+            inst.events.publish(VoteDisputed(dataset="metrics", slot="2026-11-28T12:00:00Z"))
             got = wait_for(lambda: watcher.received, 15, "the notification.failed event")[0]
             # the dead letter is the last thing the failing rule does: no attempt comes after it
             wait_for(

@@ -14,7 +14,7 @@ from waiting import wait_for
 
 from mao.catalog import Catalog
 from mao.config import Settings
-from mao.events import Event
+from mao.events import ScheduleFired
 from mao.executor.fake import FakeExecutor
 from mao.instance import Instance
 from mao.models import DatasetBody, DatasetIn, ToolIn
@@ -50,8 +50,8 @@ def test_many_schedules_due_at_once_are_each_recorded_then_skipped(tmp_path: Pat
     for name in names:
         inst.store.add_pipeline(name, "", [{"name": f"s{name}", "tool": "t", "output_dataset": "out"}])
         inst.scheduler.schedule(name, "* * * * *")
-    events: list[Event] = []
-    inst.events.subscribe(events.append, kinds=["schedule.fired"])
+    events: list[ScheduleFired] = []
+    inst.events.subscribe(events.append, ScheduleFired)
     try:
         first = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
         _due_at(inst, first)
@@ -61,9 +61,9 @@ def test_many_schedules_due_at_once_are_each_recorded_then_skipped(tmp_path: Pat
         runs = inst.store.list_runs(limit=10 * COUNT)
         assert sorted(r.pipeline for r in runs) == names  # one run per schedule, none twice
         assert {(r.trigger, r.slot) for r in runs} == {("cron", _slot(first))}
-        assert Counter(e.data["outcome"] for e in events) == {"started": COUNT}
-        assert {e.data["slot"] for e in events} == {_slot(first)} and min(e.data["lag_s"] for e in events) >= 0
-        assert {e.data["run_id"] for e in events} == {r.id for r in runs}
+        assert Counter(e.outcome for e in events) == {"started": COUNT}
+        assert {e.slot for e in events} == {_slot(first)} and min(e.lag_s for e in events) >= 0
+        assert {e.run_id for e in events} == {r.id for r in runs}
         with inst.store.engine.connect() as conn:  # the round's next fire times were written, all of them
             stored = [row[0] for row in conn.execute(text(f"SELECT next_run_time FROM {JOB_TABLE}"))]
         assert len(stored) == COUNT and min(stored) > first.timestamp()
@@ -74,9 +74,9 @@ def test_many_schedules_due_at_once_are_each_recorded_then_skipped(tmp_path: Pat
         _due_at(inst, second)
         wait_for(lambda: len(events) >= 2 * COUNT, 60, f"{COUNT} fires of the second round")
         later = events[COUNT:]
-        assert Counter(e.data["outcome"] for e in later) == {"skipped": COUNT}
-        assert {e.data["slot"] for e in later} == {_slot(second)}
-        reasons = Counter("is queued (pending)" in e.data["reason"] for e in later)
+        assert Counter(e.outcome for e in later) == {"skipped": COUNT}
+        assert {e.slot for e in later} == {_slot(second)}
+        reasons = Counter("is queued (pending)" in e.reason for e in later)
         assert reasons == {True: COUNT - 1, False: 1}  # the one executing is named as running
         assert len(inst.store.list_runs(limit=10 * COUNT)) == COUNT
         jobs = inst.scheduler.jobs()

@@ -14,7 +14,7 @@ import pytest
 from waiting import wait_for
 
 from mao.config import Settings
-from mao.events import Event
+from mao.events import ScheduleFired
 from mao.executor.fake import FakeExecutor
 from mao.instance import Instance
 from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn
@@ -87,9 +87,9 @@ def make(tmp_path: Path, registry: MemoryRegistry, gate: Gate, pipelines=("p",),
     return inst
 
 
-def fired_events(inst: Instance) -> list[Event]:
-    seen: list[Event] = []
-    inst.events.subscribe(seen.append, kinds=["schedule.fired"])
+def fired_events(inst: Instance) -> list[ScheduleFired]:
+    seen: list[ScheduleFired] = []
+    inst.events.subscribe(seen.append, ScheduleFired)
     return seen
 
 
@@ -112,7 +112,7 @@ def test_skip_counts_the_fire_and_names_the_queued_run(tmp_path, registry, gate)
         assert f"run {queued.id} (slot {_slot(SLOTS[0])}) is queued (pending)" in job["last_skip"]
         assert "(overlap_policy skip)" in job["last_skip"]
 
-        started, skipped = (e.data for e in events)
+        started, skipped = (e.payload() for e in events)
         assert (started["outcome"], started["slot"], started["run_id"], started["reason"]) == (
             "started",
             _slot(SLOTS[0]),
@@ -153,8 +153,8 @@ def test_queue_runs_every_fire_in_order_one_at_a_time_up_to_the_limit(tmp_path, 
         assert outcomes == ["started", "queued", "queued", "queued", "skipped"]
         runs = sorted(inst.store.list_runs("p"), key=lambda r: r.id)
         assert [r.slot for r in runs] == [_slot(s) for s in SLOTS[:4]]
-        assert [e.data["reason"] for e in events[1:4]] == [f"after run {r.id}" for r in runs[:3]]
-        assert "already has 3 runs queued (max_queued_runs 3)" in events[4].data["reason"]
+        assert [e.reason for e in events[1:4]] == [f"after run {r.id}" for r in runs[:3]]
+        assert "already has 3 runs queued (max_queued_runs 3)" in events[4].reason
         wait_for(lambda: gate.inside == 1, 20, "a run inside the tool")
         assert [inst.store.get_run(r.id).status for r in runs] == ["running", "pending", "pending", "pending"]
         gate.open.set()
@@ -162,7 +162,7 @@ def test_queue_runs_every_fire_in_order_one_at_a_time_up_to_the_limit(tmp_path, 
             wait_for(lambda run=run: inst.store.get_run(run.id).status == "succeeded", 20, f"run {run.id} to succeed")
         assert gate.most == 1  # never two runs of one pipeline at once, though 4 workers were free
         assert gate.ran == [("p", _slot(s)) for s in SLOTS[:4]]
-        last_skip = f"slot {_slot(SLOTS[4])}: {events[4].data['reason']}"
+        last_skip = f"slot {_slot(SLOTS[4])}: {events[4].reason}"
         assert inst.scheduler.counts.of("p") == {"started": 1, "queued": 3, "skipped": 1, "last_skip": last_skip}
     finally:
         inst.close()

@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, Any
 from mao.agreement.slots import normalize_slot, parse_slot, slot_of
 from mao.coverage.grid import DELIVERED, FAILED, Schedule, build_grid
 from mao.errors import MAOError, NotFound
+from mao.events import CoverageGap
 from mao.registry.keys import coverage_key, coverage_prefix, schedules_prefix
 from mao.status import RunStatus
 
 if TYPE_CHECKING:
     from mao.instance import Instance
+    from mao.registry.base import Registry
 
 log = logging.getLogger(__name__)
 
@@ -56,18 +58,23 @@ def outcome_of(status: str) -> str | None:
 
 def record(instance: Instance, pipeline: str, slot: str, outcome: str, run_id: int | None) -> None:
     """Put this instance's cell; a ``failed`` never overwrites a ``delivered``."""
-    key = coverage_key(pipeline, slot, instance.name)
+    put_cell(instance.registry, instance.name, pipeline, slot, outcome, run_id)
+
+
+def put_cell(registry: Registry, name: str, pipeline: str, slot: str, outcome: str, run_id: int | None) -> None:
+    """Put the cell of instance ``name`` for a run of its own; a ``failed`` never overwrites a ``delivered``."""
+    key = coverage_key(pipeline, slot, name)
     value = {
         "slot": slot_of(parse_slot(slot)),
-        "instance": instance.name,
+        "instance": name,
         "status": outcome,
         "run_id": run_id,
         "source": "run",
         "at": time.time(),
     }
-    if outcome == FAILED and (instance.registry.get(key) or {}).get("status") == DELIVERED:
+    if outcome == FAILED and (registry.get(key) or {}).get("status") == DELIVERED:
         return
-    instance.registry.put(key, value)
+    registry.put(key, value)
 
 
 def record_run(instance: Instance, run_id: int) -> str | None:
@@ -254,4 +261,4 @@ def report_gap(instance: Instance, pipeline: str, slot: str) -> None:
         if (pipeline, slot) in seen:
             return
         seen.add((pipeline, slot))
-    instance.events.publish("coverage.gap", pipeline=pipeline, slot=slot)
+    instance.events.publish(CoverageGap(pipeline=pipeline, slot=slot))

@@ -27,7 +27,15 @@ import httpx
 from mao import __version__
 from mao.config import NotificationRule
 from mao.errors import MAOError, NotFound
-from mao.events import Event
+from mao.events import (
+    CoverageGap,
+    Event,
+    InstanceLost,
+    MetricSuspect,
+    NotificationFailed,
+    RunFinished,
+    VoteDisputed,
+)
 from mao.loop import LoopService
 from mao.notifications.deadletters import DeadLetters
 from mao.notifications.targets import redact_url, scrub_urls
@@ -44,17 +52,17 @@ RUN_ENDS: dict[str, str] = {
     RunStatus.CONFLICT: "run.conflict",
 }
 """``run.finished`` with these statuses becomes these events."""
-FORWARDED = ("metric.suspect", "vote.disputed", "coverage.gap", "instance.lost", "notification.failed")
-LISTENED = ("run.finished", *FORWARDED)
+FORWARDED: tuple[type[Event], ...] = (MetricSuspect, VoteDisputed, CoverageGap, InstanceLost, NotificationFailed)
+"""Events sent on as they are, under their own kind."""
 MAX_BACKOFF = 300.0
 LOG_TARGET = "log"
 
 
 def event_kind(event: Event) -> str | None:
     """The notification an instance event is, or None."""
-    if event.kind == "run.finished":
-        return RUN_ENDS.get(str(event.data.get("status")))
-    return event.kind if event.kind in FORWARDED else None
+    if isinstance(event, RunFinished):
+        return RUN_ENDS.get(str(event.status))
+    return event.kind if isinstance(event, FORWARDED) else None
 
 
 def signed_bytes(delivery_id: str, kind: str, body: bytes) -> bytes:
@@ -141,7 +149,7 @@ class Dispatcher(LoopService):
     # lifecycle -----------------------------------------------------------------------
 
     def start(self) -> Dispatcher:
-        self._unsubscribe = self.instance.events.subscribe(self.on_event, kinds=LISTENED)
+        self._unsubscribe = self.instance.events.subscribe(self.on_event, RunFinished, *FORWARDED)
         super().start()
         return self
 
@@ -163,11 +171,11 @@ class Dispatcher(LoopService):
         kind = event_kind(event)
         if kind is None:
             return
-        payload, body = payload_of(kind, event.at, self.instance.name, dict(event.data))
+        payload, body = payload_of(kind, event.at, self.instance.name, event.payload())
         for rule in self.rules:
             if kind not in rule.events:
                 continue
-            if kind == "notification.failed" and event.data.get("rule") == rule.name:
+            if isinstance(event, NotificationFailed) and event.rule == rule.name:
                 continue  # a rule is never told about its own failures: no loop
             try:
                 self._queue.put_nowait(Delivery(rule, kind, payload, body))
@@ -245,9 +253,9 @@ class Dispatcher(LoopService):
             self.dead.add(delivery.rule.name, target, delivery.kind, delivery.payload, delivery.attempts, error)
         except MAOError as exc:
             log.error("could not store the dead letter of %s for rule %s: %s", delivery.kind, delivery.rule.name, exc)
-        if delivery.kind != "notification.failed":
+        if delivery.kind != NotificationFailed.kind:
             self.instance.events.publish(
-                "notification.failed", rule=delivery.rule.name, target=target, event_kind=delivery.kind
+                NotificationFailed(rule=delivery.rule.name, target=target, event_kind=delivery.kind)
             )
 
     # on request ---------------------------------------------------------------------------

@@ -20,7 +20,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from mao.errors import MAOError
-from mao.events import Event
+from mao.events import LockWaited, PushRetried, RunFinished, ScheduleFired, StepFinished
+from mao.registry.keys import merged_dataset
 
 if TYPE_CHECKING:
     from mao.instance import Instance
@@ -32,12 +33,7 @@ WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 CALL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 LAG_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 21600)
 
-MERGE_LOCK_PREFIX = "merge-"
-"""Registry locks named ``merge-<dataset>`` guard a dataset's ``ground-truth``."""
-
 LIVE_CACHE_SECONDS = 5.0
-
-EVENT_KINDS = ("run.finished", "step.finished", "lock.waited", "push.retried", "schedule.fired")
 
 
 class Metrics:
@@ -95,14 +91,22 @@ class Metrics:
         self.live_instances = LiveInstancesCollector(instance, live_cache_seconds)
         r.register(StoreCollector(instance))
         r.register(self.live_instances)
-        self._unsubscribe = instance.events.subscribe(self._on_event, kinds=EVENT_KINDS)
+        bus = instance.events
+        self._unsubscribe: list[Callable[[], None]] = [
+            bus.subscribe(self._run_finished, RunFinished),
+            bus.subscribe(self._step_finished, StepFinished),
+            bus.subscribe(self._lock_waited, LockWaited),
+            bus.subscribe(self._push_retried, PushRetried),
+            bus.subscribe(self._schedule_fired, ScheduleFired),
+        ]
 
     def exposition(self) -> bytes:
         """The Prometheus text format of everything above."""
         return generate_latest(self.registry)
 
     def close(self) -> None:
-        self._unsubscribe()
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
 
     # feeding ------------------------------------------------------------------------
 
@@ -116,45 +120,31 @@ class Metrics:
 
     def on_lock_wait(self, name: str, seconds: float) -> None:
         """A registry lock was acquired after ``seconds``: a dataset's merge lock is an event."""
-        if name.startswith(MERGE_LOCK_PREFIX):
-            self.instance.events.publish("lock.waited", dataset=name[len(MERGE_LOCK_PREFIX) :], seconds=seconds)
+        dataset = merged_dataset(name)
+        if dataset is not None:
+            self.instance.events.publish(LockWaited(dataset=dataset, seconds=seconds))
 
     def on_push_retry(self, dataset: str, branch: str, attempt: int) -> None:
-        self.instance.events.publish("push.retried", dataset=dataset, branch=branch, attempt=attempt)
+        self.instance.events.publish(PushRetried(dataset=dataset, branch=branch, attempt=attempt))
 
-    def _on_event(self, event: Event) -> None:
-        handler = self._handlers.get(event.kind)
-        if handler is not None:
-            handler(self, event.data)
+    def _run_finished(self, event: RunFinished) -> None:
+        if event.duration_s is not None:
+            self.run_duration.labels(event.pipeline, str(event.status)).observe(max(0.0, event.duration_s))
 
-    def _run_finished(self, data: Any) -> None:
-        if data.get("duration_s") is not None:
-            self.run_duration.labels(data["pipeline"], data["status"]).observe(max(0.0, data["duration_s"]))
+    def _step_finished(self, event: StepFinished) -> None:
+        if event.duration_s is not None:
+            self.step_duration.labels(event.pipeline, event.step, str(event.status)).observe(max(0.0, event.duration_s))
 
-    def _step_finished(self, data: Any) -> None:
-        if data.get("duration_s") is not None:
-            self.step_duration.labels(data["pipeline"], data["step"], data["status"]).observe(
-                max(0.0, data["duration_s"])
-            )
+    def _lock_waited(self, event: LockWaited) -> None:
+        self.lock_wait.labels(event.dataset).observe(max(0.0, event.seconds))
 
-    def _lock_waited(self, data: Any) -> None:
-        self.lock_wait.labels(data["dataset"]).observe(max(0.0, data["seconds"]))
+    def _push_retried(self, event: PushRetried) -> None:
+        self.push_retries.labels(event.dataset).inc()
 
-    def _push_retried(self, data: Any) -> None:
-        self.push_retries.labels(data["dataset"]).inc()
-
-    def _schedule_fired(self, data: Any) -> None:
-        self.fires.labels(data["outcome"]).inc()
-        if data.get("lag_s") is not None:
-            self.fire_lag.observe(max(0.0, data["lag_s"]))
-
-    _handlers: dict[str, Callable[[Metrics, Any], None]] = {
-        "run.finished": _run_finished,
-        "step.finished": _step_finished,
-        "lock.waited": _lock_waited,
-        "push.retried": _push_retried,
-        "schedule.fired": _schedule_fired,
-    }
+    def _schedule_fired(self, event: ScheduleFired) -> None:
+        self.fires.labels(event.outcome).inc()
+        if event.lag_s is not None:
+            self.fire_lag.observe(max(0.0, event.lag_s))
 
 
 class StoreCollector(Collector):

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, select
 
 from mao.errors import Conflict, MAOError
+from mao.events import ScheduleFired
 from mao.loop import LoopService
 from mao.scheduler.models import FireCount
 from mao.store.models import utcnow
@@ -165,13 +166,7 @@ def report(instance: Instance, counts: FireCounts, fire: Fire, outcome: str, **d
             lag,
         )
     instance.events.publish(
-        "schedule.fired",
-        pipeline=fire.pipeline,
-        slot=fire.slot,
-        lag_s=lag,
-        outcome=outcome,
-        reason=reason,
-        run_id=run_id,
+        ScheduleFired(pipeline=fire.pipeline, slot=fire.slot, lag_s=lag, outcome=outcome, reason=reason, run_id=run_id)
     )
 
 

@@ -26,11 +26,12 @@ from typing import Any
 from fastapi import Request
 
 from mao.api.routes.runs import log_dict, run_dict
-from mao.events import Event
+from mao.events import LogLine, RunFinished, RunStarted, StepFinished, StepStarted
 from mao.instance import Instance
 from mao.status import RunStatus
 
-KINDS = ("log", "run.started", "run.finished", "step.started", "step.finished")
+RunEvent = LogLine | RunStarted | RunFinished | StepStarted | StepFinished
+"""What a run's stream follows."""
 KEEPALIVE_S = 5.0
 STREAM_S = 10.0
 BATCH = 1000
@@ -66,12 +67,14 @@ class RunStream:
         self.run_id = run_id
         self.after = after
         self.loop = asyncio.get_running_loop()
-        self.queue: asyncio.Queue[Event] = asyncio.Queue()
-        self._unsubscribe: Callable[[], None] | None = instance.events.subscribe(self._hand_off, KINDS)
+        self.queue: asyncio.Queue[RunEvent] = asyncio.Queue()
+        self._unsubscribe: Callable[[], None] | None = instance.events.subscribe(
+            self._hand_off, LogLine, RunStarted, RunFinished, StepStarted, StepFinished
+        )
 
-    def _hand_off(self, event: Event) -> None:
+    def _hand_off(self, event: RunEvent) -> None:
         """Runs in the publisher's thread: only hand the event to the stream's loop."""
-        if event.data.get("run_id") == self.run_id:
+        if event.run_id == self.run_id:
             self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
 
     def close(self) -> None:
@@ -118,33 +121,32 @@ class RunStream:
                     batch.append(self.queue.get_nowait())
                 async for chunk in self._batch(batch):
                     yield chunk
-                if any(e.kind == "run.finished" for e in batch):
+                if any(isinstance(e, RunFinished) for e in batch):
                     return
         finally:
             self.close()
 
-    async def _batch(self, batch: list[Event]) -> AsyncIterator[str]:
+    async def _batch(self, batch: list[RunEvent]) -> AsyncIterator[str]:
         """The events in order; the log lines they announce are read once per batch."""
         pending = False
         for event in batch:
-            if event.kind == "log":
+            if isinstance(event, LogLine):
                 pending = True
                 continue
             if pending:
                 async for chunk in self._lines():
                     yield chunk
                 pending = False
-            data = event.data
-            if event.kind == "step.started":
-                yield sse("step", _step(data["step"], RunStatus.RUNNING.value, None))
-            elif event.kind == "step.finished":
-                yield sse("step", _step(data["step"], str(data.get("status")), data.get("duration_s")))
-            elif event.kind == "run.started":
+            if isinstance(event, StepStarted):
+                yield sse("step", _step(event.step, RunStatus.RUNNING.value, None))
+            elif isinstance(event, StepFinished):
+                yield sse("step", _step(event.step, str(event.status), event.duration_s))
+            elif isinstance(event, RunStarted):
                 yield sse("run", {"status": RunStatus.RUNNING.value})
-            elif event.kind == "run.finished":
+            elif isinstance(event, RunFinished):
                 async for chunk in self._lines():
                     yield chunk
-                yield sse("end", {"status": str(data.get("status")), "error": data.get("error")})
+                yield sse("end", {"status": str(event.status), "error": event.error})
                 return
         if pending:
             async for chunk in self._lines():

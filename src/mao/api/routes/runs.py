@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mao.api.deps import InstanceDep
 from mao.api.schemas import LogsOut, Router, RunCancelled, RunList, RunOut, responses
-from mao.events import Event
+from mao.events import RunFinished
 from mao.status import RunStatus, parse_status
 from mao.store.models import LogLine, Run, StepRun
 from mao.store.store import as_utc
@@ -118,11 +118,11 @@ async def _run_once_ended(instance: Instance, run_id: int, wait: float) -> Run:
     loop = asyncio.get_running_loop()
     ended = asyncio.Event()
 
-    def on_finished(event: Event) -> None:  # in the runner's thread: only hand over
-        if event.data.get("run_id") == run_id:
+    def on_finished(event: RunFinished) -> None:  # in the runner's thread: only hand over
+        if event.run_id == run_id:
             loop.call_soon_threadsafe(ended.set)
 
-    unsubscribe = instance.events.subscribe(on_finished, kinds=["run.finished"])
+    unsubscribe = instance.events.subscribe(on_finished, RunFinished)
     try:
         deadline = time.monotonic() + wait
         while True:  # subscribed before reading: an end between the two is not missed
