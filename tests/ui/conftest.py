@@ -3,6 +3,7 @@ TestClient that posts as the dashboard's own pages do (with this server's Origin
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -27,9 +28,18 @@ def gate() -> Iterator[threading.Event]:
 
 
 @pytest.fixture
-def make_ui(data_dir, gate):
+def reports() -> list[dict]:
+    """What the fake tool ``img/metrics`` reports, one entry per step it runs (taken in order):
+    ``{"metrics": {...}, "insight": ...}``."""
+    return []
+
+
+@pytest.fixture
+def make_ui(data_dir, gate, reports):
     """``make_ui(**settings)``: a started TestClient of an instance with the fake tools
-    ``img/ok`` (logs two lines, writes a file) and ``img/gated`` (logs, waits for ``gate``)."""
+    ``img/ok`` (logs two lines, writes a file), ``img/gated`` (logs, waits for ``gate``),
+    ``img/metrics`` (writes a file, ``mao-metrics.json`` and ``insights.json`` from the next of
+    ``reports``) and ``img/fail`` (exits 3)."""
     opened: list[tuple[TestClient, Instance]] = []
 
     def ok(spec, on_log) -> int:
@@ -43,9 +53,24 @@ def make_ui(data_dir, gate):
         gate.wait(30)
         return ok(spec, on_log)
 
+    def measured(spec, on_log) -> int:
+        report = reports.pop(0)
+        (spec.output_dir / "out.txt").write_text(f"run {spec.run_id}\n")
+        (spec.output_dir / "mao-metrics.json").write_text(json.dumps(report["metrics"]))
+        if "insight" in report:
+            (spec.output_dir / "insights.json").write_text(json.dumps(report["insight"]))
+        return 0
+
+    def failing(spec, on_log) -> int:
+        on_log("something went wrong")
+        return 3
+
     def make(**overrides) -> TestClient:
         settings = Settings(**{"instance_name": "ui-node", "data_dir": data_dir, **overrides})
-        instance = Instance(settings, executor=FakeExecutor({"img/ok": ok, "img/gated": gated}))
+        instance = Instance(
+            settings,
+            executor=FakeExecutor({"img/ok": ok, "img/gated": gated, "img/metrics": measured, "img/fail": failing}),
+        )
         client = TestClient(create_app(instance=instance, background=False), headers={"Origin": ORIGIN})
         client.__enter__()
         opened.append((client, instance))

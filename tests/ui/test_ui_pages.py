@@ -27,6 +27,11 @@ def run_to_end(client, run_id: int, timeout: float = 30) -> dict:
     )
 
 
+def listed(page: str) -> list[int]:
+    """The runs in a page's runs table, in order."""
+    return [int(i) for i in re.findall(r'<tr data-run="(\d+)">', page)]
+
+
 def sse_events(text: str) -> list[tuple[str, dict, str | None]]:
     """(event, data, id) of each Server-Sent Event in ``text``."""
     events = []
@@ -155,13 +160,13 @@ def test_runs_filters_and_paging(ui, monkeypatch):
         run_to_end(ui, run_id)
         ids.append(run_id)
     first = ui.get("/ui/runs?pipeline=demo").text
-    assert f"#{ids[2]}" in first and f"#{ids[1]}" in first and f"#{ids[0]}<" not in first
+    assert listed(first) == [ids[2], ids[1]]
     assert "page=2" in first
     second = ui.get("/ui/runs?pipeline=demo&page=2").text
-    assert f"#{ids[0]}" in second and f"#{ids[2]}<" not in second and 'rel="next"' not in second
+    assert listed(second) == [ids[0]] and 'rel="next"' not in second
     assert "No runs match" in ui.get("/ui/runs?pipeline=slow").text
     assert "No runs match" in ui.get("/ui/runs?status=failed").text
-    assert f"#{ids[0]}" in ui.get("/ui/runs?status=succeeded&page=2").text
+    assert listed(ui.get("/ui/runs?status=succeeded&page=2").text) == [ids[0]]
     # htmx asks for the table only
     table = ui.get("/ui/runs?pipeline=demo", headers={"HX-Request": "true", "HX-Target": "runs-table"}).text
     assert table.startswith('<div id="runs-table">') and "<html" not in table
@@ -198,11 +203,34 @@ def test_schedule_and_unschedule(ui):
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:00Z", next_fire), next_fire
 
 
-def test_bad_schedules_are_refused_and_change_nothing(ui):
-    for form in ({"cron": "not a cron"}, {"cron": ""}, {"cron": "0 * * * *", "mode": "sometimes"}):
+def test_bad_schedules_are_refused_in_the_card_which_keeps_its_form(ui):
+    cases = [
+        ({"cron": "not a cron"}, "invalid cron"),
+        ({"cron": ""}, "give a cron schedule"),
+        ({"cron": "0 * * * *", "mode": "sometimes"}, "mode"),
+        ({"cron": "0 0 31 2 *"}, "never"),
+    ]
+    for form, why in cases:
         response = ui.post("/ui/pipelines/demo/schedule", data=form, headers={"HX-Request": "true"})
         assert response.status_code == 400, form
-        assert 'class="error"' in response.text
+        card = response.text
+        # htmx swaps the card: still the whole card, its actions there, the error inside it
+        assert card.lstrip().startswith('<section class="card pipeline" id="pipeline-demo">'), card
+        assert card.rstrip().endswith("</section>") and card.count("<section") == 1
+        error = re.search(r'<p class="error schedule-error" id="schedule-error-demo" role="alert">([^<]+)</p>', card)
+        assert error and why in error.group(1), card
+        assert "Run now" in card and 'hx-post="/ui/pipelines/demo/schedule"' in card
+        typed = re.search(r'<input name="cron"[^>]*value="([^"]*)"', card)
+        assert typed and typed.group(1) == form["cron"], card
+        assert 'aria-describedby="schedule-error-demo"' in card
+    assert ui.get("/jobs").json()["jobs"] == []
+    # without htmx: the pipelines page, with the error in that pipeline's card only
+    page = ui.post("/ui/pipelines/demo/schedule", data={"cron": "61 * * * *"})
+    assert page.status_code == 400 and "<html" in page.text
+    demo = page.text.split('id="pipeline-demo"')[1].split("</section>")[0]
+    slow = page.text.split('id="pipeline-slow"')[1].split("</section>")[0]
+    assert "schedule-error" in demo and 'value="61 * * * *"' in demo
+    assert "schedule-error" not in slow and 'value=""' in slow
     assert ui.get("/jobs").json()["jobs"] == []
     assert ui.post("/ui/pipelines/demo/unschedule").status_code == 404
 

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -29,6 +30,56 @@ def define(client: TestClient, headers: dict[str, str] | None = None) -> None:
     for pipeline, tool, dataset in (("demo", "ok-tool", "observations"), ("slow", "gated-tool", "waits")):
         body = {"name": pipeline, "steps": [{"name": f"{pipeline}-step", "tool": tool, "output_dataset": dataset}]}
         client.post("/pipeline/init", json=body, headers=h).raise_for_status()
+
+
+METRIC_RULES = {"rows": {"range": {"min": 10, "max": 50}}, "ratio": {"change": {"max_pct": 20, "window": 2}}}
+MEASURES = [(20, 1.0), (25, 1.05), (60, 1.1), (30, 2.0), (28, 1.5), (35, 1.45)]
+"""(rows, ratio) of the runs of ``measure``: the third breaks the range of rows, the fourth the
+change of ratio (2.0 against the mean 1.075 of the two before)."""
+SUSPECT = {2, 3}
+
+
+def slot_hours_ago(hours: int) -> str:
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours)
+    return hour.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def populate(client, reports: list[dict], headers: dict[str, str] | None = None) -> dict[str, object]:
+    """:func:`define`, then what the quality pages show: pipeline ``measure`` (tool
+    ``img/metrics``, rules :data:`METRIC_RULES`) run for the last hours' slots with
+    :data:`MEASURES`, scheduled hourly; ``broken`` (``img/fail``) failed once; ``demo`` run
+    once; a vote dataset ``agreed`` with one tally of pipeline ``voter``. Returns the run ids."""
+    h = headers or {}
+
+    def post(path: str, body: dict) -> dict:
+        response = client.post(path, json=body, headers=h)
+        response.raise_for_status()
+        return response.json()
+
+    define(client, h)
+    post("/registry/tools", {"name": "metric-tool", "image": "img/metrics"})
+    post("/registry/tools", {"name": "broken-tool", "image": "img/fail"})
+    count = {"name": "count", "tool": "metric-tool", "output_dataset": "observations", "metrics": METRIC_RULES}
+    post("/pipeline/init", {"name": "measure", "description": "counts rows", "steps": [count]})
+    post(
+        "/pipeline/init",
+        {"name": "broken", "steps": [{"name": "oops", "tool": "broken-tool", "output_dataset": "waits"}]},
+    )
+    measured = []
+    for index, (rows, ratio) in enumerate(MEASURES):
+        reports.append({"metrics": {"rows": rows, "ratio": ratio}, "insight": {"rows": rows, "run": index + 1}})
+        slot = slot_hours_ago(len(MEASURES) - index)
+        measured.append(post("/pipeline/run", {"name": "measure", "slot": slot, "wait": True})["run_id"])
+    broken = post("/pipeline/run", {"name": "broken", "wait": True})["run_id"]
+    demo = post("/pipeline/run", {"name": "demo", "wait": True})["run_id"]
+    path = post("/bare-repo/init", {"name": "agreed"})["path"]
+    post("/registry/datasets", {"name": "agreed", "body": {"master": path, "nodes": [], "policy": "vote"}})
+    post(
+        "/pipeline/init", {"name": "voter", "steps": [{"name": "cast", "tool": "ok-tool", "output_dataset": "agreed"}]}
+    )
+    voter = post("/pipeline/run", {"name": "voter", "slot": slot_hours_ago(1), "wait": True})["run_id"]
+    post("/pipeline/run", {"name": "measure", "cron": "0 * * * *"})
+    return {"measure": measured, "broken": broken, "demo": demo, "voter": voter}
 
 
 def free_port() -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -23,17 +22,17 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from mao.api.routes import coverage as coverage_routes
 from mao.api.routes import datasets as dataset_routes
 from mao.api.routes import federation as federation_routes
 from mao.api.routes import health as health_routes
 from mao.api.routes import jobs as job_routes
 from mao.api.routes import pipelines as pipeline_routes
-from mao.api.routes.runs import run_dict
 from mao.errors import InvalidInput, MAOError, NotFound, RateLimited
 from mao.instance import Instance
 from mao.models import RunRequest
 from mao.status import RunStatus, parse_status
+from mao.tokens import API_TOKEN_FILE
+from mao.ui import views
 from mao.ui.auth import (
     COOKIE,
     LoginRequired,
@@ -46,6 +45,8 @@ from mao.ui.auth import (
     require_login,
     safe_next,
 )
+from mao.ui.gitgraph import git_graph, topo_order
+from mao.ui.heatmap import SYMBOLS, heatmap
 from mao.ui.live import PAGE_LINES, RunStream, log_page
 from mao.validation import check_name
 from mao.web.auth import verify_token
@@ -53,6 +54,8 @@ from mao.web.auth import verify_token
 HERE = Path(__file__).parent
 PAGE_SIZE = 25
 HISTORY = 20
+RECENT = 10
+FAILURES = 5
 MAX_FORM_BYTES = 8192
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -86,6 +89,7 @@ templates.env.filters["seconds"] = _seconds
 templates.env.filters["short"] = lambda sha: (sha or "")[:10] or "—"
 templates.env.globals["ACTIVE"] = {s.value for s in RunStatus if s.active}
 templates.env.globals["STATUSES"] = [s.value for s in RunStatus]
+templates.env.globals["SYMBOLS"] = SYMBOLS
 
 
 class PageRoute(APIRoute):
@@ -179,11 +183,18 @@ async def _form(request: Request) -> dict[str, str]:
 # ---------------------------------------------------------------------------- login
 
 
+def _login_page(request: Request, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """The login page; it names the file the instance keeps its token in, when it made one."""
+    path = _instance(request).settings.data_dir / API_TOKEN_FILE
+    token_file = str(path) if path.is_file() else None
+    return _page(request, "login.html", status_code, section="login", token_file=token_file, **context)
+
+
 @router.get("/login")
 def login_page(request: Request, next: str | None = None) -> Response:
     if expected_token(request) is None or logged_in(request):
         return RedirectResponse(safe_next(next), status_code=303)
-    return _page(request, "login.html", next=safe_next(next), section="login")
+    return _login_page(request, next=safe_next(next))
 
 
 @router.post("/login")
@@ -198,11 +209,11 @@ async def login(request: Request) -> Response:
         right = verify_token(request, form.get("token", "").strip(), token)
     except RateLimited as exc:
         wait = exc.details["retry_after"]
-        page = _page(request, "login.html", status_code=429, next=target, wait=wait, section="login")
+        page = _login_page(request, status_code=429, next=target, wait=wait)
         page.headers.update(exc.headers)
         return page
     if not right:
-        return _page(request, "login.html", status_code=401, next=target, failed=True, section="login")
+        return _login_page(request, status_code=401, next=target, failed=True)
     close_session(request)  # a login over a live one replaces it
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
@@ -253,6 +264,8 @@ def overview(request: Request) -> Response:
         federation_error=federation_error,
         backend=instance.settings.registry_backend,
         ttl=ttl,
+        recent=views.recent_runs(instance, RECENT),
+        failures=views.last_failures(instance, FAILURES),
     )
 
 
@@ -261,7 +274,7 @@ def overview(request: Request) -> Response:
 
 def _pipeline_view(instance: Instance, described: dict[str, Any]) -> dict[str, Any]:
     last = instance.store.list_runs(described["name"], None, 1)
-    return {**described, "last_run": run_dict(last[0]) if last else None}
+    return {**described, "last_run": views.run_view(last[0]) if last else None}
 
 
 @pages.get("/pipelines")
@@ -271,13 +284,43 @@ def pipelines(request: Request) -> Response:
     return _page(request, "pipelines.html", pipelines=rows)
 
 
-def _card(request: Request, name: str, message: str | None = None, status_code: int = 200) -> Response:
+@pages.get("/pipelines/{name}")
+def pipeline_page(request: Request, name: str) -> Response:
+    """One pipeline: its card, its control metrics and run durations as charts, its
+    coverage, its insights and its last runs."""
+    instance = _instance(request)
+    check_name(name, "pipeline name")
+    view = _pipeline_view(instance, pipeline_routes.get_pipeline(name, instance))
+    runs = [views.run_view(r) for r in instance.store.list_runs(name, None, views.CHART_RUNS)]
+    grid, grid_error = views.coverage_grid(instance, name)
+    insights, insights_error = views.insights_of(instance, name)
+    return _page(
+        request,
+        "pipeline.html",
+        section="pipelines",
+        p=view,
+        runs=runs[:RECENT],
+        metric_charts=views.metric_charts(instance, view, runs),
+        durations=views.pipeline_durations_chart(name, runs),
+        grid=grid,
+        grid_map=heatmap(name, grid) if grid else None,
+        grid_error=grid_error,
+        insights=insights,
+        insights_error=insights_error,
+    )
+
+
+def _card(request: Request, name: str, message: str | None = None, status_code: int = 200, **form: Any) -> Response:
+    """The pipeline's card after an action: the card alone for htmx (swapped in place), else
+    the pipelines page; ``form`` keeps what was typed when the action was refused."""
     instance = _instance(request)
     view = _pipeline_view(instance, pipeline_routes.get_pipeline(name, instance))
+    context = {"p": view, "message": message, "form": form}
     if request.headers.get("hx-request"):
-        return templates.TemplateResponse(
-            request, "_pipeline.html", {"p": view, "message": message}, status_code=status_code
-        )
+        return templates.TemplateResponse(request, "_pipeline.html", context, status_code=status_code)
+    if status_code >= 400:
+        rows = [_pipeline_view(instance, p) for p in pipeline_routes.list_pipelines(instance)]
+        return _page(request, "pipelines.html", status_code=status_code, pipelines=rows, forms={name: form})
     return RedirectResponse("/ui/pipelines", status_code=303)
 
 
@@ -293,11 +336,19 @@ async def schedule(request: Request, name: str) -> Response:
     check_same_origin(request)
     form = await _form(request)
     cron = form.get("cron", "").strip()
-    if not cron:
-        raise InvalidInput("give a cron schedule, e.g. '0 * * * *' (hourly)")
     mode = form.get("mode") or "every"
-    body = RunRequest.model_validate({"name": name, "cron": cron, "mode": mode})
-    job = pipeline_routes.run(body, _instance(request))["job"]
+    check_name(name, "pipeline name")
+    try:
+        if not cron:
+            raise InvalidInput("give a cron schedule, e.g. '0 * * * *' (hourly)")
+        body = RunRequest.model_validate({"name": name, "cron": cron, "mode": mode})
+        job = pipeline_routes.run(body, _instance(request))["job"]
+    except NotFound:
+        raise
+    except MAOError as exc:
+        return _card(request, name, status_code=exc.status_code, error=exc.message, cron=cron, mode=mode)
+    except ValidationError as exc:
+        return _card(request, name, status_code=400, error=_invalid(exc), cron=cron, mode=mode)
     return _card(request, name, f"scheduled: {job['cron']}")
 
 
@@ -320,8 +371,10 @@ def runs(request: Request, pipeline: str = "", status: str = "", page: int = 1) 
     wanted = parse_status(status) if status else None
     page = max(1, min(page, 10**6))
     rows = instance.store.list_runs(pipeline or None, wanted, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)
+    charted = [views.run_view(r) for r in instance.store.list_runs(pipeline or None, wanted, views.CHART_RUNS)]
     context: dict[str, Any] = {
-        "runs": [run_dict(r) for r in rows[:PAGE_SIZE]],
+        "runs": [views.run_view(r) for r in rows[:PAGE_SIZE]],
+        "durations": views.runs_durations_chart(charted, pipeline, status),
         "pipeline": pipeline,
         "status": status,
         "page": page,
@@ -337,7 +390,7 @@ def runs(request: Request, pipeline: str = "", status: str = "", page: int = 1) 
 
 
 def _run_context(instance: Instance, run_id: int) -> dict[str, Any]:
-    run = run_dict(instance.store.get_run(run_id))
+    run = views.run_view(instance.store.get_run(run_id))
     return {"run": run, "active": RunStatus(run["status"]).active}
 
 
@@ -349,7 +402,17 @@ def run_page(request: Request, run_id: int, before: int | None = Query(default=N
     if before is not None:
         context["active"] = False  # the page shows an earlier part of the log: no live lines after it
     page = log_page(instance, run_id, before)
-    return _page(request, "run.html", section="runs", page=page, page_lines=PAGE_LINES, **context)
+    insights, insights_error = views.insights_of(instance, context["run"]["pipeline"])
+    return _page(
+        request,
+        "run.html",
+        section="runs",
+        page=page,
+        page_lines=PAGE_LINES,
+        insights=insights,
+        insights_error=insights_error,
+        **context,
+    )
 
 
 @pages.get("/runs/{run_id}/log")
@@ -408,7 +471,8 @@ def _run_id(run_id: int) -> int:
 @pages.get("/datasets")
 def datasets(request: Request) -> Response:
     instance = _instance(request)
-    return _page(request, "datasets.html", datasets=instance.catalog.datasets())
+    listed = instance.catalog.datasets()
+    return _page(request, "datasets.html", datasets=listed, heads=views.dataset_heads(instance, listed))
 
 
 @pages.get("/datasets/{name}")
@@ -417,14 +481,18 @@ def dataset_page(request: Request, name: str) -> Response:
     check_name(name, "dataset name")
     dataset = {"name": name, **instance.catalog.get_dataset(name)}
     history, history_error = _section(lambda: instance.datasets.log(name, dataset["master"], limit=HISTORY))
+    history = topo_order(history) if history else history
+    graph = git_graph(name, history) if history else None
     votes, votes_error = None, None
     if dataset.get("policy") == "vote":
         votes, votes_error = _section(lambda: dataset_routes.votes(name, instance, None))
     writers = sorted({p.name for p in instance.store.list_pipelines() for s in p.steps if s.output_dataset == name})
     grids = []
     for pipeline in writers:
-        grid, grid_error = _section(partial(coverage_routes.get_coverage, instance, pipeline, "24h", None, False))
-        grids.append({"pipeline": pipeline, "grid": grid, "error": grid_error})
+        grid, grid_error = views.coverage_grid(instance, pipeline)
+        grids.append(
+            {"pipeline": pipeline, "grid": grid, "map": heatmap(pipeline, grid) if grid else None, "error": grid_error}
+        )
     return _page(
         request,
         "dataset.html",
@@ -433,6 +501,7 @@ def dataset_page(request: Request, name: str) -> Response:
         dataset=dataset,
         history=history,
         history_error=history_error,
+        graph=graph,
         votes=votes,
         votes_error=votes_error,
         grids=grids,
