@@ -64,7 +64,8 @@ def test_a_rebound_name_registers_nothing_and_runs_nothing(make_api) -> None:
 
 @pytest.mark.parametrize(
     "host",
-    ["localhost:8080", "LOCALHOST", "127.0.0.1:8080", "127.0.0.1", "127.3.4.5:1", "[::1]:8080", "[::1]"],
+    ["localhost:8080", "LOCALHOST", "127.0.0.1:8080", "127.0.0.1", "127.3.4.5:1", "[::1]:8080", "[::1]"]
+    + ["0.0.0.0:8080", "[::]:8080"],  # the seed's curl examples use http://0.0.0.0:8080
 )
 def test_loopback_names_are_always_served(make_api, monkeypatch, host: str) -> None:
     monkeypatch.delenv("MAO_ALLOWED_HOSTS")
@@ -73,7 +74,7 @@ def test_loopback_names_are_always_served(make_api, monkeypatch, host: str) -> N
 
 
 @pytest.mark.parametrize(
-    "host", ["attacker.example", "testserver", "localhost.attacker.example", "127.0.0.1.nip.io", "0.0.0.0:8080"]
+    "host", ["attacker.example", "testserver", "localhost.attacker.example", "127.0.0.1.nip.io", "0.0.0.1:8080"]
 )
 def test_other_names_are_refused_by_default(make_api, monkeypatch, host: str) -> None:
     monkeypatch.delenv("MAO_ALLOWED_HOSTS")

@@ -5,7 +5,8 @@ resolve to this server's address (DNS rebinding): the browser then sends that na
 ``Host``, and takes the server for the page's own. So a request whose ``Host`` is not one
 of the server's names is a 400 before any route sees it.
 
-Always allowed: ``localhost``, every loopback address (127.0.0.0/8, ``[::1]``), the address
+Always allowed: ``localhost``, every loopback address (127.0.0.0/8, ``[::1]``), ``0.0.0.0`` and
+``[::]`` (which reach this machine's own servers), the address
 the server is bound to (a wildcard 0.0.0.0 or :: adds only itself, as an address: none of
 the machine's other names), and the host of its public URL; beyond them the names the operator lists (``allowed_hosts``): exact names or addresses,
 ``*.example.org`` for its subdomains, or ``*`` for any. Ports do not count. A request
@@ -106,9 +107,12 @@ class HostPolicy:
         if host in self.names or any(host.endswith(suffix) for suffix in self.suffixes):
             return True
         try:
-            return ipaddress.ip_address(host).is_loopback
+            address = ipaddress.ip_address(host)
         except ValueError:
             return False
+        # 0.0.0.0 and :: reach this machine's own servers (the seed's http://0.0.0.0:8080);
+        # like a loopback address, no DNS answer can make a page's name one of them
+        return address.is_loopback or address.is_unspecified
 
     def is_own_origin(self, origin: str, host_header: str) -> bool:
         """Whether ``origin`` (an ``Origin`` header) is this server's: the one the request was
