@@ -9,9 +9,9 @@
 #   docker    Docker Engine on unix://$RUN/docker.sock, its default network on a bridge of
 #             its own (interface mao-br-<hash>, subnet $MAO_BRIDGE_CIDR, default 172.31.77.1/24;
 #             no iptables: containers reach neither the outside nor the host's loopback)
-#   podman    Podman's Docker-compatible API on unix://$RUN/podman.sock (optional); writes the
-#             system-wide /etc/containers/containers.conf (runc, cgroupfs), saying so and keeping
-#             any previous file as containers.conf.orig-mao
+#   podman    Podman's Docker-compatible API on unix://$RUN/podman.sock (optional); its
+#             configuration (runc, cgroupfs) is $RUN/podman/containers.conf, given to every
+#             podman this script runs as CONTAINERS_CONF (/etc/containers is left alone)
 #   postgres  PostgreSQL 15 on 127.0.0.1:54329, trust auth, database mao_test
 #   sshd      git over SSH on 127.0.0.1:2222, bare repositories in $RUN/git-srv
 #   etcd      binaries only: the tests start their own clusters
@@ -21,6 +21,25 @@
 # Both engines get the image mao/busybox:local, imported from a busybox-static rootfs.
 # After `up`, `source $RUN/services.env` exports the MAO_TEST_* variables.
 # Needs root (apt-get, dockerd). Safe to run repeatedly: running services are reused.
+#
+#   scripts/services.sh up docker   only the Docker Engine and its base image (for scripts/demo);
+#                                   prints the engine's DOCKER_HOST
+#   scripts/services.sh image       import mao/busybox:local into the engine at DOCKER_HOST (the
+#                                   caller's engine; Docker's default one when DOCKER_HOST is unset)
+#
+# What `up` changes on the machine besides $RUN:
+#   - installs with apt-get what is missing: docker.io docker-compose etcd-server etcd-client
+#     busybox-static openssh-server openssh-client git debootstrap chromium podman runc
+#     (postgresql-client without psql, iproute2 without ip) and their dependencies; their
+#     maintainer scripts are kept from starting daemons during the install (a temporary
+#     /usr/sbin/policy-rc.d), but the packages' own system services (docker, etcd, ssh on
+#     port 22) are enabled as the packages install them and start at the next boot on a
+#     machine run by systemd;
+#   - creates the OS user postgres when it is missing, and /run/sshd;
+#   - adds the bridge interface mao-br-<hash> with $MAO_BRIDGE_CIDR (removed by `down`);
+#   - keeps short-path state in /tmp/mao-dexec-<hash>, /tmp/mao-prun-<hash> (and
+#     /tmp/mao-sock-<hash>, /var/tmp/mao-pg-<hash> when $RUN is too long or unreachable for postgres);
+#   - adds .run/ to the checkout's .gitignore.
 #
 # Optional overrides: MAO_RUN_DIR, MAO_PG_PORT (54329), MAO_SSH_PORT (2222),
 #                     MAO_BRIDGE_CIDR (172.31.77.1/24: the bridge's address and subnet).
@@ -60,8 +79,8 @@ PODMAN_DIR=$RUN/podman
 PODMAN_PIDFILE=$PODMAN_DIR/podman.pid
 PODMAN_RUNROOT=/tmp/mao-prun-$HASH
 PODMAN_LOG=$LOGS/podman.log
-CONTAINERS_CONF=/etc/containers/containers.conf
-CONTAINERS_CONF_BODY='[containers]
+PODMAN_CONF=$PODMAN_DIR/containers.conf       # podman reads this one only (not /etc/containers)
+PODMAN_CONF_BODY='[containers]
 default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
 [engine]
 runtime = "runc"
@@ -75,7 +94,13 @@ SSH_DIR=$RUN/ssh
 SSH_LOG=$LOGS/sshd.log
 GIT_SRV=$RUN/git-srv
 
-unset DOCKER_HOST DOCKER_CONTEXT DOCKER_TLS_VERIFY DOCKER_CERT_PATH CONTAINER_HOST
+# The services below are this run directory's own engines, never the caller's: its engine
+# settings are kept aside for `image`, which works on the caller's engine.
+CALLER_DOCKER_ENV=()
+for _var in DOCKER_HOST DOCKER_CONTEXT DOCKER_TLS_VERIFY DOCKER_CERT_PATH; do
+    [[ -n ${!_var:-} ]] && CALLER_DOCKER_ENV+=("$_var=${!_var}")
+done
+unset _var DOCKER_HOST DOCKER_CONTEXT DOCKER_TLS_VERIFY DOCKER_CERT_PATH CONTAINER_HOST CONTAINERS_CONF
 
 # ---------------------------------------------------------------------------- helpers
 
@@ -217,16 +242,19 @@ build_rootfs() {
     rm -rf "$tmp"
 }
 
-# ensure_image LABEL DOCKER_HOST: import $ROOTFS_TAR as $IMAGE unless already there.
+# ensure_image LABEL DOCKER_HOST: import $ROOTFS_TAR as $IMAGE unless already there; an empty
+# DOCKER_HOST is the docker command's own choice (its DOCKER_HOST, DOCKER_CONTEXT or default).
 ensure_image() {
     local label=$1 host=$2 want have
+    local dk=(docker)
+    [[ -n $host ]] && dk=(env "DOCKER_HOST=$host" docker)
     want=$(sha256sum "$ROOTFS_TAR" | cut -c1-64)
-    have=$(DOCKER_HOST=$host docker image inspect -f "{{index .Config.Labels \"$IMAGE_LABEL\"}}" "$IMAGE" 2>/dev/null || true)
+    have=$("${dk[@]}" image inspect -f "{{index .Config.Labels \"$IMAGE_LABEL\"}}" "$IMAGE" 2>/dev/null || true)
     if [[ $have == "$want" ]]; then
         log "$label: image $IMAGE present"
         return 0
     fi
-    DOCKER_HOST=$host docker import \
+    "${dk[@]}" import \
         -c "LABEL $IMAGE_LABEL=$want" -c 'CMD ["sh"]' \
         "$ROOTFS_TAR" "$IMAGE" >/dev/null || return 1
     log "$label: imported $IMAGE"
@@ -309,17 +337,13 @@ docker_up() {
 
 podman_answers() { DOCKER_HOST=unix://$PODMAN_SOCK timeout 10 docker version >/dev/null 2>&1; }
 
+# The configuration of this run directory's podman: every podman started here reads it (and only
+# it) through CONTAINERS_CONF, so the machine's /etc/containers/containers.conf is not changed.
 ensure_containers_conf() {
-    local current=''
-    [[ -f $CONTAINERS_CONF ]] && current=$(cat "$CONTAINERS_CONF")
-    [[ $current == "$CONTAINERS_CONF_BODY" ]] && return 0
-    mkdir -p "$(dirname "$CONTAINERS_CONF")"
-    if [[ -n $current ]]; then
-        cp -f "$CONTAINERS_CONF" "$CONTAINERS_CONF.orig-mao"
-        warn "podman: replacing $CONTAINERS_CONF (previous copy in $CONTAINERS_CONF.orig-mao)"
+    mkdir -p "$PODMAN_DIR"
+    if [[ ! -f $PODMAN_CONF || $(cat "$PODMAN_CONF") != "$PODMAN_CONF_BODY" ]]; then
+        printf '%s\n' "$PODMAN_CONF_BODY" >"$PODMAN_CONF"
     fi
-    printf '%s\n' "$CONTAINERS_CONF_BODY" >"$CONTAINERS_CONF"
-    log "podman: wrote $CONTAINERS_CONF"
 }
 
 # Runs in its own process (see `up`) so any failure just disables podman.
@@ -335,7 +359,7 @@ podman_up() {
         mkdir -p "$PODMAN_DIR/storage" "$PODMAN_RUNROOT" "$(dirname "$PODMAN_SOCK")"
         rm -f "$PODMAN_SOCK"
         start_marker "$PODMAN_LOG" podman
-        setsid podman \
+        CONTAINERS_CONF=$PODMAN_CONF setsid podman \
             --root "$PODMAN_DIR/storage" --runroot "$PODMAN_RUNROOT" --tmpdir "$PODMAN_RUNROOT/libpod" \
             system service --time=0 "unix://$PODMAN_SOCK" \
             </dev/null >>"$PODMAN_LOG" 2>&1 9>&- &
@@ -353,7 +377,7 @@ podman_up() {
     ensure_image podman "unix://$PODMAN_SOCK" || fail_with_log "podman: importing $IMAGE failed" "$PODMAN_LOG"
 }
 
-pm() { podman --root "$PODMAN_DIR/storage" --runroot "$PODMAN_RUNROOT" --tmpdir "$PODMAN_RUNROOT/libpod" "$@"; }
+pm() { CONTAINERS_CONF=$PODMAN_CONF podman --root "$PODMAN_DIR/storage" --runroot "$PODMAN_RUNROOT" --tmpdir "$PODMAN_RUNROOT/libpod" "$@"; }
 
 podman_down() {
     # Podman containers outlive the API service (conmon): stop them first.
@@ -642,12 +666,17 @@ cmd_up_docker() {
     printf 'unix://%s\n' "$DOCKER_SOCK"
 }
 
-# `image`: import the base image into the engine at $DOCKER_HOST.
+# `image`: import the base image into the caller's engine (its DOCKER_HOST or DOCKER_CONTEXT,
+# else Docker's default), the one the demo found answering.
 cmd_image() {
     apt_install busybox-static || die "could not install busybox-static"
     build_rootfs
-    ensure_image "${DOCKER_HOST:-default engine}" "${DOCKER_HOST:-unix:///var/run/docker.sock}" \
-        || die "could not import $IMAGE into ${DOCKER_HOST:-the default engine}"
+    local setting host='' engine
+    for setting in "${CALLER_DOCKER_ENV[@]}"; do export "${setting?}"; done
+    host=${DOCKER_HOST:-}
+    engine=${host:-${DOCKER_CONTEXT:+the context $DOCKER_CONTEXT}}
+    engine=${engine:-Docker\'s default engine}
+    ensure_image "$engine" "$host" || die "could not import $IMAGE into $engine"
 }
 
 cmd_down() {

@@ -42,3 +42,30 @@ def test_a_refused_value_is_one_line_without_usage(maoctl, argv, needle) -> None
 def test_a_missing_option_still_shows_the_usage(maoctl) -> None:
     result = maoctl("tool", "add", "--name", "x")
     assert result.code == 2 and "Usage:" in result.err and "--image" in result.err
+
+
+def _commands(command, path):
+    yield path, command
+    for name, sub in (getattr(command, "commands", None) or {}).items():
+        yield from _commands(sub, [*path, name])
+
+
+def test_every_option_and_argument_of_every_command_has_a_help_text() -> None:
+    import typer
+
+    from mao.cli.main import COMMANDS, app, load_command
+
+    groups = [(["maoctl"], typer.main.get_group(app)), *(([name], load_command(name)) for name in COMMANDS)]
+    missing = [
+        f"maoctl {' '.join(path)} {param.opts[0] if param.opts else param.name}"
+        for root_path, group in groups
+        for path, command in _commands(group, root_path)
+        for param in command.params
+        if param.name != "help" and not (getattr(param, "help", None) or "").strip()
+    ]
+    assert not missing, "no help text: " + ", ".join(missing)
+
+
+def test_runs_list_help_explains_its_options(maoctl) -> None:
+    shown = maoctl("runs", "list", "--help").out
+    assert "Only this pipeline's runs" in shown and "succeeded" in shown

@@ -257,3 +257,93 @@ def test_invalid_yaml_is_one_line_naming_where(ctl, tmp_path):
     assert result.code == 1
     [line] = result.err.strip().splitlines()
     assert line.startswith(f"Error: {spec} is not valid YAML") and "line 4, column 5" in line
+
+
+def test_interactive_pipeline_add_asks_again_for_a_wrong_answer(ctl, monkeypatch, tmp_path):
+    _setup(ctl)
+    spec = tmp_path / "taken.yaml"
+    spec.write_text("name: taken\nsteps:\n  - {name: s, tool: collector, output_dataset: rows}\n")
+    assert ctl("pipeline", "add", "--file", str(spec)).code == 0
+    answers = [
+        "taken",  # a pipeline of that name exists
+        "no spaces please",  # not a name
+        "asked",
+        "",  # description
+        "collect",
+        "colector",  # typo: no such tool
+        "collector",
+        "rowz",  # typo: no such dataset (input)
+        "",  # no input after all
+        "nowhere",  # no such dataset (output)
+        "rows",
+        "",  # command
+        "1BAD=x",  # not a variable name
+        "MODE=fast",
+        "n",  # docker socket
+        "y",  # another step
+        "collect",  # a step of that name exists
+        "second",
+        "collector",
+        "rows",
+        "rows",
+        "",
+        "",
+        "n",
+        "n",
+    ]
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(answers) + "\n"))
+    added = ctl("pipeline", "add")
+    assert added.code == 0, added.output
+    said = added.output  # each refusal follows its prompt (the answers are not echoed without a terminal)
+    assert said.count("Error: ") == 7, said
+    assert "pipeline taken already" in said
+    assert "no tool colector in the registry; registered: collector, exploder" in said
+    assert "no dataset rowz" in said and "no dataset nowhere" in said
+    assert "'1BAD' is not a variable name" in said
+    assert "step collect already" in said
+    data = json.loads(ctl("pipeline", "get", "--name", "asked", "--json").out)
+    assert [(s["name"], s["tool"], s.get("input_dataset"), s["output_dataset"]) for s in data["steps"]] == [
+        ("collect", "collector", None, "rows"),
+        ("second", "collector", "rows", "rows"),
+    ]
+    assert data["steps"][0]["env"] == {"MODE": "fast"}
+
+
+def test_schedules_are_listed_and_stopped_under_pipeline_and_the_old_names(ctl, tmp_path):
+    _setup(ctl)
+    spec = tmp_path / "p.yaml"
+    spec.write_text("name: rows\nsteps:\n  - {name: collect, tool: collector, output_dataset: rows}\n")
+    assert ctl("pipeline", "add", "--file", str(spec)).code == 0
+    assert ctl("pipeline", "schedule", "--name", "rows", "--cron", "0 12 * * *").code == 0
+    listed = json.loads(ctl("pipeline", "list-scheduled", "--json").out)
+    assert [(j["pipeline"], j["cron"]) for j in listed] == [("rows", "0 12 * * *")]
+    assert json.loads(ctl("tool", "list-scheduled", "--json").out) == listed
+    table = ctl("pipeline", "list-scheduled").out
+    assert "rows" in table and "0 12 * * *" in table
+    assert ctl("pipeline", "unschedule", "--name", "rows").code == 0
+    assert json.loads(ctl("pipeline", "list-scheduled", "--json").out) == []
+    assert "pipeline list-scheduled" in ctl("tool", "list-scheduled", "--help").out
+
+
+def test_runs_logs_json_is_a_list_of_lines(ctl, tmp_path):
+    _setup(ctl)
+    spec = tmp_path / "p.yaml"
+    spec.write_text("name: rows\nsteps:\n  - {name: collect, tool: collector, output_dataset: rows}\n")
+    assert ctl("pipeline", "add", "--file", str(spec)).code == 0
+    assert ctl("pipeline", "run", "--name", "rows", "--wait").code == 0
+    lines = json.loads(ctl("runs", "logs", "1", "--json").out)
+    assert isinstance(lines, list) and "collected a row" in [line["line"] for line in lines]
+    assert {"id", "step", "line", "ts"} <= set(lines[0])
+    only = json.loads(ctl("runs", "logs", "1", "--step", "collect", "--json").out)
+    assert only and {line["step"] for line in only} == {"collect"}
+
+
+def test_a_misspelt_field_in_a_pipeline_file_gets_a_suggestion(ctl, tmp_path):
+    _setup(ctl)
+    spec = tmp_path / "typo.yaml"
+    spec.write_text("name: typo\nsteps:\n  - {name: s, tool: collector, output_dataset: rows, comand: ls}\n")
+    result = ctl("pipeline", "add", "--file", str(spec))
+    assert result.code == 1
+    [line] = result.err.strip().splitlines()
+    assert "steps.0.comand" in line and "did you mean `cmd`?" in line
+    assert json.loads(ctl("pipeline", "list", "--json").out) == []

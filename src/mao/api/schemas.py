@@ -463,6 +463,9 @@ class GatewayTokenList(BaseModel):
 class GatewayTokenRevoked(BaseModel):
     ok: bool = True
     token: GatewayTokenOut
+    already_revoked: bool = Field(
+        default=False, description="it was revoked before this request, which changed nothing"
+    )
 
 
 class RecordWritten(BaseModel):

@@ -55,7 +55,7 @@ def serve(
             help="Only mount dataset directories under this one (MAO_EXECUTOR_DATA_ROOT; default: the data dir).",
         ),
     ] = None,
-    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+    log_level: Annotated[str, typer.Option("--log-level", help="Log level: debug, info, warning or error.")] = "info",
 ) -> None:
     """Start the executor service: steps sent by the orchestrator run on the configured engine
     (docker_host, allow_docker_socket, network_mode). It always needs a token: executor_token

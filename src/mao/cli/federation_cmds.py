@@ -42,6 +42,7 @@ def _members_table(members: list[dict]) -> None:
             [m["id_hex"], m["status"], m["name"], ", ".join(m["peer_urls"]), ", ".join(m["client_urls"])]
             for m in members
         ),
+        no_wrap=("id", "status"),
     )
 
 
@@ -99,8 +100,13 @@ def schedules(
         return
     output.table(
         "Schedules in the federation",
-        ["pipeline", "instance", "cron", "timezone", "mode", "since"],
-        ([s["pipeline"], s["instance"], s["cron"], s["timezone"], s["mode"], s.get("since")] for s in data),
+        ["pipeline", "instance", "cron", "timezone", "mode", "since (UTC)"],
+        (
+            [s["pipeline"], s["instance"], s["cron"], s["timezone"], s["mode"], output.timestamp(s.get("since"))]
+            for s in data
+        ),
+        no_wrap=("cron", "mode", "since (UTC)"),
+        optional=("timezone",),
     )
 
 
@@ -149,12 +155,13 @@ def coverage(
         output.console.print(f"no gaps: {counts['covered']} of {counts['closed']} ended slot(s) delivered")
     instances = data["instances"]
     output.table(
-        f"Coverage of {pipeline} since {data['since']}",
+        f"Coverage of {pipeline} since {output.utc(data['since'])}",
         ["slot", "mode", *instances],
         (
             [r["slot"] + (" (open)" if r["open"] else ""), r["mode"], *(SYMBOLS[r["cells"][i]] for i in instances)]
             for r in data["slots"]
         ),
+        no_wrap=("slot", "mode"),
     )
     output.console.print("✓ delivered  ✗ failed  – missing  · not due  … open")
 

@@ -6,6 +6,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 import typer
+from rich.markup import escape
 
 from mao.cli import output
 from mao.cli.state import JsonOpt, state
@@ -76,4 +77,10 @@ def token_revoke(
     """Revoke a token for good: its next request is refused (401)."""
     st = state(ctx, json)
     result = st.client.delete(f"/gateway/tokens/{quote(check_name(name, 'token name'))}")
-    output.print_json(result) if st.json else output.ok(f"gateway token {name} revoked")
+    if st.json:
+        output.print_json(result)
+    elif result.get("already_revoked"):
+        when = output.utc(result["token"].get("revoked_at"))
+        output.console.print(f"gateway token {escape(name)} was already revoked ({when}); nothing changed")
+    else:
+        output.ok(f"gateway token {escape(name)} revoked")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json as jsonlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
@@ -14,13 +15,17 @@ from rich.markup import escape
 
 from mao.agreement.slots import normalize_slot
 from mao.cli import output
-from mao.cli.client import pipeline_list
+from mao.cli.client import APIError, pipeline_list
 from mao.cli.registry_cmds import tool_app
 from mao.cli.runs_cmds import follow_run
 from mao.cli.state import JsonOpt, state
 from mao.errors import InvalidInput
+from mao.models import ENV_NAME_RE, MAX_CMD, MAX_DESCRIPTION, MAX_ENV_VALUE
 from mao.status import RunStatus
 from mao.validation import check_name
+
+if TYPE_CHECKING:
+    from mao.cli.client import Client
 
 pipeline_app = typer.Typer(help="Define, run and schedule pipelines.", no_args_is_help=True)
 repo_app = typer.Typer(help="Local-only datasets: bare git repositories on this instance.", no_args_is_help=True)
@@ -58,33 +63,130 @@ def _parse_env(text: str) -> dict[str, str]:
         if "=" not in part:
             raise typer.BadParameter(f"{part!r} is not KEY=VALUE")
         key, value = part.split("=", 1)
-        env[key.strip()] = value.strip()
+        key, value = key.strip(), value.strip()
+        if not ENV_NAME_RE.fullmatch(key):
+            raise typer.BadParameter(
+                f"{key!r} is not a variable name: letters, digits and _, not starting with a digit"
+            )
+        if key in env:
+            raise typer.BadParameter(f"{key} is given twice")
+        if len(value) > MAX_ENV_VALUE:
+            raise typer.BadParameter(f"the value of {key} is longer than {MAX_ENV_VALUE} characters")
+        env[key] = value
     return env
 
 
-def prompt_definition() -> dict[str, Any]:
-    """Ask for a pipeline step by step, as the original client did."""
-    name = typer.prompt("Pipeline name")
-    description = typer.prompt("Description", default="", show_default=False)
+def _answer(check: Callable[[str], Any]) -> Callable[[str], Any]:
+    """A prompt's check: a refused answer is asked again, with the reason (``InvalidInput``
+    and ``BadParameter`` alike); any other error (the orchestrator unreachable) ends the prompts."""
+
+    def proc(value: str) -> Any:
+        try:
+            return check(value.strip())
+        except InvalidInput as exc:
+            raise typer.BadParameter(exc.message) from None
+
+    return proc
+
+
+class _Asker:
+    """Checks each answer of ``pipeline add`` as it is given, against the orchestrator's registry."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.step_names: list[str] = []
+
+    def _exists(self, path: str) -> bool:
+        try:
+            self.client.get(path)
+        except APIError as exc:
+            if exc.status_code == 404:
+                return False
+            raise
+        return True
+
+    def _known(self, path: str) -> str:
+        names = sorted(self.client.get(path))
+        return ", ".join(names) if names else "none yet"
+
+    def pipeline_name(self, value: str) -> str:
+        check_name(value, "pipeline name")
+        if self._exists(f"/pipeline/{value}"):
+            raise typer.BadParameter(
+                f"this instance has a pipeline {value} already: choose another name "
+                f"(maoctl pipeline remove --name {value} removes the old one)"
+            )
+        return value
+
+    def description(self, value: str) -> str:
+        if len(value) > MAX_DESCRIPTION:
+            raise typer.BadParameter(f"at most {MAX_DESCRIPTION} characters, got {len(value)}")
+        return value
+
+    def step_name(self, value: str) -> str:
+        check_name(value, "step name")
+        if value in self.step_names:
+            raise typer.BadParameter(f"this pipeline has a step {value} already: step names are distinct")
+        return value
+
+    def tool(self, value: str) -> str:
+        check_name(value, "tool name")
+        if not self._exists(f"/registry/tools/{value}"):
+            raise typer.BadParameter(
+                f"no tool {value} in the registry; registered: {self._known('/registry/tools')} "
+                "(maoctl tool add registers one)"
+            )
+        return value
+
+    def dataset(self, value: str) -> str:
+        check_name(value, "dataset name")
+        if not self._exists(f"/registry/datasets/{value}"):
+            raise typer.BadParameter(
+                f"no dataset {value} in the registry; registered: {self._known('/registry/datasets')} "
+                "(maoctl dataset add or maoctl repo add --register makes one)"
+            )
+        return value
+
+    def input_dataset(self, value: str) -> str:
+        return self.dataset(value) if value else ""
+
+    def cmd(self, value: str) -> str:
+        if len(value) > MAX_CMD:
+            raise typer.BadParameter(f"at most {MAX_CMD} characters, got {len(value)}")
+        return value
+
+
+def prompt_definition(client: Client) -> dict[str, Any]:
+    """Ask for a pipeline step by step, as the original client did; each answer is checked
+    as it is given (names, the tool and datasets in the registry, the environment), and a
+    refused one is asked again with the reason."""
+    ask = _Asker(client)
+    name = typer.prompt("Pipeline name", value_proc=_answer(ask.pipeline_name))
+    description = typer.prompt("Description", default="", show_default=False, value_proc=_answer(ask.description))
     steps: list[dict[str, Any]] = []
     while True:
         typer.echo(f"Step {len(steps) + 1}")
         step: dict[str, Any] = {
-            "name": typer.prompt("  Step name"),
-            "tool": typer.prompt("  Tool"),
+            "name": typer.prompt("  Step name", value_proc=_answer(ask.step_name)),
+            "tool": typer.prompt("  Tool", value_proc=_answer(ask.tool)),
         }
-        input_dataset = typer.prompt("  Input dataset (empty for none)", default="", show_default=False)
+        ask.step_names.append(step["name"])
+        input_dataset = typer.prompt(
+            "  Input dataset (empty for none)", default="", show_default=False, value_proc=_answer(ask.input_dataset)
+        )
         if input_dataset:
             step["input_dataset"] = input_dataset
-        step["output_dataset"] = typer.prompt("  Output dataset")
-        cmd = typer.prompt("  Command (empty for the image's default)", default="", show_default=False)
+        step["output_dataset"] = typer.prompt("  Output dataset", value_proc=_answer(ask.dataset))
+        cmd = typer.prompt(
+            "  Command (empty for the image's default)", default="", show_default=False, value_proc=_answer(ask.cmd)
+        )
         if cmd:
             step["cmd"] = cmd
         env = typer.prompt(
             "  Environment, KEY=VALUE separated by commas ({{ NAME }} for a private variable)",
             default="",
             show_default=False,
-            value_proc=_parse_env,
+            value_proc=_answer(_parse_env),
         )
         if env:
             step["env"] = env
@@ -95,10 +197,10 @@ def prompt_definition() -> dict[str, Any]:
     return {"name": name, "description": description, "steps": steps}
 
 
-def _prompt_or_explain() -> dict[str, Any]:
+def _prompt_or_explain(client: Client) -> dict[str, Any]:
     """The prompts; their input ending early without a terminal is an error naming ``--file``."""
     try:
-        return prompt_definition()
+        return prompt_definition(client)
     except (click.exceptions.Abort, typer.Abort) as exc:
         if sys.stdin.isatty():
             raise
@@ -117,7 +219,7 @@ def pipeline_add(
 ) -> None:
     """Define a pipeline on this instance and register it in the federation."""
     st = state(ctx, json)
-    definition = load_definition(file) if file else _prompt_or_explain()
+    definition = load_definition(file) if file else _prompt_or_explain(st.client)
     placeholders = sorted(
         {
             v.strip()[2:-2].strip()
@@ -154,7 +256,9 @@ def pipeline_add(
 @pipeline_app.command("list")
 @pipeline_app.command("get", help="The same as list (the first MAO's verb).")
 def pipeline_get(
-    ctx: typer.Context, name: Annotated[str | None, typer.Option("--name")] = None, json: JsonOpt = False
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Option("--name", help="Show only this pipeline, with its steps.")] = None,
+    json: JsonOpt = False,
 ) -> None:
     """List this instance's pipelines, or show one with --name."""
     st = state(ctx, json)
@@ -166,19 +270,21 @@ def pipeline_get(
         output.fields({k: v for k, v in data.items() if k != "steps"}, title=f"pipeline {name}")
         output.table(
             "Steps",
-            ["step", "tool", "input", "output", "cmd", "env"],
+            ["step", "tool", "input", "output", "cmd"],
             (
                 [
                     s["name"],
                     s["tool"],
                     s.get("input_dataset"),
                     s["output_dataset"],
-                    s.get("cmd"),
-                    ", ".join(f"{k}={v}" for k, v in (s.get("env") or {}).items()),
+                    " ".join(s["cmd"]) if isinstance(s.get("cmd"), list) else s.get("cmd"),
                 ]
                 for s in data["steps"]
             ),
         )
+        env = [(s["name"], k, v) for s in data["steps"] for k, v in (s.get("env") or {}).items()]
+        if env:
+            output.table("Environment", ["step", "variable", "value"], env)
         return
     pipelines = pipeline_list(st.client.get("/pipeline"))
     if st.json:
@@ -186,17 +292,20 @@ def pipeline_get(
         return
     output.table(
         "Pipelines",
-        ["name", "steps", "schedule", "next run", "description"],
+        ["name", "steps", "schedule", "next run (UTC)", "description"],
         (
             [
                 p["name"],
                 " → ".join(s["name"] for s in p["steps"]),
                 (p["schedule"] or {}).get("cron"),
-                (p["schedule"] or {}).get("next_run_time"),
+                output.timestamp((p["schedule"] or {}).get("next_run_time")),
                 p["description"],
             ]
             for p in pipelines
         ),
+        no_wrap=("schedule", "next run (UTC)"),
+        ellipsis=("description",),
+        optional=("description",),
     )
 
 
@@ -261,7 +370,7 @@ def pipeline_run(
     if cron:
         output.print_json(result) if st.json else output.ok(
             f"pipeline {name} scheduled '{cron}' ({result['job']['timezone']}, mode "
-            f"{result['job'].get('mode', 'every')}); next run {result['job']['next_run_time']}"
+            f"{result['job'].get('mode', 'every')}); next run {output.utc(result['job']['next_run_time'])}"
         )
         return
     run_id = result["run_id"]
@@ -289,13 +398,13 @@ def pipeline_schedule(
     st = state(ctx, json)
     result = st.client.post("/pipeline/run", json={"name": name, "cron": cron})
     output.print_json(result) if st.json else output.ok(
-        f"pipeline {name} scheduled '{cron}'; next run {result['job']['next_run_time']}"
+        f"pipeline {name} scheduled '{cron}'; next run {output.utc(result['job']['next_run_time'])}"
     )
 
 
 @pipeline_app.command("unschedule")
 def pipeline_unschedule(ctx: typer.Context, name: NameReq, json: JsonOpt = False) -> None:
-    """Stop a pipeline's schedule."""
+    """Stop a pipeline's schedule (its runs so far are kept)."""
     st = state(ctx, json)
     result = st.client.delete(f"/jobs/{name}")
     output.print_json(result) if st.json else output.ok(f"pipeline {name} unscheduled")
@@ -317,29 +426,33 @@ def pipeline_set_variable(
     output.print_json(result) if st.json else output.ok(f"private variable {variable} of {name} set")
 
 
-@tool_app.command("list-scheduled")
-def tool_list_scheduled(ctx: typer.Context, json: JsonOpt = False) -> None:
-    """List scheduled jobs and their fires since they were scheduled, restarts included (skipped: the previous run was still going)."""
+@pipeline_app.command("list-scheduled")
+@tool_app.command("list-scheduled", help="The same as maoctl pipeline list-scheduled (the first MAO's place).")
+def pipeline_list_scheduled(ctx: typer.Context, json: JsonOpt = False) -> None:
+    """List scheduled pipelines and their fires since they were scheduled, restarts included (skipped: the previous run was still going)."""
     st = state(ctx, json)
     jobs = st.client.get("/jobs")["jobs"]
     if st.json:
         output.print_json(jobs)
         return
+    same = all(j["id"] == j["pipeline"] for j in jobs)  # the job id is the pipeline's name: shown once
     output.table(
-        "Scheduled jobs",
-        ["id", "pipeline", "cron", "timezone", "next run", "fired", "skipped"],
+        "Scheduled pipelines",
+        [*([] if same else ["id"]), "pipeline", "cron", "timezone", "next run (UTC)", "fired", "skipped"],
         (
             [
-                j["id"],
+                *([] if same else [j["id"]]),
                 j["pipeline"],
                 j["cron"],
                 j["timezone"],
-                j["next_run_time"],
+                output.timestamp(j["next_run_time"]),
                 str(j.get("started", 0) + j.get("queued", 0)),
                 str(j.get("skipped", 0)),
             ]
             for j in jobs
         ),
+        no_wrap=("cron", "next run (UTC)", "fired", "skipped"),
+        optional=("timezone",),
     )
     for job in jobs:
         if job.get("last_skip"):
@@ -349,10 +462,10 @@ def tool_list_scheduled(ctx: typer.Context, json: JsonOpt = False) -> None:
 @tool_app.command("stop")
 def tool_stop(
     ctx: typer.Context,
-    id: Annotated[str, typer.Option("--id", help="Job id from list-scheduled.")],
+    id: Annotated[str, typer.Option("--id", help="Job id from list-scheduled: the pipeline's name.")],
     json: JsonOpt = False,
 ) -> None:
-    """Stop a scheduled job."""
+    """Stop a scheduled job: the same as maoctl pipeline unschedule --name (the first MAO's place)."""
     st = state(ctx, json)
     result = st.client.delete(f"/jobs/{id}")
     output.print_json(result) if st.json else output.ok(f"job {id} stopped")
@@ -361,7 +474,7 @@ def tool_stop(
 @repo_app.command("add")
 def repo_add(
     ctx: typer.Context,
-    name: Annotated[str, typer.Option("--name")],
+    name: Annotated[str, typer.Option("--name", help="Repository (and dataset) name: letters, digits, - and _.")],
     register: Annotated[bool, typer.Option("--register", help="Also register it as a dataset.")] = False,
     json: JsonOpt = False,
 ) -> None:

@@ -23,7 +23,14 @@ def _show_many(title: str, items: dict[str, Any], columns: list[str], json: bool
     if json:  # a listing is a JSON list of objects, each with its name, as everywhere in maoctl
         output.print_json([{"name": name, **body} for name, body in items.items()])
         return
-    output.table(title, ["name", *columns], ([name, *(_cell(v.get(c)) for c in columns)] for name, v in items.items()))
+    output.table(
+        title,
+        ["name", *columns],
+        ([name, *(_cell(v.get(c)) for c in columns)] for name, v in items.items()),
+        no_wrap=("policy",),
+        ellipsis=("description",),
+        optional=("description", "author", "artefact", "nodes"),
+    )
 
 
 def _cell(value: Any) -> str:
@@ -49,13 +56,13 @@ def tool_add(
     ctx: typer.Context,
     name: Annotated[str, typer.Option("--name", help="Tool name: letters, digits, - and _.")],
     image: Annotated[str, typer.Option("--image", help="Container image, e.g. mao/collector:1.0.")],
-    author: Annotated[str, typer.Option("--author")] = "",
+    author: Annotated[str, typer.Option("--author", help="Who made or maintains the tool.")] = "",
     data_repo: Annotated[
         str, typer.Option("--data_repo", "--data-repo", help="Git URL of the tool's data repository.")
     ] = "",
     code_repo: Annotated[str, typer.Option("--code_repo", "--code-repo", help="URL of the tool's source code.")] = "",
     artefact: Annotated[str, typer.Option("--artefact", help="Kind of artefact the tool studies.")] = "",
-    description: Annotated[str, typer.Option("--description")] = "",
+    description: Annotated[str, typer.Option("--description", help="What the tool does, in a sentence.")] = "",
     json: JsonOpt = False,
 ) -> None:
     """Register a tool in the federation registry."""
@@ -85,7 +92,10 @@ ForceOpt = Annotated[
 
 @tool_app.command("remove")
 def tool_remove(
-    ctx: typer.Context, name: Annotated[str, typer.Option("--name")], force: ForceOpt = False, json: JsonOpt = False
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option("--name", help="The tool to remove.")],
+    force: ForceOpt = False,
+    json: JsonOpt = False,
 ) -> None:
     """Remove a tool from the registry; refused while pipelines use it, unless --force."""
     st = state(ctx, json)
@@ -112,7 +122,7 @@ def dataset_get(ctx: typer.Context, name: NameOpt = None, json: JsonOpt = False)
 @dataset_app.command("add")
 def dataset_add(
     ctx: typer.Context,
-    name: Annotated[str, typer.Option("--name")],
+    name: Annotated[str, typer.Option("--name", help="Dataset name: letters, digits, - and _.")],
     git_url: Annotated[
         str, typer.Option("--git_url", "--git-url", help="ssh, https or file URL, or an absolute path.")
     ],
@@ -149,7 +159,10 @@ def dataset_add(
 
 @dataset_app.command("remove")
 def dataset_remove(
-    ctx: typer.Context, name: Annotated[str, typer.Option("--name")], force: ForceOpt = False, json: JsonOpt = False
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option("--name", help="The dataset to remove.")],
+    force: ForceOpt = False,
+    json: JsonOpt = False,
 ) -> None:
     """Remove a dataset from the registry (its repository is left untouched); refused while
     pipelines read or write it, unless --force."""

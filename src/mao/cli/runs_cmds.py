@@ -97,9 +97,12 @@ def follow_run(st: State, run_id: int, poll: float = 0.5) -> dict[str, Any]:
 @runs_app.command("list")
 def runs_list(
     ctx: typer.Context,
-    pipeline: Annotated[str | None, typer.Option("--pipeline")] = None,
-    status: Annotated[str | None, typer.Option("--status")] = None,
-    limit: Annotated[int, typer.Option("--limit")] = 20,
+    pipeline: Annotated[str | None, typer.Option("--pipeline", help="Only this pipeline's runs.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option("--status", help=f"Only runs in this state: {', '.join(s.value for s in RunStatus)}."),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many runs, the newest.")] = 20,
     json: JsonOpt = False,
 ) -> None:
     """Recent runs, newest first."""
@@ -133,6 +136,7 @@ def runs_list(
             for r in runs
         ),
         no_wrap=("id", "status", "started (UTC)", "s", "slot"),
+        optional=("s", "slot"),
     )
 
 
@@ -165,6 +169,7 @@ def runs_show(
             for s in steps
         ),
         no_wrap=("status", "exit", "s"),
+        optional=("tool", "s"),
     )
     suspect = [s for s in steps if s.get("suspect")]
     if suspect:
@@ -193,7 +198,7 @@ def runs_show(
 def runs_logs(
     ctx: typer.Context,
     run_id: Annotated[int, typer.Argument(help="Run id.")],
-    step: Annotated[str | None, typer.Option("--step")] = None,
+    step: Annotated[str | None, typer.Option("--step", help="Only this step's lines.")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")] = False,
     json: JsonOpt = False,
 ) -> None:
@@ -204,15 +209,17 @@ def runs_logs(
         return
     params: dict[str, Any] = {"step": step} if step else {}
     logs = st.client.get(f"/runs/{run_id}/logs", params=params)
-    if st.json:
-        output.print_json(logs)
+    if st.json:  # a listing: a JSON list, as everywhere in maoctl
+        output.print_json(logs["lines"])
         return
     for line in logs["lines"]:
         print(f"{line['ts']} {line['step'] or 'run'} | {line['line']}")
 
 
 @runs_app.command("cancel")
-def runs_cancel(ctx: typer.Context, run_id: Annotated[int, typer.Argument()], json: JsonOpt = False) -> None:
+def runs_cancel(
+    ctx: typer.Context, run_id: Annotated[int, typer.Argument(help="Run id.")], json: JsonOpt = False
+) -> None:
     """Cancel a running run: its container is killed."""
     st = state(ctx, json)
     result = st.client.post(f"/runs/{run_id}/cancel")

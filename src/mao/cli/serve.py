@@ -76,7 +76,7 @@ def serve(
     port: Annotated[int | None, typer.Option("--port", help="Port (default 8080, MAO_API_PORT).")] = None,
     config: Annotated[str | None, typer.Option("--config", "-c", help="YAML config file (MAO_CONFIG).")] = None,
     data_dir: Annotated[str | None, typer.Option("--data-dir", help="Data directory (MAO_DATA_DIR).")] = None,
-    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+    log_level: Annotated[str, typer.Option("--log-level", help="Log level: debug, info, warning or error.")] = "info",
 ) -> None:
     """Start the orchestrator: REST API, scheduler and executor, on the configured stores."""
     import uvicorn

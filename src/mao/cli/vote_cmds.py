@@ -57,6 +57,8 @@ def dataset_votes(
             ]
             for s in result["slots"]
         ),
+        no_wrap=("slot", "outcome", "winner", "commit"),
+        optional=("missing", "dissenters"),  # each ballot table below names them too
     )
     for s in result["slots"]:
         winners = set(s.get("for") or [])
@@ -77,6 +79,7 @@ def dataset_votes(
                 ]
                 for inst, b in s["ballots"].items()
             ),
+            no_wrap=("ballot (output @ commit)", "role"),
         )
 
 

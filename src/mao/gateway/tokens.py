@@ -149,14 +149,20 @@ class TokenStore:
 
     def revoke(self, name: str) -> TokenInfo:
         """Revoke for good (the row stays, so the name is not given out again)."""
+        return self.revoke_once(name)[0]
+
+    def revoke_once(self, name: str) -> tuple[TokenInfo, bool]:
+        """:meth:`revoke`, saying whether this call revoked it (False: it was revoked before,
+        and nothing changed)."""
         check_name(name, "token name")
         with self.store.session() as s:
             row = s.scalar(select(GatewayToken).where(GatewayToken.name == name))
             if row is None:
                 raise NotFound(f"no gateway token {name!r}; `maoctl gateway token list` shows them")
-            if row.revoked_at is None:
+            revoked_now = row.revoked_at is None
+            if revoked_now:
                 row.revoked_at = utcnow()
-            return _info(row)
+            return _info(row), revoked_now
 
     def authenticate(self, secret: str) -> TokenInfo:
         """The live token whose secret this is; Unauthorized otherwise (unknown and revoked alike)."""

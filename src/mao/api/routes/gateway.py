@@ -56,9 +56,11 @@ def list_tokens(instance: InstanceDep) -> Any:
 
 @tokens_router.delete("/{name}", response_model=GatewayTokenRevoked, responses=responses(400, 404, 503))
 def revoke_token(name: PathName, instance: InstanceDep) -> Any:
-    """Revoke for good: the next request with it is a 401."""
+    """Revoke for good: the next request with it is a 401. Revoking a revoked token changes
+    nothing and says so (``already_revoked``)."""
     check_name(name, "token name")
-    return {"ok": True, "token": instance.gateway.tokens.revoke(name).public()}
+    token, revoked_now = instance.gateway.tokens.revoke_once(name)
+    return {"ok": True, "token": token.public(), "already_revoked": not revoked_now}
 
 
 _RECORD_BODY = {
