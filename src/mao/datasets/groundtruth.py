@@ -1,8 +1,9 @@
 """Writing ``ground-truth``: node branches merged in (policy ``merge``), with a retry when the push loses a race.
 
 A merge git can do without a working tree (``merge-tree``; a fast-forwardable one needs
-not even that) is written with ``commit-tree``; one with conflicts is done in the
-ground-truth worktree, where they are settled in the index (:mod:`mao.datasets.settle`).
+not even that) is written with ``commit-tree``; one with conflicts, or with a file the
+dataset's attributes keep from line merging, is done in the ground-truth worktree, where
+the conflicts are settled in the index (:mod:`mao.datasets.settle`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from mao.datasets.attributes import MergeAttributes, MergeRule
 from mao.datasets.core import DatasetCore
 from mao.datasets.refs import GROUND_TRUTH, check_branch
 from mao.datasets.retries import PushRetries
@@ -26,12 +28,15 @@ logger = logging.getLogger(__name__)
 class GroundTruth:
     """Merges node branches of ``core``'s clones into ground-truth and pushes both at once."""
 
-    def __init__(self, core: DatasetCore, worktrees: Worktrees, retries: PushRetries) -> None:
+    def __init__(
+        self, core: DatasetCore, worktrees: Worktrees, retries: PushRetries, attributes: MergeAttributes
+    ) -> None:
         self.core = core
         self.refs = core.refs
         self.worktrees = worktrees
         self.retries = retries
-        self.settler = Settler(core.git)
+        self.attributes = attributes
+        self.settler = Settler(core.git, attributes)
         self.git = core.git
 
     def merge(
@@ -56,9 +61,11 @@ class GroundTruth:
         they are, with no ref listing.
 
         The first merge creates ground-truth from the empty root commit. Files both sides
-        changed since they last agreed are settled without stopping anyone: rows both sides
-        appended to a regular file are all kept (ground-truth's first); anything else, a
-        symbolic link or gitlink included, takes the node's version, the newest
+        changed since they last agreed are settled without stopping anyone, by the rules
+        ground-truth's ``.gitattributes`` declare (:mod:`mao.datasets.attributes`): lines
+        of a ``merge=union`` file are all kept; rows both sides appended to a regular file
+        are all kept (ground-truth's first) unless it is ``-merge`` or ``binary``; anything
+        else, a symbolic link or gitlink included, takes the node's version, the newest
         change, and the merge commit names those files in a ``Mao-Superseded`` trailer
         (ground-truth's version stays in its history). They are settled in the index: no
         file is written, so never through a link a tool committed. If git still cannot
@@ -150,6 +157,8 @@ class GroundTruth:
             if result.returncode != 0:
                 return self._merge_in_worktree(name, clone, branch, message, trailers, source, base, first, node_ref)
             tree = result.stdout.split()[0]
+            if self._keeps_single_values(clone, tree, base, source):
+                return self._merge_in_worktree(name, clone, branch, message, trailers, source, base, first, node_ref)
             same_tree = not first and tree == self.git.run(["rev-parse", f"{base}^{{tree}}"], clone).strip()
             if same_tree and self.refs.is_ancestor(clone, source, base):
                 logger.info("dataset %s: %s is already part of %s", name, branch, GROUND_TRUTH)
@@ -158,6 +167,15 @@ class GroundTruth:
         merged = self.git.run(["commit-tree", tree, "-p", base, "-p", source], clone, input=text).strip()
         error = self.push_merge(clone, node_ref, merged)
         return merged, error is None, error
+
+    def _keeps_single_values(self, clone: Path, tree: str, base: str, source: str) -> bool:
+        """Whether ``merge-tree`` (which reads no attributes) merged line by line a file
+        that ground-truth's attributes make a single value: that merge is done again in
+        the worktree, where the file is a conflict."""
+        combined = self.attributes.combined(clone, tree, base, source)
+        if not combined:
+            return False
+        return MergeRule.SINGLE in self.attributes.rules(clone, base, combined).values()
 
     def _merge_onto(self, clone: Path, message: str, trailers: dict[str, str], source: str, onto: str) -> str:
         """The merge commit of ``source`` made directly on ground-truth commit ``onto``: its files are the node's."""
@@ -183,7 +201,7 @@ class GroundTruth:
         result = self.git.call([*args, "-m", text, source], worktree)
         settled = None
         if result.returncode != 0:
-            settled = self.settler.settle(name, worktree, source)
+            settled = self.settler.settle(name, clone, worktree, base, source)
         if settled is not None:
             if settled:
                 text = format_message(message, {**trailers, "Mao-Superseded": ", ".join(settled)})

@@ -11,8 +11,8 @@ part                        owns
 ``worktrees.Worktrees``     one worktree per branch: checkout, repair, reset after a crash
 ``nodes.NodeBranches``      a step's node branch prepared to write in (``prepare_step``)
 ``publish.Publisher``       the commit of a step's output, pushes of node branches
-``groundtruth.GroundTruth`` merges into ground-truth (conflicts settled in the index
-                            by ``settle``)
+``groundtruth.GroundTruth`` merges into ground-truth (rules in ``attributes``, conflicts
+                            settled in the index by ``settle``)
 ``changes.Changes``         what a commit changed (its id for a ballot), tally commits
 ``history.History``         a branch's history with trailers, a branch's tip, one file
 ``inputs.InputViews``       input datasets as read-only views moved from commit to commit
@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from mao.datasets.attributes import MergeAttributes
 from mao.datasets.bare import BareRepositories
 from mao.datasets.changes import Changes, Entry
 from mao.datasets.core import DatasetCore
@@ -69,7 +70,7 @@ class DatasetManager:
         self._worktrees = Worktrees(self._core)
         self._nodes = NodeBranches(self._core, self._worktrees)
         self._publisher = Publisher(self._core, self._worktrees, self._retries)
-        self._ground_truth = GroundTruth(self._core, self._worktrees, self._retries)
+        self._ground_truth = GroundTruth(self._core, self._worktrees, self._retries, MergeAttributes(git))
         self._changes = Changes(self._core, self._retries)
         self._history = History(self._core)
         self._inputs = InputViews(self._core)

@@ -1,6 +1,7 @@
 """Settling the conflicts of a merge into ground-truth, in git's index only.
 
-Nobody is stopped by a concurrent change: rows both sides appended are all kept, and anything else
+Nobody is stopped by a concurrent change: per the rules the dataset declares (see
+:mod:`mao.datasets.attributes`), rows both sides appended are all kept, and anything else
 takes the node's side, the newest change, named in the merge commit's ``Mao-Superseded``
 trailer. The merged content is written as a blob (``git hash-object -w``) and staged
 with ``git update-index``: no file of the worktree, where a tool may have committed
@@ -15,13 +16,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from mao.datasets.attributes import MergeAttributes, MergeRule
 from mao.datasets.git import Git
 
 __all__ = ["Settler"]
 
 logger = logging.getLogger(__name__)
 
-# Files where rows appended by two instances can both be kept when both created the file.
+# Files where rows appended by two instances can both be kept when both created the file
+# (and the dataset declares no rule for them).
 _LINE_FILES = (".csv", ".tsv", ".txt", ".log", ".jsonl", ".ndjson")
 
 # The modes of a regular file in git: only those are settled line by line. A symbolic link
@@ -42,18 +45,20 @@ class _Stage:
 class Settler:
     """Settles the conflicts a merge left in a worktree's index."""
 
-    def __init__(self, git: Git) -> None:
+    def __init__(self, git: Git, attributes: MergeAttributes) -> None:
         self.git = git
+        self.attributes = attributes
 
-    def settle(self, name: str, worktree: Path, source: str) -> list[str] | None:
-        """Settle every conflict of the merge of ``source`` in ``worktree``.
+    def settle(self, name: str, clone: Path, worktree: Path, base: str, source: str) -> list[str] | None:
+        """Settle every conflict of the merge of ``source`` into ``base`` in ``worktree``.
 
         Rows both sides appended to a regular file are all kept, ground-truth's first (for
         a line-oriented file both sides created, their common first lines, a header, stand
-        in for the base). Any other conflict (a line changed or removed, a deletion,
+        in for the base), unless ground-truth's attributes make the file a single value
+        (``-merge``, ``binary``). Any other conflict (a line changed or removed, a deletion,
         binary content, a symbolic link or a gitlink) takes the node's side, the newest
         change: it was made after ground-truth's, which stays reachable as the merge's
-        first parent.
+        first parent. Lines of a ``merge=union`` file were kept by git's merge already.
 
         Returns the paths that took the node's side (none when every conflict was rows
         appended), or None when nothing is conflicted or git's record of a conflict cannot
@@ -62,13 +67,15 @@ class Settler:
         conflicts = self._unmerged(worktree)
         if not conflicts:
             return None
+        aside = {path: self._moved_aside(worktree, path, source) for path in conflicts}
+        rules = self.attributes.rules(clone, base, [path for path, original in aside.items() if original is None])
         kept: dict[str, _Stage] = {}
         removed: set[str] = set()
         appended: list[str] = []
         superseded: set[str] = set()
         for path, stages in conflicts.items():
             theirs = stages.get(3)
-            original = self._moved_aside(worktree, path, source)
+            original = aside[path]
             if original is not None:  # one side of a file/directory or file/link conflict, put aside by git
                 removed.add(path)
                 superseded.add(original)
@@ -77,7 +84,8 @@ class Settler:
                         return None
                     kept[original] = theirs
                 continue
-            both = self._appended(worktree, path, stages)
+            rule = rules.get(path, MergeRule.DEFAULT)
+            both = self._appended(worktree, path, stages) if rule != MergeRule.SINGLE else None
             if both is not None:
                 kept[path] = both
                 appended.append(path)
