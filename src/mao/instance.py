@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 from mao import __version__
@@ -20,11 +20,14 @@ from mao.store.files import private_dir
 from mao.store.secrets import SecretKeys
 
 if TYPE_CHECKING:
+    from mao.agreement.tally import Tallier
     from mao.coverage.claims import SlotClaims
     from mao.datasets.manager import DatasetManager
+    from mao.delivery import MergeDelivery, VoteDelivery
     from mao.executor.base import Executor
     from mao.gateway.service import Gateway
-    from mao.runner import Runner
+    from mao.runs.coordinator import RunCoordinator
+    from mao.runs.recovery import RunRecovery
     from mao.scheduler.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -127,10 +130,110 @@ class Instance:
             return self._datasets
 
     @cached_property
-    def runner(self) -> Runner:
-        from mao.runner import Runner
+    def tallier(self) -> Tallier:
+        from mao.agreement.tally import Tallier
+        from mao.delivery import merge_lock_ttl
 
-        return Runner(self)
+        return Tallier(
+            self.registry,
+            self.catalog,
+            lambda: self.datasets,
+            self.events,
+            name=self.name,
+            lock_ttl=merge_lock_ttl(self.settings.registry_timeout),
+        )
+
+    @cached_property
+    def merge_delivery(self) -> MergeDelivery:
+        from mao.delivery import MergeDelivery, merge_lock_ttl
+        from mao.offline.queue import FederationQueue
+        from mao.runs.steps import StepRows
+
+        return MergeDelivery(
+            catalog=self.catalog,
+            registry=self.registry,
+            datasets=lambda: self.datasets,
+            queue=FederationQueue(self.store),
+            rows=StepRows(self.store),
+            owner=self.name,
+            lock_ttl=merge_lock_ttl(self.settings.registry_timeout),
+        )
+
+    @cached_property
+    def vote_delivery(self) -> VoteDelivery:
+        from mao.delivery import VoteDelivery
+        from mao.offline.queue import FederationQueue
+
+        return VoteDelivery(
+            catalog=self.catalog,
+            datasets=lambda: self.datasets,
+            tallier=self.tallier,
+            queue=FederationQueue(self.store),
+            owner=self.name,
+        )
+
+    @cached_property
+    def runner(self) -> RunCoordinator:
+        """Runs recorded, queued and executed (the coordinator, and its launcher of steps)."""
+        from mao.coverage.index import slot_commits
+        from mao.quality import check_output, publish_insight
+        from mao.runs.coordinator import RunCoordinator
+        from mao.runs.launcher import LaunchSettings, RunLauncher
+        from mao.runs.runlog import RunLog
+        from mao.store.logbuffer import LogBuffer
+
+        def slot_delivered(pipeline: str, slot: str, dataset: str, step: str) -> tuple[str, str] | None:
+            if "claims" not in self.__dict__ or not self.claims.holds(pipeline, slot):
+                return None  # not a claimed one-mode slot's run
+            return slot_commits(self, pipeline, slot, [dataset]).get(step)
+
+        log = RunLog(LogBuffer(self.store), self.events)
+        launcher = RunLauncher(
+            store=self.store,
+            catalog=self.catalog,
+            datasets=lambda: self.datasets,
+            executor=lambda: self.executor,
+            events=self.events,
+            log=log,
+            merge=self.merge_delivery,
+            vote=self.vote_delivery,
+            check_output=partial(check_output, self),
+            publish_insight=partial(publish_insight, self),
+            settings=LaunchSettings(self.name, self.settings.step_timeout, self.settings.pull_policy),
+            slot_delivered=slot_delivered,
+        )
+        return RunCoordinator(
+            store=self.store,
+            launcher=launcher,
+            log=log,
+            events=self.events,
+            in_use=self.catalog.in_use_lock,
+            max_workers=self.settings.max_parallel_runs,
+            max_queued=self.settings.max_queued_runs,
+            runs_dir=self.settings.data_dir / "runs",
+        )
+
+    @cached_property
+    def recovery(self) -> RunRecovery:
+        """What a start does with the runs a stop left behind (:mod:`mao.runs.recovery`)."""
+        from mao.runs.recovery import RecoverySettings, RunRecovery
+
+        def schedule_mode(pipeline: str) -> str | None:
+            job = self.scheduler.job(pipeline)
+            return None if job is None else job.get("mode")
+
+        return RunRecovery(
+            store=self.store,
+            coordinator=self.runner,
+            executor=lambda: self.executor,
+            datasets=lambda: self.datasets,
+            schedule_mode=schedule_mode,
+            settings=RecoverySettings(
+                misfire_policy=self.settings.misfire_policy,
+                misfire_grace_seconds=self.settings.misfire_grace_seconds,
+                runs_dir=self.settings.data_dir / "runs",
+            ),
+        )
 
     @cached_property
     def scheduler(self) -> Scheduler:
@@ -140,9 +243,10 @@ class Instance:
 
     @cached_property
     def gateway(self) -> Gateway:
+        from mao.gateway.records import RecordWriter
         from mao.gateway.service import Gateway
 
-        return Gateway(self)
+        return Gateway(self, RecordWriter(lambda: self.datasets, self.merge_delivery, self.name))
 
     @cached_property
     def claims(self) -> SlotClaims:

@@ -11,14 +11,13 @@ from mao.federation import start_heartbeat, stop_heartbeat
 from mao.instance import Instance
 from mao.notifications import start_notifier, stop_notifier
 from mao.offline import start_replayer, stop_replayer
-from mao.runner import recover
 from mao.status import RunStatus
 
 log = logging.getLogger(__name__)
 
 
 def start_background(instance: Instance) -> None:
-    recovered = recover(instance)
+    recovered = instance.recovery.recover()
     _announce_recovered(instance, recovered)
     start_notifier(instance)
     instance.scheduler.start()

@@ -182,7 +182,6 @@ def check_output(
     instance: Instance,
     run_id: int,
     pipeline: str,
-    step_id: int,
     step: StepIn,
     worktree: Path,
     slot: str | None,
@@ -190,7 +189,8 @@ def check_output(
     secret_values: Sequence[str] = (),
 ) -> Report:
     """After the container succeeded, before the commit: take both files out of the
-    worktree, record and check the metrics, mark the step if it is suspect.
+    worktree, record and check the metrics, say whether the step is suspect (the report's
+    ``suspect`` and ``detail``: the launcher stores them with the step's end).
 
     ``secret_values`` are the private variables' values the step was given (the runner's
     ``render_env``): neither file may carry one out."""
@@ -233,7 +233,6 @@ def check_output(
     if problems:
         report.suspect = True
         report.detail = "; ".join(why for *_, why in problems)
-        instance.store.update_step(step_id, suspect=True, suspect_detail=report.detail[:4000])
         note(f"step {step.name} is suspect: {report.detail}")
         for metric, bad, kind, why in problems:
             instance.events.publish(

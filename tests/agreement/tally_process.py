@@ -12,7 +12,6 @@ import signal
 import sys
 
 from mao.agreement.ballots import BallotBox, SlotRef
-from mao.agreement.tally import Tallier
 from mao.config import Settings
 from mao.instance import Instance
 
@@ -30,7 +29,7 @@ def main(argv: list[str]) -> None:
     inst.setup()
     if argv[5:] == ["die"]:
         BallotBox.record = lambda self, ref, outcome: os.kill(os.getpid(), signal.SIGKILL)
-    outcome = Tallier(inst).tally(SlotRef("metrics", "collect", "gather", slot))
+    outcome = inst.tallier.tally(SlotRef("metrics", "collect", "gather", slot))
     print(json.dumps({"commit": outcome["commit"], "outcome": outcome["outcome"]}))
     inst.close()
 

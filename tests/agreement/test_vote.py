@@ -8,7 +8,6 @@ import pytest
 from agreement_kit import git, trailers, write_snapshot
 
 from mao.agreement.ballots import BallotBox, SlotRef
-from mao.agreement.tally import Tallier
 from mao.errors import Conflict, InvalidInput
 
 SLOT = "2026-11-28T12:00:00Z"
@@ -65,7 +64,7 @@ def test_three_agree(federation, register, remote):
     assert t["Mao-Vote-For"] == "alpha,beta,gamma"
     assert t["Mao-Vote-Against"] == "none" and t["Mao-Vote-Missing"] == "none"
     assert git(remote, "show", "ground-truth:snapshot.csv") == f"slot,{SLOT}\nvalue,42\n"
-    view = Tallier(instances[0]).votes("metrics", SLOT)["slots"]
+    view = instances[0].tallier.votes("metrics", SLOT)["slots"]
     assert len(view) == 1 and view[0]["outcome"] == "agreed" and view[0]["dissenters"] == []
     assert set(view[0]["ballots"]) == set(NAMES)
 
@@ -78,7 +77,7 @@ def test_two_against_one(federation, register, remote):
     assert git(remote, "show", "ground-truth:snapshot.csv") == f"slot,{SLOT}\nvalue,42\n"
     t = trailers(remote, "ground-truth")
     assert t["Mao-Vote-For"] == "alpha,beta" and t["Mao-Vote-Against"] == "gamma"
-    slot = Tallier(instances[0]).votes("metrics")["slots"][0]
+    slot = instances[0].tallier.votes("metrics")["slots"][0]
     assert (
         slot["outcome"] == "agreed"
         and slot["dissenters"] == ["gamma"]
@@ -104,7 +103,7 @@ def test_three_different_is_disputed_then_resolved(federation, register, remote)
         run_slot(inst)
     assert tally_commits(remote) == []  # ground-truth unchanged
     assert disputes == [{"dataset": "metrics", "slot": SLOT}]  # published once, by the tallier
-    tallier = Tallier(instances[0])
+    tallier = instances[0].tallier
     slot = tallier.votes("metrics", SLOT)["slots"][0]
     assert slot["outcome"] == "disputed"
     assert sorted(i for c in slot["candidates"] for i in c["instances"]) == list(NAMES)
@@ -134,7 +133,7 @@ def test_deadline_tallies_without_the_missing_elector(federation, register, remo
     instances = voting(federation, register, deadline=30)
     run_slot(instances[0])
     run_slot(instances[1])
-    tallier = Tallier(instances[0])
+    tallier = instances[0].tallier
     assert tallier.due() == []  # gamma may still vote
     electorate = BallotBox(instances[0].registry).electorate(ref())
     [outcome] = tallier.due(now=electorate["deadline"] + 1)
@@ -156,7 +155,7 @@ def test_concurrent_talliers_write_one_commit(federation, register, remote):
 
     def tally(inst):
         try:
-            results.append(Tallier(inst).tally(ref()))
+            results.append(inst.tallier.tally(ref()))
         except Exception as exc:
             errors.append(exc)
 
@@ -186,12 +185,12 @@ def test_a_tallier_killed_after_pushing_does_not_tally_twice(federation, registe
 
     monkeypatch.setattr(BallotBox, "record", die)
     with pytest.raises(Killed):
-        Tallier(instances[0]).tally(ref())
+        instances[0].tallier.tally(ref())
     monkeypatch.setattr(BallotBox, "record", real_record)
     assert len(tally_commits(remote)) == 1
     assert BallotBox(instances[1].registry).outcome(ref()) is None  # etcd never heard of it
 
-    again = Tallier(instances[1]).tally(ref())
+    again = instances[1].tallier.tally(ref())
     assert len(tally_commits(remote)) == 1
     assert again["commit"] == tally_commits(remote)[0] and again["outcome"] == "agreed"
     assert BallotBox(instances[2].registry).outcome(ref())["commit"] == again["commit"]  # index rebuilt
@@ -244,7 +243,7 @@ def test_the_registry_index_is_rebuilt_from_tally_commits(federation, register, 
     for prefix in ("tallies/", "electorates/", "ballots/"):
         for key in registry.list(prefix):
             registry.delete(prefix + key)
-    [slot] = Tallier(instances[1]).votes("metrics")["slots"]
+    [slot] = instances[1].tallier.votes("metrics")["slots"]
     assert slot["outcome"] == "agreed" and slot["dissenters"] == ["gamma"]
     assert slot["electorate"] == list(NAMES)
     assert slot["commit"] == git(remote, "rev-parse", "ground-truth").strip()
@@ -303,7 +302,7 @@ def test_a_tallier_process_sigkilled_after_pushing_does_not_tally_twice(
     assert len(tally_commits(remote)) == 1
     assert BallotBox(instances[0].registry).outcome(ref()) is None
     # the killed holder's lock lapses with its lease; the next tallier finds the commit
-    again = Tallier(instances[1]).tally(ref())
+    again = instances[1].tallier.tally(ref())
     assert len(tally_commits(remote)) == 1
     assert again["commit"] == tally_commits(remote)[0]
     assert BallotBox(instances[0].registry).outcome(ref())["commit"] == again["commit"]

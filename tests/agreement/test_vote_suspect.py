@@ -7,7 +7,6 @@ import json
 from agreement_kit import IMAGE, git, trailers
 
 from mao.agreement.ballots import BallotBox, SlotRef
-from mao.agreement.tally import Tallier
 from mao.models import DatasetIn, PipelineIn, ToolIn
 from mao.pipelines import init_pipeline
 
@@ -58,7 +57,7 @@ def test_a_suspect_snapshot_does_not_vote(federation, remote):
         assert done.status == "succeeded" and not done.steps[0].suspect
     assert set(box.ballots(ref)) == {"alpha", "beta"}
 
-    tallier = Tallier(instances[0])
+    tallier = instances[0].tallier
     assert tallier.due() == []  # gamma is an elector that has not voted: wait for the deadline
     [outcome] = tallier.due(now=box.electorate(ref)["deadline"] + 1)
     assert outcome["outcome"] == "agreed" and outcome["missing"] == ["gamma"]

@@ -11,7 +11,7 @@ from waiting import wait_for
 
 from mao.errors import Conflict, InvalidInput, MissingDependencies
 from mao.models import PipelineIn
-from mao.runner import render_env
+from mao.runs.environment import render_env
 
 
 def test_two_step_pipeline_commits_merges_and_records(instance, define, remotes):
@@ -276,9 +276,7 @@ def test_crash_recovery_marks_interrupted(instance, define):
     define(TWO_STEPS)
     run = instance.store.create_run("two", instance.store.get_pipeline("two").steps)
     instance.store.update_run(run.id, status="running")
-    from mao.runner import recover
-
-    assert recover(instance) == [run.id]
+    assert instance.recovery.recover() == [run.id]
     again = instance.store.get_run(run.id)
     assert again.status == "interrupted"
     assert {s.status for s in again.steps} == {"interrupted"} or {s.status for s in again.steps} == {"cancelled"}

@@ -20,7 +20,6 @@ from mao.instance import Instance
 from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn
 from mao.pipelines import init_pipeline
 from mao.registry.memory import MemoryRegistry
-from mao.runner import recover
 from mao.scheduler.scheduler import fire
 
 SLOTS = [datetime(2026, 11, 28, 12, minute, tzinfo=UTC) for minute in range(6)]
@@ -208,7 +207,7 @@ def test_pending_runs_after_a_restart_run_or_end_interrupted(tmp_path, registry,
     gate.open.set()
     again = make(tmp_path, registry, gate, misfire_grace_seconds=3600)
     try:
-        assert recover(again) == [running.id, old.id]
+        assert again.recovery.recover() == [running.id, old.id]
         assert again.store.get_run(running.id).status == "interrupted"
         stale = again.store.get_run(old.id)
         assert stale.status == "interrupted" and "longer than misfire_grace_seconds ago" in stale.error
@@ -227,7 +226,7 @@ def test_pending_slot_runs_end_interrupted_with_misfire_policy_skip(tmp_path, re
     inst.close()
     again = make(tmp_path, registry, gate, misfire_policy="skip")
     try:
-        assert recover(again) == [run.id]
+        assert again.recovery.recover() == [run.id]
         stopped = again.store.get_run(run.id)
         assert stopped.status == "interrupted" and "(misfire_policy skip)" in stopped.error
         assert again.runner.queued() == [] and gate.ran == []

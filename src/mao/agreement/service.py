@@ -28,11 +28,9 @@ class TallyLoop:
         return self
 
     def _loop(self) -> None:
-        from mao.agreement.tally import Tallier
-
         while not self._stop.wait(self.interval):
             try:
-                Tallier(self.instance).due()
+                self.instance.tallier.due()
             except Exception as exc:  # noqa: BLE001 - keep checking while the registry is down
                 log.warning("vote deadline check failed: %s", getattr(exc, "message", exc))
 

@@ -18,22 +18,32 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mao.agreement.ballots import BallotBox, SlotRef
 from mao.agreement.slots import normalize_slot
-from mao.datasets.changes import output_id
 from mao.errors import Conflict, InvalidInput, MAOError, NotFound, RegistryUnavailable
 from mao.validation import check_name
 
 if TYPE_CHECKING:
-    from mao.instance import Instance
+    from mao.catalog import Catalog
+    from mao.datasets.manager import DatasetManager
+    from mao.events import EventBus
+    from mao.registry.base import Registry
 
 log = logging.getLogger(__name__)
 
 AGREED, DISPUTED, RESOLVED, OPEN = "agreed", "disputed", "resolved", "open"
 NONE = "none"
+DEFAULT_DEADLINE = 600
+"""Seconds a slot's vote stays open when its dataset sets no ``vote_deadline``."""
+
+
+def vote_deadline(doc: Mapping[str, Any]) -> int:
+    """The seconds a slot of the dataset defined by ``doc`` stays open for ballots."""
+    return int(doc.get("vote_deadline") or DEFAULT_DEADLINE)
 
 
 @dataclass
@@ -69,34 +79,65 @@ def _names(values: list[str]) -> str:
 
 
 class Tallier:
-    def __init__(self, instance: Instance) -> None:
-        self.instance = instance
-        self.box = BallotBox(instance.registry)
+    """This instance's part in the vote: its ballots, and the tallies it writes when it is the
+    one to notice a slot is due. ``lock_ttl`` is the life of the ``merge-<dataset>`` lock
+    (:func:`mao.delivery.merge_lock_ttl`), held while a tally commit is looked for and written."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        catalog: Catalog,
+        datasets: Callable[[], DatasetManager],
+        events: EventBus,
+        *,
+        name: str,
+        lock_ttl: int,
+    ) -> None:
+        self.registry = registry
+        self.catalog = catalog
+        self._datasets = datasets
+        self.events = events
+        self.name = name
+        """This instance's name: its ballots' and tally commits' ``Mao-Instance``."""
+        self.lock_ttl = lock_ttl
+        self.box = BallotBox(registry)
+
+    @property
+    def datasets(self) -> DatasetManager:
+        return self._datasets()
 
     # ------------------------------------------------------------------ ballots
 
     def cast(
-        self, dataset: str, pipeline: str, step: str, slot: str, run_id: int, branch: str, commit: str | None
+        self,
+        ref: SlotRef,
+        output: str,
+        commit: str,
+        run_id: int,
+        *,
+        doc: Mapping[str, Any],
+        electorate: Mapping[str, Any] | None = None,
+        cloned: bool = False,
     ) -> dict[str, Any]:
         """Publish this instance's ballot for the slot (after its node branch was pushed), then
-        tally if every elector has voted or the deadline passed. Returns the ballot."""
-        inst, datasets = self.instance, self.instance.datasets
-        ref = SlotRef(dataset, pipeline, step, normalize_slot(slot))
-        if commit is None:  # the tool changed nothing: an empty change, on the node branch as prepared
-            commit = datasets.head(dataset, branch) or ""
-            oid = output_id([])
-        else:
-            oid = output_id(datasets.change_of(dataset, commit))
-        deadline = int(inst.catalog.get_dataset(dataset).get("vote_deadline") or 600)
-        self.box.open(ref, inst.name, deadline)
+        tally if every elector has voted or the deadline passed. Returns the ballot.
+
+        ``output`` is the id of the change of the node ``commit`` (see
+        :func:`mao.datasets.changes.output_id`). ``doc`` (the dataset's definition) and
+        ``electorate`` (the slot's, None: opened here) are taken as the caller holds them;
+        ``cloned`` says the caller fetched the dataset's clone for this step already."""
+        if electorate is None:
+            electorate = self.box.open(ref, self.name, vote_deadline(doc))
         tallied = self.box.outcome(ref) is not None
-        ballot = {"output_id": oid, "commit": commit, "instance": inst.name, "run_id": run_id, "late": tallied}
-        if tallied and inst.name in self.box.ballots(ref):
+        ballot = {"output_id": output, "commit": commit, "instance": self.name, "run_id": run_id, "late": tallied}
+        if tallied and self.name in self.box.ballots(ref):
             log.info("slot %s is tallied already; this instance's counted ballot stays", ref.slot)
             return ballot
-        self.box.cast(ref, inst.name, ballot)
+        self.box.cast(ref, self.name, ballot)
+        if tallied:  # a late ballot: recorded, counted by nobody
+            return ballot
         try:
-            self.maybe_tally(ref)
+            self._tally_if_due(ref, electorate, doc=doc, cloned=cloned)
         except RegistryUnavailable:
             raise
         except MAOError as exc:  # the ballot is cast; the periodic check tallies the slot later
@@ -113,20 +154,34 @@ class Tallier:
         electorate = self.box.electorate(ref)
         if electorate is None:
             return None
+        return self._tally_if_due(ref, electorate, now)
+
+    def _tally_if_due(
+        self,
+        ref: SlotRef,
+        electorate: Mapping[str, Any],
+        now: float | None = None,
+        *,
+        doc: Mapping[str, Any] | None = None,
+        cloned: bool = False,
+    ) -> dict[str, Any] | None:
         ballots = self.box.ballots(ref)
         everyone = set(electorate["electors"]) <= set(ballots)
         late = (now if now is not None else time.time()) >= float(electorate["deadline"])
         if not (everyone or late):
             return None
-        return self.tally(ref)
+        return self.tally(ref, doc, cloned=cloned)
 
-    def tally(self, ref: SlotRef) -> dict[str, Any]:
-        """Tally the slot now, exactly once federation-wide; returns its outcome record."""
-        inst = self.instance
-        url = inst.catalog.get_dataset(ref.dataset)["master"]
-        inst.datasets.ensure_clone(ref.dataset, url)
-        with inst.registry.lock(f"merge-{ref.dataset}", ttl=self._lock_ttl(), owner=inst.name):
-            found = inst.datasets.find_tally(ref.dataset, ref.pipeline, ref.step, ref.slot)
+    def tally(self, ref: SlotRef, doc: Mapping[str, Any] | None = None, *, cloned: bool = False) -> dict[str, Any]:
+        """Tally the slot now, exactly once federation-wide; returns its outcome record.
+
+        ``doc`` is the dataset's definition if the caller holds it; with ``cloned``, the
+        caller fetched the dataset's clone already (the tally fetches again under the lock)."""
+        if not cloned:
+            doc = doc if doc is not None else self.catalog.get_dataset(ref.dataset)
+            self.datasets.ensure_clone(ref.dataset, doc["master"])
+        with self.registry.lock(f"merge-{ref.dataset}", ttl=self.lock_ttl, owner=self.name):
+            found = self.datasets.find_tally(ref.dataset, ref.pipeline, ref.step, ref.slot)
             if found is not None:
                 return self._index(ref, found)
             recorded = self.box.outcome(ref)
@@ -140,7 +195,7 @@ class Tallier:
             if decision.outcome == DISPUTED:
                 record = self._record(ref, decision, ballots, commit=None)
                 self.box.record(ref, record)
-                inst.events.publish("vote.disputed", dataset=ref.dataset, slot=ref.slot)
+                self.events.publish("vote.disputed", dataset=ref.dataset, slot=ref.slot)
                 log.warning(
                     "slot %s of %s/%s on dataset %s is disputed: %s",
                     ref.slot,
@@ -166,17 +221,17 @@ class Tallier:
             "Mao-Vote-Missing": _names(decision.missing),
             "Mao-Output": decision.winner or "",
             "Mao-Vote-Commit": winner_commit,
-            "Mao-Instance": self.instance.name,
+            "Mao-Instance": self.name,
         }
         if resolved_by:
             trailers["Mao-Resolved-By"] = resolved_by
         verb = f"resolved by {resolved_by}" if resolved_by else f"{len(decision.voters_for)} of {len(ballots)} ballots"
         message = f"Tally {ref.pipeline}/{ref.step} for slot {ref.slot}: {verb}"
-        sha, created = self.instance.datasets.write_tally(
+        sha, created = self.datasets.write_tally(
             ref.dataset, ref.pipeline, ref.step, ref.slot, winner_commit, message, trailers
         )
         if not created:
-            found = self.instance.datasets.find_tally(ref.dataset, ref.pipeline, ref.step, ref.slot)
+            found = self.datasets.find_tally(ref.dataset, ref.pipeline, ref.step, ref.slot)
             return self._index(ref, found or {"sha": sha, "trailers": trailers})
         record = self._record(ref, decision, ballots, commit=sha, resolved_by=resolved_by)
         self.box.record(ref, record)
@@ -209,7 +264,7 @@ class Tallier:
             "missing": decision.missing,
             "candidates": decision.candidates,
             "resolved_by": resolved_by,
-            "tallied_by": self.instance.name,
+            "tallied_by": self.name,
             "tallied_at": time.time(),
         }
 
@@ -238,9 +293,6 @@ class Tallier:
         if previous.get("commit") != record["commit"] or previous.get("outcome") != record["outcome"]:
             self.box.record(ref, record)
         return record
-
-    def _lock_ttl(self) -> int:
-        return max(10, int(self.instance.settings.registry_timeout * 6))
 
     # ------------------------------------------------------------------ operators
 
@@ -274,10 +326,9 @@ class Tallier:
             raise InvalidInput(
                 f"instance {pick!r} has no ballot for slot {slot}; pick one of: {', '.join(sorted(ballots))}"
             )
-        inst = self.instance
-        inst.datasets.ensure_clone(dataset, inst.catalog.get_dataset(dataset)["master"])
-        with inst.registry.lock(f"merge-{dataset}", ttl=self._lock_ttl(), owner=inst.name):
-            found = inst.datasets.find_tally(ref.dataset, ref.pipeline, ref.step, ref.slot)
+        self.datasets.ensure_clone(dataset, self.catalog.get_dataset(dataset)["master"])
+        with self.registry.lock(f"merge-{dataset}", ttl=self.lock_ttl, owner=self.name):
+            found = self.datasets.find_tally(ref.dataset, ref.pipeline, ref.step, ref.slot)
             if found is not None:
                 self._index(ref, found)
                 raise Conflict(f"slot {slot} of dataset {dataset!r} already has a tally commit {found['sha']}")
@@ -293,7 +344,7 @@ class Tallier:
                 previous.missing,
                 previous.candidates,
             )
-            return self._commit(ref, decision, ballots, resolved_by=inst.name)
+            return self._commit(ref, decision, ballots, resolved_by=self.name)
 
     def due(self, now: float | None = None) -> list[dict[str, Any]]:
         """Tally every open slot whose deadline passed (the serving process calls this periodically)."""
@@ -320,9 +371,9 @@ class Tallier:
     def rebuild(self, dataset: str, limit: int = 1000) -> int:
         """Re-index the tally commits of ``dataset``'s ground-truth that the registry lacks
         (etcd lost or replaced): the commits are the record. Returns how many were added."""
-        url = self.instance.catalog.get_dataset(dataset)["master"]
+        url = self.catalog.get_dataset(dataset)["master"]
         added = 0
-        for entry in self.instance.datasets.log(dataset, url, limit=limit):
+        for entry in self.datasets.log(dataset, url, limit=limit):
             t = entry["trailers"]
             if "Mao-Vote-For" not in t or not all(k in t for k in ("Mao-Slot", "Mao-Pipeline", "Mao-Step")):
                 continue
@@ -346,7 +397,7 @@ class Tallier:
     def votes(self, dataset: str, slot: str | None = None) -> dict[str, Any]:
         """Per slot: each elector's ballot or its absence, the outcome, the winner and the dissenters."""
         check_name(dataset, "dataset name")
-        self.instance.catalog.get_dataset(dataset)
+        self.catalog.get_dataset(dataset)
         wanted = normalize_slot(slot) if slot is not None else None
         try:
             self.rebuild(dataset)

@@ -19,16 +19,17 @@ from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft202012Validator
 
-from mao.errors import Conflict, GitError, InvalidInput, PayloadTooLarge, RegistryUnavailable
+from mao.delivery import NodeCommit
+from mao.errors import Conflict, GitError, InvalidInput, PayloadTooLarge
 from mao.gateway.tokens import TokenInfo
-from mao.offline.merge import KIND as MERGE
-from mao.offline.merge import merge_lock_ttl
-from mao.offline.replay import defer
 from mao.status import FederationState
 from mao.untrusted import UnsafeJSON, load_json
 
 if TYPE_CHECKING:
-    from mao.instance import Instance
+    from collections.abc import Callable
+
+    from mao.datasets.manager import DatasetManager
+    from mao.delivery import MergeDelivery
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +105,12 @@ class _DatasetQueue:
 
 
 class RecordWriter:
-    def __init__(self, instance: Instance) -> None:
-        self.instance = instance
+    """Writes records to datasets as instance ``name``, merged into ground-truth by ``merge``."""
+
+    def __init__(self, datasets: Callable[[], DatasetManager], merge: MergeDelivery, name: str) -> None:
+        self._datasets = datasets
+        self.merge = merge
+        self.name = name
         self._queues: dict[str, _DatasetQueue] = {}
         self._guard = threading.Lock()
 
@@ -152,8 +157,7 @@ class RecordWriter:
                     item.done.set()
 
     def _commit(self, dataset: str, doc: Mapping[str, Any], token: str, items: list[_Item]) -> dict[str, Any]:
-        inst = self.instance
-        datasets, catalog = inst.datasets, inst.catalog
+        datasets = self._datasets()
         url = doc["master"]
         branch = branch_of(token)
         path = records_path(doc, token)
@@ -163,7 +167,7 @@ class RecordWriter:
                 "dataset %s: earlier commit on %s %s", dataset, pending, "pushed now" if ok else "still not pushed"
             )
         ids = [item.record_id for item in items]
-        trailers = {"Mao-Gateway-Token": token, "Mao-Instance": inst.name, "Mao-Record-Id": ", ".join(ids)}
+        trailers = {"Mao-Gateway-Token": token, "Mao-Instance": self.name, "Mao-Record-Id": ", ".join(ids)}
         noun = "record" if len(items) == 1 else "records"
         try:
             _append(worktree, worktree / path, [item.line for item in items])
@@ -184,20 +188,11 @@ class RecordWriter:
             )
         message = f"Merge {branch} into ground-truth (gateway token {token})"
         outcome = {"commit": commit, "branch": branch, "path": path, "batched": len(items)}
-        try:
-            catalog.add_node(dataset, branch)
-            with inst.registry.lock(f"merge-{dataset}", ttl=merge_lock_ttl(inst), owner=inst.name):
-                merged = datasets.merge_to_ground_truth(dataset, branch, message, trailers)
-        except RegistryUnavailable as exc:  # pushed: the merge waits for the registry, as a run's does
-            payload = {"dataset": dataset, "branch": branch, "commit": commit, "step": branch}
-            defer(
-                inst,
-                MERGE,
-                {**payload, "message": message, "trailers": trailers},
-                run_id=None,
-                step_id=None,
-                reason=exc,
-            )
+        node = NodeCommit(
+            dataset=dataset, branch=branch, commit=commit, message=message, trailers=trailers, step=branch
+        )
+        merged = self.merge.deliver(node, pushed=True).merge_commit
+        if merged is None:  # pushed: the merge waits for the registry, as a run's does
             return {**outcome, "merge_commit": None, "federation": FederationState.PENDING}
         log.info("dataset %s: %d %s from gateway token %s merged: %s", dataset, len(items), noun, token, merged)
         return {**outcome, "merge_commit": merged, "federation": FederationState.DONE}

@@ -19,11 +19,11 @@ MAX_FILE_BYTES = 16 * 1024 * 1024
 
 
 class Gateway:
-    def __init__(self, instance: Instance) -> None:
+    def __init__(self, instance: Instance, writer: RecordWriter) -> None:
         self.instance = instance
         self.tokens = TokenStore(instance.store)
         self.limiter = RateLimiter()
-        self.writer = RecordWriter(instance)
+        self.writer = writer
 
     def authorize(self, secret: str, dataset: str | None = None, scope: Scope = "read") -> TokenInfo:
         """The token behind ``secret``, allowed ``scope`` on ``dataset`` (any valid token when

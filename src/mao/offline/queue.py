@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 
+from mao.errors import MAOError
 from mao.offline.models import FederationTask
 from mao.status import FederationState
 from mao.store.models import StepRun, utcnow
 from mao.store.store import Store
 
+if TYPE_CHECKING:
+    from mao.errors import RegistryUnavailable
+
+log = logging.getLogger(__name__)
+
 PENDING, DONE, FAILED = FederationState.PENDING, FederationState.DONE, FederationState.FAILED
+
+
+def task_note(store: Store, task: FederationTask) -> Callable[[str], None]:
+    """A writer of lines in the log of the task's run (the process log for work of no run)."""
+    step = (task.payload or {}).get("step")
+
+    def note(line: str) -> None:
+        if task.run_id is None:
+            log.info("%s", line)
+            return
+        try:
+            store.append_log(task.run_id, step, line)
+        except MAOError:
+            log.warning("could not store a log line of run %s: %s", task.run_id, line)
+
+    return note
 
 
 class FederationQueue:
@@ -24,6 +48,28 @@ class FederationQueue:
             s.add(task)
             s.flush()
             return task.id
+
+    def defer(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        run_id: int | None,
+        step_id: int | None,
+        reason: RegistryUnavailable,
+    ) -> int:
+        """Queue ``kind`` work for when the registry answers again; mark the step as waiting for it."""
+        task_id = self.enqueue(kind, payload, run_id=run_id, step_id=step_id)
+        previous = self.store.get_run(run_id).steps if run_id is not None else []
+        tasks = next((list((s.details or {}).get("federation_tasks", [])) for s in previous if s.id == step_id), [])
+        self.mark_step(step_id, federation=PENDING, federation_tasks=[*tasks, task_id])
+        log.warning("registry unavailable: %s of run %s deferred (task %s): %s", kind, run_id, task_id, reason.message)
+        if run_id is not None:
+            task_note(self.store, FederationTask(run_id=run_id, payload=payload))(
+                f"the registry is unavailable ({reason.message}); {kind} deferred: "
+                f"federation pending (task {task_id}), replayed when the registry answers again"
+            )
+        return task_id
 
     def pending(self, limit: int = 100) -> list[FederationTask]:
         """Tasks not done yet, oldest first."""

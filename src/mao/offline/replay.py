@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from mao.errors import MAOError, MergeConflict, RegistryUnavailable
 from mao.offline.models import FederationTask
-from mao.offline.queue import DONE, FAILED, PENDING, FederationQueue
+from mao.offline.queue import DONE, FAILED, PENDING, FederationQueue, task_note
 
 if TYPE_CHECKING:
     from mao.instance import Instance
@@ -40,21 +40,6 @@ def register_handler(kind: str) -> Callable[[Handler], Handler]:
     return _register
 
 
-def _note(instance: Instance, task: FederationTask) -> Callable[[str], None]:
-    step = (task.payload or {}).get("step")
-
-    def note(line: str) -> None:
-        if task.run_id is None:
-            log.info("%s", line)
-            return
-        try:
-            instance.store.append_log(task.run_id, step, line)
-        except MAOError:
-            log.warning("could not store a log line of run %s: %s", task.run_id, line)
-
-    return note
-
-
 def defer(
     instance: Instance,
     kind: str,
@@ -64,19 +49,9 @@ def defer(
     step_id: int | None,
     reason: RegistryUnavailable,
 ) -> int:
-    """Queue ``kind`` work for when the registry answers again; mark the step as waiting for it."""
-    queue = FederationQueue(instance.store)
-    task_id = queue.enqueue(kind, payload, run_id=run_id, step_id=step_id)
-    previous = instance.store.get_run(run_id).steps if run_id is not None else []
-    tasks = next((list((s.details or {}).get("federation_tasks", [])) for s in previous if s.id == step_id), [])
-    queue.mark_step(step_id, federation=PENDING, federation_tasks=[*tasks, task_id])
-    log.warning("registry unavailable: %s of run %s deferred (task %s): %s", kind, run_id, task_id, reason.message)
-    if run_id is not None:
-        _note(instance, FederationTask(run_id=run_id, payload=payload))(
-            f"the registry is unavailable ({reason.message}); {kind} deferred: "
-            f"federation pending (task {task_id}), replayed when the registry answers again"
-        )
-    return task_id
+    """Queue ``kind`` work for when the registry answers again; mark the step as waiting for it
+    (:meth:`FederationQueue.defer`)."""
+    return FederationQueue(instance.store).defer(kind, payload, run_id=run_id, step_id=step_id, reason=reason)
 
 
 class FederationReplayer:
@@ -85,6 +60,8 @@ class FederationReplayer:
     def __init__(self, instance: Instance, interval: float = 5.0, handlers: dict[str, Handler] | None = None) -> None:
         self.instance = instance
         self.interval = interval
+        if handlers is None:
+            _register_builtin_handlers()
         self.handlers = HANDLERS if handlers is None else handlers
         self.queue = FederationQueue(instance.store)
         self._stop = threading.Event()
@@ -128,7 +105,7 @@ class FederationReplayer:
         return done
 
     def _replay(self, task: FederationTask) -> int | None:
-        note = _note(self.instance, task)
+        note = task_note(self.instance.store, task)
         handler = self.handlers.get(task.kind)
         try:
             if handler is None:
@@ -163,10 +140,13 @@ class FederationReplayer:
         return 1
 
 
-def start_replayer(instance: Instance) -> FederationReplayer:
+def _register_builtin_handlers() -> None:
+    from mao import insights  # noqa: F401 - registers the insight handler
     from mao.agreement import deferred  # noqa: F401 - registers the ballot handler
     from mao.offline import merge  # noqa: F401 - registers the merge handler
 
+
+def start_replayer(instance: Instance) -> FederationReplayer:
     replayer = FederationReplayer(instance, interval=instance.settings.federation_retry_interval).start()
     instance.replayer = replayer
     return replayer

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from mao.agreement.tally import Tallier
 from mao.api.deps import InstanceDep
 from mao.api.schemas import PathName, Resolved, Router, SlotQuery, VotesOut, responses
 from mao.models import Name, Slot, Strict
@@ -24,12 +23,12 @@ class ResolveIn(Strict):
 def votes(name: PathName, instance: InstanceDep, slot: SlotQuery | None = None) -> Any:
     """Per slot: each elector's ballot or its absence, the outcome, the winner, the dissenters."""
     check_name(name, "dataset name")
-    return Tallier(instance).votes(name, slot)
+    return instance.tallier.votes(name, slot)
 
 
 @router.post("/{name}/resolve", response_model=Resolved, responses=responses(400, 404, 409, 413, 503))
 def resolve(name: PathName, body: ResolveIn, instance: InstanceDep) -> Any:
     """Settle a disputed slot with the ballot of the instance ``pick``."""
     check_name(name, "dataset name")
-    record = Tallier(instance).resolve(name, body.slot, body.pick, body.pipeline, body.step)
+    record = instance.tallier.resolve(name, body.slot, body.pick, body.pipeline, body.step)
     return {"ok": True, "dataset": name, **record}

@@ -1,0 +1,307 @@
+"""Handing a node commit to its dataset's policy: one path for a run's step, a gateway write
+and the replay of work deferred while the registry was away.
+
+- ``merge`` (:class:`MergeDelivery`): the node branch is recorded in the dataset's ``nodes``,
+  then, under the federation-wide lock ``merge-<dataset>``, merged into ``ground-truth``
+  (:meth:`~mao.datasets.manager.DatasetManager.merge_to_ground_truth`). A registry that
+  cannot be reached leaves the node branch pushed alone and the merge queued
+  (:mod:`mao.offline`), done when the registry answers again.
+- ``vote`` (:class:`VoteDelivery`): a slot's electorate is opened before the step's
+  container runs; once the node branch is pushed, the step's ballot (the id of its change)
+  is cast and the slot tallied when it is due (:class:`~mao.agreement.tally.Tallier`). A
+  registry that cannot be reached queues the ballot.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mao.agreement.ballots import SlotRef
+from mao.agreement.slots import normalize_slot
+from mao.datasets.changes import output_id
+from mao.errors import MAOError, RegistryUnavailable
+from mao.runs.steps import StepRecord
+
+if TYPE_CHECKING:
+    from mao.agreement.ballots import BallotBox
+    from mao.agreement.tally import Tallier
+    from mao.catalog import Catalog
+    from mao.datasets.manager import DatasetManager
+    from mao.offline.models import FederationTask
+    from mao.offline.queue import FederationQueue
+    from mao.registry.base import Registry
+    from mao.runs.steps import StepRows
+
+MERGE = "merge"
+"""The kind of deferred work that merges a node branch (:mod:`mao.offline`)."""
+BALLOT = "ballot"
+"""The kind of deferred work that casts a step's ballot."""
+
+Note = Callable[[str], None]
+
+
+def merge_lock_ttl(registry_timeout: float) -> int:
+    """Seconds the ``merge-<dataset>`` lock outlives a holder that died (merges and tallies
+    hold it): six registry timeouts, at least 10."""
+    return max(10, int(registry_timeout * 6))
+
+
+def merge_lock(dataset: str) -> str:
+    """The lock that guards ``dataset``'s ``ground-truth``."""
+    return f"merge-{dataset}"
+
+
+@dataclass(frozen=True)
+class NodeCommit:
+    """A commit on a node branch, for its dataset's policy."""
+
+    dataset: str
+    branch: str
+    commit: str | None
+    """None: the tool changed nothing (the branch is as it was prepared)."""
+    message: str
+    """The message of its merge into ground-truth."""
+    trailers: dict[str, str]
+    step: str
+    """The step that made it (the gateway: its branch): deferred work logs its lines as that step's."""
+    run_id: int | None = None
+    step_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Merged:
+    """What a merge delivery did: the node branch ``pushed`` (with its merge, or alone), and the
+    ``merge_commit``, or None with the ``task`` that does the merge once the registry answers."""
+
+    pushed: bool
+    merge_commit: str | None = None
+    task: int | None = None
+
+
+class MergeDelivery:
+    """add node → lock ``merge-<dataset>`` → merge into ground-truth → or defer."""
+
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        registry: Registry,
+        datasets: Callable[[], DatasetManager],
+        queue: FederationQueue,
+        rows: StepRows,
+        owner: str,
+        lock_ttl: int,
+    ) -> None:
+        self.catalog = catalog
+        self.registry = registry
+        self._datasets = datasets
+        self.queue = queue
+        self.rows = rows
+        self.owner = owner
+        """This instance's name, the holder of the locks it takes."""
+        self.lock_ttl = lock_ttl
+
+    def merge(
+        self,
+        dataset: str,
+        branch: str,
+        message: str,
+        trailers: dict[str, str],
+        *,
+        note: Note | None = None,
+        source: str | None = None,
+        fetched: bool = False,
+        onto: str | None = None,
+    ) -> str:
+        """Record ``branch`` in the dataset's nodes and merge it into ground-truth under the
+        dataset's lock; the merge commit. RegistryUnavailable, MergeConflict and GitError
+        are the caller's (``source``, ``fetched``, ``onto``: see ``merge_to_ground_truth``)."""
+        self.catalog.add_node(dataset, branch)
+        name = merge_lock(dataset)
+        asked = time.monotonic()
+        with self.registry.lock(name, ttl=self.lock_ttl, owner=self.owner):
+            if note is not None:
+                note(f"lock {name} acquired after {time.monotonic() - asked:.2f}s")
+            return self._datasets().merge_to_ground_truth(
+                dataset, branch, message, trailers, source=source, fetched=fetched, onto=onto
+            )
+
+    def deliver(
+        self,
+        node: NodeCommit,
+        *,
+        pushed: bool,
+        note: Note | None = None,
+        fetched: bool = False,
+        onto: str | None = None,
+    ) -> Merged:
+        """Merge ``node`` into ground-truth, its node branch pushed with the merge in one push
+        (or before, ``pushed``). A registry that cannot be reached leaves the node branch
+        pushed alone and the merge deferred; ``Merged.pushed`` is False when that push failed."""
+        try:
+            merge = self.merge(
+                node.dataset,
+                node.branch,
+                node.message,
+                node.trailers,
+                note=note,
+                source=node.commit if fetched else None,
+                fetched=fetched,
+                onto=onto,
+            )
+        except RegistryUnavailable as exc:  # the federation's part waits for the registry
+            if not pushed and not self._datasets().push(node.dataset, node.branch):
+                return Merged(pushed=False)
+            return Merged(pushed=True, task=self.defer(node, exc))
+        if note is not None:
+            note(f"merged {node.branch} into ground-truth: {merge}")
+        return Merged(pushed=True, merge_commit=merge)
+
+    def defer(self, node: NodeCommit, reason: RegistryUnavailable) -> int:
+        payload = {
+            "dataset": node.dataset,
+            "branch": node.branch,
+            "commit": node.commit,
+            "step": node.step,
+            "message": node.message,
+            "trailers": node.trailers,
+        }
+        return self.queue.defer(MERGE, payload, run_id=node.run_id, step_id=node.step_id, reason=reason)
+
+    def replay(self, task: FederationTask, note: Note) -> dict[str, Any]:
+        """A deferred merge, once the registry answers (RegistryUnavailable: not yet)."""
+        p = task.payload
+        merge = self.merge(p["dataset"], p["branch"], p["message"], p["trailers"], note=note)
+        if task.step_id is not None:
+            self.rows.learned(task.step_id, StepRecord(merge_commit=merge))
+        note(f"merged {p['branch']} into ground-truth: {merge}")
+        return {"merge_commit": merge}
+
+
+class VoteDelivery:
+    """The slot's electorate opened before the container; after it, the ballot cast (and the
+    slot tallied when due) or deferred."""
+
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        datasets: Callable[[], DatasetManager],
+        tallier: Tallier,
+        queue: FederationQueue,
+        owner: str,
+    ) -> None:
+        self.catalog = catalog
+        self._datasets = datasets
+        self.tallier = tallier
+        self.queue = queue
+        self.owner = owner
+
+    @property
+    def box(self) -> BallotBox:
+        return self.tallier.box
+
+    def open(self, ref: SlotRef, deadline: int, note: Note) -> dict[str, Any] | None:
+        """The first run of a slot fixes its electorate (who is alive and has the schedule
+        now). None if the registry did not answer: casting the ballot opens it later."""
+        try:
+            electorate = self.box.open(ref, self.owner, deadline)
+        except MAOError as exc:
+            note(f"could not open slot {ref.slot} for the vote: {exc.message}")
+            return None
+        note(f"slot {ref.slot}: electorate {', '.join(electorate['electors'])}")
+        return electorate
+
+    def deliver(
+        self,
+        node: NodeCommit,
+        *,
+        pipeline: str,
+        slot: str | None,
+        doc: Mapping[str, Any],
+        electorate: Mapping[str, Any] | None,
+        suspect: bool,
+        note: Note,
+    ) -> dict[str, Any] | None:
+        """After the node branch was pushed: record it in the dataset's nodes and cast the
+        step's ballot (none without a slot or from a suspect step: the tally counts this
+        instance as missing). Returns the ballot, or None (none cast, or deferred)."""
+        try:
+            self.catalog.add_node(node.dataset, node.branch)
+            if not slot:
+                note(f"dataset {node.dataset} agrees by vote and this run has no slot: no ballot cast")
+                return None
+            if suspect:
+                note(f"the step is suspect: no ballot cast for slot {slot} (counted as missing)")
+                return None
+            ballot = self._cast(
+                node.dataset,
+                pipeline,
+                node.step,
+                slot,
+                node.branch,
+                node.commit,
+                node.run_id or 0,
+                doc=doc,
+                electorate=electorate,
+                cloned=True,
+            )
+        except RegistryUnavailable as exc:  # the federation's part waits for the registry
+            if suspect or not slot:
+                why = "the step is suspect" if suspect else "the run has no slot"
+                note(f"the registry is unavailable ({exc.message}); no ballot: {why}")
+            else:
+                payload = {
+                    "dataset": node.dataset,
+                    "pipeline": pipeline,
+                    "step": node.step,
+                    "slot": slot,
+                    "branch": node.branch,
+                    "commit": node.commit,
+                }
+                self.queue.defer(BALLOT, payload, run_id=node.run_id, step_id=node.step_id, reason=exc)
+            return None
+        note(f"ballot for slot {slot}: output {ballot['output_id'][:12]} ({ballot['commit']})")
+        return ballot
+
+    def replay(self, task: FederationTask, note: Note) -> dict[str, Any]:
+        """A deferred ballot, once the registry answers: it counts if its slot is still open,
+        and is recorded as late if the slot was tallied meanwhile."""
+        p = task.payload
+        self.catalog.add_node(p["dataset"], p["branch"])
+        doc = self.catalog.get_dataset(p["dataset"])
+        ballot = self._cast(
+            p["dataset"], p["pipeline"], p["step"], p["slot"], p["branch"], p["commit"], task.run_id or 0, doc=doc
+        )
+        note(
+            f"ballot for slot {p['slot']}: output {ballot['output_id'][:12]} ({ballot['commit']})"
+            + (" — late: the slot was tallied before it arrived" if ballot.get("late") else "")
+        )
+        return {"ballot": ballot}
+
+    def _cast(
+        self,
+        dataset: str,
+        pipeline: str,
+        step: str,
+        slot: str,
+        branch: str,
+        commit: str | None,
+        run_id: int,
+        *,
+        doc: Mapping[str, Any],
+        electorate: Mapping[str, Any] | None = None,
+        cloned: bool = False,
+    ) -> dict[str, Any]:
+        """The ballot of node ``commit``: the id of its change, cast by the tallier."""
+        datasets = self._datasets()
+        if commit is None:  # the tool changed nothing: an empty change, on the node branch as prepared
+            commit = datasets.head(dataset, branch) or ""
+            output = output_id([])
+        else:
+            output = output_id(datasets.change_of(dataset, commit))
+        ref = SlotRef(dataset, pipeline, step, normalize_slot(slot))
+        return self.tallier.cast(ref, output, commit, run_id, doc=doc, electorate=electorate, cloned=cloned)

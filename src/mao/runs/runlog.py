@@ -1,0 +1,36 @@
+"""A run's log: each line to the store in batches (:class:`~mao.store.logbuffer.LogBuffer`)
+and to the event bus (``log``) as it comes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mao.events import EventBus
+    from mao.store.logbuffer import LogBuffer
+
+Note = Callable[[str], None]
+"""Appends one line to a log (a run's step, a replayed task)."""
+
+
+class RunLog:
+    def __init__(self, buffer: LogBuffer, events: EventBus) -> None:
+        self.buffer = buffer
+        """Log lines on their way to the store: in batches, each within a fraction of a second."""
+        self.events = events
+
+    def line(self, run_id: int, step: str | None, line: str) -> None:
+        self.buffer.add(run_id, step, line)
+        self.events.publish("log", run_id=run_id, step=step, line=line)
+
+    def note(self, run_id: int, step: str | None) -> Note:
+        """A writer of the lines of ``step`` (None: the run's own lines)."""
+        return partial(self.line, run_id, step)
+
+    def flush(self) -> None:
+        self.buffer.flush()
+
+    def close(self) -> None:
+        self.buffer.close()
