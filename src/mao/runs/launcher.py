@@ -125,7 +125,8 @@ class RunLauncher:
         except Exception as exc:
             log.exception("step %s of run %s crashed", name, run.id)
             outcome = StepOutcome(RunStatus.FAILED, f"internal error: {exc.__class__.__name__}: {exc}")
-        self.log.line(run.id, name, f"step {name} {outcome.status}" + (f": {outcome.error}" if outcome.error else ""))
+        said = outcome.error if outcome.error and outcome.error != outcome.status else ""  # not "cancelled: cancelled"
+        self.log.line(run.id, name, f"step {name} {outcome.status}" + (f": {said}" if said else ""))
         self.log.flush()
         self.rows.finished(step_id, outcome, record)
         self.events.publish(
