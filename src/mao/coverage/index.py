@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from mao.agreement.slots import normalize_slot, parse_slot, slot_of
 from mao.coverage.grid import DELIVERED, FAILED, Schedule, build_grid
+from mao.datasets.trailers import LogFormat
 from mao.errors import MAOError, NotFound
 from mao.events import CoverageGap
 from mao.registry.keys import coverage_key, coverage_prefix, schedules_prefix
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_SEP, _END = "\x1f", "\x1e"
+_NODE_LOG = LogFormat("%H")  # node commits: their sha and trailers
 
 
 def schedules(instance: Instance, pipeline: str | None = None) -> list[dict[str, Any]]:
@@ -128,11 +129,8 @@ def git_outcomes(instance: Instance, pipeline: str, since: datetime) -> dict[tup
     for name in datasets:
         url = instance.catalog.get_dataset(name)["master"]
         clone = instance.datasets.ensure_clone(name, url)
-        fmt = f"%H{_SEP}%(trailers:only,unfold,separator=%x1f){_END}"
-        text = instance.datasets.git.run(["log", "--remotes=origin", "--no-merges", f"--format={fmt}"], clone)
-        for entry in text.split(_END):
-            fields = entry.strip().split(_SEP)
-            trailers = dict(f.split(": ", 1) for f in fields[1:] if ": " in f)
+        text = instance.datasets.git.run(["log", "-z", "--remotes=origin", "--no-merges", _NODE_LOG.option], clone)
+        for _fields, trailers in _NODE_LOG.parse(text):
             if trailers.get("Mao-Pipeline") != pipeline or "Mao-Vote-For" in trailers:
                 continue
             slot, who, run = trailers.get("Mao-Slot"), trailers.get("Mao-Instance"), trailers.get("Mao-Run", "")
@@ -172,12 +170,9 @@ def slot_commits(
     for name in datasets:
         url = instance.catalog.get_dataset(name)["master"]
         clone = instance.datasets.ensure_clone(name, url)
-        fmt = f"%H{_SEP}%(trailers:only,unfold,separator=%x1f){_END}"
-        args = ["log", "--remotes=origin", "--no-merges", f"--since={since}", "--fixed-strings"]
-        text = instance.datasets.git.run([*args, f"--grep=Mao-Slot: {slot}", f"--format={fmt}"], clone)
-        for entry in text.split(_END):
-            fields = entry.strip().split(_SEP)
-            trailers = dict(f.split(": ", 1) for f in fields[1:] if ": " in f)
+        args = ["log", "-z", "--remotes=origin", "--no-merges", f"--since={since}", "--fixed-strings"]
+        text = instance.datasets.git.run([*args, f"--grep=Mao-Slot: {slot}", _NODE_LOG.option], clone)
+        for (sha,), trailers in _NODE_LOG.parse(text):
             if (
                 trailers.get("Mao-Pipeline") != pipeline
                 or trailers.get("Mao-Slot") != slot
@@ -186,7 +181,7 @@ def slot_commits(
                 or not trailers.get("Mao-Instance")
             ):
                 continue
-            found.setdefault(trailers["Mao-Step"], (trailers["Mao-Instance"], fields[0]))
+            found.setdefault(trailers["Mao-Step"], (trailers["Mao-Instance"], sha))
     return found
 
 
