@@ -23,6 +23,7 @@ from mao.agreement.ballots import SlotRef
 from mao.agreement.slots import normalize_slot
 from mao.datasets.changes import output_id
 from mao.errors import MAOError, RegistryUnavailable
+from mao.registry.keys import merge_lock
 from mao.runs.steps import StepRecord
 
 if TYPE_CHECKING:
@@ -47,11 +48,6 @@ def merge_lock_ttl(registry_timeout: float) -> int:
     """Seconds the ``merge-<dataset>`` lock outlives a holder that died (merges and tallies
     hold it): six registry timeouts, at least 10."""
     return max(10, int(registry_timeout * 6))
-
-
-def merge_lock(dataset: str) -> str:
-    """The lock that guards ``dataset``'s ``ground-truth``."""
-    return f"merge-{dataset}"
 
 
 @dataclass(frozen=True)

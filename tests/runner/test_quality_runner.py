@@ -294,3 +294,23 @@ def test_a_private_variable_never_reaches_the_registry_or_the_log(instance, defi
     lines = [line.line for line in instance.store.logs(done.id)]
     assert any(line.startswith("insights.json not published: it holds the value of a private") for line in lines)
     assert not any(secret in line for line in lines)
+
+
+def test_the_check_reports_what_it_found_and_leaves_the_step_row_to_the_launcher(instance, quality, tmp_path) -> None:
+    from mao.quality import check_output
+
+    quality([])
+    definition = instance.store.get_pipeline("q")
+    recorded = instance.store.create_run("q", definition.steps)
+    worktree = tmp_path / "worktree"
+    worktree.mkdir()
+    (worktree / "mao-metrics.json").write_text('{"rows": 100, "temperature": 99}')
+    notes: list[str] = []
+
+    report = check_output(instance, recorded.id, "q", definition.steps[0], worktree, None, notes.append)
+
+    assert report.suspect and report.detail == "temperature: 99 is above the maximum 60"
+    assert f"step collect is suspect: {report.detail}" in notes
+    assert not (worktree / "mao-metrics.json").exists()
+    row = instance.store.get_run(recorded.id).steps[0]  # written once, with the step's end
+    assert row.suspect is False and row.suspect_detail is None and row.status == "pending"

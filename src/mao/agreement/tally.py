@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from mao.agreement.ballots import BallotBox, SlotRef
 from mao.agreement.slots import normalize_slot
 from mao.errors import Conflict, InvalidInput, MAOError, NotFound, RegistryUnavailable
+from mao.registry.keys import merge_lock
 from mao.validation import check_name
 
 if TYPE_CHECKING:
@@ -180,7 +181,7 @@ class Tallier:
         if not cloned:
             doc = doc if doc is not None else self.catalog.get_dataset(ref.dataset)
             self.datasets.ensure_clone(ref.dataset, doc["master"])
-        with self.registry.lock(f"merge-{ref.dataset}", ttl=self.lock_ttl, owner=self.name):
+        with self.registry.lock(merge_lock(ref.dataset), ttl=self.lock_ttl, owner=self.name):
             found = self.datasets.find_tally(ref.dataset, ref.pipeline, ref.step, ref.slot)
             if found is not None:
                 return self._index(ref, found)
@@ -327,7 +328,7 @@ class Tallier:
                 f"instance {pick!r} has no ballot for slot {slot}; pick one of: {', '.join(sorted(ballots))}"
             )
         self.datasets.ensure_clone(dataset, self.catalog.get_dataset(dataset)["master"])
-        with self.registry.lock(f"merge-{dataset}", ttl=self.lock_ttl, owner=self.name):
+        with self.registry.lock(merge_lock(dataset), ttl=self.lock_ttl, owner=self.name):
             found = self.datasets.find_tally(ref.dataset, ref.pipeline, ref.step, ref.slot)
             if found is not None:
                 self._index(ref, found)
