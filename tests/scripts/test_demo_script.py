@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port, missing_service
 from waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,10 +74,12 @@ def _answers(url: str) -> bool:
 
 @pytest.mark.docker
 @pytest.mark.slow
-def test_a_stopped_demo_starts_again_with_its_data(tmp_path):
+def test_a_stopped_demo_starts_again_with_its_data(tmp_path, free_port):
     docker_host = os.environ.get("MAO_TEST_DOCKER_HOST")
     if not docker_host:
-        missing_service("MAO_TEST_DOCKER_HOST is not set")
+        if os.environ.get("MAO_TEST_REQUIRE_SERVICES", "").strip().lower() in ("1", "true", "yes"):
+            pytest.fail("MAO_TEST_DOCKER_HOST is not set (MAO_TEST_REQUIRE_SERVICES=1)", pytrace=False)
+        pytest.skip("MAO_TEST_DOCKER_HOST is not set")
     port = str(free_port())
     url = f"http://127.0.0.1:{port}"
     data_dir = tmp_path / "demo" / "data"
