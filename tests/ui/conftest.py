@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from served_kit import Served as InThread
 from ui_kit import CHROMIUM, ORIGIN, define
 
 from mao.api.app import create_app
@@ -34,13 +35,10 @@ def reports() -> list[dict]:
     return []
 
 
-@pytest.fixture
-def make_ui(data_dir, gate, reports):
-    """``make_ui(**settings)``: a started TestClient of an instance with the fake tools
-    ``img/ok`` (logs two lines, writes a file), ``img/gated`` (logs, waits for ``gate``),
-    ``img/metrics`` (writes a file, ``mao-metrics.json`` and ``insights.json`` from the next of
-    ``reports``) and ``img/fail`` (exits 3)."""
-    opened: list[tuple[TestClient, Instance]] = []
+def fake_executor(gate: threading.Event, reports: list[dict]) -> FakeExecutor:
+    """The fake tools: ``img/ok`` (logs two lines, writes a file), ``img/gated`` (logs, waits
+    for ``gate``), ``img/metrics`` (writes a file, ``mao-metrics.json`` and ``insights.json``
+    from the next of ``reports``) and ``img/fail`` (exits 3)."""
 
     def ok(spec, on_log) -> int:
         on_log(f"hello from {spec.step}")
@@ -65,12 +63,18 @@ def make_ui(data_dir, gate, reports):
         on_log("something went wrong")
         return 3
 
+    return FakeExecutor({"img/ok": ok, "img/gated": gated, "img/metrics": measured, "img/fail": failing})
+
+
+@pytest.fixture
+def make_ui(data_dir, gate, reports):
+    """``make_ui(**settings)``: a started TestClient of an instance with the fake tools of
+    :func:`fake_executor`."""
+    opened: list[tuple[TestClient, Instance]] = []
+
     def make(**overrides) -> TestClient:
         settings = Settings(**{"instance_name": "ui-node", "data_dir": data_dir, **overrides})
-        instance = Instance(
-            settings,
-            executor=FakeExecutor({"img/ok": ok, "img/gated": gated, "img/metrics": measured, "img/fail": failing}),
-        )
+        instance = Instance(settings, executor=fake_executor(gate, reports))
         client = TestClient(create_app(instance=instance, background=False), headers={"Origin": ORIGIN})
         client.__enter__()
         opened.append((client, instance))
@@ -80,6 +84,21 @@ def make_ui(data_dir, gate, reports):
     gate.set()
     for client, instance in reversed(opened):
         client.__exit__(None, None, None)
+        instance.close()
+
+
+@pytest.fixture
+def served_fake(data_dir, gate, reports) -> Iterator[InThread]:
+    """The API and dashboard of an instance with the fake tools, served by uvicorn in a
+    thread on a free loopback port (for the browser, without a container engine)."""
+    settings = Settings(instance_name="ui-node", data_dir=data_dir)
+    instance = Instance(settings, executor=fake_executor(gate, reports))
+    server = InThread.api(instance=instance, port=0).start()
+    try:
+        yield server
+    finally:
+        gate.set()
+        server.stop()
         instance.close()
 
 
@@ -134,3 +153,15 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = Path(run_dir) / "artifacts" / "ui" if run_dir else tmp_path_factory.mktemp("artifacts-ui")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture
+def browser(chromium_path: str):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path, args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -6,18 +6,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-from ui_kit import TOKEN, Served
+from ui_kit import DESKTOP, PHONE, TOKEN, Served, Watch, shoot
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker]
 
 IMAGE = "mao/busybox:local"
 # the tool: a line, a pause longer than one event stream lasts (the page resumes it), a file, another line
 SCRIPT = "echo ui-line-one; sleep 12; date > /usr/src/app/data/seen.txt; echo ui-line-two"
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 375, "height": 812}
 
 
 @pytest.fixture
@@ -34,65 +31,6 @@ def register(server: Served) -> None:
     server.api("POST", "/bare-repo/init", json={"name": "ui-data", "register": True})
     step = {"name": "say", "tool": "ui-tool", "output_dataset": "ui-data", "cmd": ["sh", "-c", SCRIPT]}
     server.api("POST", "/pipeline/init", json={"name": "ui-demo", "description": "says two lines", "steps": [step]})
-
-
-class Watch:
-    """Console errors, page errors and every request's host, for one browser context."""
-
-    def __init__(self, context, server: Served) -> None:
-        self.server_host = urlsplit(server.url).netloc
-        self.errors: list[str] = []
-        self.hosts: set[str] = set()
-        self.requests: list[str] = []
-        context.on("console", lambda msg: msg.type == "error" and self.errors.append(msg.text))
-        context.on("weberror", lambda err: self.errors.append(str(err.error)))
-        context.on("request", self._request)
-
-    def _request(self, request) -> None:
-        self.requests.append(request.url)
-        parts = urlsplit(request.url)
-        if parts.scheme in ("http", "https", "ws", "wss"):
-            self.hosts.add(parts.netloc)
-
-    def check(self, expected: tuple[str, ...] = ()) -> None:
-        """No console error but the ``expected`` ones (substrings, in order)."""
-        assert len(self.errors) == len(expected), self.errors
-        for error, part in zip(self.errors, expected, strict=True):
-            assert part in error, self.errors
-        assert self.hosts == {self.server_host}, self.hosts
-
-
-@pytest.fixture
-def browser(chromium_path: str):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path, args=["--no-sandbox"])
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-def shoot(browser, server: Served, artifacts: Path, paths: dict[str, str], storage: dict | None = None) -> None:
-    """Each page at desktop and phone width, light and dark; at 375 px nothing overflows sideways."""
-    for scheme in ("light", "dark"):
-        for size_name, size in (("desktop", DESKTOP), ("phone", PHONE)):
-            context = browser.new_context(viewport=size, color_scheme=scheme, storage_state=storage)
-            watch = Watch(context, server)
-            page = context.new_page()
-            for name, path in paths.items():
-                page.goto(server.url + path)
-                page.wait_for_load_state("networkidle")
-                page.screenshot(path=str(artifacts / f"{name}-{size_name}-{scheme}.png"), full_page=True)
-                background = page.evaluate("getComputedStyle(document.body).backgroundColor")
-                dark = sum(int(c) for c in re.findall(r"\d+", background)[:3]) < 200
-                assert dark == (scheme == "dark"), (name, scheme, background)
-                if size_name == "phone":
-                    width = page.evaluate("document.documentElement.scrollWidth")
-                    assert width <= PHONE["width"], (name, width)
-            watch.check()
-            context.close()
 
 
 def test_run_now_shows_the_run_succeed_live_and_every_page_renders(browser, served, artifacts):
@@ -168,6 +106,7 @@ def test_run_now_shows_the_run_succeed_live_and_every_page_renders(browser, serv
         {
             "overview": "/ui",
             "pipelines": "/ui/pipelines",
+            "pipeline": "/ui/pipelines/ui-demo",
             "runs": "/ui/runs",
             "run": f"/ui/runs/{run_id}",
             "datasets": "/ui/datasets",
@@ -175,7 +114,7 @@ def test_run_now_shows_the_run_succeed_live_and_every_page_renders(browser, serv
             "tools": "/ui/tools",
         },
     )
-    assert len(list(artifacts.glob("*.png"))) >= 28
+    assert len(list(artifacts.glob("*.png"))) >= 32
 
 
 @pytest.fixture

@@ -335,7 +335,16 @@ def locked(make_ui):
 
 
 def test_a_token_protected_instance_needs_a_login_for_every_page(locked):
-    for path in ("/ui", "/ui/pipelines", "/ui/runs", "/ui/runs/1", "/ui/datasets", "/ui/datasets/waits", "/ui/tools"):
+    for path in (
+        "/ui",
+        "/ui/pipelines",
+        "/ui/pipelines/demo",
+        "/ui/runs",
+        "/ui/runs/1",
+        "/ui/datasets",
+        "/ui/datasets/waits",
+        "/ui/tools",
+    ):
         response = locked.get(path, follow_redirects=False)
         assert response.status_code == 303, path
         assert response.headers["location"].startswith("/ui/login?next=")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 from fastapi.testclient import TestClient
@@ -18,6 +20,8 @@ from waiting import wait_for
 ORIGIN = "http://testserver"
 TOKEN = "ui-test-token-7f3a9c"
 CHROMIUM = "/usr/bin/chromium"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 375, "height": 812}
 
 
 def define(client: TestClient, headers: dict[str, str] | None = None) -> None:
@@ -161,3 +165,64 @@ class Served:
         response = httpx.request(method, self.url + path, headers=self.headers, timeout=30, **kwargs)
         response.raise_for_status()
         return response
+
+
+# ---------------------------------------------------------------------------- browser
+
+
+class Watch:
+    """Console errors, page errors and every request's host, for one browser context (``server``:
+    anything with the ``url`` the pages come from)."""
+
+    def __init__(self, context, server) -> None:
+        self.server_host = urlsplit(server.url).netloc
+        self.errors: list[str] = []
+        self.hosts: set[str] = set()
+        self.requests: list[str] = []
+        context.on("console", lambda msg: msg.type == "error" and self.errors.append(msg.text))
+        context.on("weberror", lambda err: self.errors.append(str(err.error)))
+        context.on("request", self._request)
+
+    def _request(self, request) -> None:
+        self.requests.append(request.url)
+        parts = urlsplit(request.url)
+        if parts.scheme in ("http", "https", "ws", "wss"):
+            self.hosts.add(parts.netloc)
+
+    def check(self, expected: tuple[str, ...] = ()) -> None:
+        """No console error but the ``expected`` ones (substrings, in order)."""
+        assert len(self.errors) == len(expected), self.errors
+        for error, part in zip(self.errors, expected, strict=True):
+            assert part in error, self.errors
+        assert self.hosts == {self.server_host}, self.hosts
+
+
+def shoot(
+    browser,
+    server,
+    artifacts: Path,
+    paths: dict[str, str],
+    storage: dict | None = None,
+    ready: dict[str, str] | None = None,
+) -> None:
+    """Each page at desktop and phone width, light and dark; at 375 px nothing overflows
+    sideways. ``ready`` names, per page, a selector to wait for before the picture."""
+    for scheme in ("light", "dark"):
+        for size_name, size in (("desktop", DESKTOP), ("phone", PHONE)):
+            context = browser.new_context(viewport=size, color_scheme=scheme, storage_state=storage)
+            watch = Watch(context, server)
+            page = context.new_page()
+            for name, path in paths.items():
+                page.goto(server.url + path)
+                page.wait_for_load_state("networkidle")
+                if ready and name in ready:
+                    page.locator(ready[name]).first.wait_for()
+                page.screenshot(path=str(artifacts / f"{name}-{size_name}-{scheme}.png"), full_page=True)
+                background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+                dark = sum(int(c) for c in re.findall(r"\d+", background)[:3]) < 200
+                assert dark == (scheme == "dark"), (name, scheme, background)
+                if size_name == "phone":
+                    width = page.evaluate("document.documentElement.scrollWidth")
+                    assert width <= PHONE["width"], (name, width)
+            watch.check()
+            context.close()

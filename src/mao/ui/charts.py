@@ -257,7 +257,8 @@ def metric_chart(
         top = y(rule.range.max) if rule.range.max is not None else TOP
         bottom = y(rule.range.min) if rule.range.min is not None else HEIGHT - BOTTOM
         top, bottom = max(TOP, min(top, HEIGHT - BOTTOM)), max(TOP, min(bottom, HEIGHT - BOTTOM))
-        chart.bands.append(f"M{LEFT:g},{top:g} H{WIDTH - RIGHT:g} V{bottom:g} H{LEFT:g} Z")
+        corners = [(LEFT, top), (WIDTH - RIGHT, top), (WIDTH - RIGHT, bottom), (LEFT, bottom)]
+        chart.bands.append(path_through(corners) + " Z")
     chart.bands.extend(_change_band(changes, x, y))
     line = []
     for i, v in enumerate(values):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from typing import Any, TypeVar
 
 from mao.api.routes.runs import run_dict
@@ -187,11 +186,3 @@ def dataset_heads(instance: Instance, datasets: dict[str, dict[str, Any]]) -> di
         return {}
     with ThreadPoolExecutor(max_workers=min(HEAD_WORKERS, len(datasets)), thread_name_prefix="ui-heads") as pool:
         return dict(zip(datasets, pool.map(newest, datasets), strict=True))
-
-
-def newest_first(items: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    def when(item: dict[str, Any]) -> float:
-        moment: datetime | None = parse_time(item.get(key))
-        return moment.timestamp() if moment else 0.0
-
-    return sorted(items, key=when, reverse=True)
