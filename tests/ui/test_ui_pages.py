@@ -133,7 +133,13 @@ def test_a_vote_dataset_page_shows_its_ballots_outcome_and_coverage(ui):
 
 
 def test_unknown_things_are_404_pages(ui):
-    for path in ("/ui/runs/999", "/ui/datasets/nothing-here", "/ui/nowhere", "/ui/runs/999/events"):
+    for path in (
+        "/ui/runs/999",
+        "/ui/datasets/nothing-here",
+        "/ui/pipelines/nothing-here",
+        "/ui/nowhere",
+        "/ui/runs/999/events",
+    ):
         response = ui.get(path)
         assert response.status_code == 404, path
     page = ui.get("/ui/runs/999")
@@ -148,6 +154,7 @@ def test_bad_filters_and_ids_are_400_pages(ui):
     assert ui.get("/ui/runs?pipeline=no%20spaces").status_code == 400
     assert ui.get("/ui/runs/abc").status_code == 400
     assert ui.get("/ui/runs/0").status_code == 404
+    assert ui.get("/ui/pipelines/no%20spaces").status_code == 400
 
 
 def test_runs_filters_and_paging(ui, monkeypatch):

@@ -30,6 +30,7 @@ from mao.api.routes import pipelines as pipeline_routes
 from mao.errors import InvalidInput, MAOError, NotFound, RateLimited
 from mao.instance import Instance
 from mao.models import RunRequest
+from mao.pipelines import describe
 from mao.status import RunStatus, parse_status
 from mao.tokens import API_TOKEN_FILE
 from mao.ui import views
@@ -272,6 +273,11 @@ def overview(request: Request) -> Response:
 # ---------------------------------------------------------------------------- pipelines
 
 
+def _described(instance: Instance) -> list[dict[str, Any]]:
+    """This instance's pipelines as ``GET /pipeline`` lists them."""
+    return [describe(row, instance) for row in instance.store.list_pipelines()]
+
+
 def _pipeline_view(instance: Instance, described: dict[str, Any]) -> dict[str, Any]:
     last = instance.store.list_runs(described["name"], None, 1)
     return {**described, "last_run": views.run_view(last[0]) if last else None}
@@ -280,7 +286,7 @@ def _pipeline_view(instance: Instance, described: dict[str, Any]) -> dict[str, A
 @pages.get("/pipelines")
 def pipelines(request: Request) -> Response:
     instance = _instance(request)
-    rows = [_pipeline_view(instance, p) for p in pipeline_routes.list_pipelines(instance)]
+    rows = [_pipeline_view(instance, p) for p in _described(instance)]
     return _page(request, "pipelines.html", pipelines=rows)
 
 
@@ -290,7 +296,7 @@ def pipeline_page(request: Request, name: str) -> Response:
     coverage, its insights and its last runs."""
     instance = _instance(request)
     check_name(name, "pipeline name")
-    view = _pipeline_view(instance, pipeline_routes.get_pipeline(name, instance))
+    view = _pipeline_view(instance, describe(instance.store.get_pipeline(name), instance))
     runs = [views.run_view(r) for r in instance.store.list_runs(name, None, views.CHART_RUNS)]
     grid, grid_error = views.coverage_grid(instance, name)
     insights, insights_error = views.insights_of(instance, name)
@@ -314,12 +320,12 @@ def _card(request: Request, name: str, message: str | None = None, status_code: 
     """The pipeline's card after an action: the card alone for htmx (swapped in place), else
     the pipelines page; ``form`` keeps what was typed when the action was refused."""
     instance = _instance(request)
-    view = _pipeline_view(instance, pipeline_routes.get_pipeline(name, instance))
+    view = _pipeline_view(instance, describe(instance.store.get_pipeline(name), instance))
     context = {"p": view, "message": message, "form": form}
     if request.headers.get("hx-request"):
         return templates.TemplateResponse(request, "_pipeline.html", context, status_code=status_code)
     if status_code >= 400:
-        rows = [_pipeline_view(instance, p) for p in pipeline_routes.list_pipelines(instance)]
+        rows = [_pipeline_view(instance, p) for p in _described(instance)]
         return _page(request, "pipelines.html", status_code=status_code, pipelines=rows, forms={name: form})
     return RedirectResponse("/ui/pipelines", status_code=303)
 

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
+
 from mao.api.routes.runs import run_dict
 from mao.coverage.index import coverage
 from mao.coverage.window import parse_since
@@ -144,10 +146,19 @@ def metric_charts(instance: Instance, pipeline: dict[str, Any], runs: list[dict[
 
     charts = []
     for step, metric in sorted(grouped, key=lambda key: (order.get(key[0], len(order)), key)):
-        raw = rules.get(step, {}).get(metric)
-        rule = MetricRule.model_validate(raw) if raw else None
+        rule = _rule(rules.get(step, {}).get(metric))
         charts.append(metric_chart(name, step, metric, grouped[(step, metric)][-METRIC_POINTS:], rule, counted))
     return charts
+
+
+def _rule(raw: Any) -> MetricRule | None:
+    """A step's stored rule for a metric; None when it has none (or one this version cannot read)."""
+    if not raw:
+        return None
+    try:
+        return MetricRule.model_validate(raw)
+    except ValidationError:
+        return None
 
 
 # ---------------------------------------------------------------------------- coverage, insights, datasets
