@@ -128,7 +128,7 @@ def test_the_metric_charts_draw_the_apis_values_and_the_band_each_was_checked_ag
         titles = re.findall(r"<title>(run #\d+ [^<]*)</title>", fig)
         assert len(titles) == len(api) and all(f"{metric} = " in t for t in titles)
         assert re.search(r'<title id="metric-count-[a-z]+-t">[^<]+</title>\s*<desc id="metric-count-[a-z]+-d">', fig)
-        assert fig.count("<tr><td>#") == len(api)  # the table beside the picture
+        assert fig.count('<tr><td><a href="/ui/runs/') == len(api)  # the table beside the picture, linked
         # the band: a value is inside the band drawn at its place iff it was not suspect
         a, b = _fit(pts)
         bands = re.findall(r'<path class="band" d="([^"]+)"', fig)

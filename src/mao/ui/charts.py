@@ -66,6 +66,8 @@ class Chart:
     points: list[Point] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)
     rows: list[list[str]] = field(default_factory=list)
+    row_links: list[str] = field(default_factory=list)
+    """Per row, the page of the run it shows (its "Run" cell links there)."""
     width: float = WIDTH
     height: float = HEIGHT
     left: float = LEFT
@@ -285,6 +287,7 @@ def metric_chart(
             )
         )
         chart.rows.append([f"#{v['run_id']}", str(where), num(numbers[i]), "suspect" if flagged else ""])
+        chart.row_links.append(f"/ui/runs/{v['run_id']}")
     chart.series.append(Series(metric, "s0", path_through(line)))
     first = values[0].get("slot") or values[0].get("recorded_at")
     last = values[-1].get("slot") or values[-1].get("recorded_at")
@@ -384,4 +387,5 @@ def durations_chart(ident: str, title: str, items: Sequence[Timed], what: str) -
             chart.rows.append(
                 [name, f"#{item.run_id}", time_label(item.at, 0), duration_label(round(item.seconds, 1)), item.status]
             )
+            chart.row_links.append(f"/ui/runs/{item.run_id}")
     return chart
