@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mao.errors import AlreadyExists, Conflict, MAOError, NotFound, RegistryUnavailable
-from mao.models import DatasetIn, ToolIn
+from mao.models import VOTE_DEADLINE, DatasetIn, ToolIn
 from mao.registry.base import Registry
 from mao.registry.keys import DATASETS, PIPELINES, TOOLS, dataset_lock
 from mao.validation import check_local_remote, check_name
@@ -254,5 +254,5 @@ def _uses(step: Any, kind: str, name: str) -> bool:
 def dataset_defaults(value: dict[str, Any]) -> dict[str, Any]:
     """Datasets registered before policies existed agree by merging."""
     value.setdefault("policy", "merge")
-    value.setdefault("vote_deadline", 600)
+    value.setdefault("vote_deadline", VOTE_DEADLINE)
     return value

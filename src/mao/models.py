@@ -159,6 +159,10 @@ class ToolIn(Strict):
         return value
 
 
+VOTE_DEADLINE = 600
+"""Seconds after a slot opens by which it is tallied, when the dataset does not say (``vote_deadline``)."""
+
+
 class DatasetBody(Strict):
     """A dataset's registry value. ``policy`` decides how ground-truth is written: ``merge``
     (every node change merged in) or ``vote`` (per slot, the change a strict majority agrees
@@ -174,7 +178,7 @@ class DatasetBody(Strict):
     ]
     nodes: list[Annotated[str, Field(max_length=160)]] = Field(default_factory=list, max_length=MAX_NODES)
     policy: Literal["merge", "vote"] = "merge"
-    vote_deadline: int = Field(default=600, ge=1, le=30 * 24 * 3600)
+    vote_deadline: int = Field(default=VOTE_DEADLINE, ge=1, le=30 * 24 * 3600)
     record_schema: dict[str, Any] | None = Field(
         default=None,
         description="a JSON Schema (at most 16 KiB) that records written through the gateway must match",
@@ -458,8 +462,12 @@ class PipelineIn(Strict):
         }
 
 
-class RunRequest(Strict):
+# ``POST /pipeline/run``: run a pipeline now, or schedule it (a run as the store records it
+# is mao.store.records.RunRequest). No docstring: it would become the schema's description.
+class PipelineRunBody(Strict):
+    __qualname__ = "RunRequest"  # its schema's name in the OpenAPI document, as clients know it
     model_config = ConfigDict(
+        title="RunRequest",
         json_schema_extra={
             "allOf": [
                 {  # mode goes with cron
@@ -478,7 +486,7 @@ class RunRequest(Strict):
                     ]
                 },
             ]
-        }
+        },
     )
 
     name: Name

@@ -89,8 +89,10 @@ def parse_status(value: str) -> RunStatus:
 
 class FederationState(StrEnum):
     """Where a step's federation part (merge into ground-truth, ballot) stands when the
-    registry was unavailable after its push: waiting, done, or given up."""
+    registry was unavailable after its push: waiting, done, given up, or a merge that
+    conflicted (the node branch stays pushed)."""
 
     PENDING = "pending"
     DONE = "done"
     FAILED = "failed"
+    CONFLICT = "conflict"

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel
 
 from mao.models import SLOT_PATTERN, Slot
-from mao.status import FederationState
+from mao.status import FederationState, RunStatus
 from mao.validation import NAME_MAX_LENGTH, NAME_RE
 
 
@@ -132,10 +132,22 @@ class ToolDoc(Open):
 class DatasetDoc(Open):
     master: str | None = None
     nodes: list[str] | None = None
+    policy: str | None = Field(default=None, description="merge or vote: how ground-truth is agreed")
+    vote_deadline: int | None = Field(default=None, description="seconds after a slot opens by which it is tallied")
+    record_schema: dict[str, Any] | None = Field(default=None, description="what gateway records must match")
+    records_path: str | None = Field(default=None, description="where gateway records are appended")
 
 
-class NamedDatasetDoc(DatasetDoc):
+class NamedDatasetDoc(Open):
+    """A registered dataset, with its name."""
+
+    master: str | None = None
+    nodes: list[str] | None = None
     name: str
+    policy: str | None = Field(default=None, description="merge or vote: how ground-truth is agreed")
+    vote_deadline: int | None = Field(default=None, description="seconds after a slot opens by which it is tallied")
+    record_schema: dict[str, Any] | None = Field(default=None, description="what gateway records must match")
+    records_path: str | None = Field(default=None, description="where gateway records are appended")
 
 
 class StepDoc(Open):
@@ -236,7 +248,8 @@ class RunStarted(Open):
     scheduled: bool
     job: JobOut | None = None
     run_id: int | None = None
-    status: str | None = None
+    status: RunStatus | None = None
+    slot: str | None = Field(default=None, description="the run's slot (a cron fire time), or null for an ad-hoc run")
 
 
 class VariableSet(BaseModel):
@@ -248,13 +261,22 @@ class VariableSet(BaseModel):
 # ------------------------------------------------------------------ runs
 
 
+class StepDetails(Open):
+    """What a step learned on its way besides its columns (a ballot, conflicting files, the
+    federation part the registry's absence deferred)."""
+
+    federation: FederationState | None = Field(
+        default=None, description="where the merge or ballot deferred while the registry was away stands"
+    )
+
+
 class StepRunOut(Open):
     name: str
     position: int
     tool: str
     image: str | None = None
     image_digest: str | None = None
-    status: str
+    status: RunStatus
     exit_code: int | None = None
     input_dataset: str | None = None
     input_commit: str | None = None
@@ -264,7 +286,7 @@ class StepRunOut(Open):
     merge_commit: str | None = None
     pushed: bool | None = None
     error: str | None = None
-    details: dict[str, Any] = Field(default_factory=dict)
+    details: StepDetails = Field(default_factory=StepDetails)
     suspect: bool = Field(default=False, description="a control metric broke its rule; the run still succeeds")
     suspect_detail: str | None = Field(default=None, description="which metric, its value and the rule")
     started_at: str | None = None
@@ -275,7 +297,7 @@ class StepRunOut(Open):
 class RunOut(Open):
     id: int
     pipeline: str
-    status: str
+    status: RunStatus
     trigger: str
     error: str | None = None
     created_at: str | None = None
@@ -283,6 +305,7 @@ class RunOut(Open):
     finished_at: str | None = None
     duration: float | None = Field(default=None, description="seconds")
     steps: list[StepRunOut]
+    slot: str | None = Field(default=None, description="the cron fire time the run is for, or null for an ad-hoc run")
 
 
 class RunList(BaseModel):
@@ -298,7 +321,7 @@ class LogLineOut(Open):
 
 class LogsOut(BaseModel):
     run_id: int
-    status: str
+    status: RunStatus
     lines: list[LogLineOut]
     earlier: bool = Field(
         default=False, description="the run has lines before the first one here: read them with before=its id"
@@ -386,6 +409,11 @@ class SlotVotes(Open):
     dissenters: list[str] = Field(default_factory=list)
     candidates: list[Any] = Field(default_factory=list)
     resolved_by: str | None = None
+    for_: list[str] = Field(default_factory=list, alias="for", description="the electors of the winning output")
+    missing: list[str] = Field(default_factory=list, description="electors that cast no ballot (yet)")
+    deadline: int | float | None = Field(
+        default=None, description="when the slot is tallied at the latest (Unix time; 0 when rebuilt from git)"
+    )
 
 
 class VotesOut(Open):

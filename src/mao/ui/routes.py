@@ -29,7 +29,7 @@ from mao.api.routes import jobs as job_routes
 from mao.api.routes import pipelines as pipeline_routes
 from mao.errors import InvalidInput, MAOError, NotFound, RateLimited
 from mao.instance import Instance
-from mao.models import RunRequest
+from mao.models import PipelineRunBody
 from mao.pipelines import describe
 from mao.status import RunStatus, parse_status
 from mao.tokens import API_TOKEN_FILE
@@ -333,7 +333,7 @@ def _card(request: Request, name: str, message: str | None = None, status_code: 
 @pages.post("/pipelines/{name}/run")
 def run_now(request: Request, name: str) -> Response:
     check_same_origin(request)
-    started = pipeline_routes.run(RunRequest(name=name), _instance(request))
+    started = pipeline_routes.run(PipelineRunBody(name=name), _instance(request))
     return RedirectResponse(f"/ui/runs/{started['run_id']}", status_code=303)
 
 
@@ -347,7 +347,7 @@ async def schedule(request: Request, name: str) -> Response:
     try:
         if not cron:
             raise InvalidInput("give a cron schedule, e.g. '0 * * * *' (hourly)")
-        body = RunRequest.model_validate({"name": name, "cron": cron, "mode": mode})
+        body = PipelineRunBody.model_validate({"name": name, "cron": cron, "mode": mode})
         job = pipeline_routes.run(body, _instance(request))["job"]
     except NotFound:
         raise

@@ -50,6 +50,8 @@ class CoverageOut(Open):
     slots: list[SlotRow]
     counts: dict[str, int]
     source: str = Field(description="index (etcd) or git+index (rebuilt from the git remotes)")
+    schedules: list[ScheduleOut] = Field(default_factory=list, description="the schedules the grid is drawn from")
+    restored: int = Field(default=0, description="cells a rebuild put back into the index")
 
 
 @router.get("/schedules", response_model=ScheduleList, responses=responses(400, 503))

@@ -22,7 +22,7 @@ from mao.api.schemas import (
     responses,
 )
 from mao.errors import InvalidInput
-from mao.models import ENV_NAME_RE, MAX_ENV_VALUE, Name, PipelineIn, RunRequest, check_cron_shape
+from mao.models import ENV_NAME_RE, MAX_ENV_VALUE, Name, PipelineIn, PipelineRunBody, check_cron_shape
 from mao.pipelines import check_variables_set, describe, init_pipeline, remove_pipeline
 from mao.store.metrics import MetricStore
 from mao.validation import check_name
@@ -75,7 +75,7 @@ def delete_pipeline(name: PathName, instance: InstanceDep, unregister: bool = Fa
 
 
 @router.post("/pipeline/run", response_model=RunStarted, responses=responses(400, 404, 409, 413, 503))
-def run(request: RunRequest, instance: InstanceDep) -> Any:
+def run(request: PipelineRunBody, instance: InstanceDep) -> Any:
     """Run now (for ``slot``, a cron fire time, if given), or with ``cron`` schedule it
     (an empty or never-firing cron is a 400). A pipeline whose private variables are not all
     set here is a 400 naming them, run or schedule. With ``wait``, answer once the run has ended."""
