@@ -229,7 +229,7 @@ class EtcdRegistry(Registry):
 
     def get(self, key: str) -> dict[str, Any] | None:
         if self.cache is not None:
-            value = self.cache.get(key)
+            value: dict[str, Any] | None = self.cache.get(key)
             if value is not MISS:
                 return value
         return self.get_latest(key)
@@ -289,12 +289,14 @@ class EtcdRegistry(Registry):
         return Lease(str(lease.id), ttl)
 
     def refresh(self, lease: Lease) -> bool:
-        return self._call(lambda c: EtcdLease(int(lease.id), client=c).refresh()) > 0
+        ttl: int = self._call(lambda c: EtcdLease(int(lease.id), client=c).refresh())
+        return ttl > 0
 
     def revoke(self, lease: Lease) -> None:
         def _revoke(client: Etcd3Client) -> dict[str, Any]:
             try:
-                return client.post(client.get_url("/kv/lease/revoke"), json={"ID": int(lease.id)})
+                reply: dict[str, Any] = client.post(client.get_url("/kv/lease/revoke"), json={"ID": int(lease.id)})
+                return reply
             except etcd_exc.Etcd3Exception as exc:
                 if "lease not found" not in str(exc.detail_text or ""):
                     raise  # an expired lease is already revoked: only other errors count

@@ -14,11 +14,13 @@ import builtins
 import json
 import logging
 import uuid
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, Result, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from mao.errors import MAOError, RegistryUnavailable, StoreError
 from mao.loop import LoopService
@@ -44,20 +46,20 @@ class LocalRegistry(Registry):
         self._checker: _GenerationCheck | None = None
         self._generation: str | None = None
 
-    def _session(self):
+    def _session(self) -> AbstractContextManager[Session]:
         url = self.store.engine.url.render_as_string(hide_password=True)
         return self.store.session(error=RegistryUnavailable, where=f"the local registry (store {url})")
 
     @staticmethod
-    def _live():
+    def _live() -> ColumnElement[bool]:
         return or_(RegistryEntry.expires_at.is_(None), RegistryEntry.expires_at > utcnow())
 
-    def _purge(self, s) -> None:
+    def _purge(self, s: Session) -> None:
         s.execute(delete(RegistryEntry).where(RegistryEntry.expires_at <= utcnow()))
 
     def get(self, key: str) -> dict[str, Any] | None:
         if self.cache is not None:
-            value = self.cache.get(key)
+            value: dict[str, Any] | None = self.cache.get(key)
             if value is not MISS:
                 return value
         return self.get_latest(key)
@@ -67,7 +69,7 @@ class LocalRegistry(Registry):
             row = s.scalar(select(RegistryEntry).where(RegistryEntry.key == key, self._live()))
             return decode(row.value) if row else None
 
-    def _expiry(self, s, lease: Lease | None):
+    def _expiry(self, s: Session, lease: Lease | None) -> datetime | None:
         if lease is None:
             return None
         row = s.scalar(select(RegistryEntry).where(RegistryEntry.key == _LEASES + lease.id, self._live()))
@@ -82,7 +84,7 @@ class LocalRegistry(Registry):
             if row is None:
                 s.add(RegistryEntry(key=key, value=json.dumps(value), expires_at=expires, owner=lease and lease.id))
             else:
-                row.value, row.expires_at, row.owner = json.dumps(value), expires, lease and lease.id
+                row.value, row.expires_at, row.owner = json.dumps(value), expires, None if lease is None else lease.id
             self._touch(s, [key])
         self._written([key])
 
@@ -102,7 +104,7 @@ class LocalRegistry(Registry):
 
     def delete(self, key: str) -> bool:
         with self._session() as s:
-            deleted = s.execute(delete(RegistryEntry).where(RegistryEntry.key == key, self._live())).rowcount > 0
+            deleted = _rowcount(s.execute(delete(RegistryEntry).where(RegistryEntry.key == key, self._live()))) > 0
             if deleted:
                 self._touch(s, [key])
         if deleted:
@@ -136,11 +138,13 @@ class LocalRegistry(Registry):
     def refresh(self, lease: Lease) -> bool:
         with self._session() as s:
             until = utcnow() + timedelta(seconds=lease.ttl)
-            alive = s.execute(
-                update(RegistryEntry)
-                .where(RegistryEntry.key == _LEASES + lease.id, self._live())
-                .values(expires_at=until)
-            ).rowcount
+            alive = _rowcount(
+                s.execute(
+                    update(RegistryEntry)
+                    .where(RegistryEntry.key == _LEASES + lease.id, self._live())
+                    .values(expires_at=until)
+                )
+            )
             if alive:
                 s.execute(update(RegistryEntry).where(RegistryEntry.owner == lease.id).values(expires_at=until))
             return bool(alive)
@@ -165,13 +169,13 @@ class LocalRegistry(Registry):
 
     # the read cache --------------------------------------------------------------------
 
-    def _touch(self, s, keys: builtins.list[str]) -> None:
+    def _touch(self, s: Session, keys: builtins.list[str]) -> None:
         """In a write's transaction: a new generation if a catalog key is among ``keys``
         (whether or not this process keeps a cache: others may)."""
         if not any(k.startswith(CACHED_PREFIXES) for k in keys):
             return
         token = uuid.uuid4().hex
-        if s.execute(update(RegistryEntry).where(RegistryEntry.key == GENERATION).values(value=token)).rowcount:
+        if _rowcount(s.execute(update(RegistryEntry).where(RegistryEntry.key == GENERATION).values(value=token))):
             return
         try:
             with s.begin_nested():
@@ -228,6 +232,11 @@ class LocalRegistry(Registry):
         if self._checker is not None:
             self._checker.stop()
             self._checker = None
+
+
+def _rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched (``Session.execute`` is typed as a plain Result)."""
+    return cast("CursorResult[Any]", result).rowcount
 
 
 def _aware(moment: datetime) -> datetime:
