@@ -361,7 +361,7 @@ class _Dumper(yaml.SafeDumper):
 
 
 def dump_yaml(data: dict[str, Any], header: str = "") -> str:
-    body = yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    body: str = yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
     return header + body
 
 

@@ -44,7 +44,8 @@ def load_state(path: Path) -> dict[str, Any]:
         raise InvalidInput(f"cannot read the saved installation {path}: {exc}") from exc
     if not isinstance(data, dict) or data.get("version") != STATE_VERSION or not isinstance(data.get("answers"), dict):
         raise InvalidInput(f"{path} is not a saved installation of this version: start again without --resume")
-    return data["answers"]
+    answers: dict[str, Any] = data["answers"]
+    return answers
 
 
 def clear_state(path: Path) -> None:
