@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -125,7 +126,7 @@ _WRITE_REFUSALS = {
 """What every POST, PUT, PATCH and DELETE may answer (mao.web.crosssite), added to the document."""
 
 
-def _openapi(app: FastAPI) -> dict:
+def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document without its 422 answers (validation errors are 400s here, declared per
     route), with the refusals of writes from other sites on every write."""
     if app.openapi_schema is None:

@@ -16,11 +16,13 @@ from mao.web.auth import given_token
 
 
 async def get_instance(request: Request) -> Instance:
-    return request.app.state.instance
+    instance: Instance = request.app.state.instance
+    return instance
 
 
 async def get_reads(request: Request) -> RegistryReads:
-    return request.app.state.reads
+    reads: RegistryReads = request.app.state.reads
+    return reads
 
 
 _operator_token = token_checker(

@@ -6,8 +6,8 @@ from typing import Any
 
 from mao.api.deps import InstanceDep
 from mao.api.schemas import PathName, Resolved, Router, SlotQuery, VotesOut, responses
-from mao.models import Name, Slot, Strict
-from mao.validation import check_name
+from mao.models import Slot, Strict
+from mao.validation import Name, check_name
 
 router = Router(prefix="/datasets", tags=["datasets"])
 

@@ -24,8 +24,8 @@ from mao.api.schemas import (
 )
 from mao.gateway.records import MAX_RECORD_BYTES
 from mao.gateway.tokens import DEFAULT_RATE
-from mao.models import Name, Strict
-from mao.validation import check_name
+from mao.models import Strict
+from mao.validation import Name, check_name
 from mao.web.auth import given_token
 
 tokens_router = Router(prefix="/gateway/tokens", tags=["gateway"])

@@ -9,9 +9,10 @@ from starlette.concurrency import run_in_threadpool
 
 from mao.api.deps import InstanceDep
 from mao.api.schemas import DeadLetterList, NotificationTestOut, Router, responses
-from mao.models import Name, Strict
+from mao.models import Strict
 from mao.notifications.deadletters import DeadLetters
 from mao.notifications.dispatcher import send_test
+from mao.validation import Name
 
 router = Router(prefix="/notifications", tags=["notifications"])
 

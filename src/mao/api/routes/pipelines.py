@@ -22,10 +22,10 @@ from mao.api.schemas import (
     responses,
 )
 from mao.errors import InvalidInput
-from mao.models import ENV_NAME_RE, MAX_ENV_VALUE, Name, PipelineIn, PipelineRunBody, check_cron_shape
+from mao.models import ENV_NAME_RE, MAX_ENV_VALUE, PipelineIn, PipelineRunBody, check_cron_shape
 from mao.pipelines import check_variables_set, describe, init_pipeline, remove_pipeline
 from mao.store.metrics import MetricStore
-from mao.validation import check_name
+from mao.validation import Name, check_name
 
 router = Router(tags=["pipelines"])
 

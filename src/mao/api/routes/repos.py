@@ -9,7 +9,8 @@ from pydantic import ConfigDict, Field
 from mao.api.deps import InstanceDep
 from mao.api.schemas import BareRepoOut, Router, responses
 from mao.errors import AlreadyExists
-from mao.models import DatasetBody, DatasetIn, Name, Strict
+from mao.models import DatasetBody, DatasetIn, Strict
+from mao.validation import Name
 
 router = Router(tags=["datasets"])
 

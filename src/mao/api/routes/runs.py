@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Path, Query
@@ -28,12 +29,12 @@ RECHECK = 1.0
 """While waiting, the store is read again this often, whatever the events say."""
 
 
-def _iso(value) -> str | None:
+def _iso(value: datetime | None) -> str | None:
     value = as_utc(value)
     return value.isoformat() if value else None
 
 
-def _duration(start, end) -> float | None:
+def _duration(start: datetime | None, end: datetime | None) -> float | None:
     start, end = as_utc(start), as_utc(end)
     return round((end - start).total_seconds(), 3) if start and end else None
 
