@@ -96,7 +96,8 @@ class Sessions:
 
 
 def sessions_of(request: Request) -> Sessions:
-    return request.app.state.ui_sessions
+    sessions: Sessions = request.app.state.ui_sessions
+    return sessions
 
 
 def expected_token(request: Request) -> str | None:

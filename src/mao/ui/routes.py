@@ -141,7 +141,8 @@ def install_ui(app: FastAPI) -> None:
 
 
 def _instance(request: Request) -> Instance:
-    return request.app.state.instance
+    instance: Instance = request.app.state.instance
+    return instance
 
 
 def _page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:

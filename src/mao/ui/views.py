@@ -139,7 +139,7 @@ def metric_charts(instance: Instance, pipeline: dict[str, Any], runs: list[dict[
     grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for value in values:
         grouped.setdefault((value["step"], value["metric"]), []).append(value)
-    statuses = {run["id"]: run["status"] for run in runs}
+    statuses: dict[int, str] = {run["id"]: run["status"] for run in runs}
 
     def counted(run_id: int) -> bool:
         return statuses.get(run_id, RunStatus.SUCCEEDED) == RunStatus.SUCCEEDED
