@@ -100,7 +100,8 @@ class Catalog:
     def _pending_notes(self) -> list[str]:
         if not hasattr(self._notes, "items"):
             self._notes.items = []
-        return self._notes.items
+        items: list[str] = self._notes.items
+        return items
 
     def take_notes(self) -> list[str]:
         """What this thread's reads took from the last-known definitions since the last call."""

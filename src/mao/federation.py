@@ -14,6 +14,7 @@ from mao.registry.keys import INSTANCES, instance_key
 
 if TYPE_CHECKING:
     from mao.instance import Instance
+    from mao.registry.etcd import EtcdRegistry
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def live_instances(instance: Instance) -> list[dict[str, Any]]:
 # operator tools: etcd membership ---------------------------------------------------
 
 
-def _etcd(instance: Instance):
+def _etcd(instance: Instance) -> EtcdRegistry:
     from mao.errors import Conflict
     from mao.observability import unwrap
     from mao.registry.etcd import EtcdRegistry

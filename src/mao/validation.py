@@ -108,7 +108,8 @@ def _git_url(value: str) -> str:
 def _name_wrap(value: object, handler: ValidatorFunctionWrapHandler) -> str:
     """Check the constraints the schema shows, but answer with check_name's message."""
     try:
-        return handler(value)
+        name: str = handler(value)
+        return name
     except ValidationError:
         if isinstance(value, str):
             _name(value)
