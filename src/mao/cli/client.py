@@ -13,7 +13,7 @@ from mao.errors import InvalidInput, MAOError
 class APIError(MAOError):
     """The API answered with an error, or could not be reached."""
 
-    def __init__(self, message: str, status_code: int = 0, body: dict | None = None) -> None:
+    def __init__(self, message: str, status_code: int = 0, body: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.body = body or {}
@@ -111,4 +111,5 @@ class Client:
 
 def pipeline_list(body: Any) -> list[dict[str, Any]]:
     """``GET /pipeline``'s pipelines: a JSON list, or ``{"pipelines": [...]}`` from an older orchestrator."""
-    return body["pipelines"] if isinstance(body, dict) else body
+    pipelines: list[dict[str, Any]] = body["pipelines"] if isinstance(body, dict) else body
+    return pipelines

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -34,7 +34,7 @@ def status(ctx: typer.Context, json: JsonOpt = False) -> None:
         _members_table(data["members"])
 
 
-def _members_table(members: list[dict]) -> None:
+def _members_table(members: list[dict[str, Any]]) -> None:
     output.table(
         "etcd members",
         ["id", "status", "name", "peer URLs", "client URLs"],
@@ -178,7 +178,7 @@ def backfill(
     """Run, on this instance, each slot nobody delivered (oldest first), one after the other."""
     st = state(ctx, json)
     gaps = st.client.get("/federation/coverage", params=_window(pipeline, since, until))["gaps"]
-    done: list[dict] = []
+    done: list[dict[str, Any]] = []
     if dry_run or not gaps:
         if st.json:
             output.print_json({"pipeline": pipeline, "gaps": gaps, "runs": done, "dry_run": dry_run})
@@ -200,9 +200,9 @@ def backfill(
         raise typer.Exit(1)
 
 
-def _wait_run(st: State, run_id: int, poll: float = 0.5) -> dict:
+def _wait_run(st: State, run_id: int, poll: float = 0.5) -> dict[str, Any]:
     while True:
-        run = st.client.get(f"/runs/{run_id}")
+        run: dict[str, Any] = st.client.get(f"/runs/{run_id}")
         if not RunStatus(run["status"]).active:
             return run
         time.sleep(poll)

@@ -111,7 +111,8 @@ class Session:
         typer.echo(f"Warning: {message}", err=True)
 
     def ask(self, text: str, **kwargs: Any) -> str:
-        return typer.prompt(text, err=self.json, **kwargs)
+        answer: str = typer.prompt(text, err=self.json, **kwargs)
+        return answer
 
     def confirm(self, text: str, default: bool = True) -> bool:
         return typer.confirm(text, default=default, err=self.json)

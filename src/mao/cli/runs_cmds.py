@@ -70,7 +70,7 @@ def follow_run(st: State, run_id: int, poll: float = 0.5) -> dict[str, Any]:
 
     current: str | None = None
     while True:
-        run = st.client.get(f"/runs/{run_id}")
+        run: dict[str, Any] = st.client.get(f"/runs/{run_id}")
         steps = {step["name"] for step in run["steps"]}
         logs = st.client.get(f"/runs/{run_id}/logs", params={"after": after})
         for line in logs["lines"]:
