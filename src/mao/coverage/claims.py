@@ -22,13 +22,13 @@ import logging
 import threading
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mao.agreement.slots import normalize_slot
 from mao.coverage.index import delivered_by, delivered_in_git, record_from_git, record_run, report_gap
 from mao.errors import Conflict, MAOError, RegistryUnavailable
 from mao.loop import LoopService
-from mao.registry.base import KeepAlive
+from mao.registry.base import KeepAlive, Lease
 from mao.registry.keys import claim_key, gap_key
 from mao.status import RunStatus
 
@@ -170,7 +170,7 @@ class SlotClaims:
             log.warning("could not record the gap of slot %s of %s: %s", slot, pipeline, exc.message)
         return "gap"
 
-    def _delivered_in_git(self, pipeline: str, slot: str, lease: Any) -> bool | None:
+    def _delivered_in_git(self, pipeline: str, slot: str, lease: Lease) -> bool | None:
         """Under our claim: whether the git remotes hold the slot's delivery (a claimer that died
         after its push but before its run ended). If so it is recorded, the claim kept for good
         and the lease released: True. False: not delivered, the claim is still ours. None: the
@@ -205,10 +205,10 @@ class SlotClaims:
     def _claim_value(self) -> dict[str, object]:
         return {"instance": self.instance.name, "since": time.time()}
 
-    def _run(self, pipeline: str, slot: str, lease: object) -> RunStatus | None:
+    def _run(self, pipeline: str, slot: str, lease: Lease) -> RunStatus | None:
         """Run the claimed slot under the lease; its end status, or None if it could not start."""
         registry = self.instance.registry
-        keepalive = KeepAlive(registry, lease).start()  # type: ignore[arg-type]
+        keepalive = KeepAlive(registry, lease).start()
         status: RunStatus | None = None
         held = (pipeline, normalize_slot(slot))
         with self._lock:
@@ -234,7 +234,7 @@ class SlotClaims:
                 self._held.discard(held)
             keepalive.stop()
             try:
-                registry.revoke(lease)  # type: ignore[arg-type]
+                registry.revoke(lease)
             except MAOError as exc:
                 log.warning("could not release the claim on %s of %s: %s", slot, pipeline, exc.message)
 
