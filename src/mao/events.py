@@ -38,7 +38,7 @@ import dataclasses
 import itertools
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -64,11 +64,6 @@ class Event:
     at: datetime = field(default_factory=_now, compare=False)
     seq: int = field(default=0, compare=False)
     """Increasing per bus, given when published: lets a listener tell which events it has already seen."""
-
-    @property
-    def data(self) -> dict[str, Any]:
-        """:meth:`payload` (the older form)."""
-        return self.payload()
 
     def payload(self) -> dict[str, Any]:
         """The event's own fields (not ``at`` nor ``seq``), as plain JSON values: what a
@@ -175,10 +170,11 @@ class MetricSuspect(Event):
     run_id: int
     pipeline: str
     step: str
-    metric: str
-    value: float
+    metric: str | None
+    """None when the step's metrics file itself could not be read (rule ``invalid``)."""
+    value: float | None
     rule: str
-    """The kind of check broken: ``range`` or ``change``."""
+    """The kind of check broken: ``range``, ``change``, or ``invalid`` (the metrics file)."""
     detail: str
     slot: str | None
 
@@ -252,12 +248,9 @@ class EventBus:
     @overload
     def subscribe(self, callback: Callable[[Any], object], /, *types: type[Event]) -> Callable[[], None]: ...
 
-    def subscribe(
-        self, callback: Callable[[Any], object], /, *types: type[Event], kinds: Iterable[str] = ()
-    ) -> Callable[[], None]:
+    def subscribe(self, callback: Callable[[Any], object], /, *types: type[Event]) -> Callable[[], None]:
         """Call ``callback`` for every event of ``types`` (of any type when none is named);
-        returns the unsubscribe function. ``kinds`` names types by kind (the older form)."""
-        types = (*types, *(BY_KIND[kind] for kind in kinds))
+        returns the unsubscribe function."""
         with self._lock:
             key = next(self._ids)
             self._subscribers[key] = (callback, types)
@@ -268,18 +261,9 @@ class EventBus:
 
         return unsubscribe
 
-    @overload
-    def publish(self, event: E, /) -> E: ...
-
-    @overload
-    def publish(self, event: str, /, **fields: Any) -> Event: ...
-
-    def publish(self, event: Event | str, /, **fields: Any) -> Event:
+    def publish(self, event: E, /) -> E:
         """Hand ``event`` to its subscribers, in the order they subscribed; returns it as
-        published (with its ``seq``). ``publish("run.finished", run_id=..., ...)`` builds the
-        event of that kind from the fields."""
-        if isinstance(event, str):
-            event = BY_KIND[event](**fields)
+        published (with its ``seq``)."""
         with self._lock:
             event = dataclasses.replace(event, seq=next(self._seq))
             targets = [cb for cb, types in self._subscribers.values() if not types or isinstance(event, types)]

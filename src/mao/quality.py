@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mao import insights
+from mao.events import MetricSuspect
 from mao.models import ChangeRule, MetricRule, RangeRule, StepIn
 from mao.store.metrics import MetricStore
 from mao.store.models import utcnow
@@ -236,15 +237,16 @@ def check_output(
         note(f"step {step.name} is suspect: {report.detail}")
         for metric, bad, kind, why in problems:
             instance.events.publish(
-                "metric.suspect",
-                run_id=run_id,
-                pipeline=pipeline,
-                step=step.name,
-                metric=metric,
-                value=bad,
-                rule=kind,
-                detail=why,
-                slot=slot,
+                MetricSuspect(
+                    run_id=run_id,
+                    pipeline=pipeline,
+                    step=step.name,
+                    metric=metric,
+                    value=bad,
+                    rule=kind,
+                    detail=why,
+                    slot=slot,
+                )
             )
     return report
 

@@ -9,6 +9,7 @@ from agreement_kit import git, trailers, write_snapshot
 
 from mao.agreement.ballots import BallotBox, SlotRef
 from mao.errors import Conflict, InvalidInput
+from mao.events import VoteDisputed
 
 SLOT = "2026-11-28T12:00:00Z"
 NAMES = ("alpha", "beta", "gamma")
@@ -98,7 +99,7 @@ def test_three_different_is_disputed_then_resolved(federation, register, remote)
     instances = voting(federation, register, tool=differs_for(*NAMES))
     disputes: list[dict] = []
     for inst in instances:
-        inst.events.subscribe(lambda event: disputes.append(dict(event.data)), kinds=["vote.disputed"])
+        inst.events.subscribe(lambda event: disputes.append(event.payload()), VoteDisputed)
     for inst in instances:
         run_slot(inst)
     assert tally_commits(remote) == []  # ground-truth unchanged

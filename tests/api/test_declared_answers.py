@@ -7,6 +7,10 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from mao.agreement.tally import vote_deadline
+from mao.models import DatasetBody
+from mao.registry.keys import dataset_key
+
 SLOT = "2026-11-28T12:00:00Z"
 OPEN_BY_DESIGN = {"ToolDoc", "StepDoc", "PipelineDoc"}
 """Registry documents another version may have written: their unknown keys pass through."""
@@ -106,3 +110,13 @@ def test_a_step_whose_deferred_merge_conflicted_is_answered(fake_client: TestCli
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
     assert "conflict" in schemas["FederationState"]["enum"]
     assert set(schemas["RunStatus"]["enum"]) >= {"pending", "running", "succeeded", "interrupted"}
+
+
+def test_one_vote_deadline_default_from_the_dataset_model(fake_client: TestClient) -> None:
+    """A dataset stored without ``vote_deadline`` (by an older version) is answered, and its
+    slots tallied, with the default the dataset model declares."""
+    instance = fake_client.app.state.instance
+    instance.registry.put(dataset_key("old"), {"master": "https://example.org/old.git", "nodes": [], "policy": "vote"})
+    default = DatasetBody(master="https://example.org/x.git").vote_deadline
+    assert fake_client.get("/registry/datasets/old").json()["vote_deadline"] == default
+    assert vote_deadline(instance.catalog.get_dataset("old")) == default

@@ -3,6 +3,9 @@ instances of different versions read from each other, so the layout is locked he
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 from mao.registry import keys
 
 SLOT = "2026-11-28T13:00:00+01:00"
@@ -40,3 +43,28 @@ def test_a_merge_lock_names_its_dataset() -> None:
     assert keys.merged_dataset(keys.merge_lock("obs-1")) == "obs-1"
     assert keys.merged_dataset(keys.dataset_lock("obs-1")) is None
     assert keys.merged_dataset("other") is None
+
+
+FAMILIES = tuple(
+    value for name, value in vars(keys).items() if name.isupper() and isinstance(value, str) and value.endswith("/")
+)
+LOCK_NAMES = (keys.MERGE_LOCK, keys.DATASET_LOCK)
+
+
+def test_no_module_but_the_layout_spells_a_key() -> None:
+    """A key written by hand elsewhere would drift from the layout the other instances read."""
+    src = Path(__file__).resolve().parents[2] / "src" / "mao"
+    found = []
+    for path in sorted(src.rglob("*.py")):
+        if path == src / "registry" / "keys.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                text = node.value
+                if text.startswith(FAMILIES) or text in LOCK_NAMES:
+                    found.append(f"{path.relative_to(src)}:{node.lineno}: {text[:40]!r}")
+            elif isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
+                head = str(node.values[0].value)
+                if head.startswith(FAMILIES) or (head in LOCK_NAMES and len(node.values) > 1):
+                    found.append(f"{path.relative_to(src)}:{node.lineno}: f{head!r}")
+    assert found == []

@@ -12,6 +12,7 @@ from served_kit import Served
 
 from mao.api.app import create_app
 from mao.errors import NotFound, RegistryUnavailable
+from mao.events import MetricSuspect
 from mao.insights import get_insight, list_insights
 from mao.models import ToolIn
 from mao.offline import FederationQueue, FederationReplayer
@@ -56,7 +57,7 @@ def run(instance, slot=None):
 
 def test_a_metric_jumping_50_percent_in_the_third_run_marks_the_step_suspect(instance, quality, remotes):
     events = []
-    instance.events.subscribe(events.append, kinds=["metric.suspect"])
+    instance.events.subscribe(events.append, MetricSuspect)
     quality([{"rows": 100, "temperature": 20}, {"rows": 102, "temperature": 21}, {"rows": 152, "temperature": 22}])
     first, second, third = run(instance), run(instance), run(instance)
 
@@ -75,7 +76,7 @@ def test_a_metric_jumping_50_percent_in_the_third_run_marks_the_step_suspect(ins
     assert "metrics: rows=152, temperature=22" in lines
     assert f"step collect is suspect: {step.suspect_detail}" in lines
     [event] = events
-    assert event.data == {
+    assert event.payload() == {
         "run_id": third.id,
         "pipeline": "q",
         "step": "collect",

@@ -17,9 +17,7 @@ from typing import Any
 
 from mao.agreement.slots import normalize_slot, slot_key
 from mao.registry.base import Registry
-from mao.scheduler.scheduler import SCHEDULES
-
-BALLOTS, ELECTORATES, TALLIES, INSTANCES = "ballots/", "electorates/", "tallies/", "instances/"
+from mao.registry.keys import BALLOTS, ELECTORATES, INSTANCES, SCHEDULES, TALLIES
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, Any
 from mao.agreement.ballots import BallotBox, SlotRef
 from mao.agreement.slots import normalize_slot
 from mao.errors import Conflict, InvalidInput, MAOError, NotFound, RegistryUnavailable
-from mao.registry.keys import merge_lock
+from mao.events import VoteDisputed
+from mao.models import VOTE_DEADLINE
+from mao.registry.keys import electorate_key, merge_lock
 from mao.validation import check_name
 
 if TYPE_CHECKING:
@@ -38,13 +40,11 @@ log = logging.getLogger(__name__)
 
 AGREED, DISPUTED, RESOLVED, OPEN = "agreed", "disputed", "resolved", "open"
 NONE = "none"
-DEFAULT_DEADLINE = 600
-"""Seconds a slot's vote stays open when its dataset sets no ``vote_deadline``."""
 
 
 def vote_deadline(doc: Mapping[str, Any]) -> int:
     """The seconds a slot of the dataset defined by ``doc`` stays open for ballots."""
-    return int(doc.get("vote_deadline") or DEFAULT_DEADLINE)
+    return int(doc.get("vote_deadline") or VOTE_DEADLINE)
 
 
 @dataclass
@@ -196,7 +196,7 @@ class Tallier:
             if decision.outcome == DISPUTED:
                 record = self._record(ref, decision, ballots, commit=None)
                 self.box.record(ref, record)
-                self.events.publish("vote.disputed", dataset=ref.dataset, slot=ref.slot)
+                self.events.publish(VoteDisputed(dataset=ref.dataset, slot=ref.slot))
                 log.warning(
                     "slot %s of %s/%s on dataset %s is disputed: %s",
                     ref.slot,
@@ -387,7 +387,7 @@ class Tallier:
             record = self._index(ref, {"sha": entry["sha"], "trailers": t})
             electors = sorted({*record["for"], *record["dissenters"], *record["missing"]})
             self.box.registry.create(
-                f"electorates/{ref.path}",
+                electorate_key(ref.path),
                 {"slot": ref.slot, "electors": electors, "opened_at": None, "deadline": 0, "opened_by": None},
             )
             added += 1

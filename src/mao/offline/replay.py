@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from mao.errors import MAOError, MergeConflict, RegistryUnavailable
 from mao.offline.models import FederationTask
 from mao.offline.queue import DONE, FAILED, PENDING, FederationQueue, task_note
+from mao.status import FederationState
 
 if TYPE_CHECKING:
     from mao.instance import Instance
@@ -117,7 +118,7 @@ class FederationReplayer:
             return None
         except MergeConflict as exc:
             self.queue.done(task.id, exc.message)
-            self.queue.mark_step(task.step_id, federation="conflict", conflict_files=exc.files)
+            self.queue.mark_step(task.step_id, federation=FederationState.CONFLICT, conflict_files=exc.files)
             note(f"deferred {task.kind} (task {task.id}) conflicts: {exc.message}; the node branch stays pushed")
             return 1
         except Exception as exc:  # noqa: BLE001 - recorded on the task, retried next pass

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from mao.agreement.slots import normalize_slot
 from mao.closer import RunCloser
 from mao.errors import Conflict, MAOError, StoreError
+from mao.events import RunFinished
 from mao.runqueue import RunQueue
 from mao.runs.steps import RunInfo
 from mao.status import RunStatus
@@ -222,11 +223,5 @@ class RunCoordinator:
             if run.started_at is not None and run.finished_at is not None:
                 duration = (run.finished_at - run.started_at).total_seconds()
         self.events.publish(
-            "run.finished",
-            run_id=run_id,
-            pipeline=pipeline,
-            status=str(status),
-            error=error,
-            slot=slot,
-            duration_s=duration,
+            RunFinished(run_id=run_id, pipeline=pipeline, status=status, error=error, slot=slot, duration_s=duration)
         )

@@ -18,6 +18,7 @@ from mao.agreement.ballots import SlotRef
 from mao.agreement.tally import vote_deadline
 from mao.delivery import NodeCommit
 from mao.errors import GitError, MAOError, MergeConflict
+from mao.events import RunStarted, StepFinished, StepStarted
 from mao.executor.base import PullPolicy, StepSpec
 from mao.runs.environment import node_branch, render_env, step_environment
 from mao.runs.steps import SUCCEEDED, RunInfo, StepContext, StepOutcome, StepRecord, StepRows
@@ -93,7 +94,7 @@ class RunLauncher:
         self.store.update_run(run.id, status=RunStatus.RUNNING, started_at=utcnow())
         run.started = time.monotonic()
         self.log.line(run.id, None, f"run {run.id} of pipeline {run.pipeline} started on {self.settings.instance}")
-        self.events.publish("run.started", run_id=run.id, pipeline=run.pipeline, trigger=run.trigger, slot=run.slot)
+        self.events.publish(RunStarted(run_id=run.id, pipeline=run.pipeline, trigger=run.trigger, slot=run.slot))
         variables = self.store.private_variables(run.pipeline)
         for step_id, step in zip(run.step_ids, steps, strict=True):
             if cancel.is_set():
@@ -113,7 +114,7 @@ class RunLauncher:
         record = StepRecord()  # what the step learns on its way, stored with its end
         self.rows.started(step_id)
         self.log.line(run.id, name, f"step {name} started (tool {step.tool})")
-        self.events.publish("step.started", run_id=run.id, pipeline=run.pipeline, step=name)
+        self.events.publish(StepStarted(run_id=run.id, pipeline=run.pipeline, step=name))
         try:
             outcome = self._run_step(run, step_id, step, variables, cancel, record)
         except MergeConflict as exc:
@@ -130,13 +131,14 @@ class RunLauncher:
         self.log.flush()
         self.rows.finished(step_id, outcome, record)
         self.events.publish(
-            "step.finished",
-            run_id=run.id,
-            pipeline=run.pipeline,
-            step=name,
-            status=str(outcome.status),
-            error=outcome.error,
-            duration_s=time.monotonic() - started,
+            StepFinished(
+                run_id=run.id,
+                pipeline=run.pipeline,
+                step=name,
+                status=outcome.status,
+                error=outcome.error,
+                duration_s=time.monotonic() - started,
+            )
         )
         return outcome
 

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
+from mao.events import LogLine
+
 if TYPE_CHECKING:
     from mao.events import EventBus
     from mao.store.logbuffer import LogBuffer
@@ -23,7 +25,7 @@ class RunLog:
 
     def line(self, run_id: int, step: str | None, line: str) -> None:
         self.buffer.add(run_id, step, line)
-        self.events.publish("log", run_id=run_id, step=step, line=line)
+        self.events.publish(LogLine(run_id=run_id, step=step, line=line))
 
     def note(self, run_id: int, step: str | None) -> Note:
         """A writer of the lines of ``step`` (None: the run's own lines)."""

@@ -31,7 +31,6 @@ from sqlalchemy import bindparam
 from mao.agreement.slots import slot_of
 from mao.coverage.grid import MODES
 from mao.errors import InvalidInput, MAOError, NotFound
-from mao.registry.keys import SCHEDULES as SCHEDULES  # still imported from here by agreement.ballots
 from mao.registry.keys import schedule_key
 from mao.scheduler.cron import parse_cron, timezone
 from mao.scheduler.fires import Fire, FireCounts, FireCountStore, FireRecorder, report
