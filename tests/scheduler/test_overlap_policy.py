@@ -252,7 +252,7 @@ def test_the_jobs_listing_and_list_scheduled_show_the_counts(tmp_path, registry,
             monkeypatch.setattr("mao.cli.client.httpx.Client", lambda **kw: client)
             shown = maoctl("tool", "list-scheduled")
         assert shown.code == 0, shown
-        header, row = (line.split() for line in shown.out.splitlines() if line.split()[:1] in (["id"], ["p"]))
+        header, row = (line.split() for line in shown.out.splitlines() if line.split()[:1] in (["pipeline"], ["p"]))
         assert header[-2:] == ["fired", "skipped"] and row[-2:] == ["1", "1"]
         assert f"p: last skipped slot {_slot(SLOTS[1])}: pipeline 'p' already has a run in progress" in shown.out
     finally:
