@@ -17,6 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mao.models import MetricRule
+from mao.status import RunStatus
+
+SUSPECT = "suspect"
+"""The status the dashboard shows for a run or step that succeeded with a broken control-metric rule."""
 
 WIDTH, HEIGHT = 640.0, 220.0
 LEFT, RIGHT, TOP, BOTTOM = 58.0, 14.0, 12.0, 30.0
@@ -372,7 +376,7 @@ def durations_chart(ident: str, title: str, items: Sequence[Timed], what: str) -
             }
             if item.step is not None:
                 data["step"] = item.step
-            bad = item.status not in ("succeeded", "suspect")
+            bad = item.status not in (RunStatus.SUCCEEDED, SUSPECT)
             chart.points.append(
                 Point(
                     x(item.at.timestamp()),

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from mao.coverage.grid import DELIVERED, FAILED, MISSING, NOT_DUE, PENDING
 from mao.ui.charts import parse_time, time_label
 
 WIDTH = 640.0
@@ -14,9 +15,9 @@ ROW = 22.0
 TOP, BOTTOM, RIGHT = 14.0, 30.0, 8.0
 MAX_CELL = 40.0
 LABEL_CHARS = 18
-STATES = ("delivered", "failed", "missing", "pending", "not_due")
-SYMBOLS = {"delivered": "✓", "failed": "✗", "missing": "–", "not_due": "·", "pending": "…"}
-"""The table's marks (the text twin of the colours)."""
+STATES = (DELIVERED, FAILED, MISSING, PENDING, NOT_DUE)
+"""A cell's states, as the coverage grid names them (its marks, ``SYMBOLS``, are the table's:
+the text twin of the colours)."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def heatmap(pipeline: str, grid: dict[str, Any]) -> Heatmap:
     for column, slot in enumerate(slots):
         x = round(left + column * cell_w, 2)
         for row, name in enumerate(instances):
-            state = str(slot.get("cells", {}).get(name, "not_due"))
+            state = str(slot.get("cells", {}).get(name, NOT_DUE))
             counts[state] = counts.get(state, 0) + 1
             cell = Cell(x, TOP + ROW * row + 1, round(max(cell_w - 1, 0.6), 2), ROW - 2, str(slot["slot"]), name, state)
             chart.cells.append(cell)

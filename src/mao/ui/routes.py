@@ -27,6 +27,7 @@ from mao.api.routes import federation as federation_routes
 from mao.api.routes import health as health_routes
 from mao.api.routes import jobs as job_routes
 from mao.api.routes import pipelines as pipeline_routes
+from mao.coverage.grid import SYMBOLS
 from mao.errors import InvalidInput, MAOError, NotFound, RateLimited
 from mao.instance import Instance
 from mao.models import PipelineRunBody
@@ -47,7 +48,7 @@ from mao.ui.auth import (
     safe_next,
 )
 from mao.ui.gitgraph import git_graph, topo_order
-from mao.ui.heatmap import SYMBOLS, heatmap
+from mao.ui.heatmap import heatmap
 from mao.ui.live import PAGE_LINES, RunStream, log_page
 from mao.validation import check_name
 from mao.web.auth import verify_token

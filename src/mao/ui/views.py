@@ -20,12 +20,10 @@ from mao.instance import Instance
 from mao.models import MetricRule
 from mao.status import RunStatus
 from mao.store.metrics import MetricStore
-from mao.ui.charts import Chart, Timed, durations_chart, metric_chart, parse_time
+from mao.ui.charts import SUSPECT, Chart, Timed, durations_chart, metric_chart, parse_time
 
 T = TypeVar("T")
 
-SUSPECT = "suspect"
-"""How a run or step shows that succeeded while a control metric broke its rule."""
 FAILURES = (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CONFLICT, RunStatus.INTERRUPTED)
 CHART_RUNS = 100
 """Runs a durations chart shows at most (the newest)."""
