@@ -449,6 +449,12 @@ def test_health_reports_the_engine(service: ServiceThread) -> None:
     assert body["ok"] is True and body["engine"] == "fake" and body["steps_running"] == 0
 
 
+def test_health_shows_the_engine_only_with_the_token(service: ServiceThread) -> None:
+    assert httpx.get(service.url + "/health").json() == {"ok": True}  # healthchecks: the status only
+    wrong = httpx.get(service.url + "/health", headers={"Authorization": "Bearer not-the-token"})
+    assert_error_shape(wrong, 401)
+
+
 def test_health_when_the_engine_is_down(start_service) -> None:
     service = start_service()
 
@@ -458,7 +464,10 @@ def test_health_when_the_engine_is_down(start_service) -> None:
     service.executor.ping = down  # type: ignore[method-assign]
     error = assert_error_shape(authed.get(service.url + "/health"), 503)
     assert error["code"] == "unavailable" and "unix:///nowhere" in error["message"]
-    remote = RemoteExecutor.from_url(service.url)
+    # without the token: the status, not the reason
+    bare = assert_error_shape(httpx.get(service.url + "/health"), 503)
+    assert "unix:///nowhere" not in bare["message"] and "token" in bare["message"]
+    remote = RemoteExecutor.from_url(service.url, token=TOKEN)
     try:
         with pytest.raises(ExecutorError, match="unhealthy.*unix:///nowhere"):
             remote.ping()

@@ -167,7 +167,8 @@ def _pipeline(inst: Instance, tmp_path: Path, name: str, step: dict) -> Path:
 
 
 def test_health_and_token(service: str) -> None:
-    body = httpx.get(service + "/health").json()
+    assert httpx.get(service + "/health").json() == {"ok": True}  # the engine's details need the token
+    body = httpx.get(service + "/health", headers={"Authorization": f"Bearer {TOKEN}"}).json()
     assert body["ok"] is True and body["engine"] in ("docker", "podman")
     assert httpx.get(service + "/steps").status_code == 401
     remote = RemoteExecutor.from_url(service, token=TOKEN)

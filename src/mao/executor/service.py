@@ -16,7 +16,8 @@ It only mounts dataset directories that resolve (symlinks followed) under its da
 
 Endpoints:
 
-- ``GET /health``: the engine's name and version (503 when it does not answer).
+- ``GET /health``: ``ok`` (503 when the engine does not answer); with the token, the engine's
+  name and version too.
 - ``POST /steps``: start a step (the fields of :class:`~mao.executor.base.StepSpec`)
   in a background thread; answers ``{"id": ...}``.
 - ``GET /steps``: the steps this service knows, running or finished.
@@ -49,9 +50,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, Query
+from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.concurrency import run_in_threadpool
 
 from mao import __version__
 from mao.errors import Conflict, InvalidInput, MAOError, NotFound
@@ -59,6 +61,7 @@ from mao.executor.base import Executor, PullPolicy, StepResult, StepSpec
 from mao.status import RunStatus
 from mao.validation import Name, check_name
 from mao.web import error_body, install_error_handlers, token_checker
+from mao.web.auth import given_token
 from mao.web.hosts import STATE_KEY as HOST_POLICY
 from mao.web.hosts import HostPolicy, TrustedHosts
 from mao.web.throttle import STATE_KEY as THROTTLE
@@ -299,7 +302,8 @@ def create_executor_app(
     hosts: HostPolicy | None = None,
 ) -> FastAPI:
     """The service's app around ``executor`` (which its caller closes): every request but
-    ``/health`` needs ``token`` (wrong ones are throttled per client); steps only mount
+    ``/health`` needs ``token`` (wrong ones are throttled per client; ``/health`` answers
+    ``ok`` to anyone and its details with the token); steps only mount
     directories under ``data_root``; a request for a name not in ``hosts`` (default: loopback
     names only) is a 400 (see :mod:`mao.web.hosts`). On shutdown, running steps are cancelled
     so that their containers are removed."""
@@ -326,15 +330,25 @@ def create_executor_app(
     app.add_middleware(TrustedHosts)
     install_error_handlers(app)
     hint = "the orchestrator reads it from <data_dir>/executor-token, or set the same MAO_EXECUTOR_TOKEN on both"
-    protected = [Depends(token_checker(lambda _request: token, hint))]
+    check_token = token_checker(lambda _request: token, hint)
+    protected = [Depends(check_token)]
 
     @app.get("/health", tags=["health"])
-    def health() -> Any:
+    async def health(request: Request) -> Any:
+        """``ok`` and the status for anyone (healthchecks); the engine's details with the token."""
+        detailed = bool(given_token(request))
+        if detailed:
+            await check_token(request)  # a wrong token is a 401 (and counts as one), not a shorter answer
         try:
-            engine = executor.ping()
+            engine = await run_in_threadpool(executor.ping)
         except MAOError as exc:
+            if not detailed:
+                message = "unhealthy: send the executor token (Authorization: Bearer <token>) for the reason"
+                return JSONResponse(error_body("unavailable", message), status_code=503)
             body = error_body("unavailable", f"unhealthy: {exc.message}", exc.details or None)
             return JSONResponse(body, status_code=503)
+        if not detailed:
+            return {"ok": True}
         running = sum(1 for s in table.all() if s.running)
         return {"ok": True, "executor": executor.name, **engine, "mao_version": __version__, "steps_running": running}
 
