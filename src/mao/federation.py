@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mao.errors import MAOError
@@ -13,7 +14,9 @@ from mao.registry.base import KeepAlive, Lease
 from mao.registry.keys import INSTANCES, instance_key
 
 if TYPE_CHECKING:
+    from mao.events import EventBus
     from mao.instance import Instance
+    from mao.registry import Registry
     from mao.registry.etcd import EtcdRegistry
 
 log = logging.getLogger(__name__)
@@ -24,11 +27,25 @@ class Heartbeat:
     loop). A lease that lapsed (e.g. etcd was unreachable for longer than the TTL) is
     re-granted and the record put again."""
 
-    def __init__(self, instance: Instance) -> None:
-        self.instance = instance
-        self.ttl = instance.settings.instance_ttl
+    name = "heartbeat"
+
+    def __init__(
+        self,
+        registry: Registry,
+        events: EventBus,
+        *,
+        instance_name: str,
+        ttl: int,
+        record: Callable[[], dict[str, Any]],
+    ) -> None:
+        """``record``: what this instance announces (its ``last_seen`` is added at each put)."""
+        self.registry = registry
+        self.events = events
+        self.instance_name = instance_name
+        self.ttl = ttl
+        self._record = record
         self._keepalive = KeepAlive(
-            instance.registry,
+            registry,
             ttl=self.ttl,
             renew=self._put,
             each_round=self._round,
@@ -42,17 +59,10 @@ class Heartbeat:
         return self._keepalive.lease
 
     def record(self) -> dict[str, Any]:
-        s = self.instance.settings
-        return {
-            "name": s.instance_name,
-            "api_url": s.api_url,
-            "version": self.instance.version,
-            "registry": s.registry_backend,
-            "last_seen": time.time(),
-        }
+        return {**self._record(), "last_seen": time.time()}
 
     def _put(self, lease: Lease) -> None:
-        self.instance.registry.put(instance_key(self.instance.name), self.record(), lease)
+        self.registry.put(instance_key(self.instance_name), self.record(), lease)
 
     def _round(self, lease: Lease) -> None:
         self._put(lease)
@@ -62,7 +72,7 @@ class Heartbeat:
         """Compare the live instances with the last listing: each one gone since is published
         as ``instance.lost`` (and returned)."""
         try:
-            live = set(self.instance.registry.list(INSTANCES)) - {self.instance.name}
+            live = set(self.registry.list(INSTANCES)) - {self.instance_name}
         except MAOError as exc:
             log.debug("heartbeat: cannot list the live instances: %s", exc.message)
             return []
@@ -70,7 +80,7 @@ class Heartbeat:
         self._live = live
         for name in lost:
             log.warning("instance %s is no longer live (its registry lease expired or was withdrawn)", name)
-            self.instance.events.publish(InstanceLost(instance=name))
+            self.events.publish(InstanceLost(instance=name))
         return lost
 
     def beat(self) -> None:
@@ -86,21 +96,9 @@ class Heartbeat:
         self._keepalive.stop()
         if self._lease is not None:
             try:
-                self.instance.registry.revoke(self._lease)
+                self.registry.revoke(self._lease)
             except MAOError as exc:
                 log.warning("could not withdraw this instance from the registry: %s", exc.message)
-
-
-def start_heartbeat(instance: Instance) -> None:
-    heartbeat = Heartbeat(instance)
-    instance.heartbeat = heartbeat  # type: ignore[attr-defined]
-    heartbeat.start()
-
-
-def stop_heartbeat(instance: Instance) -> None:
-    heartbeat = getattr(instance, "heartbeat", None)
-    if heartbeat is not None:
-        heartbeat.stop()
 
 
 def live_instances(instance: Instance) -> list[dict[str, Any]]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from functools import cached_property, partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mao import __version__
 from mao.catalog import Catalog
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from mao.delivery import MergeDelivery, VoteDelivery
     from mao.executor.base import Executor
     from mao.gateway.service import Gateway
+    from mao.lifecycle import Background
     from mao.runs.coordinator import RunCoordinator
     from mao.runs.recovery import RunRecovery
     from mao.scheduler.scheduler import Scheduler
@@ -69,12 +71,11 @@ class Instance:
         self._executor = executor
         self._datasets = datasets
         self._lock = threading.Lock()
-        self.tally_loop: Any = None
-        """The serving process's vote-deadline loop (see :mod:`mao.lifecycle`)."""
-        self.replayer: Any = None
-        """The serving process's loop replaying deferred federation work."""
-        self.notifier: Any = None
-        """The serving process's notification dispatcher (see :mod:`mao.notifications`)."""
+        self._built: dict[str, Callable[[], None]] = {}
+        """The components built so far that need a stop, each with its stop (see :meth:`release`)."""
+        self._released: set[str] = set()
+        self.background: Background | None = None
+        """The serving process's background services, in start order (set by :mod:`mao.lifecycle`)."""
 
     @property
     def name(self) -> str:
@@ -183,7 +184,7 @@ class Instance:
         from mao.store.logbuffer import LogBuffer
 
         def slot_delivered(pipeline: str, slot: str, dataset: str, step: str) -> tuple[str, str] | None:
-            if "claims" not in self.__dict__ or not self.claims.holds(pipeline, slot):
+            if "claims" not in self._built or not self.claims.holds(pipeline, slot):
                 return None  # not a claimed one-mode slot's run
             return slot_commits(self, pipeline, slot, [dataset]).get(step)
 
@@ -202,7 +203,7 @@ class Instance:
             settings=LaunchSettings(self.name, self.settings.step_timeout, self.settings.pull_policy),
             slot_delivered=slot_delivered,
         )
-        return RunCoordinator(
+        coordinator = RunCoordinator(
             store=self.store,
             launcher=launcher,
             log=log,
@@ -212,6 +213,8 @@ class Instance:
             max_queued=self.settings.max_queued_runs,
             runs_dir=self.settings.data_dir / "runs",
         )
+        self._built["runner"] = coordinator.shutdown
+        return coordinator
 
     @cached_property
     def recovery(self) -> RunRecovery:
@@ -239,7 +242,9 @@ class Instance:
     def scheduler(self) -> Scheduler:
         from mao.scheduler.scheduler import Scheduler
 
-        return Scheduler(self)
+        scheduler = Scheduler(self)
+        self._built["scheduler"] = scheduler.shutdown
+        return scheduler
 
     @cached_property
     def gateway(self) -> Gateway:
@@ -252,15 +257,23 @@ class Instance:
     def claims(self) -> SlotClaims:
         from mao.coverage.claims import SlotClaims
 
-        return SlotClaims(self)
+        claims = SlotClaims(self)
+        self._built["claims"] = claims.stop
+        return claims
+
+    def release(self, name: str) -> None:
+        """Stop the built component ``name`` (``claims``, ``scheduler``, ``runner``) now; once:
+        nothing when it was never built or was released already."""
+        stop = self._built.get(name)
+        if stop is not None and name not in self._released:
+            self._released.add(name)
+            stop()
 
     def close(self) -> None:
-        if "claims" in self.__dict__:
-            self.claims.stop()
-        if "scheduler" in self.__dict__:
-            self.scheduler.shutdown()
-        if "runner" in self.__dict__:
-            self.runner.shutdown()
+        if self.background is not None:
+            self.background.stop()
+        for name in ("claims", "scheduler", "runner"):
+            self.release(name)
         if self._executor is not None:
             self._executor.close()
         self.metrics.close()

@@ -1,37 +1,139 @@
 """Background work of a serving instance: crash recovery, notifications, scheduler, heartbeat,
-deferred federation work."""
+deferred federation work.
+
+The services are kept in one ordered list, :class:`Background` (``instance.background``):
+started in order, stopped in reverse.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 from mao.errors import MAOError
 from mao.events import RunFinished
-from mao.federation import start_heartbeat, stop_heartbeat
+from mao.federation import Heartbeat
 from mao.instance import Instance
-from mao.notifications import start_notifier, stop_notifier
-from mao.offline import start_replayer, stop_replayer
+from mao.loop import Service
 from mao.status import RunStatus
 
+if TYPE_CHECKING:
+    from mao.notifications.dispatcher import Dispatcher
+
 log = logging.getLogger(__name__)
+
+
+class Background:
+    """The background services a serving instance started, in start order. Each is stopped
+    once, in reverse order, by :meth:`stop`."""
+
+    def __init__(self) -> None:
+        self.services: list[Service] = []
+
+    def add(self, service: Service) -> Service:
+        """Start ``service`` and keep it; one whose start raised is kept too (it is stopped
+        with the others: part of it may be running)."""
+        self.services.append(service)
+        service.start()
+        return service
+
+    def stop(self) -> None:
+        while self.services:
+            service = self.services.pop()
+            try:
+                service.stop()
+            except Exception:
+                log.exception("%s: could not stop it", service.name)
+
+
+class _Scheduler:
+    """The scheduler, and at its stop the runs it and the others started."""
+
+    name = "scheduler"
+
+    def __init__(self, instance: Instance) -> None:
+        self.instance = instance
+
+    def start(self) -> None:
+        self.instance.scheduler.start()
+
+    def stop(self) -> None:
+        self.instance.release("scheduler")
+        self.instance.release("runner")
+
+
+class _Claims:
+    """The slot claims a backfill or a one-mode schedule made (stopped when they were built)."""
+
+    name = "claims"
+
+    def __init__(self, instance: Instance) -> None:
+        self.instance = instance
+
+    def start(self) -> None:
+        from mao.coverage.claims import backfill_on_start
+
+        backfill_on_start(self.instance)
+
+    def stop(self) -> None:
+        self.instance.release("claims")
+
+
+def background_of(instance: Instance) -> Background:
+    if instance.background is None:
+        instance.background = Background()
+    return instance.background
+
+
+def make_heartbeat(instance: Instance) -> Heartbeat:
+    """The heartbeat of ``instance``: its registry, its events, its name, version and URL."""
+    s = instance.settings
+
+    def record() -> dict[str, Any]:
+        return {
+            "name": s.instance_name,
+            "api_url": s.api_url,
+            "version": instance.version,
+            "registry": s.registry_backend,
+        }
+
+    return Heartbeat(instance.registry, instance.events, instance_name=instance.name, ttl=s.instance_ttl, record=record)
+
+
+def make_dispatcher(instance: Instance) -> Dispatcher:
+    from mao.notifications.deadletters import DeadLetters
+    from mao.notifications.dispatcher import Dispatcher
+
+    return Dispatcher(instance.settings, instance.events, DeadLetters(instance.store))
+
+
+def start_notifier(instance: Instance) -> Dispatcher | None:
+    """Start the dispatcher when the configuration has notification rules (it joins the
+    instance's background services)."""
+    if not instance.settings.notifications:
+        return None
+    notifier = make_dispatcher(instance)
+    background_of(instance).add(notifier)
+    log.info("notifications: %d rules", len(instance.settings.notifications))
+    return notifier
 
 
 def start_background(instance: Instance) -> None:
     recovered = instance.recovery.recover()
     _announce_recovered(instance, recovered)
+    background = background_of(instance)
     start_notifier(instance)
-    instance.scheduler.start()
+    background.add(_Scheduler(instance))
     try:
-        start_heartbeat(instance)
+        background.add(make_heartbeat(instance))
     except MAOError as exc:
         log.warning("could not announce this instance in the registry: %s", exc.message)
     from mao.agreement.service import TallyLoop
+    from mao.offline.replay import FederationReplayer
 
-    instance.tally_loop = TallyLoop(instance).start()
-    start_replayer(instance)
-    from mao.coverage.claims import backfill_on_start
-
-    backfill_on_start(instance)
+    background.add(TallyLoop(lambda: instance.tallier.due()))
+    background.add(FederationReplayer(instance, interval=instance.settings.federation_retry_interval))
+    background.add(_Claims(instance))
 
 
 def _announce_recovered(instance: Instance, run_ids: list[int]) -> None:
@@ -58,15 +160,6 @@ def _announce_recovered(instance: Instance, run_ids: list[int]) -> None:
 
 
 def stop_background(instance: Instance) -> None:
-    if "claims" in instance.__dict__:
-        instance.claims.stop()
-    stop_replayer(instance)
-    loop = getattr(instance, "tally_loop", None)
-    if loop is not None:
-        loop.stop()
-    stop_heartbeat(instance)
-    if "scheduler" in instance.__dict__:
-        instance.scheduler.shutdown()
-    if "runner" in instance.__dict__:
-        instance.runner.shutdown()
-    stop_notifier(instance)
+    """Stop the background services in the reverse order of their start (each once)."""
+    if instance.background is not None:
+        instance.background.stop()

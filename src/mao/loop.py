@@ -10,12 +10,22 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
 STOP = object()
 """Returned by ``run_once`` to end the loop from inside."""
+
+
+class Service(Protocol):
+    """A piece of a serving instance's background work: started once, stopped once."""
+
+    name: str
+
+    def start(self) -> Any: ...
+
+    def stop(self) -> None: ...
 
 
 class LoopService:

@@ -9,8 +9,9 @@ from metrics_kit import value
 
 from mao.config import Settings
 from mao.errors import Conflict, RegistryUnavailable
-from mao.federation import Heartbeat, members
+from mao.federation import members
 from mao.instance import Instance
+from mao.lifecycle import make_heartbeat
 from mao.observability import MeteredRegistry, unwrap
 from mao.observability.metered import TimedLock
 from mao.registry.base import Lock, Registry
@@ -96,7 +97,7 @@ def test_an_etcd_instance_labels_its_calls_and_counts_live_members(tmp_path, etc
         registry_prefix=etcd_prefix,
     )
     inst = Instance(settings)
-    heartbeat = Heartbeat(inst)
+    heartbeat = make_heartbeat(inst)
     try:
         inst.setup()
         assert {m["name"] for m in members(inst)} == {m.name for m in etcd_cluster.members}  # unwrapped for etcd

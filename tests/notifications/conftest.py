@@ -53,6 +53,4 @@ def make_instance(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[C
 
     yield make
     for inst in made:
-        if inst.notifier is not None:
-            inst.notifier.stop()
         inst.close()

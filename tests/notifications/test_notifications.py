@@ -18,8 +18,8 @@ from mao.api.app import create_app
 from mao.config import Settings
 from mao.events import CoverageGap, NotificationFailed, VoteDisputed
 from mao.instance import Instance
+from mao.lifecycle import start_notifier
 from mao.models import DatasetBody, DatasetIn, StepIn, ToolIn
-from mao.notifications import start_notifier, stop_notifier
 from mao.notifications.deadletters import DeadLetters
 
 
@@ -35,13 +35,14 @@ def _rule(url: str, **more) -> dict:
 
 def test_a_failed_run_sends_one_signed_event(make_instance, receiver: Receiver) -> None:
     inst = make_instance([_rule(receiver.url)])
-    start_notifier(inst)
+    notifier = start_notifier(inst)
+    assert notifier is not None
     good = inst.runner.run_sync("good")
     bad = inst.runner.run_sync("bad")
     assert inst.store.get_run(bad).status == "failed"
     # deliveries go out in the order of the events: had the succeeded run been one, it would have come first
     wait_for(lambda: len(receiver.received) >= 1, 15, "the failed run's event")
-    assert len(receiver.received) == 1 and inst.notifier.pending() == 0
+    assert len(receiver.received) == 1 and notifier.pending() == 0
     got = receiver.received[0]
     assert got.signed()
     assert got.headers["x-mao-event"] == "run.failed"
@@ -51,8 +52,8 @@ def test_a_failed_run_sends_one_signed_event(make_instance, receiver: Receiver) 
     assert payload["data"]["run_id"] == bad != good and payload["data"]["pipeline"] == "bad"
     assert payload["at"].endswith("Z")
     assert SECRET not in got.body.decode()
-    stop_notifier(inst)
-    assert inst.notifier is None
+    notifier.stop()
+    assert not notifier.running
 
 
 def test_retries_then_a_dead_letter_when_the_receiver_is_down(make_instance, receiver: Receiver) -> None:
@@ -61,7 +62,8 @@ def test_retries_then_a_dead_letter_when_the_receiver_is_down(make_instance, rec
     inst = make_instance([_rule(url)], notification_retries=2, notification_backoff=0.05)
     failures: list[dict] = []
     inst.events.subscribe(lambda e: failures.append(e.payload()), NotificationFailed)
-    start_notifier(inst)
+    notifier = start_notifier(inst)
+    assert notifier is not None
     inst.events.publish(VoteDisputed(dataset="metrics", slot="2026-11-28T12:00:00Z"))
     dead = DeadLetters(inst.store)
     wait_for(dead.list, 15, "a dead letter")
@@ -81,10 +83,11 @@ def test_retries_then_a_dead_letter_when_the_receiver_is_down(make_instance, rec
 def test_a_receiver_that_fails_twice_gets_the_event_on_the_third_attempt(make_instance, receiver: Receiver) -> None:
     receiver.statuses = [500, 503]
     inst = make_instance([_rule(receiver.url)], notification_retries=3, notification_backoff=0.05)
-    start_notifier(inst)
+    notifier = start_notifier(inst)
+    assert notifier is not None
     inst.runner.run_sync("bad")
     # delivered on the third attempt, with no retry left waiting: no fourth comes
-    wait_for(lambda: inst.notifier.delivered == 1 and inst.notifier.pending() == 0, 15, "the delivery to succeed")
+    wait_for(lambda: notifier.delivered == 1 and notifier.pending() == 0, 15, "the delivery to succeed")
     assert len(receiver.received) == 3
     assert len({r.headers["x-mao-delivery"] for r in receiver.received}) == 1  # one delivery, retried
     assert DeadLetters(inst.store).list() == []
@@ -93,7 +96,8 @@ def test_a_receiver_that_fails_twice_gets_the_event_on_the_third_attempt(make_in
 def test_a_hanging_receiver_does_not_slow_a_run(make_instance, receiver: Receiver) -> None:
     hang = 6.0
     inst = make_instance([_rule(receiver.url)], notification_timeout=hang + 2)
-    start_notifier(inst)
+    notifier = start_notifier(inst)
+    assert notifier is not None
     started = time.monotonic()
     inst.runner.run_sync("bad")  # its event goes to a receiver that takes 6 s
     baseline = time.monotonic() - started
@@ -109,7 +113,8 @@ def test_a_hanging_receiver_does_not_slow_a_run(make_instance, receiver: Receive
 
 def test_the_log_target_writes_one_line_per_event(make_instance, caplog) -> None:
     inst = make_instance([{"name": "audit", "events": ["run.failed", "coverage.gap"], "log": True}])
-    start_notifier(inst)
+    notifier = start_notifier(inst)
+    assert notifier is not None
     with caplog.at_level(logging.INFO, logger="mao.notifications"):
         inst.runner.run_sync("bad")
         inst.runner.run_sync("good")
@@ -185,16 +190,17 @@ def test_a_real_container_that_fails_sends_one_signed_event(data_dir, receiver: 
         inst.catalog.add_tool(ToolIn(name="boom", image=image))
         step = StepIn(name="boom", tool="boom", output_dataset="out", cmd=["sh", "-c", "echo boom; exit 3"])
         inst.store.add_pipeline("boom", "", [step])
-        start_notifier(inst)
+        notifier = start_notifier(inst)
+        assert notifier is not None
         run_id = inst.runner.run_sync("boom")
         assert inst.store.get_run(run_id).status == "failed"
         # delivered, and nothing left to send or retry: no second comes
-        wait_for(lambda: inst.notifier.delivered == 1 and inst.notifier.pending() == 0, 15, "the delivery")
+        wait_for(lambda: notifier.delivered == 1 and notifier.pending() == 0, 15, "the delivery")
         [got] = receiver.received
         assert got.signed()
         payload = json.loads(got.body)
         assert payload["event"] == "run.failed" and payload["data"]["run_id"] == run_id
         assert "exit" in (payload["data"]["error"] or "")
     finally:
-        stop_notifier(inst)
+        notifier.stop()
         inst.close()

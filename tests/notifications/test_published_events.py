@@ -13,6 +13,7 @@ from mao.coverage.index import coverage
 from mao.events import CoverageGap, InstanceLost
 from mao.federation import Heartbeat
 from mao.instance import Instance
+from mao.lifecycle import make_heartbeat
 
 
 @pytest.mark.etcd
@@ -30,7 +31,7 @@ def test_a_member_that_was_live_and_is_gone_is_published_as_lost(etcd_cluster, e
                 instance_ttl=5,
             )
         )
-        heartbeat = Heartbeat(inst)
+        heartbeat = make_heartbeat(inst)
         heartbeat._keepalive.interval = 0.1
         return inst, heartbeat
 

@@ -15,7 +15,7 @@ from served_kit import Served
 from waiting import wait_for
 
 from mao.events import VoteDisputed
-from mao.notifications import start_notifier, stop_notifier
+from mao.lifecycle import start_notifier
 from mao.notifications.deadletters import DeadLetters
 from mao.notifications.models import DeadLetter
 from mao.notifications.targets import redact_url, scrub_urls
@@ -52,14 +52,15 @@ def test_notification_failed_names_the_failing_webhook_redacted(make_instance, c
             api_port=free_port(),
         )
         with caplog.at_level(logging.DEBUG):
-            start_notifier(inst)
+            notifier = start_notifier(inst)
+            assert notifier is not None
             inst.events.publish(VoteDisputed(dataset="metrics", slot="2026-11-28T12:00:00Z"))
             got = wait_for(lambda: watcher.received, 15, "the notification.failed event")[0]
             # the dead letter is the last thing the failing rule does: no attempt comes after it
             wait_for(
                 lambda: any("kept as a dead letter" in r.getMessage() for r in caplog.records), 15, "the dead letter"
             )
-            stop_notifier(inst)
+            notifier.stop()
         assert len(failing.received) == 2  # the secret URL was used: first attempt and one retry
         assert failing.received[0].path == f"/services/{HIDDEN}?{QUERY}"
 
@@ -147,7 +148,8 @@ def test_the_signature_covers_the_delivery_id_and_the_event(make_instance, recei
         notification_backoff=0.05,
     )
     receiver.statuses = [503]  # the first attempt fails: the retry carries the same id and signature
-    start_notifier(inst)
+    notifier = start_notifier(inst)
+    assert notifier is not None
     inst.runner.run_sync("bad")
     first, retry = wait_for(lambda: receiver.received if len(receiver.received) >= 2 else None, 15, "a retry")
     assert first.signed() and retry.signed()

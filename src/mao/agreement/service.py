@@ -3,38 +3,28 @@
 from __future__ import annotations
 
 import logging
-import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any
 
-if TYPE_CHECKING:
-    from mao.instance import Instance
+from mao.loop import LoopService
 
 log = logging.getLogger(__name__)
 
 CHECK_INTERVAL = 10.0
 
 
-class TallyLoop:
-    """Calls :meth:`Tallier.due` every ``interval`` seconds from a daemon thread until stopped."""
+class TallyLoop(LoopService):
+    """Calls ``due`` (:meth:`Tallier.due`) every ``interval`` seconds from a daemon thread until stopped."""
 
-    def __init__(self, instance: Instance, interval: float = CHECK_INTERVAL) -> None:
-        self.instance = instance
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="mao-tally", daemon=True)
+    name = "tally"
 
-    def start(self) -> TallyLoop:
-        self._thread.start()
-        return self
+    def __init__(self, due: Callable[[], Any], interval: float = CHECK_INTERVAL) -> None:
+        super().__init__(interval)
+        self.due = due
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.instance.tallier.due()
-            except Exception as exc:  # noqa: BLE001 - keep checking while the registry is down
-                log.warning("vote deadline check failed: %s", getattr(exc, "message", exc))
+    def run_once(self) -> None:
+        self.due()
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout=5)
+    def on_error(self, exc: Exception) -> None:
+        # keep checking while the registry is down
+        log.warning("vote deadline check failed: %s", getattr(exc, "message", exc))

@@ -42,6 +42,8 @@ from mao.notifications.targets import redact_url, scrub_urls
 from mao.status import RunStatus
 
 if TYPE_CHECKING:
+    from mao.config import Settings
+    from mao.events import EventBus
     from mao.instance import Instance
 
 log = logging.getLogger(__name__)
@@ -129,15 +131,17 @@ class Delivery:
 class Dispatcher(LoopService):
     name = "notifications"
 
-    def __init__(self, instance: Instance, *, poll: float = 0.25) -> None:
+    def __init__(self, settings: Settings, events: EventBus, dead: DeadLetters, *, poll: float = 0.25) -> None:
+        """``settings``: the rules, timeouts, retries and this instance's name; ``events``: what
+        is listened to (and where failures are published); ``dead``: where the last failures stay."""
         super().__init__(poll)
-        settings = instance.settings
-        self.instance = instance
+        self.events = events
+        self.instance_name = settings.instance_name
         self.rules = list(settings.notifications)
         self.timeout = settings.notification_timeout
         self.retries = settings.notification_retries
         self.backoff = settings.notification_backoff
-        self.dead = DeadLetters(instance.store)
+        self.dead = dead
         self._queue: queue.Queue[Delivery] = queue.Queue(maxsize=settings.notification_queue_size)
         self._retrying: list[Delivery] = []
         hide_webhooks(self.rules)
@@ -149,7 +153,7 @@ class Dispatcher(LoopService):
     # lifecycle -----------------------------------------------------------------------
 
     def start(self) -> Dispatcher:
-        self._unsubscribe = self.instance.events.subscribe(self.on_event, RunFinished, *FORWARDED)
+        self._unsubscribe = self.events.subscribe(self.on_event, RunFinished, *FORWARDED)
         super().start()
         return self
 
@@ -171,7 +175,7 @@ class Dispatcher(LoopService):
         kind = event_kind(event)
         if kind is None:
             return
-        payload, body = payload_of(kind, event.at, self.instance.name, event.payload())
+        payload, body = payload_of(kind, event.at, self.instance_name, event.payload())
         for rule in self.rules:
             if kind not in rule.events:
                 continue
@@ -254,9 +258,7 @@ class Dispatcher(LoopService):
         except MAOError as exc:
             log.error("could not store the dead letter of %s for rule %s: %s", delivery.kind, delivery.rule.name, exc)
         if delivery.kind != NotificationFailed.kind:
-            self.instance.events.publish(
-                NotificationFailed(rule=delivery.rule.name, target=target, event_kind=delivery.kind)
-            )
+            self.events.publish(NotificationFailed(rule=delivery.rule.name, target=target, event_kind=delivery.kind))
 
     # on request ---------------------------------------------------------------------------
 

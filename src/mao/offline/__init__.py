@@ -7,8 +7,6 @@ from mao.offline.replay import (
     FederationReplayer,
     defer,
     register_handler,
-    start_replayer,
-    stop_replayer,
 )
 
 __all__ = [
@@ -18,6 +16,4 @@ __all__ = [
     "FederationReplayer",
     "defer",
     "register_handler",
-    "start_replayer",
-    "stop_replayer",
 ]

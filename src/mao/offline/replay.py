@@ -58,6 +58,8 @@ def defer(
 class FederationReplayer:
     """A background loop: every ``interval`` seconds, do the pending tasks oldest first."""
 
+    name = "replayer"
+
     def __init__(self, instance: Instance, interval: float = 5.0, handlers: dict[str, Handler] | None = None) -> None:
         self.instance = instance
         self.interval = interval
@@ -145,15 +147,3 @@ def _register_builtin_handlers() -> None:
     from mao import insights  # noqa: F401 - registers the insight handler
     from mao.agreement import deferred  # noqa: F401 - registers the ballot handler
     from mao.offline import merge  # noqa: F401 - registers the merge handler
-
-
-def start_replayer(instance: Instance) -> FederationReplayer:
-    replayer = FederationReplayer(instance, interval=instance.settings.federation_retry_interval).start()
-    instance.replayer = replayer
-    return replayer
-
-
-def stop_replayer(instance: Instance) -> None:
-    replayer = getattr(instance, "replayer", None)
-    if replayer is not None:
-        replayer.stop()
