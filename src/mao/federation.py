@@ -101,10 +101,11 @@ class Heartbeat:
                 log.warning("could not withdraw this instance from the registry: %s", exc.message)
 
 
-def live_instances(instance: Instance) -> list[dict[str, Any]]:
+def live_instances(registry: Registry) -> list[dict[str, Any]]:
+    """The live instances' records in ``registry``, each with its name and age (seconds)."""
     now = time.time()
     out = []
-    for name, record in instance.registry.list(INSTANCES).items():
+    for name, record in registry.list(INSTANCES).items():
         record = dict(record)
         record.setdefault("name", name)
         record["age"] = round(now - float(record.get("last_seen", now)), 1)

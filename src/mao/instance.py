@@ -13,6 +13,7 @@ from mao.catalog import Catalog
 from mao.config import Settings
 from mao.coverage.recorder import CoverageRecorder
 from mao.events import EventBus
+from mao.federation import live_instances
 from mao.observability import MeteredRegistry, Metrics
 from mao.offline.cache import DefinitionCache
 from mao.registry import Registry, make_registry
@@ -57,10 +58,16 @@ class Instance:
         )
         self.events = EventBus()
         """Runs, steps and log lines as they happen (see :mod:`mao.events`)."""
-        self.metrics = Metrics(self)
+        registry = registry or make_registry(settings, self.store)
+        self.metrics = Metrics(
+            self.events,
+            count_runs=self.store.count_runs,
+            count_live=lambda: len(live_instances(self.registry)),
+            info=(self.name, self.version, registry.backend),
+        )
         """Prometheus metrics in a registry of this instance's own (served at ``/metrics``)."""
         self.registry: Registry = MeteredRegistry(
-            registry or make_registry(settings, self.store),
+            registry,
             self.metrics.observe_registry_call,
             on_lock_wait=self.metrics.on_lock_wait,
         )

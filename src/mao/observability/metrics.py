@@ -24,7 +24,7 @@ from mao.events import LockWaited, PushRetried, RunFinished, ScheduleFired, Step
 from mao.registry.keys import merged_dataset
 
 if TYPE_CHECKING:
-    from mao.instance import Instance
+    from mao.events import EventBus
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,19 @@ LIVE_CACHE_SECONDS = 5.0
 
 class Metrics:
     """The metrics of one instance. Building it connects to nothing; it subscribes to
-    ``instance.events`` and reads the store and the registry only when scraped."""
+    ``events`` and counts runs (``count_runs``) and live instances (``count_live``) only when
+    scraped. ``info``: this instance's name, version and registry backend."""
 
-    def __init__(self, instance: Instance, *, live_cache_seconds: float = LIVE_CACHE_SECONDS) -> None:
-        self.instance = instance
+    def __init__(
+        self,
+        events: EventBus,
+        *,
+        count_runs: Callable[[], list[tuple[str, str, int]]],
+        count_live: Callable[[], int],
+        info: tuple[str, str, str],
+        live_cache_seconds: float = LIVE_CACHE_SECONDS,
+    ) -> None:
+        self.events = events
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.run_duration = Histogram(
@@ -88,10 +97,10 @@ class Metrics:
         self.registry_errors = Counter(
             "mao_registry_errors", "Calls to the federation registry that raised", ["backend", "op"], registry=r
         )
-        self.live_instances = LiveInstancesCollector(instance, live_cache_seconds)
-        r.register(StoreCollector(instance))
+        self.live_instances = LiveInstancesCollector(count_live, live_cache_seconds)
+        r.register(StoreCollector(count_runs, info))
         r.register(self.live_instances)
-        bus = instance.events
+        bus = events
         self._unsubscribe: list[Callable[[], None]] = [
             bus.subscribe(self._run_finished, RunFinished),
             bus.subscribe(self._step_finished, StepFinished),
@@ -122,10 +131,10 @@ class Metrics:
         """A registry lock was acquired after ``seconds``: a dataset's merge lock is an event."""
         dataset = merged_dataset(name)
         if dataset is not None:
-            self.instance.events.publish(LockWaited(dataset=dataset, seconds=seconds))
+            self.events.publish(LockWaited(dataset=dataset, seconds=seconds))
 
     def on_push_retry(self, dataset: str, branch: str, attempt: int) -> None:
-        self.instance.events.publish(PushRetried(dataset=dataset, branch=branch, attempt=attempt))
+        self.events.publish(PushRetried(dataset=dataset, branch=branch, attempt=attempt))
 
     def _run_finished(self, event: RunFinished) -> None:
         if event.duration_s is not None:
@@ -150,19 +159,19 @@ class Metrics:
 class StoreCollector(Collector):
     """Read at scrape: runs by pipeline and status from the local store (one query), and the instance's facts."""
 
-    def __init__(self, instance: Instance) -> None:
-        self.instance = instance
+    def __init__(self, count_runs: Callable[[], list[tuple[str, str, int]]], info: tuple[str, str, str]) -> None:
+        self.count_runs = count_runs
+        self.info = info
 
     def describe(self) -> list[Metric]:
         return []  # scraped live: nothing to check at registration
 
     def collect(self) -> Iterator[Metric]:
-        inst = self.instance
         info = GaugeMetricFamily("mao_info", "This instance", labels=["instance", "version", "registry"])
-        info.add_metric([inst.name, inst.version, inst.registry.backend], 1)
+        info.add_metric(list(self.info), 1)
         yield info
         try:
-            counts = inst.store.count_runs()
+            counts = self.count_runs()
         except MAOError as exc:
             log.warning("metrics: could not count runs: %s", exc.message)
             return
@@ -178,8 +187,8 @@ class LiveInstancesCollector(Collector):
     """Read at scrape: the number of live instances in the federation, cached for ``ttl`` seconds
     so frequent scrapes do not each list the registry."""
 
-    def __init__(self, instance: Instance, ttl: float) -> None:
-        self.instance = instance
+    def __init__(self, count_live: Callable[[], int], ttl: float) -> None:
+        self.count_live = count_live
         self.ttl = ttl
         self._lock = threading.Lock()
         self._value: int | None = None
@@ -189,13 +198,11 @@ class LiveInstancesCollector(Collector):
         return []
 
     def live(self) -> int | None:
-        from mao.federation import live_instances
-
         with self._lock:
             now = time.monotonic()
             if now - self._at >= self.ttl:
                 try:
-                    self._value = len(live_instances(self.instance))
+                    self._value = self.count_live()
                 except MAOError as exc:
                     log.warning("metrics: could not list live instances: %s", exc.message)
                     self._value = None

@@ -30,7 +30,7 @@ def status(instance: InstanceDep) -> Any:
     body: dict[str, Any] = {
         "instance": instance.name,
         "registry": instance.registry.ping(),
-        "instances": federation.live_instances(instance),
+        "instances": federation.live_instances(instance.registry),
     }
     if instance.settings.registry_backend == "etcd":
         body["members"] = federation.members(instance)
