@@ -3,14 +3,17 @@ in reverse, each once (also when the instance is closed after them)."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 
 import pytest
 
 from mao.config import Settings
 from mao.errors import RegistryUnavailable
+from mao.federation import Heartbeat
 from mao.instance import Instance
 from mao.lifecycle import Background, start_background, stop_background
+from mao.registry.keys import INSTANCES
 from mao.registry.memory import MemoryRegistry
 from mao.runs.coordinator import RunCoordinator
 from mao.scheduler.scheduler import Scheduler
@@ -84,3 +87,28 @@ def test_closing_without_a_background_stops_what_was_built(tmp_path, monkeypatch
     inst.close()
     inst.close()  # a second close stops nothing again
     assert stopped == ["runner"]
+
+
+class _NoAnnouncing(MemoryRegistry):
+    def put(self, key, value, lease=None):  # type: ignore[no-untyped-def]
+        if key.startswith(INSTANCES):
+            raise RegistryUnavailable("the registry refused the record")
+        return super().put(key, value, lease)
+
+
+def test_a_heartbeat_that_cannot_announce_is_a_warning_and_still_stopped(tmp_path, caplog) -> None:
+    inst = Instance(Settings(instance_name="bg", data_dir=tmp_path / "d"), registry=_NoAnnouncing())
+    inst.setup()
+    with caplog.at_level(logging.WARNING, logger="mao.lifecycle"):
+        start_background(inst)
+    try:
+        assert any("could not announce this instance" in r.getMessage() for r in caplog.records)
+        assert inst.background is not None
+        names = [service.name for service in inst.background.services]
+        assert names == ["scheduler", "heartbeat", "tally", "replayer", "claims"]  # the rest started after it
+        heartbeat = inst.background.services[1]
+        assert isinstance(heartbeat, Heartbeat) and heartbeat._keepalive.running
+    finally:
+        stop_background(inst)
+        inst.close()
+    assert not heartbeat._keepalive.running
