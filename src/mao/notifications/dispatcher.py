@@ -44,7 +44,6 @@ from mao.status import RunStatus
 if TYPE_CHECKING:
     from mao.config import Settings
     from mao.events import EventBus
-    from mao.instance import Instance
 
 log = logging.getLogger(__name__)
 
@@ -297,22 +296,22 @@ def post(client: httpx.Client, rule: NotificationRule, kind: str, body: bytes, d
         raise MAOError(f"{target} answered HTTP {response.status_code}")
 
 
-def send_test(instance: Instance, rule_name: str | None = None) -> list[dict[str, Any]]:
+def send_test(settings: Settings, rule_name: str | None = None) -> list[dict[str, Any]]:
     """Send a ``test`` event through each rule (or the one named), once per target, now; what each target did."""
-    rules = instance.settings.notifications
+    rules = settings.notifications
     if not rules:
         raise NotFound("no notification rules are configured: add them under notifications: in the config file")
     if rule_name is not None:
         rules = [rule for rule in rules if rule.name == rule_name]
         if not rules:
-            names = ", ".join(r.name for r in instance.settings.notifications)
+            names = ", ".join(r.name for r in settings.notifications)
             raise NotFound(f"no notification rule {rule_name!r}; the rules are: {names}")
     hide_webhooks(rules)
     payload, body = payload_of(
-        "test", datetime.now(UTC), instance.name, {"message": "a test event from maoctl notifications test"}
+        "test", datetime.now(UTC), settings.instance_name, {"message": "a test event from maoctl notifications test"}
     )
     results = []
-    with httpx.Client(timeout=instance.settings.notification_timeout, follow_redirects=False) as client:
+    with httpx.Client(timeout=settings.notification_timeout, follow_redirects=False) as client:
         for rule in rules:
             if rule.log:
                 log.warning("notification test (rule %s) at %s", rule.name, payload["at"])

@@ -30,5 +30,5 @@ def dead_letters(instance: InstanceDep, limit: int = Query(default=100, ge=1, le
 @router.post("/test", response_model=NotificationTestOut, responses=responses(400, 404, 413, 503))
 async def test(instance: InstanceDep, body: TestIn | None = None) -> Any:
     """Send a ``test`` event through every rule (or ``rule``) now; what each target did."""
-    deliveries = await run_in_threadpool(send_test, instance, body.rule if body else None)
+    deliveries = await run_in_threadpool(send_test, instance.settings, body.rule if body else None)
     return {"ok": all(d["delivered"] for d in deliveries), "deliveries": deliveries}
