@@ -49,9 +49,13 @@ def test_the_cancel_line_names_the_state_once(ctl, tmp_path):
     def show() -> dict:
         return json.loads(ctl("runs", "show", str(run_id), "--json").out)
 
-    wait_for(lambda: show()["steps"][0]["status"] == "running", 15, "the step to run")
+    def logged() -> list[str]:
+        return [line["line"] for line in json.loads(ctl("runs", "logs", str(run_id), "--json").out)]
+
+    # the tool itself is running (a cancel before that ends the step "cancelled before it started")
+    wait_for(lambda: "napping" in logged(), 15, "the tool to run")
     assert ctl("runs", "cancel", str(run_id)).code == 0
     wait_for(lambda: show()["status"] == "cancelled", 15, "the run to end cancelled")
-    lines = [line["line"] for line in json.loads(ctl("runs", "logs", str(run_id), "--json").out)]
+    lines = logged()
     assert "step nap cancelled" in lines, lines
     assert not any("cancelled: cancelled" in line for line in lines), lines
