@@ -64,3 +64,31 @@ def test_a_line_cut_inside_a_character_loses_only_that_character() -> None:
     note = "… [truncated: 189 bytes in total]"  # 36 bytes: 64 of the line are kept
     [out] = split([b"a" * 63 + "€".encode() * 42 + b"\n"], limit=100)
     assert out == "a" * 63 + note
+
+
+class _ExitedContainer:
+    """A container whose followed stream is Podman's error for a process already gone."""
+
+    short_id = "c0ffee"
+
+    def logs(self, *, stream: bool, follow: bool, stdout: bool, stderr: bool):
+        if follow:
+            return iter(
+                [
+                    b':"no such process","message":"failed to obtain logs for Container \'c0ffee\': '
+                    b'open /proc/1/cgroup: no such process","response":500}'
+                ]
+            )
+        return iter([b"token=s3cr3t\n"])
+
+
+def test_an_engine_error_in_the_stream_is_no_output_and_the_stored_log_is_read() -> None:
+    import time
+
+    from mao.executor.docker import _LogPump
+
+    lines: list[str] = []
+    pump = _LogPump(_ExitedContainer(), "stdout", lines.append, ["s3cr3t"])
+    pump.thread.start()
+    pump.finish(time.monotonic() + 5)
+    assert lines == ["token=***"]

@@ -131,6 +131,12 @@ def _drop_secret_start(text: str, secrets: list[str]) -> str:
     return text
 
 
+def _engine_error_in_stream(chunk: bytes) -> bool:
+    """Whether a log chunk is Podman's error (``{"cause": …, "message": "failed to obtain logs
+    for Container …", "response": 500}``) written into a stream it had answered with 200."""
+    return b'"response":500' in chunk and b"failed to obtain logs for Container" in chunk
+
+
 class _LogPump:
     """Follows one output stream of a container (stdout or stderr) and passes on its lines.
 
@@ -155,6 +161,11 @@ class _LogPump:
             stream=True, follow=follow, stdout=self.stream == "stdout", stderr=self.stream == "stderr"
         )
         for chunk in chunks:
+            if _engine_error_in_stream(chunk):
+                # Podman answers a follow of a container that has just exited with 200 and then
+                # writes its error into the stream: no output of the tool; the stored log is
+                # read again by finish()
+                raise docker.errors.APIError(chunk.decode("utf-8", "replace").strip())
             with self._lock:
                 if follow and self._abandoned:
                     return
