@@ -353,15 +353,18 @@ def _monitoring_services(plan: InstallPlan) -> dict[str, Any]:
     return {"prometheus": prometheus, "grafana": grafana}
 
 
-class _Dumper(yaml.SafeDumper):
-    """Plain YAML: a mount used by two services is written out twice, not as an alias."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
+def _unshared(data: Any) -> Any:
+    """``data`` with a fresh copy of every mapping and list, so YAML finds no object twice and writes no alias."""
+    if isinstance(data, dict):
+        return {key: _unshared(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_unshared(item) for item in data]
+    return data
 
 
 def dump_yaml(data: dict[str, Any], header: str = "") -> str:
-    body: str = yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    """Plain YAML: a mount used by two services is written out twice, not as an alias."""
+    body: str = yaml.safe_dump(_unshared(data), sort_keys=False, default_flow_style=False, allow_unicode=True)
     return header + body
 
 

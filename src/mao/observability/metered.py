@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from mao.registry.base import Lease, Lock, Registry
 from mao.registry.cache import CachedValues
 
 Observe = Callable[[str, str, float, bool], None]
 LockWait = Callable[[str, float], None]
+T = TypeVar("T")
 
 
 class MeteredRegistry(Registry):
@@ -31,7 +32,7 @@ class MeteredRegistry(Registry):
             raise AttributeError(name)
         return getattr(self.inner, name)
 
-    def _timed(self, op: str, call: Callable[[], Any]) -> Any:
+    def _timed(self, op: str, call: Callable[[], T]) -> T:
         started = time.perf_counter()
         try:
             result = call()
