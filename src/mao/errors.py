@@ -11,6 +11,14 @@ from types import TracebackType
 from typing import Any, Self
 
 
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The one JSON error shape: ``{"ok": false, "error": {"code", "message"[, "details"]}}``."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    return {"ok": False, "error": error}
+
+
 class MAOError(Exception):
     """Base class: a message that says what to fix, a status, optional details."""
 
@@ -26,8 +34,6 @@ class MAOError(Exception):
 
     def to_dict(self) -> dict[str, Any]:
         """The one error body, ``{"ok": false, "error": {"code", "message"[, "details"]}}``."""
-        from mao.web.errors import error_body  # mao.web imports this module
-
         return error_body(self.code, self.message, self.details)
 
 

@@ -20,6 +20,7 @@ from mao.cli import output
 from mao.cli.output import err_console
 from mao.cli.state import JsonOpt, State, state
 from mao.config import load_settings
+from mao.errors import error_body
 from mao.marketplace import KINDS, Marketplace, MarketplaceError
 
 marketplace_app = typer.Typer(
@@ -114,8 +115,6 @@ def marketplace_list(
 
 
 def _handler(directory: Path, quiet: bool) -> type[BaseHTTPRequestHandler]:
-    from mao.web.errors import error_body  # the one error body; imported here to keep the CLI's start light
-
     files = {f"{kind}.json" for kind in KINDS}
 
     class CatalogueHandler(BaseHTTPRequestHandler):

@@ -17,15 +17,9 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mao.errors import MAOError
+from mao.errors import error_body as error_body  # the body lives with the errors; served from here too
 
 log = logging.getLogger(__name__)
-
-
-def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if details:
-        error["details"] = details
-    return {"ok": False, "error": error}
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
