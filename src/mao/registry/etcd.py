@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -25,9 +25,7 @@ from requests.adapters import HTTPAdapter
 from mao.errors import InvalidInput, RegistryUnavailable, foreign
 from mao.registry.base import Lease, Registry
 from mao.registry.cache import MISS, CachedValues, ReadCache, decode
-
-if TYPE_CHECKING:
-    from mao.registry.etcd_cache import EtcdCacheFollower
+from mao.registry.etcd_cache import EtcdCacheFollower
 
 T = TypeVar("T")
 
@@ -134,8 +132,6 @@ class EtcdRegistry(Registry):
     def start_cache(self) -> None:
         if self.cache is None or self._follower is not None:
             return
-        from mao.registry.etcd_cache import EtcdCacheFollower
-
         self._follower = EtcdCacheFollower(self, self.cache).start()
 
     def cached(self, prefix: str) -> CachedValues | None:
@@ -241,6 +237,10 @@ class EtcdRegistry(Registry):
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._call(lambda c: c.post(c.get_url(path), json=body))
 
+    def txn(self, body: dict[str, Any]) -> dict[str, Any]:
+        """One etcd transaction, on whichever member answers."""
+        return self._post("/kv/txn", body)
+
     def _put_body(self, key: str, value: dict[str, Any], lease: Lease | None) -> dict[str, Any]:
         body = {"key": _b64(self._key(key)), "value": _b64(json.dumps(value))}
         if lease is not None:
@@ -257,7 +257,7 @@ class EtcdRegistry(Registry):
             "compare": [{"key": _b64(self._key(key)), "result": "EQUAL", "target": "CREATE", "create_revision": 0}],
             "success": [{"request_put": self._put_body(key, value, lease)}],
         }
-        answer = self._post("/kv/txn", txn)
+        answer = self.txn(txn)
         created = bool(answer.get("succeeded"))
         if created:
             self._expect(key, answer)

@@ -21,7 +21,7 @@ import json
 import logging
 import socket
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import requests
 from etcd3gw.client import Etcd3Client
@@ -29,10 +29,27 @@ from etcd3gw.client import Etcd3Client
 from mao.loop import LoopService
 from mao.registry.cache import ReadCache
 
-if TYPE_CHECKING:
-    from mao.registry.etcd import EtcdRegistry
-
 log = logging.getLogger(__name__)
+
+
+class EtcdMembers(Protocol):
+    """What the follower uses of its registry (an etcd registry): the key prefix, the members
+    and which one is current, and a transaction sent with the registry's failover."""
+
+    @property
+    def prefix(self) -> str: ...
+
+    @property
+    def clients(self) -> list[Etcd3Client]: ...
+
+    @property
+    def current(self) -> int: ...
+
+    def next_member(self, failed: Etcd3Client) -> None: ...
+
+    def probe_timeout(self, client: Etcd3Client) -> float: ...
+
+    def txn(self, body: dict[str, Any]) -> dict[str, Any]: ...
 
 
 def b64(text: str | bytes) -> str:
@@ -57,7 +74,7 @@ class WatchBroken(Exception):
 class EtcdCacheFollower:
     """The watch thread and the verification loop of one EtcdRegistry's cache."""
 
-    def __init__(self, registry: EtcdRegistry, cache: ReadCache) -> None:
+    def __init__(self, registry: EtcdMembers, cache: ReadCache) -> None:
         self.registry = registry
         self.cache = cache
         self.prefix = registry.prefix
@@ -86,8 +103,7 @@ class EtcdCacheFollower:
     # load ------------------------------------------------------------------------------
 
     def _txn(self, ranges: list[dict[str, Any]]) -> dict[str, Any]:
-        body = {"success": [{"request_range": r} for r in ranges]}
-        return self.registry._call(lambda c: c.post(c.get_url("/kv/txn"), json=body))
+        return self.registry.txn({"success": [{"request_range": r} for r in ranges]})
 
     def load(self) -> None:
         ranges = [{"key": b64(self.prefix + p), "range_end": range_end(self.prefix + p)} for p in self.cache.prefixes]
