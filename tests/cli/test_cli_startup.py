@@ -43,7 +43,7 @@ def _probe(*argv: str) -> dict:
 def test_help_imports_no_command_module_and_nothing_heavy() -> None:
     shown = _probe("--help")
     assert shown["code"] == 0
-    assert shown["loaded"] == ["mao.cli", "mao.cli.main"]
+    assert shown["loaded"] == ["mao.cli", "mao.cli.defaults", "mao.cli.main"]
 
 
 def test_a_command_s_help_imports_its_own_module_only() -> None:

@@ -1,8 +1,8 @@
 """``maoctl``: the command-line client of the MAO orchestrator.
 
-Start-up stays light: ``maoctl --help`` imports typer and this module only. Each command
-group lives in its own module, imported when that command runs (or its own ``--help`` is
-asked for). :data:`COMMANDS` names each one's ``"module:attribute"`` (a ``typer.Typer``
+Start-up stays light: ``maoctl --help`` imports typer, this module and its defaults only.
+Each command group lives in its own module, imported when that command runs (or its own
+``--help`` is asked for). :data:`COMMANDS` names each one's ``"module:attribute"`` (a ``typer.Typer``
 group or a command function) and the one line ``maoctl --help`` shows for it. A new
 command group is one line there, e.g.::
 
@@ -23,11 +23,10 @@ import typer
 import typer.core
 
 from mao import __version__
+from mao.cli.defaults import DEFAULT_URL
 
 if TYPE_CHECKING:
     import click
-
-DEFAULT_URL = "http://127.0.0.1:8080"
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": (

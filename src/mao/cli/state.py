@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import typer
 
-from mao.cli.main import DEFAULT_URL
+from mao.cli.defaults import DEFAULT_URL
 from mao.errors import InvalidInput, MAOError
 from mao.tokens import API_TOKEN_FILE, is_loopback, read_token_file
 
