@@ -74,30 +74,37 @@ class Plan:
     cron: str | None
 
 
+@dataclass(frozen=True)
+class Answers:
+    """The answers given as flags: asked nothing else unless ``interactive``."""
+
+    interactive: bool
+    yes: bool
+    json: bool
+    variables: dict[str, str]
+    crons: dict[str, str]
+    cron_all: str | None
+
+
+class _Unmet(Exception):
+    """A requirement of one pipeline that is not met: what ``init`` reports for it."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.message)
+        self.outcome = outcome
+
+
 class Session:
     """One run of ``init``: the API client, the marketplace, the answers given as flags."""
 
-    def __init__(
-        self,
-        client: Client,
-        market: Marketplace | None,
-        *,
-        interactive: bool,
-        yes: bool,
-        json: bool,
-        variables: dict[str, str],
-        crons: dict[str, str],
-        cron_all: str | None,
-    ) -> None:
+    def __init__(self, client: Client, market: Marketplace | None, answers: Answers) -> None:
         self.client = client
         self.market = market
         self.market_error: str | None = None
-        self.interactive = interactive
-        self.yes = yes
-        self.json = json
-        self.variables = variables
-        self.crons = crons
-        self.cron_all = cron_all
+        self.answers = answers
+        self.interactive = answers.interactive
+        self.yes = answers.yes
+        self.json = answers.json
         self.used_variables: set[str] = set()
         self.known_tools: set[str] = set()
         self.known_datasets: set[str] = set()
@@ -185,33 +192,48 @@ class Session:
 
     # ------------------------------------------------------------------ one pipeline
 
-    def _problem(self, offer: Offer, message: str, status: str | None = None) -> Outcome:
+    def _problem(self, offer: Offer, message: str, status: str | None = None) -> _Unmet:
         """A requirement that is not met: skipped when asking, failed when unattended."""
         status = status or (SKIPPED if self.interactive else FAILED)
         self.say(f"  {NO} {'skipped' if status == SKIPPED else 'cannot set up'} pipeline {offer.name}: {message}")
-        return Outcome(offer.name, status, offer.source, message=message)
+        return _Unmet(Outcome(offer.name, status, offer.source, message=message))
 
     def plan(self, offer: Offer) -> Plan | Outcome:
         self.say(
             f"Pipeline {offer.name} ({'from the federation registry' if offer.in_federation else 'from the marketplace'})"
         )
         try:
-            pipeline = PipelineIn.model_validate(offer.definition)
-        except ValidationError as exc:
-            return self._problem(offer, f"its definition is invalid: {exc.errors()[0].get('msg', 'invalid')}")
+            try:
+                pipeline = PipelineIn.model_validate(offer.definition)
+            except ValidationError as exc:
+                raise self._problem(
+                    offer, f"its definition is invalid: {exc.errors()[0].get('msg', 'invalid')}"
+                ) from exc
+            values = self._variables(offer, pipeline)
+            tools = self._missing_tools(offer, pipeline)
+            datasets = self._missing_datasets(offer, pipeline)
+            cron = self._cron(offer)
+        except _Unmet as unmet:
+            return unmet.outcome
+        return Plan(offer, pipeline, values, tools, datasets, cron)
 
+    def _variables(self, offer: Offer, pipeline: PipelineIn) -> dict[str, str]:
+        """The values of the pipeline's private variables: given as flags, else asked."""
         values: dict[str, str] = {}
         for var in pipeline.placeholders():
-            if var in self.variables:
-                values[var] = self.variables[var]
+            if var in self.answers.variables:
+                values[var] = self.answers.variables[var]
                 self.used_variables.add(var)
             elif self.interactive:
                 values[var] = self.ask(
                     f"  Value of private variable {var} (kept on this instance only)", hide_input=True
                 )
             else:
-                return self._problem(offer, f"it needs the private variable {var}: pass --var {var}=VALUE")
+                raise self._problem(offer, f"it needs the private variable {var}: pass --var {var}=VALUE")
+        return values
 
+    def _missing_tools(self, offer: Offer, pipeline: PipelineIn) -> list[ToolEntry]:
+        """The marketplace's entries of the tools the federation lacks, each agreed to be registered."""
         tools: list[ToolEntry] = []
         for name in dict.fromkeys(step.tool for step in pipeline.steps):
             if name in self.known_tools:
@@ -219,7 +241,7 @@ class Session:
             entry = self._market_tool(name)
             if entry is None:
                 where = f" (the marketplace could not be read: {self.market_error})" if self.market_error else ""
-                return self._problem(
+                raise self._problem(
                     offer,
                     f"tool {name} is neither registered in the federation nor offered by the marketplace{where}; "
                     "ask the federation operator, or register it with `maoctl tool add`",
@@ -227,16 +249,19 @@ class Session:
             if self.yes:
                 pass
             elif not self.interactive:
-                return self._problem(
+                raise self._problem(
                     offer,
                     f"tool {name} is not registered; pass --yes to register it from the marketplace (image {entry.image})",
                 )
             elif not self.confirm(
                 f"  Tool {name} is not registered in the federation. Register it from the marketplace (image {entry.image})?"
             ):
-                return self._problem(offer, f"tool {name} is not registered", SKIPPED)
+                raise self._problem(offer, f"tool {name} is not registered", SKIPPED)
             tools.append(entry)
+        return tools
 
+    def _missing_datasets(self, offer: Offer, pipeline: PipelineIn) -> list[str]:
+        """The datasets the federation lacks, each agreed to be created as a local-only one."""
         datasets: list[str] = []
         for name in dict.fromkeys(d for step in pipeline.steps for d in (step.input_dataset, step.output_dataset) if d):
             if name in self.known_datasets:
@@ -252,23 +277,26 @@ class Session:
             if self.yes:
                 pass
             elif not self.interactive:
-                return self._problem(offer, hint + " (or pass --yes to create it as a local-only dataset)")
+                raise self._problem(offer, hint + " (or pass --yes to create it as a local-only dataset)")
             elif not self.confirm(
                 f"  Dataset {name} is not registered in the federation. Create it as a local-only dataset "
                 "(a bare git repository on this instance, not shared with the federation)?"
             ):
-                return self._problem(offer, hint, SKIPPED)
+                raise self._problem(offer, hint, SKIPPED)
             datasets.append(name)
+        return datasets
 
-        cron = self.crons.get(offer.name) or self.cron_all
+    def _cron(self, offer: Offer) -> str | None:
+        """The pipeline's schedule given as a flag, checked."""
+        cron = self.answers.crons.get(offer.name) or self.answers.cron_all
         if cron:
             from mao.scheduler.cron import parse_cron
 
             try:
                 parse_cron(cron)
             except InvalidInput as exc:
-                return self._problem(offer, exc.message, FAILED)
-        return Plan(offer, pipeline, values, tools, datasets, cron)
+                raise self._problem(offer, exc.message, FAILED) from exc
+        return cron
 
     def _market_tool(self, name: str) -> ToolEntry | None:
         if self.market is None:
@@ -467,56 +495,28 @@ def init(
 ) -> None:
     """Choose pipelines from the federation and the marketplace and set them up on this instance."""
     st = state(ctx, json)
-    variables = parse_vars(var or [])
     crons, cron_all = parse_crons(cron or [])
-    if interactive is None:
-        interactive = sys.stdin.isatty()
-
+    answers = Answers(
+        interactive=sys.stdin.isatty() if interactive is None else interactive,
+        yes=yes,
+        json=st.json,
+        variables=parse_vars(var or []),
+        crons=crons,
+        cron_all=cron_all,
+    )
     market: Marketplace | None = None
     market_error: str | None = None
     try:
         market = Marketplace(marketplace_url(st, url))
     except MAOError as exc:
         market_error = exc.message
-    session = Session(
-        st.client,
-        market,
-        interactive=interactive,
-        yes=yes,
-        json=st.json,
-        variables=variables,
-        crons=crons,
-        cron_all=cron_all,
-    )
+    session = Session(st.client, market, answers)
     if market_error:
         session.market_error = market_error
         session.warn(f"{market_error}; showing the federation's pipelines only")
     try:
-        offers = session.offers()
-        if not offers:
-            session.say("No pipelines are offered by the federation or the marketplace.")
-            selected: list[Offer] = []
-        else:
-            session.show(offers)
-            if pipelines:
-                by_name = {o.name: o for o in offers}
-                unknown = [p for p in pipelines if p not in by_name]
-                if unknown:
-                    raise typer.BadParameter(
-                        f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not offered by the federation "
-                        f"or the marketplace; choose from {', '.join(by_name)}",
-                        param_hint="--pipeline",
-                    )
-                selected = [by_name[p] for p in dict.fromkeys(pipelines)]
-            elif interactive:
-                selected = session.select(offers)
-            else:
-                raise typer.BadParameter(
-                    "no pipeline selected: pass --pipeline NAME (repeatable), or run in a terminal to choose",
-                    param_hint="--pipeline",
-                )
-        names = {o.name for o in selected}
-        for name in sorted(set(crons) - names):
+        selected = _selected(session, session.offers(), pipelines or [])
+        for name in sorted(set(crons) - {o.name for o in selected}):
             session.warn(f"--cron {name}=... ignored: pipeline {name} is not selected")
         outcomes = []
         for index, offer in enumerate(selected):
@@ -527,13 +527,43 @@ def init(
         if market is not None:
             market.close()
 
-    attempted = [o for o in outcomes if o.status != PRESENT]
-    for name in sorted(set(variables) - session.used_variables):
-        if attempted and all(o.status == ADDED for o in attempted):
-            session.warn(f"--var {name}=... was not used: no selected pipeline has a {{{{ {name} }}}} placeholder")
+    _warn_unused_variables(session, outcomes)
     _summary(session, outcomes, market.url if market else None)
     if any(o.status == FAILED for o in outcomes):
         raise typer.Exit(1)
+
+
+def _selected(session: Session, offers: list[Offer], pipelines: list[str]) -> list[Offer]:
+    """The offers named by ``--pipeline``, else chosen in answer to a question."""
+    if not offers:
+        session.say("No pipelines are offered by the federation or the marketplace.")
+        return []
+    session.show(offers)
+    if pipelines:
+        by_name = {o.name: o for o in offers}
+        unknown = [p for p in pipelines if p not in by_name]
+        if unknown:
+            raise typer.BadParameter(
+                f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not offered by the federation "
+                f"or the marketplace; choose from {', '.join(by_name)}",
+                param_hint="--pipeline",
+            )
+        return [by_name[p] for p in dict.fromkeys(pipelines)]
+    if session.interactive:
+        return session.select(offers)
+    raise typer.BadParameter(
+        "no pipeline selected: pass --pipeline NAME (repeatable), or run in a terminal to choose",
+        param_hint="--pipeline",
+    )
+
+
+def _warn_unused_variables(session: Session, outcomes: list[Outcome]) -> None:
+    """A ``--var`` no pipeline used, once every pipeline attempted was set up (so none stopped before using it)."""
+    attempted = [o for o in outcomes if o.status != PRESENT]
+    if not attempted or not all(o.status == ADDED for o in attempted):
+        return
+    for name in sorted(set(session.answers.variables) - session.used_variables):
+        session.warn(f"--var {name}=... was not used: no selected pipeline has a {{{{ {name} }}}} placeholder")
 
 
 def _summary(session: Session, outcomes: list[Outcome], market_url: str | None) -> None:
