@@ -53,45 +53,69 @@ def follow_run(st: State, run_id: int, poll: float = 0.5) -> dict[str, Any]:
     line, and its final state before the first line of what follows it (the next step or
     the run's own closing lines); the run is read before its lines, so every line a step
     wrote is printed before the step's final state."""
-    after = 0
-    seen: dict[str, str] = {}
-    console = output.err_console if st.json else output.console
+    return _RunFollower(st, run_id).follow(poll)
 
-    def show(name: str, status: str) -> None:
-        if _RANK.get(seen.get(name, RunStatus.PENDING), 2) < _RANK.get(status, 2):  # never backwards
-            seen[name] = status
-            console.print(f"  step {name}: {_status(status)}")
 
-    def close_open_steps(but: str | None) -> None:
+class _RunFollower:
+    """What :func:`follow_run` has shown of one run: the last log line, each step's state."""
+
+    def __init__(self, st: State, run_id: int) -> None:
+        self.st = st
+        self.run_id = run_id
+        self.console = output.err_console if st.json else output.console
+        self.after = 0
+        self.seen: dict[str, str] = {}
+        self.current: str | None = None
+
+    def follow(self, poll: float) -> dict[str, Any]:
+        while True:
+            run: dict[str, Any] = self.st.client.get(f"/runs/{self.run_id}")
+            self._print_lines({step["name"] for step in run["steps"]})
+            for step in run["steps"]:
+                self._show(step["name"], step["status"])
+            if run["status"] not in ACTIVE:
+                self._finish(run)
+                return run
+            time.sleep(poll)
+
+    def _lines(self) -> list[dict[str, Any]]:
+        logs = self.st.client.get(f"/runs/{self.run_id}/logs", params={"after": self.after})
+        lines: list[dict[str, Any]] = logs["lines"]
+        return lines
+
+    def _print_lines(self, steps: set[str]) -> None:
+        """The lines written since the last call, each step shown running before its first."""
+        for line in self._lines():
+            self.after = line["id"]
+            if line["step"] != self.current:
+                if any(status == RunStatus.RUNNING for name, status in self.seen.items() if name != line["step"]):
+                    self._close_open_steps(line["step"])
+                self.current = line["step"]
+                if self.current in steps:
+                    self._show(self.current, RunStatus.RUNNING)
+            _print_line(self.console, line)
+
+    def _finish(self, run: dict[str, Any]) -> None:
+        for line in self._lines():
+            _print_line(self.console, line)  # anything the orchestrator wrote as the run ended
+        self.console.print(
+            f"run {self.run_id}: {_status(run['status'])}" + (f" — {run['error']}" if run.get("error") else "")
+        )
+
+    def _show(self, name: str, status: str) -> None:
+        if _RANK.get(self.seen.get(name, RunStatus.PENDING), 2) < _RANK.get(status, 2):  # never backwards
+            self.seen[name] = status
+            self.console.print(f"  step {name}: {_status(status)}")
+
+    def _close_open_steps(self, but: str | None) -> None:
         """Show the end of every step shown running, except ``but``, whose lines are coming."""
-        for step in st.client.get(f"/runs/{run_id}")["steps"]:
-            if step["name"] != but and seen.get(step["name"]) == RunStatus.RUNNING and step["status"] not in ACTIVE:
-                show(step["name"], step["status"])
-
-    current: str | None = None
-    while True:
-        run: dict[str, Any] = st.client.get(f"/runs/{run_id}")
-        steps = {step["name"] for step in run["steps"]}
-        logs = st.client.get(f"/runs/{run_id}/logs", params={"after": after})
-        for line in logs["lines"]:
-            after = line["id"]
-            if line["step"] != current:
-                if any(status == RunStatus.RUNNING for name, status in seen.items() if name != line["step"]):
-                    close_open_steps(line["step"])
-                current = line["step"]
-                if current in steps:
-                    show(current, RunStatus.RUNNING)
-            _print_line(console, line)
-        for step in run["steps"]:
-            show(step["name"], step["status"])
-        if run["status"] not in ACTIVE:
-            for line in st.client.get(f"/runs/{run_id}/logs", params={"after": after})["lines"]:
-                _print_line(console, line)  # anything the orchestrator wrote as the run ended
-            console.print(
-                f"run {run_id}: {_status(run['status'])}" + (f" — {run['error']}" if run.get("error") else "")
-            )
-            return run
-        time.sleep(poll)
+        for step in self.st.client.get(f"/runs/{self.run_id}")["steps"]:
+            if (
+                step["name"] != but
+                and self.seen.get(step["name"]) == RunStatus.RUNNING
+                and step["status"] not in ACTIVE
+            ):
+                self._show(step["name"], step["status"])
 
 
 @runs_app.command("list")
