@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from mao.agreement.ballots import SlotRef
 from mao.agreement.slots import normalize_slot
+from mao.agreement.tally import Tallier, Vote
 from mao.datasets.changes import output_id
 from mao.errors import MAOError, RegistryUnavailable
 from mao.registry.keys import merge_lock
@@ -28,7 +29,6 @@ from mao.runs.steps import StepRecord
 
 if TYPE_CHECKING:
     from mao.agreement.ballots import BallotBox
-    from mao.agreement.tally import Tallier
     from mao.catalog import Catalog
     from mao.datasets.manager import DatasetManager
     from mao.offline.models import FederationTask
@@ -101,28 +101,26 @@ class MergeDelivery:
         self.lock_ttl = lock_ttl
 
     def merge(
-        self,
-        dataset: str,
-        branch: str,
-        message: str,
-        trailers: dict[str, str],
-        *,
-        note: Note | None = None,
-        source: str | None = None,
-        fetched: bool = False,
-        onto: str | None = None,
+        self, node: NodeCommit, *, note: Note | None = None, fetched: bool = False, onto: str | None = None
     ) -> str:
-        """Record ``branch`` in the dataset's nodes and merge it into ground-truth under the
-        dataset's lock; the merge commit. RegistryUnavailable, MergeConflict and GitError
-        are the caller's (``source``, ``fetched``, ``onto``: see ``merge_to_ground_truth``)."""
-        self.catalog.add_node(dataset, branch)
-        name = merge_lock(dataset)
+        """Record the node branch in the dataset's nodes and merge it into ground-truth under
+        the dataset's lock; the merge commit. RegistryUnavailable, MergeConflict and GitError
+        are the caller's (``fetched``, ``onto``: see ``merge_to_ground_truth``; a fetched
+        branch is merged from its commit)."""
+        self.catalog.add_node(node.dataset, node.branch)
+        name = merge_lock(node.dataset)
         asked = time.monotonic()
         with self.registry.lock(name, ttl=self.lock_ttl, owner=self.owner):
             if note is not None:
                 note(f"lock {name} acquired after {time.monotonic() - asked:.2f}s")
             return self._datasets().merge_to_ground_truth(
-                dataset, branch, message, trailers, source=source, fetched=fetched, onto=onto
+                node.dataset,
+                node.branch,
+                node.message,
+                node.trailers,
+                source=node.commit if fetched else None,
+                fetched=fetched,
+                onto=onto,
             )
 
     def deliver(
@@ -138,16 +136,7 @@ class MergeDelivery:
         (or before, ``pushed``). A registry that cannot be reached leaves the node branch
         pushed alone and the merge deferred; ``Merged.pushed`` is False when that push failed."""
         try:
-            merge = self.merge(
-                node.dataset,
-                node.branch,
-                node.message,
-                node.trailers,
-                note=note,
-                source=node.commit if fetched else None,
-                fetched=fetched,
-                onto=onto,
-            )
+            merge = self.merge(node, note=note, fetched=fetched, onto=onto)
         except RegistryUnavailable as exc:  # the federation's part waits for the registry
             if not pushed and not self._datasets().push(node.dataset, node.branch):
                 return Merged(pushed=False)
@@ -170,7 +159,17 @@ class MergeDelivery:
     def replay(self, task: FederationTask, note: Note) -> dict[str, Any]:
         """A deferred merge, once the registry answers (RegistryUnavailable: not yet)."""
         p = task.payload
-        merge = self.merge(p["dataset"], p["branch"], p["message"], p["trailers"], note=note)
+        node = NodeCommit(
+            dataset=p["dataset"],
+            branch=p["branch"],
+            commit=p.get("commit"),
+            message=p["message"],
+            trailers=p["trailers"],
+            step=p.get("step", ""),
+            run_id=task.run_id,
+            step_id=task.step_id,
+        )
+        merge = self.merge(node, note=note)
         if task.step_id is not None:
             self.rows.learned(task.step_id, StepRecord(merge_commit=merge))
         note(f"merged {p['branch']} into ground-truth: {merge}")
@@ -233,18 +232,9 @@ class VoteDelivery:
             if suspect:
                 note(f"the step is suspect: no ballot cast for slot {slot} (counted as missing)")
                 return None
-            ballot = self._cast(
-                node.dataset,
-                pipeline,
-                node.step,
-                slot,
-                node.branch,
-                node.commit,
-                node.run_id or 0,
-                doc=doc,
-                electorate=electorate,
-                cloned=True,
-            )
+            vote = self._vote(node.dataset, node.branch, node.commit, node.run_id or 0)
+            ref = SlotRef(node.dataset, pipeline, node.step, normalize_slot(slot))
+            ballot = self.tallier.cast(ref, vote, doc=doc, electorate=electorate, cloned=True)
         except RegistryUnavailable as exc:  # the federation's part waits for the registry
             if suspect or not slot:
                 why = "the step is suspect" if suspect else "the run has no slot"
@@ -269,35 +259,18 @@ class VoteDelivery:
         p = task.payload
         self.catalog.add_node(p["dataset"], p["branch"])
         doc = self.catalog.get_dataset(p["dataset"])
-        ballot = self._cast(
-            p["dataset"], p["pipeline"], p["step"], p["slot"], p["branch"], p["commit"], task.run_id or 0, doc=doc
-        )
+        vote = self._vote(p["dataset"], p["branch"], p["commit"], task.run_id or 0)
+        ref = SlotRef(p["dataset"], p["pipeline"], p["step"], normalize_slot(p["slot"]))
+        ballot = self.tallier.cast(ref, vote, doc=doc)
         note(
             f"ballot for slot {p['slot']}: output {ballot['output_id'][:12]} ({ballot['commit']})"
             + (" — late: the slot was tallied before it arrived" if ballot.get("late") else "")
         )
         return {"ballot": ballot}
 
-    def _cast(
-        self,
-        dataset: str,
-        pipeline: str,
-        step: str,
-        slot: str,
-        branch: str,
-        commit: str | None,
-        run_id: int,
-        *,
-        doc: Mapping[str, Any],
-        electorate: Mapping[str, Any] | None = None,
-        cloned: bool = False,
-    ) -> dict[str, Any]:
-        """The ballot of node ``commit``: the id of its change, cast by the tallier."""
+    def _vote(self, dataset: str, branch: str, commit: str | None, run_id: int) -> Vote:
+        """The vote of node ``commit`` of ``branch``: the id of its change."""
         datasets = self._datasets()
         if commit is None:  # the tool changed nothing: an empty change, on the node branch as prepared
-            commit = datasets.head(dataset, branch) or ""
-            output = output_id([])
-        else:
-            output = output_id(datasets.change_of(dataset, commit))
-        ref = SlotRef(dataset, pipeline, step, normalize_slot(slot))
-        return self.tallier.cast(ref, output, commit, run_id, doc=doc, electorate=electorate, cloned=cloned)
+            return Vote(output_id([]), datasets.head(dataset, branch) or "", run_id)
+        return Vote(output_id(datasets.change_of(dataset, commit)), commit, run_id)

@@ -75,6 +75,16 @@ def decide(electors: list[str], ballots: dict[str, dict[str, Any]]) -> Decision:
     return Decision(DISPUTED, None, [], [], missing, candidates)
 
 
+@dataclass(frozen=True)
+class Vote:
+    """This instance's vote in a slot: the id of the change of its node ``commit`` (see
+    :func:`mao.datasets.changes.output_id`), and the run that made it."""
+
+    output: str
+    commit: str
+    run_id: int
+
+
 def _names(values: list[str]) -> str:
     return ",".join(values) if values else NONE
 
@@ -112,9 +122,7 @@ class Tallier:
     def cast(
         self,
         ref: SlotRef,
-        output: str,
-        commit: str,
-        run_id: int,
+        vote: Vote,
         *,
         doc: Mapping[str, Any],
         electorate: Mapping[str, Any] | None = None,
@@ -123,14 +131,19 @@ class Tallier:
         """Publish this instance's ballot for the slot (after its node branch was pushed), then
         tally if every elector has voted or the deadline passed. Returns the ballot.
 
-        ``output`` is the id of the change of the node ``commit`` (see
-        :func:`mao.datasets.changes.output_id`). ``doc`` (the dataset's definition) and
-        ``electorate`` (the slot's, None: opened here) are taken as the caller holds them;
-        ``cloned`` says the caller fetched the dataset's clone for this step already."""
+        ``doc`` (the dataset's definition) and ``electorate`` (the slot's, None: opened here)
+        are taken as the caller holds them; ``cloned`` says the caller fetched the dataset's
+        clone for this step already."""
         if electorate is None:
             electorate = self.box.open(ref, self.name, vote_deadline(doc))
         tallied = self.box.outcome(ref) is not None
-        ballot = {"output_id": output, "commit": commit, "instance": self.name, "run_id": run_id, "late": tallied}
+        ballot = {
+            "output_id": vote.output,
+            "commit": vote.commit,
+            "instance": self.name,
+            "run_id": vote.run_id,
+            "late": tallied,
+        }
         if tallied and self.name in self.box.ballots(ref):
             log.info("slot %s is tallied already; this instance's counted ballot stays", ref.slot)
             return ballot
