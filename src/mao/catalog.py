@@ -109,37 +109,8 @@ class Catalog:
         self._notes.items = []
         return notes
 
-    def _remove(
-        self,
-        kind: str,
-        prefix: str,
-        name: str,
-        active_runs: Iterable[Any] = (),
-        pipelines: Mapping[str, Sequence[Any]] | None = None,
-        *,
-        force: bool = False,
-        scheduled: Iterable[str] = (),
-    ) -> None:
-        check_name(name, f"{kind} name")
-        users = [run for run in active_runs if any(_uses(step, kind, name) for step in run.steps)]
-        if users:
-            runs = ", ".join(f"run {run.id} of pipeline {run.pipeline!r}" for run in users)
-            raise Conflict(
-                f"{kind} {name!r} is used by {runs}, still in progress on this instance; "
-                "wait for it to finish or cancel it first",
-                details={"runs": [run.id for run in users]},
-            )
-        using = sorted(p for p, steps in (pipelines or {}).items() if any(_uses(step, kind, name) for step in steps))
-        if using and not force:
-            timed = set(scheduled)
-            listed = ", ".join(repr(p) + (" (scheduled)" if p in timed else "") for p in using)
-            raise Conflict(
-                f"{kind} {name!r} is used by {len(using)} pipeline{'s' if len(using) > 1 else ''}: {listed}; "
-                f"nothing was removed. Remove those pipelines first (maoctl pipeline remove --name NAME "
-                f"--unregister), or remove the {kind} anyway with --force (API: ?force=true): their runs then "
-                f"fail until a {kind} of that name is registered again",
-                details={"pipelines": using, "scheduled": sorted(timed & set(using))},
-            )
+    def _remove(self, kind: str, prefix: str, name: str) -> None:
+        """Unregister ``name`` (checked not in use by the caller)."""
         if not self.registry.delete(prefix + name):
             raise NotFound(f"{kind} {name!r} is not registered")
         self._cache("forget", kind, name)
@@ -170,7 +141,10 @@ class Catalog:
         """Unregister a tool; a Conflict if one of ``active_runs`` (this instance's) uses it,
         or, unless ``force``, one of ``pipelines`` (name: its steps) does. Callers hold
         :attr:`in_use_lock` from reading those to the removal."""
-        self._remove("tool", TOOLS, name, active_runs, pipelines, force=force, scheduled=scheduled)
+        check_name(name, "tool name")
+        _refuse_running("tool", name, active_runs)
+        _refuse_defined("tool", name, pipelines or {}, force=force, scheduled=scheduled)
+        self._remove("tool", TOOLS, name)
 
     # datasets ------------------------------------------------------------------
 
@@ -199,7 +173,10 @@ class Catalog:
     ) -> None:
         """Unregister a dataset; a Conflict if one of ``active_runs`` (this instance's) reads or
         writes it, or, unless ``force``, a step of one of ``pipelines`` does (as :meth:`remove_tool`)."""
-        self._remove("dataset", DATASETS, name, active_runs, pipelines, force=force, scheduled=scheduled)
+        check_name(name, "dataset name")
+        _refuse_running("dataset", name, active_runs)
+        _refuse_defined("dataset", name, pipelines or {}, force=force, scheduled=scheduled)
+        self._remove("dataset", DATASETS, name)
 
     def add_node(self, dataset: str, branch: str) -> None:
         """Record ``branch`` in the dataset's ``nodes`` (a no-op if it is there: no lock is
@@ -237,6 +214,35 @@ class Catalog:
         return (
             sorted({t for t in tools if t not in known_tools}),
             sorted({d for d in datasets if d not in known_datasets}),
+        )
+
+
+def _refuse_running(kind: str, name: str, active_runs: Iterable[Any]) -> None:
+    """A Conflict if one of this instance's ``active_runs`` uses the tool or dataset ``name``."""
+    users = [run for run in active_runs if any(_uses(step, kind, name) for step in run.steps)]
+    if users:
+        runs = ", ".join(f"run {run.id} of pipeline {run.pipeline!r}" for run in users)
+        raise Conflict(
+            f"{kind} {name!r} is used by {runs}, still in progress on this instance; "
+            "wait for it to finish or cancel it first",
+            details={"runs": [run.id for run in users]},
+        )
+
+
+def _refuse_defined(
+    kind: str, name: str, pipelines: Mapping[str, Sequence[Any]], *, force: bool, scheduled: Iterable[str]
+) -> None:
+    """Unless ``force``, a Conflict if one of ``pipelines`` (name: its steps) uses ``name``."""
+    using = sorted(p for p, steps in pipelines.items() if any(_uses(step, kind, name) for step in steps))
+    if using and not force:
+        timed = set(scheduled)
+        listed = ", ".join(repr(p) + (" (scheduled)" if p in timed else "") for p in using)
+        raise Conflict(
+            f"{kind} {name!r} is used by {len(using)} pipeline{'s' if len(using) > 1 else ''}: {listed}; "
+            f"nothing was removed. Remove those pipelines first (maoctl pipeline remove --name NAME "
+            f"--unregister), or remove the {kind} anyway with --force (API: ?force=true): their runs then "
+            f"fail until a {kind} of that name is registered again",
+            details={"pipelines": using, "scheduled": sorted(timed & set(using))},
         )
 
 
