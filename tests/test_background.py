@@ -12,7 +12,7 @@ from mao.config import Settings
 from mao.errors import RegistryUnavailable
 from mao.federation import Heartbeat
 from mao.instance import Instance
-from mao.lifecycle import Background, start_background, stop_background
+from mao.loop import Background
 from mao.registry.keys import INSTANCES
 from mao.registry.memory import MemoryRegistry
 from mao.runs.coordinator import RunCoordinator
@@ -66,12 +66,11 @@ def test_closing_after_the_background_stopped_stops_nothing_twice(tmp_path, monk
         monkeypatch.setattr(cls, "shutdown", counted)
     inst = Instance(Settings(instance_name="bg", data_dir=tmp_path / "d"), registry=MemoryRegistry())
     inst.setup()
-    start_background(inst)
-    assert inst.background is not None
+    inst.start_background()
     names = [service.name for service in inst.background.services]
     assert names == ["scheduler", "heartbeat", "tally", "replayer", "claims"]  # no notification rules
     running = list(inst.background.services)
-    stop_background(inst)
+    inst.stop_background()
     assert stopped == {"scheduler": 1, "runner": 1}
     assert not any(getattr(service, "running", False) for service in running)
     inst.close()
@@ -99,16 +98,15 @@ class _NoAnnouncing(MemoryRegistry):
 def test_a_heartbeat_that_cannot_announce_is_a_warning_and_still_stopped(tmp_path, caplog) -> None:
     inst = Instance(Settings(instance_name="bg", data_dir=tmp_path / "d"), registry=_NoAnnouncing())
     inst.setup()
-    with caplog.at_level(logging.WARNING, logger="mao.lifecycle"):
-        start_background(inst)
+    with caplog.at_level(logging.WARNING, logger="mao.instance"):
+        inst.start_background()
     try:
         assert any("could not announce this instance" in r.getMessage() for r in caplog.records)
-        assert inst.background is not None
         names = [service.name for service in inst.background.services]
         assert names == ["scheduler", "heartbeat", "tally", "replayer", "claims"]  # the rest started after it
         heartbeat = inst.background.services[1]
         assert isinstance(heartbeat, Heartbeat) and heartbeat._keepalive.running
     finally:
-        stop_background(inst)
+        inst.stop_background()
         inst.close()
     assert not heartbeat._keepalive.running

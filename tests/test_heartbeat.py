@@ -6,7 +6,6 @@ from waiting import wait_for
 
 from mao.config import Settings
 from mao.instance import Instance
-from mao.lifecycle import make_heartbeat
 from mao.registry.keys import INSTANCES
 from mao.registry.memory import MemoryRegistry
 
@@ -14,7 +13,7 @@ from mao.registry.memory import MemoryRegistry
 def test_heartbeat_puts_refreshes_regrants_and_withdraws(tmp_path) -> None:
     registry = MemoryRegistry()
     inst = Instance(Settings(instance_name="hb", data_dir=tmp_path / "d", instance_ttl=5), registry=registry)
-    heartbeat = make_heartbeat(inst)
+    heartbeat = inst.heartbeat()
     heartbeat._keepalive.interval = 0.05  # beat fast in the test
     try:
         heartbeat.start()

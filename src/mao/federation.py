@@ -15,7 +15,6 @@ from mao.registry.keys import INSTANCES, instance_key
 
 if TYPE_CHECKING:
     from mao.events import EventBus
-    from mao.instance import Instance
     from mao.registry import Registry
     from mao.registry.etcd import EtcdRegistry
 
@@ -116,18 +115,18 @@ def live_instances(registry: Registry) -> list[dict[str, Any]]:
 # operator tools: etcd membership ---------------------------------------------------
 
 
-def _etcd(instance: Instance) -> EtcdRegistry:
+def _etcd(registry: Registry) -> EtcdRegistry:
     from mao.errors import Conflict
     from mao.observability import unwrap
     from mao.registry.etcd import EtcdRegistry
 
-    registry = unwrap(instance.registry)
-    if not isinstance(registry, EtcdRegistry):
+    etcd = unwrap(registry)
+    if not isinstance(etcd, EtcdRegistry):
         raise Conflict(
             "this instance runs standalone (registry_backend=local): federation members are etcd members; "
             "configure registry_backend: etcd and etcd_endpoints first"
         )
-    return registry
+    return etcd
 
 
 def _member(raw: dict[str, Any]) -> dict[str, Any]:
@@ -143,8 +142,9 @@ def _member(raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def members(instance: Instance) -> list[dict[str, Any]]:
-    return [_member(m) for m in _etcd(instance).members()]
+def members(registry: Registry) -> list[dict[str, Any]]:
+    """The etcd cluster's members (a Conflict when ``registry`` is not etcd)."""
+    return [_member(m) for m in _etcd(registry).members()]
 
 
 def initial_cluster(member_list: list[dict[str, Any]], new_name: str, new_id: str) -> str:
@@ -161,7 +161,7 @@ PEER_URL_PATTERN = r"^https?://[A-Za-z0-9.\-\[\]:]+:[0-9]+$"
 """An etcd peer URL: http(s), a host or address, a port."""
 
 
-def add_member(instance: Instance, name: str, peer_url: str) -> dict[str, Any]:
+def add_member(registry: Registry, name: str, peer_url: str) -> dict[str, Any]:
     """Add a member through etcd's own member API; return what the joining instance needs."""
     from mao.errors import AlreadyExists, InvalidInput
     from mao.validation import check_name
@@ -169,15 +169,15 @@ def add_member(instance: Instance, name: str, peer_url: str) -> dict[str, Any]:
     check_name(name, "instance name")
     if not re.fullmatch(PEER_URL_PATTERN, peer_url):
         raise InvalidInput(f"invalid peer URL {peer_url!r}: use http://<new-instance-ip>:2380")
-    registry = _etcd(instance)
-    current = members(instance)
+    etcd = _etcd(registry)
+    current = members(etcd)
     for m in current:
         if m["name"] == name:
             raise AlreadyExists(f"etcd already has a member named {name!r}")
         if peer_url in m["peer_urls"]:
             raise AlreadyExists(f"etcd already has a member with peer URL {peer_url}")
-    added = _member(registry.member_add([peer_url])["member"])
-    cluster = initial_cluster(members(instance), name, added["id"])
+    added = _member(etcd.member_add([peer_url])["member"])
+    cluster = initial_cluster(members(etcd), name, added["id"])
     return {
         "member": {**added, "name": name},
         "env": {
@@ -189,13 +189,13 @@ def add_member(instance: Instance, name: str, peer_url: str) -> dict[str, Any]:
     }
 
 
-def remove_member(instance: Instance, member: str) -> dict[str, Any]:
+def remove_member(registry: Registry, member: str) -> dict[str, Any]:
     """Remove a member given by name, decimal id or hex id."""
     from mao.errors import NotFound
 
-    registry = _etcd(instance)
-    for m in members(instance):
+    etcd = _etcd(registry)
+    for m in members(etcd):
         if member in (m["name"], m["id"], m["id_hex"]):
-            registry.member_remove(int(m["id"]))
+            etcd.member_remove(int(m["id"]))
             return m
     raise NotFound(f"no etcd member {member!r}; `maoctl federation member list` shows them")

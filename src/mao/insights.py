@@ -15,19 +15,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mao.errors import InvalidInput, NotFound, RegistryUnavailable
 from mao.offline.models import FederationTask
-from mao.offline.replay import defer, register_handler
+from mao.offline.queue import FederationQueue
 from mao.registry.base import Registry
 from mao.registry.cache import UNREADABLE
 from mao.registry.keys import INSIGHTS, insight_key
 from mao.untrusted import MAX_JSON_DEPTH, UnsafeJSON, check_json
 from mao.validation import NAME_RE, check_name
-
-if TYPE_CHECKING:
-    from mao.instance import Instance
 
 log = logging.getLogger(__name__)
 
@@ -124,31 +121,39 @@ def put_insight(registry: Registry, pipeline: str, step: str, record: dict[str, 
     return True
 
 
-def publish(
-    instance: Instance,
-    pipeline: str,
-    step: str,
-    record: dict[str, Any],
-    *,
-    run_id: int,
-    step_id: int,
-    note: Callable[[str], None],
-) -> None:
-    """Publish a step's insight now, or queue it if the registry is unavailable."""
-    try:
-        put_insight(instance.registry, pipeline, step, record)
-    except RegistryUnavailable as exc:
-        payload = {"pipeline": pipeline, "step": step, "record": record}
-        defer(instance, KIND, payload, run_id=run_id, step_id=step_id, reason=exc)
-        return
-    note(f"insight published at {insight_key(pipeline, step)}")
+class InsightPublisher:
+    """Publishes steps' insights in the registry, or queues them (the ``insight`` kind of
+    federation work) while the registry is away; :meth:`replay` is that kind's handler."""
 
+    def __init__(self, registry: Registry, queue: FederationQueue) -> None:
+        self.registry = registry
+        self.queue = queue
 
-@register_handler(KIND)
-def replay_insight(instance: Instance, task: FederationTask, note: Callable[[str], None]) -> dict[str, Any]:
-    p = task.payload
-    if put_insight(instance.registry, p["pipeline"], p["step"], p["record"]):
-        note(f"insight published at {insight_key(p['pipeline'], p['step'])}")
-    else:
-        note(f"insight of run {task.run_id} not published: a newer one is at {insight_key(p['pipeline'], p['step'])}")
-    return {}
+    def publish(
+        self,
+        pipeline: str,
+        step: str,
+        record: dict[str, Any],
+        *,
+        task: tuple[int, int],
+        note: Callable[[str], None],
+    ) -> None:
+        """Publish a step's insight now, or queue it if the registry is unavailable.
+        ``task``: the run and step ids the queued work belongs to."""
+        try:
+            put_insight(self.registry, pipeline, step, record)
+        except RegistryUnavailable as exc:
+            payload = {"pipeline": pipeline, "step": step, "record": record}
+            run_id, step_id = task
+            self.queue.defer(KIND, payload, run_id=run_id, step_id=step_id, reason=exc)
+            return
+        note(f"insight published at {insight_key(pipeline, step)}")
+
+    def replay(self, task: FederationTask, note: Callable[[str], None]) -> dict[str, Any]:
+        p = task.payload
+        key = insight_key(p["pipeline"], p["step"])
+        if put_insight(self.registry, p["pipeline"], p["step"], p["record"]):
+            note(f"insight published at {key}")
+        else:
+            note(f"insight of run {task.run_id} not published: a newer one is at {key}")
+        return {}

@@ -1,22 +1,46 @@
-"""The Instance: one object that owns every component, built the same way by the API and the CLI."""
+"""The composition root: the one module that builds MAO's services and wires them together.
+
+:class:`Instance` is what the edge holds (the API's dependencies, the CLI's commands, the
+dashboard): it builds each service once, with the two or three collaborators that service
+takes in its constructor, and nothing below the edge imports this module or receives an
+Instance. Components that need an outside service (Docker, git) are built on first use, so
+that the registry commands work without them.
+
+A serving instance's background work is one ordered list (:class:`~mao.loop.Background`),
+started by :meth:`Instance.start_background` in this order and stopped in reverse:
+
+1. recovery of the runs a stop left behind (once, before anything listens),
+2. notifications (when the configuration has rules),
+3. the scheduler (its stop also stops the runs it and the others started),
+4. the heartbeat in the registry,
+5. the tally of closed vote slots,
+6. the replay of federation work deferred while the registry was away,
+7. the slot claims of ``one``-mode schedules (and the backfill at start).
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Callable
-from functools import cached_property, partial
-from typing import TYPE_CHECKING
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from mao import __version__
 from mao.catalog import Catalog
 from mao.config import Settings
+from mao.coverage.index import CoverageIndex
 from mao.coverage.recorder import CoverageRecorder
-from mao.events import EventBus
-from mao.federation import live_instances
+from mao.errors import MAOError
+from mao.events import EventBus, RunFinished
+from mao.federation import Heartbeat, live_instances
+from mao.loop import Background
 from mao.observability import MeteredRegistry, Metrics
 from mao.offline.cache import DefinitionCache
+from mao.offline.queue import FederationQueue
+from mao.pipelines import Pipelines
 from mao.registry import Registry, make_registry
+from mao.status import RunStatus
 from mao.store import Store, make_engine
 from mao.store.files import private_dir
 from mao.store.secrets import SecretKeys
@@ -28,7 +52,9 @@ if TYPE_CHECKING:
     from mao.delivery import MergeDelivery, VoteDelivery
     from mao.executor.base import Executor
     from mao.gateway.service import Gateway
-    from mao.lifecycle import Background
+    from mao.insights import InsightPublisher
+    from mao.notifications.dispatcher import Dispatcher
+    from mao.offline.replay import FederationReplayer
     from mao.runs.coordinator import RunCoordinator
     from mao.runs.recovery import RunRecovery
     from mao.scheduler.scheduler import Scheduler
@@ -37,8 +63,7 @@ log = logging.getLogger(__name__)
 
 
 class Instance:
-    """Settings plus the clients built from them. Components that need a service
-    (Docker, git) are created on first use so the registry works without them."""
+    """Settings plus the services built from them (see the module's docstring)."""
 
     version = __version__
 
@@ -58,22 +83,22 @@ class Instance:
         )
         self.events = EventBus()
         """Runs, steps and log lines as they happen (see :mod:`mao.events`)."""
-        registry = registry or make_registry(settings, self.store)
+        raw = registry or make_registry(settings, self.store)
         self.metrics = Metrics(
             self.events,
             count_runs=self.store.count_runs,
-            count_live=lambda: len(live_instances(self.registry)),
-            info=(self.name, self.version, registry.backend),
+            count_live=lambda: len(live_instances(self.registry)),  # a scrape's listing is metered too
+            info=(self.name, self.version, raw.backend),
         )
         """Prometheus metrics in a registry of this instance's own (served at ``/metrics``)."""
         self.registry: Registry = MeteredRegistry(
-            registry,
-            self.metrics.observe_registry_call,
-            on_lock_wait=self.metrics.on_lock_wait,
+            raw, self.metrics.observe_registry_call, on_lock_wait=self.metrics.on_lock_wait
         )
         self.catalog = Catalog(
             self.registry, DefinitionCache(self.store), local_remote_roots=settings.local_remote_roots
         )
+        self.queue = FederationQueue(self.store)
+        """Federation work deferred while the registry is away (:mod:`mao.offline`)."""
         CoverageRecorder(self.registry, self.name).subscribe(self.events)  # slot runs' ends, in the coverage index
         self._executor = executor
         self._datasets = datasets
@@ -81,8 +106,8 @@ class Instance:
         self._built: dict[str, Callable[[], None]] = {}
         """The components built so far that need a stop, each with its stop (see :meth:`release`)."""
         self._released: set[str] = set()
-        self.background: Background | None = None
-        """The serving process's background services, in start order (set by :mod:`mao.lifecycle`)."""
+        self.background = Background()
+        """The serving process's background services, in start order (:meth:`start_background`)."""
 
     @property
     def name(self) -> str:
@@ -94,6 +119,8 @@ class Instance:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.store.setup()
         private_dir(self.settings.data_dir)
+
+    # the outside services, built on first use ------------------------------------------
 
     @property
     def executor(self) -> Executor:
@@ -137,6 +164,8 @@ class Instance:
                 )
             return self._datasets
 
+    # federation: agreement, delivery, coverage --------------------------------------------
+
     @cached_property
     def tallier(self) -> Tallier:
         from mao.agreement.tally import Tallier
@@ -154,14 +183,13 @@ class Instance:
     @cached_property
     def merge_delivery(self) -> MergeDelivery:
         from mao.delivery import MergeDelivery, merge_lock_ttl
-        from mao.offline.queue import FederationQueue
         from mao.runs.steps import StepRows
 
         return MergeDelivery(
             catalog=self.catalog,
             registry=self.registry,
             datasets=lambda: self.datasets,
-            queue=FederationQueue(self.store),
+            queue=self.queue,
             rows=StepRows(self.store),
             owner=self.name,
             lock_ttl=merge_lock_ttl(self.settings.registry_timeout),
@@ -170,50 +198,91 @@ class Instance:
     @cached_property
     def vote_delivery(self) -> VoteDelivery:
         from mao.delivery import VoteDelivery
-        from mao.offline.queue import FederationQueue
 
         return VoteDelivery(
             catalog=self.catalog,
             datasets=lambda: self.datasets,
             tallier=self.tallier,
-            queue=FederationQueue(self.store),
+            queue=self.queue,
             owner=self.name,
+        )
+
+    @cached_property
+    def insights(self) -> InsightPublisher:
+        from mao.insights import InsightPublisher
+
+        return InsightPublisher(self.registry, self.queue)
+
+    @cached_property
+    def replayer(self) -> FederationReplayer:
+        """The replay of deferred federation work: each kind by its own handler."""
+        from mao.delivery import BALLOT, MERGE
+        from mao.insights import KIND as INSIGHT
+        from mao.offline.replay import FederationReplayer
+
+        handlers = {
+            MERGE: self.merge_delivery.replay,
+            BALLOT: self.vote_delivery.replay,
+            INSIGHT: self.insights.replay,
+        }
+        return FederationReplayer(self.queue, handlers, interval=self.settings.federation_retry_interval)
+
+    @cached_property
+    def coverage(self) -> CoverageIndex:
+        return CoverageIndex(self.registry, self.catalog, lambda: self.datasets, self.events, owner=self.name)
+
+    @cached_property
+    def claims(self) -> SlotClaims:
+        from mao.coverage.claims import ClaimSettings, SlotClaims
+
+        settings = ClaimSettings(
+            ttl=int(self.settings.coverage_claim_ttl), poll=float(self.settings.coverage_claim_poll)
+        )
+        claims = SlotClaims(self.registry, self.coverage, lambda: self.runner, settings, owner=self.name)
+        self._built["claims"] = claims.stop
+        return claims
+
+    # this instance's pipelines and runs ----------------------------------------------------
+
+    @cached_property
+    def pipelines(self) -> Pipelines:
+        return Pipelines(
+            self.store, self.catalog, schedules=lambda: self.scheduler, runs=lambda: self.runner, owner=self.name
         )
 
     @cached_property
     def runner(self) -> RunCoordinator:
         """Runs recorded, queued and executed (the coordinator, and its launcher of steps)."""
-        from mao.coverage.index import slot_commits
-        from mao.quality import check_output, publish_insight
+        from mao.quality import StepReports
         from mao.runs.coordinator import RunCoordinator
         from mao.runs.launcher import LaunchSettings, RunLauncher
         from mao.runs.runlog import RunLog
         from mao.store.logbuffer import LogBuffer
+        from mao.store.metrics import MetricStore
 
         def slot_delivered(pipeline: str, slot: str, dataset: str, step: str) -> tuple[str, str] | None:
             if "claims" not in self._built or not self.claims.holds(pipeline, slot):
                 return None  # not a claimed one-mode slot's run
-            return slot_commits(self, pipeline, slot, [dataset]).get(step)
+            return self.coverage.slot_commits(pipeline, slot, [dataset]).get(step)
 
-        log = RunLog(LogBuffer(self.store), self.events)
+        run_log = RunLog(LogBuffer(self.store), self.events)
         launcher = RunLauncher(
             store=self.store,
             catalog=self.catalog,
             datasets=lambda: self.datasets,
             executor=lambda: self.executor,
             events=self.events,
-            log=log,
+            log=run_log,
             merge=self.merge_delivery,
             vote=self.vote_delivery,
-            check_output=partial(check_output, self),
-            publish_insight=partial(publish_insight, self),
+            reports=StepReports(MetricStore(self.store), self.events, self.insights, owner=self.name),
             settings=LaunchSettings(self.name, self.settings.step_timeout, self.settings.pull_policy),
             slot_delivered=slot_delivered,
         )
         coordinator = RunCoordinator(
             store=self.store,
             launcher=launcher,
-            log=log,
+            log=run_log,
             events=self.events,
             in_use=self.catalog.in_use_lock,
             max_workers=self.settings.max_parallel_runs,
@@ -247,9 +316,20 @@ class Instance:
 
     @cached_property
     def scheduler(self) -> Scheduler:
-        from mao.scheduler.scheduler import Scheduler
+        from mao.scheduler.scheduler import Scheduler, ScheduleSettings
 
-        scheduler = Scheduler(self)
+        s = self.settings
+        settings = ScheduleSettings(
+            owner=self.name,
+            timezone=s.timezone,
+            misfire_policy=s.misfire_policy,
+            misfire_grace_seconds=s.misfire_grace_seconds,
+            claim_ttl=s.coverage_claim_ttl,
+            overlap_policy=s.overlap_policy,
+        )
+        scheduler = Scheduler(
+            self.store, self.registry, self.events, lambda: self.claims, lambda: self.runner, settings
+        )
         self._built["scheduler"] = scheduler.shutdown
         return scheduler
 
@@ -257,16 +337,102 @@ class Instance:
     def gateway(self) -> Gateway:
         from mao.gateway.records import RecordWriter
         from mao.gateway.service import Gateway
+        from mao.gateway.tokens import TokenStore
 
-        return Gateway(self, RecordWriter(lambda: self.datasets, self.merge_delivery, self.name))
+        return Gateway(
+            self.catalog,
+            self.registry,
+            lambda: self.datasets,
+            RecordWriter(lambda: self.datasets, self.merge_delivery, self.name),
+            TokenStore(self.store),
+            self.settings.api_token,
+        )
 
-    @cached_property
-    def claims(self) -> SlotClaims:
-        from mao.coverage.claims import SlotClaims
+    # the serving process's background -------------------------------------------------------
 
-        claims = SlotClaims(self)
-        self._built["claims"] = claims.stop
-        return claims
+    def heartbeat(self) -> Heartbeat:
+        """This instance's heartbeat: its record (name, URL, version, backend) under a lease."""
+        s = self.settings
+
+        def record() -> dict[str, Any]:
+            return {
+                "name": s.instance_name,
+                "api_url": s.api_url,
+                "version": self.version,
+                "registry": s.registry_backend,
+            }
+
+        return Heartbeat(self.registry, self.events, instance_name=self.name, ttl=s.instance_ttl, record=record)
+
+    def dispatcher(self) -> Dispatcher:
+        """The notifications' dispatcher: the configuration's rules, dead letters in the store."""
+        from mao.notifications.deadletters import DeadLetters
+        from mao.notifications.dispatcher import Dispatcher
+
+        return Dispatcher(self.settings, self.events, DeadLetters(self.store))
+
+    def start_notifier(self) -> Dispatcher | None:
+        """Start the dispatcher when the configuration has notification rules (it joins the
+        background services)."""
+        if not self.settings.notifications:
+            return None
+        notifier = self.dispatcher()
+        self.background.add(notifier)
+        log.info("notifications: %d rules", len(self.settings.notifications))
+        return notifier
+
+    def start_background(self) -> None:
+        """Start the serving process's background services, in the module docstring's order."""
+        from mao.agreement.service import TallyLoop
+
+        self._announce_recovered(self.recovery.recover())
+        self.start_notifier()
+        self.background.add(_Released("scheduler", self, start=lambda: self.scheduler.start(), also=("runner",)))
+        try:
+            self.background.add(self.heartbeat())
+        except MAOError as exc:
+            log.warning("could not announce this instance in the registry: %s", exc.message)
+        self.background.add(TallyLoop(lambda: self.tallier.due()))
+        self.background.add(self.replayer)
+        self.background.add(_Released("claims", self, start=self.backfill_at_start))
+
+    def stop_background(self) -> None:
+        """Stop the background services in the reverse order of their start (each once)."""
+        self.background.stop()
+
+    def backfill_at_start(self) -> threading.Thread | None:
+        """With ``coverage_backfill_on_start``: the gaps of this instance's ``one``-mode
+        schedules over the last ``coverage_backfill_max_age`` seconds, claimed and run in the
+        background (the thread doing it; None when there is nothing to do)."""
+        s = self.settings
+        if not s.coverage_backfill_on_start:
+            return None
+        pipelines = [job["pipeline"] for job in self.scheduler.jobs() if job.get("mode") == "one"]
+        return self.claims.backfill(pipelines, s.coverage_backfill_max_age)
+
+    def _announce_recovered(self, run_ids: list[int]) -> None:
+        """The runs a stop interrupted end now: each is published as finished, so that the
+        coverage record counts a slot run among them as failed. Published before anything else
+        listens but the instance's own recorders: no notification, and no duration (the time
+        the orchestrator was down is no run's)."""
+        for run_id in run_ids:
+            try:
+                run = self.store.get_run(run_id)
+            except MAOError as exc:
+                log.warning("run %s: could not read it back after its recovery: %s", run_id, exc.message)
+                continue
+            self.events.publish(
+                RunFinished(
+                    run_id=run.id,
+                    pipeline=run.pipeline,
+                    status=RunStatus(run.status),
+                    error=run.error,
+                    slot=run.slot,
+                    duration_s=None,
+                )
+            )
+
+    # the end ---------------------------------------------------------------------------------
 
     def release(self, name: str) -> None:
         """Stop the built component ``name`` (``claims``, ``scheduler``, ``runner``) now; once:
@@ -277,8 +443,7 @@ class Instance:
             stop()
 
     def close(self) -> None:
-        if self.background is not None:
-            self.background.stop()
+        self.background.stop()
         for name in ("claims", "scheduler", "runner"):
             self.release(name)
         if self._executor is not None:
@@ -286,3 +451,21 @@ class Instance:
         self.metrics.close()
         self.registry.close()
         self.store.close()
+
+
+class _Released:
+    """A background service whose stop releases built components: ``name`` and ``also``
+    (the scheduler's stop also stops the runs it and the others started)."""
+
+    def __init__(self, name: str, instance: Instance, *, start: Callable[[], Any], also: tuple[str, ...] = ()) -> None:
+        self.name = name
+        self._instance = instance
+        self._start = start
+        self._also = also
+
+    def start(self) -> None:
+        self._start()
+
+    def stop(self) -> None:
+        for name in (self.name, *self._also):
+            self._instance.release(name)

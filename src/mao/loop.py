@@ -28,6 +28,29 @@ class Service(Protocol):
     def stop(self) -> None: ...
 
 
+class Background:
+    """Background services, kept in start order: each is started when added and stopped
+    once, in reverse order, by :meth:`stop`."""
+
+    def __init__(self) -> None:
+        self.services: list[Service] = []
+
+    def add(self, service: Service) -> Service:
+        """Start ``service`` and keep it; one whose start raised is kept too (it is stopped
+        with the others: part of it may be running)."""
+        self.services.append(service)
+        service.start()
+        return service
+
+    def stop(self) -> None:
+        while self.services:
+            service = self.services.pop()
+            try:
+                service.stop()
+            except Exception:
+                log.exception("%s: could not stop it", service.name)
+
+
 class LoopService:
     name = "loop"
 

@@ -27,18 +27,15 @@ import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from mao import insights
-from mao.events import MetricSuspect
+from mao.events import EventBus, MetricSuspect
+from mao.insights import InsightPublisher
 from mao.models import ChangeRule, MetricRule, RangeRule, StepIn
 from mao.store.metrics import MetricStore
 from mao.store.models import utcnow
 from mao.untrusted import UnsafeJSON, load_json
 from mao.validation import NAME_RE
-
-if TYPE_CHECKING:
-    from mao.instance import Instance
 
 METRICS_FILE = "mao-metrics.json"
 INSIGHTS_FILE = "insights.json"
@@ -46,6 +43,8 @@ MAX_FILE_BYTES = 64 * 1024
 MAX_METRICS = 100
 
 Note = Callable[[str], None]
+_Problem = tuple[str | None, float | None, str, str]
+"""A problem of a step's metrics: the metric (None for the file), its value, the rule, why."""
 
 
 class InvalidReport(ValueError):
@@ -165,13 +164,25 @@ def _holds_secret(value: Any, secrets: list[str]) -> bool:
     return any(secret in text or json.dumps(secret, ensure_ascii=False)[1:-1] in text for secret in secrets)
 
 
-# ------------------------------------------------------------------ the runner's hook
+# ------------------------------------------------------------------ the launcher's hook
+
+
+class RunRef(Protocol):
+    """The run a step belongs to (the launcher's ``RunInfo``)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def pipeline(self) -> str: ...
+    @property
+    def slot(self) -> str | None: ...
 
 
 @dataclass
 class Report:
     """What a step reported beside its output, and whether it is suspect."""
 
+    step: str
     metrics: dict[str, float] = field(default_factory=dict)
     suspect: bool = False
     detail: str | None = None
@@ -179,101 +190,101 @@ class Report:
     has_insight: bool = False
 
 
-def check_output(
-    instance: Instance,
-    run_id: int,
-    pipeline: str,
-    step: StepIn,
-    worktree: Path,
-    slot: str | None,
-    note: Note,
-    secret_values: Sequence[str] = (),
-) -> Report:
-    """After the container succeeded, before the commit: take both files out of the
-    worktree, record and check the metrics, say whether the step is suspect (the report's
-    ``suspect`` and ``detail``: the launcher stores them with the step's end).
+class StepReports:
+    """A step's metrics and insight: checked before its commit, the insight published after it.
 
-    ``secret_values`` are the private variables' values the step was given (the runner's
-    ``render_env``): neither file may carry one out."""
-    report = Report()
-    problems: list[tuple[str | None, float | None, str, str]] = []  # metric, value, rule, why
-    secrets = [value for value in secret_values if len(value) >= 4]
-    try:
-        data = _take(worktree / METRICS_FILE)
-        if data is not None:
-            report.metrics = parse_metrics(data)
-            if _holds_secret(list(report.metrics), secrets):
-                report.metrics = {}
-                raise InvalidReport("a metric name holds the value of a private variable")
-    except InvalidReport as exc:
-        problems.append((None, None, "invalid", f"invalid {METRICS_FILE}: {exc}"))
-    try:
-        data = _take(worktree / INSIGHTS_FILE)
-        if data is not None:
-            insight = parse_insight(data)
-            if _holds_secret(insight, secrets):
-                raise InvalidReport("it holds the value of a private variable, which never goes to the registry")
-            report.insight, report.has_insight = insight, True
-    except InvalidReport as exc:
-        note(f"{INSIGHTS_FILE} not published: {exc}")
+    ``owner`` is this instance's name (the insight's ``instance``)."""
 
-    if report.metrics:
-        metric_store, now, rules = MetricStore(instance.store), utcnow(), step.metrics or {}
+    def __init__(self, metrics: MetricStore, events: EventBus, insights: InsightPublisher, *, owner: str) -> None:
+        self.metrics = metrics
+        self.events = events
+        self.insights = insights
+        self.owner = owner
+
+    def check(self, run: RunRef, step: StepIn, worktree: Path, note: Note, secret_values: Sequence[str] = ()) -> Report:
+        """After the container succeeded, before the commit: take both files out of the
+        worktree, record and check the metrics, say whether the step is suspect (the report's
+        ``suspect`` and ``detail``: the launcher stores them with the step's end).
+
+        ``secret_values`` are the private variables' values the step was given (the runner's
+        ``render_env``): neither file may carry one out."""
+        report = Report(step.name)
+        secrets = [value for value in secret_values if len(value) >= 4]
+        problems = self._read(report, worktree, secrets, note)
+        if report.metrics:
+            problems += self._check_metrics(report, run, step, note)
+        if problems:
+            report.suspect = True
+            report.detail = "; ".join(why for *_, why in problems)
+            note(f"step {step.name} is suspect: {report.detail}")
+            for metric, bad, kind, why in problems:
+                self.events.publish(
+                    MetricSuspect(
+                        run_id=run.id,
+                        pipeline=run.pipeline,
+                        step=step.name,
+                        metric=metric,
+                        value=bad,
+                        rule=kind,
+                        detail=why,
+                        slot=run.slot,
+                    )
+                )
+        return report
+
+    @staticmethod
+    def _read(report: Report, worktree: Path, secrets: list[str], note: Note) -> list[_Problem]:
+        """Both files taken out of the worktree into ``report``; the problems of the metrics file."""
+        problems: list[_Problem] = []
+        try:
+            data = _take(worktree / METRICS_FILE)
+            if data is not None:
+                report.metrics = parse_metrics(data)
+                if _holds_secret(list(report.metrics), secrets):
+                    report.metrics = {}
+                    raise InvalidReport("a metric name holds the value of a private variable")
+        except InvalidReport as exc:
+            problems.append((None, None, "invalid", f"invalid {METRICS_FILE}: {exc}"))
+        try:
+            data = _take(worktree / INSIGHTS_FILE)
+            if data is not None:
+                insight = parse_insight(data)
+                if _holds_secret(insight, secrets):
+                    raise InvalidReport("it holds the value of a private variable, which never goes to the registry")
+                report.insight, report.has_insight = insight, True
+        except InvalidReport as exc:
+            note(f"{INSIGHTS_FILE} not published: {exc}")
+        return problems
+
+    def _check_metrics(self, report: Report, run: RunRef, step: StepIn, note: Note) -> list[_Problem]:
+        """The metrics recorded, and each broken rule against this instance's earlier values."""
+        problems: list[_Problem] = []
+        now, rules = utcnow(), step.metrics or {}
         ruled = {name: rules[name] for name in report.metrics if name in rules}
         windows = {name: rule.change.window if rule.change else 0 for name, rule in ruled.items()}
-        history = metric_store.earlier_many(pipeline, step.name, windows, run_id, slot, now)
+        history = self.metrics.earlier_many(run.pipeline, step.name, windows, run.id, run.slot, now)
         suspect_names = set()
         for name, rule in ruled.items():
             value = report.metrics[name]
             for kind, why in check_metric(value, history[name], rule):
                 suspect_names.add(name)
                 problems.append((name, value, kind, f"{name}: {why}"))
-        metric_store.record(run_id, pipeline, step.name, slot, report.metrics, suspect_names, now)
+        self.metrics.record(run.id, run.pipeline, step.name, run.slot, report.metrics, suspect_names, now)
         note("metrics: " + ", ".join(f"{k}={_num(v)}" for k, v in report.metrics.items()))
+        return problems
 
-    if problems:
-        report.suspect = True
-        report.detail = "; ".join(why for *_, why in problems)
-        note(f"step {step.name} is suspect: {report.detail}")
-        for metric, bad, kind, why in problems:
-            instance.events.publish(
-                MetricSuspect(
-                    run_id=run_id,
-                    pipeline=pipeline,
-                    step=step.name,
-                    metric=metric,
-                    value=bad,
-                    rule=kind,
-                    detail=why,
-                    slot=slot,
-                )
-            )
-    return report
-
-
-def publish_insight(
-    instance: Instance,
-    report: Report,
-    run_id: int,
-    pipeline: str,
-    step_id: int,
-    step: str,
-    slot: str | None,
-    note: Note,
-    commit: str | None = None,
-) -> None:
-    """After the step succeeded: its insight into the registry (or the queue of federation work).
-
-    ``commit`` is the step's node commit (None when the tool changed nothing)."""
-    if not report.has_insight:
-        return
-    record = {
-        "value": report.insight,
-        "run_id": run_id,
-        "instance": instance.name,
-        "slot": slot,
-        "commit": commit,
-        "published_at": utcnow().isoformat(),
-        "suspect": report.suspect,
-    }
-    insights.publish(instance, pipeline, step, record, run_id=run_id, step_id=step_id, note=note)
+    def publish(self, report: Report, run: RunRef, step_id: int, note: Note, commit: str | None = None) -> None:
+        """After the step succeeded: its insight into the registry (or the queue of federation
+        work). ``commit`` is the step's node commit (None when the tool changed nothing)."""
+        if not report.has_insight:
+            return
+        record = {
+            "value": report.insight,
+            "run_id": run.id,
+            "instance": self.owner,
+            "slot": run.slot,
+            "commit": commit,
+            "published_at": utcnow().isoformat(),
+            "suspect": report.suspect,
+        }
+        self.insights.publish(run.pipeline, report.step, record, task=(run.id, step_id), note=note)

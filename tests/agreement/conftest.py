@@ -13,7 +13,6 @@ from mao.config import Settings
 from mao.executor.fake import FakeExecutor
 from mao.instance import Instance
 from mao.models import DatasetIn, PipelineIn, ToolIn
-from mao.pipelines import init_pipeline
 
 
 @pytest.fixture
@@ -66,8 +65,7 @@ def register(remote: Path) -> Callable[..., None]:
                     {"name": "metrics", "body": {"master": str(remote), "policy": policy, "vote_deadline": deadline}}
                 )
             )
-        init_pipeline(
-            inst,
+        inst.pipelines.init(
             PipelineIn.model_validate(
                 {"name": "collect", "steps": [{"name": "gather", "tool": "collector", "output_dataset": "metrics"}]}
             ),

@@ -18,7 +18,6 @@ from mao.errors import InvalidInput
 from mao.executor.fake import FakeExecutor
 from mao.instance import Instance
 from mao.models import DatasetIn, PipelineIn, ToolIn
-from mao.pipelines import init_pipeline
 from mao.registry.memory import MemoryRegistry
 
 SEEN: list[dict[str, str]] = []
@@ -47,8 +46,7 @@ def standalone(tmp_path: Path, remote: Path):
             inst.catalog.add_tool(ToolIn(name="t", image="img"))
             inst.catalog.add_dataset(DatasetIn.model_validate({"name": "out", "body": {"master": str(remote)}}))
         if inst.store.find_pipeline("p") is None:
-            init_pipeline(
-                inst,
+            inst.pipelines.init(
                 PipelineIn.model_validate(
                     {
                         "name": "p",

@@ -19,8 +19,7 @@ from mao.delivery import merge_lock_ttl
 from mao.executor.fake import FakeExecutor
 from mao.instance import Instance
 from mao.models import DatasetIn, PipelineIn, ToolIn
-from mao.offline import FederationQueue, FederationReplayer
-from mao.pipelines import init_pipeline
+from mao.offline import FederationQueue
 from mao.registry.memory import MemoryRegistry
 
 SLOT = "2026-11-28T12:00:00Z"
@@ -58,7 +57,7 @@ def alone(tmp_path: Path) -> Iterator[tuple[Instance, CountingRegistry, Path]]:
         DatasetIn.model_validate({"name": "metrics", "body": {"master": str(remote), "policy": "vote"}})
     )
     steps = [{"name": "gather", "tool": "collector", "output_dataset": "metrics"}]
-    init_pipeline(inst, PipelineIn.model_validate({"name": "collect", "steps": steps}))
+    inst.pipelines.init(PipelineIn.model_validate({"name": "collect", "steps": steps}))
     yield inst, registry, remote
     inst.close()
 
@@ -110,7 +109,7 @@ def test_a_ballot_deferred_while_the_registry_is_away_is_cast_as_the_step_would_
     assert task.kind == "ballot" and task.step_id == step.id
 
     registry.down = False
-    assert FederationReplayer(inst, interval=60).replay_once() == 1
+    assert inst.replayer.replay_once() == 1
 
     ballot = BallotBox(registry).ballots(REF)["alpha"]
     assert ballot["commit"] == step.output_commit and ballot["run_id"] == run.id and ballot["late"] is False

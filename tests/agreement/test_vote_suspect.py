@@ -8,7 +8,6 @@ from agreement_kit import IMAGE, git, trailers
 
 from mao.agreement.ballots import BallotBox, SlotRef
 from mao.models import DatasetIn, PipelineIn, ToolIn
-from mao.pipelines import init_pipeline
 
 SLOT = "2026-11-28T12:00:00Z"
 NAMES = ("alpha", "beta", "gamma")
@@ -37,7 +36,7 @@ def test_a_suspect_snapshot_does_not_vote(federation, remote):
             "output_dataset": "metrics",
             "metrics": {"rows": {"range": {"max": 100}}},
         }
-        init_pipeline(inst, PipelineIn.model_validate({"name": "collect", "steps": [step]}))
+        inst.pipelines.init(PipelineIn.model_validate({"name": "collect", "steps": [step]}))
 
     gamma = instances[2]
     run = gamma.store.get_run(gamma.runner.run_sync("collect", slot=SLOT))

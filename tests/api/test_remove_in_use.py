@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 from mao.errors import Conflict
 from mao.instance import Instance
 from mao.models import PipelineIn
-from mao.pipelines import init_pipeline, remove_definition
 
 MASTER = "https://github.com/mao-mao-research/hub-data.git"
 
@@ -157,7 +156,7 @@ def test_a_forced_removal_while_a_run_is_being_recorded_sees_the_run(fake_client
     assert entered.wait(10)  # the run is being recorded, not committed yet
     watched = WatchedLock(instance.catalog.in_use_lock)
     instance.catalog.in_use_lock = watched
-    remover, removed = _in_thread(lambda: remove_definition(instance, "tool", "t", force=True))
+    remover, removed = _in_thread(lambda: instance.pipelines.remove_definition("tool", "t", force=True))
     assert watched.waiting.wait(10)  # the removal waits for the recording to end
     release.set()
     starter.join(10)
@@ -176,11 +175,11 @@ def test_a_removal_while_a_pipeline_is_being_defined_sees_the_pipeline(client: T
     _register(client)
     entered, release = _held(instance, instance.store, "add_pipeline")
     pipeline = PipelineIn.model_validate({"name": "late", "steps": [_step("s")]})
-    definer, defined = _in_thread(lambda: init_pipeline(instance, pipeline))
+    definer, defined = _in_thread(lambda: instance.pipelines.init(pipeline))
     assert entered.wait(10)  # its tools were found; it is being stored
     watched = WatchedLock(instance.catalog.in_use_lock)
     instance.catalog.in_use_lock = watched
-    remover, removed = _in_thread(lambda: remove_definition(instance, "tool", "demo-tool"))
+    remover, removed = _in_thread(lambda: instance.pipelines.remove_definition("tool", "demo-tool"))
     assert watched.waiting.wait(10)
     release.set()
     definer.join(10)

@@ -16,7 +16,6 @@ from mao.config import Settings
 from mao.executor.fake import FakeExecutor
 from mao.instance import Instance
 from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn
-from mao.pipelines import init_pipeline
 
 GATE = threading.Event()
 
@@ -39,8 +38,7 @@ def served(tmp_path: Path) -> Iterator[tuple[TestClient, Instance]]:
     instance.setup()
     instance.catalog.add_tool(ToolIn(name="gated", image="img/gated"))
     instance.catalog.add_dataset(DatasetIn(name="rows", body=DatasetBody(master=str(remote))))
-    init_pipeline(
-        instance,
+    instance.pipelines.init(
         PipelineIn.model_validate({"name": "p", "steps": [{"name": "s", "tool": "gated", "output_dataset": "rows"}]}),
     )
     with TestClient(create_app(instance=instance, background=False)) as client:

@@ -10,9 +10,7 @@ from mao.config import Settings
 from mao.events import RunFinished
 from mao.executor.fake import FakeExecutor
 from mao.instance import Instance
-from mao.lifecycle import start_background, stop_background
 from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn
-from mao.pipelines import init_pipeline
 from mao.registry.keys import coverage_key
 from mao.registry.memory import MemoryRegistry
 from mao.status import RunStatus
@@ -53,7 +51,7 @@ def test_a_slot_run_a_stop_interrupted_counts_as_failed_at_the_next_start(tmp_pa
     Catalog(registry).add_dataset(DatasetIn(name="out", body=DatasetBody(master=str(tmp_path / "out.git"))))
     inst = _instance(tmp_path, registry)
     definition = {"name": "p", "steps": [{"name": "s", "tool": "t", "output_dataset": "out"}]}
-    init_pipeline(inst, PipelineIn.model_validate(definition))
+    inst.pipelines.init(PipelineIn.model_validate(definition))
     run = inst.store.create_run("p", inst.store.get_pipeline("p").steps, trigger="cron", slot=SLOT)
     inst.store.update_run(run.id, status="running")
     inst.close()  # the orchestrator stops with the run going
@@ -62,11 +60,11 @@ def test_a_slot_run_a_stop_interrupted_counts_as_failed_at_the_next_start(tmp_pa
     ends: list[RunFinished] = []
     again.events.subscribe(ends.append, RunFinished)
     try:
-        start_background(again)
+        again.start_background()
         assert again.store.get_run(run.id).status == "interrupted"
         assert [(e.run_id, e.status, e.duration_s) for e in ends] == [(run.id, RunStatus.INTERRUPTED, None)]
         cell = registry.get(coverage_key("p", SLOT, "a"))
         assert (cell["status"], cell["run_id"]) == ("failed", run.id)
     finally:
-        stop_background(again)
+        again.stop_background()
         again.close()

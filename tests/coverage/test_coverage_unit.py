@@ -16,13 +16,11 @@ from mao.agreement.slots import parse_slot
 from mao.catalog import Catalog
 from mao.config import Settings
 from mao.coverage.grid import Schedule, build_grid
-from mao.coverage.index import coverage, schedules
 from mao.coverage.window import parse_since, slot_end, slots_between
 from mao.errors import InvalidInput
 from mao.executor.fake import FakeExecutor
 from mao.instance import Instance
 from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn
-from mao.pipelines import init_pipeline
 from mao.registry.keys import COVERAGE, claim_key, gap_key
 from mao.registry.memory import MemoryRegistry
 
@@ -118,7 +116,7 @@ def _instance(tmp_path: Path, registry: MemoryRegistry, name: str, tool=_ok, **s
     )
     inst.setup()
     definition = {"name": "p", "steps": [{"name": "s", "tool": "t", "output_dataset": "out"}]}
-    init_pipeline(inst, PipelineIn.model_validate(definition))
+    inst.pipelines.init(PipelineIn.model_validate(definition))
     return inst
 
 
@@ -146,7 +144,7 @@ def test_one_mode_runs_each_slot_once_across_instances(tmp_path, registry) -> No
             assert [r.status for r in runs] == ["succeeded"]  # exactly one run, federation-wide
             claim = registry.get(claim_key("p", slot))
             assert claim and claim["done"] and claim["run_id"] == runs[0].id
-        grid = coverage(instances[0], "p", T0, now=T0 + timedelta(minutes=2))
+        grid = instances[0].coverage.coverage("p", T0, now=T0 + timedelta(minutes=2))
         assert grid["gaps"] == [] and all(len(r["delivered_by"]) == 1 for r in grid["slots"])
     finally:
         for inst in instances:
@@ -168,7 +166,7 @@ def test_one_mode_another_instance_takes_over_a_failed_slot(tmp_path, registry) 
         assert first == ["delivered"]  # the failed claimer saw the slot delivered, and ran it once only
         assert len(bad.store.list_runs("p")) == 1
         assert [r.status for r in good.store.list_runs("p")] == ["succeeded"]
-        grid = coverage(good, "p", T0, now=T0 + timedelta(minutes=5))
+        grid = good.coverage.coverage("p", T0, now=T0 + timedelta(minutes=5))
         assert grid["slots"][0]["cells"] == {"bad": "failed", "good": "delivered"}
     finally:
         bad.close()
@@ -207,9 +205,9 @@ def test_coverage_is_rebuilt_from_the_git_remote(tmp_path, registry) -> None:
         assert registry.list(COVERAGE + "p/")  # the index has it
         for key in list(registry.list(COVERAGE)):
             registry.delete(COVERAGE + key)
-        grid = coverage(inst, "p", T0, now=T0 + timedelta(minutes=5))
+        grid = inst.coverage.coverage("p", T0, now=T0 + timedelta(minutes=5))
         assert grid["slots"] == []
-        grid = coverage(inst, "p", T0, rebuild=True, now=T0 + timedelta(minutes=5))
+        grid = inst.coverage.coverage("p", T0, rebuild=True, now=T0 + timedelta(minutes=5))
         assert grid["slots"][0]["cells"] == {"a": "delivered"} and grid["restored"] == 1
         assert registry.list(COVERAGE + "p/")  # and the index again
     finally:
@@ -221,30 +219,28 @@ def test_schedules_are_published_with_mode_and_removed(tmp_path, registry) -> No
     try:
         job = inst.scheduler.schedule("p", "*/5 * * * *", "one")
         assert job["mode"] == "one"
-        (published,) = schedules(inst)
+        (published,) = inst.coverage.schedules()
         assert published["mode"] == "one" and published["cron"] == "*/5 * * * *" and published["instance"] == "a"
         since = published["since"]
         inst.scheduler.start()  # republished at start: the since is kept
-        assert schedules(inst)[0]["since"] == since
+        assert inst.coverage.schedules()[0]["since"] == since
         with pytest.raises(InvalidInput, match="mode"):
             inst.scheduler.schedule("p", "*/5 * * * *", "some")
         inst.scheduler.unschedule("p")
-        assert schedules(inst) == []
+        assert inst.coverage.schedules() == []
     finally:
         inst.close()
 
 
 def test_a_restarting_instance_backfills_its_one_mode_gaps(tmp_path, registry) -> None:
-    from mao.coverage.claims import backfill_on_start
-
     inst = _instance(tmp_path, registry, "a", coverage_backfill_on_start=True, coverage_backfill_max_age=200)
     try:
         inst.scheduler.schedule("p", "* * * * *", "one")  # paused: it never fires here
         key = "schedules/p/a"
         registry.put(key, {**registry.get(key), "since": "2000-01-01T00:00:00Z"})  # down for the last minutes
-        gaps = coverage(inst, "p", datetime.now(UTC) - timedelta(seconds=200))["gaps"]
+        gaps = inst.coverage.coverage("p", datetime.now(UTC) - timedelta(seconds=200))["gaps"]
         assert len(gaps) >= 2
-        thread = backfill_on_start(inst)
+        thread = inst.backfill_at_start()
         assert thread is not None
         thread.join(60)
         runs = sorted(inst.store.list_runs("p"), key=lambda r: r.id)
@@ -252,34 +248,31 @@ def test_a_restarting_instance_backfills_its_one_mode_gaps(tmp_path, registry) -
         slots = [r.slot for r in runs]
         assert slots == sorted(set(slots))  # oldest first, each once
         assert set(gaps[1:]) <= set(slots)  # (the oldest may have left the window meanwhile)
-        assert coverage(inst, "p", parse_slot(gaps[-1]))["gaps"] == []
+        assert inst.coverage.coverage("p", parse_slot(gaps[-1]))["gaps"] == []
     finally:
         inst.close()
 
 
 def test_backfill_at_start_is_off_by_default(tmp_path, registry) -> None:
-    from mao.coverage.claims import backfill_on_start
-
     inst = _instance(tmp_path, registry, "a")
     try:
         inst.scheduler.schedule("p", "* * * * *", "one")
-        assert backfill_on_start(inst) is None
+        assert inst.backfill_at_start() is None
     finally:
         inst.close()
 
 
 def test_a_late_every_fire_catches_up_only_a_gap(tmp_path, registry) -> None:
-    from mao.coverage.index import record
     from mao.scheduler.scheduler import fire
 
     inst = _instance(tmp_path, registry, "b")
     covered, gap = parse_slot("2026-11-27T12:00:00Z"), parse_slot("2026-11-27T12:01:00Z")
     other = _instance(tmp_path, registry, "a")
     try:
-        record(other, "p", "2026-11-27T12:00:00Z", "delivered", 1)
-        fire("b", "p", covered, instance=inst, cron="* * * * *")  # ended, delivered by a: not caught up
+        other.coverage.record("p", "2026-11-27T12:00:00Z", "delivered", 1)
+        fire("b", "p", covered, scheduler=inst.scheduler, cron="* * * * *")  # ended, delivered by a: not caught up
         assert inst.store.list_runs("p") == []
-        fire("b", "p", gap, instance=inst, cron="* * * * *")  # ended, nobody delivered: caught up
+        fire("b", "p", gap, scheduler=inst.scheduler, cron="* * * * *")  # ended, nobody delivered: caught up
         (run,) = inst.store.list_runs("p")
         assert run.slot == "2026-11-27T12:01:00Z"
         inst.runner.wait(run.id, timeout=30)
@@ -299,7 +292,9 @@ def test_an_every_mode_slot_that_ends_undelivered_is_logged_once_as_a_gap(tmp_pa
         assert f"gap: slot {slot} of pipeline p" in caplog.text
         assert registry.get(gap_key("p", "2026-11-27T12:00:00Z"))["seen_by"] == "a"
         inst.runner.run_sync("p", slot=slot)
-        assert coverage(inst, "p", parse_slot(slot), now=parse_slot(slot) + timedelta(hours=1))["gaps"] == [slot]
+        assert inst.coverage.coverage("p", parse_slot(slot), now=parse_slot(slot) + timedelta(hours=1))["gaps"] == [
+            slot
+        ]
     finally:
         inst.close()
 

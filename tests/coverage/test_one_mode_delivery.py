@@ -12,11 +12,9 @@ import pytest
 from mao.agreement.slots import parse_slot
 from mao.catalog import Catalog
 from mao.config import Settings
-from mao.coverage.index import coverage
 from mao.executor.fake import FakeExecutor
 from mao.instance import Instance
 from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn
-from mao.pipelines import init_pipeline
 from mao.registry.keys import COVERAGE, claim_key
 from mao.registry.memory import MemoryRegistry
 
@@ -48,7 +46,7 @@ def _instance(tmp_path: Path, registry: MemoryRegistry, name: str, steps: list, 
         executor=FakeExecutor({"img": tool}),
     )
     inst.setup()
-    init_pipeline(inst, PipelineIn.model_validate({"name": "p", "steps": steps}))
+    inst.pipelines.init(PipelineIn.model_validate({"name": "p", "steps": steps}))
     return inst
 
 
@@ -100,7 +98,7 @@ def test_a_slot_pushed_by_a_claimer_that_died_before_its_run_ended_is_not_run_ag
         assert len(_slot_commits(remote, "s")) == 1
         claim = registry.get(claim_key("p", SLOT))
         assert claim["done"] and claim["delivered_by"] == "a" and claim["instance"] == "b"
-        grid = coverage(b, "p", T0, now=T0 + timedelta(minutes=5))
+        grid = b.coverage.coverage("p", T0, now=T0 + timedelta(minutes=5))
         assert grid["slots"][0]["cells"] == {"a": "delivered"} and grid["gaps"] == []
     finally:
         a.close()
@@ -139,7 +137,7 @@ def test_a_claimer_that_died_between_two_steps_leaves_the_next_claimer_only_the_
         assert steps["s1"].status == "succeeded" and steps["s1"].output_commit == first
         assert _slot_commits(remote, "s1") == [first]
         assert len(_slot_commits(remote, "s2")) == 1
-        assert coverage(b, "p", T0, now=T0 + timedelta(minutes=5))["slots"][0]["cells"]["b"] == "delivered"
+        assert b.coverage.coverage("p", T0, now=T0 + timedelta(minutes=5))["slots"][0]["cells"]["b"] == "delivered"
     finally:
         a.close()
         b.close()

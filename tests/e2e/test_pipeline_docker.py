@@ -13,7 +13,6 @@ from e2e_kit import bare_repo, git
 from mao.config import Settings
 from mao.instance import Instance
 from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn
-from mao.pipelines import init_pipeline
 
 pytestmark = pytest.mark.docker
 
@@ -40,7 +39,7 @@ def dataset(inst: Instance, name: str, url: str) -> None:
 
 
 def define(inst: Instance, body: dict) -> None:
-    init_pipeline(inst, PipelineIn.model_validate(body))
+    inst.pipelines.init(PipelineIn.model_validate(body))
 
 
 def run(inst: Instance, name: str):

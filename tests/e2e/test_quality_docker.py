@@ -12,7 +12,6 @@ from mao.config import Settings
 from mao.insights import get_insight
 from mao.instance import Instance
 from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn
-from mao.pipelines import init_pipeline, remove_pipeline
 from mao.store.metrics import MetricStore
 
 pytestmark = pytest.mark.docker
@@ -43,14 +42,14 @@ def test_a_container_writes_metrics_and_an_insight(tmp_path: Path, docker_host: 
             "env": {"TEMP": "20"},
             "metrics": {"temperature": {"range": {"min": -50, "max": 60}}},
         }
-        init_pipeline(inst, PipelineIn.model_validate({"name": "q", "steps": [step]}))
+        inst.pipelines.init(PipelineIn.model_validate({"name": "q", "steps": [step]}))
         first = inst.store.get_run(inst.runner.run_sync("q"))
         assert first.status == "succeeded", first.error
         assert first.steps[0].suspect is False
 
         step["env"] = {"TEMP": "75"}
-        remove_pipeline(inst, "q", unregister=True)
-        init_pipeline(inst, PipelineIn.model_validate({"name": "q", "steps": [step]}))
+        inst.pipelines.remove("q", unregister=True)
+        inst.pipelines.init(PipelineIn.model_validate({"name": "q", "steps": [step]}))
         second = inst.store.get_run(inst.runner.run_sync("q"))
         assert second.status == "succeeded", second.error
         assert second.steps[0].suspect_detail == "temperature: 75 is above the maximum 60"

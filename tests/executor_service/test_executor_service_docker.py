@@ -30,7 +30,6 @@ from mao.config import Settings
 from mao.executor.remote import RemoteExecutor
 from mao.instance import Instance
 from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn
-from mao.pipelines import init_pipeline
 
 pytestmark = pytest.mark.docker
 
@@ -157,8 +156,7 @@ def _pipeline(inst: Instance, tmp_path: Path, name: str, step: dict) -> Path:
     remote = tmp_path / f"{name}-out.git"
     subprocess.run(["git", "init", "-q", "--bare", "--initial-branch=ground-truth", str(remote)], check=True)
     inst.catalog.add_dataset(DatasetIn(name=f"{name}-out", body=DatasetBody(master=str(remote))))
-    init_pipeline(
-        inst,
+    inst.pipelines.init(
         PipelineIn.model_validate(
             {"name": name, "steps": [{"name": "s", "tool": "box", "output_dataset": f"{name}-out", **step}]}
         ),

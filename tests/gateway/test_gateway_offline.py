@@ -9,7 +9,6 @@ from gateway_kit import git
 from mao.config import Settings
 from mao.instance import Instance
 from mao.models import DatasetBody, DatasetIn
-from mao.offline.replay import FederationReplayer
 from mao.registry.memory import MemoryRegistry
 
 
@@ -29,7 +28,7 @@ def test_a_record_waits_for_the_registry_and_is_merged_when_it_answers(data_dir:
     assert "ground-truth" not in git(bare, "for-each-ref", "--format=%(refname:short)")
 
     registry.down = False
-    assert FederationReplayer(inst).replay_once() == 1
+    assert inst.replayer.replay_once() == 1
     assert git(bare, "show", "ground-truth:records/feed.jsonl") == '{"n":1}\n'
     assert "Mao-Gateway-Token: feed" in git(bare, "log", "--format=%(trailers)", "ground-truth")
     inst.close()

@@ -12,7 +12,6 @@ from metrics_kit import families, pipeline
 from mao.models import PipelineIn
 from mao.observability import dashboard_json
 from mao.observability.monitoring import scrape_config
-from mao.pipelines import init_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy/grafana/mao-dashboard.json"
@@ -59,7 +58,7 @@ def test_the_dashboard_is_a_grafana_import_with_a_prometheus_input() -> None:
 
 
 def test_every_panel_queries_metrics_the_instance_exports(api, instance) -> None:
-    init_pipeline(instance, PipelineIn.model_validate(pipeline("good")))
+    instance.pipelines.init(PipelineIn.model_validate(pipeline("good")))
     instance.runner.run_sync("good")
     exported = set(families(api.get("/metrics").text))
     dashboard = json.loads(DASHBOARD.read_text())

@@ -11,7 +11,6 @@ from mao.config import Settings
 from mao.errors import Conflict, RegistryUnavailable
 from mao.federation import members
 from mao.instance import Instance
-from mao.lifecycle import make_heartbeat
 from mao.observability import MeteredRegistry, unwrap
 from mao.observability.metered import TimedLock
 from mao.registry.base import Lock, Registry
@@ -81,7 +80,7 @@ def test_the_instance_meters_its_registry_and_federation_commands_still_see_the_
         inst.setup()
         assert isinstance(inst.registry, MeteredRegistry) and inst.registry.backend == "local"
         with pytest.raises(Conflict, match="runs standalone"):
-            members(inst)
+            members(inst.registry)
     finally:
         inst.close()
 
@@ -97,10 +96,12 @@ def test_an_etcd_instance_labels_its_calls_and_counts_live_members(tmp_path, etc
         registry_prefix=etcd_prefix,
     )
     inst = Instance(settings)
-    heartbeat = make_heartbeat(inst)
+    heartbeat = inst.heartbeat()
     try:
         inst.setup()
-        assert {m["name"] for m in members(inst)} == {m.name for m in etcd_cluster.members}  # unwrapped for etcd
+        assert {m["name"] for m in members(inst.registry)} == {
+            m.name for m in etcd_cluster.members
+        }  # unwrapped for etcd
         heartbeat.start()
         text = inst.metrics.exposition().decode()
         assert value(text, "mao_instances_live") == 1

@@ -17,7 +17,6 @@ from waiting import wait_for
 from mao.config import Settings
 from mao.instance import Instance
 from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn
-from mao.pipelines import init_pipeline
 
 pytestmark = pytest.mark.docker
 
@@ -100,7 +99,7 @@ def prepared(tmp_path: Path, docker_host: str) -> Iterator[Path]:
             ("bad", "other", ["sh", "-c", "echo failing; exit 4"]),
         ):
             steps = [{"name": "write", "tool": "busybox", "output_dataset": dataset, "cmd": cmd}]
-            init_pipeline(inst, PipelineIn.model_validate({"name": name, "steps": steps}))
+            inst.pipelines.init(PipelineIn.model_validate({"name": name, "steps": steps}))
         statuses = [inst.store.get_run(inst.runner.run_sync(name)).status for name in ("good", "bad", "good")]
         assert statuses == ["succeeded", "failed", "succeeded"]
         text = inst.metrics.exposition().decode()

@@ -16,12 +16,11 @@ from mao.api.app import create_app
 from mao.errors import RegistryUnavailable
 from mao.events import PushRetried
 from mao.models import PipelineIn
-from mao.pipelines import init_pipeline
 from mao.scheduler.scheduler import fire
 
 
 def define(instance, body) -> None:
-    init_pipeline(instance, PipelineIn.model_validate(body))
+    instance.pipelines.init(PipelineIn.model_validate(body))
 
 
 def scraped_runs(client: TestClient) -> dict[tuple[str, str], float]:
@@ -170,7 +169,7 @@ def test_push_retries_are_counted(api: TestClient, instance, remotes) -> None:
 
 def test_a_cron_fire_counts_and_its_lag_is_measured(api: TestClient, instance) -> None:
     define(instance, pipeline("good"))
-    fire("node-m", "good", datetime.now(UTC) - timedelta(seconds=3), instance=instance)
+    fire("node-m", "good", datetime.now(UTC) - timedelta(seconds=3), scheduler=instance.scheduler)
     wait_for(lambda: not instance.store.active_runs(), 20, "the run finished")
     text = api.get("/metrics").text
     assert value(text, "mao_scheduler_fires_total", outcome="started") == 1

@@ -18,7 +18,6 @@ from mao.api.app import create_app
 from mao.config import Settings
 from mao.events import CoverageGap, NotificationFailed, VoteDisputed
 from mao.instance import Instance
-from mao.lifecycle import start_notifier
 from mao.models import DatasetBody, DatasetIn, StepIn, ToolIn
 from mao.notifications.deadletters import DeadLetters
 
@@ -35,7 +34,7 @@ def _rule(url: str, **more) -> dict:
 
 def test_a_failed_run_sends_one_signed_event(make_instance, receiver: Receiver) -> None:
     inst = make_instance([_rule(receiver.url)])
-    notifier = start_notifier(inst)
+    notifier = inst.start_notifier()
     assert notifier is not None
     good = inst.runner.run_sync("good")
     bad = inst.runner.run_sync("bad")
@@ -62,7 +61,7 @@ def test_retries_then_a_dead_letter_when_the_receiver_is_down(make_instance, rec
     inst = make_instance([_rule(url)], notification_retries=2, notification_backoff=0.05)
     failures: list[dict] = []
     inst.events.subscribe(lambda e: failures.append(e.payload()), NotificationFailed)
-    notifier = start_notifier(inst)
+    notifier = inst.start_notifier()
     assert notifier is not None
     inst.events.publish(VoteDisputed(dataset="metrics", slot="2026-11-28T12:00:00Z"))
     dead = DeadLetters(inst.store)
@@ -83,7 +82,7 @@ def test_retries_then_a_dead_letter_when_the_receiver_is_down(make_instance, rec
 def test_a_receiver_that_fails_twice_gets_the_event_on_the_third_attempt(make_instance, receiver: Receiver) -> None:
     receiver.statuses = [500, 503]
     inst = make_instance([_rule(receiver.url)], notification_retries=3, notification_backoff=0.05)
-    notifier = start_notifier(inst)
+    notifier = inst.start_notifier()
     assert notifier is not None
     inst.runner.run_sync("bad")
     # delivered on the third attempt, with no retry left waiting: no fourth comes
@@ -96,7 +95,7 @@ def test_a_receiver_that_fails_twice_gets_the_event_on_the_third_attempt(make_in
 def test_a_hanging_receiver_does_not_slow_a_run(make_instance, receiver: Receiver) -> None:
     hang = 6.0
     inst = make_instance([_rule(receiver.url)], notification_timeout=hang + 2)
-    notifier = start_notifier(inst)
+    notifier = inst.start_notifier()
     assert notifier is not None
     started = time.monotonic()
     inst.runner.run_sync("bad")  # its event goes to a receiver that takes 6 s
@@ -113,7 +112,7 @@ def test_a_hanging_receiver_does_not_slow_a_run(make_instance, receiver: Receive
 
 def test_the_log_target_writes_one_line_per_event(make_instance, caplog) -> None:
     inst = make_instance([{"name": "audit", "events": ["run.failed", "coverage.gap"], "log": True}])
-    notifier = start_notifier(inst)
+    notifier = inst.start_notifier()
     assert notifier is not None
     with caplog.at_level(logging.INFO, logger="mao.notifications"):
         inst.runner.run_sync("bad")
@@ -190,7 +189,7 @@ def test_a_real_container_that_fails_sends_one_signed_event(data_dir, receiver: 
         inst.catalog.add_tool(ToolIn(name="boom", image=image))
         step = StepIn(name="boom", tool="boom", output_dataset="out", cmd=["sh", "-c", "echo boom; exit 3"])
         inst.store.add_pipeline("boom", "", [step])
-        notifier = start_notifier(inst)
+        notifier = inst.start_notifier()
         assert notifier is not None
         run_id = inst.runner.run_sync("boom")
         assert inst.store.get_run(run_id).status == "failed"

@@ -9,11 +9,9 @@ import pytest
 from waiting import wait_for
 
 from mao.config import Settings
-from mao.coverage.index import coverage
 from mao.events import CoverageGap, InstanceLost
 from mao.federation import Heartbeat
 from mao.instance import Instance
-from mao.lifecycle import make_heartbeat
 
 
 @pytest.mark.etcd
@@ -31,7 +29,7 @@ def test_a_member_that_was_live_and_is_gone_is_published_as_lost(etcd_cluster, e
                 instance_ttl=5,
             )
         )
-        heartbeat = make_heartbeat(inst)
+        heartbeat = inst.heartbeat()
         heartbeat._keepalive.interval = 0.1
         return inst, heartbeat
 
@@ -69,10 +67,10 @@ def test_the_coverage_answer_publishes_each_gap_of_this_instances_pipelines_once
             f"schedules/{pipeline}/{who}",
             {"cron": "0 * * * *", "instance": who, "mode": "every", "since": "2026-11-28T08:00:00Z"},
         )
-    grid = coverage(inst, "mine", since, now=now)
+    grid = inst.coverage.coverage("mine", since, now=now)
     assert grid["gaps"] == ["2026-11-28T10:00:00Z", "2026-11-28T11:00:00Z"]
-    coverage(inst, "mine", since, now=now)  # asked again: no second event
-    coverage(inst, "theirs", since, now=now)  # another instance's pipeline: none
+    inst.coverage.coverage("mine", since, now=now)  # asked again: no second event
+    inst.coverage.coverage("theirs", since, now=now)  # another instance's pipeline: none
     assert gaps == [{"pipeline": "mine", "slot": slot} for slot in grid["gaps"]]
     inst.close()
 

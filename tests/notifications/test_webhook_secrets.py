@@ -15,7 +15,6 @@ from served_kit import Served
 from waiting import wait_for
 
 from mao.events import VoteDisputed
-from mao.lifecycle import start_notifier
 from mao.notifications.deadletters import DeadLetters
 from mao.notifications.models import DeadLetter
 from mao.notifications.targets import redact_url, scrub_urls
@@ -52,7 +51,7 @@ def test_notification_failed_names_the_failing_webhook_redacted(make_instance, c
             api_port=free_port(),
         )
         with caplog.at_level(logging.DEBUG):
-            notifier = start_notifier(inst)
+            notifier = inst.start_notifier()
             assert notifier is not None
             inst.events.publish(VoteDisputed(dataset="metrics", slot="2026-11-28T12:00:00Z"))
             got = wait_for(lambda: watcher.received, 15, "the notification.failed event")[0]
@@ -148,7 +147,7 @@ def test_the_signature_covers_the_delivery_id_and_the_event(make_instance, recei
         notification_backoff=0.05,
     )
     receiver.statuses = [503]  # the first attempt fails: the retry carries the same id and signature
-    notifier = start_notifier(inst)
+    notifier = inst.start_notifier()
     assert notifier is not None
     inst.runner.run_sync("bad")
     first, retry = wait_for(lambda: receiver.received if len(receiver.received) >= 2 else None, 15, "a retry")

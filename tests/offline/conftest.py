@@ -12,7 +12,6 @@ from mao.config import Settings
 from mao.executor.fake import FakeExecutor
 from mao.instance import Instance
 from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn
-from mao.pipelines import init_pipeline
 from mao.registry.memory import MemoryRegistry
 
 
@@ -41,8 +40,7 @@ def instance(tmp_path: Path, remote: Path, registry: MemoryRegistry):
     inst.setup()
     inst.catalog.add_tool(ToolIn(name="collector", image="img/collect"))
     inst.catalog.add_dataset(DatasetIn(name="observations", body=DatasetBody(master=str(remote))))
-    init_pipeline(
-        inst,
+    inst.pipelines.init(
         PipelineIn.model_validate(
             {"name": "collect", "steps": [{"name": "gather", "tool": "collector", "output_dataset": "observations"}]}
         ),

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from mao.delivery import BALLOT, MERGE
 from mao.errors import NotFound, RegistryUnavailable
-from mao.offline import FederationQueue, FederationReplayer, register_handler
-from mao.offline import merge as merge_kind
-from mao.offline.replay import HANDLERS, MAX_ATTEMPTS
+from mao.insights import KIND as INSIGHT
+from mao.offline import FederationQueue, FederationReplayer
+from mao.offline.replay import MAX_ATTEMPTS
 
 
 def git(repo: Path, *args: str) -> str:
@@ -70,7 +71,7 @@ def test_run_without_registry_succeeds_and_its_merge_is_replayed(instance, regis
     assert git(remote, "rev-parse", "gather-node-a").strip() == step.output_commit
     assert "ground-truth" not in branches(remote)
 
-    replayer = FederationReplayer(instance, interval=60)
+    replayer = instance.replayer
     assert replayer.replay_once() == 0  # still down: nothing done, the attempt recorded
     queue = FederationQueue(instance.store)
     [task] = queue.pending()
@@ -100,13 +101,13 @@ def test_replay_goes_oldest_first_and_stops_while_the_registry_is_away(instance,
     assert [t.run_id for t in queue.pending()] == [first, second]
 
     seen: list[int] = []
-    original = HANDLERS["merge"]
+    original = instance.replayer.handlers[MERGE]
 
-    def spy(inst, task, note):
+    def spy(task, note):
         seen.append(task.run_id)
-        return original(inst, task, note)
+        return original(task, note)
 
-    replayer = FederationReplayer(instance, interval=60, handlers={"merge": spy})
+    replayer = FederationReplayer(instance.queue, {MERGE: spy}, interval=60)
     assert replayer.replay_once() == 0
     assert seen == [first]  # the first failure stops the pass: the second was not tried
     assert [t.attempts for t in queue.pending()] == [1, 0]
@@ -120,24 +121,20 @@ def test_replay_goes_oldest_first_and_stops_while_the_registry_is_away(instance,
         git(remote, "merge-base", "--is-ancestor", step.output_commit, "ground-truth")
 
 
-def test_other_kinds_register_a_handler_the_same_way(instance) -> None:
-    queue = FederationQueue(instance.store)
+def test_each_kind_is_done_by_the_handler_given_for_it(instance) -> None:
+    queue = instance.queue
     calls = []
 
-    @register_handler("test-ballot")
-    def replay_ballot(inst, task, note):
+    def replay_ballot(task, note):
         calls.append(task.payload)
         return {"ballot": "cast"}
 
-    try:
-        run_id = instance.runner.run_sync("collect")
-        step_id = instance.store.get_run(run_id).steps[0].id
-        queue.enqueue("test-ballot", {"slot": "20261128T120000Z", "step": "gather"}, run_id=run_id, step_id=step_id)
-        assert FederationReplayer(instance).replay_once() == 1
-        assert calls == [{"slot": "20261128T120000Z", "step": "gather"}]
-        assert instance.store.get_run(run_id).steps[0].details == {"federation": "done", "ballot": "cast"}
-    finally:
-        HANDLERS.pop("test-ballot", None)
+    run_id = instance.runner.run_sync("collect")
+    step_id = instance.store.get_run(run_id).steps[0].id
+    queue.enqueue("test-ballot", {"slot": "20261128T120000Z", "step": "gather"}, run_id=run_id, step_id=step_id)
+    assert FederationReplayer(queue, {"test-ballot": replay_ballot}).replay_once() == 1
+    assert calls == [{"slot": "20261128T120000Z", "step": "gather"}]
+    assert instance.store.get_run(run_id).steps[0].details == {"federation": "done", "ballot": "cast"}
 
 
 def test_a_step_waits_for_all_of_its_deferred_tasks(instance, registry) -> None:
@@ -148,32 +145,26 @@ def test_a_step_waits_for_all_of_its_deferred_tasks(instance, registry) -> None:
     step = instance.store.get_run(run_id).steps[0]
     exc = RegistryUnavailable("down")
 
-    @register_handler("test-second")
-    def replay_second(inst, task, note):
+    def replay_second(task, note):
         return {"second": True}
 
-    try:
-        from mao.offline import defer
-
-        defer(instance, "test-second", {"step": "gather"}, run_id=run_id, step_id=step.id, reason=exc)
-        details = instance.store.get_run(run_id).steps[0].details
-        assert details["federation"] == "pending" and len(details["federation_tasks"]) == 2
-        registry.down = False
-        replayer = FederationReplayer(instance)
-        [first, second] = FederationQueue(instance.store).pending()
-        assert replayer._replay(first) == 1
-        assert instance.store.get_run(run_id).steps[0].details["federation"] == "pending"  # one more to go
-        assert replayer._replay(second) == 1
-        details = instance.store.get_run(run_id).steps[0].details
-        assert details["federation"] == "done" and details["second"] is True
-    finally:
-        HANDLERS.pop("test-second", None)
+    instance.queue.defer("test-second", {"step": "gather"}, run_id=run_id, step_id=step.id, reason=exc)
+    details = instance.store.get_run(run_id).steps[0].details
+    assert details["federation"] == "pending" and len(details["federation_tasks"]) == 2
+    registry.down = False
+    replayer = FederationReplayer(instance.queue, {**instance.replayer.handlers, "test-second": replay_second})
+    [first, second] = instance.queue.pending()
+    assert replayer._replay(first) == 1
+    assert instance.store.get_run(run_id).steps[0].details["federation"] == "pending"  # one more to go
+    assert replayer._replay(second) == 1
+    details = instance.store.get_run(run_id).steps[0].details
+    assert details["federation"] == "done" and details["second"] is True
 
 
 def test_a_kind_without_handler_is_retried_then_given_up(instance) -> None:
     queue = FederationQueue(instance.store)
     task_id = queue.enqueue("unknown-kind", {})
-    replayer = FederationReplayer(instance)
+    replayer = instance.replayer
     for _ in range(MAX_ATTEMPTS):
         assert replayer.replay_once() == 0
     assert queue.pending() == []
@@ -195,12 +186,16 @@ def test_deferred_work_survives_a_restart(instance, registry, remote, tmp_path) 
     again = Instance(instance.settings, registry=registry, executor=instance.executor)
     again.setup()
     try:
-        assert FederationReplayer(again).replay_once() == 1
+        assert again.replayer.replay_once() == 1
         assert again.store.get_run(run_id).steps[0].details["federation"] == "done"
         assert "ground-truth" in branches(remote)
     finally:
         again.store.close()
 
 
-def test_merge_kind_is_registered() -> None:
-    assert HANDLERS["merge"] is merge_kind.replay_merge
+def test_the_wiring_gives_the_replayer_a_handler_for_each_deferred_kind(instance) -> None:
+    handlers = instance.replayer.handlers
+    assert set(handlers) == {MERGE, BALLOT, INSIGHT}
+    assert handlers[MERGE] == instance.merge_delivery.replay
+    assert handlers[BALLOT] == instance.vote_delivery.replay
+    assert handlers[INSIGHT] == instance.insights.replay

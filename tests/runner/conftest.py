@@ -11,7 +11,6 @@ from mao.config import Settings
 from mao.executor.fake import FakeExecutor
 from mao.instance import Instance
 from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn
-from mao.pipelines import init_pipeline
 from mao.registry.memory import MemoryRegistry
 
 
@@ -79,6 +78,6 @@ def instance(tmp_path: Path, executor: FakeExecutor, remotes: dict[str, Path]):
 @pytest.fixture
 def define(instance):
     def _define(body: dict) -> dict:
-        return init_pipeline(instance, PipelineIn.model_validate(body))
+        return instance.pipelines.init(PipelineIn.model_validate(body))
 
     return _define

@@ -15,7 +15,7 @@ from mao.errors import NotFound, RegistryUnavailable
 from mao.events import MetricSuspect
 from mao.insights import get_insight, list_insights
 from mao.models import ToolIn
-from mao.offline import FederationQueue, FederationReplayer
+from mao.offline import FederationQueue
 from mao.store.metrics import MetricStore
 
 RULES = {"rows": {"change": {"max_pct": 6, "window": 2}}, "temperature": {"range": {"min": -50, "max": 60}}}
@@ -170,7 +170,7 @@ def test_an_insight_waits_for_the_registry(instance, quality, monkeypatch):
     [task] = FederationQueue(instance.store).pending()
     assert task.kind == "insight"
     monkeypatch.setattr(registry, "put", real_put)
-    assert FederationReplayer(instance).replay_once() == 1
+    assert instance.replayer.replay_once() == 1
     assert get_insight(registry, "q", "collect")["run_id"] == first.id
     assert instance.store.get_run(first.id).steps[0].details["federation"] == "done"
 
@@ -180,7 +180,7 @@ def test_an_insight_waits_for_the_registry(instance, quality, monkeypatch):
     monkeypatch.setattr(registry, "put", real_put)
     newer = dict(get_insight(registry, "q", "collect"), published_at="2999-01-01T00:00:00+00:00", run_id=99)
     registry.put("insights/q/collect", {k: v for k, v in newer.items() if k not in ("pipeline", "step")})
-    FederationReplayer(instance).replay_once()
+    instance.replayer.replay_once()
     assert get_insight(registry, "q", "collect")["run_id"] == 99
     assert any("a newer one is at insights/q/collect" in line.line for line in instance.store.logs(stale.id))
 
@@ -298,7 +298,7 @@ def test_a_private_variable_never_reaches_the_registry_or_the_log(instance, defi
 
 
 def test_the_check_reports_what_it_found_and_leaves_the_step_row_to_the_launcher(instance, quality, tmp_path) -> None:
-    from mao.quality import check_output
+    from mao.runs.steps import RunInfo
 
     quality([])
     definition = instance.store.get_pipeline("q")
@@ -308,7 +308,8 @@ def test_the_check_reports_what_it_found_and_leaves_the_step_row_to_the_launcher
     (worktree / "mao-metrics.json").write_text('{"rows": 100, "temperature": 99}')
     notes: list[str] = []
 
-    report = check_output(instance, recorded.id, "q", definition.steps[0], worktree, None, notes.append)
+    run = RunInfo(recorded.id, "q", None, "manual", [])
+    report = instance.runner.launcher.reports.check(run, definition.steps[0], worktree, notes.append)
 
     assert report.suspect and report.detail == "temperature: 99 is above the maximum 60"
     assert f"step collect is suspect: {report.detail}" in notes

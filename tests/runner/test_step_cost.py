@@ -19,7 +19,6 @@ from mao.config import Settings
 from mao.executor.fake import FakeExecutor
 from mao.instance import Instance
 from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn
-from mao.pipelines import init_pipeline
 from mao.registry.memory import MemoryRegistry
 from mao.status import RunStatus
 
@@ -57,7 +56,7 @@ def costed(tmp_path: Path, store_url: str, remotes: dict[str, Path]) -> Iterator
                 {"name": f"p{steps}-s{i}", "tool": "collector", "output_dataset": "observations"} for i in range(steps)
             ],
         }
-        init_pipeline(inst, PipelineIn.model_validate(body))
+        inst.pipelines.init(PipelineIn.model_validate(body))
     # first runs: clones, node branches and ground-truth are made here, not counted
     for pipeline in ("p1", "p3"):
         assert inst.store.get_run(inst.runner.run_sync(pipeline)).status == RunStatus.SUCCEEDED

@@ -16,7 +16,6 @@ from mao.config import Settings
 from mao.executor.fake import FakeExecutor
 from mao.instance import Instance
 from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn
-from mao.pipelines import init_pipeline
 from mao.registry.memory import MemoryRegistry
 from mao.scheduler.scheduler import fire
 
@@ -64,14 +63,13 @@ def test_fire_counts_survive_a_restart(tmp_path, registry) -> None:
     gate = threading.Event()
     inst = _instance(tmp_path, registry, gate)
     try:
-        init_pipeline(
-            inst,
+        inst.pipelines.init(
             PipelineIn.model_validate({"name": "p", "steps": [{"name": "s", "tool": "t", "output_dataset": "out"}]}),
         )
         inst.scheduler.schedule("p", "0 0 1 1 *")
         inst.scheduler.start()
-        assert fire("sched", "p", instance=inst) == "started"
-        assert fire("sched", "p", instance=inst) == "skipped"  # the first run is still going
+        assert fire("sched", "p", scheduler=inst.scheduler) == "started"
+        assert fire("sched", "p", scheduler=inst.scheduler) == "skipped"  # the first run is still going
         before = _counts(inst)
         assert before["started"] == 1 and before["queued"] == 0 and before["skipped"] == 1
         assert "overlap_policy skip" in before["last_skip"]
@@ -85,8 +83,8 @@ def test_fire_counts_survive_a_restart(tmp_path, registry) -> None:
     try:
         assert _counts(again) == before  # read back from the local store
         again.scheduler.start()
-        assert fire("sched", "p", instance=again) == "started"
-        assert fire("sched", "p", instance=again) == "queued"
+        assert fire("sched", "p", scheduler=again.scheduler) == "started"
+        assert fire("sched", "p", scheduler=again.scheduler) == "queued"
         after = _counts(again)
         assert after == {**before, "started": 2, "queued": 1}
         _finish(again, gate)
@@ -115,8 +113,8 @@ def test_a_missed_fire_skipped_at_start_is_still_counted_after_the_next_restart(
     gate = threading.Event()
     gate.set()
     inst = _instance(tmp_path, registry, gate, misfire_policy="skip")
-    init_pipeline(
-        inst, PipelineIn.model_validate({"name": "p", "steps": [{"name": "s", "tool": "t", "output_dataset": "out"}]})
+    inst.pipelines.init(
+        PipelineIn.model_validate({"name": "p", "steps": [{"name": "s", "tool": "t", "output_dataset": "out"}]})
     )
     inst.scheduler.schedule("p", "0 0 1 1 *")
     inst.scheduler._scheduler.modify_job("p", next_run_time=datetime.now(UTC) - timedelta(minutes=10))

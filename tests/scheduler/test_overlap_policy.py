@@ -18,7 +18,6 @@ from mao.events import ScheduleFired
 from mao.executor.fake import FakeExecutor
 from mao.instance import Instance
 from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn
-from mao.pipelines import init_pipeline
 from mao.registry.memory import MemoryRegistry
 from mao.scheduler.scheduler import fire
 
@@ -82,7 +81,7 @@ def make(tmp_path: Path, registry: MemoryRegistry, gate: Gate, pipelines=("p",),
     for name in pipelines:
         if inst.store.find_pipeline(name) is None:
             body = {"name": name, "steps": [{"name": f"s-{name}", "tool": "t", "output_dataset": "out"}]}
-            init_pipeline(inst, PipelineIn.model_validate(body))
+            inst.pipelines.init(PipelineIn.model_validate(body))
     return inst
 
 
@@ -99,10 +98,10 @@ def test_skip_counts_the_fire_and_names_the_queued_run(tmp_path, registry, gate)
         inst.scheduler.schedule("p", "* * * * *")
         busy = inst.runner.start("busy")  # takes the only worker
         wait_for(lambda: gate.inside == 1, 20, "a run inside the tool")
-        assert fire("sched", "p", SLOTS[0], instance=inst, cron="* * * * *") == "started"
+        assert fire("sched", "p", SLOTS[0], scheduler=inst.scheduler, cron="* * * * *") == "started"
         [queued] = inst.store.list_runs("p")
         assert queued.status == "pending" and queued.slot == _slot(SLOTS[0]) and inst.runner.queued("p") == [queued.id]
-        assert fire("sched", "p", SLOTS[1], instance=inst, cron="* * * * *") == "skipped"
+        assert fire("sched", "p", SLOTS[1], scheduler=inst.scheduler, cron="* * * * *") == "skipped"
         assert [r.id for r in inst.store.list_runs("p")] == [queued.id]  # nothing recorded for the skipped fire
 
         [job] = inst.scheduler.jobs()
@@ -133,10 +132,10 @@ def test_skip_counts_the_fire_and_names_the_queued_run(tmp_path, registry, gate)
 def test_skip_names_a_running_run(tmp_path, registry, gate) -> None:
     inst = make(tmp_path, registry, gate)
     try:
-        assert fire("sched", "p", SLOTS[0], instance=inst, cron="* * * * *") == "started"
+        assert fire("sched", "p", SLOTS[0], scheduler=inst.scheduler, cron="* * * * *") == "started"
         wait_for(lambda: gate.inside == 1, 20, "a run inside the tool")
         [run] = inst.store.list_runs("p")
-        assert fire("sched", "p", SLOTS[1], instance=inst, cron="* * * * *") == "skipped"
+        assert fire("sched", "p", SLOTS[1], scheduler=inst.scheduler, cron="* * * * *") == "skipped"
         last = inst.scheduler.counts.of("p")["last_skip"]
         assert f"run {run.id} (slot {_slot(SLOTS[0])}) is running" in last
     finally:
@@ -148,7 +147,7 @@ def test_queue_runs_every_fire_in_order_one_at_a_time_up_to_the_limit(tmp_path, 
     inst = make(tmp_path, registry, gate, overlap_policy="queue", max_queued_runs=3, max_parallel_runs=4)
     events = fired_events(inst)
     try:
-        outcomes = [fire("sched", "p", when, instance=inst, cron="* * * * *") for when in SLOTS[:5]]
+        outcomes = [fire("sched", "p", when, scheduler=inst.scheduler, cron="* * * * *") for when in SLOTS[:5]]
         assert outcomes == ["started", "queued", "queued", "queued", "skipped"]
         runs = sorted(inst.store.list_runs("p"), key=lambda r: r.id)
         assert [r.slot for r in runs] == [_slot(s) for s in SLOTS[:4]]
@@ -242,9 +241,9 @@ def test_the_jobs_listing_and_list_scheduled_show_the_counts(tmp_path, registry,
     inst = make(tmp_path, registry, gate)
     try:
         inst.scheduler.schedule("p", "0 12 * * *")
-        fire("sched", "p", SLOTS[0], instance=inst, cron="0 12 * * *")
+        fire("sched", "p", SLOTS[0], scheduler=inst.scheduler, cron="0 12 * * *")
         wait_for(lambda: gate.inside == 1, 20, "a run inside the tool")
-        fire("sched", "p", SLOTS[1], instance=inst, cron="0 12 * * *")
+        fire("sched", "p", SLOTS[1], scheduler=inst.scheduler, cron="0 12 * * *")
         with TestClient(create_app(instance=inst, background=False)) as client:
             [job] = client.get("/jobs").json()["jobs"]
             assert (job["id"], job["started"], job["queued"], job["skipped"]) == ("p", 1, 0, 1)

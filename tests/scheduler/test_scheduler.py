@@ -15,7 +15,6 @@ from mao.errors import InvalidInput, NotFound
 from mao.executor.fake import FakeExecutor
 from mao.instance import Instance
 from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn
-from mao.pipelines import init_pipeline
 from mao.registry.memory import MemoryRegistry
 from mao.scheduler.cron import next_fire_times, parse_cron
 from mao.scheduler.scheduler import fire
@@ -49,8 +48,8 @@ def registry(tmp_path: Path) -> MemoryRegistry:
 
 
 def define(inst: Instance, name: str = "p") -> None:
-    init_pipeline(
-        inst, PipelineIn.model_validate({"name": name, "steps": [{"name": "s", "tool": "t", "output_dataset": "out"}]})
+    inst.pipelines.init(
+        PipelineIn.model_validate({"name": name, "steps": [{"name": "s", "tool": "t", "output_dataset": "out"}]})
     )
 
 
@@ -161,9 +160,9 @@ def test_fire_skips_while_the_previous_run_is_going(tmp_path, registry):
     define(inst)
     inst.scheduler.start()
     try:
-        fire("sched", "p", instance=inst)
+        fire("sched", "p", scheduler=inst.scheduler)
         wait_for(lambda: inst.store.list_runs("p"), 5, "the first fire's run")
-        fire("sched", "p", instance=inst)  # overlaps: skipped, not queued
+        fire("sched", "p", scheduler=inst.scheduler)  # overlaps: skipped, not queued
         assert len(inst.store.list_runs("p")) == 1
         gate.set()
         inst.runner.wait(inst.store.list_runs("p")[0].id, timeout=10)

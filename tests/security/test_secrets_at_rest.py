@@ -21,7 +21,6 @@ from mao.config import Settings
 from mao.executor.fake import FakeExecutor
 from mao.instance import Instance
 from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn
-from mao.pipelines import init_pipeline
 from mao.store import Store, make_engine
 from mao.store.secrets import SecretKeys, is_sealed
 
@@ -54,8 +53,8 @@ def _define(inst: Instance, tmp_path: Path) -> None:
     inst.catalog.add_dataset(DatasetIn(name="out", body=DatasetBody(master=str(bare))))
     inst.catalog.add_tool(ToolIn(name="echo", image="img/echo"))
     step = {"name": "use", "tool": "echo", "output_dataset": "out", "env": {"TOKEN": "{{ API_KEY }}"}}
-    init_pipeline(
-        inst, PipelineIn.model_validate({"name": "keyed", "steps": [step], "private_variables": {"API_KEY": SECRET}})
+    inst.pipelines.init(
+        PipelineIn.model_validate({"name": "keyed", "steps": [step], "private_variables": {"API_KEY": SECRET}})
     )
 
 

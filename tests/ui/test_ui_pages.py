@@ -88,11 +88,10 @@ def test_the_run_page_shows_digests_commits_and_provenance_of_each_step(ui):
 
 @pytest.mark.etcd
 def test_the_overview_of_a_federated_instance_shows_etcd_members_and_live_instances(make_ui, etcd_cluster, etcd_prefix):
-    from mao.lifecycle import make_heartbeat
 
     client = make_ui(registry_backend="etcd", etcd_endpoints=etcd_cluster.endpoints, registry_prefix=etcd_prefix)
     instance = client.app.state.instance
-    heartbeat = make_heartbeat(instance)
+    heartbeat = instance.heartbeat()
     heartbeat.start()
     try:
         page = client.get("/ui").text

@@ -56,16 +56,12 @@ def create_app(
         app.state.reads = RegistryReads(inst)
         inst.registry.start_cache()
         if background:
-            from mao.lifecycle import start_background
-
-            start_background(inst)
+            inst.start_background()
         try:
             yield
         finally:
             if background:
-                from mao.lifecycle import stop_background
-
-                stop_background(inst)
+                inst.stop_background()
             if instance is None:
                 inst.close()
 

@@ -21,28 +21,59 @@ import heapq
 import logging
 import threading
 import time
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from mao.agreement.slots import normalize_slot
-from mao.coverage.index import delivered_by, delivered_in_git, record_from_git, record_run, report_gap
+from mao.coverage.index import CoverageIndex, outcome_of
 from mao.errors import Conflict, MAOError, RegistryUnavailable
 from mao.loop import LoopService
-from mao.registry.base import KeepAlive, Lease
+from mao.registry.base import KeepAlive, Lease, Registry
 from mao.registry.keys import claim_key, gap_key
 from mao.status import RunStatus
-
-if TYPE_CHECKING:
-    from mao.instance import Instance
 
 log = logging.getLogger(__name__)
 
 
-class SlotClaims:
-    """The watchers of this instance's open ``one``-mode slots (one thread per slot)."""
+class RunStarter(Protocol):
+    """Starts a slot's run and follows it (:class:`mao.runs.coordinator.RunCoordinator`)."""
 
-    def __init__(self, instance: Instance) -> None:
-        self.instance = instance
+    def start(self, pipeline: str, trigger: str = "manual", slot: str | None = None) -> int: ...
+
+    def is_active(self, pipeline: str) -> bool: ...
+
+    def status(self, run_id: int) -> RunStatus: ...
+
+
+@dataclass(frozen=True)
+class ClaimSettings:
+    ttl: int
+    """Seconds a claim's lease lives unless its claimer keeps it alive (``coverage_claim_ttl``)."""
+    poll: float
+    """Seconds between two looks at an open slot (``coverage_claim_poll``)."""
+
+
+class SlotClaims:
+    """The watchers of this instance's (``owner``'s) open ``one``-mode slots (one thread per
+    slot), claiming them in ``registry``, recording them in ``index`` and running them
+    through ``runs`` (a provider: the run coordinator is built when first needed)."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        index: CoverageIndex,
+        runs: Callable[[], RunStarter],
+        settings: ClaimSettings,
+        *,
+        owner: str,
+    ) -> None:
+        self.registry = registry
+        self.index = index
+        self._runs = runs
+        self.settings = settings
+        self.owner = owner
         self._stop = threading.Event()
         self._threads: dict[tuple[str, str], threading.Thread] = {}
         self._lock = threading.Lock()
@@ -51,7 +82,19 @@ class SlotClaims:
 
     @property
     def ttl(self) -> int:
-        return int(self.instance.settings.coverage_claim_ttl)
+        return self.settings.ttl
+
+    @property
+    def runs(self) -> RunStarter:
+        return self._runs()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def delivered_by(self, pipeline: str, slot: str) -> list[str]:
+        """The instances the coverage index has delivering ``slot`` of ``pipeline``."""
+        return self.index.delivered_by(pipeline, slot)
 
     def watch(self, pipeline: str, slot: str, until: datetime, *, claim: bool = True) -> bool:
         """Start watching ``slot`` (no-op if already watched); False when stopping. Without
@@ -104,18 +147,18 @@ class SlotClaims:
     def settle(self, pipeline: str, slot: str, until: datetime) -> str:
         """Watch the slot until it is delivered or ends: ``delivered``, ``ran`` (by us, not
         delivered), ``gap`` or ``stopped``."""
-        registry, poll = self.instance.registry, float(self.instance.settings.coverage_claim_poll)
+        registry, poll = self.registry, self.settings.poll
         tried = False
         while not self._stop.is_set():
             try:
-                if delivered_by(self.instance, pipeline, slot):
+                if self.index.delivered_by(pipeline, slot):
                     return "delivered"
                 if datetime.now(UTC) >= until:
                     break
-                if not tried and not self.instance.runner.is_active(pipeline):
+                if not tried and not self.runs.is_active(pipeline):
                     lease = registry.grant(self.ttl)
                     if registry.create(claim_key(pipeline, slot), self._claim_value(), lease):
-                        if delivered_by(self.instance, pipeline, slot):  # delivered while we asked
+                        if self.index.delivered_by(pipeline, slot):  # delivered while we asked
                             registry.revoke(lease)
                             return "delivered"
                         known = self._delivered_in_git(pipeline, slot, lease)
@@ -139,18 +182,18 @@ class SlotClaims:
 
     def check_gap(self, pipeline: str, slot: str, until: datetime) -> str:
         """Wait for the slot to end (plus one poll), then ``delivered``, ``gap`` or ``stopped``."""
-        wait = (until - datetime.now(UTC)).total_seconds() + float(self.instance.settings.coverage_claim_poll)
+        wait = (until - datetime.now(UTC)).total_seconds() + self.settings.poll
         if self._stop.wait(max(wait, 0)):
             return "stopped"
-        while self.instance.runner.is_active(pipeline):  # a catch-up run of an ended slot
-            if self._stop.wait(float(self.instance.settings.coverage_claim_poll)):
+        while self.runs.is_active(pipeline):  # a catch-up run of an ended slot
+            if self._stop.wait(self.settings.poll):
                 return "stopped"
         return self.gap_if_undelivered(pipeline, slot)
 
     def gap_if_undelivered(self, pipeline: str, slot: str) -> str:
         """An ended slot: ``delivered``, ``gap`` (logged and recorded once) or ``unknown``."""
         try:
-            if delivered_by(self.instance, pipeline, slot):
+            if self.index.delivered_by(pipeline, slot):
                 return "delivered"
         except MAOError as exc:
             log.warning("slot %s of %s: cannot tell whether it was delivered: %s", slot, pipeline, exc.message)
@@ -158,13 +201,13 @@ class SlotClaims:
         return self._gap(pipeline, slot)
 
     def _gap(self, pipeline: str, slot: str) -> str:
-        registry = self.instance.registry
+        registry = self.registry
         log.warning("gap: slot %s of pipeline %s ended with no delivered run in the federation", slot, pipeline)
-        report_gap(self.instance, pipeline, slot)
+        self.index.report_gap(pipeline, slot)
         try:  # once per slot, whoever sees it first
             registry.create(
                 gap_key(pipeline, slot),
-                {"pipeline": pipeline, "slot": slot, "seen_by": self.instance.name, "at": time.time()},
+                {"pipeline": pipeline, "slot": slot, "seen_by": self.owner, "at": time.time()},
             )
         except MAOError as exc:
             log.warning("could not record the gap of slot %s of %s: %s", slot, pipeline, exc.message)
@@ -175,10 +218,10 @@ class SlotClaims:
         after its push but before its run ended). If so it is recorded, the claim kept for good
         and the lease released: True. False: not delivered, the claim is still ours. None: the
         remotes cannot tell now; the claim is released."""
-        registry = self.instance.registry
+        registry = self.registry
         keepalive = KeepAlive(registry, lease).start()  # a fetch may outlast the TTL
         try:
-            found = delivered_in_git(self.instance, pipeline, slot)
+            found = self.index.delivered_in_git(pipeline, slot)
         except MAOError as exc:
             log.warning(
                 "slot %s of %s: cannot read its commits from the git remotes (%s); asking again",
@@ -195,7 +238,7 @@ class SlotClaims:
         who, commit = found
         log.info("slot %s of %s was delivered by %s in commit %s: not run again", slot, pipeline, who, commit)
         try:
-            record_from_git(self.instance, pipeline, slot, who)
+            self.index.record_from_git(pipeline, slot, who)
             done = {**self._claim_value(), "delivered_by": who, "commit": commit, "done": True}
             registry.put(claim_key(pipeline, slot), done)
         finally:
@@ -203,11 +246,11 @@ class SlotClaims:
         return True
 
     def _claim_value(self) -> dict[str, object]:
-        return {"instance": self.instance.name, "since": time.time()}
+        return {"instance": self.owner, "since": time.time()}
 
     def _run(self, pipeline: str, slot: str, lease: Lease) -> RunStatus | None:
         """Run the claimed slot under the lease; its end status, or None if it could not start."""
-        registry = self.instance.registry
+        registry = self.registry
         keepalive = KeepAlive(registry, lease).start()
         status: RunStatus | None = None
         held = (pipeline, normalize_slot(slot))
@@ -215,7 +258,7 @@ class SlotClaims:
             self._held.add(held)
         try:
             try:
-                run_id = self.instance.runner.start(pipeline, trigger="cron", slot=slot)
+                run_id = self.runs.start(pipeline, trigger="cron", slot=slot)
             except Conflict:
                 log.info("slot %s of %s: the previous run is still going; trying again", slot, pipeline)
                 return None
@@ -224,8 +267,9 @@ class SlotClaims:
                 return None
             log.info("slot %s of %s claimed: run %s", slot, pipeline, run_id)
             status = self._wait(run_id)
-            if status is not None:
-                record_run(self.instance, run_id)
+            outcome = None if status is None else outcome_of(status)
+            if outcome is not None:
+                self.index.record(pipeline, slot, outcome, run_id)
             if status == RunStatus.SUCCEEDED:
                 registry.put(claim_key(pipeline, slot), {**self._claim_value(), "run_id": run_id, "done": True})
             return status
@@ -240,11 +284,37 @@ class SlotClaims:
 
     def _wait(self, run_id: int) -> RunStatus | None:
         while not self._stop.is_set():
-            status = RunStatus(self.instance.store.get_run(run_id).status)
+            status = self.runs.status(run_id)
             if not status.active:
                 return status
             self._stop.wait(0.5)
         return None
+
+    def backfill(self, pipelines: list[str], max_age: float) -> threading.Thread | None:
+        """In the background, claim and run, oldest first, the gaps of ``pipelines`` (this
+        instance's ``one``-mode schedules) over the last ``max_age`` seconds (the claims keep
+        two restarting instances from filling the same slot twice). None: nothing to fill."""
+        if not pipelines:
+            return None
+
+        def fill() -> None:
+            since = datetime.now(UTC) - timedelta(seconds=max_age)
+            for pipeline in pipelines:
+                try:
+                    gaps = self.index.coverage(pipeline, since)["gaps"]
+                except MAOError as exc:
+                    log.warning("backfill of %s at start: no coverage (%s)", pipeline, exc.message)
+                    continue
+                for k, slot in enumerate(gaps, 1):
+                    if self._stop.is_set():
+                        return
+                    until = datetime.now(UTC) + timedelta(seconds=2 * self.ttl)
+                    outcome = self.settle(pipeline, slot, until)
+                    log.info("backfill of %s at start: slot %s (%d/%d) %s", pipeline, slot, k, len(gaps), outcome)
+
+        thread = threading.Thread(target=fill, name="coverage-backfill", daemon=True)
+        thread.start()
+        return thread
 
 
 class GapWatch(LoopService):
@@ -263,7 +333,7 @@ class GapWatch(LoopService):
         self._lock = threading.Lock()
 
     def add(self, pipeline: str, slot: str, until: datetime) -> None:
-        poll = float(self.claims.instance.settings.coverage_claim_poll)
+        poll = self.claims.settings.poll
         with self._lock:
             if (pipeline, slot) in self._watched:
                 return
@@ -277,14 +347,14 @@ class GapWatch(LoopService):
         return self.interval if first is None else min(max(first - time.time(), 0.01), self.interval)
 
     def run_once(self) -> None:
-        poll = float(self.claims.instance.settings.coverage_claim_poll)
+        poll = self.claims.settings.poll
         while not self.stopping:
             with self._lock:
                 if not self._due or self._due[0][0] > time.time():
                     return
                 _, pipeline, slot = heapq.heappop(self._due)
             try:
-                if self.claims.instance.runner.is_active(pipeline):  # a catch-up run of an ended slot
+                if self.claims.runs.is_active(pipeline):  # a catch-up run of an ended slot
                     with self._lock:
                         heapq.heappush(self._due, (time.time() + poll, pipeline, slot))
                     continue
@@ -293,39 +363,3 @@ class GapWatch(LoopService):
                 log.warning("slot %s of %s: cannot tell whether it was delivered: %s", slot, pipeline, exc.message)
             with self._lock:
                 self._watched.discard((pipeline, slot))
-
-
-def backfill_on_start(instance: Instance) -> threading.Thread | None:
-    """With ``coverage_backfill_on_start``: in the background, claim and run, oldest first,
-    the gaps of this instance's ``one``-mode schedules over the last
-    ``coverage_backfill_max_age`` seconds (the claims keep two restarting instances from
-    filling the same slot twice)."""
-    settings = instance.settings
-    if not settings.coverage_backfill_on_start:
-        return None
-    pipelines = [job["pipeline"] for job in instance.scheduler.jobs() if job.get("mode") == "one"]
-    if not pipelines:
-        return None
-
-    def fill() -> None:
-        from datetime import timedelta
-
-        from mao.coverage.index import coverage
-
-        since = datetime.now(UTC) - timedelta(seconds=settings.coverage_backfill_max_age)
-        for pipeline in pipelines:
-            try:
-                gaps = coverage(instance, pipeline, since)["gaps"]
-            except MAOError as exc:
-                log.warning("backfill of %s at start: no coverage (%s)", pipeline, exc.message)
-                continue
-            for k, slot in enumerate(gaps, 1):
-                if instance.claims._stop.is_set():
-                    return
-                until = datetime.now(UTC) + timedelta(seconds=2 * instance.claims.ttl)
-                outcome = instance.claims.settle(pipeline, slot, until)
-                log.info("backfill of %s at start: slot %s (%d/%d) %s", pipeline, slot, k, len(gaps), outcome)
-
-    thread = threading.Thread(target=fill, name="coverage-backfill", daemon=True)
-    thread.start()
-    return thread

@@ -2,6 +2,8 @@
 index), rebuilt from the git remotes' node commits (``Mao-Slot``, ``Mao-Instance``) when asked.
 
 Schedules are ``schedules/<pipeline>/<instance>`` (published by the scheduler).
+
+:class:`CoverageIndex` reads and writes it for one instance (its ``owner``).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -16,37 +19,18 @@ from mao.agreement.slots import normalize_slot, parse_slot, slot_of
 from mao.coverage.grid import DELIVERED, FAILED, Schedule, build_grid
 from mao.datasets.trailers import LogFormat
 from mao.errors import MAOError, NotFound
-from mao.events import CoverageGap
+from mao.events import CoverageGap, EventBus
 from mao.registry.keys import coverage_key, coverage_prefix, schedules_prefix
 from mao.status import RunStatus
 
 if TYPE_CHECKING:
-    from mao.instance import Instance
+    from mao.catalog import Catalog
+    from mao.datasets.manager import DatasetManager
     from mao.registry.base import Registry
 
 log = logging.getLogger(__name__)
 
 _NODE_LOG = LogFormat("%H")  # node commits: their sha and trailers
-
-
-def schedules(instance: Instance, pipeline: str | None = None) -> list[dict[str, Any]]:
-    """Every instance's published schedules (all pipelines, or one), sorted by pipeline and instance."""
-    out = []
-    for key, value in instance.registry.list(schedules_prefix(pipeline)).items():
-        parts = (f"{pipeline}/{key}" if pipeline else key).split("/")
-        if len(parts) != 2 or not isinstance(value, dict) or not value.get("cron"):
-            continue
-        out.append(
-            {
-                "pipeline": parts[0],
-                "instance": value.get("instance") or parts[1],
-                "cron": value["cron"],
-                "timezone": value.get("timezone") or "UTC",
-                "mode": value.get("mode") or "every",
-                "since": value.get("since"),
-            }
-        )
-    return sorted(out, key=lambda s: (s["pipeline"], s["instance"]))
 
 
 def outcome_of(status: str) -> str | None:
@@ -55,11 +39,6 @@ def outcome_of(status: str) -> str | None:
     if st.active:
         return None
     return DELIVERED if st == RunStatus.SUCCEEDED else FAILED
-
-
-def record(instance: Instance, pipeline: str, slot: str, outcome: str, run_id: int | None) -> None:
-    """Put this instance's cell; a ``failed`` never overwrites a ``delivered``."""
-    put_cell(instance.registry, instance.name, pipeline, slot, outcome, run_id)
 
 
 def put_cell(registry: Registry, name: str, pipeline: str, slot: str, outcome: str, run_id: int | None) -> None:
@@ -78,182 +57,199 @@ def put_cell(registry: Registry, name: str, pipeline: str, slot: str, outcome: s
     registry.put(key, value)
 
 
-def record_run(instance: Instance, run_id: int) -> str | None:
-    """Record a finished slot run of this instance; the outcome, or None (no slot, still going)."""
-    run = instance.store.get_run(run_id)
-    if not run.slot:
-        return None
-    outcome = outcome_of(run.status)
-    if outcome is None:
-        return None
-    record(instance, run.pipeline, run.slot, outcome, run.id)
-    if outcome == FAILED:
-        log.info("slot %s of %s: run %s ended %s", run.slot, run.pipeline, run.id, run.status)
-    return outcome
-
-
-def delivered_by(instance: Instance, pipeline: str, slot: str) -> list[str]:
-    cells = instance.registry.list(coverage_key(pipeline, slot))
-    return sorted(name for name, value in cells.items() if (value or {}).get("status") == DELIVERED)
-
-
-def indexed_outcomes(instance: Instance, pipeline: str, since: datetime) -> dict[tuple[str, str], str]:
-    out: dict[tuple[str, str], str] = {}
-    for key, value in instance.registry.list(coverage_prefix(pipeline)).items():
-        parts = key.split("/")
-        if len(parts) != 2 or not isinstance(value, dict):
-            continue
-        try:
-            slot = slot_of(parse_slot(parts[0]))
-        except MAOError:
-            continue
-        if parse_slot(slot) >= since and value.get("status") in (DELIVERED, FAILED):
-            out[(slot, parts[1])] = value["status"]
-    return out
-
-
 def _merge(into: dict[tuple[str, str], str], more: dict[tuple[str, str], str]) -> None:
     for cell, outcome in more.items():
         if into.get(cell) != DELIVERED:
             into[cell] = outcome
 
 
-def git_outcomes(instance: Instance, pipeline: str, since: datetime) -> dict[tuple[str, str], str]:
-    """From the git remotes alone: the node commits of ``pipeline`` on its output datasets'
-    branches. A (slot, instance) whose run committed its last step is delivered; one that
-    committed only earlier steps failed. (A step that changed nothing leaves no commit.)"""
-    definition = instance.catalog.get_pipeline(pipeline)
-    steps = [s["name"] for s in definition.get("steps", [])]
-    datasets = sorted({s["output_dataset"] for s in definition.get("steps", [])})
-    seen: dict[tuple[str, str, str], set[str]] = {}
-    for name in datasets:
-        url = instance.catalog.get_dataset(name)["master"]
-        clone = instance.datasets.ensure_clone(name, url)
-        text = instance.datasets.git.run(["log", "-z", "--remotes=origin", "--no-merges", _NODE_LOG.option], clone)
-        for _fields, trailers in _NODE_LOG.parse(text):
-            if trailers.get("Mao-Pipeline") != pipeline or "Mao-Vote-For" in trailers:
-                continue
-            slot, who, run = trailers.get("Mao-Slot"), trailers.get("Mao-Instance"), trailers.get("Mao-Run", "")
-            if not slot or not who:
-                continue
-            try:
-                if parse_slot(slot) < since:
-                    continue
-                slot = slot_of(parse_slot(slot))
-            except MAOError:
-                continue
-            seen.setdefault((slot, who, run), set()).add(trailers.get("Mao-Step", ""))
-    out: dict[tuple[str, str], str] = {}
-    for (slot, who, _run), done in seen.items():
-        outcome = DELIVERED if not steps or steps[-1] in done else FAILED
-        _merge(out, {(slot, who): outcome})
-    return out
-
-
 # How far a node commit's date may lie before the slot it is for (clocks of instances differ).
 _CLOCK_SKEW = timedelta(days=1)
 
 
-def slot_commits(
-    instance: Instance, pipeline: str, slot: str, datasets: list[str] | None = None
-) -> dict[str, tuple[str, str]]:
-    """The node commits made for ``slot`` of ``pipeline`` on the git remotes of its output
-    datasets (or of ``datasets``), as of a fresh fetch: step -> (instance that made it,
-    commit). Vote tallies are not node commits. The remotes are what a run leaves even when
-    it dies before it ends."""
-    slot = normalize_slot(slot)
-    if datasets is None:
-        definition = instance.catalog.get_pipeline(pipeline)
-        datasets = sorted({s["output_dataset"] for s in definition.get("steps", [])})
-    since = (parse_slot(slot) - _CLOCK_SKEW).strftime("%Y-%m-%dT%H:%M:%SZ")
-    found: dict[str, tuple[str, str]] = {}
-    for name in datasets:
-        url = instance.catalog.get_dataset(name)["master"]
-        clone = instance.datasets.ensure_clone(name, url)
-        args = ["log", "-z", "--remotes=origin", "--no-merges", f"--since={since}", "--fixed-strings"]
-        text = instance.datasets.git.run([*args, f"--grep=Mao-Slot: {slot}", _NODE_LOG.option], clone)
-        for (sha,), trailers in _NODE_LOG.parse(text):
-            if (
-                trailers.get("Mao-Pipeline") != pipeline
-                or trailers.get("Mao-Slot") != slot
-                or "Mao-Vote-For" in trailers
-                or not trailers.get("Mao-Step")
-                or not trailers.get("Mao-Instance")
-            ):
+class CoverageIndex:
+    """The coverage record of the federation as this instance (``owner``) reads and writes it:
+    the registry's index, the git remotes of the pipelines' output datasets (through the
+    catalog and ``datasets``), and ``coverage.gap`` published on ``events`` once per slot."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        catalog: Catalog,
+        datasets: Callable[[], DatasetManager],
+        events: EventBus,
+        *,
+        owner: str,
+    ) -> None:
+        self.registry = registry
+        self.catalog = catalog
+        self._datasets = datasets
+        self.events = events
+        self.owner = owner
+        self._gaps_lock = threading.Lock()
+        self._reported_gaps: set[tuple[str, str]] = set()
+
+    def record(self, pipeline: str, slot: str, outcome: str, run_id: int | None) -> None:
+        """Put this instance's cell; a ``failed`` never overwrites a ``delivered``."""
+        put_cell(self.registry, self.owner, pipeline, slot, outcome, run_id)
+
+    def schedules(self, pipeline: str | None = None) -> list[dict[str, Any]]:
+        """Every instance's published schedules (all pipelines, or one), sorted by pipeline and instance."""
+        out = []
+        for key, value in self.registry.list(schedules_prefix(pipeline)).items():
+            parts = (f"{pipeline}/{key}" if pipeline else key).split("/")
+            if len(parts) != 2 or not isinstance(value, dict) or not value.get("cron"):
                 continue
-            found.setdefault(trailers["Mao-Step"], (trailers["Mao-Instance"], sha))
-    return found
-
-
-def delivered_in_git(instance: Instance, pipeline: str, slot: str) -> tuple[str, str] | None:
-    """(instance, commit) of the node commit of the pipeline's last step for ``slot`` on the git
-    remotes, or None: a run that committed its last step delivered the slot, whether or not it
-    lived to record it."""
-    steps = [s["name"] for s in instance.catalog.get_pipeline(pipeline).get("steps", [])]
-    if not steps:
-        return None
-    return slot_commits(instance, pipeline, slot).get(steps[-1])
-
-
-def record_from_git(instance: Instance, pipeline: str, slot: str, who: str) -> None:
-    """Put the cell of instance ``who``, found delivered on the git remotes, into the index."""
-    slot = normalize_slot(slot)
-    value = {"slot": slot, "instance": who, "status": DELIVERED, "run_id": None, "source": "git", "at": time.time()}
-    instance.registry.put(coverage_key(pipeline, slot, who), value)
-
-
-def coverage(
-    instance: Instance, pipeline: str, since: datetime, *, rebuild: bool = False, now: datetime | None = None
-) -> dict[str, Any]:
-    """The grid of ``pipeline`` since ``since``; ``rebuild`` reads the git remotes too and puts
-    what the index lacked back into it."""
-    now = now or datetime.now(UTC)
-    published = schedules(instance, pipeline)
-    outcomes = indexed_outcomes(instance, pipeline, since)
-    if not published and not outcomes and not rebuild:
-        try:
-            instance.catalog.get_pipeline(pipeline)
-        except NotFound:
-            raise NotFound(
-                f"no pipeline {pipeline!r} in the federation; `maoctl federation schedules` lists them"
-            ) from None
-    restored = 0
-    if rebuild:
-        from_git = git_outcomes(instance, pipeline, since)
-        for (slot, who), outcome in from_git.items():
-            if outcomes.get((slot, who)) != DELIVERED and outcomes.get((slot, who)) != outcome:
-                key = coverage_key(pipeline, slot, who)
-                value = {
-                    "slot": slot,
-                    "instance": who,
-                    "status": outcome,
-                    "run_id": None,
-                    "source": "git",
-                    "at": time.time(),
+            out.append(
+                {
+                    "pipeline": parts[0],
+                    "instance": value.get("instance") or parts[1],
+                    "cron": value["cron"],
+                    "timezone": value.get("timezone") or "UTC",
+                    "mode": value.get("mode") or "every",
+                    "since": value.get("since"),
                 }
-                if outcome == DELIVERED or (slot, who) not in outcomes:
-                    instance.registry.put(key, value)
-                    restored += 1
-        _merge(outcomes, from_git)
-    grid = build_grid(pipeline, [Schedule.of(s) for s in published], outcomes, since, now)
-    if any(s.get("instance") == instance.name for s in published):
-        for slot in grid["gaps"]:
-            report_gap(instance, pipeline, slot)
-    grid["source"] = "git+index" if rebuild else "index"
-    grid["restored"] = restored
-    return grid
+            )
+        return sorted(out, key=lambda s: (s["pipeline"], s["instance"]))
 
+    def delivered_by(self, pipeline: str, slot: str) -> list[str]:
+        cells = self.registry.list(coverage_key(pipeline, slot))
+        return sorted(name for name, value in cells.items() if (value or {}).get("status") == DELIVERED)
 
-_GAPS_LOCK = threading.Lock()
-"""Guards each instance's set of slots already published as ``coverage.gap``."""
+    def indexed_outcomes(self, pipeline: str, since: datetime) -> dict[tuple[str, str], str]:
+        out: dict[tuple[str, str], str] = {}
+        for key, value in self.registry.list(coverage_prefix(pipeline)).items():
+            parts = key.split("/")
+            if len(parts) != 2 or not isinstance(value, dict):
+                continue
+            try:
+                slot = slot_of(parse_slot(parts[0]))
+            except MAOError:
+                continue
+            if parse_slot(slot) >= since and value.get("status") in (DELIVERED, FAILED):
+                out[(slot, parts[1])] = value["status"]
+        return out
 
+    def git_outcomes(self, pipeline: str, since: datetime) -> dict[tuple[str, str], str]:
+        """From the git remotes alone: the node commits of ``pipeline`` on its output datasets'
+        branches. A (slot, instance) whose run committed its last step is delivered; one that
+        committed only earlier steps failed. (A step that changed nothing leaves no commit.)"""
+        definition = self.catalog.get_pipeline(pipeline)
+        steps = [s["name"] for s in definition.get("steps", [])]
+        datasets = sorted({s["output_dataset"] for s in definition.get("steps", [])})
+        seen: dict[tuple[str, str, str], set[str]] = {}
+        for name in datasets:
+            url = self.catalog.get_dataset(name)["master"]
+            clone = self._datasets().ensure_clone(name, url)
+            text = self._datasets().git.run(["log", "-z", "--remotes=origin", "--no-merges", _NODE_LOG.option], clone)
+            for _fields, trailers in _NODE_LOG.parse(text):
+                if trailers.get("Mao-Pipeline") != pipeline or "Mao-Vote-For" in trailers:
+                    continue
+                slot, who, run = trailers.get("Mao-Slot"), trailers.get("Mao-Instance"), trailers.get("Mao-Run", "")
+                if not slot or not who:
+                    continue
+                try:
+                    if parse_slot(slot) < since:
+                        continue
+                    slot = slot_of(parse_slot(slot))
+                except MAOError:
+                    continue
+                seen.setdefault((slot, who, run), set()).add(trailers.get("Mao-Step", ""))
+        out: dict[tuple[str, str], str] = {}
+        for (slot, who, _run), done in seen.items():
+            outcome = DELIVERED if not steps or steps[-1] in done else FAILED
+            _merge(out, {(slot, who): outcome})
+        return out
 
-def report_gap(instance: Instance, pipeline: str, slot: str) -> None:
-    """Publish ``coverage.gap`` for a slot of this instance's pipeline that ended undelivered,
-    once per slot in this process."""
-    with _GAPS_LOCK:
-        seen: set[tuple[str, str]] = instance.__dict__.setdefault("reported_gaps", set())
-        if (pipeline, slot) in seen:
-            return
-        seen.add((pipeline, slot))
-    instance.events.publish(CoverageGap(pipeline=pipeline, slot=slot))
+    def slot_commits(self, pipeline: str, slot: str, datasets: list[str] | None = None) -> dict[str, tuple[str, str]]:
+        """The node commits made for ``slot`` of ``pipeline`` on the git remotes of its output
+        datasets (or of ``datasets``), as of a fresh fetch: step -> (instance that made it,
+        commit). Vote tallies are not node commits. The remotes are what a run leaves even when
+        it dies before it ends."""
+        slot = normalize_slot(slot)
+        if datasets is None:
+            definition = self.catalog.get_pipeline(pipeline)
+            datasets = sorted({s["output_dataset"] for s in definition.get("steps", [])})
+        since = (parse_slot(slot) - _CLOCK_SKEW).strftime("%Y-%m-%dT%H:%M:%SZ")
+        found: dict[str, tuple[str, str]] = {}
+        for name in datasets:
+            url = self.catalog.get_dataset(name)["master"]
+            clone = self._datasets().ensure_clone(name, url)
+            args = ["log", "-z", "--remotes=origin", "--no-merges", f"--since={since}", "--fixed-strings"]
+            text = self._datasets().git.run([*args, f"--grep=Mao-Slot: {slot}", _NODE_LOG.option], clone)
+            for (sha,), trailers in _NODE_LOG.parse(text):
+                if (
+                    trailers.get("Mao-Pipeline") != pipeline
+                    or trailers.get("Mao-Slot") != slot
+                    or "Mao-Vote-For" in trailers
+                    or not trailers.get("Mao-Step")
+                    or not trailers.get("Mao-Instance")
+                ):
+                    continue
+                found.setdefault(trailers["Mao-Step"], (trailers["Mao-Instance"], sha))
+        return found
+
+    def delivered_in_git(self, pipeline: str, slot: str) -> tuple[str, str] | None:
+        """(instance, commit) of the node commit of the pipeline's last step for ``slot`` on the git
+        remotes, or None: a run that committed its last step delivered the slot, whether or not it
+        lived to record it."""
+        steps = [s["name"] for s in self.catalog.get_pipeline(pipeline).get("steps", [])]
+        if not steps:
+            return None
+        return self.slot_commits(pipeline, slot).get(steps[-1])
+
+    def record_from_git(self, pipeline: str, slot: str, who: str) -> None:
+        """Put the cell of instance ``who``, found delivered on the git remotes, into the index."""
+        slot = normalize_slot(slot)
+        value = {"slot": slot, "instance": who, "status": DELIVERED, "run_id": None, "source": "git", "at": time.time()}
+        self.registry.put(coverage_key(pipeline, slot, who), value)
+
+    def coverage(
+        self, pipeline: str, since: datetime, *, rebuild: bool = False, now: datetime | None = None
+    ) -> dict[str, Any]:
+        """The grid of ``pipeline`` since ``since``; ``rebuild`` reads the git remotes too and puts
+        what the index lacked back into it."""
+        now = now or datetime.now(UTC)
+        published = self.schedules(pipeline)
+        outcomes = self.indexed_outcomes(pipeline, since)
+        if not published and not outcomes and not rebuild:
+            try:
+                self.catalog.get_pipeline(pipeline)
+            except NotFound:
+                raise NotFound(
+                    f"no pipeline {pipeline!r} in the federation; `maoctl federation schedules` lists them"
+                ) from None
+        restored = 0
+        if rebuild:
+            from_git = self.git_outcomes(pipeline, since)
+            for (slot, who), outcome in from_git.items():
+                if outcomes.get((slot, who)) != DELIVERED and outcomes.get((slot, who)) != outcome:
+                    key = coverage_key(pipeline, slot, who)
+                    value = {
+                        "slot": slot,
+                        "instance": who,
+                        "status": outcome,
+                        "run_id": None,
+                        "source": "git",
+                        "at": time.time(),
+                    }
+                    if outcome == DELIVERED or (slot, who) not in outcomes:
+                        self.registry.put(key, value)
+                        restored += 1
+            _merge(outcomes, from_git)
+        grid = build_grid(pipeline, [Schedule.of(s) for s in published], outcomes, since, now)
+        if any(s.get("instance") == self.owner for s in published):
+            for slot in grid["gaps"]:
+                self.report_gap(pipeline, slot)
+        grid["source"] = "git+index" if rebuild else "index"
+        grid["restored"] = restored
+        return grid
+
+    def report_gap(self, pipeline: str, slot: str) -> None:
+        """Publish ``coverage.gap`` for a slot of this instance's pipeline that ended undelivered,
+        once per slot in this process."""
+        with self._gaps_lock:
+            if (pipeline, slot) in self._reported_gaps:
+                return
+            self._reported_gaps.add((pipeline, slot))
+        self.events.publish(CoverageGap(pipeline=pipeline, slot=slot))

@@ -2,18 +2,6 @@
 
 from mao.offline.cache import DefinitionCache
 from mao.offline.queue import FederationQueue
-from mao.offline.replay import (
-    HANDLERS,
-    FederationReplayer,
-    defer,
-    register_handler,
-)
+from mao.offline.replay import FederationReplayer, Handler
 
-__all__ = [
-    "HANDLERS",
-    "DefinitionCache",
-    "FederationQueue",
-    "FederationReplayer",
-    "defer",
-    "register_handler",
-]
+__all__ = ["DefinitionCache", "FederationQueue", "FederationReplayer", "Handler"]

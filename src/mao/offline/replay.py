@@ -1,105 +1,63 @@
 """Federation work deferred while the registry was away, replayed oldest first when it answers.
 
-Each kind of task has a handler, registered with :func:`register_handler`::
+Each kind of task has a handler, given to the replayer by the wiring (:mod:`mao.instance`)::
 
-    @register_handler("ballot")
-    def replay_ballot(instance, task, note):
+    def replay_ballot(task, note):
         ...                      # raise RegistryUnavailable to stop the pass and keep the order
         return {"ballot": key}   # merged into the step's details beside {"federation": "done"}
 
-A handler receives the Instance, the FederationTask (``kind``, ``payload``, ``run_id``,
-``step_id``) and ``note(line)``, which appends a line to the run's log.
+    FederationReplayer(queue, {"ballot": replay_ballot, ...}, interval=5)
+
+A handler receives the FederationTask (``kind``, ``payload``, ``run_id``, ``step_id``) and
+``note(line)``, which appends a line to the run's log.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from mao.errors import MAOError, MergeConflict, RegistryUnavailable
+from mao.loop import LoopService
 from mao.offline.models import FederationTask
 from mao.offline.queue import DONE, FAILED, PENDING, FederationQueue, task_note
 from mao.status import FederationState
 
-if TYPE_CHECKING:
-    from mao.instance import Instance
-
 log = logging.getLogger(__name__)
 
-Handler = Callable[["Instance", FederationTask, Callable[[str], None]], "dict[str, Any] | None"]
-HANDLERS: dict[str, Handler] = {}
+Handler = Callable[[FederationTask, Callable[[str], None]], "dict[str, Any] | None"]
 MAX_ATTEMPTS = 20
 
 
-def register_handler(kind: str) -> Callable[[Handler], Handler]:
-    def _register(fn: Handler) -> Handler:
-        HANDLERS[kind] = fn
-        return fn
-
-    return _register
-
-
-def defer(
-    instance: Instance,
-    kind: str,
-    payload: dict[str, Any],
-    *,
-    run_id: int | None,
-    step_id: int | None,
-    reason: RegistryUnavailable,
-) -> int:
-    """Queue ``kind`` work for when the registry answers again; mark the step as waiting for it
-    (:meth:`FederationQueue.defer`)."""
-    return FederationQueue(instance.store).defer(kind, payload, run_id=run_id, step_id=step_id, reason=reason)
-
-
-class FederationReplayer:
-    """A background loop: every ``interval`` seconds, do the pending tasks oldest first."""
+class FederationReplayer(LoopService):
+    """A background loop: every ``interval`` seconds (or at :meth:`wake`), do the pending
+    tasks oldest first, each by the handler of its kind."""
 
     name = "replayer"
 
-    def __init__(self, instance: Instance, interval: float = 5.0, handlers: dict[str, Handler] | None = None) -> None:
-        self.instance = instance
-        self.interval = interval
-        if handlers is None:
-            _register_builtin_handlers()
-        self.handlers = HANDLERS if handlers is None else handlers
-        self.queue = FederationQueue(instance.store)
-        self._stop = threading.Event()
-        self._wake = threading.Event()
+    def __init__(self, queue: FederationQueue, handlers: Mapping[str, Handler], *, interval: float = 5.0) -> None:
+        super().__init__(interval, run_first=True)
+        self.queue = queue
+        self.handlers = handlers
         self._pass = threading.Lock()
-        self._thread = threading.Thread(target=self._loop, name="mao-federation-replay", daemon=True)
 
-    def start(self) -> FederationReplayer:
-        self._thread.start()
-        return self
+    def stop(self, timeout: float = 30.0) -> None:
+        super().stop(timeout)
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout=30)
+    def run_once(self) -> None:
+        self.replay_once()
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.replay_once()
-            except Exception:
-                log.exception("replaying deferred federation work failed")
-            self._wake.wait(self.interval)
-            self._wake.clear()
+    def on_error(self, exc: Exception) -> None:
+        log.error("replaying deferred federation work failed", exc_info=exc)
 
     def replay_once(self) -> int:
         """One pass over the pending tasks; returns how many were done."""
         done = 0
         with self._pass:
             for task in self.queue.pending():
-                if self._stop.is_set():
+                if self.stopping:
                     break
                 outcome = self._replay(task)
                 if outcome is None:
@@ -108,12 +66,12 @@ class FederationReplayer:
         return done
 
     def _replay(self, task: FederationTask) -> int | None:
-        note = task_note(self.instance.store, task)
+        note = task_note(self.queue.store, task)
         handler = self.handlers.get(task.kind)
         try:
             if handler is None:
                 raise MAOError(f"no handler for deferred federation work of kind {task.kind!r}")
-            details = handler(self.instance, task, note) or {}
+            details = handler(task, note) or {}
         except RegistryUnavailable as exc:
             self.queue.failed_attempt(task.id, exc.message)
             log.info("deferred %s (task %s) waits: %s", task.kind, task.id, exc.message)
@@ -141,9 +99,3 @@ class FederationReplayer:
             + ("federation done" if not waiting else f"{waiting} more federation task(s) pending")
         )
         return 1
-
-
-def _register_builtin_handlers() -> None:
-    from mao import insights  # noqa: F401 - registers the insight handler
-    from mao.agreement import deferred  # noqa: F401 - registers the ballot handler
-    from mao.offline import merge  # noqa: F401 - registers the merge handler

@@ -169,6 +169,10 @@ class RunCoordinator:
     def is_active(self, pipeline: str) -> bool:
         return self.store.has_active_run(pipeline)
 
+    def status(self, run_id: int) -> RunStatus:
+        """The run's status as recorded now."""
+        return RunStatus(self.store.get_run(run_id).status)
+
     def shutdown(self, wait: bool = True) -> None:
         self._stopping = True  # runs stopped from here on are interrupted, not cancelled
         for event in list(self._cancel.values()):

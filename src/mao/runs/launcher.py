@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from mao.events import EventBus
     from mao.executor.base import Executor
     from mao.models import StepIn
-    from mao.quality import Report
+    from mao.quality import StepReports
     from mao.runs.runlog import Note, RunLog
     from mao.store.store import Store
 
@@ -41,10 +41,6 @@ log = logging.getLogger(__name__)
 SlotDelivered = Callable[[str, str, str, str], "tuple[str, str] | None"]
 """``(pipeline, slot, dataset, step)`` → ``(instance, commit)`` of the node commit an earlier
 claimer of this instance's claimed ``one``-mode slot pushed for the step, or None."""
-CheckOutput = Callable[..., "Report"]
-""":func:`mao.quality.check_output` without its instance."""
-PublishInsight = Callable[..., None]
-""":func:`mao.quality.publish_insight` without its instance."""
 
 
 @dataclass(frozen=True)
@@ -70,8 +66,7 @@ class RunLauncher:
         log: RunLog,
         merge: MergeDelivery,
         vote: VoteDelivery,
-        check_output: CheckOutput,
-        publish_insight: PublishInsight,
+        reports: StepReports,
         settings: LaunchSettings,
         slot_delivered: SlotDelivered | None = None,
     ) -> None:
@@ -83,8 +78,7 @@ class RunLauncher:
         self.log = log
         self.merge = merge
         self.vote = vote
-        self.check_output = check_output
-        self.publish_insight = publish_insight
+        self.reports = reports
         self.settings = settings
         self.slot_delivered = slot_delivered
         self.rows = StepRows(store)
@@ -180,12 +174,12 @@ class RunLauncher:
         if result.status != RunStatus.SUCCEEDED:
             datasets.reset_worktrees(ctx.dataset, ctx.branch)
             return StepOutcome(RunStatus(result.status), result.error or str(result.status))
-        report = self.check_output(run.id, run.pipeline, step, ctx.worktree, run.slot, say, ctx.secrets)
+        report = self.reports.check(run, step, ctx.worktree, say, ctx.secrets)
         if report.suspect:
             record.suspect, record.suspect_detail = True, (report.detail or "")[:4000]
         outcome = self._deliver(ctx, ctx.trailers(result.image_digest), record, report.suspect, say)
         if outcome.status == RunStatus.SUCCEEDED:
-            self.publish_insight(report, run.id, run.pipeline, step_id, ctx.name, run.slot, say, record.output_commit)
+            self.reports.publish(report, run, step_id, say, record.output_commit)
         return outcome
 
     def _prepare(

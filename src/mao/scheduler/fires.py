@@ -13,22 +13,22 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import delete, select
 
 from mao.errors import Conflict, MAOError
-from mao.events import ScheduleFired
+from mao.events import EventBus, ScheduleFired
 from mao.loop import LoopService
 from mao.scheduler.models import FireCount
 from mao.store.models import utcnow
-from mao.store.records import RunRequest
+from mao.store.records import RecordedRun, RunRequest
 
 if TYPE_CHECKING:
-    from mao.instance import Instance
     from mao.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,13 @@ class FireCounts:
                     self._dirty.update(changed)
 
 
-def report(instance: Instance, counts: FireCounts, fire: Fire, outcome: str, **details: Any) -> None:
+class RunRecorder(Protocol):
+    """Records runs in batches (:meth:`mao.runs.coordinator.RunCoordinator.record`)."""
+
+    def record(self, requests: Sequence[RunRequest], overlap: str = "refuse") -> list[RecordedRun]: ...
+
+
+def report(events: EventBus, counts: FireCounts, fire: Fire, outcome: str, **details: Any) -> None:
     """Count, log and publish one fire's outcome (``reason`` for a skip, ``run_id``)."""
     reason = details.get("reason")
     run_id = details.get("run_id")
@@ -165,7 +171,7 @@ def report(instance: Instance, counts: FireCounts, fire: Fire, outcome: str, **d
             outcome,
             lag,
         )
-    instance.events.publish(
+    events.publish(
         ScheduleFired(pipeline=fire.pipeline, slot=fire.slot, lag_s=lag, outcome=outcome, reason=reason, run_id=run_id)
     )
 
@@ -175,10 +181,14 @@ class FireRecorder(LoopService):
 
     name = "fire-recorder"
 
-    def __init__(self, instance: Instance, counts: FireCounts) -> None:
+    def __init__(
+        self, runs: Callable[[], RunRecorder], events: EventBus, counts: FireCounts, *, overlap_policy: str
+    ) -> None:
         super().__init__(interval=5.0)
-        self.instance = instance
+        self._runs = runs
+        self.events = events
         self.counts = counts
+        self.overlap_policy = overlap_policy
         self._fires: deque[tuple[Fire, Future[str]]] = deque()
 
     def put(self, fire: Fire) -> Future[str]:
@@ -207,24 +217,24 @@ class FireRecorder(LoopService):
 
     def record(self, batch: list[Fire]) -> list[str]:
         """Record the runs of ``batch`` in one go; each fire's outcome."""
-        policy = self.instance.settings.overlap_policy
+        policy = self.overlap_policy
         requests = [RunRequest(fire.pipeline, "cron", fire.slot) for fire in batch]
         try:
-            results = self.instance.runner.record(requests, overlap=policy)
+            results = self._runs().record(requests, overlap=policy)
         except MAOError as exc:
             for fire in batch:
-                report(self.instance, self.counts, fire, "skipped", reason=f"could not record the run: {exc.message}")
+                report(self.events, self.counts, fire, "skipped", reason=f"could not record the run: {exc.message}")
             return ["skipped"] * len(batch)
         for fire, result in zip(batch, results, strict=True):
             if result.run_id is None:
                 reason = result.error.message if result.error else "not recorded"
                 if isinstance(result.error, Conflict):
                     reason += f" (overlap_policy {policy})"
-                report(self.instance, self.counts, fire, "skipped", reason=reason)
+                report(self.events, self.counts, fire, "skipped", reason=reason)
             else:
                 behind = f"after run {result.blocking}" if result.outcome == "queued" else None
                 report(
-                    self.instance,
+                    self.events,
                     self.counts,
                     fire,
                     result.outcome,

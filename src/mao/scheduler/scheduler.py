@@ -15,9 +15,11 @@ import functools
 import logging
 import pickle
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -30,17 +32,38 @@ from sqlalchemy import bindparam
 
 from mao.agreement.slots import slot_of
 from mao.coverage.grid import MODES
+from mao.coverage.window import slot_end
 from mao.errors import InvalidInput, MAOError, NotFound
+from mao.events import EventBus
+from mao.registry.base import Registry
 from mao.registry.keys import schedule_key
 from mao.scheduler.cron import parse_cron, timezone
-from mao.scheduler.fires import Fire, FireCounts, FireCountStore, FireRecorder, report
-
-if TYPE_CHECKING:
-    from mao.instance import Instance
+from mao.scheduler.fires import Fire, FireCounts, FireCountStore, FireRecorder, RunRecorder, report
+from mao.store.store import Store
 
 log = logging.getLogger(__name__)
 
 JOB_TABLE = "apscheduler_jobs"
+
+
+class SlotWatch(Protocol):
+    """The slots a fire opens, watched until they end (:class:`mao.coverage.claims.SlotClaims`)."""
+
+    def watch(self, pipeline: str, slot: str, until: datetime, *, claim: bool = True) -> bool: ...
+
+    def delivered_by(self, pipeline: str, slot: str) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    owner: str
+    """This instance's name: its jobs, and its ``schedules/<pipeline>/<owner>`` in the registry."""
+    timezone: str
+    misfire_policy: str
+    misfire_grace_seconds: float
+    claim_ttl: float
+    """``coverage_claim_ttl``: a late ``one``-mode fire still gives the claim twice this."""
+    overlap_policy: str
 
 
 def fire(
@@ -48,7 +71,7 @@ def fire(
     pipeline: str,
     scheduled_for: datetime | None = None,
     *,
-    instance: Instance | None = None,
+    scheduler: Scheduler | None = None,
     cron: str | None = None,
     mode: str = "every",
     wait: bool = True,
@@ -57,29 +80,29 @@ def fire(
     """The job function (referenced by name in the job store). Returns the fire's outcome
     (``started``, ``queued``, ``skipped``) when ``wait``, or None.
 
-    The scheduler's executor (:class:`_InstanceExecutor`) passes the serving ``instance``
-    (a job fired without one is skipped), ``scheduled_for``, the fire time the run is
-    for: the run's slot, however late it actually starts, and ``wait=False``: the fire is
-    handed over to be recorded with the others due now, and this returns at once.
+    The scheduler's executor (:class:`_SchedulerExecutor`) passes its ``scheduler`` (a job
+    fired without one, or one of another instance, is skipped), ``scheduled_for``, the fire
+    time the run is for: the run's slot, however late it actually starts, and
+    ``wait=False``: the fire is handed over to be recorded with the others due now, and this
+    returns at once.
     """
-    if instance is None or instance.name != instance_name:
+    if scheduler is None or scheduler.settings.owner != instance_name:
         log.warning("scheduled run of %s: instance %s is not running here", pipeline, instance_name)
         return None
     slot = slot_of(scheduled_for) if scheduled_for is not None else None
     if slot is not None and scheduled_for is not None and cron:
-        from mao.coverage.window import slot_end
-
-        end = slot_end(cron, instance.settings.timezone, scheduled_for)
+        end = slot_end(cron, scheduler.settings.timezone, scheduled_for)
+        slots = scheduler.slots
         if mode == "one":
             # a fire that comes late (a misfire run at start) still gives the claim a chance
-            grace = datetime.now(UTC) + timedelta(seconds=2 * instance.settings.coverage_claim_ttl)
-            instance.claims.watch(pipeline, slot, max(end, grace))
+            grace = datetime.now(UTC) + timedelta(seconds=2 * scheduler.settings.claim_ttl)
+            slots.watch(pipeline, slot, max(end, grace))
             return None
-        down_at_fire = scheduled_for < instance.scheduler.started_at
-        if (down_at_fire or datetime.now(UTC) >= end) and _covered_elsewhere(instance, pipeline, slot):
+        down_at_fire = scheduled_for < scheduler.started_at
+        if (down_at_fire or datetime.now(UTC) >= end) and _covered_elsewhere(slots, pipeline, slot):
             return None
-        instance.claims.watch(pipeline, slot, end, claim=False)  # logs the slot if it ends a gap
-    done = instance.scheduler.fired(Fire(pipeline, slot, scheduled_for or datetime.now(UTC)))
+        slots.watch(pipeline, slot, end, claim=False)  # logs the slot if it ends a gap
+    done = scheduler.fired(Fire(pipeline, slot, scheduled_for or datetime.now(UTC)))
     return done.result() if wait else None
 
 
@@ -87,13 +110,11 @@ def missed(late: float) -> str:
     return f"handled {late:.0f}s after its fire time, past the misfire grace (misfire_policy, misfire_grace_seconds)"
 
 
-def _covered_elsewhere(instance: Instance, pipeline: str, slot: str) -> bool:
+def _covered_elsewhere(slots: SlotWatch, pipeline: str, slot: str) -> bool:
     """A catch-up fire (this instance was down at the fire time, or the slot has ended) runs only to fill a gap:
     a slot the federation already delivered stays as it is, this instance missing in it."""
-    from mao.coverage.index import delivered_by
-
     try:
-        who = delivered_by(instance, pipeline, slot)
+        who = slots.delivered_by(pipeline, slot)
     except MAOError:
         return False
     if who:
@@ -107,12 +128,12 @@ def _covered_elsewhere(instance: Instance, pipeline: str, slot: str) -> bool:
 
 
 class _BoundJob:
-    """A job as APScheduler's ``run_job`` sees it: its function given the instance and,
+    """A job as APScheduler's ``run_job`` sees it: its function given the scheduler and,
     for :func:`fire`, the fire time it runs for among its kwargs."""
 
-    def __init__(self, job: Job, instance: Instance, run_time: datetime | None = None) -> None:
+    def __init__(self, job: Job, scheduler: Scheduler, run_time: datetime | None = None) -> None:
         self._job = job
-        self.func = functools.partial(job.func, instance=instance)
+        self.func = functools.partial(job.func, scheduler=scheduler)
         self.kwargs = {**job.kwargs, "scheduled_for": run_time, "wait": False} if run_time is not None else job.kwargs
 
     def __getattr__(self, name: str) -> Any:
@@ -122,14 +143,14 @@ class _BoundJob:
         return str(self._job)
 
 
-class _InstanceExecutor(ThreadPoolExecutor):
-    """Runs each due job with this scheduler's instance (no module-level lookup of instances)
+class _SchedulerExecutor(ThreadPoolExecutor):
+    """Runs each due job with its :class:`Scheduler` (no module-level lookup of instances)
     and the fire time it was scheduled for (not the clock when it starts). Jobs coalesce, so
     a job of :func:`fire` is submitted with one run time: the newest one due."""
 
-    def __init__(self, instance: Instance, max_workers: int = 10) -> None:
+    def __init__(self, scheduler: Scheduler, max_workers: int = 10) -> None:
         super().__init__(max_workers=max_workers)
-        self.instance = instance
+        self.scheduler = scheduler
 
     def submit_job(self, job: Job, run_times: list[datetime]) -> None:
         if job.func is fire and run_times and self._hand_over(job, run_times[-1]):
@@ -141,28 +162,29 @@ class _InstanceExecutor(ThreadPoolExecutor):
         the scheduler's thread (two queue appends), not through a worker thread: a thousand
         due at once are all handed over in a fraction of a second. False for anything else
         (``one`` mode, a catch-up fire that first asks the federation): it goes to a worker."""
-        instance = self.instance
-        if job.kwargs.get("mode", "every") != "every" or not job.kwargs.get("cron") or job.args[0] != instance.name:
+        scheduler = self.scheduler
+        mode, cron = job.kwargs.get("mode", "every"), job.kwargs.get("cron")
+        if mode != "every" or not cron or job.args[0] != scheduler.settings.owner:
             return False
         now = datetime.now(UTC)
         end = job.trigger.get_next_fire_time(run_time, run_time + timedelta(seconds=1))
-        if run_time < instance.scheduler.started_at or end is None or now >= end:
+        if run_time < scheduler.started_at or end is None or now >= end:
             return False
         handed = Fire(job.args[1], slot_of(run_time), run_time)
         late = (now - run_time).total_seconds()
         if job.misfire_grace_time is not None and late > job.misfire_grace_time:
-            report(instance, instance.scheduler.counts, handed, "skipped", reason=missed(late))
-            instance.scheduler.counted()
+            report(scheduler.events, scheduler.counts, handed, "skipped", reason=missed(late))
+            scheduler.counted()
             return True
-        instance.claims.watch(handed.pipeline, str(handed.slot), end, claim=False)  # logs the slot if it ends a gap
-        instance.scheduler.fired(handed)
+        scheduler.slots.watch(handed.pipeline, str(handed.slot), end, claim=False)  # logs the slot if it ends a gap
+        scheduler.fired(handed)
         return True
 
     def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
         if job.func is fire and run_times:
-            super()._do_submit_job(_BoundJob(job, self.instance, run_times[-1]), run_times[-1:])
+            super()._do_submit_job(_BoundJob(job, self.scheduler, run_times[-1]), run_times[-1:])
         else:
-            super()._do_submit_job(_BoundJob(job, self.instance), run_times)
+            super()._do_submit_job(_BoundJob(job, self.scheduler), run_times)
 
 
 class _JobStore(SQLAlchemyJobStore):
@@ -256,13 +278,29 @@ class _BackgroundScheduler(BackgroundScheduler):
 
 
 class Scheduler:
-    def __init__(self, instance: Instance) -> None:
-        self.instance = instance
-        settings = instance.settings
+    """This instance's cron schedules. ``slots`` (the coverage claims) and ``runs`` (the run
+    coordinator, which records the fires' runs) are given as providers: they are built when
+    a fire first needs them."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        events: EventBus,
+        slots: Callable[[], SlotWatch],
+        runs: Callable[[], RunRecorder],
+        settings: ScheduleSettings,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.events = events
+        self._slots = slots
+        self._runs = runs
+        self.settings = settings
         grace = settings.misfire_grace_seconds if settings.misfire_policy == "run_once" else 1
         self._scheduler = _BackgroundScheduler(
-            jobstores={"default": _JobStore(engine=instance.store.engine, tablename=JOB_TABLE)},
-            executors={"default": _InstanceExecutor(instance)},
+            jobstores={"default": _JobStore(engine=store.engine, tablename=JOB_TABLE)},
+            executors={"default": _SchedulerExecutor(self)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": grace},
             timezone=timezone(settings.timezone),
         )
@@ -270,17 +308,24 @@ class Scheduler:
         self._started = False
         self.started_at = datetime.now(UTC)
         """When this scheduler last started serving: a fire time before it is a catch-up."""
-        self.counts = FireCounts(FireCountStore(instance.store))
+        self.counts = FireCounts(FireCountStore(store))
         """Fires per schedule since it was created: started, queued, skipped (kept in the local store)."""
-        self._recorder = FireRecorder(instance, self.counts)
+        self._recorder = self._new_recorder()
         self._recorder_lock = threading.Lock()
+
+    @property
+    def slots(self) -> SlotWatch:
+        return self._slots()
+
+    def _new_recorder(self) -> FireRecorder:
+        return FireRecorder(self._runs, self.events, self.counts, overlap_policy=self.settings.overlap_policy)
 
     def fired(self, fire: Fire) -> Future[str]:
         """Hand a fire over to be recorded (by :func:`fire`); the future gives its outcome."""
         with self._recorder_lock:
             if not self._recorder.running:
                 if self._recorder.stopping:
-                    self._recorder = FireRecorder(self.instance, self.counts)
+                    self._recorder = self._new_recorder()
                 self._recorder.start()
             return self._recorder.put(fire)
 
@@ -293,7 +338,7 @@ class Scheduler:
         else:
             reason = "the previous fire of this schedule was still being handed over"
         fire = Fire(event.job_id, slot_of(scheduled_for), scheduled_for)
-        report(self.instance, self.counts, fire, "skipped", reason=reason)
+        report(self.events, self.counts, fire, "skipped", reason=reason)
         self.counted()
 
     def counted(self) -> None:
@@ -339,13 +384,13 @@ class Scheduler:
         the instances having it scheduled claim each slot and one runs it."""
         if mode not in MODES:
             raise InvalidInput(f"invalid mode {mode!r}: give one of {', '.join(MODES)}")
-        self.instance.store.get_pipeline(pipeline)
-        trigger = parse_cron(cron, self.instance.settings.timezone)
+        self.store.get_pipeline(pipeline)
+        trigger = parse_cron(cron, self.settings.timezone)
         self._ensure_started()
         job = self._scheduler.add_job(
             fire,
             trigger,
-            args=[self.instance.name, pipeline],
+            args=[self.settings.owner, pipeline],
             kwargs={"cron": cron, "mode": mode},
             id=pipeline,
             name=pipeline,
@@ -365,7 +410,7 @@ class Scheduler:
         pipeline = self._describe(job)["pipeline"] if job is not None else job_id
         self.counts.forget(pipeline)
         try:
-            self.instance.registry.delete(schedule_key(pipeline, self.instance.name))
+            self.registry.delete(schedule_key(pipeline, self.settings.owner))
         except MAOError as exc:
             log.warning("could not remove the schedule of %s from the registry: %s", pipeline, exc.message)
 
@@ -374,15 +419,15 @@ class Scheduler:
         on a slot, and which slots coverage expects from it since when)."""
         if not cron:
             return
-        key = schedule_key(pipeline, self.instance.name)
-        value = {"cron": cron, "timezone": tz, "mode": mode, "instance": self.instance.name}
+        key = schedule_key(pipeline, self.settings.owner)
+        value = {"cron": cron, "timezone": tz, "mode": mode, "instance": self.settings.owner}
         try:
-            old = self.instance.registry.get(key) or {}
+            old = self.registry.get(key) or {}
             same = all(old.get(k) == v for k, v in value.items())
             if same and old.get("since"):
                 return  # published already: a restart with a thousand schedules writes nothing
             value["since"] = slot_of(datetime.now(UTC) + timedelta(seconds=1))
-            self.instance.registry.put(key, value)
+            self.registry.put(key, value)
         except MAOError as exc:
             log.warning("could not publish the schedule of %s in the registry: %s", pipeline, exc.message)
 

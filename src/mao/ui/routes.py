@@ -31,7 +31,6 @@ from mao.coverage.grid import SYMBOLS
 from mao.errors import InvalidInput, MAOError, NotFound, RateLimited
 from mao.instance import Instance
 from mao.models import PipelineRunBody
-from mao.pipelines import describe
 from mao.status import RunStatus, parse_status
 from mao.tokens import API_TOKEN_FILE
 from mao.ui import views
@@ -277,7 +276,7 @@ def overview(request: Request) -> Response:
 
 def _described(instance: Instance) -> list[dict[str, Any]]:
     """This instance's pipelines as ``GET /pipeline`` lists them."""
-    return [describe(row, instance) for row in instance.store.list_pipelines()]
+    return [instance.pipelines.describe(row) for row in instance.store.list_pipelines()]
 
 
 def _pipeline_view(instance: Instance, described: dict[str, Any]) -> dict[str, Any]:
@@ -298,7 +297,7 @@ def pipeline_page(request: Request, name: str) -> Response:
     coverage, its insights and its last runs."""
     instance = _instance(request)
     check_name(name, "pipeline name")
-    view = _pipeline_view(instance, describe(instance.store.get_pipeline(name), instance))
+    view = _pipeline_view(instance, instance.pipelines.describe(instance.store.get_pipeline(name)))
     runs = [views.run_view(r) for r in instance.store.list_runs(name, None, views.CHART_RUNS)]
     grid, grid_error = views.coverage_grid(instance, name)
     insights, insights_error = views.insights_of(instance, name)
@@ -322,7 +321,7 @@ def _card(request: Request, name: str, message: str | None = None, status_code: 
     """The pipeline's card after an action: the card alone for htmx (swapped in place), else
     the pipelines page; ``form`` keeps what was typed when the action was refused."""
     instance = _instance(request)
-    view = _pipeline_view(instance, describe(instance.store.get_pipeline(name), instance))
+    view = _pipeline_view(instance, instance.pipelines.describe(instance.store.get_pipeline(name)))
     context = {"p": view, "message": message, "form": form}
     if request.headers.get("hx-request"):
         return templates.TemplateResponse(request, "_pipeline.html", context, status_code=status_code)

@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from mao.api.routes.runs import run_dict
-from mao.coverage.index import coverage
 from mao.coverage.window import parse_since
 from mao.errors import MAOError
 from mao.insights import read_insights
@@ -164,7 +163,7 @@ def _rule(raw: Any) -> MetricRule | None:
 
 def coverage_grid(instance: Instance, pipeline: str) -> tuple[dict[str, Any] | None, str | None]:
     """The grid of ``GET /federation/coverage?pipeline=…`` over the last 24 h, or the error."""
-    return section(lambda: coverage(instance, pipeline, parse_since(COVERAGE_WINDOW)))
+    return section(lambda: instance.coverage.coverage(pipeline, parse_since(COVERAGE_WINDOW)))
 
 
 def insights_of(instance: Instance, pipeline: str) -> tuple[list[dict[str, Any]] | None, str | None]:

@@ -10,7 +10,6 @@ from pydantic import BaseModel, Field
 from mao.agreement.slots import parse_slot
 from mao.api.deps import InstanceDep
 from mao.api.schemas import Open, QueryName, Router, SinceQuery, responses
-from mao.coverage.index import coverage, schedules
 from mao.coverage.window import parse_since
 from mao.errors import InvalidInput
 from mao.models import Slot
@@ -59,7 +58,7 @@ def list_schedules(instance: InstanceDep, pipeline: Annotated[str | None, Query(
     """Every instance's schedules (pipeline, cron, timezone, mode)."""
     if pipeline is not None:
         check_name(pipeline, "pipeline name")
-    return {"schedules": schedules(instance, pipeline)}
+    return {"schedules": instance.coverage.schedules(pipeline)}
 
 
 @router.get("/coverage", response_model=CoverageOut, responses=responses(400, 404, 503))
@@ -77,4 +76,4 @@ def get_coverage(
     end = parse_slot(until) if until is not None else None
     if end is not None and end <= start:
         raise InvalidInput(f"until {until!r} must be later than since {since!r}")
-    return coverage(instance, pipeline, start, rebuild=rebuild, now=end)
+    return instance.coverage.coverage(pipeline, start, rebuild=rebuild, now=end)

@@ -33,21 +33,21 @@ def status(instance: InstanceDep) -> Any:
         "instances": federation.live_instances(instance.registry),
     }
     if instance.settings.registry_backend == "etcd":
-        body["members"] = federation.members(instance)
+        body["members"] = federation.members(instance.registry)
     return body
 
 
 @router.get("/members", response_model=MemberList, responses=responses(409, 503))
 def list_members(instance: InstanceDep) -> Any:
     """The etcd members; a 409 on a standalone instance (registry_backend local), which has none."""
-    return {"members": federation.members(instance)}
+    return {"members": federation.members(instance.registry)}
 
 
 @router.post("/members", response_model=MemberAdded, responses=responses(400, 409, 413, 503))
 def add_member(body: MemberIn, instance: InstanceDep) -> Any:
-    return {"ok": True, **federation.add_member(instance, body.name, body.peer_url)}
+    return {"ok": True, **federation.add_member(instance.registry, body.name, body.peer_url)}
 
 
 @router.delete("/members/{member}", response_model=MemberRemoved, responses=responses(400, 404, 409, 503))
 def remove_member(member: str, instance: InstanceDep) -> Any:
-    return {"ok": True, "removed": federation.remove_member(instance, member)}
+    return {"ok": True, "removed": federation.remove_member(instance.registry, member)}

@@ -23,7 +23,6 @@ from mao.api.schemas import (
 )
 from mao.errors import InvalidInput
 from mao.models import ENV_NAME_RE, MAX_ENV_VALUE, PipelineIn, PipelineRunBody, check_cron_shape
-from mao.pipelines import check_variables_set, describe, init_pipeline, remove_pipeline
 from mao.store.metrics import MetricStore
 from mao.validation import Name, check_name
 
@@ -32,19 +31,19 @@ router = Router(tags=["pipelines"])
 
 @router.post("/pipeline/init", response_model=PipelineInitOut, responses=responses(400, 409, 413, 503))
 def init(pipeline: PipelineIn, instance: InstanceDep) -> Any:
-    return {"ok": True, "pipeline": init_pipeline(instance, pipeline)}
+    return {"ok": True, "pipeline": instance.pipelines.init(pipeline)}
 
 
 @router.get("/pipeline", response_model=PipelineList, responses=responses(503))
 def list_pipelines(instance: InstanceDep) -> Any:
     """This instance's pipelines: a JSON list, as the first MAO's client expects."""
-    return [describe(row, instance) for row in instance.store.list_pipelines()]
+    return [instance.pipelines.describe(row) for row in instance.store.list_pipelines()]
 
 
 @router.get("/pipeline/{name}", response_model=PipelineOut, responses=responses(400, 404, 503))
 def get_pipeline(name: PathName, instance: InstanceDep) -> Any:
     check_name(name, "pipeline name")
-    return describe(instance.store.get_pipeline(name), instance)
+    return instance.pipelines.describe(instance.store.get_pipeline(name))
 
 
 @router.get("/pipelines/{name}/metrics", response_model=MetricSeries, responses=responses(400, 404, 503))
@@ -70,7 +69,7 @@ def pipeline_metrics(
 def delete_pipeline(name: PathName, instance: InstanceDep, unregister: bool = False) -> Any:
     """Remove a pipeline here; ``unregister`` also removes it from the registry (first)."""
     check_name(name, "pipeline name")
-    remove_pipeline(instance, name, unregister)
+    instance.pipelines.remove(name, unregister)
     return {"ok": True, "name": name}
 
 
@@ -86,7 +85,7 @@ def run(request: PipelineRunBody, instance: InstanceDep) -> Any:
         raise InvalidInput("give either cron (schedule) or slot (run now for that fire time), not both")
     if request.cron is not None:
         check_cron_shape(request.cron)
-    check_variables_set(instance, request.name)
+    instance.pipelines.check_variables_set(request.name)
     if request.cron is not None:
         job = instance.scheduler.schedule(request.name, request.cron, request.mode or "every")
         return {"ok": True, "scheduled": True, "job": job}

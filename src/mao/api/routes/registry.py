@@ -29,7 +29,6 @@ from mao.api.schemas import (
 from mao.errors import MAOError
 from mao.instance import Instance
 from mao.models import DatasetIn, ToolIn
-from mao.pipelines import remove_definition
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +80,7 @@ async def get_tool(name: PathName, reads: ReadsDep) -> Any:
 def remove_tool(name: PathName, instance: InstanceDep, force: ForceQuery = False) -> Any:
     """Unregister a tool; a 409 naming them while a run on this instance uses it, or (unless
     ``force``) while pipelines here or in the federation have a step using it."""
-    remove_definition(instance, "tool", name, force=force)
+    instance.pipelines.remove_definition("tool", name, force=force)
     return {"ok": True, "name": name}
 
 
@@ -104,7 +103,7 @@ async def get_dataset(name: PathName, reads: ReadsDep) -> Any:
 def remove_dataset(name: PathName, instance: InstanceDep, force: ForceQuery = False) -> Any:
     """Unregister a dataset (its repository is left alone); a 409 naming them while a run on
     this instance reads or writes it, or (unless ``force``) while pipelines have a step that does."""
-    remove_definition(instance, "dataset", name, force=force)
+    instance.pipelines.remove_definition("dataset", name, force=force)
     return {"ok": True, "name": name}
 
 
