@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mao.agreement.ballots import SlotRef
-from mao.agreement.slots import normalize_slot
 from mao.agreement.tally import Tallier, Vote
 from mao.datasets.changes import output_id
+from mao.datasets.groundtruth import MergeSource
 from mao.errors import MAOError, RegistryUnavailable
 from mao.registry.keys import merge_lock
-from mao.runs.steps import StepRecord
+from mao.slots import normalize_slot
+from mao.store.steps import StepRecord
 
 if TYPE_CHECKING:
     from mao.agreement.ballots import BallotBox
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from mao.offline.models import FederationTask
     from mao.offline.queue import FederationQueue
     from mao.registry.base import Registry
-    from mao.runs.steps import StepRows
+    from mao.store.steps import StepRows
 
 MERGE = "merge"
 """The kind of deferred work that merges a node branch (:mod:`mao.offline`)."""
@@ -113,14 +114,9 @@ class MergeDelivery:
         with self.registry.lock(name, ttl=self.lock_ttl, owner=self.owner):
             if note is not None:
                 note(f"lock {name} acquired after {time.monotonic() - asked:.2f}s")
+            source = MergeSource(node.commit if fetched else None, fetched=fetched, onto=onto)
             return self._datasets().merge_to_ground_truth(
-                node.dataset,
-                node.branch,
-                node.message,
-                node.trailers,
-                source=node.commit if fetched else None,
-                fetched=fetched,
-                onto=onto,
+                node.dataset, node.branch, node.message, node.trailers, source
             )
 
     def deliver(

@@ -183,7 +183,7 @@ class Instance:
     @cached_property
     def merge_delivery(self) -> MergeDelivery:
         from mao.delivery import MergeDelivery, merge_lock_ttl
-        from mao.runs.steps import StepRows
+        from mao.store.steps import StepRows
 
         return MergeDelivery(
             catalog=self.catalog,

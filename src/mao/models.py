@@ -110,7 +110,7 @@ _SLOT_RE = re.compile(SLOT_PATTERN)
 
 
 def _slot_shape(value: str) -> str:
-    from mao.agreement.slots import parse_slot
+    from mao.slots import parse_slot
 
     if not _SLOT_RE.fullmatch(value):
         raise ValueError(

@@ -11,7 +11,6 @@ from agreement_kit import trailers
 from fastapi.testclient import TestClient
 from waiting import wait_for
 
-from mao.agreement.slots import normalize_slot, parse_slot, slot_key
 from mao.api.app import create_app
 from mao.config import Settings
 from mao.errors import InvalidInput
@@ -19,6 +18,7 @@ from mao.executor.fake import FakeExecutor
 from mao.instance import Instance
 from mao.models import DatasetIn, PipelineIn, ToolIn
 from mao.registry.memory import MemoryRegistry
+from mao.slots import normalize_slot, parse_slot, slot_key
 
 SEEN: list[dict[str, str]] = []
 

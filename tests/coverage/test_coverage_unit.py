@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from waiting import wait_for
 
-from mao.agreement.slots import parse_slot
 from mao.catalog import Catalog
 from mao.config import Settings
 from mao.coverage.grid import Schedule, build_grid
@@ -23,6 +22,7 @@ from mao.instance import Instance
 from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn
 from mao.registry.keys import COVERAGE, claim_key, gap_key
 from mao.registry.memory import MemoryRegistry
+from mao.slots import parse_slot
 
 T0 = parse_slot("2026-11-28T12:00:00Z")
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from mao.agreement.slots import parse_slot
 from mao.catalog import Catalog
 from mao.config import Settings
 from mao.executor.fake import FakeExecutor
@@ -17,6 +16,7 @@ from mao.instance import Instance
 from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn
 from mao.registry.keys import COVERAGE, claim_key
 from mao.registry.memory import MemoryRegistry
+from mao.slots import parse_slot
 
 T0 = parse_slot("2026-11-28T12:00:00Z")
 SLOT = "2026-11-28T12:00:00Z"

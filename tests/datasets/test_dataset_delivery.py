@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mao.datasets import DatasetManager
+from mao.datasets.groundtruth import MergeSource
 from mao.datasets.trailers import format_message
 from mao.errors import GitError, InvalidInput
 
@@ -42,14 +43,18 @@ def _step(manager: DatasetManager, remote: Path, branch: str, files: dict[str, s
 
 def test_node_branch_and_merge_go_in_one_push(manager: DatasetManager, remote: Path, inspect, trailers_of) -> None:
     first = _step(manager, remote, "step-a", {"rows.csv": "a1\n"}, 1)
-    merged = manager.merge_to_ground_truth("ds", "step-a", "Merge 1", {"Mao-Run": "1"}, source=first, fetched=True)
+    merged = manager.merge_to_ground_truth(
+        "ds", "step-a", "Merge 1", {"Mao-Run": "1"}, MergeSource(first, fetched=True)
+    )
     assert inspect.rev(remote, "step-a") == first
     assert inspect.rev(remote, "ground-truth") == merged
     assert inspect.parents(remote, merged)[1] == first
 
     before = manager.git.by_subcommand["push"]
     second = _step(manager, remote, "step-a", {"rows.csv": "a2\n"}, 2)
-    merged2 = manager.merge_to_ground_truth("ds", "step-a", "Merge 2", {"Mao-Run": "2"}, source=second, fetched=True)
+    merged2 = manager.merge_to_ground_truth(
+        "ds", "step-a", "Merge 2", {"Mao-Run": "2"}, MergeSource(second, fetched=True)
+    )
     assert manager.git.by_subcommand["push"] - before == 1
     assert inspect.rev(remote, "step-a") == second
     assert inspect.parents(remote, merged2) == [merged, second]
@@ -64,9 +69,9 @@ def test_a_stale_ground_truth_is_fetched_and_merged_again(
     mine = _step(manager, remote, "step-a", {"rows.csv": "a\n"}, 1)
     # meanwhile another instance merges its rows: this clone's view of ground-truth is stale
     theirs = _step(other, remote, "step-b", {"rows.csv": "b\n"}, 1)
-    their_merge = other.merge_to_ground_truth("ds", "step-b", "Merge b", {}, source=theirs, fetched=True)
+    their_merge = other.merge_to_ground_truth("ds", "step-b", "Merge b", {}, MergeSource(theirs, fetched=True))
 
-    merged = manager.merge_to_ground_truth("ds", "step-a", "Merge a", {}, source=mine, fetched=True)
+    merged = manager.merge_to_ground_truth("ds", "step-a", "Merge a", {}, MergeSource(mine, fetched=True))
     assert inspect.parents(remote, merged) == [their_merge, mine]
     assert inspect.file(remote, "ground-truth", "rows.csv") == "b\na\n"  # both rows, ground-truth's first
     assert inspect.rev(remote, "step-a") == mine
@@ -76,31 +81,31 @@ def test_a_refused_push_sends_neither_ref_and_the_next_merge_sends_both(
     manager: DatasetManager, remote: Path, inspect
 ) -> None:
     first = _step(manager, remote, "step-a", {"rows.csv": "1\n"}, 1)
-    merged = manager.merge_to_ground_truth("ds", "step-a", "Merge 1", {}, source=first, fetched=True)
+    merged = manager.merge_to_ground_truth("ds", "step-a", "Merge 1", {}, MergeSource(first, fetched=True))
     hook = remote / "hooks" / "pre-receive"
     hook.write_text("#!/bin/sh\necho 'remote is read-only' >&2\nexit 1\n")
     hook.chmod(0o755)
 
     second = _step(manager, remote, "step-a", {"rows.csv": "2\n"}, 2)
     with pytest.raises(GitError, match="could not push"):
-        manager.merge_to_ground_truth("ds", "step-a", "Merge 2", {}, source=second, fetched=True)
+        manager.merge_to_ground_truth("ds", "step-a", "Merge 2", {}, MergeSource(second, fetched=True))
     assert inspect.rev(remote, "step-a") == first and inspect.rev(remote, "ground-truth") == merged
     assert manager.pending_pushes("ds") == ["step-a"]  # the commit is kept
 
     hook.unlink()
     third = _step(manager, remote, "step-a", {"rows.csv": "3\n"}, 3)  # builds on the unpushed commit
     assert inspect.parents(manager.clone_path("ds"), third) == [second]
-    manager.merge_to_ground_truth("ds", "step-a", "Merge 3", {}, source=third, fetched=True)
+    manager.merge_to_ground_truth("ds", "step-a", "Merge 3", {}, MergeSource(third, fetched=True))
     assert inspect.file(remote, "ground-truth", "rows.csv") == "1\n2\n3\n"
     assert manager.pending_pushes("ds") == []
 
 
 def test_a_step_that_changed_nothing_adds_no_merge(manager: DatasetManager, remote: Path, inspect) -> None:
     first = _step(manager, remote, "step-a", {"rows.csv": "1\n"}, 1)
-    merged = manager.merge_to_ground_truth("ds", "step-a", "Merge 1", {}, source=first, fetched=True)
+    merged = manager.merge_to_ground_truth("ds", "step-a", "Merge 1", {}, MergeSource(first, fetched=True))
     worktree = manager.prepare_output("ds", str(remote), "step-a")
     assert manager.commit_output(worktree, "Output of run 2", {"Mao-Run": "2"}) is None
-    assert manager.merge_to_ground_truth("ds", "step-a", "Merge 2", {}, fetched=True) == merged
+    assert manager.merge_to_ground_truth("ds", "step-a", "Merge 2", {}, MergeSource(fetched=True)) == merged
     assert inspect.rev(remote, "ground-truth") == merged
 
 

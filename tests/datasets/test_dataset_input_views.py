@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mao.datasets import DatasetManager, Git
+from mao.datasets.groundtruth import MergeSource
 
 
 def _files(root: Path) -> dict[str, str]:
@@ -20,7 +21,7 @@ def _publish(manager: DatasetManager, remote: Path, files: dict[str, str | None]
             (worktree / rel).parent.mkdir(parents=True, exist_ok=True)
             (worktree / rel).write_text(text)
     sha = manager.commit_output(worktree, f"Output of run {run}", {})
-    return manager.merge_to_ground_truth("ds", "step-a", f"Merge {run}", {}, source=sha, fetched=True)
+    return manager.merge_to_ground_truth("ds", "step-a", f"Merge {run}", {}, MergeSource(sha, fetched=True))
 
 
 def test_a_view_is_moved_by_the_changes_only(manager: DatasetManager, other: DatasetManager, remote: Path) -> None:

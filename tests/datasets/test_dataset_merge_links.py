@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from mao.datasets import DatasetManager
+from mao.datasets.changes import TallyCommit
 
 NAME = "ds"
 
@@ -226,7 +227,7 @@ def test_a_tally_applies_a_path_holding_a_newline_as_one_path(manager: DatasetMa
     manager.merge_to_ground_truth(NAME, "step-a", "Merge 1", {})
     tricky = f"x\n0 {'0' * 40}\tkeep.csv"
     node = _commit(manager, remote, "step-a", {}, {tricky: "row\n"})
-    sha, created = manager.write_tally(NAME, "p", "s", "slot-1", node, "Tally", {"Mao-Vote-For": "x"})
+    sha, created = manager.write_tally(NAME, TallyCommit("p", "s", "slot-1", node, "Tally", {"Mao-Vote-For": "x"}))
     assert created
     listed = inspect.git("ls-tree", "-r", "-z", "--name-only", sha, cwd=remote)
     assert sorted(p for p in listed.split("\0") if p) == ["keep.csv", tricky]

@@ -16,8 +16,8 @@ import pytest
 from fedkit import UNREACHABLE, Federation, Node, git
 from waiting import wait_for
 
-from mao.agreement.slots import slot_key, slot_of
-from mao.scheduler.cron import next_fire_times
+from mao.cron import next_fire_times
+from mao.slots import slot_key, slot_of
 
 pytestmark = [pytest.mark.etcd, pytest.mark.docker, pytest.mark.slow]
 

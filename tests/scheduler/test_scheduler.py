@@ -11,12 +11,12 @@ import pytest
 from waiting import wait_for
 
 from mao.config import Settings
+from mao.cron import next_fire_times, parse_cron
 from mao.errors import InvalidInput, NotFound
 from mao.executor.fake import FakeExecutor
 from mao.instance import Instance
 from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn
 from mao.registry.memory import MemoryRegistry
-from mao.scheduler.cron import next_fire_times, parse_cron
 from mao.scheduler.scheduler import fire
 
 

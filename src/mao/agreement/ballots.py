@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from mao.agreement.slots import normalize_slot, slot_key
 from mao.registry.base import Registry
 from mao.registry.keys import BALLOTS, ELECTORATES, INSTANCES, SCHEDULES, TALLIES
+from mao.slots import normalize_slot, slot_key
 
 
 @dataclass(frozen=True)

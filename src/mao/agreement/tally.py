@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mao.agreement.ballots import BallotBox, SlotRef
-from mao.agreement.slots import normalize_slot
+from mao.datasets.changes import TallyCommit
 from mao.errors import Conflict, InvalidInput, MAOError, NotFound, RegistryUnavailable
 from mao.events import VoteDisputed
 from mao.models import VOTE_DEADLINE
 from mao.registry.keys import electorate_key, merge_lock
+from mao.slots import normalize_slot
 from mao.validation import check_name
 
 if TYPE_CHECKING:
@@ -241,9 +242,8 @@ class Tallier:
             trailers["Mao-Resolved-By"] = resolved_by
         verb = f"resolved by {resolved_by}" if resolved_by else f"{len(decision.voters_for)} of {len(ballots)} ballots"
         message = f"Tally {ref.pipeline}/{ref.step} for slot {ref.slot}: {verb}"
-        sha, created = self.datasets.write_tally(
-            ref.dataset, ref.pipeline, ref.step, ref.slot, winner_commit, message, trailers
-        )
+        tally = TallyCommit(ref.pipeline, ref.step, ref.slot, winner_commit, message, trailers)
+        sha, created = self.datasets.write_tally(ref.dataset, tally)
         if not created:
             found = self.datasets.find_tally(ref.dataset, ref.pipeline, ref.step, ref.slot)
             return self._index(ref, found or {"sha": sha, "trailers": trailers})

@@ -290,7 +290,7 @@ class Session:
         """The pipeline's schedule given as a flag, checked."""
         cron = self.answers.crons.get(offer.name) or self.answers.cron_all
         if cron:
-            from mao.scheduler.cron import parse_cron
+            from mao.cron import parse_cron
 
             try:
                 parse_cron(cron)

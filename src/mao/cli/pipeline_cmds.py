@@ -13,7 +13,6 @@ import typer
 import yaml
 from rich.markup import escape
 
-from mao.agreement.slots import normalize_slot
 from mao.cli import output
 from mao.cli.client import APIError, pipeline_list
 from mao.cli.registry_cmds import tool_app
@@ -21,6 +20,7 @@ from mao.cli.runs_cmds import follow_run
 from mao.cli.state import JsonOpt, state
 from mao.errors import InvalidInput
 from mao.models import ENV_NAME_RE, MAX_CMD, MAX_DESCRIPTION, MAX_ENV_VALUE
+from mao.slots import normalize_slot
 from mao.status import RunStatus
 from mao.validation import check_name
 

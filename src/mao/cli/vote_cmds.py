@@ -7,10 +7,10 @@ from urllib.parse import quote
 
 import typer
 
-from mao.agreement.slots import normalize_slot
 from mao.cli import output
 from mao.cli.registry_cmds import dataset_app
 from mao.cli.state import JsonOpt, state
+from mao.slots import normalize_slot
 from mao.validation import check_name
 
 DatasetArg = Annotated[str, typer.Argument(help="Dataset name.")]

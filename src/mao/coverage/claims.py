@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from mao.agreement.slots import normalize_slot
 from mao.coverage.index import CoverageIndex, outcome_of
 from mao.errors import Conflict, MAOError, RegistryUnavailable
 from mao.loop import LoopService
 from mao.registry.base import KeepAlive, Lease, Registry
 from mao.registry.keys import claim_key, gap_key
+from mao.slots import normalize_slot
 from mao.status import RunStatus
 
 log = logging.getLogger(__name__)

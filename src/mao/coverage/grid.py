@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mao.agreement.slots import parse_slot
 from mao.coverage.window import slot_end, slots_between
 from mao.errors import MAOError
+from mao.slots import parse_slot
 from mao.status import RunStatus
 
 DELIVERED, MISSING, NOT_DUE = "delivered", "missing", "not_due"

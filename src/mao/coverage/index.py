@@ -15,12 +15,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from mao.agreement.slots import normalize_slot, parse_slot, slot_of
 from mao.coverage.grid import DELIVERED, FAILED, Schedule, build_grid
 from mao.datasets.trailers import LogFormat
 from mao.errors import MAOError, NotFound
 from mao.events import CoverageGap, EventBus
 from mao.registry.keys import coverage_key, coverage_prefix, schedules_prefix
+from mao.slots import normalize_slot, parse_slot, slot_of
 from mao.status import RunStatus
 
 if TYPE_CHECKING:

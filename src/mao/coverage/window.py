@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from mao.agreement.slots import parse_slot, slot_of
+from mao.cron import parse_cron
 from mao.errors import InvalidInput
-from mao.scheduler.cron import parse_cron
+from mao.slots import parse_slot, slot_of
 
 MAX_SLOTS = 5000
 """The most slots one cron may have in a coverage window (``* * * * *`` over three days and a half)."""

@@ -22,7 +22,7 @@ from mao.datasets.retries import PushRetries
 from mao.datasets.trailers import LogFormat, format_message
 from mao.errors import GitError, NotFound
 
-__all__ = ["Changes", "Entry", "output_id"]
+__all__ = ["Changes", "Entry", "TallyCommit", "output_id"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,19 @@ class Entry:
     path: str
     mode: str
     blob: str | None
+
+
+@dataclass(frozen=True)
+class TallyCommit:
+    """A tally commit to write for (``pipeline``, ``step``, ``slot``): the change of node
+    ``commit`` applied on top of ground-truth, with ``message`` and ``trailers``."""
+
+    pipeline: str
+    step: str
+    slot: str
+    commit: str
+    message: str
+    trailers: dict[str, str]
 
 
 def output_id(entries: list[Entry]) -> str:
@@ -110,11 +123,9 @@ class Changes:
                 return {"sha": sha.strip(), "trailers": found}
         return None
 
-    def write_tally(
-        self, name: str, pipeline: str, step: str, slot: str, commit: str, message: str, trailers: dict[str, str]
-    ) -> tuple[str, bool]:
-        """Apply the change of node ``commit`` on top of ``origin/ground-truth`` as one commit with
-        ``trailers`` and push it; return (tally commit, created).
+    def write_tally(self, name: str, tally: TallyCommit) -> tuple[str, bool]:
+        """Apply the change of node ``tally.commit`` on top of ``origin/ground-truth`` as one commit
+        with its trailers and push it; return (tally commit, created).
 
         The caller holds the federation lock on the dataset. If a tally commit of this
         (pipeline, step, slot) is there already, nothing is written and that one is
@@ -128,10 +139,10 @@ class Changes:
             with self.core.lock(name):
                 clone = self.core.existing_clone(name)
                 self.core.fetch(clone)
-                existing = self._find_tally(clone, pipeline, step, slot)
+                existing = self._find_tally(clone, tally.pipeline, tally.step, tally.slot)
                 if existing is not None:
                     return existing["sha"], False
-                sha = self._tally_commit(clone, commit, message, trailers)
+                sha = self._tally_commit(clone, tally.commit, tally.message, tally.trailers)
                 try:
                     self.git.run(
                         ["push", "--quiet", "--no-verify", "origin", f"{sha}:refs/heads/{GROUND_TRUTH}"], clone
@@ -141,7 +152,7 @@ class Changes:
                     logger.warning(
                         "dataset %s: push of the tally of %s failed (attempt %d of %d): %s",
                         name,
-                        slot,
+                        tally.slot,
                         attempt + 1,
                         attempts,
                         exc.message,
@@ -151,7 +162,7 @@ class Changes:
                 return sha, True
         assert last is not None
         raise GitError(
-            f"could not push the tally of slot {slot} to {GROUND_TRUTH} of dataset {name}: {last.message}",
+            f"could not push the tally of slot {tally.slot} to {GROUND_TRUTH} of dataset {name}: {last.message}",
             details=last.details,
         )
 

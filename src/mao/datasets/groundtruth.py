@@ -9,6 +9,7 @@ the conflicts are settled in the index (:mod:`mao.datasets.settle`).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from mao.datasets.attributes import MergeAttributes, MergeRule
@@ -20,9 +21,41 @@ from mao.datasets.trailers import format_message
 from mao.datasets.worktrees import Worktrees
 from mao.errors import GitError, InvalidInput, MergeConflict, NotFound
 
-__all__ = ["GroundTruth"]
+__all__ = ["GroundTruth", "MergeSource"]
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MergeSource:
+    """What the caller knows of the node commit it merges.
+
+    ``commit`` is the node commit to merge (None: the branch's newest known commit);
+    ``fetched`` says the clone was fetched moments ago, so the first attempt works from
+    that fetch and only a refused push fetches again; ``onto`` says ``commit`` was
+    committed directly on that ``origin/ground-truth`` commit (as fetched), so the merge
+    takes the node's files as they are, with no ref listing."""
+
+    commit: str | None = None
+    fetched: bool = False
+    onto: str | None = None
+
+
+@dataclass(frozen=True)
+class _Merge:
+    """One attempt's merge of node commit ``source`` of ``branch`` into ground-truth commit
+    ``base`` (``first``: ground-truth is not on the remote yet), in the dataset's ``clone``;
+    ``node_ref`` is the local node branch pushed with it (None: there is none)."""
+
+    name: str
+    clone: Path
+    branch: str
+    node_ref: str | None
+    source: str
+    base: str
+    first: bool
+    message: str
+    trailers: dict[str, str]
 
 
 class GroundTruth:
@@ -40,25 +73,13 @@ class GroundTruth:
         self.git = core.git
 
     def merge(
-        self,
-        name: str,
-        branch: str,
-        message: str,
-        trailers: dict[str, str],
-        *,
-        source: str | None = None,
-        fetched: bool = False,
-        onto: str | None = None,
+        self, name: str, branch: str, message: str, trailers: dict[str, str], source: MergeSource | None = None
     ) -> str:
         """Merge node ``branch`` into ``ground-truth`` with a merge commit and push both; return the merge commit.
 
         The node branch and ground-truth go to origin in one atomic push, so the node's
-        commits are on the remote whenever its merge is. ``source`` is the node commit to
-        merge (default: the branch's newest known commit); ``fetched`` says the clone was
-        fetched moments ago, so the first attempt works from that fetch and only a refused
-        push fetches again; ``onto`` says ``source`` was committed directly on that
-        ``origin/ground-truth`` commit (as fetched), so the merge takes the node's files as
-        they are, with no ref listing.
+        commits are on the remote whenever its merge is. ``source`` says which node commit
+        is merged and what the caller fetched (see :class:`MergeSource`).
 
         The first merge creates ground-truth from the empty root commit. Files both sides
         changed since they last agreed are settled without stopping anyone, by the rules
@@ -78,10 +99,11 @@ class GroundTruth:
         check_branch(branch)
         if branch == GROUND_TRUTH:
             raise InvalidInput(f"cannot merge {GROUND_TRUTH} into itself")
+        source = source or MergeSource()
         attempts = self.retries.attempts
         last: GitError | None = None
         attempt = 0
-        fresh = not fetched
+        fresh = not source.fetched
         while attempt < attempts:
             if attempt and fresh:
                 self.retries.wait(name, GROUND_TRUTH, attempt)
@@ -90,12 +112,12 @@ class GroundTruth:
                 error = self.core.try_fetch(clone) if fresh else None
                 if error is not None:  # the remote did not answer: tried again like a refused push
                     pushed = False
-                elif not fresh and onto is not None and source is not None:
-                    merged = self._merge_onto(clone, message, trailers, source, onto)
+                elif not fresh and source.onto is not None and source.commit is not None:
+                    merged = self._merge_onto(clone, message, trailers, source.commit, source.onto)
                     error = self.push_merge(clone, f"refs/heads/{branch}", merged)
                     pushed = error is None
                 else:
-                    merged, pushed, error = self._merge_once(name, branch, message, trailers, source)
+                    merged, pushed, error = self._merge_once(name, branch, message, trailers, source.commit)
                 if pushed:
                     return merged
             last = error
@@ -154,11 +176,12 @@ class GroundTruth:
             tree = source_info.tree  # ground-truth is the node's parent: the merge takes the node's tree
         else:
             result = self.git.call(["merge-tree", "--write-tree", "--no-messages", base, source], clone)
+            merge = _Merge(name, clone, branch, node_ref, source, base, first, message, trailers)
             if result.returncode != 0:
-                return self._merge_in_worktree(name, clone, branch, message, trailers, source, base, first, node_ref)
+                return self._merge_in_worktree(merge)
             tree = result.stdout.split()[0]
             if self._keeps_single_values(clone, tree, base, source):
-                return self._merge_in_worktree(name, clone, branch, message, trailers, source, base, first, node_ref)
+                return self._merge_in_worktree(merge)
             same_tree = not first and tree == self.git.run(["rev-parse", f"{base}^{{tree}}"], clone).strip()
             if same_tree and self.refs.is_ancestor(clone, source, base):
                 logger.info("dataset %s: %s is already part of %s", name, branch, GROUND_TRUTH)
@@ -182,39 +205,28 @@ class GroundTruth:
         text = format_message(message, trailers)
         return self.git.run(["commit-tree", f"{source}^{{tree}}", "-p", onto, "-p", source], clone, input=text).strip()
 
-    def _merge_in_worktree(
-        self,
-        name: str,
-        clone: Path,
-        branch: str,
-        message: str,
-        trailers: dict[str, str],
-        source: str,
-        base: str,
-        first: bool,
-        node_ref: str | None,
-    ) -> tuple[str, bool, GitError | None]:
+    def _merge_in_worktree(self, merge: _Merge) -> tuple[str, bool, GitError | None]:
         """The merge with conflicts to settle, in the ground-truth worktree."""
-        worktree = self.worktrees.checkout(name, clone, GROUND_TRUTH, base)
-        text = format_message(message, trailers)
+        worktree = self.worktrees.checkout(merge.name, merge.clone, GROUND_TRUTH, merge.base)
+        text = format_message(merge.message, merge.trailers)
         args = ["merge", "--quiet", "--no-ff", "--no-edit", "--no-verify", "--allow-unrelated-histories"]
-        result = self.git.call([*args, "-m", text, source], worktree)
+        result = self.git.call([*args, "-m", text, merge.source], worktree)
         settled = None
         if result.returncode != 0:
-            settled = self.settler.settle(name, clone, worktree, base, source)
+            settled = self.settler.settle(merge.name, merge.clone, worktree, merge.base, merge.source)
         if settled is not None:
             if settled:
-                text = format_message(message, {**trailers, "Mao-Superseded": ", ".join(settled)})
+                text = format_message(merge.message, {**merge.trailers, "Mao-Superseded": ", ".join(settled)})
                 result = self.git.call(
                     ["commit", "--quiet", "--no-verify", "--cleanup=whitespace", "--file=-"], worktree, input=text
                 )
                 logger.warning(
                     "dataset %s: %s changed %s since %s last agreed with it; the newest change is kept, "
                     "the earlier one stays in %s's history",
-                    name,
-                    branch,
+                    merge.name,
+                    merge.branch,
                     ", ".join(settled),
-                    branch,
+                    merge.branch,
                     GROUND_TRUTH,
                 )
             else:
@@ -222,23 +234,23 @@ class GroundTruth:
         if result.returncode != 0:
             files = self.worktrees.conflicted_files(worktree)
             self.git.call(["merge", "--abort"], worktree)
-            self.worktrees.clean(worktree, GROUND_TRUTH, base)
-            if node_ref is not None:
-                self.push_merge(clone, node_ref, None)  # the node's commits reach the remote all the same
+            self.worktrees.clean(worktree, GROUND_TRUTH, merge.base)
+            if merge.node_ref is not None:
+                self.push_merge(merge.clone, merge.node_ref, None)  # the node's commits reach the remote all the same
             if files:
                 raise MergeConflict(
-                    f"merging {branch} into {GROUND_TRUTH} of dataset {name} conflicts in: {', '.join(files)}",
+                    f"merging {merge.branch} into {GROUND_TRUTH} of dataset {merge.name} conflicts in: {', '.join(files)}",
                     files,
                 )
-            raise self.git.error(["merge", source], worktree, result.returncode, result.stderr)
+            raise self.git.error(["merge", merge.source], worktree, result.returncode, result.stderr)
         merged = self.git.run(["rev-parse", "HEAD"], worktree).strip()
         if settled is not None:  # settled in the index: git writes the files as the merge commit has them
             self.worktrees.clean(worktree, GROUND_TRUTH, merged)
-        if merged == base and not first:
-            logger.info("dataset %s: %s is already part of %s", name, branch, GROUND_TRUTH)
+        if merged == merge.base and not merge.first:
+            logger.info("dataset %s: %s is already part of %s", merge.name, merge.branch, GROUND_TRUTH)
             return merged, True, None
-        error = self.push_merge(clone, node_ref, merged)
+        error = self.push_merge(merge.clone, merge.node_ref, merged)
         if error is not None:
-            self.worktrees.clean(worktree, GROUND_TRUTH, base)
+            self.worktrees.clean(worktree, GROUND_TRUTH, merge.base)
             return merged, False, error
         return merged, True, None

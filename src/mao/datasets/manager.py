@@ -32,10 +32,10 @@ from typing import Any
 
 from mao.datasets.attributes import MergeAttributes
 from mao.datasets.bare import BareRepositories
-from mao.datasets.changes import Changes, Entry
+from mao.datasets.changes import Changes, Entry, TallyCommit
 from mao.datasets.core import DatasetCore
 from mao.datasets.git import Git
-from mao.datasets.groundtruth import GroundTruth
+from mao.datasets.groundtruth import GroundTruth, MergeSource
 from mao.datasets.history import History
 from mao.datasets.inputs import InputViews
 from mao.datasets.nodes import NodeBranches, Prepared
@@ -44,7 +44,7 @@ from mao.datasets.refs import GROUND_TRUTH, check_branch
 from mao.datasets.retries import PushRetries
 from mao.datasets.worktrees import Worktrees
 
-__all__ = ["GROUND_TRUTH", "DatasetManager", "Prepared", "check_branch"]
+__all__ = ["GROUND_TRUTH", "DatasetManager", "MergeSource", "Prepared", "check_branch"]
 
 
 class DatasetManager:
@@ -160,18 +160,10 @@ class DatasetManager:
     # ------------------------------------------------------------------ ground-truth
 
     def merge_to_ground_truth(
-        self,
-        name: str,
-        branch: str,
-        message: str,
-        trailers: dict[str, str],
-        *,
-        source: str | None = None,
-        fetched: bool = False,
-        onto: str | None = None,
+        self, name: str, branch: str, message: str, trailers: dict[str, str], source: MergeSource | None = None
     ) -> str:
         """Merge node ``branch`` into ground-truth and push both; the merge commit (see :meth:`GroundTruth.merge`)."""
-        return self._ground_truth.merge(name, branch, message, trailers, source=source, fetched=fetched, onto=onto)
+        return self._ground_truth.merge(name, branch, message, trailers, source)
 
     def change_of(self, name: str, commit: str) -> list[Entry]:
         """The entries ``commit`` changed against its first parent (everything, for a root commit)."""
@@ -181,11 +173,9 @@ class DatasetManager:
         """The tally commit of (pipeline, step, slot) in ``origin/ground-truth`` after a fetch, or None."""
         return self._changes.find_tally(name, pipeline, step, slot)
 
-    def write_tally(
-        self, name: str, pipeline: str, step: str, slot: str, commit: str, message: str, trailers: dict[str, str]
-    ) -> tuple[str, bool]:
-        """Apply the change of node ``commit`` on top of ground-truth as one tally commit; (commit, created)."""
-        return self._changes.write_tally(name, pipeline, step, slot, commit, message, trailers)
+    def write_tally(self, name: str, tally: TallyCommit) -> tuple[str, bool]:
+        """Apply the change of node ``tally.commit`` on top of ground-truth as one tally commit; (commit, created)."""
+        return self._changes.write_tally(name, tally)
 
     # ------------------------------------------------------------------ reading
 

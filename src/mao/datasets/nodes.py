@@ -84,7 +84,8 @@ class NodeBranches:
                 if relation == "a<b":  # the agreed state is ahead: fast-forward to it
                     tip = agreed
                 take_in = relation == "apart"
-            worktree = self._move_tidy(name, clone, branch, local_info, tidy_at, tip, refs) or self.worktrees.checkout(
+            tidy = local_info if local_info is not None and tidy_at == local_info.sha else None
+            worktree = self._move_tidy(name, clone, branch, tidy, tip, refs) or self.worktrees.checkout(
                 name, clone, branch, tip, exists=local is not None
             )
             if take_in:
@@ -94,20 +95,13 @@ class NodeBranches:
             return Prepared(worktree, pending, gt.sha if on_agreed and gt is not None else None)
 
     def _move_tidy(
-        self,
-        name: str,
-        clone: Path,
-        branch: str,
-        local: RefInfo | None,
-        tidy_at: str | None,
-        target: str,
-        refs: dict[str, RefInfo],
+        self, name: str, clone: Path, branch: str, local: RefInfo | None, target: str, refs: dict[str, RefInfo]
     ) -> Path | None:
-        """Move a worktree left clean by its last commit to ``target`` with one ``update-ref``,
-        when ``target`` holds the same files (as after its merge into ground-truth); None
-        when it needs a checkout."""
+        """Move a worktree left clean by its last commit (``local``, the branch's tip; None: not
+        left so) to ``target`` with one ``update-ref``, when ``target`` holds the same files (as
+        after its merge into ground-truth); None when it needs a checkout."""
         worktree = self.core.worktree_path(name, branch)
-        if local is None or tidy_at != local.sha or not worktree.is_dir():
+        if local is None or not worktree.is_dir():
             return None
         trees = {info.sha: info.tree for info in refs.values()}
         if target != local.sha and trees.get(target) != local.tree:

@@ -1,7 +1,7 @@
 """The key layout of the federation registry, in one place.
 
 Every key is relative to the registry's prefix (etcd: ``registry_prefix``); ``<slot>`` is a
-slot in its compact form ``20261128T120000Z`` (:func:`mao.agreement.slots.slot_key`)::
+slot in its compact form ``20261128T120000Z`` (:func:`mao.slots.slot_key`)::
 
     tools/<name>                                           a tool's definition
     datasets/<name>                                        a dataset's definition (master, nodes, policy)
@@ -25,7 +25,7 @@ The SQL backend (:mod:`mao.registry.local`) keeps its own bookkeeping beside the
 
 from __future__ import annotations
 
-from mao.agreement.slots import slot_key
+from mao.slots import slot_key
 
 TOOLS = "tools/"
 DATASETS = "datasets/"

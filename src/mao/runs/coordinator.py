@@ -20,12 +20,12 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mao.agreement.slots import normalize_slot
 from mao.closer import RunCloser
 from mao.errors import Conflict, MAOError, StoreError
 from mao.events import RunFinished
 from mao.runqueue import RunQueue
 from mao.runs.steps import RunInfo
+from mao.slots import normalize_slot
 from mao.status import RunStatus
 from mao.store.records import RecordedRun, RunRequest
 

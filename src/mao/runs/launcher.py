@@ -21,9 +21,10 @@ from mao.errors import GitError, MAOError, MergeConflict
 from mao.events import RunStarted, StepFinished, StepStarted
 from mao.executor.base import PullPolicy, StepSpec
 from mao.runs.environment import node_branch, render_env, step_environment
-from mao.runs.steps import SUCCEEDED, RunInfo, StepContext, StepOutcome, StepRecord, StepRows
+from mao.runs.steps import RunInfo, StepContext
 from mao.status import RunStatus
 from mao.store.models import utcnow
+from mao.store.steps import SUCCEEDED, StepOutcome, StepRecord, StepRows
 
 if TYPE_CHECKING:
     from mao.catalog import Catalog

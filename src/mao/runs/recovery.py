@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mao.agreement.slots import parse_slot
 from mao.errors import MAOError
 from mao.runs.coordinator import INTERRUPTED_RUNNING
+from mao.slots import parse_slot
 from mao.status import RunStatus
 from mao.store.store import as_utc
 

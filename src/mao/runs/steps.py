@@ -1,20 +1,16 @@
-"""A run and its steps as the launcher runs them: the run (:class:`RunInfo`), what a step is
-given (:class:`StepContext`), what it learns on its way (:class:`StepRecord`) and the one
-writer of step rows in the store (:class:`StepRows`)."""
+"""A run and its steps as the launcher runs them: the run (:class:`RunInfo`) and what a step
+is given (:class:`StepContext`). What a step learns on its way and the one writer of step
+rows are the store's (:mod:`mao.store.steps`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mao.status import RunStatus
-from mao.store.models import utcnow
-
 if TYPE_CHECKING:
     from mao.models import StepIn
-    from mao.store.store import Store
 
 
 @dataclass
@@ -28,15 +24,6 @@ class RunInfo:
     step_ids: list[int]
     started: float | None = None
     """``time.monotonic()`` when it started running."""
-
-
-@dataclass(frozen=True)
-class StepOutcome:
-    status: RunStatus
-    error: str | None = None
-
-
-SUCCEEDED = StepOutcome(RunStatus.SUCCEEDED)
 
 
 @dataclass(frozen=True)
@@ -103,44 +90,3 @@ class StepContext:
         if self.slot:
             trailers["Mao-Slot"] = self.slot
         return trailers
-
-
-@dataclass
-class StepRecord:
-    """What a step learned on its way, stored with its end. A field left None is not written
-    (the row keeps what it has); ``pushed`` False is written."""
-
-    image: str | None = None
-    output_branch: str | None = None
-    input_commit: str | None = None
-    exit_code: int | None = None
-    image_digest: str | None = None
-    output_commit: str | None = None
-    merge_commit: str | None = None
-    pushed: bool | None = None
-    suspect: bool | None = None
-    suspect_detail: str | None = None
-    details: dict[str, Any] | None = None
-
-    def columns(self) -> dict[str, Any]:
-        return {f.name: value for f in fields(self) if (value := getattr(self, f.name)) is not None}
-
-
-class StepRows:
-    """The one writer of step rows: a step's start, its end with its record, and what its
-    delivery learns after the end (a merge replayed once the registry answers)."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def started(self, step_id: int) -> None:
-        self.store.update_step(step_id, status=RunStatus.RUNNING, started_at=utcnow())
-
-    def finished(self, step_id: int, outcome: StepOutcome, record: StepRecord) -> None:
-        self._write(step_id, record, status=outcome.status, error=outcome.error, finished_at=utcnow())
-
-    def learned(self, step_id: int, record: StepRecord) -> None:
-        self._write(step_id, record)
-
-    def _write(self, step_id: int, record: StepRecord, **end: Any) -> None:
-        self.store.update_step(step_id, **end, **record.columns())

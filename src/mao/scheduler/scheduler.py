@@ -30,15 +30,15 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.util import datetime_to_utc_timestamp
 from sqlalchemy import bindparam
 
-from mao.agreement.slots import slot_of
 from mao.coverage.grid import MODES
 from mao.coverage.window import slot_end
+from mao.cron import parse_cron, timezone
 from mao.errors import InvalidInput, MAOError, NotFound
 from mao.events import EventBus
 from mao.registry.base import Registry
 from mao.registry.keys import schedule_key
-from mao.scheduler.cron import parse_cron, timezone
 from mao.scheduler.fires import Fire, FireCounts, FireCountStore, FireRecorder, RunRecorder, report
+from mao.slots import slot_of
 from mao.store.store import Store
 
 log = logging.getLogger(__name__)

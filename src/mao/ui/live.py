@@ -25,9 +25,9 @@ from typing import Any
 
 from fastapi import Request
 
-from mao.api.routes.runs import log_dict, run_dict
 from mao.events import LogLine, RunFinished, RunStarted, StepFinished, StepStarted
 from mao.instance import Instance
+from mao.operations import log_dict, run_dict
 from mao.status import RunStatus
 
 RunEvent = LogLine | RunStarted | RunFinished | StepStarted | StepFinished

@@ -7,7 +7,6 @@ each refuses a request from another site. None of this is in the OpenAPI documen
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,11 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from mao.api.routes import datasets as dataset_routes
-from mao.api.routes import federation as federation_routes
-from mao.api.routes import health as health_routes
-from mao.api.routes import jobs as job_routes
-from mao.api.routes import pipelines as pipeline_routes
+from mao import operations
 from mao.coverage.grid import SYMBOLS
 from mao.errors import InvalidInput, MAOError, NotFound, RateLimited
 from mao.instance import Instance
@@ -253,8 +248,8 @@ def _section(read: Callable[[], Any]) -> tuple[Any, str | None]:
 @pages.get("")
 def overview(request: Request) -> Response:
     instance = _instance(request)
-    health = json.loads(bytes(health_routes.health(instance).body))
-    federation, federation_error = _section(lambda: federation_routes.status(instance))
+    health = operations.health(instance)
+    federation, federation_error = _section(lambda: operations.federation_status(instance))
     ttl = instance.settings.instance_ttl
     for record in (federation or {}).get("instances", []):
         record["alive"] = float(record.get("age", 0)) <= ttl
@@ -334,7 +329,7 @@ def _card(request: Request, name: str, message: str | None = None, status_code: 
 @pages.post("/pipelines/{name}/run")
 def run_now(request: Request, name: str) -> Response:
     check_same_origin(request)
-    started = pipeline_routes.run(PipelineRunBody(name=name), _instance(request))
+    started = operations.run_pipeline(_instance(request), PipelineRunBody(name=name))
     return RedirectResponse(f"/ui/runs/{started['run_id']}", status_code=303)
 
 
@@ -349,7 +344,7 @@ async def schedule(request: Request, name: str) -> Response:
         if not cron:
             raise InvalidInput("give a cron schedule, e.g. '0 * * * *' (hourly)")
         body = PipelineRunBody.model_validate({"name": name, "cron": cron, "mode": mode})
-        job = pipeline_routes.run(body, _instance(request))["job"]
+        job = operations.run_pipeline(_instance(request), body)["job"]
     except NotFound:
         raise
     except MAOError as exc:
@@ -363,7 +358,7 @@ async def schedule(request: Request, name: str) -> Response:
 def unschedule(request: Request, name: str) -> Response:
     check_same_origin(request)
     check_name(name, "pipeline name")
-    job_routes.delete_job(name, _instance(request))
+    _instance(request).scheduler.unschedule(name)
     return _card(request, name, "unscheduled")
 
 
@@ -492,7 +487,7 @@ def dataset_page(request: Request, name: str) -> Response:
     graph = git_graph(name, history) if history else None
     votes, votes_error = None, None
     if dataset.get("policy") == "vote":
-        votes, votes_error = _section(lambda: dataset_routes.votes(name, instance, None))
+        votes, votes_error = _section(lambda: instance.tallier.votes(name, None))
     writers = sorted({p.name for p in instance.store.list_pipelines() for s in p.steps if s.output_dataset == name})
     grids = []
     for pipeline in writers:

@@ -11,12 +11,12 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from mao.api.routes.runs import run_dict
 from mao.coverage.window import parse_since
 from mao.errors import MAOError
 from mao.insights import read_insights
 from mao.instance import Instance
 from mao.models import MetricRule
+from mao.operations import run_dict
 from mao.status import RunStatus
 from mao.store.metrics import MetricStore
 from mao.ui.charts import SUSPECT, Chart, Timed, durations_chart, metric_chart, parse_time
@@ -57,7 +57,7 @@ def step_status(step: dict[str, Any]) -> str:
 
 
 def run_view(run: Any) -> dict[str, Any]:
-    """:func:`~mao.api.routes.runs.run_dict` (what ``GET /runs/{id}`` answers) with the
+    """:func:`~mao.operations.run_dict` (what ``GET /runs/{id}`` answers) with the
     statuses the pages show: ``shown`` for the run, ``shown`` for each step."""
     out = run_dict(run)
     out["shown"] = shown_status(out)

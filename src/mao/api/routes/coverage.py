@@ -7,12 +7,12 @@ from typing import Annotated, Any
 from fastapi import Query
 from pydantic import BaseModel, Field
 
-from mao.agreement.slots import parse_slot
 from mao.api.deps import InstanceDep
 from mao.api.schemas import Open, QueryName, Router, SinceQuery, responses
 from mao.coverage.window import parse_since
 from mao.errors import InvalidInput
 from mao.models import Slot
+from mao.slots import parse_slot
 from mao.validation import check_name
 
 router = Router(prefix="/federation", tags=["federation"])

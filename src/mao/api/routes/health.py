@@ -14,9 +14,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from mao import operations
 from mao.api.deps import InstanceDep, require_token
 from mao.api.schemas import ErrorBody, HealthOut, responses
-from mao.errors import MAOError
 from mao.instance import Instance
 from mao.web.auth import given_token
 from mao.web.errors import error_body
@@ -25,23 +25,14 @@ router = APIRouter(tags=["health"])
 
 
 def health(instance: Instance) -> JSONResponse:
-    """Every check, with its details: 200, or 503 with the one error shape beside the checks."""
-    checks: dict[str, Any] = {}
-    ok = True
-    for name, probe in (("store", instance.store.ping), ("registry", instance.registry.ping)):
-        try:
-            result = probe()
-            checks[name] = {"ok": True, **(result or {})}
-        except MAOError as exc:
-            ok = False
-            checks[name] = {"ok": False, "error": exc.message}
-            if "reason" in exc.details:  # e.g. the registry: "unreachable" or "no_quorum"
-                checks[name]["reason"] = exc.details["reason"]
-    body: dict[str, Any] = {"ok": ok, "instance": instance.name, "version": instance.version, "checks": checks}
-    if not ok:  # the one error shape, with the checks beside it
+    """Every check, with its details (:func:`mao.operations.health`): 200, or 503 with the one
+    error shape beside the checks."""
+    body = operations.health(instance)
+    if not body["ok"]:  # the one error shape, with the checks beside it
+        checks = body["checks"]
         failed = "; ".join(f"{name}: {c['error']}" for name, c in checks.items() if not c["ok"])
         body["error"] = error_body("unavailable", f"unhealthy: {failed}")["error"]
-    return JSONResponse(body, status_code=200 if ok else 503)
+    return JSONResponse(body, status_code=200 if body["ok"] else 503)
 
 
 def _without_details(full: JSONResponse) -> JSONResponse:

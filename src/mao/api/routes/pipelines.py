@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import Query
 from pydantic import BaseModel, Field
 
-from mao.agreement.slots import normalize_slot
+from mao import operations
 from mao.api.deps import InstanceDep
 from mao.api.schemas import (
     MetricSeries,
@@ -22,7 +22,7 @@ from mao.api.schemas import (
     responses,
 )
 from mao.errors import InvalidInput
-from mao.models import ENV_NAME_RE, MAX_ENV_VALUE, PipelineIn, PipelineRunBody, check_cron_shape
+from mao.models import ENV_NAME_RE, MAX_ENV_VALUE, PipelineIn, PipelineRunBody
 from mao.store.metrics import MetricStore
 from mao.validation import Name, check_name
 
@@ -76,24 +76,8 @@ def delete_pipeline(name: PathName, instance: InstanceDep, unregister: bool = Fa
 @router.post("/pipeline/run", response_model=RunStarted, responses=responses(400, 404, 409, 413, 503))
 def run(request: PipelineRunBody, instance: InstanceDep) -> Any:
     """Run now (for ``slot``, a cron fire time, if given), or with ``cron`` schedule it
-    (an empty or never-firing cron is a 400). A pipeline whose private variables are not all
-    set here is a 400 naming them, run or schedule. With ``wait``, answer once the run has ended."""
-    slot = normalize_slot(request.slot) if request.slot is not None else None
-    if request.mode is not None and request.cron is None:
-        raise InvalidInput("mode goes with cron: it says how the federation covers the schedule's slots")
-    if request.cron is not None and slot is not None:
-        raise InvalidInput("give either cron (schedule) or slot (run now for that fire time), not both")
-    if request.cron is not None:
-        check_cron_shape(request.cron)
-    instance.pipelines.check_variables_set(request.name)
-    if request.cron is not None:
-        job = instance.scheduler.schedule(request.name, request.cron, request.mode or "every")
-        return {"ok": True, "scheduled": True, "job": job}
-    run_id = instance.runner.start(request.name, trigger="api", slot=slot)
-    if request.wait:
-        instance.runner.wait(run_id)
-    run = instance.store.get_run(run_id)
-    return {"ok": True, "scheduled": False, "run_id": run_id, "status": run.status, "slot": run.slot}
+    (:func:`mao.operations.run_pipeline`)."""
+    return operations.run_pipeline(instance, request)
 
 
 class VariableIn(BaseModel):
@@ -103,7 +87,6 @@ class VariableIn(BaseModel):
 
 @router.put("/pipeline/{name}/variables", response_model=VariableSet, responses=responses(400, 404, 413, 503))
 def set_variable(name: Name, variable: VariableIn, instance: InstanceDep) -> Any:
-    from mao.errors import InvalidInput
 
     check_name(name, "pipeline name")
     row = instance.store.get_pipeline(name)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Path, Query
@@ -13,10 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from mao.api.deps import InstanceDep
 from mao.api.schemas import LogsOut, Router, RunCancelled, RunList, RunOut, responses
 from mao.events import RunFinished
+from mao.operations import log_dict, run_dict
 from mao.status import RunStatus, parse_status
-from mao.store.models import LogLine, Run, StepRun
-from mao.store.store import as_utc
-from mao.untrusted import cap_line
+from mao.store.models import Run
 
 if TYPE_CHECKING:
     from mao.instance import Instance
@@ -27,63 +25,6 @@ MAX_WAIT = 60.0
 """Seconds ``GET /runs/{id}?wait=`` may hold a request."""
 RECHECK = 1.0
 """While waiting, the store is read again this often, whatever the events say."""
-
-
-def _iso(value: datetime | None) -> str | None:
-    value = as_utc(value)
-    return value.isoformat() if value else None
-
-
-def _duration(start: datetime | None, end: datetime | None) -> float | None:
-    start, end = as_utc(start), as_utc(end)
-    return round((end - start).total_seconds(), 3) if start and end else None
-
-
-def step_dict(step: StepRun) -> dict[str, Any]:
-    return {
-        "name": step.name,
-        "position": step.position,
-        "tool": step.tool,
-        "image": step.image,
-        "image_digest": step.image_digest,
-        "status": step.status,
-        "exit_code": step.exit_code,
-        "input_dataset": step.input_dataset,
-        "input_commit": step.input_commit,
-        "output_dataset": step.output_dataset,
-        "output_branch": step.output_branch,
-        "output_commit": step.output_commit,
-        "merge_commit": step.merge_commit,
-        "pushed": step.pushed,
-        "error": step.error,
-        "details": step.details or {},
-        "suspect": bool(step.suspect),
-        "suspect_detail": step.suspect_detail,
-        "started_at": _iso(step.started_at),
-        "finished_at": _iso(step.finished_at),
-        "duration": _duration(step.started_at, step.finished_at),
-    }
-
-
-def run_dict(run: Run) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "pipeline": run.pipeline,
-        "status": run.status,
-        "trigger": run.trigger,
-        "slot": run.slot,
-        "error": run.error,
-        "created_at": _iso(run.created_at),
-        "started_at": _iso(run.started_at),
-        "finished_at": _iso(run.finished_at),
-        "duration": _duration(run.started_at, run.finished_at),
-        "steps": [step_dict(s) for s in run.steps],
-    }
-
-
-def log_dict(line: LogLine) -> dict[str, Any]:
-    """A stored line as the API and the dashboard show it (cut if it was stored before lines were)."""
-    return {"id": line.id, "step": line.step, "ts": _iso(line.ts), "line": cap_line(line.line)}
 
 
 @router.get("", response_model=RunList, responses=responses(400, 503))
