@@ -254,8 +254,8 @@ class Instance:
     def runner(self) -> RunCoordinator:
         """Runs recorded, queued and executed (the coordinator, and its launcher of steps)."""
         from mao.quality import StepReports
-        from mao.runs.coordinator import RunCoordinator
-        from mao.runs.launcher import LaunchSettings, RunLauncher
+        from mao.runs.coordinator import QueueSettings, RunCoordinator
+        from mao.runs.launcher import LaunchSettings, RunLauncher, StepDelivery, StepEngines
         from mao.runs.runlog import RunLog
         from mao.store.logbuffer import LogBuffer
         from mao.store.metrics import MetricStore
@@ -269,25 +269,22 @@ class Instance:
         launcher = RunLauncher(
             store=self.store,
             catalog=self.catalog,
-            datasets=lambda: self.datasets,
-            executor=lambda: self.executor,
-            events=self.events,
-            log=run_log,
-            merge=self.merge_delivery,
-            vote=self.vote_delivery,
+            engines=StepEngines(datasets=lambda: self.datasets, executor=lambda: self.executor),
+            delivery=StepDelivery(self.merge_delivery, self.vote_delivery, slot_delivered),
             reports=StepReports(MetricStore(self.store), self.events, self.insights, owner=self.name),
+            log=run_log,
             settings=LaunchSettings(self.name, self.settings.step_timeout, self.settings.pull_policy),
-            slot_delivered=slot_delivered,
         )
         coordinator = RunCoordinator(
             store=self.store,
             launcher=launcher,
             log=run_log,
-            events=self.events,
             in_use=self.catalog.in_use_lock,
-            max_workers=self.settings.max_parallel_runs,
-            max_queued=self.settings.max_queued_runs,
-            runs_dir=self.settings.data_dir / "runs",
+            settings=QueueSettings(
+                max_workers=self.settings.max_parallel_runs,
+                max_queued=self.settings.max_queued_runs,
+                runs_dir=self.settings.data_dir / "runs",
+            ),
         )
         self._built["runner"] = coordinator.shutdown
         return coordinator

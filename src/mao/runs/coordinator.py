@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,6 @@ from mao.status import RunStatus
 from mao.store.records import RecordedRun, RunRequest
 
 if TYPE_CHECKING:
-    from mao.events import EventBus
     from mao.models import StepIn
     from mao.runs.launcher import RunLauncher
     from mao.runs.runlog import RunLog
@@ -42,14 +42,24 @@ log = logging.getLogger(__name__)
 INTERRUPTED_RUNNING = "the orchestrator stopped while this run was in progress"
 
 
+@dataclass(frozen=True)
+class QueueSettings:
+    max_workers: int
+    """Runs executing at once (``max_parallel_runs``)."""
+    max_queued: int
+    """Runs waiting ``pending`` at most, under ``overlap_policy: queue`` (``max_queued_runs``)."""
+    runs_dir: Path
+    """Each run's scratch directory is made under it and removed when the run ends."""
+
+
 class RunCoordinator:
-    """Records runs and executes them from its run queue: at most ``max_workers`` at once,
-    one at a time per pipeline.
+    """Records runs and executes them from its run queue: at most ``settings.max_workers``
+    at once, one at a time per pipeline.
 
     ``in_use`` is held while runs are recorded, so that a tool or dataset they use is not
-    removed meanwhile (the catalog's ``in_use_lock``); ``runs_dir`` holds each run's scratch
-    directory, removed when it ends. A run's end is published (``run.finished``) once the
-    store has it: the coverage record, the metrics and the notifications listen to that."""
+    removed meanwhile (the catalog's ``in_use_lock``). A run's end is published
+    (``run.finished``, on the events of ``log``) once the store has it: the coverage record,
+    the metrics and the notifications listen to that."""
 
     def __init__(
         self,
@@ -57,20 +67,17 @@ class RunCoordinator:
         store: Store,
         launcher: RunLauncher,
         log: RunLog,
-        events: EventBus,
         in_use: AbstractContextManager[Any],
-        max_workers: int,
-        max_queued: int,
-        runs_dir: Path,
+        settings: QueueSettings,
     ) -> None:
         self.store = store
         self.launcher = launcher
         self.log = log
-        self.events = events
+        self.events = log.events
         self.in_use = in_use
-        self.max_queued = max_queued
-        self.runs_dir = runs_dir
-        self._queue = RunQueue(max_workers)
+        self.max_queued = settings.max_queued
+        self.runs_dir = settings.runs_dir
+        self._queue = RunQueue(settings.max_workers)
         self._cancel: dict[int, threading.Event] = {}
         self._futures: dict[int, Future[None]] = {}
         self._runs: dict[int, RunInfo] = {}  # what is known of the runs, so as not to read it back

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from mao.catalog import Catalog
     from mao.datasets.manager import DatasetManager
     from mao.delivery import MergeDelivery, VoteDelivery
-    from mao.events import EventBus
     from mao.executor.base import Executor
     from mao.models import StepIn
     from mao.quality import StepReports
@@ -42,6 +41,25 @@ log = logging.getLogger(__name__)
 SlotDelivered = Callable[[str, str, str, str], "tuple[str, str] | None"]
 """``(pipeline, slot, dataset, step)`` → ``(instance, commit)`` of the node commit an earlier
 claimer of this instance's claimed ``one``-mode slot pushed for the step, or None."""
+
+
+@dataclass(frozen=True)
+class StepEngines:
+    """Where a step runs, each built on first use: its datasets' clones and worktrees, and
+    the container engine."""
+
+    datasets: Callable[[], DatasetManager]
+    executor: Callable[[], Executor]
+
+
+@dataclass(frozen=True)
+class StepDelivery:
+    """What becomes of a step's node commit: merged, or cast as a ballot; and, for the run of
+    a claimed ``one``-mode slot, the node commits an earlier claimer delivered already."""
+
+    merge: MergeDelivery
+    vote: VoteDelivery
+    slot_delivered: SlotDelivered | None = None
 
 
 @dataclass(frozen=True)
@@ -61,27 +79,23 @@ class RunLauncher:
         *,
         store: Store,
         catalog: Catalog,
-        datasets: Callable[[], DatasetManager],
-        executor: Callable[[], Executor],
-        events: EventBus,
-        log: RunLog,
-        merge: MergeDelivery,
-        vote: VoteDelivery,
+        engines: StepEngines,
+        delivery: StepDelivery,
         reports: StepReports,
+        log: RunLog,
         settings: LaunchSettings,
-        slot_delivered: SlotDelivered | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
-        self._datasets = datasets
-        self._executor = executor
-        self.events = events
+        self._datasets = engines.datasets
+        self._executor = engines.executor
+        self.events = log.events
         self.log = log
-        self.merge = merge
-        self.vote = vote
+        self.merge = delivery.merge
+        self.vote = delivery.vote
         self.reports = reports
         self.settings = settings
-        self.slot_delivered = slot_delivered
+        self.slot_delivered = delivery.slot_delivered
         self.rows = StepRows(store)
 
     def launch(self, run: RunInfo, steps: list[StepIn], cancel: threading.Event) -> tuple[RunStatus, str | None]:
