@@ -1,4 +1,5 @@
-"""The house habits, checked with the tests: ruff (lint and format) on src/ and tests/, mypy on src/."""
+"""The house habits, checked with the tests: ruff (lint and format) on src/ and tests/, mypy --strict on
+src/ (pyproject's [tool.mypy]), the import contracts."""
 
 from __future__ import annotations
 

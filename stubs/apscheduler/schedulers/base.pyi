@@ -1,0 +1,39 @@
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from apscheduler.job import Job
+from apscheduler.jobstores.base import BaseJobStore
+
+class BaseScheduler:
+    _jobstores: dict[str, BaseJobStore]
+    _jobstores_lock: threading.RLock
+    def __init__(self, gconfig: Mapping[str, Any] = ..., **options: Any) -> None: ...
+    def start(self, paused: bool = False) -> None: ...
+    def shutdown(self, wait: bool = True) -> None: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+    # the callback gets the events its mask selects (JobEvent for the job events)
+    def add_listener(self, callback: Callable[[Any], Any], mask: int = ...) -> None: ...
+    def add_job(
+        self,
+        func: Callable[..., Any],
+        trigger: Any = None,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        id: str | None = None,
+        name: str | None = None,
+        misfire_grace_time: int | None = ...,
+        coalesce: bool = ...,
+        max_instances: int = ...,
+        next_run_time: Any = ...,
+        jobstore: str = "default",
+        executor: str = "default",
+        replace_existing: bool = False,
+        **trigger_args: Any,
+    ) -> Job: ...
+    def get_job(self, job_id: str, jobstore: str | None = None) -> Job | None: ...
+    def get_jobs(self, jobstore: str | None = None, pending: bool | None = None) -> list[Job]: ...
+    def remove_job(self, job_id: str, jobstore: str | None = None) -> None: ...
+    def remove_jobstore(self, alias: str, shutdown: bool = True) -> None: ...
+    def _process_jobs(self) -> float | None: ...
