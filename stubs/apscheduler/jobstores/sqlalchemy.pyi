@@ -1,10 +1,9 @@
 from typing import Any
 
-from sqlalchemy import Table
-from sqlalchemy.engine import Engine
-
 from apscheduler.job import Job
 from apscheduler.jobstores.base import BaseJobStore
+from sqlalchemy import Table
+from sqlalchemy.engine import Engine
 
 class SQLAlchemyJobStore(BaseJobStore):
     engine: Engine
