@@ -363,6 +363,18 @@ class DockerExecutor(Executor):
     ) -> StepResult:
         container.start()
         deadline = time.monotonic() + spec.timeout
+        pumps = self._pump_logs(container, spec, on_log)
+        waiter = _Watch(f"mao-wait-{container.short_id}", container.wait)
+        waiter.start()
+        stopped_by = self._wait(container, waiter, cancel, deadline)
+        drain_until = time.monotonic() + LOG_DRAIN
+        for pump in pumps:
+            pump.finish(drain_until)
+        return self._result(container, spec, waiter, stopped_by, digest)
+
+    @staticmethod
+    def _pump_logs(container: Any, spec: StepSpec, on_log: LogSink) -> list[_LogPump]:
+        """Threads reading the container's stdout and stderr into ``on_log``, started."""
         sink_lock = threading.Lock()
 
         def sink(line: str) -> None:  # one call at a time, whichever stream it comes from
@@ -372,9 +384,11 @@ class DockerExecutor(Executor):
         pumps = [_LogPump(container, name, sink, spec.secret_values) for name in ("stdout", "stderr")]
         for pump in pumps:
             pump.thread.start()
-        waiter = _Watch(f"mao-wait-{container.short_id}", container.wait)
-        waiter.start()
+        return pumps
 
+    def _wait(self, container: Any, waiter: _Watch, cancel: threading.Event, deadline: float) -> str | None:
+        """Wait for the container to exit; killed when cancelled or past ``deadline``: the
+        status that stopped it (None: it exited by itself)."""
         stopped_by: str | None = None
         while waiter.is_alive():
             if cancel.is_set():
@@ -386,10 +400,12 @@ class DockerExecutor(Executor):
                 waiter.join(KILL_GRACE)
                 break
             waiter.join(self.poll_interval)
-        drain_until = time.monotonic() + LOG_DRAIN
-        for pump in pumps:
-            pump.finish(drain_until)
+        return stopped_by
 
+    def _result(
+        self, container: Any, spec: StepSpec, waiter: _Watch, stopped_by: str | None, digest: str | None
+    ) -> StepResult:
+        """The step's result from how the container ended."""
         result = StepResult(status=RunStatus.FAILED, image_digest=digest, container_id=container.id)
         if stopped_by == RunStatus.TIMED_OUT:
             result.status = RunStatus.TIMED_OUT
