@@ -24,9 +24,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
-from mao.coverage.index import CoverageIndex, outcome_of
+from mao.coverage.index import outcome_of
 from mao.errors import Conflict, MAOError, RegistryUnavailable
 from mao.loop import LoopService
 from mao.registry.base import KeepAlive, Lease, Registry
@@ -47,6 +47,22 @@ class RunStarter(Protocol):
     def status(self, run_id: int) -> RunStatus: ...
 
 
+class SlotIndex(Protocol):
+    """What the claims read and write of the coverage record (:class:`mao.coverage.index.CoverageIndex`)."""
+
+    def delivered_by(self, pipeline: str, slot: str) -> list[str]: ...
+
+    def delivered_in_git(self, pipeline: str, slot: str) -> tuple[str, str] | None: ...
+
+    def record(self, pipeline: str, slot: str, outcome: str, run_id: int | None) -> None: ...
+
+    def record_from_git(self, pipeline: str, slot: str, who: str) -> None: ...
+
+    def report_gap(self, pipeline: str, slot: str) -> None: ...
+
+    def coverage(self, pipeline: str, since: datetime) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True)
 class ClaimSettings:
     ttl: int
@@ -63,7 +79,7 @@ class SlotClaims:
     def __init__(
         self,
         registry: Registry,
-        index: CoverageIndex,
+        index: SlotIndex,
         runs: Callable[[], RunStarter],
         settings: ClaimSettings,
         *,
