@@ -18,7 +18,7 @@ from mao.errors import ExecutorError, MAOError
 from mao.executor.base import StepSpec
 from mao.executor.fake import FakeExecutor
 from mao.executor.remote import RemoteExecutor
-from mao.executor.service import create_executor_app
+from mao.executor.service import StepLimits, create_executor_app
 
 TOKEN = "s3cret-token"
 
@@ -72,7 +72,7 @@ def start_service(tmp_path: Path) -> Iterator[Callable[..., ServiceThread]]:
     started: list[ServiceThread] = []
 
     def start(token: str = TOKEN, data_root: Path = tmp_path, **kw: object) -> ServiceThread:
-        kw.setdefault("stop_grace", 2.0)
+        kw.setdefault("limits", StepLimits(stop_grace=2.0))
         service = ServiceThread(fake_executor(), token, data_root, **kw).start()
         started.append(service)
         return service
@@ -409,7 +409,7 @@ def test_non_ascii_token_is_a_401(service: ServiceThread, header: bytes) -> None
 
 
 def test_log_lines_are_bounded(start_service, tmp_path: Path) -> None:
-    service = start_service(max_log_lines=10)
+    service = start_service(limits=StepLimits(max_log_lines=10, stop_grace=2.0))
     body = {
         "run_id": 1,
         "pipeline": "p",
@@ -433,7 +433,7 @@ def test_log_lines_are_bounded(start_service, tmp_path: Path) -> None:
 
 
 def test_finished_steps_are_forgotten_after_a_while(start_service, tmp_path: Path) -> None:
-    service = start_service(keep_finished=0.2)
+    service = start_service(limits=StepLimits(keep_finished=0.2, stop_grace=2.0))
     body = {"run_id": 1, "pipeline": "p", "step": "s", "image": "img/talk", "output_dir": str(tmp_path / "out")}
     step_id = authed.post(service.url + "/steps", json=body).json()["id"]
     assert _wait_finished(service.url, step_id)["status"] == "succeeded"
@@ -476,7 +476,7 @@ def test_health_when_the_engine_is_down(start_service) -> None:
 
 
 def test_shutdown_cancels_running_steps(tmp_path: Path) -> None:
-    service = ServiceThread(fake_executor(), TOKEN, tmp_path, stop_grace=5.0).start()
+    service = ServiceThread(fake_executor(), TOKEN, tmp_path, limits=StepLimits(stop_grace=5.0)).start()
     body = {"run_id": 1, "pipeline": "p", "step": "s", "image": "img/slow", "output_dir": str(tmp_path / "out")}
     step_id = authed.post(service.url + "/steps", json=body).json()["id"]
     step = service.app.state.steps.get(step_id)

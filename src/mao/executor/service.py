@@ -45,7 +45,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -291,14 +291,22 @@ class StepTable:
             del self._steps[step_id]
 
 
+@dataclasses.dataclass(frozen=True)
+class StepLimits:
+    """How much the service keeps of its steps: ``max_log_lines`` per step, finished steps for
+    ``keep_finished`` seconds, and ``stop_grace`` seconds for cancelled steps at shutdown."""
+
+    max_log_lines: int = MAX_LOG_LINES
+    keep_finished: float = KEEP_FINISHED
+    stop_grace: float = STOP_GRACE
+
+
 def create_executor_app(
     executor: Executor,
     token: str,
     *,
     data_root: Path,
-    max_log_lines: int = MAX_LOG_LINES,
-    keep_finished: float = KEEP_FINISHED,
-    stop_grace: float = STOP_GRACE,
+    limits: StepLimits | None = None,
     hosts: HostPolicy | None = None,
 ) -> FastAPI:
     """The service's app around ``executor`` (which its caller closes): every request but
@@ -309,7 +317,9 @@ def create_executor_app(
     so that their containers are removed."""
     if not token or not token.strip():
         raise InvalidInput("the executor service needs a token: set MAO_EXECUTOR_TOKEN or let it generate one")
-    table = StepTable(executor, max_lines=max_log_lines, keep_finished=keep_finished)
+    limits = limits or StepLimits()
+    table = StepTable(executor, max_lines=limits.max_log_lines, keep_finished=limits.keep_finished)
+    stop_grace = limits.stop_grace
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -331,7 +341,13 @@ def create_executor_app(
     install_error_handlers(app)
     hint = "the orchestrator reads it from <data_dir>/executor-token, or set the same MAO_EXECUTOR_TOKEN on both"
     check_token = token_checker(lambda _request: token, hint)
-    protected = [Depends(check_token)]
+    _add_health(app, table, check_token)
+    _add_steps(app, table, data_root, [Depends(check_token)])
+    return app
+
+
+def _add_health(app: FastAPI, table: StepTable, check_token: Callable[[Request], Awaitable[None]]) -> None:
+    executor = table.executor
 
     @app.get("/health", tags=["health"])
     async def health(request: Request) -> Any:
@@ -351,6 +367,10 @@ def create_executor_app(
             return {"ok": True}
         running = sum(1 for s in table.all() if s.running)
         return {"ok": True, "executor": executor.name, **engine, "mao_version": __version__, "steps_running": running}
+
+
+def _add_steps(app: FastAPI, table: StepTable, data_root: Path, protected: Sequence[Any]) -> None:
+    executor = table.executor
 
     @app.post("/steps", status_code=202, dependencies=protected, tags=["steps"])
     def start_step(body: StepIn) -> dict[str, str]:
@@ -391,5 +411,3 @@ def create_executor_app(
         run_id = body.run_id if body is not None else None
         table.cancel_run(run_id)
         return {"removed": executor.remove_run_containers(run_id)}
-
-    return app
