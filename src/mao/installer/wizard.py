@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -69,6 +70,82 @@ from mao.installer.writer import check_install_dir, existing_entries, write_inst
 from mao.marketplace import MarketplaceError
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _Chosen:
+    """The checked answers an installation plan is made of."""
+
+    install_dir: Path
+    name: str
+    ip: str
+    email: str
+    key_dir: Path
+    cluster: str | None
+    api_port: int | None
+    source_dir: Path | None
+
+
+class _Flags:
+    """The answers given as flags (without a terminal), checked one by one: what is missing
+    or invalid is collected and reported together."""
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        self.answers = answers
+        self.missing: list[str] = []
+        self.errors: list[str] = []
+
+    def get(self, key: str) -> Any:
+        return self.answers.get(key)
+
+    def take(self, key: str, check: Callable[[Any], T]) -> T | None:
+        """The answer ``key`` checked; None when not given, or invalid (the error is kept)."""
+        value = self.answers.get(key)
+        if value is None or value == "":
+            return None
+        try:
+            return check(value)
+        except InvalidInput as exc:
+            self.errors.append(exc.message)
+            return None
+
+    def check(self, call: Callable[[], object], errors: type[MAOError] = InvalidInput) -> None:
+        """Run a check; the message of an ``errors`` it raises is kept."""
+        try:
+            call()
+        except errors as exc:
+            self.errors.append(exc.message)
+
+    def report(self) -> None:
+        """InvalidInput listing everything missing or invalid, if anything is."""
+        if self.missing or self.errors:
+            lines = [f"missing {flag}" for flag in self.missing] + self.errors
+            raise InvalidInput(
+                "cannot install without a terminal (--non-interactive):\n"
+                + "\n".join(f"  - {line}" for line in lines)
+                + "\nSee 'maoctl instance install --help'."
+            )
+
+
+def _require_flags(given: _Flags) -> None:
+    """The flags an unattended installation cannot do without, and those its mode forbids."""
+    federate = given.get("federate")
+    if federate is None:
+        given.missing.append("--standalone or --federate")
+    for key, flag in (
+        ("instance_name", "--instance-name NAME"),
+        ("public_ip", "--public-ip IP"),
+        ("git_email", "--git-email EMAIL"),
+        ("ssh_key_dir", "--ssh-key-dir DIR"),
+    ):
+        if not given.get(key):
+            given.missing.append(flag)
+    if federate and not given.get("etcd_initial_cluster"):
+        given.missing.append("--etcd-initial-cluster VALUE (sent by the federation operator)")
+    if federate is False:
+        for key, flag in (("federation", "--federation"), ("etcd_initial_cluster", "--etcd-initial-cluster")):
+            if given.get(key):
+                given.errors.append(f"{flag} is only for --federate")
 
 
 class Installer:
@@ -142,90 +219,59 @@ class Installer:
     # ------------------------------------------------------------------ non-interactive
 
     def _run_non_interactive(self) -> Outcome:
-        a = self.answers
-        missing: list[str] = []
-        errors: list[str] = []
-
-        def take(key: str, check: Callable[[Any], T]) -> T | None:
-            value = a.get(key)
-            if value is None or value == "":
-                return None
-            try:
-                return check(value)
-            except InvalidInput as exc:
-                errors.append(exc.message)
-                return None
-
-        federate = a.get("federate")
-        if federate is None:
-            missing.append("--standalone or --federate")
-        for key, flag in (
-            ("instance_name", "--instance-name NAME"),
-            ("public_ip", "--public-ip IP"),
-            ("git_email", "--git-email EMAIL"),
-            ("ssh_key_dir", "--ssh-key-dir DIR"),
-        ):
-            if not a.get(key):
-                missing.append(flag)
-        if federate and not a.get("etcd_initial_cluster"):
-            missing.append("--etcd-initial-cluster VALUE (sent by the federation operator)")
-        if federate is False:
-            for key, flag in (("federation", "--federation"), ("etcd_initial_cluster", "--etcd-initial-cluster")):
-                if a.get(key):
-                    errors.append(f"{flag} is only for --federate")
-
-        install_dir = take("install_dir", lambda v: check_host_path(v, "install directory")) or check_host_path(
+        given = _Flags(self.answers)
+        _require_flags(given)
+        install_dir = given.take("install_dir", lambda v: check_host_path(v, "install directory")) or check_host_path(
             DEFAULT_INSTALL_DIR, "install directory"
         )
-        name = take("instance_name", check_instance_name)
-        ip = take("public_ip", check_public_ip)
-        email = take("git_email", check_email)
-        api_port = take("api_port", check_api_port)
-        source_dir = take("source_dir", check_source_dir)
-        key_dir: Path | None = None
-        generate = False
-        if a.get("ssh_key_dir"):
-            if self.opts.generate_ssh_key:
-                key_dir = take("ssh_key_dir", lambda v: check_host_path(v, "SSH key directory"))
-                if key_dir is not None:
-                    if key_dir.exists() and not key_dir.is_dir():
-                        errors.append(f"SSH key directory {key_dir} is not a directory")
-                    generate = find_private_key(key_dir) is None if key_dir.is_dir() else True
-                    if generate and not shutil.which("ssh-keygen"):
-                        errors.append(
-                            "--generate-ssh-key needs ssh-keygen (Debian/Ubuntu: sudo apt-get install openssh-client)"
-                        )
-            else:
-                key_dir = take("ssh_key_dir", check_ssh_key_dir)
-        cluster = None
-        if federate and a.get("etcd_initial_cluster") and name and ip:
-            cluster = take("etcd_initial_cluster", lambda v: check_initial_cluster(v, name, ip, self._peer_port()))
-        if federate and a.get("federation") and self.federation is None:
-            try:
-                self.federation = self._lookup_federation(str(a["federation"]))
-            except InvalidInput as exc:
-                errors.append(exc.message)
-        try:
-            check_install_dir(install_dir, self.opts.force)
-        except MAOError as exc:
-            errors.append(exc.message)
-        try:
-            deployment_settings(a)
-        except InvalidInput as exc:
-            errors.append(exc.message)
-
-        if missing or errors:
-            lines = [f"missing {flag}" for flag in missing] + errors
-            raise InvalidInput(
-                "cannot install without a terminal (--non-interactive):\n"
-                + "\n".join(f"  - {line}" for line in lines)
-                + "\nSee 'maoctl instance install --help'."
-            )
+        name = given.take("instance_name", check_instance_name)
+        ip = given.take("public_ip", check_public_ip)
+        email = given.take("git_email", check_email)
+        api_port = given.take("api_port", check_api_port)
+        source_dir = given.take("source_dir", check_source_dir)
+        key_dir, generate = self._given_key_dir(given)
+        cluster = self._given_cluster(given, name, ip)
+        self._given_federation(given)
+        given.check(lambda: check_install_dir(install_dir, self.opts.force), MAOError)
+        given.check(lambda: deployment_settings(self.answers))
+        given.report()
         assert name and ip and email and key_dir
         if generate:
             generate_key(key_dir, f"mao@{name}")
-        plan = self._plan(install_dir, name, ip, email, key_dir, cluster, api_port, source_dir)
-        return self._install(plan)
+        return self._install(self._plan(_Chosen(install_dir, name, ip, email, key_dir, cluster, api_port, source_dir)))
+
+    def _given_cluster(self, given: _Flags, name: str | None, ip: str | None) -> str | None:
+        """The ``ETCD_INITIAL_CLUSTER`` value of a join, checked against this instance's name and IP."""
+        if not (given.get("federate") and given.get("etcd_initial_cluster") and name and ip):
+            return None
+        return given.take("etcd_initial_cluster", lambda v: check_initial_cluster(v, name, ip, self._peer_port()))
+
+    def _given_federation(self, given: _Flags) -> None:
+        """The federation a join names, looked up in the marketplace (unless known already)."""
+        if not (given.get("federate") and given.get("federation")) or self.federation is not None:
+            return
+        try:
+            self.federation = self._lookup_federation(str(given.get("federation")))
+        except InvalidInput as exc:
+            given.errors.append(exc.message)
+
+    def _given_key_dir(self, given: _Flags) -> tuple[Path | None, bool]:
+        """The SSH key directory given as a flag, and whether a key pair is to be generated in it."""
+        if not given.get("ssh_key_dir"):
+            return None, False
+        if not self.opts.generate_ssh_key:
+            return given.take("ssh_key_dir", check_ssh_key_dir), False
+        key_dir = given.take("ssh_key_dir", lambda v: check_host_path(v, "SSH key directory"))
+        if key_dir is None:
+            return None, False
+        if key_dir.exists() and not key_dir.is_dir():
+            given.errors.append(f"SSH key directory {key_dir} is not a directory")
+        generate = find_private_key(key_dir) is None if key_dir.is_dir() else True
+        if generate and not shutil.which("ssh-keygen"):
+            given.errors.append(
+                "--generate-ssh-key needs ssh-keygen (Debian/Ubuntu: sudo apt-get install openssh-client)"
+            )
+        return key_dir, generate
 
     def _lookup_federation(self, wanted: str) -> ChosenFederation:
         """Find ``wanted`` in the marketplace; an unreadable marketplace leaves just the name."""
@@ -283,7 +329,7 @@ class Installer:
             )
         api_port = self._given("api_port", check_api_port)
         source_dir = self._given("source_dir", check_source_dir)
-        plan = self._plan(install_dir, name, ip, email, key_dir, cluster, api_port, source_dir)
+        plan = self._plan(_Chosen(install_dir, name, ip, email, key_dir, cluster, api_port, source_dir))
 
         self.ui.echo("")
         self.ui.echo("Summary:")
@@ -478,34 +524,22 @@ class Installer:
     def _marketplace_url(self) -> str:
         return str(self.answers.get("marketplace_url") or DEFAULT_MARKETPLACE_URL)
 
-    def _plan(
-        self,
-        install_dir: Path,
-        name: str,
-        ip: str,
-        email: str,
-        key_dir: Path,
-        cluster: str | None,
-        api_port: int | None,
-        source_dir: Path | None,
-    ) -> InstallPlan:
+    def _plan(self, chosen: _Chosen) -> InstallPlan:
         socket_path = self.answers.get("docker_socket") or default_docker_socket(self.report.engine)
-        if source_dir is None:
-            source_dir = detect_source_dir()
         return InstallPlan(
-            install_dir=install_dir,
-            instance_name=name,
-            public_ip=ip,
-            git_email=email,
-            ssh_key_dir=key_dir,
+            install_dir=chosen.install_dir,
+            instance_name=chosen.name,
+            public_ip=chosen.ip,
+            git_email=chosen.email,
+            ssh_key_dir=chosen.key_dir,
             mode="join" if self.answers.get("federate") else "standalone",
             federation=self.federation.name if self.federation else None,
-            etcd_initial_cluster=cluster,
+            etcd_initial_cluster=chosen.cluster,
             marketplace_url=self._marketplace_url(),
-            api_port=api_port or 8080,
+            api_port=chosen.api_port or 8080,
             docker_socket=str(check_host_path(socket_path, "docker socket")),
-            source_dir=source_dir,
-            publish_peer_on_ip=network.is_local_address(ip),
+            source_dir=chosen.source_dir if chosen.source_dir is not None else detect_source_dir(),
+            publish_peer_on_ip=network.is_local_address(chosen.ip),
             **deployment_settings(self.answers),
         )
 
