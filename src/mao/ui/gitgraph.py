@@ -109,14 +109,45 @@ def _curve(x1: float, y1: float, x2: float, y2: float) -> str:
     return f"C{x1:g},{middle:g} {x2:g},{middle:g} {x2:g},{y2:g}"
 
 
+Link = tuple[int, int, str, int]
+"""A commit's link to a parent: (child row, child lane, parent sha, lane the line travels in)."""
+
+
 def git_graph(dataset: str, history: list[dict[str, Any]]) -> GitGraph:
     """The graph of ``history`` (``DatasetManager.log``'s entries, each with its ``parents``,
     in :func:`topo_order`)."""
+    placed, links = _lanes(history)
+    kinds = {"tally": 0, "merge": 0, "commit": 0}
+    for commit in history:
+        kinds[kind_of(commit)] += 1
+    used = max((lane for _, lane in placed.values()), default=0)
+    used = max([used, *(via for *_, via in links)])
+    x = [PAD + LANE * index for index in range(used + 1)]
+    bottom = ROW * len(history)
+    graph = GitGraph(ident=f"history-{dataset}", title=f"ground-truth of {dataset}", desc="")
+    graph.height = bottom + 4
+    graph.text_x = PAD + LANE * (used + 1) + 4
+    graph.edges = [_edge(link, history[link[0]]["sha"], placed, x, bottom) for link in links]
+    for row, commit in enumerate(history):
+        lane = placed[commit["sha"]][1]
+        graph.nodes.append(_node(commit, row, lane, x[lane]))
+    counted = ", ".join(f"{n} {name}{'s' if n != 1 else ''}" for name, n in kinds.items() if n) or "no commit"
+    graph.desc = (
+        f"The newest {len(history)} commits of ground-truth of {dataset}, newest first: {counted}; "
+        f"{used + 1} lane{'s' if used else ''}"
+    )
+    return graph
+
+
+def _y(row: int) -> float:
+    return ROW * row + ROW / 2
+
+
+def _lanes(history: list[dict[str, Any]]) -> tuple[dict[str, tuple[int, int]], list[Link]]:
+    """Each commit's (row, lane), and its links to its parents, in the order drawn."""
     lanes: list[str | None] = []
     placed: dict[str, tuple[int, int]] = {}
-    pending: list[tuple[int, int, str, int]] = []  # child row, child lane, parent sha, lane it travels in
-    kinds = {"tally": 0, "merge": 0, "commit": 0}
-    graph = GitGraph(ident=f"history-{dataset}", title=f"ground-truth of {dataset}", desc="")
+    links: list[Link] = []
     for row, commit in enumerate(history):
         sha = commit["sha"]
         mine = [index for index, held in enumerate(lanes) if held == sha]
@@ -133,59 +164,45 @@ def git_graph(dataset: str, history: list[dict[str, Any]]) -> GitGraph:
             else:
                 via = _free(lanes, avoid=lane)
             lanes[via] = parent
-            pending.append((row, lane, parent, via))
-        kinds[kind_of(commit)] += 1
-    used = max((lane for _, lane in placed.values()), default=0)
-    used = max([used, *(via for *_, via in pending)])
-    x = [PAD + LANE * index for index in range(used + 1)]
-    bottom = ROW * len(history)
-    graph.height = bottom + 4
-    graph.text_x = PAD + LANE * (used + 1) + 4
+            links.append((row, lane, parent, via))
+    return placed, links
 
-    def y(row: int) -> float:
-        return ROW * row + ROW / 2
 
-    for row, lane, parent, via in pending:
-        child = history[row]["sha"]
-        x1, y1, xv = x[lane], y(row), x[via]
-        if parent not in placed:
-            steps = f"M{x1:g},{y1:g} " + (_curve(x1, y1, xv, y1 + ROW / 2) + " " if xv != x1 else "")
-            graph.edges.append(Edge(f"{steps}V{bottom:g}", via, child, parent, True))
-            continue
-        prow, plane = placed[parent]
-        x2, y2 = x[plane], y(prow)
-        if prow == row + 1 or (xv == x1 == x2):
-            path = f"M{x1:g},{y1:g} " + (f"L{x2:g},{y2:g}" if x1 == x2 else _curve(x1, y1, x2, y2))
+def _edge(link: Link, child: str, placed: dict[str, tuple[int, int]], x: list[float], bottom: float) -> Edge:
+    """The line of ``link``: to its parent's node, or off the bottom when the parent is not shown."""
+    row, lane, parent, via = link
+    x1, y1, xv = x[lane], _y(row), x[via]
+    if parent not in placed:
+        steps = f"M{x1:g},{y1:g} " + (_curve(x1, y1, xv, y1 + ROW / 2) + " " if xv != x1 else "")
+        return Edge(f"{steps}V{bottom:g}", via, child, parent, True)
+    prow, plane = placed[parent]
+    x2, y2 = x[plane], _y(prow)
+    if prow == row + 1 or (xv == x1 == x2):
+        path = f"M{x1:g},{y1:g} " + (f"L{x2:g},{y2:g}" if x1 == x2 else _curve(x1, y1, x2, y2))
+    else:
+        path = f"M{x1:g},{y1:g} "
+        if xv != x1:
+            path += _curve(x1, y1, xv, y1 + ROW) + " "
         else:
-            path = f"M{x1:g},{y1:g} "
-            if xv != x1:
-                path += _curve(x1, y1, xv, y1 + ROW) + " "
-            else:
-                path += f"L{xv:g},{y1 + ROW:g} "
-            path += f"L{xv:g},{y2 - ROW:g} "
-            path += _curve(xv, y2 - ROW, x2, y2) if xv != x2 else f"L{x2:g},{y2:g}"
-        graph.edges.append(Edge(path, via, child, parent, False))
-    for row, commit in enumerate(history):
-        sha = commit["sha"]
-        _, lane = placed[sha]
-        kind = kind_of(commit)
-        subject = str(commit.get("subject") or "")
-        shown = subject if len(subject) <= MAX_SUBJECT else subject[: MAX_SUBJECT - 1] + "…"
-        trailers = commit.get("trailers") or {}
-        about = []
-        if kind == "tally":
-            about.append(f"tally of slot {trailers.get('Mao-Slot', '?')}")
-        elif kind == "merge":
-            about.append(f"merge of {len(commit['parents'])} parents")
-        if "Mao-Instance" in trailers:
-            about.append(f"by {trailers['Mao-Instance']}")
-        title = " · ".join([sha[:10], subject, str(commit.get("author") or ""), str(commit.get("date") or ""), *about])
-        graph.nodes.append(
-            Node(x[lane], y(row), row, lane, sha, tuple(commit.get("parents") or []), kind, shown, title)
-        )
-    counted = ", ".join(f"{n} {name}{'s' if n != 1 else ''}" for name, n in kinds.items() if n) or "no commit"
-    graph.desc = (
-        f"The newest {len(history)} commits of ground-truth of {dataset}, newest first: {counted}; "
-        f"{used + 1} lane{'s' if used else ''}"
-    )
-    return graph
+            path += f"L{xv:g},{y1 + ROW:g} "
+        path += f"L{xv:g},{y2 - ROW:g} "
+        path += _curve(xv, y2 - ROW, x2, y2) if xv != x2 else f"L{x2:g},{y2:g}"
+    return Edge(path, via, child, parent, False)
+
+
+def _node(commit: dict[str, Any], row: int, lane: int, x: float) -> Node:
+    """The node of ``commit`` in ``row`` and ``lane`` (at ``x``): its kind, its subject as shown, its title."""
+    sha = commit["sha"]
+    kind = kind_of(commit)
+    subject = str(commit.get("subject") or "")
+    shown = subject if len(subject) <= MAX_SUBJECT else subject[: MAX_SUBJECT - 1] + "…"
+    trailers = commit.get("trailers") or {}
+    about = []
+    if kind == "tally":
+        about.append(f"tally of slot {trailers.get('Mao-Slot', '?')}")
+    elif kind == "merge":
+        about.append(f"merge of {len(commit['parents'])} parents")
+    if "Mao-Instance" in trailers:
+        about.append(f"by {trailers['Mao-Instance']}")
+    title = " · ".join([sha[:10], subject, str(commit.get("author") or ""), str(commit.get("date") or ""), *about])
+    return Node(x, _y(row), row, lane, sha, tuple(commit.get("parents") or []), kind, shown, title)
