@@ -84,14 +84,17 @@ def test_earlier_values_come_by_slot_from_succeeded_runs_only(store):
     current = store.create_run("p", STEPS, slot="2026-11-28T13:00:00Z").id
     metrics.record(current, "p", "collect", "2026-11-28T13:00:00Z", {"rows": 1000.0})
 
-    earlier = metrics.earlier("p", "collect", "rows", current, "2026-11-28T13:00:00Z", 10)
-    assert earlier == [10.0, 11.0, 12.0]  # slot order; the failed run and the current one left out
-    assert metrics.earlier("p", "collect", "rows", current, "2026-11-28T13:00:00Z", 2) == [11.0, 12.0]
+    def earlier(step: str, metric: str, slot: str | None, limit: int) -> list[float]:
+        return metrics.earlier_many("p", step, {metric: limit}, current, slot)[metric]
+
+    # slot order; the failed run and the current one left out
+    assert earlier("collect", "rows", "2026-11-28T13:00:00Z", 10) == [10.0, 11.0, 12.0]
+    assert earlier("collect", "rows", "2026-11-28T13:00:00Z", 2) == [11.0, 12.0]
     # a backfill of 11:00 sees only what came before its slot
-    assert metrics.earlier("p", "collect", "rows", current, "2026-11-28T11:00:00Z", 5) == [10.0, 11.0]
-    assert metrics.earlier("p", "collect", "other", current, "2026-11-28T13:00:00Z", 1) == [-12.0]
-    assert metrics.earlier("p", "analyse", "rows", current, None, 5) == []
-    assert metrics.earlier("p", "collect", "rows", current, None, 0) == []
+    assert earlier("collect", "rows", "2026-11-28T11:00:00Z", 5) == [10.0, 11.0]
+    assert earlier("collect", "other", "2026-11-28T13:00:00Z", 1) == [-12.0]
+    assert earlier("analyse", "rows", None, 5) == []
+    assert earlier("collect", "rows", None, 0) == []
 
 
 def test_series_filters_limits_and_marks_suspect_values(store):
@@ -126,7 +129,7 @@ def test_values_go_with_their_run(store):
     assert metrics.series("p") == []
 
 
-def test_earlier_many_is_earlier_for_each_metric(store):
+def test_earlier_many_reads_each_metric_s_own_window(store):
     metrics = MetricStore(store)
     slots = [f"2026-11-28T{h:02d}:00:00Z" for h in (10, 12, 11, 9)]
     for i, slot in enumerate(slots):
@@ -136,8 +139,10 @@ def test_earlier_many_is_earlier_for_each_metric(store):
     later = datetime(2026, 11, 29, tzinfo=UTC)  # an ad-hoc run after every slot
     many = metrics.earlier_many("p", "collect", {"a": 3, "b": 1, "c": 0, "d": 2}, current, None, later)
     assert many == {"a": [0.0, 2.0, 1.0], "b": [11.0], "c": [], "d": []}
-    for name, limit in (("a", 3), ("b", 1), ("a", 10)):
-        assert metrics.earlier_many("p", "collect", {name: limit}, current, "2026-11-28T11:00:00Z")[name] == (
-            metrics.earlier("p", "collect", name, current, "2026-11-28T11:00:00Z", limit)
-        )
+    eleven = "2026-11-28T11:00:00Z"  # the slots up to 11:00, oldest first: 09:00, 10:00, 11:00
+    assert metrics.earlier_many("p", "collect", {"a": 3, "b": 1}, current, eleven) == {
+        "a": [3.0, 0.0, 2.0],
+        "b": [12.0],
+    }
+    assert metrics.earlier_many("p", "collect", {"a": 10}, current, eleven) == {"a": [3.0, 0.0, 2.0]}
     assert metrics.earlier_many("p", "collect", {}, current, None) == {}

@@ -56,20 +56,6 @@ class MetricStore:
                     )
                 )
 
-    def earlier(
-        self,
-        pipeline: str,
-        step: str,
-        metric: str,
-        run_id: int,
-        slot: str | None,
-        limit: int,
-        at: datetime | None = None,
-    ) -> list[float]:
-        """Up to ``limit`` values of the series before the run ``run_id`` (for ``slot``, or
-        recorded now), from succeeded runs only, oldest first."""
-        return self.earlier_many(pipeline, step, {metric: limit}, run_id, slot, at)[metric]
-
     def earlier_many(
         self,
         pipeline: str,
@@ -79,7 +65,9 @@ class MetricStore:
         slot: str | None,
         at: datetime | None = None,
     ) -> dict[str, list[float]]:
-        """:meth:`earlier` for several metrics (name -> how many values), in one transaction.
+        """For each metric of ``windows`` (name -> how many values), up to that many values of
+        its series before the run ``run_id`` (for ``slot``, or recorded now), from succeeded
+        runs only, oldest first; in one transaction.
 
         One indexed query per metric, each reading at most its window: the cost does not grow
         with the length of the series."""
