@@ -34,10 +34,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from mao.lifecycle import start_background, stop_background  # noqa: E402
+
 from mao.config import Settings  # noqa: E402
 from mao.executor.fake import FakeExecutor  # noqa: E402
 from mao.instance import Instance  # noqa: E402
-from mao.lifecycle import start_background, stop_background  # noqa: E402
 from mao.models import DatasetBody, DatasetIn, ToolIn  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "scheduler.json"
