@@ -24,6 +24,13 @@ from remotes_kit import allowed_remote_roots
 from mao.config import Settings
 from mao.store import Store, make_engine
 
+# The tests choose the terminal width they lay out for (COLUMNS in the environment they give).
+# A width inherited from outside would be fixed by the CLI's console at its import (after this
+# file's), for every test after: a pytest-xdist worker is started with COLUMNS=80 and LINES=24,
+# which the readline that pytest imports puts in the environment of pytest's children.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
+
 # ------------------------------------------------------------------------ helpers
 
 

@@ -32,7 +32,15 @@ from deploy_kit import (
 )
 from waiting import wait_for
 
-pytestmark = [pytest.mark.deploy, pytest.mark.slow, pytest.mark.docker, pytest.mark.ssh, pytest.mark.timeout(600)]
+pytestmark = [
+    pytest.mark.deploy,
+    pytest.mark.slow,
+    pytest.mark.docker,
+    pytest.mark.ssh,
+    pytest.mark.timeout(600),
+    # one worker, in order: the tests share one deployment, its compose project names and subnets
+    pytest.mark.xdist_group("deploy"),
+]
 
 SUBNETS = list(ipaddress.ip_network(os.environ.get("MAO_TEST_DEPLOY_SUBNET", "172.31.89.0/24")).subnets(new_prefix=27))
 
@@ -172,9 +180,14 @@ def stack(tmp_path_factory, deploy_env, public_ip, images, ssh_git) -> Iterator[
     finally:
         for dep in state["deployments"]:
             dep.destroy()
-        leftovers = run(["docker", "ps", "-aq", "--filter", "label=mao.run_id"], env=deploy_env, check=False)
-        for cid in leftovers.stdout.split():
-            run(["docker", "rm", "-f", cid], env=deploy_env, check=False)
+            # the deployments' own step containers only: other tests run theirs on the same engine
+            leftovers = run(
+                ["docker", "ps", "-aq", "--filter", "label=mao.run_id", "--filter", f"label=mao.instance={dep.name}"],
+                env=deploy_env,
+                check=False,
+            )
+            for cid in leftovers.stdout.split():
+                run(["docker", "rm", "-f", cid], env=deploy_env, check=False)
         run(["rm", "-rf", str(remote)], check=False)
 
 
