@@ -9,6 +9,10 @@
 #   docker    Docker Engine on unix://$RUN/docker.sock, its default network on a bridge of
 #             its own (interface mao-br-<hash>, subnet $MAO_BRIDGE_CIDR, default 172.31.77.1/24;
 #             no iptables: containers reach neither the outside nor the host's loopback)
+#   swarm     a second Docker Engine on unix://$RUN/swarm.sock, a one-node Swarm manager (API on
+#             127.0.0.1:12377, gossip on 127.0.0.1:7946), no default bridge, no routing mesh
+#             (ingress removed), docker_gwbridge on an interface and subnet of its own
+#             (mao-sg-<hash>, $MAO_SWARM_GW_CIDR, default 10.213.7.1/24)
 #   podman    Podman's Docker-compatible API on unix://$RUN/podman.sock (optional); its
 #             configuration (runc, cgroupfs) is $RUN/podman/containers.conf, given to every
 #             podman this script runs as CONTAINERS_CONF (/etc/containers is left alone)
@@ -18,7 +22,7 @@
 #   debootstrap  for the deployment tests (tests/deploy), which make a Debian base image
 #   chromium  Debian's browser at /usr/bin/chromium, for the dashboard's browser tests (tests/ui)
 #
-# Both engines get the image mao/busybox:local, imported from a busybox-static rootfs.
+# All three engines get the image mao/busybox:local, imported from a busybox-static rootfs.
 # After `up`, `source $RUN/services.env` exports the MAO_TEST_* variables.
 # Needs root (apt-get, dockerd). Safe to run repeatedly: running services are reused.
 #
@@ -36,13 +40,15 @@
 #     port 22) are enabled as the packages install them and start at the next boot on a
 #     machine run by systemd;
 #   - creates the OS user postgres when it is missing, and /run/sshd;
-#   - adds the bridge interface mao-br-<hash> with $MAO_BRIDGE_CIDR (removed by `down`);
-#   - keeps short-path state in /tmp/mao-dexec-<hash>, /tmp/mao-prun-<hash> (and
+#   - adds the bridge interface mao-br-<hash> with $MAO_BRIDGE_CIDR, and the swarm engine's
+#     mao-sg-<hash> with $MAO_SWARM_GW_CIDR (both removed by `down`);
+#   - keeps short-path state in /tmp/mao-dexec-<hash>, /tmp/mao-sexec-<hash>, /tmp/mao-prun-<hash> (and
 #     /tmp/mao-sock-<hash>, /var/tmp/mao-pg-<hash> when $RUN is too long or unreachable for postgres);
 #   - adds .run/ to the checkout's .gitignore.
 #
 # Optional overrides: MAO_RUN_DIR, MAO_PG_PORT (54329), MAO_SSH_PORT (2222),
-#                     MAO_BRIDGE_CIDR (172.31.77.1/24: the bridge's address and subnet).
+#                     MAO_BRIDGE_CIDR (172.31.77.1/24: the bridge's address and subnet),
+#                     MAO_SWARM_PORT (12377), MAO_SWARM_GW_CIDR (10.213.7.1/24: docker_gwbridge's).
 set -euo pipefail
 
 SELF=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/$(basename "${BASH_SOURCE[0]}")
@@ -73,6 +79,15 @@ DOCKER_EXEC_ROOT=/tmp/mao-dexec-$HASH   # runc/containerd state: must be a short
 DOCKER_LOG=$LOGS/dockerd.log
 BRIDGE_CIDR=${MAO_BRIDGE_CIDR:-172.31.77.1/24}
 BRIDGE_IF=mao-br-${HASH:0:6}            # interface names are limited to 15 bytes
+
+SWARM_SOCK=$SOCK_DIR/swarm.sock
+SWARM_DIR=$RUN/swarm
+SWARM_PIDFILE=$SWARM_DIR/dockerd.pid
+SWARM_EXEC_ROOT=/tmp/mao-sexec-$HASH
+SWARM_LOG=$LOGS/swarm-dockerd.log
+SWARM_ADDR=127.0.0.1:${MAO_SWARM_PORT:-12377}
+SWARM_GW_CIDR=${MAO_SWARM_GW_CIDR:-10.213.7.1/24}
+SWARM_GW_IF=mao-sg-${HASH:0:6}
 
 PODMAN_SOCK=$SOCK_DIR/podman.sock
 PODMAN_DIR=$RUN/podman
@@ -297,6 +312,36 @@ bridge_down() {
     fi
 }
 
+# start_dockerd LABEL SOCK DIR EXEC_ROOT LOG ANSWERS [DOCKERD_ARGS...]: start a private dockerd
+# (data in DIR/data, pid file DIR/dockerd.pid, configuration DIR/daemon.json) in a session of
+# its own and wait until the command ANSWERS succeeds; exits with the end of LOG if it does not.
+start_dockerd() {
+    local label=$1 sock=$2 dir=$3 exec_root=$4 logfile=$5 answers=$6 p
+    shift 6
+    mkdir -p "$dir/data" "$exec_root" "$(dirname "$sock")"
+    [[ -f $dir/daemon.json ]] || printf '{}\n' >"$dir/daemon.json"
+    rm -f "$sock" "$dir/dockerd.pid"
+    start_marker "$logfile" dockerd
+    setsid dockerd \
+        --config-file "$dir/daemon.json" \
+        --host "unix://$sock" \
+        --data-root "$dir/data" \
+        --exec-root "$exec_root" \
+        --pidfile "$dir/dockerd.pid" \
+        --default-ulimit nofile=1024:1024 --shutdown-timeout=5 \
+        "$@" \
+        </dev/null >>"$logfile" 2>&1 9>&- &
+    p=$!
+    local deadline=$(( $(date +%s) + 60 ))
+    until "$answers"; do
+        kill -0 "$p" 2>/dev/null || fail_with_log "$label: dockerd exited during start-up" "$logfile"
+        (( $(date +%s) < deadline )) || { kill -TERM "$p" 2>/dev/null || true
+            fail_with_log "$label: no answer on $sock after 60s" "$logfile"; }
+        sleep 0.3
+    done
+    log "$label: started (pid $p)"
+}
+
 docker_up() {
     local p
     if p=$(pid_alive "$DOCKER_PIDFILE" dockerd); then
@@ -306,31 +351,91 @@ docker_up() {
     elif docker_answers; then
         warn "docker: $DOCKER_SOCK answers but $DOCKER_PIDFILE names no dockerd; reusing it"
     else
-        mkdir -p "$DOCKER_DIR/data" "$DOCKER_EXEC_ROOT" "$(dirname "$DOCKER_SOCK")"
-        [[ -f $DOCKER_DIR/daemon.json ]] || printf '{}\n' >"$DOCKER_DIR/daemon.json"
-        rm -f "$DOCKER_SOCK" "$DOCKER_PIDFILE"
         bridge_up
-        start_marker "$DOCKER_LOG" dockerd
-        setsid dockerd \
-            --config-file "$DOCKER_DIR/daemon.json" \
-            --host "unix://$DOCKER_SOCK" \
-            --data-root "$DOCKER_DIR/data" \
-            --exec-root "$DOCKER_EXEC_ROOT" \
-            --pidfile "$DOCKER_PIDFILE" \
-            --iptables=false --ip-forward=false --bridge="$BRIDGE_IF" \
-            --default-ulimit nofile=1024:1024 --shutdown-timeout=5 \
-            </dev/null >>"$DOCKER_LOG" 2>&1 9>&- &
-        p=$!
-        local deadline=$(( $(date +%s) + 60 ))
-        until docker_answers; do
-            kill -0 "$p" 2>/dev/null || fail_with_log "docker: dockerd exited during start-up" "$DOCKER_LOG"
-            (( $(date +%s) < deadline )) || { kill -TERM "$p" 2>/dev/null || true
-                fail_with_log "docker: no answer on $DOCKER_SOCK after 60s" "$DOCKER_LOG"; }
-            sleep 0.3
-        done
-        log "docker: started (pid $p)"
+        start_dockerd docker "$DOCKER_SOCK" "$DOCKER_DIR" "$DOCKER_EXEC_ROOT" "$DOCKER_LOG" docker_answers \
+            --iptables=false --ip-forward=false --bridge="$BRIDGE_IF"
     fi
     ensure_image docker "unix://$DOCKER_SOCK" || fail_with_log "docker: importing $IMAGE failed" "$DOCKER_LOG"
+}
+
+# ---------------------------------------------------------------------------- swarm
+
+swarm_answers() { DOCKER_HOST=unix://$SWARM_SOCK timeout 10 docker version >/dev/null 2>&1; }
+sw() { DOCKER_HOST=unix://$SWARM_SOCK timeout 60 docker "$@"; }
+swarm_state() { sw info -f '{{.Swarm.LocalNodeState}}' 2>/dev/null || true; }
+
+# swarm_gateway_network: docker_gwbridge, made before `swarm init` would make it on a subnet of
+# the default pool with the interface docker_gwbridge (both would collide with other engines).
+swarm_gateway_network() {
+    local subnet gateway have
+    read -r subnet gateway < <(python3 -c \
+        'import ipaddress, sys; i = ipaddress.ip_interface(sys.argv[1]); print(i.network, i.ip)' "$SWARM_GW_CIDR") \
+        || die "swarm: MAO_SWARM_GW_CIDR=$SWARM_GW_CIDR is not an address/prefix"
+    have=$(sw network inspect -f '{{range .IPAM.Config}}{{.Subnet}}{{end}} {{index .Options "com.docker.network.bridge.name"}}' \
+        docker_gwbridge 2>/dev/null || true)
+    [[ $have == "$subnet $SWARM_GW_IF" ]] && return 0
+    if [[ -n $have ]]; then
+        sw network rm docker_gwbridge >/dev/null \
+            || fail_with_log "swarm: docker_gwbridge ($have) is in use; cannot give it $SWARM_GW_CIDR" "$SWARM_LOG"
+    fi
+    sw network create --driver bridge --subnet "$subnet" --gateway "$gateway" \
+        -o com.docker.network.bridge.name="$SWARM_GW_IF" \
+        -o com.docker.network.bridge.enable_icc=false \
+        -o com.docker.network.bridge.enable_ip_masquerade=false \
+        docker_gwbridge >/dev/null \
+        || fail_with_log "swarm: cannot create docker_gwbridge on $subnet (taken? set MAO_SWARM_GW_CIDR)" "$SWARM_LOG"
+}
+
+# swarm_up: a second private Docker Engine, a one-node swarm manager on $SWARM_ADDR (gossip on
+# 127.0.0.1:7946, which cannot be moved), no routing mesh (ingress removed: no published ports).
+swarm_up() {
+    local p
+    if p=$(pid_alive "$SWARM_PIDFILE" dockerd); then
+        wait_until 60 swarm_answers \
+            || fail_with_log "swarm: dockerd (pid $p) runs but $SWARM_SOCK does not answer" "$SWARM_LOG"
+        log "swarm: engine running (pid $p)"
+    elif swarm_answers; then
+        warn "swarm: $SWARM_SOCK answers but $SWARM_PIDFILE names no dockerd; reusing it"
+    else
+        start_dockerd swarm "$SWARM_SOCK" "$SWARM_DIR" "$SWARM_EXEC_ROOT" "$SWARM_LOG" swarm_answers \
+            --bridge=none --iptables=false --ip-forward=false
+    fi
+    if [[ $(swarm_state) != active ]]; then
+        swarm_gateway_network
+        sw swarm init --advertise-addr "$SWARM_ADDR" --listen-addr "$SWARM_ADDR" >/dev/null \
+            || fail_with_log "swarm: swarm init on $SWARM_ADDR failed (port taken? set MAO_SWARM_PORT)" "$SWARM_LOG"
+        log "swarm: initialised, manager on $SWARM_ADDR"
+    else
+        log "swarm: manager on $SWARM_ADDR"
+    fi
+    if sw network inspect ingress >/dev/null 2>&1; then
+        sw network rm ingress >/dev/null <<<y || fail_with_log "swarm: cannot remove the ingress network" "$SWARM_LOG"
+    fi
+    ensure_image swarm "unix://$SWARM_SOCK" || fail_with_log "swarm: importing $IMAGE failed" "$SWARM_LOG"
+}
+
+# swarm_down: services and containers gone, the swarm left, docker_gwbridge removed (and its
+# interface with it), the engine stopped, what it left mounted released.
+swarm_down() {
+    if pid_alive "$SWARM_PIDFILE" dockerd >/dev/null && swarm_answers; then
+        local ids
+        ids=$(sw service ls -q 2>/dev/null || true)
+        [[ -z $ids ]] || sw service rm $ids >/dev/null || warn "swarm: could not remove all services"
+        ids=$(sw ps -aq 2>/dev/null || true)
+        [[ -z $ids ]] || sw rm -f $ids >/dev/null || warn "swarm: could not remove all containers"
+        if [[ $(swarm_state) != inactive ]]; then
+            sw swarm leave --force >/dev/null || warn "swarm: could not leave the swarm"
+        fi
+        if sw network inspect docker_gwbridge >/dev/null 2>&1; then
+            sw network rm docker_gwbridge >/dev/null || warn "swarm: could not remove docker_gwbridge"
+        fi
+    fi
+    stop_pid swarm "$SWARM_PIDFILE" dockerd 60
+    release_mounts "$SWARM_DIR/data" "$SWARM_EXEC_ROOT"
+    if command -v ip >/dev/null && ip link show "$SWARM_GW_IF" >/dev/null 2>&1; then
+        ip link delete "$SWARM_GW_IF" && log "swarm: removed the interface $SWARM_GW_IF" \
+            || warn "swarm: could not remove the interface $SWARM_GW_IF"
+    fi
 }
 
 # ---------------------------------------------------------------------------- podman
@@ -601,7 +706,8 @@ write_env() {
     {
         printf '# MAO_TEST_* settings for the local services; written by scripts/services.sh up.\n'
         printf 'export %s=%q\n' \
-            MAO_TEST_DOCKER_HOST "unix://$DOCKER_SOCK"
+            MAO_TEST_DOCKER_HOST "unix://$DOCKER_SOCK" \
+            MAO_TEST_SWARM_HOST "unix://$SWARM_SOCK"
         (( podman_ok )) && printf 'export %s=%q\n' MAO_TEST_PODMAN_HOST "unix://$PODMAN_SOCK"
         printf 'export %s=%q\n' \
             MAO_TEST_PG_URL "postgresql+psycopg://postgres@127.0.0.1:$PG_PORT/$PG_DB" \
@@ -642,6 +748,7 @@ cmd_up() {
     install_packages
     build_rootfs
     docker_up
+    swarm_up
     if MAO_SERVICES_INTERNAL=1 "$SELF" __podman_up; then
         podman_ok=1
     else
@@ -684,6 +791,7 @@ cmd_down() {
     lock
     ssh_paths
     podman_down
+    swarm_down
     stop_pid docker "$DOCKER_PIDFILE" dockerd 60
     release_mounts "$DOCKER_DIR/data" "$DOCKER_EXEC_ROOT"
     bridge_down
@@ -698,6 +806,12 @@ cmd_status() {
         printf '%-9s up    pid %-7s unix://%s (bridge %s %s)\n' docker "$p" "$DOCKER_SOCK" "$BRIDGE_IF" "$BRIDGE_CIDR"
     else
         printf '%-9s down\n' docker
+    fi
+    if p=$(pid_alive "$SWARM_PIDFILE" dockerd) && swarm_answers && [[ $(swarm_state) == active ]]; then
+        printf '%-9s up    pid %-7s unix://%s (manager %s, gateway %s %s)\n' swarm "$p" "$SWARM_SOCK" "$SWARM_ADDR" \
+            "$SWARM_GW_IF" "$SWARM_GW_CIDR"
+    else
+        printf '%-9s down\n' swarm
     fi
     if p=$(pid_alive "$PODMAN_PIDFILE" podman) && podman_answers; then
         printf '%-9s up    pid %-7s unix://%s\n' podman "$p" "$PODMAN_SOCK"
