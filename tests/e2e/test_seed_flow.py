@@ -7,7 +7,9 @@ import pytest
 from e2e_kit import bare_repo, git
 from waiting import wait_for
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+# xdist_group: one worker for the tests of the instance named e2e-node (run ids from 1 each), whose
+# restart removes the containers of its interrupted runs by that name and run id
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.xdist_group("e2e-node")]
 
 
 def test_seed_new_pipeline_flow_ad_hoc_and_cron(server, demo_image, tmp_path):
