@@ -26,6 +26,9 @@ from pydantic_settings import (
 from mao.errors import InvalidInput
 from mao.validation import check_name
 
+ExecutorName = Literal["docker", "swarm"]
+"""The engines a step can run on (``executor`` in the settings and in a step)."""
+
 DEFAULT_MARKETPLACE_URL = "https://mao-mao-research.github.io/hub/api"
 DEFAULT_DATA_DIR = Path("~/.local/share/mao").expanduser()
 
@@ -156,6 +159,12 @@ class Settings(BaseSettings):
 
     marketplace_url: str = DEFAULT_MARKETPLACE_URL
 
+    executor: ExecutorName = "docker"
+    """The engine that runs the steps, unless a step names its own: ``docker`` (the Docker or
+    Podman engine at ``docker_host``, or the executor service at ``executor_url``) or ``swarm``
+    (one-task services through the Swarm manager at ``swarm_host``)."""
+    swarm_host: str | None = None
+    """The Docker API of a Swarm manager (``unix:///...`` or ``tcp://...``), for ``executor: swarm``."""
     docker_host: str | None = None
     executor_url: str | None = None
     executor_token: str | None = None
@@ -284,6 +293,15 @@ class Settings(BaseSettings):
             variable = f"MAO_{info.field_name.upper()}"
             raise ValueError(f"{info.field_name} ({variable}) is blank: set a real token or unset it")
         return value or None
+
+    @model_validator(mode="after")
+    def _swarm_needs_its_manager(self) -> Settings:
+        if self.executor == "swarm" and not self.swarm_host:
+            raise ValueError(
+                "executor: swarm needs swarm_host (MAO_SWARM_HOST): the Docker API of a Swarm manager, "
+                "e.g. unix:///var/run/docker.sock on the manager or tcp://manager:2376"
+            )
+        return self
 
     @model_validator(mode="after")
     def _default_roots(self) -> Settings:

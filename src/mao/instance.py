@@ -22,16 +22,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from mao import __version__
 from mao.catalog import Catalog
-from mao.config import Settings
+from mao.config import ExecutorName, Settings
 from mao.coverage.index import CoverageIndex
 from mao.coverage.recorder import CoverageRecorder
-from mao.errors import MAOError
+from mao.errors import ExecutorError, MAOError
 from mao.events import EventBus, RunFinished
 from mao.federation import Heartbeat, live_instances
 from mao.loop import Background
@@ -74,8 +74,12 @@ class Instance:
         store: Store | None = None,
         registry: Registry | None = None,
         executor: Executor | None = None,
+        engines: Mapping[ExecutorName, Executor] | None = None,
         datasets: DatasetManager | None = None,
     ) -> None:
+        """``executor``: the engine of the steps that name none (built from the settings when
+        not given); ``engines``: engines by name for steps that name one (``executor: swarm``),
+        the others built from the settings when a step first needs them."""
         self.settings = settings
         self.store = store or Store(
             make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous),
@@ -101,6 +105,8 @@ class Instance:
         """Federation work deferred while the registry is away (:mod:`mao.offline`)."""
         CoverageRecorder(self.registry, self.name).subscribe(self.events)  # slot runs' ends, in the coverage index
         self._executor = executor
+        self._engines: dict[str, Executor] = dict(engines or {})
+        """The engines of steps that name one other than the instance's (``executor`` of a step)."""
         self._datasets = datasets
         self._lock = threading.Lock()
         self._built: dict[str, Callable[[], None]] = {}
@@ -124,12 +130,48 @@ class Instance:
 
     @property
     def executor(self) -> Executor:
+        """The engine of the steps that name none: the settings' ``executor``."""
         with self._lock:
             if self._executor is None:
-                self._executor = self._make_executor()
+                self._executor = self._make_executor(self.settings.executor)
             return self._executor
 
-    def _make_executor(self) -> Executor:
+    def executor_for(self, name: ExecutorName | None) -> Executor:
+        """The engine a step runs on: the one it names (``executor: swarm``), else the instance's."""
+        if name is None or name == self.settings.executor:
+            return self.executor
+        with self._lock:
+            engine = self._engines.get(name)
+            if engine is None:
+                engine = self._engines[name] = self._make_executor(name)
+            return engine
+
+    def executors(self) -> list[Executor]:
+        """Every engine this instance's steps run on: the instance's, and each a step named so far
+        or the settings configure (``swarm_host``); what a start cleans after a crash."""
+        engines = [self.executor]
+        if self.settings.swarm_host and self.settings.executor != "swarm":
+            engines.append(self.executor_for("swarm"))
+        with self._lock:
+            engines += [engine for engine in self._engines.values() if engine not in engines]
+        return engines
+
+    def _make_executor(self, name: ExecutorName) -> Executor:
+        s = self.settings
+        if name == "swarm":
+            if not s.swarm_host:
+                raise ExecutorError(
+                    "this step runs on the swarm (executor: swarm) but this instance has no swarm_host: "
+                    "set swarm_host (MAO_SWARM_HOST) to the Docker API of a Swarm manager"
+                )
+            from mao.executor.swarm import SwarmExecutor
+
+            return SwarmExecutor.from_url(
+                s.swarm_host,
+                instance=self.name,
+                network_mode=s.network_mode,
+                allow_docker_socket=s.allow_docker_socket,
+            )
         if self.settings.executor_url:
             from mao.executor.remote import RemoteExecutor
             from mao.tokens import resolve_executor_token
@@ -269,7 +311,7 @@ class Instance:
         launcher = RunLauncher(
             store=self.store,
             catalog=self.catalog,
-            engines=StepEngines(datasets=lambda: self.datasets, executor=lambda: self.executor),
+            engines=StepEngines(datasets=lambda: self.datasets, executor=self.executor_for),
             delivery=StepDelivery(self.merge_delivery, self.vote_delivery, slot_delivered),
             reports=StepReports(MetricStore(self.store), self.events, self.insights, owner=self.name),
             log=run_log,
@@ -301,7 +343,7 @@ class Instance:
         return RunRecovery(
             store=self.store,
             coordinator=self.runner,
-            executor=lambda: self.executor,
+            executors=self.executors,
             datasets=lambda: self.datasets,
             schedule_mode=schedule_mode,
             settings=RecoverySettings(
@@ -443,8 +485,9 @@ class Instance:
         self.background.stop()
         for name in ("claims", "scheduler", "runner"):
             self.release(name)
-        if self._executor is not None:
-            self._executor.close()
+        for engine in [self._executor, *self._engines.values()]:
+            if engine is not None:
+                engine.close()
         self.metrics.close()
         self.registry.close()
         self.store.close()

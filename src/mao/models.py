@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mao.config import ExecutorName
 from mao.errors import InvalidInput, MAOError
 from mao.validation import NAME_MAX_LENGTH, NAME_RE, GitURL, Name, check_git_url, check_name
 
@@ -341,6 +342,8 @@ class StepIn(Strict):
     )
     docker_socket: bool = False
     timeout: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
+    executor: ExecutorName | None = None
+    """The engine this step runs on; None: the instance's ``executor``."""
     metrics: dict[MetricName, MetricRule] | None = Field(
         default=None,
         max_length=MAX_METRICS,

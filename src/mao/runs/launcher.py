@@ -28,6 +28,7 @@ from mao.store.steps import SUCCEEDED, StepOutcome, StepRecord, StepRows
 
 if TYPE_CHECKING:
     from mao.catalog import Catalog
+    from mao.config import ExecutorName
     from mao.datasets.manager import DatasetManager
     from mao.delivery import MergeDelivery, VoteDelivery
     from mao.executor.base import Executor
@@ -49,7 +50,8 @@ class StepEngines:
     the container engine."""
 
     datasets: Callable[[], DatasetManager]
-    executor: Callable[[], Executor]
+    executor: Callable[[ExecutorName | None], Executor]
+    """The engine of a step: the one it names (``executor``), None: the instance's."""
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,7 @@ class RunLauncher:
             secret_values=ctx.secrets,
         )
         try:
-            result = self._executor().run(spec, say, cancel)
+            result = self._executor(step.executor).run(spec, say, cancel)
         finally:
             if ctx.input_dir is not None and step.input_dataset:
                 datasets.release_input(step.input_dataset, ctx.input_dir)

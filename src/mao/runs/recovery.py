@@ -45,14 +45,14 @@ class RunRecovery:
         *,
         store: Store,
         coordinator: RunCoordinator,
-        executor: Callable[[], Executor],
+        executors: Callable[[], list[Executor]],
         datasets: Callable[[], DatasetManager],
         schedule_mode: ScheduleMode,
         settings: RecoverySettings,
     ) -> None:
         self.store = store
         self.coordinator = coordinator
-        self._executor = executor
+        self._executors = executors
         self._datasets = datasets
         self.schedule_mode = schedule_mode
         self.settings = settings
@@ -83,7 +83,7 @@ class RunRecovery:
             return ids
         log.warning("runs %s were interrupted by a stop of the orchestrator", ids)
         try:
-            removed = sum(self._executor().remove_run_containers(run_id) for run_id in ids)
+            removed = sum(engine.remove_run_containers(run_id) for engine in self._executors() for run_id in ids)
             log.info("removed %d left-over containers", removed)
         except MAOError as exc:
             log.warning("could not remove left-over containers: %s", exc.message)
