@@ -6,6 +6,7 @@ Real services are found through environment variables:
 - ``MAO_TEST_PG_URL``: a PostgreSQL URL whose user may create databases;
   each test gets a fresh database with a random name, dropped afterwards.
 - ``MAO_TEST_ETCD_BIN``: the etcd binary (default: ``etcd`` on PATH).
+- ``MAO_TEST_SWARM_HOST``: the Docker Engine of a one-node Swarm manager (``scripts/services.sh up``).
 - ``MAO_TEST_REQUIRE_SERVICES=1``: a missing service fails the test instead of skipping it.
 """
 
@@ -163,6 +164,30 @@ def store(store_url: str) -> Iterator[Store]:
         yield s
     finally:
         s.close()
+
+
+# ------------------------------------------------------------------------ Docker Swarm
+
+
+@pytest.fixture(scope="session")
+def swarm_host() -> str:
+    """The address of a Docker Engine that is a Swarm manager, answering."""
+    import docker
+
+    url = os.environ.get("MAO_TEST_SWARM_HOST")
+    if not url:
+        missing_service("MAO_TEST_SWARM_HOST is not set")
+    try:
+        client = docker.DockerClient(base_url=url, timeout=10)
+        try:
+            swarm = client.info().get("Swarm") or {}
+        finally:
+            client.close()
+    except Exception as exc:
+        missing_service(f"the swarm engine at {url} does not answer: {exc}")
+    if not swarm.get("ControlAvailable"):
+        missing_service(f"the engine at {url} is not a swarm manager (state {swarm.get('LocalNodeState')!r})")
+    return url
 
 
 # ------------------------------------------------------------------------ etcd
