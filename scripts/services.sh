@@ -363,6 +363,7 @@ docker_up() {
 swarm_answers() { DOCKER_HOST=unix://$SWARM_SOCK timeout 10 docker version >/dev/null 2>&1; }
 sw() { DOCKER_HOST=unix://$SWARM_SOCK timeout 60 docker "$@"; }
 swarm_state() { sw info -f '{{.Swarm.LocalNodeState}}' 2>/dev/null || true; }
+swarm_has_ingress() { sw network inspect ingress >/dev/null 2>&1; }
 
 # swarm_gateway_network: docker_gwbridge, made before `swarm init` would make it on a subnet of
 # the default pool with the interface docker_gwbridge (both would collide with other engines).
@@ -400,15 +401,23 @@ swarm_up() {
         start_dockerd swarm "$SWARM_SOCK" "$SWARM_DIR" "$SWARM_EXEC_ROOT" "$SWARM_LOG" swarm_answers \
             --bridge=none --iptables=false --ip-forward=false
     fi
-    if [[ $(swarm_state) != active ]]; then
+    local state
+    state=$(swarm_state)
+    if [[ $state != active && $state != inactive ]]; then   # pending, error, locked: start afresh
+        warn "swarm: the engine's swarm state is '$state'; leaving it to initialise a new one"
+        sw swarm leave --force >/dev/null || true
+    fi
+    if [[ $state != active ]]; then
         swarm_gateway_network
         sw swarm init --advertise-addr "$SWARM_ADDR" --listen-addr "$SWARM_ADDR" >/dev/null \
             || fail_with_log "swarm: swarm init on $SWARM_ADDR failed (port taken? set MAO_SWARM_PORT)" "$SWARM_LOG"
         log "swarm: initialised, manager on $SWARM_ADDR"
+        # the routing mesh's network comes a moment after the init
+        wait_until 15 swarm_has_ingress || warn "swarm: no ingress network appeared to remove"
     else
         log "swarm: manager on $SWARM_ADDR"
     fi
-    if sw network inspect ingress >/dev/null 2>&1; then
+    if swarm_has_ingress; then
         sw network rm ingress >/dev/null <<<y || fail_with_log "swarm: cannot remove the ingress network" "$SWARM_LOG"
     fi
     ensure_image swarm "unix://$SWARM_SOCK" || fail_with_log "swarm: importing $IMAGE failed" "$SWARM_LOG"
