@@ -32,6 +32,23 @@ from mao.store import Store, make_engine
 for _name in ("COLUMNS", "LINES"):
     os.environ.pop(_name, None)
 
+# ------------------------------------------------------------------------ pytest-xdist
+
+WORKER_SUMMARY_LINES: list[str] = []
+"""Lines the workers' fixtures had for the terminal summary (``workeroutput["summary_lines"]``):
+a worker's own summary is not shown, the controller prints them."""
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    WORKER_SUMMARY_LINES.extend(getattr(node, "workeroutput", {}).get("summary_lines", []))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in WORKER_SUMMARY_LINES:
+        terminalreporter.write_line(line)
+
+
 # ------------------------------------------------------------------------ helpers
 
 

@@ -55,12 +55,23 @@ def fuzz_app(fuzz_instance: Instance):
     return app
 
 
+def _summary() -> str | None:
+    if not ANSWERS:
+        return None
+    by_class = ", ".join(f"{n} {kind}" for kind, n in sorted(ANSWERS.items()))
+    return f"fuzz: {sum(ANSWERS.values())} generated requests ({MAX_EXAMPLES} examples per operation): {by_class}"
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if ANSWERS:
-        by_class = ", ".join(f"{n} {kind}" for kind, n in sorted(ANSWERS.items()))
-        terminalreporter.write_line(
-            f"fuzz: {sum(ANSWERS.values())} generated requests ({MAX_EXAMPLES} examples per operation): {by_class}"
-        )
+    if line := _summary():
+        terminalreporter.write_line(line)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On a pytest-xdist worker, the summary goes to the controller (tests/conftest.py prints it)."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None and (line := _summary()):
+        workeroutput.setdefault("summary_lines", []).append(line)
 
 
 @pytest.fixture(scope="session")
