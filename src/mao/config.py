@@ -301,6 +301,11 @@ class Settings(BaseSettings):
                 "executor: swarm needs swarm_host (MAO_SWARM_HOST): the Docker API of a Swarm manager, "
                 "e.g. unix:///var/run/docker.sock on the manager or tcp://manager:2376"
             )
+        if self.executor == "swarm" and self.network_mode == "none":
+            raise ValueError(
+                "executor: swarm cannot give steps no network (network_mode: none): Swarm services have "
+                "no 'none' network; use network_mode: bridge (the nodes' default) or an internal overlay network"
+            )
         return self
 
     @model_validator(mode="after")

@@ -105,7 +105,7 @@ class Instance:
         """Federation work deferred while the registry is away (:mod:`mao.offline`)."""
         CoverageRecorder(self.registry, self.name).subscribe(self.events)  # slot runs' ends, in the coverage index
         self._executor = executor
-        self._engines: dict[str, Executor] = dict(engines or {})
+        self._engines: dict[ExecutorName, Executor] = dict(engines or {})
         """The engines of steps that name one other than the instance's (``executor`` of a step)."""
         self._datasets = datasets
         self._lock = threading.Lock()

@@ -59,6 +59,8 @@ def test_an_instance_on_the_swarm_needs_its_manager() -> None:
     with pytest.raises(ValueError, match="swarm_host"):
         Settings(instance_name="node-a", executor="swarm")
     assert Settings(instance_name="node-a", executor="swarm", swarm_host="unix:///run/swarm.sock").executor == "swarm"
+    with pytest.raises(ValueError, match="network_mode"):
+        Settings(instance_name="node-a", executor="swarm", swarm_host="unix:///run/swarm.sock", network_mode="none")
 
 
 def test_a_step_names_only_an_engine_there_is() -> None:

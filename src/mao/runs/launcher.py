@@ -183,7 +183,8 @@ class RunLauncher:
             secret_values=ctx.secrets,
         )
         try:
-            result = self._executor(step.executor).run(spec, say, cancel)
+            engine = self._executor(step.executor)
+            result = engine.run(spec, say, cancel)
         finally:
             if ctx.input_dir is not None and step.input_dataset:
                 datasets.release_input(step.input_dataset, ctx.input_dir)
@@ -194,7 +195,7 @@ class RunLauncher:
         report = self.reports.check(run, step, ctx.worktree, say, ctx.secrets)
         if report.suspect:
             record.suspect, record.suspect_detail = True, (report.detail or "")[:4000]
-        outcome = self._deliver(ctx, ctx.trailers(result.image_digest), record, report.suspect, say)
+        outcome = self._deliver(ctx, ctx.trailers(result.image_digest, engine.name), record, report.suspect, say)
         if outcome.status == RunStatus.SUCCEEDED:
             self.reports.publish(report, run, step_id, say, record.output_commit)
         return outcome

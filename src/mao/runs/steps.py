@@ -75,8 +75,9 @@ class StepContext:
     def merge_message(self) -> str:
         return f"Merge {self.branch} into ground-truth (run {self.run_id})"
 
-    def trailers(self, image_digest: str | None) -> dict[str, str]:
-        """The provenance written in the step's commit message."""
+    def trailers(self, image_digest: str | None, executor: str) -> dict[str, str]:
+        """The provenance written in the step's commit message; ``executor``: the engine that
+        ran the step (``docker``, ``swarm``, ``remote``)."""
         trailers = {
             "Mao-Run": str(self.run_id),
             "Mao-Pipeline": self.pipeline,
@@ -86,6 +87,7 @@ class StepContext:
             "Mao-Image-Digest": image_digest or "unknown",
             "Mao-Input-Commit": self.input_commit or "none",
             "Mao-Instance": self.instance,
+            "Mao-Executor": executor,
         }
         if self.slot:
             trailers["Mao-Slot"] = self.slot
