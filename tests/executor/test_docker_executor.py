@@ -175,7 +175,11 @@ def test_log_lines_arrive_in_order_while_running(executor: DockerExecutor, make_
 
 def test_streams_silent_longer_than_the_client_timeout_stay_live(engine, instance: str, make_spec: Spec) -> None:
     """Podman answers a log request only with the first output: the stream is asked again."""
-    executor = DockerExecutor(docker.DockerClient(base_url=engine.url, timeout=1), instance=instance)
+    probe = docker.DockerClient(base_url=engine.url)  # the API version, asked with the usual timeout
+    version = probe.api.api_version
+    probe.close()
+    client = docker.DockerClient(base_url=engine.url, version=version, timeout=1)
+    executor = DockerExecutor(client, instance=instance)
     try:
         logs = Logs()
         started = time.monotonic()
