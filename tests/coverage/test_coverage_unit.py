@@ -248,7 +248,9 @@ def test_a_restarting_instance_backfills_its_one_mode_gaps(tmp_path, registry) -
         slots = [r.slot for r in runs]
         assert slots == sorted(set(slots))  # oldest first, each once
         assert set(gaps[1:]) <= set(slots)  # (the oldest may have left the window meanwhile)
-        assert inst.coverage.coverage("p", parse_slot(gaps[-1]))["gaps"] == []
+        # the slots that were gaps are filled (a minute that ended since is a gap of its own)
+        after = inst.coverage.coverage("p", parse_slot(gaps[-1]))["gaps"]
+        assert [slot for slot in after if slot <= gaps[-1]] == []
     finally:
         inst.close()
 
