@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from mao.insights import InsightPublisher
     from mao.notifications.dispatcher import Dispatcher
     from mao.offline.replay import FederationReplayer
+    from mao.operations import Operations
     from mao.runs.coordinator import RunCoordinator
     from mao.runs.recovery import RunRecovery
     from mao.scheduler.scheduler import Scheduler
@@ -291,6 +292,14 @@ class Instance:
         return Pipelines(
             self.store, self.catalog, schedules=lambda: self.scheduler, runs=lambda: self.runner, owner=self.name
         )
+
+    @cached_property
+    def operations(self) -> Operations:
+        """What the API and the dashboard both offer (:mod:`mao.operations`)."""
+        from mao.operations import About, Operations
+
+        about = About(self.name, self.version, etcd=self.settings.registry_backend == "etcd")
+        return Operations(self.store, self.registry, self.pipelines, lambda: self.runner, lambda: self.scheduler, about)
 
     @cached_property
     def runner(self) -> RunCoordinator:

@@ -1,71 +1,107 @@
-"""What the API and the dashboard both offer, over the :class:`~mao.instance.Instance`: one
-implementation that the API's routes and the dashboard's pages call, each presenting it its
-own way (JSON, HTML). Nothing here knows of HTTP."""
+"""What the API and the dashboard both offer: one implementation that the API's routes and the
+dashboard's pages call (``instance.operations``), each presenting it its own way (JSON,
+HTML). Nothing here knows of HTTP; :class:`Operations` gets the services it uses from the
+wiring."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mao import federation
 from mao.errors import InvalidInput, MAOError
-from mao.instance import Instance
 from mao.models import PipelineRunBody, check_cron_shape
+from mao.pipelines import Pipelines
+from mao.registry.base import Registry
 from mao.slots import normalize_slot
 from mao.store.models import LogLine, Run, StepRun
-from mao.store.store import as_utc
+from mao.store.store import Store, as_utc
 from mao.untrusted import cap_line
 
-
-def health(instance: Instance) -> dict[str, Any]:
-    """Every check with its details: ``ok`` and, per check (store, registry), ``ok`` and what it
-    answered or its ``error`` (and ``reason``, e.g. ``unreachable`` or ``no_quorum``)."""
-    checks: dict[str, Any] = {}
-    ok = True
-    for name, probe in (("store", instance.store.ping), ("registry", instance.registry.ping)):
-        try:
-            result = probe()
-            checks[name] = {"ok": True, **(result or {})}
-        except MAOError as exc:
-            ok = False
-            checks[name] = {"ok": False, "error": exc.message}
-            if "reason" in exc.details:
-                checks[name]["reason"] = exc.details["reason"]
-    return {"ok": ok, "instance": instance.name, "version": instance.version, "checks": checks}
+if TYPE_CHECKING:
+    from mao.runs.coordinator import RunCoordinator
+    from mao.scheduler.scheduler import Scheduler
 
 
-def federation_status(instance: Instance) -> dict[str, Any]:
-    """This instance, the registry's answer, the live instances and (on etcd) its members."""
-    body: dict[str, Any] = {
-        "instance": instance.name,
-        "registry": instance.registry.ping(),
-        "instances": federation.live_instances(instance.registry),
-    }
-    if instance.settings.registry_backend == "etcd":
-        body["members"] = federation.members(instance.registry)
-    return body
+@dataclass(frozen=True)
+class About:
+    """Who answers: this instance's name and version, and whether its registry is etcd."""
+
+    name: str
+    version: str
+    etcd: bool
 
 
-def run_pipeline(instance: Instance, request: PipelineRunBody) -> dict[str, Any]:
-    """Run now (for ``slot``, a cron fire time, if given), or with ``cron`` schedule it (an
-    empty or never-firing cron is a 400). A pipeline whose private variables are not all set
-    here is a 400 naming them, run or schedule. With ``wait``, answer once the run has ended."""
-    slot = normalize_slot(request.slot) if request.slot is not None else None
-    if request.mode is not None and request.cron is None:
-        raise InvalidInput("mode goes with cron: it says how the federation covers the schedule's slots")
-    if request.cron is not None and slot is not None:
-        raise InvalidInput("give either cron (schedule) or slot (run now for that fire time), not both")
-    if request.cron is not None:
-        check_cron_shape(request.cron)
-    instance.pipelines.check_variables_set(request.name)
-    if request.cron is not None:
-        job = instance.scheduler.schedule(request.name, request.cron, request.mode or "every")
-        return {"ok": True, "scheduled": True, "job": job}
-    run_id = instance.runner.start(request.name, trigger="api", slot=slot)
-    if request.wait:
-        instance.runner.wait(run_id)
-    run = instance.store.get_run(run_id)
-    return {"ok": True, "scheduled": False, "run_id": run_id, "status": run.status, "slot": run.slot}
+class Operations:
+    """Health, federation status, and running or scheduling a pipeline. The run coordinator
+    and the scheduler are given as providers: they are built when first needed."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        pipelines: Pipelines,
+        runs: Callable[[], RunCoordinator],
+        schedules: Callable[[], Scheduler],
+        about: About,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.pipelines = pipelines
+        self._runs = runs
+        self._schedules = schedules
+        self.about = about
+
+    def health(self) -> dict[str, Any]:
+        """Every check with its details: ``ok`` and, per check (store, registry), ``ok`` and what
+        it answered or its ``error`` (and ``reason``, e.g. ``unreachable`` or ``no_quorum``)."""
+        checks: dict[str, Any] = {}
+        ok = True
+        for name, probe in (("store", self.store.ping), ("registry", self.registry.ping)):
+            try:
+                result = probe()
+                checks[name] = {"ok": True, **(result or {})}
+            except MAOError as exc:
+                ok = False
+                checks[name] = {"ok": False, "error": exc.message}
+                if "reason" in exc.details:
+                    checks[name]["reason"] = exc.details["reason"]
+        return {"ok": ok, "instance": self.about.name, "version": self.about.version, "checks": checks}
+
+    def federation_status(self) -> dict[str, Any]:
+        """This instance, the registry's answer, the live instances and (on etcd) its members."""
+        body: dict[str, Any] = {
+            "instance": self.about.name,
+            "registry": self.registry.ping(),
+            "instances": federation.live_instances(self.registry),
+        }
+        if self.about.etcd:
+            body["members"] = federation.members(self.registry)
+        return body
+
+    def run_pipeline(self, request: PipelineRunBody) -> dict[str, Any]:
+        """Run now (for ``slot``, a cron fire time, if given), or with ``cron`` schedule it (an
+        empty or never-firing cron is a 400). A pipeline whose private variables are not all set
+        here is a 400 naming them, run or schedule. With ``wait``, answer once the run has ended."""
+        slot = normalize_slot(request.slot) if request.slot is not None else None
+        if request.mode is not None and request.cron is None:
+            raise InvalidInput("mode goes with cron: it says how the federation covers the schedule's slots")
+        if request.cron is not None and slot is not None:
+            raise InvalidInput("give either cron (schedule) or slot (run now for that fire time), not both")
+        if request.cron is not None:
+            check_cron_shape(request.cron)
+        self.pipelines.check_variables_set(request.name)
+        if request.cron is not None:
+            job = self._schedules().schedule(request.name, request.cron, request.mode or "every")
+            return {"ok": True, "scheduled": True, "job": job}
+        runs = self._runs()
+        run_id = runs.start(request.name, trigger="api", slot=slot)
+        if request.wait:
+            runs.wait(run_id)
+        run = self.store.get_run(run_id)
+        return {"ok": True, "scheduled": False, "run_id": run_id, "status": run.status, "slot": run.slot}
 
 
 # ------------------------------------------------------------------ runs as they are shown

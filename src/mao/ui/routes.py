@@ -21,7 +21,6 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from mao import operations
 from mao.coverage.grid import SYMBOLS
 from mao.errors import InvalidInput, MAOError, NotFound, RateLimited
 from mao.instance import Instance
@@ -248,8 +247,8 @@ def _section(read: Callable[[], Any]) -> tuple[Any, str | None]:
 @pages.get("")
 def overview(request: Request) -> Response:
     instance = _instance(request)
-    health = operations.health(instance)
-    federation, federation_error = _section(lambda: operations.federation_status(instance))
+    health = instance.operations.health()
+    federation, federation_error = _section(lambda: instance.operations.federation_status())
     ttl = instance.settings.instance_ttl
     for record in (federation or {}).get("instances", []):
         record["alive"] = float(record.get("age", 0)) <= ttl
@@ -329,7 +328,7 @@ def _card(request: Request, name: str, message: str | None = None, status_code: 
 @pages.post("/pipelines/{name}/run")
 def run_now(request: Request, name: str) -> Response:
     check_same_origin(request)
-    started = operations.run_pipeline(_instance(request), PipelineRunBody(name=name))
+    started = _instance(request).operations.run_pipeline(PipelineRunBody(name=name))
     return RedirectResponse(f"/ui/runs/{started['run_id']}", status_code=303)
 
 
@@ -344,7 +343,7 @@ async def schedule(request: Request, name: str) -> Response:
         if not cron:
             raise InvalidInput("give a cron schedule, e.g. '0 * * * *' (hourly)")
         body = PipelineRunBody.model_validate({"name": name, "cron": cron, "mode": mode})
-        job = operations.run_pipeline(_instance(request), body)["job"]
+        job = _instance(request).operations.run_pipeline(body)["job"]
     except NotFound:
         raise
     except MAOError as exc:

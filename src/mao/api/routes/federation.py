@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from mao import federation, operations
+from mao import federation
 from mao.api.deps import InstanceDep
 from mao.api.schemas import FederationStatus, MemberAdded, MemberList, MemberRemoved, Router, responses
 from mao.federation import PEER_URL_PATTERN
@@ -27,7 +27,7 @@ class MemberIn(Strict):
 
 @router.get("/status", response_model=FederationStatus, responses=responses(503))
 def status(instance: InstanceDep) -> Any:
-    return operations.federation_status(instance)
+    return instance.operations.federation_status()
 
 
 @router.get("/members", response_model=MemberList, responses=responses(409, 503))

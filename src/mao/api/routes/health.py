@@ -14,7 +14,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from mao import operations
 from mao.api.deps import InstanceDep, require_token
 from mao.api.schemas import ErrorBody, HealthOut, responses
 from mao.instance import Instance
@@ -25,9 +24,9 @@ router = APIRouter(tags=["health"])
 
 
 def health(instance: Instance) -> JSONResponse:
-    """Every check, with its details (:func:`mao.operations.health`): 200, or 503 with the one
+    """Every check, with its details (:meth:`mao.operations.Operations.health`): 200, or 503 with the one
     error shape beside the checks."""
-    body = operations.health(instance)
+    body = instance.operations.health()
     if not body["ok"]:  # the one error shape, with the checks beside it
         checks = body["checks"]
         failed = "; ".join(f"{name}: {c['error']}" for name, c in checks.items() if not c["ok"])

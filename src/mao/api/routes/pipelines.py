@@ -7,7 +7,6 @@ from typing import Any
 from fastapi import Query
 from pydantic import BaseModel, Field
 
-from mao import operations
 from mao.api.deps import InstanceDep
 from mao.api.schemas import (
     MetricSeries,
@@ -76,8 +75,8 @@ def delete_pipeline(name: PathName, instance: InstanceDep, unregister: bool = Fa
 @router.post("/pipeline/run", response_model=RunStarted, responses=responses(400, 404, 409, 413, 503))
 def run(request: PipelineRunBody, instance: InstanceDep) -> Any:
     """Run now (for ``slot``, a cron fire time, if given), or with ``cron`` schedule it
-    (:func:`mao.operations.run_pipeline`)."""
-    return operations.run_pipeline(instance, request)
+    (:meth:`mao.operations.Operations.run_pipeline`)."""
+    return instance.operations.run_pipeline(request)
 
 
 class VariableIn(BaseModel):
