@@ -271,18 +271,25 @@ class DockerExecutor(Executor):
 
     # ------------------------------------------------------------------ run
 
-    def run(self, spec: StepSpec, on_log: LogSink, cancel: threading.Event | None = None) -> StepResult:
-        cancel = cancel or threading.Event()
+    def _refusal(self, spec: StepSpec) -> str | None:
+        """Why the step cannot be run at all, before anything is asked of the engine."""
         if spec.docker_socket and not self.allow_docker_socket:
-            return StepResult(
-                status=RunStatus.FAILED,
-                error=f"step {spec.step!r} asks for the Docker socket, which this instance does not "
-                "allow (enable allow_docker_socket to permit it)",
+            return (
+                f"step {spec.step!r} asks for the Docker socket, which this instance does not "
+                "allow (enable allow_docker_socket to permit it)"
             )
         try:
-            command = split_command(spec.command)
+            split_command(spec.command)
         except ValueError as exc:
-            return StepResult(status=RunStatus.FAILED, error=f"cannot split command {spec.command!r}: {exc}")
+            return f"cannot split command {spec.command!r}: {exc}"
+        return None
+
+    def _prepare(self, spec: StepSpec, cancel: threading.Event) -> StepResult | Path:
+        """The step's output directory, made; or the result of a step that cannot start
+        (refused, cancelled already, no output directory)."""
+        refused = self._refusal(spec)
+        if refused:
+            return StepResult(status=RunStatus.FAILED, error=refused)
         if cancel.is_set():
             return StepResult(status=RunStatus.CANCELLED, error="cancelled before it started")
         output_dir = Path(spec.output_dir).resolve()
@@ -290,6 +297,14 @@ class DockerExecutor(Executor):
             output_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             return StepResult(status=RunStatus.FAILED, error=f"cannot create the output directory {output_dir}: {exc}")
+        return output_dir
+
+    def run(self, spec: StepSpec, on_log: LogSink, cancel: threading.Event | None = None) -> StepResult:
+        cancel = cancel or threading.Event()
+        output_dir = self._prepare(spec, cancel)
+        if isinstance(output_dir, StepResult):
+            return output_dir
+        command = split_command(spec.command)  # it splits: _refusal checked it
 
         container = None
         digest: str | None = None

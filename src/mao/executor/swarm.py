@@ -173,16 +173,9 @@ class SwarmExecutor(DockerExecutor):
 
     def run(self, spec: StepSpec, on_log: LogSink, cancel: threading.Event | None = None) -> StepResult:
         cancel = cancel or threading.Event()
-        refused = self._refusal(spec)
-        if refused:
-            return StepResult(status=RunStatus.FAILED, error=refused)
-        if cancel.is_set():
-            return StepResult(status=RunStatus.CANCELLED, error="cancelled before it started")
-        output_dir = Path(spec.output_dir).resolve()
-        try:
-            output_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            return StepResult(status=RunStatus.FAILED, error=f"cannot create the output directory {output_dir}: {exc}")
+        output_dir = self._prepare(spec, cancel)
+        if isinstance(output_dir, StepResult):
+            return output_dir
 
         service = None
         digest: str | None = None
@@ -202,21 +195,12 @@ class SwarmExecutor(DockerExecutor):
 
     def _refusal(self, spec: StepSpec) -> str | None:
         """Why the step cannot be run at all, before anything is asked of the swarm."""
-        if spec.docker_socket and not self.allow_docker_socket:
-            return (
-                f"step {spec.step!r} asks for the Docker socket, which this instance does not "
-                "allow (enable allow_docker_socket to permit it)"
-            )
         if self.network_mode == "none":
             return (
                 "Docker Swarm has no network 'none' for a service: set network_mode (MAO_NETWORK_MODE) to "
                 "'bridge' (the nodes' default network), 'host', or the name of a swarm network"
             )
-        try:
-            split_command(spec.command)
-        except ValueError as exc:
-            return f"cannot split command {spec.command!r}: {exc}"
-        return None
+        return super()._refusal(spec)
 
     def _image(self, spec: StepSpec) -> tuple[str, str | None]:
         """The reference the service is given, and the image's digest when the manager knows it."""
