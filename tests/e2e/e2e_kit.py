@@ -14,6 +14,26 @@ from waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_IMAGE = "mao/demo-tool:e2e"
+DEMO_PIPELINE = {
+    "name": "demo",
+    "steps": [
+        {
+            "name": "collect",
+            "tool": "demo",
+            "output_dataset": "observations",
+            "cmd": "sh /usr/src/app/tool.sh collect",
+            "env": {"SOURCE": "unit"},
+        },
+        {
+            "name": "analyse",
+            "tool": "demo",
+            "input_dataset": "observations",
+            "output_dataset": "insights",
+            "cmd": ["sh", "/usr/src/app/tool.sh", "analyse"],
+        },
+    ],
+}
+"""Two steps of the demo tool: rows collected into ``observations``, summed up into ``insights``."""
 
 
 def required() -> bool:

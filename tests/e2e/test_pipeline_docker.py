@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from e2e_kit import bare_repo, git
+from e2e_kit import DEMO_PIPELINE, bare_repo, git
 
 from mao.config import Settings
 from mao.instance import Instance
@@ -50,28 +50,7 @@ def test_multi_step_pipeline_with_input_and_provenance(inst, tmp_path):
     obs, ins = bare_repo(tmp_path / "obs.git"), bare_repo(tmp_path / "ins.git")
     dataset(inst, "observations", str(obs))
     dataset(inst, "insights", f"file://{ins}")
-    define(
-        inst,
-        {
-            "name": "demo",
-            "steps": [
-                {
-                    "name": "collect",
-                    "tool": "demo",
-                    "output_dataset": "observations",
-                    "cmd": "sh /usr/src/app/tool.sh collect",
-                    "env": {"SOURCE": "unit"},
-                },
-                {
-                    "name": "analyse",
-                    "tool": "demo",
-                    "input_dataset": "observations",
-                    "output_dataset": "insights",
-                    "cmd": ["sh", "/usr/src/app/tool.sh", "analyse"],
-                },
-            ],
-        },
-    )
+    define(inst, DEMO_PIPELINE)
     first = run(inst, "demo")
     assert first.status == "succeeded", first.error
     second = run(inst, "demo")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from e2e_kit import DEMO_IMAGE, ROOT, bare_repo, git
+from e2e_kit import DEMO_IMAGE, DEMO_PIPELINE, ROOT, bare_repo, git
 
 import docker
 from mao.config import Settings
@@ -15,26 +15,6 @@ from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn
 from mao.registry.memory import MemoryRegistry
 
 pytestmark = pytest.mark.docker
-
-PIPELINE = {
-    "name": "demo",
-    "steps": [
-        {
-            "name": "collect",
-            "tool": "demo",
-            "output_dataset": "observations",
-            "cmd": "sh /usr/src/app/tool.sh collect",
-            "env": {"SOURCE": "unit"},
-        },
-        {
-            "name": "analyse",
-            "tool": "demo",
-            "input_dataset": "observations",
-            "output_dataset": "insights",
-            "cmd": ["sh", "/usr/src/app/tool.sh", "analyse"],
-        },
-    ],
-}
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +44,7 @@ def _run_twice(tmp_path: Path, name: str, **settings: str) -> tuple[Path, Path, 
         inst.catalog.add_tool(ToolIn(name="demo", image=DEMO_IMAGE))
         inst.catalog.add_dataset(DatasetIn(name="observations", body=DatasetBody(master=str(obs))))
         inst.catalog.add_dataset(DatasetIn(name="insights", body=DatasetBody(master=str(ins))))
-        inst.pipelines.init(PipelineIn.model_validate(PIPELINE))
+        inst.pipelines.init(PipelineIn.model_validate(DEMO_PIPELINE))
         runs = [inst.store.get_run(inst.runner.run_sync("demo")) for _ in range(2)]
     finally:
         inst.close()
