@@ -90,7 +90,8 @@ def test_close_failing_n_times_lands_with_the_real_status(instance, define, remo
         assert run.status == RunStatus.SUCCEEDED and run.error is None and run.finished_at is not None
         assert [s.status for s in run.steps] == ["succeeded", "succeeded"]
         assert disk.failures == 3 and instance.runner.closer.pending_ids() == []
-        assert "run succeeded" in [line.line for line in instance.store.logs(run_id)]
+        # the run's last log line is written after the store took the close: wait for it
+        wait_for(lambda: "run succeeded" in [line.line for line in instance.store.logs(run_id)], 20, "the last log line")
 
         second = instance.runner.run_sync("two")  # the pipeline runs again, without a restart
         assert instance.store.get_run(second).status == RunStatus.SUCCEEDED

@@ -28,6 +28,47 @@ IMAGE_CHECK_TIMEOUT = 10.0
 """Seconds a check of a tool's image may take, looking it up and trying a pull."""
 
 
+@dataclass(frozen=True)
+class StepTransfer:
+    """How a node that does not share the instance's disk gets a step's trees and returns one.
+
+    The node sends ``Authorization: Bearer <token>`` (valid for this step only) and:
+    GET ``data_url`` for a tar of the output worktree as the step starts; GET ``input_url``
+    (when set) for a tar of the input view at its pinned commit; PUT ``data_url`` with a tar of
+    the tree the tool left. The instance checks that tar and makes the node commit itself.
+    """
+
+    data_url: str
+    token: str
+    input_url: str | None = None
+
+
+@dataclass(frozen=True)
+class StepResources:
+    """What a step asks of the engine: cpus and memory (``512m``, ``2g``) for every engine;
+    a Slurm ``partition`` and generic resources (``gres``, e.g. ``gpu:1``)."""
+
+    cpus: float | None = None
+    memory: str | None = None
+    partition: str | None = None
+    gres: str | None = None
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the engine put a step, as it reports it: ``queued`` (accepted, not started) or
+    ``running``, on ``node``, as the engine's ``job`` (a Slurm job id, a Kubernetes Job, a
+    Swarm service)."""
+
+    executor: str
+    state: Literal["queued", "running"]
+    node: str | None = None
+    job: str | None = None
+
+
+PlacementSink = Callable[[Placement], None]
+
+
 @dataclass
 class StepSpec:
     """What to run. ``command`` is a string (split like a shell would, without a shell) or a list."""
@@ -46,6 +87,11 @@ class StepSpec:
     instance: str = ""
     secret_values: list[str] = field(default_factory=list)
     """Values that must never appear in logs: replaced by ``***`` before ``on_log`` sees a line."""
+    resources: StepResources = field(default_factory=StepResources)
+    transfer: StepTransfer | None = None
+    """Set when the step's data travels by commit (the engine's nodes do not share the disk)."""
+    on_placement: PlacementSink | None = None
+    """Called by engines that queue steps each time the step's placement changes."""
 
     @property
     def labels(self) -> dict[str, str]:
@@ -64,6 +110,8 @@ class StepResult:
     image_digest: str | None = None
     error: str | None = None
     container_id: str | None = None
+    node: str | None = None
+    """The host that ran the step, when the engine reports it (``Mao-Node``)."""
 
     def __post_init__(self) -> None:
         self.status = RunStatus(self.status)
