@@ -182,7 +182,7 @@ require_root() { [[ $(id -u) -eq 0 ]] || die "must run as root (apt-get, dockerd
 
 APT_UPDATED=0
 REQUIRED_PKGS=(docker.io docker-compose etcd-server etcd-client busybox-static openssh-server openssh-client git
-               debootstrap)
+               debootstrap git-annex datalad slurmctld slurmd slurm-client munge)
 OPTIONAL_PKGS=(podman runc)
 
 pkg_installed() { [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true) == 'install ok installed' ]]; }
