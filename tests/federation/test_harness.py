@@ -15,7 +15,7 @@ def test_three_instances_share_the_registry_and_the_remote(federation) -> None:
     started = time.monotonic()
     a, b, c = federation.add_nodes(3)
     startup = time.monotonic() - started
-    assert startup < 20, f"three instances took {startup:.1f}s to start"
+    assert startup < 60, f"three instances took {startup:.1f}s to start"
     for node in (a, b, c):
         code, body = node.health()
         assert code == 200, body

@@ -184,11 +184,11 @@ def test_each_scheduler_fires_with_its_own_instance(tmp_path, registry):
     try:
         for inst in instances:
             inst.scheduler.start()
-        wait_for(lambda: all(i.store.list_runs("p") for i in instances), 10, "a cron run on each instance")
+        wait_for(lambda: all(i.store.list_runs("p") for i in instances), 30, "a cron run on each instance")
         for inst in instances:
             runs = inst.store.list_runs("p")
             assert len(runs) == 1 and runs[0].trigger == "cron"
-            inst.runner.wait(runs[0].id, timeout=10)
+            inst.runner.wait(runs[0].id, timeout=30)
         fire("sched", "p")  # called without the serving instance: skipped, not run elsewhere
         assert [len(i.store.list_runs("p")) for i in instances] == [1, 1]
     finally:
