@@ -26,7 +26,7 @@ from pydantic_settings import (
 from mao.errors import InvalidInput
 from mao.validation import check_name
 
-ExecutorName = Literal["docker", "swarm"]
+ExecutorName = Literal["docker", "swarm", "slurm"]
 """The engines a step can run on (``executor`` in the settings and in a step)."""
 
 DEFAULT_MARKETPLACE_URL = "https://mao-mao-research.github.io/hub/api"
@@ -51,7 +51,9 @@ NOTIFICATION_EVENTS = (
     "run.conflict",
     "metric.suspect",
     "vote.disputed",
+    "ground_truth.untrusted",
     "coverage.gap",
+    "slot.deadline_missed",
     "instance.lost",
     "notification.failed",
 )
@@ -156,6 +158,12 @@ class Settings(BaseSettings):
     git_email: str = "mao@localhost"
     ssh_key_dir: Path | None = None
     push_retries: int = Field(default=3, ge=0)
+    sign_commits: bool = True
+    """Sign every commit with the instance's SSH key (``ssh_key_dir``'s, else one created in
+    ``<data_dir>/signing``); the public half is published in the registry."""
+    verify_ground_truth: bool | None = None
+    """Check each new first-parent commit of a fetched ``ground-truth`` and build on none that no
+    known instance signed (None: on with the etcd registry, i.e. in a federation)."""
 
     marketplace_url: str = DEFAULT_MARKETPLACE_URL
 
@@ -166,6 +174,26 @@ class Settings(BaseSettings):
     swarm_host: str | None = None
     """The Docker API of a Swarm manager (``unix:///...`` or ``tcp://...``), for ``executor: swarm``."""
     docker_host: str | None = None
+    slurm_conf: Path | None = None
+    """The cluster's ``slurm.conf`` (``SLURM_CONF`` of the Slurm commands), for ``executor: slurm``;
+    unset: the commands' own default (``/etc/slurm/slurm.conf``, or a configless setup)."""
+    slurm_container_cli: str = "docker"
+    """The container CLI a Slurm job runs the step's container with, on the node: ``docker`` or
+    ``podman`` (or a docker-compatible command with its options, split like a shell would)."""
+    slurm_data: Literal["commit", "shared"] = "commit"
+    """How a Slurm step gets its data: ``commit`` (the node fetches the pinned trees from the API at
+    ``exchange_url`` and sends the output back), or ``shared`` (the nodes see the instance's data
+    directory at the same paths: plain bind mounts)."""
+    slurm_partition: str | None = None
+    """The partition of steps that name none in their ``resources``; unset: the cluster's default."""
+    slurm_log_dir: Path | None = None
+    """Where jobs write their output (read while they run): a directory the nodes and the instance
+    both see; default ``<data_dir>/slurm``."""
+    exchange_url: str | None = None
+    """The URL cluster nodes reach this instance's API by (``http://head:8321``), for steps whose
+    data travels by commit; default: ``public_url``."""
+    transfer_max_bytes: int = Field(default=2 * 1024**3, ge=1024, le=1024**4)
+    """The largest tree (an uncompressed tar) a node may send back for a step."""
     executor_url: str | None = None
     executor_token: str | None = None
     """Bearer token of the executor service; unset: the one it generated into ``<data_dir>/executor-token``."""
@@ -197,10 +225,17 @@ class Settings(BaseSettings):
     instance takes over the slot of a claimer that died."""
     coverage_claim_poll: float = Field(default=1.0, gt=0, le=60)
     """Seconds between an instance's looks at an open ``one``-mode slot it does not hold."""
+    trigger_poll_interval: float = Field(default=30.0, gt=0, le=3600)
+    """Seconds between two looks (``git ls-remote``) at the ``ground-truth`` of a dataset a
+    pipeline's trigger watches; with etcd a merge by the federation is seen at once."""
     coverage_backfill_on_start: bool = False
     """At start, run this instance's ``one``-mode schedules' gaps (slots nobody delivered)."""
     coverage_backfill_max_age: int = Field(default=86400, ge=60)
     """How far back, in seconds, ``coverage_backfill_on_start`` looks for gaps."""
+    deadline_check_interval: float = Field(default=15.0, gt=0, le=3600)
+    """Seconds between two looks for slots whose deadline (a pipeline's ``deadline``) passed."""
+    deadline_lookback: int = Field(default=86400, ge=60, le=30 * 86400)
+    """How far back, in seconds, past deadlines are checked (a slot older than that is never alerted)."""
 
     notifications: Annotated[list[NotificationRule], NoDecode] = Field(default_factory=list)
     """Rules sending events to webhooks and the log (YAML ``notifications:``)."""
@@ -301,6 +336,11 @@ class Settings(BaseSettings):
                 "executor: swarm needs swarm_host (MAO_SWARM_HOST): the Docker API of a Swarm manager, "
                 "e.g. unix:///var/run/docker.sock on the manager or tcp://manager:2376"
             )
+        if self.executor == "slurm" and self.slurm_data == "commit" and not (self.exchange_url or self.public_url):
+            raise ValueError(
+                "executor: slurm with slurm_data: commit needs exchange_url (MAO_EXCHANGE_URL): the URL the "
+                "cluster's nodes reach this API by, e.g. http://head-node:8321; or slurm_data: shared"
+            )
         if self.executor == "swarm" and self.network_mode == "none":
             raise ValueError(
                 "executor: swarm cannot give steps no network (network_mode: none): Swarm services have "
@@ -321,7 +361,14 @@ class Settings(BaseSettings):
             value = "/" + value
         return value if value.endswith("/") else value + "/"
 
-    @field_validator("data_dir", "ssh_key_dir", "executor_data_root")
+    @field_validator("exchange_url")
+    @classmethod
+    def _exchange_url(cls, value: str | None) -> str | None:
+        if value and not re.fullmatch(r"https?://[^\s/@]+(/[^\s]*)?", value):
+            raise ValueError(f"exchange_url must be an http(s) URL without credentials, not {value!r}")
+        return value.rstrip("/") if value else None
+
+    @field_validator("data_dir", "ssh_key_dir", "executor_data_root", "slurm_conf", "slurm_log_dir")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser().absolute() if value is not None else None

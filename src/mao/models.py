@@ -5,7 +5,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from mao.config import ExecutorName
 from mao.errors import InvalidInput, MAOError
@@ -164,6 +173,23 @@ VOTE_DEADLINE = 600
 """Seconds after a slot opens by which it is tallied, when the dataset does not say (``vote_deadline``)."""
 
 
+class AnnexIn(Strict):
+    """Large files of a dataset kept by git-annex (DataLad-compatible): ``largefiles`` is
+    git-annex's ``annex.largefiles`` expression, written to the dataset's ``.gitattributes``."""
+
+    largefiles: str = Field(
+        max_length=500,
+        description="which files are annexed, e.g. 'largerthan=1mb or include=*.nc' (git-annex's annex.largefiles)",
+    )
+
+    @field_validator("largefiles")
+    @classmethod
+    def _largefiles(cls, value: str) -> str:
+        from mao.validation import check_largefiles
+
+        return check_largefiles(value)
+
+
 class DatasetBody(Strict):
     """A dataset's registry value. ``policy`` decides how ground-truth is written: ``merge``
     (every node change merged in) or ``vote`` (per slot, the change a strict majority agrees
@@ -190,6 +216,8 @@ class DatasetBody(Strict):
         description="where gateway records are appended (default records/{token}.jsonl; {token}: the token's name)",
         json_schema_extra={"pattern": RECORDS_PATH_RE.pattern},
     )
+    annex: AnnexIn | None = None
+    """Large files through git-annex (None: plain git, no git-annex call at all)."""
 
     @field_validator("record_schema")
     @classmethod
@@ -321,11 +349,102 @@ class MetricRule(Strict):
 
 MetricName = Annotated[str, Field(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NAME_RE.pattern)]
 
+MEMORY_RE = re.compile(r"^[1-9][0-9]{0,8}[kmgtKMGT]?$")
+PARTITION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+GRES_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}(:[A-Za-z0-9_.-]{1,32})?(:[1-9][0-9]{0,3})?$")
+MAX_GRES_ITEMS = 8
+
+
+class StepResourcesIn(Strict):
+    """What a step asks of the engine: ``cpus`` (a positive number), ``memory`` (``512m``, ``2g``:
+    a whole number with k, m, g or t), and on Slurm a ``partition`` and generic resources
+    (``gres``: ``gpu:1``, ``gpu:a100:2``, several separated by commas)."""
+
+    cpus: float | None = Field(default=None, gt=0, le=1024, allow_inf_nan=False)
+    memory: Annotated[str, Field(pattern=MEMORY_RE.pattern, max_length=10)] | None = None
+    partition: Annotated[str, Field(pattern=PARTITION_RE.pattern, max_length=64)] | None = None
+    gres: Annotated[str, Field(max_length=300)] | None = None
+
+    @field_validator("gres")
+    @classmethod
+    def _gres(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        items = value.split(",")
+        if len(items) > MAX_GRES_ITEMS or not all(GRES_RE.fullmatch(item) for item in items):
+            raise ValueError(
+                f"gres {value[:100]!r} is not a list of generic resources such as gpu:1 or gpu:a100:2 "
+                f"(at most {MAX_GRES_ITEMS}, separated by commas)"
+            )
+        return value
+
+
+MAX_RETRIES = 20
+"""Retries of one step (attempts after the first)."""
+MAX_RETRY_DELAY = 24 * 3600
+"""Seconds: the longest backoff or max_delay a step may ask for."""
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def _duration(value: Any) -> Any:
+    """``10s``, ``5m``, ``1h``, ``500ms`` or a number of seconds, as seconds."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string such as 10s, 5m or 1h")
+    if isinstance(value, str):
+        match = _DURATION_RE.fullmatch(value)
+        if match is None:
+            raise ValueError(f"{value!r} is no duration: write a number of seconds or 10s, 5m, 1h, 500ms")
+        return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return value
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(_duration),
+    Field(ge=0, le=MAX_RETRY_DELAY, allow_inf_nan=False),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "maximum": MAX_RETRY_DELAY},
+                {"type": "string", "pattern": _DURATION_RE.pattern},
+            ]
+        }
+    ),
+]
+"""Seconds, given as a number or as ``10s``, ``5m``, ``1h``, ``500ms``."""
+ExitCode = Annotated[int, Field(ge=1, le=255)]
+
+
+class RetryPolicy(Strict):
+    """When a step whose container failed is run again: up to ``max`` more times, after
+    ``backoff`` seconds doubled at each retry and capped at ``max_delay``; only for an exit
+    code in ``on_exit_codes`` (every non-zero code when it is empty) and never for one in
+    ``never_on_exit_codes``. A timeout, a cancel or a container that never ran is not retried."""
+
+    max: int = Field(default=3, ge=1, le=MAX_RETRIES)
+    backoff: Duration = 10.0
+    max_delay: Duration = 300.0
+    on_exit_codes: list[ExitCode] = Field(default_factory=list, max_length=255)
+    never_on_exit_codes: list[ExitCode] = Field(default_factory=list, max_length=255)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RetryPolicy:
+        if self.max_delay < self.backoff:
+            raise ValueError(f"max_delay ({self.max_delay:g}s) is shorter than backoff ({self.backoff:g}s)")
+        both = sorted(set(self.on_exit_codes) & set(self.never_on_exit_codes))
+        if both:
+            raise ValueError(f"exit codes {both} are both in on_exit_codes and never_on_exit_codes")
+        return self
+
 
 class StepIn(Strict):
     name: Name
     tool: Name
     input_dataset: Name | None = None
+    input_paths: list[Annotated[str, Field(min_length=1, max_length=300)]] | None = Field(default=None, max_length=100)
+    """The input's files the step reads (globs or directories); of an annexed input only their
+    content is fetched. None: all of it."""
     output_dataset: Name
     cmd: (
         Annotated[str, Field(max_length=MAX_CMD)]
@@ -344,6 +463,8 @@ class StepIn(Strict):
     timeout: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
     executor: ExecutorName | None = None
     """The engine this step runs on; None: the instance's ``executor``."""
+    resources: StepResourcesIn | None = None
+    """What the step asks of the engine (cpus, memory; a Slurm partition and gres)."""
     metrics: dict[MetricName, MetricRule] | None = Field(
         default=None,
         max_length=MAX_METRICS,
@@ -351,6 +472,8 @@ class StepIn(Strict):
     )
     """Rules for the control metrics the tool writes to ``mao-metrics.json``; a value that
     breaks one marks the step suspect."""
+    retries: RetryPolicy | None = None
+    """When a failed container is run again (None: never)."""
 
     @field_validator("env", mode="before")
     @classmethod
@@ -381,6 +504,70 @@ class StepIn(Strict):
 
     def private_variables(self) -> list[str]:
         return [m.group(1) for v in self.env.values() if (m := PRIVATE_RE.fullmatch(v))]
+
+
+DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+MAX_TRIGGER_DATASETS = 20
+MAX_DEBOUNCE = 24 * 3600
+
+
+def parse_duration(value: Any, what: str = "duration") -> float:
+    """Seconds from ``30s``, ``2m``, ``1h``, ``500ms`` or a plain number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"{what} must be a duration such as 30s, 2m or 1h")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := DURATION_RE.fullmatch(value.strip().lower())):
+        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2) or "s"]
+    else:
+        raise ValueError(f"{what} {value!r} is not a duration: give a number with s, m or h, such as 30s, 2m or 1h")
+    if not 0 <= seconds <= MAX_DEBOUNCE:
+        raise ValueError(f"{what} must be between 0s and {MAX_DEBOUNCE // 3600}h, got {value!r}")
+    return seconds
+
+
+class TriggerIn(Strict):
+    """Run the pipeline when an input dataset's ``ground-truth`` moves, whoever moved it.
+
+    ``mode``: ``any`` (a move of one of ``datasets``) or ``all`` (each of them has moved since
+    the last triggered run); ``debounce``: wait until no dataset has moved for that long
+    (``30s``, ``2m``); ``federation``: ``every`` instance with the pipeline runs once per
+    change, or ``one`` instance of the whole federation does (a claim on the change)."""
+
+    datasets: list[Name] = Field(min_length=1, max_length=MAX_TRIGGER_DATASETS)
+    mode: Literal["any", "all"] = "any"
+    debounce: float = Field(default=0.0, ge=0, le=MAX_DEBOUNCE, description="seconds, or a duration such as 30s, 2m, 1h")
+    federation: Literal["every", "one"] = "every"
+
+    @field_validator("debounce", mode="before")
+    @classmethod
+    def _debounce(cls, value: Any) -> float:
+        return parse_duration(value, "debounce")
+
+    @field_validator("datasets")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        twice = sorted({d for d in value if value.count(d) > 1})
+        if twice:
+            raise ValueError(f"dataset {twice[0]!r} is named twice in the trigger")
+        return value
+
+
+DEADLINE_RE = re.compile(r"^([1-9][0-9]{0,6})([smhd])$")
+_DEADLINE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_DEADLINE = 30 * 86400
+
+
+def parse_deadline(value: str) -> int:
+    """Seconds of a slot deadline: ``90s``, ``30m``, ``2h``, ``1d`` (at most 30 days)."""
+    match = DEADLINE_RE.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise InvalidInput(f"deadline {value!r} is not a duration: give a whole number with s, m, h or d, such as 30m")
+    seconds = int(match.group(1)) * _DEADLINE_UNITS[match.group(2)]
+    if seconds > MAX_DEADLINE:
+        raise InvalidInput(f"deadline {value!r} is longer than 30 days")
+    return seconds
 
 
 class PipelineIn(Strict):
@@ -414,6 +601,14 @@ class PipelineIn(Strict):
     steps: list[StepIn] = Field(default_factory=list, max_length=MAX_STEPS)
     tool: Name | None = None
     dataset: Name | None = None
+    trigger: TriggerIn | None = None
+    """Runs started when an input dataset's ``ground-truth`` moves (see :class:`TriggerIn`)."""
+    deadline: str | None = Field(
+        default=None,
+        max_length=12,
+        description="each slot of the pipeline's schedules is due this long after its fire time, e.g. 30m",
+    )
+    """A slot with no delivered run (a ``vote`` dataset: no decision) by then raises an alert."""
     private_variables: dict[
         Annotated[str, Field(pattern=ENV_NAME_RE.pattern)], Annotated[str, Field(max_length=MAX_ENV_VALUE)]
     ] = Field(
@@ -452,17 +647,40 @@ class PipelineIn(Strict):
             if step.name in seen:
                 raise ValueError(f"step name {step.name!r} is used twice")
             seen.add(step.name)
+        if self.trigger is not None:
+            written = sorted({s.output_dataset for s in self.steps} & set(self.trigger.datasets))
+            if written:
+                raise ValueError(
+                    f"the trigger watches dataset {written[0]!r}, which a step of this pipeline writes: "
+                    "each run would trigger the next; watch its input datasets only"
+                )
         return self
+
+    @field_validator("deadline")
+    @classmethod
+    def _deadline(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            parse_deadline(value)
+        except MAOError as exc:
+            raise ValueError(exc.message) from None
+        return value
 
     def placeholders(self) -> list[str]:
         return sorted({v for step in self.steps for v in step.private_variables()})
 
     def definition(self) -> dict[str, Any]:
-        return {
+        definition = {
             "name": self.name,
             "description": self.description,
             "steps": [s.model_dump(exclude_none=True) for s in self.steps],
         }
+        if self.trigger is not None:
+            definition["trigger"] = self.trigger.model_dump()
+        if self.deadline is not None:
+            definition["deadline"] = self.deadline
+        return definition
 
 
 # ``POST /pipeline/run``: run a pipeline now, or schedule it (a run as the store records it

@@ -127,6 +127,9 @@ class Executor(ABC):
     image, an unreachable engine, a non-zero exit all come back as a failed StepResult."""
 
     name = "executor"
+    transfers_data = False
+    """True for an engine whose nodes do not share the instance's disk: its steps get a
+    :class:`StepTransfer` (``StepSpec.transfer``) and their output comes back through it."""
 
     @abstractmethod
     def run(self, spec: StepSpec, on_log: LogSink, cancel: threading.Event | None = None) -> StepResult:
