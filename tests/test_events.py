@@ -11,6 +11,7 @@ from mao.events import (
     CoverageGap,
     Event,
     EventBus,
+    GroundTruthUntrusted,
     InstanceLost,
     LockWaited,
     LogLine,
@@ -20,7 +21,10 @@ from mao.events import (
     RunFinished,
     RunStarted,
     ScheduleFired,
+    SlotDeadlineMet,
+    SlotDeadlineMissed,
     StepFinished,
+    StepRetried,
     StepStarted,
     VoteDisputed,
 )
@@ -87,7 +91,11 @@ SAMPLES: list[tuple[Event, dict]] = [
         StepFinished(run_id=3, pipeline="p", step="s", status=RunStatus.SUCCEEDED, error=None, duration_s=0.5),
         {"run_id": 3, "pipeline": "p", "step": "s", "status": "succeeded", "error": None, "duration_s": 0.5},
     ),
-    (LogLine(run_id=3, step=None, line="x"), {"run_id": 3, "step": None, "line": "x"}),
+    (
+        StepRetried(run_id=3, pipeline="p", step="s", attempt=1, exit_code=75, delay_s=10.0),
+        {"run_id": 3, "pipeline": "p", "step": "s", "attempt": 1, "exit_code": 75, "delay_s": 10.0},
+    ),
+    (LogLine(run_id=3, step=None, line="x"), {"run_id": 3, "step": None, "line": "x", "attempt": None}),
     (
         ScheduleFired(pipeline="p", slot=SLOT, lag_s=0.2, outcome="skipped", reason="why", run_id=None),
         {"pipeline": "p", "slot": SLOT, "lag_s": 0.2, "outcome": "skipped", "reason": "why", "run_id": None},
@@ -110,6 +118,18 @@ SAMPLES: list[tuple[Event, dict]] = [
         },
     ),
     (VoteDisputed(dataset="d", slot=SLOT), {"dataset": "d", "slot": SLOT}),
+    (
+        SlotDeadlineMissed(pipeline="p", slot=SLOT, deadline=SLOT, reason="undelivered", detail="none"),
+        {"pipeline": "p", "slot": SLOT, "deadline": SLOT, "reason": "undelivered", "detail": "none"},
+    ),
+    (
+        SlotDeadlineMet(pipeline="p", slot=SLOT, deadline=SLOT, delivered_by="a, b"),
+        {"pipeline": "p", "slot": SLOT, "deadline": SLOT, "delivered_by": "a, b"},
+    ),
+    (
+        GroundTruthUntrusted(dataset="d", commit="c", trusted="t", reason="not signed"),
+        {"dataset": "d", "commit": "c", "trusted": "t", "reason": "not signed"},
+    ),
     (CoverageGap(pipeline="p", slot=SLOT), {"pipeline": "p", "slot": SLOT}),
     (InstanceLost(instance="beta"), {"instance": "beta"}),
     (

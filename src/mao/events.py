@@ -17,6 +17,7 @@ The events:
 - :class:`RunFinished` ``run.finished``: every end of a run, the ones recovery gives
   (``interrupted``) included
 - :class:`StepStarted` ``step.started``, :class:`StepFinished` ``step.finished``
+- :class:`StepRetried` ``step.retried``: a step's failed attempt is to be run again
 - :class:`LogLine` ``log``: every stored log line of a run
 - :class:`ScheduleFired` ``schedule.fired``: a scheduler fire handled: ``started`` (its run
   recorded and queued), ``queued`` (recorded behind a run of its pipeline still pending or
@@ -27,7 +28,14 @@ The events:
 - :class:`PushRetried` ``push.retried``: a push tried again (attempt 2 is the first retry)
 - :class:`MetricSuspect` ``metric.suspect``: a step's control metric broke its rule
 - :class:`VoteDisputed` ``vote.disputed``: a slot's tally found no majority
+- :class:`GroundTruthUntrusted` ``ground_truth.untrusted``: a fetched ``ground-truth`` advanced to a
+  commit no known instance signed (not built on)
 - :class:`CoverageGap` ``coverage.gap``: once per slot this instance's pipeline missed
+- :class:`SlotDeadlineMissed` ``slot.deadline_missed``: a slot with no delivered run (or, for
+  a ``vote`` dataset, no ``ground-truth`` decision) by its deadline; once per slot for the
+  whole federation, published by the instance that noticed it first
+- :class:`SlotDeadlineMet` ``slot.deadline_met``: a slot delivered (and decided) by its
+  deadline, published once per slot by the instance that checked it first
 - :class:`InstanceLost` ``instance.lost``: a member that was live is gone
 - :class:`NotificationFailed` ``notification.failed``: a notification given up on (dead letter)
 """
@@ -122,6 +130,20 @@ class StepFinished(Event):
 
 
 @dataclass(frozen=True)
+class StepRetried(Event):
+    """A step's attempt failed with an exit code its retry policy retries: the next attempt
+    (2 for the first retry) starts after ``delay_s`` seconds, unless the run is cancelled."""
+
+    kind: ClassVar[str] = "step.retried"
+    run_id: int
+    pipeline: str
+    step: str
+    attempt: int
+    exit_code: int
+    delay_s: float
+
+
+@dataclass(frozen=True)
 class LogLine(Event):
     """A log line of a run as stored (a run's own lines have no step)."""
 
@@ -129,6 +151,8 @@ class LogLine(Event):
     run_id: int
     step: str | None
     line: str
+    attempt: int | None = None
+    """The step's attempt whose container wrote the line (None: not a container's line)."""
 
 
 # the scheduler, the datasets' remotes and locks ---------------------------------
@@ -187,10 +211,44 @@ class VoteDisputed(Event):
 
 
 @dataclass(frozen=True)
+class GroundTruthUntrusted(Event):
+    """A fetched ``ground-truth`` advanced to ``commit``, which no known instance (or no elector
+    of its slot) signed; the instance works from ``trusted`` meanwhile."""
+
+    kind: ClassVar[str] = "ground_truth.untrusted"
+    dataset: str
+    commit: str
+    trusted: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class CoverageGap(Event):
     kind: ClassVar[str] = "coverage.gap"
     pipeline: str
     slot: str
+
+
+@dataclass(frozen=True)
+class SlotDeadlineMissed(Event):
+    kind: ClassVar[str] = "slot.deadline_missed"
+    pipeline: str
+    slot: str
+    deadline: str
+    """When the slot was due (ISO-8601 UTC): its fire time plus the pipeline's ``deadline``."""
+    reason: str
+    """``undelivered`` (no delivered run) or ``undecided`` (a ``vote`` dataset without a decision)."""
+    detail: str
+
+
+@dataclass(frozen=True)
+class SlotDeadlineMet(Event):
+    kind: ClassVar[str] = "slot.deadline_met"
+    pipeline: str
+    slot: str
+    deadline: str
+    delivered_by: str
+    """The instances that delivered it, comma-separated."""
 
 
 @dataclass(frozen=True)
@@ -213,13 +271,17 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     RunFinished,
     StepStarted,
     StepFinished,
+    StepRetried,
     LogLine,
     ScheduleFired,
     LockWaited,
     PushRetried,
     MetricSuspect,
     VoteDisputed,
+    GroundTruthUntrusted,
     CoverageGap,
+    SlotDeadlineMissed,
+    SlotDeadlineMet,
     InstanceLost,
     NotificationFailed,
 )

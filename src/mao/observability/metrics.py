@@ -20,7 +20,15 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from mao.errors import MAOError
-from mao.events import LockWaited, PushRetried, RunFinished, ScheduleFired, StepFinished
+from mao.events import (
+    LockWaited,
+    PushRetried,
+    RunFinished,
+    ScheduleFired,
+    SlotDeadlineMissed,
+    StepFinished,
+    StepRetried,
+)
 from mao.registry.keys import merged_dataset
 
 if TYPE_CHECKING:
@@ -77,6 +85,12 @@ class Metrics:
         self.push_retries = Counter(
             "mao_push_retries", "Pushes to a dataset's remote tried again after a failure", ["dataset"], registry=r
         )
+        self.step_retries = Counter(
+            "mao_step_retries",
+            "Steps run again after an attempt failed with an exit code their retry policy retries",
+            ["pipeline", "step"],
+            registry=r,
+        )
         self.fire_lag = Histogram(
             "mao_scheduler_fire_lag_seconds",
             "Delay between a cron fire time and the scheduler firing",
@@ -94,6 +108,12 @@ class Metrics:
             registry=r,
         )
         self._call_children: dict[tuple[str, str], Any] = {}
+        self.deadlines_missed = Counter(
+            "mao_slot_deadline_missed",
+            "Slots with no delivered run (or vote decision) by their deadline, alerted by this instance",
+            ["pipeline"],
+            registry=r,
+        )
         self.registry_errors = Counter(
             "mao_registry_errors", "Calls to the federation registry that raised", ["backend", "op"], registry=r
         )
@@ -106,7 +126,9 @@ class Metrics:
             bus.subscribe(self._step_finished, StepFinished),
             bus.subscribe(self._lock_waited, LockWaited),
             bus.subscribe(self._push_retried, PushRetried),
+            bus.subscribe(self._step_retried, StepRetried),
             bus.subscribe(self._schedule_fired, ScheduleFired),
+            bus.subscribe(self._deadline_missed, SlotDeadlineMissed),
         ]
 
     def exposition(self) -> bytes:
@@ -149,6 +171,12 @@ class Metrics:
 
     def _push_retried(self, event: PushRetried) -> None:
         self.push_retries.labels(event.dataset).inc()
+
+    def _step_retried(self, event: StepRetried) -> None:
+        self.step_retries.labels(event.pipeline, event.step).inc()
+
+    def _deadline_missed(self, event: SlotDeadlineMissed) -> None:
+        self.deadlines_missed.labels(event.pipeline).inc()
 
     def _schedule_fired(self, event: ScheduleFired) -> None:
         self.fires.labels(event.outcome).inc()

@@ -20,8 +20,10 @@ from mao.delivery import NodeCommit
 from mao.errors import GitError, MAOError, MergeConflict
 from mao.events import RunStarted, StepFinished, StepStarted
 from mao.executor.base import PullPolicy, StepSpec
+from mao.runs.attempts import StepAttempts
 from mao.runs.environment import node_branch, render_env, step_environment
 from mao.runs.steps import RunInfo, StepContext
+from mao.runs.transfers import StepTransferScope
 from mao.status import RunStatus
 from mao.store.models import utcnow
 from mao.store.steps import SUCCEEDED, StepOutcome, StepRecord, StepRows
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from mao.config import ExecutorName
     from mao.datasets.manager import DatasetManager
     from mao.delivery import MergeDelivery, VoteDelivery
+    from mao.exchange import StepExchange
     from mao.executor.base import Executor
     from mao.models import StepIn
     from mao.quality import StepReports
@@ -52,6 +55,8 @@ class StepEngines:
     datasets: Callable[[], DatasetManager]
     executor: Callable[[ExecutorName | None], Executor]
     """The engine of a step: the one it names (``executor``), None: the instance's."""
+    exchange: Callable[[], StepExchange] | None = None
+    """The transfers of steps on engines whose nodes do not share the disk (data by commit)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,7 @@ class RunLauncher:
         self.catalog = catalog
         self._datasets = engines.datasets
         self._executor = engines.executor
+        self._exchange = engines.exchange
         self.events = log.events
         self.log = log
         self.merge = delivery.merge
@@ -99,6 +105,7 @@ class RunLauncher:
         self.settings = settings
         self.slot_delivered = delivery.slot_delivered
         self.rows = StepRows(store)
+        self.attempts = StepAttempts(store, log, engines.datasets)
 
     def launch(self, run: RunInfo, steps: list[StepIn], cancel: threading.Event) -> tuple[RunStatus, str | None]:
         """Run the steps; the run's status and error (the coordinator closes the run)."""
@@ -182,10 +189,13 @@ class RunLauncher:
             instance=ctx.instance,
             secret_values=ctx.secrets,
         )
+        transfer = StepTransferScope(self._exchange)  # for engines whose nodes do not share the disk
         try:
             engine = self._executor(step.executor)
-            result = engine.run(spec, say, cancel)
+            spec.transfer = transfer.open(engine, ctx.worktree, ctx.input_dir)
+            result = transfer.settle(self.attempts.run(engine, spec, ctx, cancel))
         finally:
+            transfer.close()
             if ctx.input_dir is not None and step.input_dataset:
                 datasets.release_input(step.input_dataset, ctx.input_dir)
         record.exit_code, record.image_digest = result.exit_code, result.image_digest
@@ -195,7 +205,7 @@ class RunLauncher:
         report = self.reports.check(run, step, ctx.worktree, say, ctx.secrets)
         if report.suspect:
             record.suspect, record.suspect_detail = True, (report.detail or "")[:4000]
-        outcome = self._deliver(ctx, ctx.trailers(result.image_digest, engine.name), record, report.suspect, say)
+        outcome = self._deliver(ctx, ctx.trailers(result.image_digest, engine.name, result.node), record, report.suspect, say)
         if outcome.status == RunStatus.SUCCEEDED:
             self.reports.publish(report, run, step_id, say, record.output_commit)
         return outcome
@@ -225,7 +235,8 @@ class RunLauncher:
         record.image, record.output_branch = tool["image"], branch
         datasets = self._datasets()
 
-        prepared = datasets.prepare_step(dataset, doc["master"], branch, offline_ok=True)
+        largefiles = (doc.get("annex") or {}).get("largefiles")
+        prepared = datasets.prepare_step(dataset, doc["master"], branch, offline_ok=True, largefiles=largefiles)
         # branches whose push failed earlier
         for pending_branch, ok in datasets.push_branches(dataset, prepared.pending).items():
             say(f"earlier commit on {pending_branch} " + ("pushed now" if ok else "still not pushed"))
@@ -233,8 +244,10 @@ class RunLauncher:
         input_dir: Path | None = None
         input_commit = None
         if step.input_dataset:
-            in_url = self.catalog.get_dataset(step.input_dataset)["master"]
-            input_dir, input_commit = datasets.acquire_input(step.input_dataset, in_url)
+            in_doc = self.catalog.get_dataset(step.input_dataset)
+            input_dir, input_commit = datasets.acquire_input(
+                step.input_dataset, in_doc["master"], annexed=bool(in_doc.get("annex")), paths=step.input_paths
+            )
             record.input_commit = input_commit
             say(f"input {step.input_dataset} at ground-truth {input_commit or '(empty: no ground-truth yet)'}")
 
@@ -258,6 +271,7 @@ class RunLauncher:
             input_dir=input_dir,
             input_commit=input_commit,
             electorate=electorate,
+            trigger_changes=tuple(run.changes),
         )
 
     def _deliver(

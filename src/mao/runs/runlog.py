@@ -23,13 +23,14 @@ class RunLog:
         """Log lines on their way to the store: in batches, each within a fraction of a second."""
         self.events = events
 
-    def line(self, run_id: int, step: str | None, line: str) -> None:
-        self.buffer.add(run_id, step, line)
-        self.events.publish(LogLine(run_id=run_id, step=step, line=line))
+    def line(self, run_id: int, step: str | None, line: str, attempt: int | None = None) -> None:
+        self.buffer.add(run_id, step, line, attempt)
+        self.events.publish(LogLine(run_id=run_id, step=step, line=line, attempt=attempt))
 
-    def note(self, run_id: int, step: str | None) -> Note:
-        """A writer of the lines of ``step`` (None: the run's own lines)."""
-        return partial(self.line, run_id, step)
+    def note(self, run_id: int, step: str | None, attempt: int | None = None) -> Note:
+        """A writer of the lines of ``step`` (None: the run's own lines); ``attempt``: the
+        step's attempt whose container writes them."""
+        return partial(self.line, run_id, step, attempt=attempt)
 
     def flush(self) -> None:
         self.buffer.flush()

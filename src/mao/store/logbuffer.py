@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LogEntry = tuple[int, "str | None", str]
+LogEntry = tuple[int, "str | None", str, "int | None"]
+"""``(run_id, step, line, attempt)``: ``attempt`` the step's attempt whose container wrote it."""
 
 
 class LogBuffer:
@@ -40,11 +41,11 @@ class LogBuffer:
         self._closed = False
         self._thread: threading.Thread | None = None
 
-    def add(self, run_id: int, step: str | None, line: str) -> None:
+    def add(self, run_id: int, step: str | None, line: str, attempt: int | None = None) -> None:
         """Wait ``line`` for the next batch, cut to :data:`~mao.untrusted.MAX_LOG_LINE_BYTES`."""
         line = cap_line(line)
         with self._lock:
-            self._lines.append((run_id, step, line))
+            self._lines.append((run_id, step, line, attempt))
             if self._since is None:
                 self._since = time.monotonic()
             full = len(self._lines) >= self.max_lines

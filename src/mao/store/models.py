@@ -24,6 +24,8 @@ class Pipeline(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     steps: Mapped[list[Any]] = mapped_column(JSON)
+    trigger: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """The pipeline's dataset trigger (:class:`mao.models.TriggerIn` as JSON), if it has one."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -36,6 +38,8 @@ class Run(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)
     trigger: Mapped[str] = mapped_column(String(16), default="manual")
     slot: Mapped[str | None] = mapped_column(String(32), index=True)
+    trigger_changes: Mapped[list[Any] | None] = mapped_column(JSON)
+    """A run triggered by datasets' changes: ``<dataset>@<commit>`` of each change it is for."""
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
@@ -74,6 +78,32 @@ class StepRun(Base):
     finished_at: Mapped[datetime | None]
 
     run: Mapped[Run] = relationship(back_populates="steps")
+    attempts: Mapped[list[StepAttempt]] = relationship(
+        back_populates="step", order_by="StepAttempt.number", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class StepAttempt(Base):
+    """One run of a step's container: a step with a retry policy has one per attempt (the
+    step's row holds the last one's result)."""
+
+    __tablename__ = "step_attempts"
+    __table_args__ = (UniqueConstraint("step_id", "number", name="uq_step_attempts_step_number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    step_id: Mapped[int] = mapped_column(ForeignKey("step_runs.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    """1 for the first attempt."""
+    status: Mapped[str] = mapped_column(String(16))
+    exit_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime]
+    duration_s: Mapped[float] = mapped_column(Float(precision=53))
+    retry_delay_s: Mapped[float | None] = mapped_column(Float(precision=53))
+    """Seconds waited after this attempt before the next one; None: it was the last."""
+
+    step: Mapped[StepRun] = relationship(back_populates="attempts")
 
 
 class LogLine(Base):
@@ -85,6 +115,8 @@ class LogLine(Base):
     step: Mapped[str | None] = mapped_column(String(64))
     ts: Mapped[datetime] = mapped_column(default=utcnow)
     line: Mapped[str] = mapped_column(Text)
+    attempt: Mapped[int | None]
+    """The attempt of the step whose container wrote the line; None: not a container's line."""
 
 
 class PrivateVariable(Base):

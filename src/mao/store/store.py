@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from mao.errors import AlreadyExists, Conflict, MAOError, NotFound, StoreError, map_errors
-from mao.models import StepIn
+from mao.models import StepIn, TriggerIn
 from mao.status import ACTIVE, TRANSITIONS, RunStatus, check_transition
 from mao.store.db import migrate, sqlite_file
 from mao.store.files import private_sqlite
@@ -49,6 +49,7 @@ def _record(row: Pipeline) -> PipelineRecord:
         name=row.name,
         description=row.description,
         steps=as_steps(row.steps),
+        trigger=TriggerIn.model_validate(row.trigger) if row.trigger else None,
         created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),
     )
@@ -142,10 +143,21 @@ class Store:
 
     # pipelines -----------------------------------------------------------------
 
-    def add_pipeline(self, name: str, description: str, steps: Iterable[StepIn | dict[str, Any]]) -> PipelineRecord:
+    def add_pipeline(
+        self,
+        name: str,
+        description: str,
+        steps: Iterable[StepIn | dict[str, Any]],
+        trigger: TriggerIn | None = None,
+    ) -> PipelineRecord:
         try:
             with self.session() as s:
-                row = Pipeline(name=name, description=description, steps=dump_steps(as_steps(steps)))
+                row = Pipeline(
+                    name=name,
+                    description=description,
+                    steps=dump_steps(as_steps(steps)),
+                    trigger=trigger.model_dump() if trigger is not None else None,
+                )
                 s.add(row)
                 s.flush()
                 return _record(row)
@@ -396,6 +408,7 @@ class Store:
                 "status": RunStatus.PENDING.value,
                 "trigger": r.request.trigger,
                 "slot": r.request.slot,
+                "trigger_changes": list(r.request.changes) or None,
                 "created_at": now,
             }
             for r in new
@@ -515,10 +528,14 @@ class Store:
     def append_log(self, run_id: int, step: str | None, line: str) -> None:
         self.append_logs([(run_id, step, line)])
 
-    def append_logs(self, lines: Iterable[tuple[int, str | None, str]]) -> None:
-        """Store log lines, in order, in one transaction; a line over
-        :data:`~mao.untrusted.MAX_LOG_LINE_BYTES` is cut, with a note of its size."""
-        rows = [LogLine(run_id=run_id, step=step, line=cap_line(line)) for run_id, step, line in lines]
+    def append_logs(self, lines: Iterable[tuple[Any, ...]]) -> None:
+        """Store log lines ``(run_id, step, line)`` or ``(run_id, step, line, attempt)``, in
+        order, in one transaction; a line over :data:`~mao.untrusted.MAX_LOG_LINE_BYTES` is
+        cut, with a note of its size."""
+        rows = [
+            LogLine(run_id=entry[0], step=entry[1], line=cap_line(entry[2]), attempt=entry[3] if len(entry) > 3 else None)
+            for entry in lines
+        ]
         if not rows:
             return
         with self.session() as s:
