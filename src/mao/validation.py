@@ -124,3 +124,63 @@ Name = Annotated[
 ]
 """An identifier; the pattern and lengths are part of the OpenAPI document."""
 GitURL = Annotated[str, AfterValidator(_git_url)]
+
+
+# ---------------------------------------------------------------------------- git-annex largefiles
+
+#: Longest ``largefiles`` expression accepted.
+MAX_LARGEFILES = 500
+
+# The terms of a git-annex file matching expression (git-annex-matching-expression(1)) that
+# make sense for ``annex.largefiles``; values are checked by their own patterns below.
+_LARGEFILES_TERM_RE = re.compile(
+    r"""^(?:
+        (?:largerthan|smallerthan)=\d+(?:\.\d+)?\s*(?:[kmgtpe]i?b|b|bytes?|[kmgtpe]ib?)? |
+        (?:include|exclude)=[A-Za-z0-9_.*?\[\]/!^-]+ |
+        (?:mimetype|mimeencoding)=[A-Za-z0-9_.*+/-]+ |
+        anything | nothing
+    )$""",
+    re.VERBOSE | re.IGNORECASE,
+)
+LARGEFILES_OPERATORS = {"and", "or", "not", "(", ")"}
+"""The operators of a largefiles expression."""
+
+
+def check_largefiles(expression: str) -> str:
+    """``expression`` if it is a git-annex ``annex.largefiles`` expression this project writes,
+    e.g. ``largerthan=1mb or include=*.nc``; ValueError naming the part that is not."""
+    text = " ".join(expression.split())
+    if not text:
+        raise ValueError("largefiles is empty")
+    if len(text) > MAX_LARGEFILES:
+        raise ValueError(f"largefiles is longer than {MAX_LARGEFILES} characters")
+    depth = 0
+    expect_term = True
+    for token in re.findall(r"\(|\)|[^\s()]+", text):
+        kind = _largefiles_kind(token)
+        allowed = {"(": expect_term, ")": not expect_term, "not": expect_term, "op": not expect_term}
+        if not allowed.get(kind, expect_term):
+            raise ValueError(f"{token!r} is out of place in largefiles {text!r}")
+        depth += {"(": 1, ")": -1}.get(kind, 0)
+        if depth < 0:
+            raise ValueError(f"unbalanced parentheses in largefiles {text!r}")
+        if kind in ("op", "term"):
+            expect_term = kind == "op"
+    if depth != 0 or expect_term:
+        raise ValueError(f"largefiles {text!r} is incomplete (a term or a parenthesis is missing)")
+    return text
+
+
+def _largefiles_kind(token: str) -> str:
+    """``(``, ``)``, ``not``, ``op`` (and, or) or ``term``; ValueError for anything else."""
+    low = token.lower()
+    if token in ("(", ")") or low == "not":
+        return low
+    if low in ("and", "or"):
+        return "op"
+    if _LARGEFILES_TERM_RE.match(token):
+        return "term"
+    raise ValueError(
+        f"{token!r} is not a largefiles term (largerthan=, smallerthan=, include=, exclude=, "
+        "mimetype=, mimeencoding=, anything, nothing, joined by and/or/not and parentheses)"
+    )

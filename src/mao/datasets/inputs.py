@@ -16,6 +16,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from mao.datasets.annex import NO_FILTER, Annex
 from mao.datasets.core import DatasetCore
 from mao.datasets.refs import GROUND_TRUTH, check_ref
 from mao.errors import GitError, InvalidInput
@@ -36,18 +37,35 @@ class _View:
 class InputViews:
     """Input views of the datasets of ``core``, and which of them steps are reading."""
 
-    def __init__(self, core: DatasetCore) -> None:
+    def __init__(self, core: DatasetCore, annex: Annex | None = None) -> None:
         self.core = core
         self.git = core.git
+        self.annex = annex
         self._views: dict[Path, _View] = {}  # guarded by the dataset locks
 
-    def acquire(self, name: str, url: str, ref: str = GROUND_TRUTH) -> tuple[Path, str | None]:
+    def acquire(
+        self, name: str, url: str, ref: str = GROUND_TRUTH, *, annexed: bool = False, paths: list[str] | None = None
+    ) -> tuple[Path, str | None]:
         """A read-only view of ``origin/<ref>`` (the agreed state for ground-truth) after a fetch:
         (directory, commit); an empty directory and None when there is no such commit yet.
-        Give the directory back with :meth:`release` once the step is done with it."""
+        Give the directory back with :meth:`release` once the step is done with it.
+
+        Of an ``annexed`` dataset, the view holds the annexed content of the files ``paths``
+        match (all: None), fetched if the clone lacks it and hard-linked from the clone's annex."""
         check_ref(ref)
         with self.core.lock(name):
             clone = self.core.ensure_clone(name, url)
+            path, sha = self._acquire(name, clone, ref, annexed)
+            if annexed and sha is not None and self.annex is not None:
+                try:
+                    self.annex.fill_view(name, clone, path, sha, paths)
+                except BaseException:
+                    self._views[path].users -= 1
+                    raise
+            return path, sha
+
+    def _acquire(self, name: str, clone: Path, ref: str, annexed: bool) -> tuple[Path, str | None]:
+        with self.core.lock(name):
             sha = self.core.refs.resolve(clone, ref)
             root = self.core.dataset_dir(name) / "inputs"
             root.mkdir(parents=True, exist_ok=True)
@@ -72,7 +90,7 @@ class InputViews:
                     number += 1
                 path = root / f"view-{number}"
             view = mine.get(path) or _View(None)
-            self._move(clone, path, view.commit, sha)
+            self._move(clone, path, view.commit, sha, annexed)
             view.commit, view.users = sha, view.users + 1
             views[path] = view
             return path, sha
@@ -96,7 +114,7 @@ class InputViews:
                 commit = None
             views[path] = _View(commit)
 
-    def _move(self, clone: Path, path: Path, old: str | None, new: str) -> None:
+    def _move(self, clone: Path, path: Path, old: str | None, new: str, annexed: bool = False) -> None:
         """Bring the view at ``path`` from commit ``old`` to ``new``: the changed files only,
         or everything afresh when the view is new or not as ``old`` left it."""
         if not isinstance(new, str) or not new:
@@ -104,8 +122,10 @@ class InputViews:
         index = path.with_suffix(".index")
         marker = path.with_suffix(".commit")
         env = {"GIT_INDEX_FILE": str(index)}
-        work = ["--work-tree", str(path)]
+        work = [*(NO_FILTER if annexed else ()), "--work-tree", str(path)]
         marker.unlink(missing_ok=True)  # until the move is complete, the view's commit is unknown
+        if annexed and self.annex is not None and path.is_dir():
+            self.annex.unfill_view(clone, path, env)
         if old is not None and index.is_file() and path.is_dir():
             moved = self.git.call([*work, "read-tree", "-m", "-u", old, new], clone, env=env)
             if moved.returncode == 0:
@@ -115,6 +135,7 @@ class InputViews:
         if path.exists():
             shutil.rmtree(path)
         index.unlink(missing_ok=True)
+        path.with_suffix(".annexed").unlink(missing_ok=True)
         path.mkdir(parents=True)
         try:
             self.git.run([*work, "read-tree", "--reset", "-u", new], clone, env=env)

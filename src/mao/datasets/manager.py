@@ -17,6 +17,7 @@ part                        owns
 ``history.History``         a branch's history with trailers, a branch's tip, one file
 ``inputs.InputViews``       input datasets as read-only views moved from commit to commit
 ``bare.BareRepositories``   bare repositories served by this instance
+``annex.Annex``             large files through git-annex, for datasets that ask for it
 ==========================  ===========================================================
 
 A step writes its own node branch (``<step>-<instance>``) in its worktree, so two
@@ -26,25 +27,31 @@ index. ``ground-truth`` is only ever written by merges and tallies.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from mao.datasets.annex import Annex
 from mao.datasets.attributes import MergeAttributes
 from mao.datasets.bare import BareRepositories
 from mao.datasets.changes import Changes, Entry, TallyCommit
 from mao.datasets.core import DatasetCore
 from mao.datasets.git import Git
-from mao.datasets.groundtruth import GroundTruth, MergeSource
+from mao.datasets.groundtruth import GroundTruth, MergeSource, Rider
 from mao.datasets.history import History
 from mao.datasets.inputs import InputViews
 from mao.datasets.nodes import NodeBranches, Prepared
 from mao.datasets.publish import Publisher
 from mao.datasets.refs import GROUND_TRUTH, check_branch
 from mao.datasets.retries import PushRetries
+from mao.datasets.signing import Signature, SignatureReader
 from mao.datasets.worktrees import Worktrees
+from mao.errors import GitError
 
 __all__ = ["GROUND_TRUTH", "DatasetManager", "MergeSource", "Prepared", "check_branch"]
+
+logger = logging.getLogger(__name__)
 
 
 class DatasetManager:
@@ -73,8 +80,10 @@ class DatasetManager:
         self._ground_truth = GroundTruth(self._core, self._worktrees, self._retries, MergeAttributes(git))
         self._changes = Changes(self._core, self._retries)
         self._history = History(self._core)
-        self._inputs = InputViews(self._core)
+        self._annex = Annex(self._core)
+        self._inputs = InputViews(self._core, self._annex)
         self._bare = BareRepositories(git, bare_dir)
+        self._signatures = SignatureReader(git)
 
     # ------------------------------------------------------------------ settings
 
@@ -129,21 +138,44 @@ class DatasetManager:
 
     # ------------------------------------------------------------------ a step's output
 
-    def prepare_step(self, name: str, url: str, branch: str, *, offline_ok: bool = False) -> Prepared:
-        """A clean worktree of node ``branch`` to write in, with what the fetch told (see :meth:`NodeBranches.prepare`)."""
-        return self._nodes.prepare(name, url, branch, offline_ok=offline_ok)
+    def prepare_step(
+        self, name: str, url: str, branch: str, *, offline_ok: bool = False, largefiles: str | None = None
+    ) -> Prepared:
+        """A clean worktree of node ``branch`` to write in, with what the fetch told (see :meth:`NodeBranches.prepare`).
+
+        With ``largefiles`` (git-annex's ``annex.largefiles`` expression), the files it matches
+        are annexed when committed (see :mod:`mao.datasets.annex`)."""
+        prepared = self._nodes.prepare(name, url, branch, offline_ok=offline_ok)
+        if largefiles is not None:
+            self._annex.configure(name, prepared.worktree, largefiles)
+        return prepared
 
     def prepare_output(self, name: str, url: str, branch: str, *, offline_ok: bool = False) -> Path:
         """The worktree of :meth:`prepare_step`."""
         return self._nodes.prepare(name, url, branch, offline_ok=offline_ok).worktree
 
     def commit_output(self, worktree: Path, message: str, trailers: dict[str, str]) -> str | None:
-        """Commit everything in ``worktree`` (ignored files too) with trailers; None if nothing changed."""
-        return self._publisher.commit(worktree, message, trailers)
+        """Commit everything in ``worktree`` (ignored files too) with trailers; None if nothing changed.
+
+        Of an annexed dataset, the content of the annexed files is copied to the remote
+        after the commit (GitError if it could not be: the commit is kept, the next push sends it)."""
+        sha = self._publisher.commit(worktree, message, trailers)
+        if sha is not None:
+            self._annex.upload(self._core.locate(worktree)[0])
+        return sha
 
     def push(self, name: str, branch: str) -> bool:
         """Push ``branch`` to origin; False (the commits stay local) if every attempt failed."""
-        return self._publisher.push(name, branch)
+        return self._upload(name) and self._publisher.push(name, branch)
+
+    def _upload(self, name: str) -> bool:
+        """Annexed content origin lacks sent to it (nothing to do for a plain dataset); False if it could not be."""
+        try:
+            self._annex.upload(name)
+        except GitError as exc:
+            logger.warning("dataset %s: annexed content not sent to the remote: %s", name, exc.message)
+            return False
+        return True
 
     def pending_pushes(self, name: str) -> list[str]:
         """Local node branches holding commits that origin does not have, as of the last fetch."""
@@ -151,6 +183,8 @@ class DatasetManager:
 
     def push_branches(self, name: str, branches: Sequence[str]) -> dict[str, bool]:
         """Push each of ``branches`` (with retries); branch -> pushed."""
+        if branches and not self._upload(name):
+            return dict.fromkeys(branches, False)
         return self._publisher.push_branches(name, branches)
 
     def push_pending(self, name: str) -> dict[str, bool]:
@@ -164,6 +198,19 @@ class DatasetManager:
     ) -> str:
         """Merge node ``branch`` into ground-truth and push both; the merge commit (see :meth:`GroundTruth.merge`)."""
         return self._ground_truth.merge(name, branch, message, trailers, source)
+
+    def merge_train(
+        self,
+        name: str,
+        branch: str,
+        message: str,
+        trailers: dict[str, str],
+        riders: list[Rider],
+        commit: str | None = None,
+    ) -> tuple[str, dict[str, str]]:
+        """Merge node ``branch``, then the riders' node commits, into ground-truth and push once
+        (see :meth:`GroundTruth.merge_train`)."""
+        return self._ground_truth.merge_train(name, branch, message, trailers, riders, commit)
 
     def change_of(self, name: str, commit: str) -> list[Entry]:
         """The entries ``commit`` changed against its first parent (everything, for a root commit)."""
@@ -191,10 +238,36 @@ class DatasetManager:
         """The content of ``path`` in the dataset's ``ground-truth`` (as of a fresh fetch)."""
         return self._history.read_agreed_file(name, url, path, max_bytes)
 
-    def acquire_input(self, name: str, url: str, ref: str = GROUND_TRUTH) -> tuple[Path, str | None]:
+    def acquire_input(
+        self, name: str, url: str, ref: str = GROUND_TRUTH, *, annexed: bool = False, paths: list[str] | None = None
+    ) -> tuple[Path, str | None]:
         """A read-only view of ``origin/<ref>`` after a fetch: (directory, commit); give it back
-        with :meth:`release_input`."""
-        return self._inputs.acquire(name, url, ref)
+        with :meth:`release_input`. Of an ``annexed`` dataset, only the content of the files
+        ``paths`` match (all: None) is fetched (see :meth:`InputViews.acquire`)."""
+        return self._inputs.acquire(name, url, ref, annexed=annexed, paths=paths)
+
+    # ------------------------------------------------------------------ signatures
+
+    def on_fetch(self, check: Callable[[str, Path], None] | None) -> None:
+        """Call ``check(dataset, clone)`` after every fetch, under the dataset's lock (the
+        ground-truth check: it may move ``refs/remotes/origin/ground-truth`` back)."""
+        self._core.after_fetch = check
+
+    def signatures(self, name: str, commits: Sequence[str], *, allowed: str, revoked: str = "") -> list[Signature]:
+        """The signatures of ``commits`` of the dataset's clone, read in one git call against the
+        allowed-signers text ``allowed`` and the revoked keys ``revoked``."""
+        clone = self._core.existing_clone(name)
+        return self._signatures.read(clone, list(commits), allowed=allowed, revoked=revoked)
+
+    def existing_commits(self, name: str, commits: Sequence[str]) -> set[str]:
+        """Those of ``commits`` the dataset's clone holds."""
+        return self._signatures.existing(self._core.existing_clone(name), commits)
+
+    def on_branch(self, name: str, commit: str, branch: str) -> bool:
+        """Whether ``commit`` is on ``origin/<branch>`` as last fetched."""
+        clone = self._core.existing_clone(name)
+        tip = self._core.refs.rev(clone, f"refs/remotes/origin/{check_branch(branch)}")
+        return tip is not None and self._core.refs.is_ancestor(clone, commit, tip)
 
     def release_input(self, name: str, path: Path) -> None:
         """A step is done with the input view at ``path``."""

@@ -205,7 +205,8 @@ class RunLauncher:
         report = self.reports.check(run, step, ctx.worktree, say, ctx.secrets)
         if report.suspect:
             record.suspect, record.suspect_detail = True, (report.detail or "")[:4000]
-        outcome = self._deliver(ctx, ctx.trailers(result.image_digest, engine.name, result.node), record, report.suspect, say)
+        trailers = ctx.trailers(result.image_digest, engine.name, result.node)
+        outcome = self._deliver(ctx, trailers, record, report.suspect, say)
         if outcome.status == RunStatus.SUCCEEDED:
             self.reports.publish(report, run, step_id, say, record.output_commit)
         return outcome
