@@ -15,7 +15,9 @@ started by :meth:`Instance.start_background` in this order and stopped in revers
 4. the heartbeat in the registry,
 5. the tally of closed vote slots,
 6. the replay of federation work deferred while the registry was away,
-7. the slot claims of ``one``-mode schedules (and the backfill at start).
+7. the slot claims of ``one``-mode schedules (and the backfill at start),
+8. the check of slots whose deadline passed,
+9. the triggers: runs started when an input dataset's ``ground-truth`` moves.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mao import __version__
@@ -33,6 +36,7 @@ from mao.coverage.index import CoverageIndex
 from mao.coverage.recorder import CoverageRecorder
 from mao.errors import ExecutorError, MAOError
 from mao.events import EventBus, RunFinished
+from mao.exchange import StepExchange
 from mao.federation import Heartbeat, live_instances
 from mao.loop import Background
 from mao.observability import MeteredRegistry, Metrics
@@ -47,7 +51,9 @@ from mao.store.secrets import SecretKeys
 
 if TYPE_CHECKING:
     from mao.agreement.tally import Tallier
+    from mao.agreement.trust import GroundTruthTrust
     from mao.coverage.claims import SlotClaims
+    from mao.datasets.git import Git
     from mao.datasets.manager import DatasetManager
     from mao.delivery import MergeDelivery, VoteDelivery
     from mao.executor.base import Executor
@@ -58,7 +64,9 @@ if TYPE_CHECKING:
     from mao.operations import Operations
     from mao.runs.coordinator import RunCoordinator
     from mao.runs.recovery import RunRecovery
+    from mao.scheduler.deadlines import DeadlineChecker
     from mao.scheduler.scheduler import Scheduler
+    from mao.triggers.watch import TriggerWatch
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +117,9 @@ class Instance:
         self._engines: dict[ExecutorName, Executor] = dict(engines or {})
         """The engines of steps that name one other than the instance's (``executor`` of a step)."""
         self._datasets = datasets
+        self._exchange: StepExchange | None = None
         self._lock = threading.Lock()
+        self._trust: GroundTruthTrust | None = None
         self._built: dict[str, Callable[[], None]] = {}
         """The components built so far that need a stop, each with its stop (see :meth:`release`)."""
         self._released: set[str] = set()
@@ -126,6 +136,8 @@ class Instance:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.store.setup()
         private_dir(self.settings.data_dir)
+        if self.signing_key is not None:
+            self.publish_signing_key()
 
     # the outside services, built on first use ------------------------------------------
 
@@ -157,8 +169,31 @@ class Instance:
             engines += [engine for engine in self._engines.values() if engine not in engines]
         return engines
 
+    @property
+    def exchange(self) -> StepExchange:
+        """The open transfers of the steps whose data travels by commit (:mod:`mao.exchange`)."""
+        with self._lock:
+            if self._exchange is None:
+                s = self.settings
+                self._exchange = StepExchange(
+                    s.exchange_url or s.public_url, s.data_dir / "exchange", s.transfer_max_bytes
+                )
+            return self._exchange
+
     def _make_executor(self, name: ExecutorName) -> Executor:
         s = self.settings
+        if name == "slurm":
+            from mao.executor.slurm import SlurmCommands, SlurmExecutor
+
+            return SlurmExecutor(
+                SlurmCommands(s.slurm_conf),
+                container_cli=s.slurm_container_cli,
+                data=s.slurm_data,
+                log_dir=s.slurm_log_dir or s.data_dir / "slurm",
+                partition=s.slurm_partition,
+                network_mode=None if s.network_mode == "bridge" else s.network_mode,
+                instance=self.name,
+            )
         if name == "swarm":
             if not s.swarm_host:
                 raise ExecutorError(
@@ -195,7 +230,10 @@ class Instance:
                 from mao.datasets.manager import DatasetManager
 
                 git = Git(
-                    ssh_key_dir=self.settings.ssh_key_dir, name=self.settings.git_name, email=self.settings.git_email
+                    ssh_key_dir=self.settings.ssh_key_dir,
+                    name=self.settings.git_name,
+                    email=self.settings.git_email,
+                    signing_key=self.signing_key,
                 )
                 self._datasets = DatasetManager(
                     git,
@@ -205,7 +243,58 @@ class Instance:
                     local_remote_roots=self.settings.local_remote_roots,
                     on_push_retry=self.metrics.on_push_retry,
                 )
+                if self.verifies_ground_truth:
+                    self._datasets.on_fetch(self.ground_truth_trust(git).after_fetch)
             return self._datasets
+
+    # signed commits ---------------------------------------------------------------------------
+
+    @cached_property
+    def signing_key(self) -> Path | None:
+        """The private key this instance signs its commits with (created if missing), or None."""
+        from mao.datasets.signing import ensure_signing_key
+
+        if not self.settings.sign_commits:
+            return None
+        return ensure_signing_key(self.settings.ssh_key_dir, self.settings.data_dir / "signing", f"mao {self.name}")
+
+    @cached_property
+    def public_signing_key(self) -> str | None:
+        from mao.datasets.signing import public_key_of
+
+        return public_key_of(self.signing_key) if self.signing_key is not None else None
+
+    def publish_signing_key(self) -> bool:
+        """Put this instance's public signing key in the registry (once); False if it cannot now."""
+        from mao.agreement.signers import KeyDirectory
+
+        if self.public_signing_key is None:
+            return False
+        try:
+            KeyDirectory(self.registry).publish(self.name, self.public_signing_key)
+        except MAOError as exc:
+            log.warning("could not publish this instance's signing key (again at the next heartbeat): %s", exc.message)
+            return False
+        return True
+
+    @property
+    def verifies_ground_truth(self) -> bool:
+        configured = self.settings.verify_ground_truth
+        return configured if configured is not None else self.settings.registry_backend == "etcd"
+
+    def ground_truth_trust(self, git: Git) -> GroundTruthTrust:
+        """The check of each fetched ground-truth (built once, with the datasets' git)."""
+        from mao.agreement.signers import KeyDirectory
+        from mao.agreement.trust import GroundTruthTrust
+
+        with self._lock:
+            if self._trust is None:
+                self._trust = GroundTruthTrust(git, KeyDirectory(self.registry), self.events)
+            return self._trust
+
+    def untrusted_ground_truth(self) -> dict[str, dict[str, Any]]:
+        """The datasets whose ground-truth advanced to an untrusted commit (none before any fetch)."""
+        return self._trust.alerts() if self._trust is not None else {}
 
     # federation: agreement, delivery, coverage --------------------------------------------
 
@@ -285,6 +374,28 @@ class Instance:
         self._built["claims"] = claims.stop
         return claims
 
+    @cached_property
+    def deadlines(self) -> DeadlineChecker:
+        """The verdicts of slots whose deadline passed, once per slot for the federation."""
+        from mao.scheduler.deadlines import DeadlineChecker, DeadlineSettings
+
+        s = self.settings
+        settings = DeadlineSettings(owner=self.name, interval=s.deadline_check_interval, lookback=s.deadline_lookback)
+        return DeadlineChecker(self.registry, self.catalog, self.coverage, self.events, settings)
+
+    @cached_property
+    def triggers(self) -> TriggerWatch:
+        """Runs started when a watched dataset's ``ground-truth`` moves (started with the background)."""
+        from mao.triggers.heads import RemoteHeads
+        from mao.triggers.state import TriggerHeads
+        from mao.triggers.watch import TriggerSettings, TriggerWatch
+
+        heads = RemoteHeads(self.datasets.git, self.datasets.local_remote_roots)
+        settings = TriggerSettings(owner=self.name, poll=float(self.settings.trigger_poll_interval))
+        return TriggerWatch(
+            heads, TriggerHeads(self.store), (self.store, self.catalog), self.registry, lambda: self.runner, settings
+        )
+
     # this instance's pipelines and runs ----------------------------------------------------
 
     @cached_property
@@ -299,7 +410,15 @@ class Instance:
         from mao.operations import About, Operations
 
         about = About(self.name, self.version, etcd=self.settings.registry_backend == "etcd")
-        return Operations(self.store, self.registry, self.pipelines, lambda: self.runner, lambda: self.scheduler, about)
+        return Operations(
+            self.store,
+            self.registry,
+            self.pipelines,
+            lambda: self.runner,
+            lambda: self.scheduler,
+            about,
+            untrusted=self.untrusted_ground_truth,
+        )
 
     @cached_property
     def runner(self) -> RunCoordinator:
@@ -320,7 +439,9 @@ class Instance:
         launcher = RunLauncher(
             store=self.store,
             catalog=self.catalog,
-            engines=StepEngines(datasets=lambda: self.datasets, executor=self.executor_for),
+            engines=StepEngines(
+                datasets=lambda: self.datasets, executor=self.executor_for, exchange=lambda: self.exchange
+            ),
             delivery=StepDelivery(self.merge_delivery, self.vote_delivery, slot_delivered),
             reports=StepReports(MetricStore(self.store), self.events, self.insights, owner=self.name),
             log=run_log,
@@ -402,8 +523,13 @@ class Instance:
         """This instance's heartbeat: its record (name, URL, version, backend) under a lease."""
         s = self.settings
 
+        published: list[bool] = []
+
         def record() -> dict[str, Any]:
+            if not published and self.publish_signing_key():
+                published.append(True)
             return {
+                "signing_key": self.public_signing_key,
                 "name": s.instance_name,
                 "api_url": s.api_url,
                 "version": self.version,
@@ -432,6 +558,7 @@ class Instance:
     def start_background(self) -> None:
         """Start the serving process's background services, in the module docstring's order."""
         from mao.agreement.service import TallyLoop
+        from mao.scheduler.deadlines import DeadlineWatch
 
         self._announce_recovered(self.recovery.recover())
         self.start_notifier()
@@ -443,6 +570,8 @@ class Instance:
         self.background.add(TallyLoop(lambda: self.tallier.due()))
         self.background.add(self.replayer)
         self.background.add(_Released("claims", self, start=self.backfill_at_start))
+        self.background.add(DeadlineWatch(self.deadlines))
+        self.background.add(self.triggers)
 
     def stop_background(self) -> None:
         """Stop the background services in the reverse order of their start (each once)."""

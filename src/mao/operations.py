@@ -16,7 +16,7 @@ from mao.models import PipelineRunBody, check_cron_shape
 from mao.pipelines import Pipelines
 from mao.registry.base import Registry
 from mao.slots import normalize_slot
-from mao.store.models import LogLine, Run, StepRun
+from mao.store.models import LogLine, Run, StepAttempt, StepRun
 from mao.store.store import Store, as_utc
 from mao.untrusted import cap_line
 
@@ -46,13 +46,17 @@ class Operations:
         runs: Callable[[], RunCoordinator],
         schedules: Callable[[], Scheduler],
         about: About,
+        untrusted: Callable[[], dict[str, dict[str, Any]]] | None = None,
     ) -> None:
+        """``untrusted``: the datasets whose fetched ground-truth advanced to a commit that is
+        not trusted (:meth:`mao.agreement.trust.GroundTruthTrust.alerts`)."""
         self.store = store
         self.registry = registry
         self.pipelines = pipelines
         self._runs = runs
         self._schedules = schedules
         self.about = about
+        self._untrusted = untrusted
 
     def health(self) -> dict[str, Any]:
         """Every check with its details: ``ok`` and, per check (store, registry), ``ok`` and what
@@ -68,7 +72,17 @@ class Operations:
                 checks[name] = {"ok": False, "error": exc.message}
                 if "reason" in exc.details:
                     checks[name]["reason"] = exc.details["reason"]
-        return {"ok": ok, "instance": self.about.name, "version": self.about.version, "checks": checks}
+        body = {"ok": ok, "instance": self.about.name, "version": self.about.version, "checks": checks}
+        untrusted = self._untrusted() if self._untrusted is not None else {}
+        if untrusted:  # still serving, from the last trusted commits: degraded, not down
+            names = ", ".join(sorted(untrusted))
+            checks["ground_truth"] = {
+                "ok": False,
+                "error": f"ground-truth advanced to a commit that is not trusted: {names}",
+                "untrusted": untrusted,
+            }
+            body["degraded"] = True
+        return body
 
     def federation_status(self) -> dict[str, Any]:
         """This instance, the registry's answer, the live instances and (on etcd) its members."""
@@ -140,6 +154,21 @@ def step_dict(step: StepRun) -> dict[str, Any]:
         "started_at": _iso(step.started_at),
         "finished_at": _iso(step.finished_at),
         "duration": _duration(step.started_at, step.finished_at),
+        "attempts": [attempt_dict(a) for a in step.attempts],
+    }
+
+
+def attempt_dict(attempt: StepAttempt) -> dict[str, Any]:
+    """One attempt of a step's container, as the API and the run page show it."""
+    return {
+        "number": attempt.number,
+        "status": attempt.status,
+        "exit_code": attempt.exit_code,
+        "error": attempt.error,
+        "started_at": _iso(attempt.started_at),
+        "finished_at": _iso(attempt.finished_at),
+        "duration": attempt.duration_s,
+        "retry_delay": attempt.retry_delay_s,
     }
 
 
@@ -150,6 +179,7 @@ def run_dict(run: Run) -> dict[str, Any]:
         "pipeline": run.pipeline,
         "status": run.status,
         "trigger": run.trigger,
+        "trigger_changes": list(run.trigger_changes or []),
         "slot": run.slot,
         "error": run.error,
         "created_at": _iso(run.created_at),
@@ -162,4 +192,4 @@ def run_dict(run: Run) -> dict[str, Any]:
 
 def log_dict(line: LogLine) -> dict[str, Any]:
     """A stored line as the API and the dashboard show it (cut if it was stored before lines were)."""
-    return {"id": line.id, "step": line.step, "ts": _iso(line.ts), "line": cap_line(line.line)}
+    return {"id": line.id, "step": line.step, "attempt": line.attempt, "ts": _iso(line.ts), "line": cap_line(line.line)}

@@ -80,6 +80,7 @@ class Pipelines:
             "description": row.description,
             "steps": row.definition()["steps"],
             "schedule": job,
+            "trigger": row.trigger.model_dump() if row.trigger is not None else None,
             "private_variables": self.store.private_variable_names(row.name),
             "created_at": row.created_at.isoformat() if row.created_at else None,
         }
@@ -95,6 +96,8 @@ class Pipelines:
         steps = pipeline.steps
         tools = [s.tool for s in steps]
         datasets = [d for s in steps for d in (s.input_dataset, s.output_dataset) if d]
+        if pipeline.trigger is not None:
+            datasets += pipeline.trigger.datasets
         missing_tools, missing_datasets = self.catalog.missing(tools, datasets)
         if missing_tools or missing_datasets:
             raise MissingDependencies(missing_tools, missing_datasets)
@@ -104,7 +107,7 @@ class Pipelines:
         definition = pipeline.definition()
         self._check_node_branches(pipeline)
         self._check_federation_definition(definition)
-        row = self.store.add_pipeline(definition["name"], definition["description"], pipeline.steps)
+        row = self.store.add_pipeline(definition["name"], definition["description"], pipeline.steps, pipeline.trigger)
         try:
             for name, value in pipeline.private_variables.items():
                 self.store.set_private_variable(row.name, name, value)

@@ -228,6 +228,9 @@ class PipelineOut(Open):
     description: str = ""
     steps: list[StepDoc]
     schedule: JobOut | None = None
+    trigger: dict[str, Any] | None = Field(
+        default=None, description="runs when input datasets' ground-truth moves: datasets, mode, debounce, federation"
+    )
     private_variables: list[str] = Field(default_factory=list, description="names only, never values")
     created_at: str | None = None
 
@@ -270,6 +273,21 @@ class StepDetails(Open):
     )
 
 
+class AttemptOut(Open):
+    """One run of a step's container; a step whose retry policy ran it again has several."""
+
+    number: int = Field(description="1 for the first attempt")
+    status: RunStatus
+    exit_code: int | None = None
+    error: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration: float | None = Field(default=None, description="seconds")
+    retry_delay: float | None = Field(
+        default=None, description="seconds waited before the next attempt; null: it was the last"
+    )
+
+
 class StepRunOut(Open):
     name: str
     position: int
@@ -292,6 +310,9 @@ class StepRunOut(Open):
     started_at: str | None = None
     finished_at: str | None = None
     duration: float | None = Field(default=None, description="seconds")
+    attempts: list[AttemptOut] = Field(
+        default_factory=list, description="each run of the step's container, the last one's result is the step's"
+    )
 
 
 class RunOut(Open):
@@ -306,6 +327,10 @@ class RunOut(Open):
     duration: float | None = Field(default=None, description="seconds")
     steps: list[StepRunOut]
     slot: str | None = Field(default=None, description="the cron fire time the run is for, or null for an ad-hoc run")
+    trigger_changes: list[str] = Field(
+        default_factory=list,
+        description="a run triggered by datasets' changes (trigger 'dataset'): '<dataset>@<commit>' of each",
+    )
 
 
 class RunList(BaseModel):
@@ -315,6 +340,7 @@ class RunList(BaseModel):
 class LogLineOut(Open):
     id: int
     step: str | None = None
+    attempt: int | None = Field(default=None, description="the step's attempt whose container wrote the line")
     ts: str | None = None
     line: str
 

@@ -82,6 +82,9 @@ class MeteredRegistry(Registry):
     def cached(self, prefix: str) -> CachedValues | None:
         return self.inner.cached(prefix)
 
+    def on_change(self, callback: Callable[[str, bool], None]) -> bool:
+        return self.inner.on_change(callback)
+
     def lock(self, name: str, ttl: int = 30, owner: str = "") -> Lock:
         return TimedLock(self, name, ttl=ttl, owner=owner, on_wait=self._on_lock_wait)
 

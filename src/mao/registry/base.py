@@ -76,6 +76,11 @@ class Registry(ABC):
         """``get`` from the registry itself, never from a cache: for read-modify-write under a lock."""
         return self.get(key)
 
+    def on_change(self, callback: Callable[[str, bool], None]) -> bool:
+        """Have ``callback(key, deleted)`` called for each change of a key, as the backend
+        sees it happen (etcd's watch); False when this backend cannot (then poll)."""
+        return False
+
     def cached(self, prefix: str) -> CachedValues | None:
         """The values under a catalog prefix (``tools/``, ``datasets/``, ``pipelines/``) from
         the in-memory cache, without I/O; None when there is no current cache."""

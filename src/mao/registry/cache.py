@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -23,6 +24,8 @@ from typing import Any
 
 from mao.registry.keys import CATALOG
 from mao.untrusted import text_depth
+
+log = logging.getLogger(__name__)
 
 CACHED_PREFIXES = CATALOG
 """The catalog: read on every API listing and every step; written rarely."""
@@ -107,6 +110,20 @@ class ReadCache:
         self._revision = 0
         self._pending = 0
         self._deadline: float | None = None
+        self._listeners: list[Callable[[str, bool], None]] = []
+
+    def listen(self, callback: Callable[[str, bool], None]) -> None:
+        """Call ``callback(key, deleted)`` for every change the watch sees, cached or not
+        (a trigger hears of a merge lock's release this way)."""
+        self._listeners.append(callback)
+
+    def _tell(self, events: list[tuple[str, str | None, int]]) -> None:
+        for key, text, _ in events:
+            for callback in self._listeners:
+                try:
+                    callback(key, text is None)
+                except Exception:  # noqa: BLE001 - a listener never breaks the watch
+                    log.exception("registry watch listener failed on %s", key)
 
     @property
     def interval(self) -> float:
@@ -188,6 +205,9 @@ class ReadCache:
     def apply(self, events: Iterable[tuple[str, str | None, int]], revision: int) -> None:
         """Changes seen by a watch: ``(key, JSON text or None for a delete, revision)``;
         afterwards every change up to ``revision`` is in. Changes already in are skipped."""
+        events = list(events)
+        if self._listeners:
+            self._tell(events)
         with self._lock:
             if not self._loaded:
                 return

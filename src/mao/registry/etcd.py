@@ -137,6 +137,13 @@ class EtcdRegistry(Registry):
     def cached(self, prefix: str) -> CachedValues | None:
         return None if self.cache is None else self.cache.view(prefix)
 
+    def on_change(self, callback: Callable[[str, bool], None]) -> bool:
+        """Changes seen by the cache's watch (on the whole prefix): only with a cache."""
+        if self.cache is None:
+            return False
+        self.cache.listen(callback)
+        return True
+
     def _expect(self, key: str, answer: dict[str, Any]) -> None:
         """After a write of ``key``: the cache is not used until it holds the write."""
         if self.cache is not None and self.cache.root(key) is not None:

@@ -211,7 +211,12 @@ class RunCoordinator:
         if run is None:
             stored = self.store.get_run(run_id)
             run = self._runs[run_id] = RunInfo(
-                run_id, stored.pipeline, stored.slot, stored.trigger, [s.id for s in stored.steps]
+                run_id,
+                stored.pipeline,
+                stored.slot,
+                stored.trigger,
+                [s.id for s in stored.steps],
+                changes=list(stored.trigger_changes or []),
             )
         return run
 

@@ -5,7 +5,7 @@ rows are the store's (:mod:`mao.store.steps`)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,8 @@ class RunInfo:
     step_ids: list[int]
     started: float | None = None
     """``time.monotonic()`` when it started running."""
+    changes: list[str] = field(default_factory=list)
+    """A run triggered by datasets' changes: ``<dataset>@<commit>`` of each."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class StepContext:
     input_commit: str | None = None
     electorate: Mapping[str, Any] | None = None
     """The slot's electorate under the ``vote`` policy, as opened before the container ran."""
+    trigger_changes: tuple[str, ...] = ()
+    """The datasets' changes (``<dataset>@<commit>``) that triggered the run, if any."""
 
     @property
     def name(self) -> str:
@@ -75,9 +79,10 @@ class StepContext:
     def merge_message(self) -> str:
         return f"Merge {self.branch} into ground-truth (run {self.run_id})"
 
-    def trailers(self, image_digest: str | None, executor: str) -> dict[str, str]:
+    def trailers(self, image_digest: str | None, executor: str, node: str | None = None) -> dict[str, str]:
         """The provenance written in the step's commit message; ``executor``: the engine that
-        ran the step (``docker``, ``swarm``, ``remote``)."""
+        ran the step (``docker``, ``swarm``, ``remote``, ``slurm``); ``node``: the host it ran on,
+        when the engine reports it (``Mao-Node``)."""
         trailers = {
             "Mao-Run": str(self.run_id),
             "Mao-Pipeline": self.pipeline,
@@ -89,6 +94,10 @@ class StepContext:
             "Mao-Instance": self.instance,
             "Mao-Executor": executor,
         }
+        if node:
+            trailers["Mao-Node"] = node
         if self.slot:
             trailers["Mao-Slot"] = self.slot
+        if self.trigger_changes:
+            trailers["Mao-Trigger"] = ", ".join(self.trigger_changes)
         return trailers

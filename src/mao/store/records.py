@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from mao.errors import MAOError
-from mao.models import StepIn
+from mao.models import StepIn, TriggerIn
 
 
 class PipelineRecord(BaseModel):
@@ -26,6 +26,7 @@ class PipelineRecord(BaseModel):
     name: str
     description: str = ""
     steps: list[StepIn]
+    trigger: TriggerIn | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -34,11 +35,14 @@ class PipelineRecord(BaseModel):
 
     def definition(self) -> dict[str, Any]:
         """The JSON form, as registered in the federation and shown by the API."""
-        return {
+        definition = {
             "name": self.name,
             "description": self.description,
             "steps": [s.model_dump(exclude_none=True) for s in self.steps],
         }
+        if self.trigger is not None:
+            definition["trigger"] = self.trigger.model_dump()
+        return definition
 
 
 def as_steps(steps: Iterable[StepIn | dict[str, Any]]) -> list[StepIn]:
@@ -62,6 +66,8 @@ class RunRequest:
     pipeline: str
     trigger: str = "manual"
     slot: str | None = None
+    changes: tuple[str, ...] = ()
+    """A run started by datasets' changes: ``<dataset>@<commit>`` of each."""
 
 
 @dataclass
