@@ -15,11 +15,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from mao.coverage.deadlines import mark_grid, verdicts
 from mao.coverage.grid import DELIVERED, FAILED, Schedule, build_grid
 from mao.datasets.trailers import LogFormat
 from mao.errors import MAOError, NotFound
 from mao.events import CoverageGap, EventBus
-from mao.registry.keys import coverage_key, coverage_prefix, schedules_prefix
+from mao.registry.keys import coverage_key, coverage_prefix, schedules_of, schedules_prefix
 from mao.slots import normalize_slot, parse_slot, slot_of
 from mao.status import RunStatus
 
@@ -96,14 +97,13 @@ class CoverageIndex:
     def schedules(self, pipeline: str | None = None) -> list[dict[str, Any]]:
         """Every instance's published schedules (all pipelines, or one), sorted by pipeline and instance."""
         out = []
-        for key, value in self.registry.list(schedules_prefix(pipeline)).items():
-            parts = (f"{pipeline}/{key}" if pipeline else key).split("/")
-            if len(parts) != 2 or not isinstance(value, dict) or not value.get("cron"):
+        for (name, instance), value in schedules_of(self.registry.list(schedules_prefix()), pipeline).items():
+            if not isinstance(value, dict) or not value.get("cron"):
                 continue
             out.append(
                 {
-                    "pipeline": parts[0],
-                    "instance": value.get("instance") or parts[1],
+                    "pipeline": name,
+                    "instance": value.get("instance") or instance,
                     "cron": value["cron"],
                     "timezone": value.get("timezone") or "UTC",
                     "mode": value.get("mode") or "every",
@@ -238,6 +238,7 @@ class CoverageIndex:
                         restored += 1
             _merge(outcomes, from_git)
         grid = build_grid(pipeline, [Schedule.of(s) for s in published], outcomes, since, now)
+        mark_grid(grid, verdicts(self.registry, pipeline))
         if any(s.get("instance") == self.owner for s in published):
             for slot in grid["gaps"]:
                 self.report_gap(pipeline, slot)

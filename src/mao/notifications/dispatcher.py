@@ -30,10 +30,12 @@ from mao.errors import MAOError, NotFound
 from mao.events import (
     CoverageGap,
     Event,
+    GroundTruthUntrusted,
     InstanceLost,
     MetricSuspect,
     NotificationFailed,
     RunFinished,
+    SlotDeadlineMissed,
     VoteDisputed,
 )
 from mao.loop import LoopService
@@ -53,7 +55,15 @@ RUN_ENDS: dict[str, str] = {
     RunStatus.CONFLICT: "run.conflict",
 }
 """``run.finished`` with these statuses becomes these events."""
-FORWARDED: tuple[type[Event], ...] = (MetricSuspect, VoteDisputed, CoverageGap, InstanceLost, NotificationFailed)
+FORWARDED: tuple[type[Event], ...] = (
+    MetricSuspect,
+    VoteDisputed,
+    GroundTruthUntrusted,
+    CoverageGap,
+    SlotDeadlineMissed,
+    InstanceLost,
+    NotificationFailed,
+)
 """Events sent on as they are, under their own kind."""
 MAX_BACKOFF = 300.0
 LOG_TARGET = "log"

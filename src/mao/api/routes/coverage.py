@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from mao.api.deps import InstanceDep
 from mao.api.schemas import Open, QueryName, Router, SinceQuery, responses
+from mao.coverage.deadlines import with_deadlines
 from mao.coverage.window import parse_since
 from mao.errors import InvalidInput
 from mao.models import Slot
@@ -25,6 +26,9 @@ class ScheduleOut(Open):
     timezone: str = "UTC"
     mode: str = Field(default="every", description="every: each instance runs each slot; one: one per slot")
     since: str | None = Field(default=None, description="when the instance scheduled it; earlier slots are not due")
+    deadline: str | None = Field(
+        default=None, description="the pipeline's slot deadline (e.g. 30m after the fire time); None: no deadline"
+    )
 
 
 class ScheduleList(BaseModel):
@@ -38,6 +42,9 @@ class SlotRow(Open):
     covered: bool = Field(description="some instance delivered it")
     delivered_by: list[str]
     cells: dict[str, str] = Field(description="instance -> delivered, failed, missing, pending or not_due")
+    deadline: str | None = Field(
+        default=None, description="met or missed once the slot's deadline passed and was checked; None otherwise"
+    )
 
 
 class CoverageOut(Open):
@@ -51,6 +58,9 @@ class CoverageOut(Open):
     source: str = Field(description="index (etcd) or git+index (rebuilt from the git remotes)")
     schedules: list[ScheduleOut] = Field(default_factory=list, description="the schedules the grid is drawn from")
     restored: int = Field(default=0, description="cells a rebuild put back into the index")
+    deadlines_missed: list[str] = Field(
+        default_factory=list, description="slots with no delivered run (or vote decision) by their deadline"
+    )
 
 
 @router.get("/schedules", response_model=ScheduleList, responses=responses(400, 503))
@@ -58,7 +68,7 @@ def list_schedules(instance: InstanceDep, pipeline: Annotated[str | None, Query(
     """Every instance's schedules (pipeline, cron, timezone, mode)."""
     if pipeline is not None:
         check_name(pipeline, "pipeline name")
-    return {"schedules": instance.coverage.schedules(pipeline)}
+    return {"schedules": with_deadlines(instance.coverage.schedules(pipeline), instance.catalog.pipelines())}
 
 
 @router.get("/coverage", response_model=CoverageOut, responses=responses(400, 404, 503))
@@ -76,4 +86,6 @@ def get_coverage(
     end = parse_slot(until) if until is not None else None
     if end is not None and end <= start:
         raise InvalidInput(f"until {until!r} must be later than since {since!r}")
-    return instance.coverage.coverage(pipeline, start, rebuild=rebuild, now=end)
+    grid = instance.coverage.coverage(pipeline, start, rebuild=rebuild, now=end)
+    grid["schedules"] = with_deadlines(grid["schedules"], instance.catalog.pipelines())
+    return grid
