@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
+from fastapi.testclient import TestClient
+from maoctl_kit import run_maoctl
 from runkit import git
+from served_kit import Served
 from waiting import wait_for
 
+from mao.api.app import create_app
 from mao.events import StepRetried
 from mao.models import RetryPolicy
 from mao.runs.retries import retry_delay
@@ -117,3 +122,38 @@ def test_cancel_during_the_backoff_ends_the_run_at_once(instance, define, flaky_
     assert run.status == "cancelled"
     assert [a.number for a in run.steps[0].attempts] == [1]
     assert "waiting to retry" in (run.steps[0].error or "")
+
+
+@pytest.fixture
+def api(instance):
+    with TestClient(create_app(instance=instance, background=False), headers={"Origin": "http://testserver"}) as client:
+        yield client
+
+
+def test_the_attempts_in_the_api_the_run_page_and_maoctl(instance, define, flaky_tool, api):
+    define(one_step("75", {"max": 2, "backoff": 0.05, "on_exit_codes": [75]}))
+    run_id = instance.runner.run_sync("flaky")
+
+    step = api.get(f"/runs/{run_id}").json()["steps"][0]
+    assert [(a["number"], a["status"], a["exit_code"], a["retry_delay"]) for a in step["attempts"]] == [
+        (1, "failed", 75, 0.05),
+        (2, "succeeded", 0, None),
+    ]
+    lines = api.get(f"/runs/{run_id}/logs").json()["lines"]
+    assert {"attempt": 2, "line": "attempt 2 exits 0"}.items() <= next(
+        line for line in lines if line["line"] == "attempt 2 exits 0"
+    ).items()
+
+    page = api.get(f"/ui/runs/{run_id}").text
+    assert 'data-attempt="1">attempt 1: <span class="badge st-failed">failed</span> <span class="muted">exit 75' in page
+
+    with Served.api(instance=instance, port=0) as server:
+        code, out, err = run_maoctl(["--url", server.url, "runs", "show", str(run_id)], env={"COLUMNS": "120"})
+        assert code == 0, err
+        assert "Attempts" in out
+        rows = [line.split() for line in out.splitlines() if line.split()[:1] == ["try"]]
+        assert ["try", "1", "failed", "75"] in [r[:4] for r in rows]
+        assert ["try", "2", "succeeded", "0"] in [r[:4] for r in rows]
+        code, out, err = run_maoctl(["--url", server.url, "runs", "show", str(run_id), "--json"])
+        assert code == 0, err
+        assert [a["exit_code"] for a in json.loads(out)["steps"][0]["attempts"]] == [75, 0]

@@ -174,9 +174,10 @@ def runs_show(
     if st.json:
         output.print_json(run)
         return
-    output.fields(
-        {k: (_status(v) if k == "status" else v) for k, v in run.items() if k != "steps"}, title=f"run {run_id}"
-    )
+    shown = {k: (_status(v) if k == "status" else v) for k, v in run.items() if k not in ("steps", "trigger_changes")}
+    if run.get("trigger_changes"):  # a run a dataset's change triggered: dataset@commit of each
+        shown["triggered by"] = ", ".join(run["trigger_changes"])
+    output.fields(shown, title=f"run {run_id}")
     steps = run["steps"]
     output.table(
         "Steps",
@@ -195,6 +196,7 @@ def runs_show(
         no_wrap=("status", "exit", "s"),
         optional=("tool", "s"),
     )
+    _attempts_table(steps)
     suspect = [s for s in steps if s.get("suspect")]
     if suspect:
         output.table("Suspect steps", ["step", "why"], ([s["name"], s.get("suspect_detail")] for s in suspect))
@@ -215,6 +217,32 @@ def runs_show(
             if s["status"] != RunStatus.PENDING
         ),
         no_wrap=("input", "output", "merge", "image digest"),
+    )
+
+
+def _attempts_table(steps: list[dict[str, Any]]) -> None:
+    """Each attempt of the steps whose container ran more than once (a retry policy's)."""
+    retried = [s for s in steps if len(s.get("attempts") or []) > 1]
+    if not retried:
+        return
+    output.table(
+        "Attempts",
+        ["step", "attempt", "status", "exit", "s", "then waited s", "error"],
+        (
+            [
+                s["name"],
+                a["number"],
+                _status(a["status"]),
+                a["exit_code"],
+                output.seconds(a["duration"]),
+                output.seconds(a["retry_delay"]) if a.get("retry_delay") is not None else "",
+                a.get("error"),
+            ]
+            for s in retried
+            for a in s["attempts"]
+        ),
+        no_wrap=("attempt", "status", "exit", "s"),
+        optional=("then waited s", "error"),
     )
 
 
