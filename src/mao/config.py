@@ -26,7 +26,7 @@ from pydantic_settings import (
 from mao.errors import InvalidInput
 from mao.validation import check_name
 
-ExecutorName = Literal["docker", "swarm", "slurm"]
+ExecutorName = Literal["docker", "swarm", "slurm", "kubernetes"]
 """The engines a step can run on (``executor`` in the settings and in a step)."""
 
 DEFAULT_MARKETPLACE_URL = "https://mao-mao-research.github.io/hub/api"
@@ -173,6 +173,23 @@ class Settings(BaseSettings):
     (one-task services through the Swarm manager at ``swarm_host``)."""
     swarm_host: str | None = None
     """The Docker API of a Swarm manager (``unix:///...`` or ``tcp://...``), for ``executor: swarm``."""
+    kubernetes_namespace: str = Field(default="default", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+    """The namespace of the steps' Jobs, for ``executor: kubernetes``."""
+    kubernetes_kubeconfig: Path | None = None
+    """A kubeconfig file for ``executor: kubernetes``; with neither it nor ``kubernetes_url``: the
+    pod's service account when the instance runs in the cluster, else ``~/.kube/config``."""
+    kubernetes_context: str | None = None
+    """The kubeconfig's context to use; unset: its current context."""
+    kubernetes_url: str | None = None
+    """The Kubernetes API's URL (``https://cluster:6443``), with ``kubernetes_token``, instead of a kubeconfig."""
+    kubernetes_token: str | None = None
+    """The bearer token for ``kubernetes_url`` (a service account's); never logged nor shown."""
+    kubernetes_ca_file: Path | None = None
+    """The CA certificate that signed the API's at ``kubernetes_url``; unset: the system's."""
+    kubernetes_helper_image: str = "curlimages/curl:8.11.1"
+    """The image of the containers that fetch a step's data and send its result (``sh``, ``tar``, ``curl``)."""
+    kubernetes_unschedulable_timeout: float = Field(default=300.0, gt=0)
+    """Seconds a step's pod may wait for a node that has what it asks before the step fails."""
     docker_host: str | None = None
     slurm_conf: Path | None = None
     """The cluster's ``slurm.conf`` (``SLURM_CONF`` of the Slurm commands), for ``executor: slurm``;
@@ -321,7 +338,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"local_remote_roots: {root} is not an absolute directory")
         return [root.expanduser() for root in value]
 
-    @field_validator("api_token", "executor_token")
+    @field_validator("api_token", "executor_token", "kubernetes_token")
     @classmethod
     def _token(cls, value: str | None, info: Any) -> str | None:
         if value is not None and value != "" and not value.strip():
@@ -340,6 +357,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "executor: slurm with slurm_data: commit needs exchange_url (MAO_EXCHANGE_URL): the URL the "
                 "cluster's nodes reach this API by, e.g. http://head-node:8321; or slurm_data: shared"
+            )
+        if self.executor == "kubernetes" and not (self.exchange_url or self.public_url):
+            raise ValueError(
+                "executor: kubernetes needs exchange_url (MAO_EXCHANGE_URL): the URL the cluster's pods reach "
+                "this API by, e.g. http://mao.example.org:8321 (a step's data travels by commit)"
             )
         if self.executor == "swarm" and self.network_mode == "none":
             raise ValueError(
@@ -368,7 +390,15 @@ class Settings(BaseSettings):
             raise ValueError(f"exchange_url must be an http(s) URL without credentials, not {value!r}")
         return value.rstrip("/") if value else None
 
-    @field_validator("data_dir", "ssh_key_dir", "executor_data_root", "slurm_conf", "slurm_log_dir")
+    @field_validator(
+        "data_dir",
+        "ssh_key_dir",
+        "executor_data_root",
+        "slurm_conf",
+        "slurm_log_dir",
+        "kubernetes_kubeconfig",
+        "kubernetes_ca_file",
+    )
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser().absolute() if value is not None else None

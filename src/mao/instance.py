@@ -183,16 +183,32 @@ class Instance:
     def _make_executor(self, name: ExecutorName) -> Executor:
         s = self.settings
         if name == "slurm":
-            from mao.executor.slurm import SlurmCommands, SlurmExecutor
+            from mao.executor.slurm import SlurmCommands, SlurmExecutor, SlurmOptions
 
-            return SlurmExecutor(
-                SlurmCommands(s.slurm_conf),
+            options = SlurmOptions(
+                log_dir=s.slurm_log_dir or s.data_dir / "slurm",
                 container_cli=s.slurm_container_cli,
                 data=s.slurm_data,
-                log_dir=s.slurm_log_dir or s.data_dir / "slurm",
                 partition=s.slurm_partition,
                 network_mode=None if s.network_mode == "bridge" else s.network_mode,
+            )
+            return SlurmExecutor(SlurmCommands(s.slurm_conf), options, instance=self.name)
+        if name == "kubernetes":
+            from mao.executor.kubernetes import KubernetesAccess, KubernetesExecutor
+
+            access = KubernetesAccess(
+                url=s.kubernetes_url,
+                token=s.kubernetes_token,
+                ca_file=s.kubernetes_ca_file,
+                kubeconfig=s.kubernetes_kubeconfig,
+                context=s.kubernetes_context,
+            )
+            return KubernetesExecutor.from_access(
+                access,
+                namespace=s.kubernetes_namespace,
                 instance=self.name,
+                helper_image=s.kubernetes_helper_image,
+                unschedulable_timeout=s.kubernetes_unschedulable_timeout,
             )
         if name == "swarm":
             if not s.swarm_host:

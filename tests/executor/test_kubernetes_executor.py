@@ -407,3 +407,34 @@ def test_a_broken_log_stream_is_resumed_without_repeating_lines() -> None:
     follower.join(30)
     assert lines == ["one", "two", "two again", "three"]
     assert reads[1]["since_time"] == "2026-12-06T10:00:01Z"
+
+
+def test_an_instance_on_kubernetes_needs_the_url_its_pods_reach_it_by(tmp_path: Path) -> None:
+    from mao.config import load_settings
+
+    with pytest.raises(Exception, match="exchange_url"):
+        load_settings(data_dir=tmp_path, executor="kubernetes")
+
+
+def test_an_instance_builds_its_kubernetes_engine_from_its_settings(cluster: Cluster, tmp_path: Path) -> None:
+    from mao.config import load_settings
+    from mao.instance import Instance
+    from mao.registry.memory import MemoryRegistry
+
+    settings = load_settings(
+        data_dir=tmp_path,
+        instance_name="kube-a",
+        executor="kubernetes",
+        exchange_url="http://head:8321",
+        kubernetes_url=cluster.url,
+        kubernetes_token="k-token",
+        kubernetes_namespace="lab",
+    )
+    inst = Instance(settings, registry=MemoryRegistry())
+    engine = inst.executor
+    assert isinstance(engine, KubernetesExecutor) and engine.transfers_data
+    assert (engine.namespace, engine.instance) == ("lab", "kube-a")
+    assert engine.ping()["namespace"] == "lab"
+    assert inst.executor_for("kubernetes") is engine
+    with pytest.raises(Exception, match="kubernetes_namespace"):
+        load_settings(data_dir=tmp_path, kubernetes_namespace="Not A Namespace")
