@@ -17,7 +17,7 @@ from waiting import wait_for
 
 import docker
 from mao.executor.base import LABEL_RUN, Placement, StepResources, StepResult, StepSpec
-from mao.executor.slurm import SlurmCommands, SlurmExecutor, _from_squeue, slurm_memory, time_limit
+from mao.executor.slurm import SlurmCommands, SlurmExecutor, SlurmOptions, _from_squeue, slurm_memory, time_limit
 from mao.status import RunStatus
 
 pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("slurm")]
@@ -60,7 +60,7 @@ def test_a_bad_cli_setting_is_refused(tmp_path: Path) -> None:
     from mao.errors import InvalidInput
 
     with pytest.raises(InvalidInput, match="slurm_container_cli"):
-        SlurmExecutor(SlurmCommands(), container_cli="  ", log_dir=tmp_path)
+        SlurmExecutor(SlurmCommands(), SlurmOptions(log_dir=tmp_path, container_cli="  "))
 
 
 # ---------------------------------------------------------------------------------- real Slurm
@@ -92,15 +92,10 @@ def run_id() -> int:
 
 @pytest.fixture
 def executor(slurm_conf: Path, cli: tuple[str, Any], tmp_path: Path) -> Iterator[SlurmExecutor]:
-    executor = SlurmExecutor(
-        SlurmCommands(slurm_conf),
-        container_cli=cli[0],
-        data="shared",
-        log_dir=tmp_path / "slurm-logs",
-        network_mode="none",
-        instance=f"test-{uuid.uuid4().hex[:10]}",
-        poll_interval=0.3,
+    options = SlurmOptions(
+        log_dir=tmp_path / "slurm-logs", container_cli=cli[0], data="shared", network_mode="none", poll_interval=0.3
     )
+    executor = SlurmExecutor(SlurmCommands(slurm_conf), options, instance=f"test-{uuid.uuid4().hex[:10]}")
     yield executor
     executor.remove_run_containers()
 

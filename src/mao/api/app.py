@@ -16,6 +16,7 @@ from mao.api.reads import RegistryReads
 from mao.api.routes import (
     coverage,
     datasets,
+    exchange,
     federation,
     gateway,
     health,
@@ -27,6 +28,7 @@ from mao.api.routes import (
     registry,
     repos,
     runs,
+    triggers,
 )
 from mao.api.schemas import responses
 from mao.config import Settings
@@ -76,9 +78,10 @@ def create_app(
     install_error_handlers(app)
     install_docs(app)
     setattr(app.state, throttle.STATE_KEY, FailureThrottle())
-    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    # a step's output tree from a cluster node is bounded by transfer_max_bytes instead
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES, exempt=("/exchange/",))
     # the dashboard checks its own forms; the gateway's records come from tools holding a token
-    app.add_middleware(CrossSiteGuard, own_checks=("/ui/",), any_body=("/gateway/datasets/",))
+    app.add_middleware(CrossSiteGuard, own_checks=("/ui/",), any_body=("/gateway/datasets/", "/exchange/"))
     app.add_middleware(TrustedHosts)  # outermost: a request for another name reaches nothing
     app.include_router(health.router)
     protected = [Depends(require_token)]
@@ -94,10 +97,12 @@ def create_app(
         metrics,
         insights,
         notifications,
+        triggers,
     ):
         app.include_router(module.router, dependencies=protected, responses=responses(401, 429))
     app.include_router(gateway.tokens_router, dependencies=protected, responses=responses(401, 429))
     app.include_router(gateway.router)  # gateway tokens only: checked per route
+    app.include_router(exchange.router)  # a step's own token only: checked per route
     install_ui(app)  # the dashboard: its own login and CSRF checks, outside the OpenAPI document
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -39,8 +39,6 @@ from typing import Any, Literal
 
 from mao.errors import ExecutorError, InvalidInput
 from mao.executor.base import (
-    LABEL_INSTANCE,
-    LABEL_RUN,
     Executor,
     LogSink,
     Placement,
@@ -218,41 +216,43 @@ def job_script() -> Path:
     return Path(str(path))
 
 
-class SlurmExecutor(Executor):
-    """Runs each step as a Slurm batch job (see the module's text).
-
-    ``commands``: the cluster's commands; ``container_cli``: the node's container CLI with its
-    options (``docker``, ``podman --root ...``); ``data``: ``shared`` or ``commit``;
+@dataclass(frozen=True)
+class SlurmOptions:
+    """How steps run on the cluster. ``container_cli``: the node's container CLI with its
+    options (``docker``, ``podman --remote ...``); ``data``: ``shared`` or ``commit``;
     ``log_dir``: where jobs write their output, seen by the nodes and by the instance;
-    ``partition``: of steps that name none; ``network_mode``: the containers' network.
-    """
+    ``partition``: of steps that name none; ``network_mode``: the containers' network (None:
+    the CLI's default); ``poll_interval``: the longest time between two looks at a job."""
+
+    log_dir: Path
+    container_cli: str = "docker"
+    data: SlurmData = "shared"
+    partition: str | None = None
+    network_mode: str | None = None
+    poll_interval: float = 1.0
+
+
+class SlurmExecutor(Executor):
+    """Runs each step as a Slurm batch job (see the module's text), through ``commands``."""
 
     name = "slurm"
 
-    def __init__(
-        self,
-        commands: SlurmCommands,
-        *,
-        container_cli: str = "docker",
-        data: SlurmData = "shared",
-        log_dir: Path,
-        partition: str | None = None,
-        network_mode: str | None = None,
-        instance: str = "",
-        poll_interval: float = 1.0,
-    ) -> None:
-        cli = shlex.split(container_cli)
-        if not cli:
-            raise InvalidInput("slurm_container_cli is empty: name the nodes' container CLI, docker or podman")
+    def __init__(self, commands: SlurmCommands, options: SlurmOptions, *, instance: str = "") -> None:
+        cli = shlex.split(options.container_cli)
+        if not cli or any(re.search(r"\s", part) for part in cli):
+            raise InvalidInput(
+                f"slurm_container_cli {options.container_cli!r} is not a command: name the nodes' container CLI "
+                "(docker or podman) and its options, none with a space inside"
+            )
         self.commands = commands
         self.container_cli = " ".join(cli)
-        self.data = data
-        self.log_dir = log_dir
-        self.partition = partition
-        self.network_mode = network_mode
+        self.data = options.data
+        self.log_dir = options.log_dir
+        self.partition = options.partition
+        self.network_mode = options.network_mode
         self.instance = instance
-        self.poll_interval = poll_interval
-        self.transfers_data = data == "commit"
+        self.poll_interval = options.poll_interval
+        self.transfers_data = options.data == "commit"
 
     # ------------------------------------------------------------------ run
 
@@ -401,9 +401,7 @@ class _Tail:
 class _Job:
     """One submitted job followed to its end."""
 
-    def __init__(
-        self, executor: SlurmExecutor, job: str, spec: StepSpec, tail: _Tail, cancel: threading.Event
-    ) -> None:
+    def __init__(self, executor: SlurmExecutor, job: str, spec: StepSpec, tail: _Tail, cancel: threading.Event) -> None:
         self.executor = executor
         self.commands = executor.commands
         self.job = job
@@ -489,4 +487,3 @@ class _Job:
             return self._failed(f"exit code {code}", code)
         said = f"signal {state.signal}" if state.signal else f"exit code {code}"
         return self._failed(f"Slurm job {self.job} ended {state.state} ({said})", code)
-

@@ -15,12 +15,14 @@ class BodyLimit:
     """ASGI middleware: a body over ``max_bytes`` (by its Content-Length, or as it streams in)
     is a 413 with the one error body; the app never sees the request."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES, exempt: tuple[str, ...] = ()) -> None:
+        """``exempt``: path prefixes whose routes bound their bodies themselves."""
         self.app = app
         self.max_bytes = max_bytes
+        self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (self.exempt and str(scope.get("path", "")).startswith(self.exempt)):
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or ())
