@@ -1,4 +1,4 @@
-# The orchestrator: `maoctl serve` (REST API and scheduler), with git and ssh for the datasets.
+# The orchestrator: `maoctl serve` (REST API and scheduler), with git, git-annex and ssh for the datasets.
 #
 # Build both images (wheels first, on the host, then installed offline in the image):
 #
@@ -27,7 +27,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/mao/bin:$PATH
 
 COPY docker/base.sh /usr/local/lib/mao/base.sh
-RUN sh /usr/local/lib/mao/base.sh git openssh-client ca-certificates
+RUN sh /usr/local/lib/mao/base.sh git git-annex openssh-client ca-certificates
 
 COPY . /tmp/mao-src
 RUN sh /usr/local/lib/mao/base.sh --install /tmp/mao-src && rm -rf /tmp/mao-src

@@ -113,8 +113,9 @@ class Annex:
             path.write_text(text, encoding="utf-8")
 
     def upload(self, name: str) -> None:
-        """Copy the annexed content ``origin`` lacks to it and push the ``git-annex`` branch
-        (merged with the remote's when another writer moved it); GitError when it could not."""
+        """Copy the annexed content ``origin`` lacks to it and push the ``git-annex`` branch,
+        merged with the remote's first (the remote records what it received in its own, and
+        other writers push theirs); GitError when it could not."""
         with self.core.lock(name):
             clone = self.core.existing_clone(name)
             if not self.annexed(clone):
@@ -123,17 +124,25 @@ class Annex:
             self._annex(
                 ["copy", "--quiet", "--to", "origin", "--all", "--in", "here", "--not", "--in", "origin"], clone
             )
-            for attempt in range(_PUSH_TRIES):
-                pushed = self.git.call(["push", "--quiet", "--no-verify", "origin", "git-annex:git-annex"], clone)
-                if pushed.returncode == 0:
-                    return
-                if attempt + 1 == _PUSH_TRIES:
-                    raise self.git.error(["push"], clone, pushed.returncode, pushed.stderr)
-                self.git.run(["fetch", "--quiet", "--no-auto-maintenance", "origin", "git-annex"], clone)
-                self.git.run(
-                    ["update-ref", "refs/remotes/origin/git-annex", "FETCH_HEAD"], clone
-                )  # what git-annex merges from
-                self._annex(["merge"], clone)
+            self.sync_branch(clone)
+
+    def sync_branch(self, clone: Path) -> None:
+        """Merge ``origin``'s ``git-annex`` branch into the clone's and push it, until the push
+        goes through (another writer may push between the fetch and the push)."""
+        for attempt in range(_PUSH_TRIES):
+            fetched = self.git.call(["fetch", "--quiet", "--no-auto-maintenance", "origin", "git-annex"], clone)
+            if fetched.returncode == 0:
+                self._annex(["merge"], clone)  # origin's branch, as just fetched, into the local one
+            if self.refs_equal(clone, "refs/heads/git-annex", "refs/remotes/origin/git-annex"):
+                return
+            pushed = self.git.call(["push", "--quiet", "--no-verify", "origin", "git-annex:git-annex"], clone)
+            if pushed.returncode == 0:
+                return
+            if attempt + 1 == _PUSH_TRIES:
+                raise self.git.error(["push"], clone, pushed.returncode, pushed.stderr)
+
+    def refs_equal(self, clone: Path, one: str, other: str) -> bool:
+        return self.core.refs.rev(clone, one) == self.core.refs.rev(clone, other)
 
     # ------------------------------------------------------------------ input views
 

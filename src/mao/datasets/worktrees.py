@@ -65,7 +65,9 @@ class Worktrees:
         expected = f"gitdir: {admin}\n"
         if read_own_file(dotgit) == expected.strip():
             return
-        if dotgit.exists() or dotgit.is_symlink():
+        if dotgit.is_symlink() and dotgit.resolve() == admin.resolve():
+            dotgit.unlink()  # git-annex links a worktree's .git to its admin directory
+        elif dotgit.exists() or dotgit.is_symlink():
             logger.warning("replacing %s written by a tool with the worktree link", dotgit)
             remove(dotgit)
         fd = os.open(dotgit, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
