@@ -265,6 +265,38 @@ class Settings(BaseSettings):
     notification_queue_size: int = Field(default=1000, ge=1, le=100_000)
     """Deliveries waiting at most; beyond it new events are dropped and logged."""
 
+    lineage: Literal["off", "http", "file"] = "off"
+    """OpenLineage events of runs and steps: ``off``, sent to ``lineage_url`` (``http``), or
+    appended to ``lineage_file`` (``file``)."""
+    lineage_url: str | None = Field(default=None, max_length=2048)
+    """The OpenLineage consumer's base URL (e.g. Marquez's ``http://marquez:5000``), without credentials."""
+    lineage_endpoint: str = Field(default="api/v1/lineage", max_length=512, pattern=r"^[A-Za-z0-9._~/-]*$")
+    """The path events are posted to, under ``lineage_url``."""
+    lineage_api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+    """The environment variable holding the consumer's API key (sent as a bearer token); the key
+    itself is never in the settings."""
+    lineage_file: Path | None = None
+    """The file the events are appended to, one JSON document per line (``lineage: file``)."""
+    lineage_namespace: str = Field(default="mao", min_length=1, max_length=256)
+    """The namespace of the pipelines' and steps' jobs."""
+    lineage_timeout: float = Field(default=5.0, gt=0, le=120)
+    """Seconds the consumer may take to answer one event."""
+
+    @field_validator("lineage_url")
+    @classmethod
+    def _lineage_url(cls, value: str | None) -> str | None:
+        if value and not re.fullmatch(r"https?://[^\s/@]+(/[^\s]*)?", value):
+            raise ValueError(f"lineage_url must be an http(s) URL without credentials, not {value!r}")
+        return value or None
+
+    @model_validator(mode="after")
+    def _lineage_target(self) -> Settings:
+        if self.lineage == "http" and not self.lineage_url:
+            raise ValueError("lineage: http needs lineage_url (MAO_LINEAGE_URL), e.g. http://marquez:5000")
+        if self.lineage == "file" and not self.lineage_file:
+            raise ValueError("lineage: file needs lineage_file (MAO_LINEAGE_FILE), e.g. /var/lib/mao/lineage.jsonl")
+        return self
+
     @field_validator("notifications")
     @classmethod
     def _unique_rules(cls, value: list[NotificationRule]) -> list[NotificationRule]:

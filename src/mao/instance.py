@@ -23,6 +23,7 @@ started by :meth:`Instance.start_background` in this order and stopped in revers
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping
 from functools import cached_property
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     from mao.executor.base import Executor
     from mao.gateway.service import Gateway
     from mao.insights import InsightPublisher
+    from mao.lineage import LineageEmitter
     from mao.notifications.dispatcher import Dispatcher
     from mao.offline.replay import FederationReplayer
     from mao.operations import Operations
@@ -113,6 +115,8 @@ class Instance:
         self.queue = FederationQueue(self.store)
         """Federation work deferred while the registry is away (:mod:`mao.offline`)."""
         CoverageRecorder(self.registry, self.name).subscribe(self.events)  # slot runs' ends, in the coverage index
+        self.lineage = self._lineage()
+        """OpenLineage events of runs and steps (None: ``lineage: off``)."""
         self._executor = executor
         self._engines: dict[ExecutorName, Executor] = dict(engines or {})
         """The engines of steps that name one other than the instance's (``executor`` of a step)."""
@@ -125,6 +129,18 @@ class Instance:
         self._released: set[str] = set()
         self.background = Background()
         """The serving process's background services, in start order (:meth:`start_background`)."""
+
+    def _lineage(self) -> LineageEmitter | None:
+        if self.settings.lineage == "off":
+            return None
+        from mao.lineage import lineage_emitter
+
+        def dataset_url(name: str) -> str | None:
+            master = self.catalog.get_dataset(name).get("master")
+            return str(master) if master else None
+
+        emitter = lineage_emitter(self.settings, self.store.get_run, dataset_url, os.environ)
+        return emitter.subscribe(self.events)
 
     @property
     def name(self) -> str:
@@ -642,6 +658,8 @@ class Instance:
         for engine in [self._executor, *self._engines.values()]:
             if engine is not None:
                 engine.close()
+        if self.lineage is not None:
+            self.lineage.close()
         self.metrics.close()
         self.registry.close()
         self.store.close()
