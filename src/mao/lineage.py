@@ -75,7 +75,7 @@ class MaoGitDatasetFacet(DatasetFacet):
 
     commit: str | None = attr.field(default=None)
     branch: str | None = attr.field(default=None)
-    mergeCommit: str | None = attr.field(default=None)  # noqa: N815
+    mergeCommit: str | None = attr.field(default=None)
 
     @staticmethod
     def _get_schema() -> str:
@@ -276,7 +276,7 @@ class LineageEmitter:
         while (event := self._queue.get()) is not None:
             try:
                 self.send(event)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a consumer's failure must not stop the next events
                 log.warning("lineage: could not send %s of run %s: %s", event.kind, _run_of(event), _describe(exc))
 
     def send(self, event: Event) -> None:

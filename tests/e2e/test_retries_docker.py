@@ -54,7 +54,11 @@ def test_exit_75_is_retried_with_backoff_and_the_last_attempt_is_committed(inst:
     assert run.status == "succeeded", run.error
     (step,) = run.steps
     attempts = step.attempts
-    assert [(a.number, a.status, a.exit_code) for a in attempts] == [(1, "failed", 75), (2, "failed", 75), (3, "succeeded", 0)]
+    assert [(a.number, a.status, a.exit_code) for a in attempts] == [
+        (1, "failed", 75),
+        (2, "failed", 75),
+        (3, "succeeded", 0),
+    ]
     assert [a.retry_delay_s for a in attempts] == [1.0, 2.0, None]
     # the backoff was waited: each attempt started at least its delay after the one before ended
     for before, after in zip(attempts, attempts[1:], strict=False):

@@ -80,5 +80,7 @@ class StepAttempts:
             # what the failed attempt wrote is not the step's output
             self._datasets().reset_worktrees(ctx.dataset, ctx.branch)
             if cancel.wait(delay):
-                return StepResult(status=RunStatus.CANCELLED, error=f"cancelled while waiting to retry (attempt {attempt + 1})")
+                return StepResult(
+                    status=RunStatus.CANCELLED, error=f"cancelled while waiting to retry (attempt {attempt + 1})"
+                )
             attempt += 1

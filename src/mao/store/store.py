@@ -533,7 +533,9 @@ class Store:
         order, in one transaction; a line over :data:`~mao.untrusted.MAX_LOG_LINE_BYTES` is
         cut, with a note of its size."""
         rows = [
-            LogLine(run_id=entry[0], step=entry[1], line=cap_line(entry[2]), attempt=entry[3] if len(entry) > 3 else None)
+            LogLine(
+                run_id=entry[0], step=entry[1], line=cap_line(entry[2]), attempt=entry[3] if len(entry) > 3 else None
+            )
             for entry in lines
         ]
         if not rows:
