@@ -122,7 +122,7 @@ class Instance:
         """The engines of steps that name one other than the instance's (``executor`` of a step)."""
         self._datasets = datasets
         self._exchange: StepExchange | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # `datasets` builds the ground-truth check under it
         self._trust: GroundTruthTrust | None = None
         self._built: dict[str, Callable[[], None]] = {}
         """The components built so far that need a stop, each with its stop (see :meth:`release`)."""
@@ -422,7 +422,7 @@ class Instance:
         from mao.triggers.state import TriggerHeads
         from mao.triggers.watch import TriggerSettings, TriggerWatch
 
-        heads = RemoteHeads(self.datasets.git, self.datasets.local_remote_roots)
+        heads = RemoteHeads(lambda: self.datasets)
         settings = TriggerSettings(owner=self.name, poll=float(self.settings.trigger_poll_interval))
         return TriggerWatch(
             heads, TriggerHeads(self.store), (self.store, self.catalog), self.registry, lambda: self.runner, settings

@@ -7,6 +7,7 @@ import subprocess
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from pydantic import ValidationError
@@ -127,7 +128,9 @@ class Recorder:
         return self.store.create_runs(requests, overlap="queue")
 
 
-def watch_for(store: Store, fake: FakeHeads, registry: MemoryRegistry, owner: str = "i1") -> tuple[TriggerWatch, Recorder]:
+def watch_for(
+    store: Store, fake: FakeHeads, registry: MemoryRegistry, owner: str = "i1"
+) -> tuple[TriggerWatch, Recorder]:
     recorder = Recorder(store)
     watch = TriggerWatch(
         fake,
@@ -225,7 +228,11 @@ def test_a_merge_notice_makes_the_watch_look_at_once(store: Store) -> None:
     define(store, TriggerIn(datasets=["a"]))
     fake = FakeHeads()
     watch = TriggerWatch(
-        fake, TriggerHeads(store), (store, FakeDatasets()), MemoryRegistry(), lambda: Recorder(store),
+        fake,
+        TriggerHeads(store),
+        (store, FakeDatasets()),
+        MemoryRegistry(),
+        lambda: Recorder(store),
         TriggerSettings(owner="i1", poll=3600),
     )
     watch.run_once()
@@ -260,7 +267,7 @@ def test_remote_heads_reads_ground_truth_of_a_real_remote(tmp_path: Path) -> Non
     remote = tmp_path / "remote.git"
     subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
     git = Git(ssh_key_dir=None, name="t", email="t@example.org", timeout=30)
-    heads = RemoteHeads(git, [tmp_path])
+    heads = RemoteHeads(lambda: SimpleNamespace(git=git, local_remote_roots=[tmp_path]))  # type: ignore[arg-type,return-value]
     assert heads.ground_truth(str(remote)) is None  # no ground-truth yet
     work = tmp_path / "work"
     subprocess.run(["git", "clone", "-q", str(remote), str(work)], check=True, capture_output=True)
@@ -271,4 +278,4 @@ def test_remote_heads_reads_ground_truth_of_a_real_remote(tmp_path: Path) -> Non
     sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=work, check=True, capture_output=True, text=True).stdout
     assert heads.ground_truth(f"file://{remote}") == sha.strip()
     with pytest.raises(InvalidInput):
-        RemoteHeads(git, [tmp_path / "elsewhere"]).ground_truth(str(remote))
+        RemoteHeads(lambda: SimpleNamespace(git=git, local_remote_roots=[tmp_path / "x"])).ground_truth(str(remote))  # type: ignore[arg-type,return-value]

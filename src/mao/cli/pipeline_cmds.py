@@ -410,6 +410,46 @@ def pipeline_unschedule(ctx: typer.Context, name: NameReq, json: JsonOpt = False
     output.print_json(result) if st.json else output.ok(f"pipeline {name} unscheduled")
 
 
+@pipeline_app.command("triggers")
+def pipeline_triggers(ctx: typer.Context, name: NameReq, json: JsonOpt = False) -> None:
+    """A pipeline's trigger: the datasets it watches, the ground-truth commit last seen on each
+    and the one the last triggered run was for."""
+    st = state(ctx, json)
+    found = st.client.get(f"/pipeline/{name}/triggers")
+    if st.json:
+        output.print_json(found)
+        return
+    trigger = found.get("trigger")
+    if not trigger:
+        output.ok(f"pipeline {name} has no trigger")
+        return
+    output.fields(
+        {
+            "datasets": ", ".join(trigger["datasets"]),
+            "mode": trigger["mode"],
+            "debounce": f"{trigger['debounce']:g}s",
+            "federation": trigger["federation"],
+        },
+        title=f"trigger of {name}",
+    )
+    output.table(
+        "Watched datasets",
+        ["dataset", "seen", "seen at", "ran for", "run", "pending"],
+        (
+            [
+                h["dataset"],
+                (h["seen_commit"] or "")[:10],
+                h["seen_at"],
+                (h["fired_commit"] or "")[:10],
+                h["last_run_id"],
+                "yes" if h["pending"] else "",
+            ]
+            for h in found["datasets"]
+        ),
+        no_wrap=("seen", "ran for", "run"),
+    )
+
+
 @pipeline_app.command("set-variable")
 def pipeline_set_variable(
     ctx: typer.Context,

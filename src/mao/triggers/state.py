@@ -84,9 +84,7 @@ class TriggerHeads:
         dated now. Returns the pipeline's heads."""
         now = now or datetime.now(UTC)
         with self.store.session() as s:
-            rows = {
-                row.dataset: row for row in s.scalars(select(TriggerHead).where(TriggerHead.pipeline == pipeline))
-            }
+            rows = {row.dataset: row for row in s.scalars(select(TriggerHead).where(TriggerHead.pipeline == pipeline))}
             for dataset, commit in seen.items():
                 row = rows.get(dataset)
                 if row is None:

@@ -164,7 +164,9 @@ class TriggerWatch(LoopService):
             self._failing.discard(dataset)
         return seen
 
-    def _consider(self, pipeline: PipelineRecord, trigger: TriggerIn, seen: dict[str, str | None], now: datetime) -> None:
+    def _consider(
+        self, pipeline: PipelineRecord, trigger: TriggerIn, seen: dict[str, str | None], now: datetime
+    ) -> None:
         mine = {d: seen[d] for d in trigger.datasets if d in seen}
         heads = self.state.observe(pipeline.name, mine, now) if mine else self.state.heads(pipeline.name)
         moved = due(trigger, heads, now)
