@@ -14,7 +14,6 @@ and the replay of work deferred while the registry was away.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 from mao.agreement.ballots import SlotRef
 from mao.agreement.tally import Tallier, Vote
 from mao.datasets.changes import output_id
-from mao.datasets.groundtruth import MergeSource
+from mao.datasets.groundtruth import MergeSource, Rider
 from mao.errors import MAOError, RegistryUnavailable
-from mao.registry.keys import merge_lock
 from mao.slots import normalize_slot
 from mao.store.steps import StepRecord
+from mao.trains import Boarding, MergeTrain
 
 if TYPE_CHECKING:
     from mao.agreement.ballots import BallotBox
@@ -100,24 +99,35 @@ class MergeDelivery:
         self.owner = owner
         """This instance's name, the holder of the locks it takes."""
         self.lock_ttl = lock_ttl
+        self.train = MergeTrain(registry, owner=owner, lock_ttl=lock_ttl)
 
     def merge(
         self, node: NodeCommit, *, note: Note | None = None, fetched: bool = False, onto: str | None = None
     ) -> str:
         """Record the node branch in the dataset's nodes and merge it into ground-truth under
-        the dataset's lock; the merge commit. RegistryUnavailable, MergeConflict and GitError
+        the dataset's lock, or as a rider of the train of whoever holds it (:mod:`mao.trains`);
+        the merge commit. RegistryUnavailable, MergeConflict and GitError
         are the caller's (``fetched``, ``onto``: see ``merge_to_ground_truth``; a fetched
         branch is merged from its commit)."""
         self.catalog.add_node(node.dataset, node.branch)
-        name = merge_lock(node.dataset)
-        asked = time.monotonic()
-        with self.registry.lock(name, ttl=self.lock_ttl, owner=self.owner):
-            if note is not None:
-                note(f"lock {name} acquired after {time.monotonic() - asked:.2f}s")
-            source = MergeSource(node.commit if fetched else None, fetched=fetched, onto=onto)
-            return self._datasets().merge_to_ground_truth(
+        source = MergeSource(node.commit if fetched else None, fetched=fetched, onto=onto)
+        datasets = self._datasets
+
+        def merge_with(riders: list[Rider]) -> tuple[str, dict[str, str]]:
+            return datasets().merge_train(node.dataset, node.branch, node.message, node.trailers, riders, node.commit)
+
+        done = self.train.merge(
+            Boarding(node.dataset, node.branch, node.commit, node.message, node.trailers),
+            push=lambda: datasets().push(node.dataset, node.branch),
+            merge_alone=lambda: datasets().merge_to_ground_truth(
                 node.dataset, node.branch, node.message, node.trailers, source
-            )
+            ),
+            merge_with=merge_with,
+            note=note,
+        )
+        if done.rider and note is not None:
+            note(f"merged by {done.by}'s train after {done.waited:.2f}s, without taking the lock")
+        return done.merge
 
     def deliver(
         self,

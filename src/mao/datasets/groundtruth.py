@@ -14,14 +14,14 @@ from pathlib import Path
 
 from mao.datasets.attributes import MergeAttributes, MergeRule
 from mao.datasets.core import DatasetCore
-from mao.datasets.refs import GROUND_TRUTH, check_branch
+from mao.datasets.refs import GROUND_TRUTH, RefInfo, check_branch
 from mao.datasets.retries import PushRetries
 from mao.datasets.settle import Settler
 from mao.datasets.trailers import format_message
 from mao.datasets.worktrees import Worktrees
 from mao.errors import GitError, InvalidInput, MergeConflict, NotFound
 
-__all__ = ["GroundTruth", "MergeSource"]
+__all__ = ["GroundTruth", "MergeSource", "Rider"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,17 @@ class MergeSource:
     commit: str | None = None
     fetched: bool = False
     onto: str | None = None
+
+
+@dataclass(frozen=True)
+class Rider:
+    """A node commit of another instance that waits for its merge (a merge train's rider):
+    its node ``branch`` is on the remote; merged with its own ``message`` and ``trailers``."""
+
+    branch: str
+    commit: str
+    message: str
+    trailers: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -156,6 +167,20 @@ class GroundTruth:
     ) -> tuple[str, bool, GitError | None]:
         """One merge and push, from the clone as last fetched: (merge commit, pushed, push error)."""
         clone = self.core.existing_clone(name)
+        merge, known = self._own_merge(clone, name, branch, message, trailers, source)
+        merged = self._merge_commit(merge, known)
+        if merged == merge.base and not merge.first:
+            return merged, True, None
+        error = self.push_merge(clone, merge.node_ref, merged)
+        if error is not None:
+            self._reset_worktree(name, merge.base)
+        return merged, error is None, error
+
+    def _own_merge(
+        self, clone: Path, name: str, branch: str, message: str, trailers: dict[str, str], source: str | None
+    ) -> tuple[_Merge, dict[str, RefInfo]]:
+        """The merge of node ``branch`` (commit ``source``, or its newest) into ground-truth as
+        last fetched, and the refs listing it was read from."""
         refs = self.refs.listing(clone)
         local = refs.get(f"refs/heads/{branch}")
         if source is None:
@@ -167,29 +192,93 @@ class GroundTruth:
         first = remote_gt is None
         base = remote_gt.sha if remote_gt else (self.refs.agreed_in(refs) or self.refs.empty_root(clone))
         known = {info.sha: info for info in refs.values()}
+        return _Merge(name, clone, branch, node_ref, source, base, first, message, trailers), known
+
+    def _merge_commit(self, merge: _Merge, known: dict[str, RefInfo]) -> str:
+        """The commit that merges ``merge.source`` into ``merge.base`` (not pushed): ``base``
+        itself when the node commit is part of it already. MergeConflict when git cannot
+        merge (the node's own ref is then pushed alone)."""
+        name, clone, base, source = merge.name, merge.clone, merge.base, merge.source
         source_info = known.get(source)
         base_parents = known[base].parents if base in known else ()
-        if not first and (source == base or source in base_parents):
-            logger.info("dataset %s: %s is already part of %s", name, branch, GROUND_TRUTH)
-            return base, True, None
+        if not merge.first and (source == base or source in base_parents):
+            logger.info("dataset %s: %s is already part of %s", name, merge.branch, GROUND_TRUTH)
+            return base
         if source_info is not None and base in source_info.parents:
             tree = source_info.tree  # ground-truth is the node's parent: the merge takes the node's tree
         else:
             result = self.git.call(["merge-tree", "--write-tree", "--no-messages", base, source], clone)
-            merge = _Merge(name, clone, branch, node_ref, source, base, first, message, trailers)
             if result.returncode != 0:
                 return self._merge_in_worktree(merge)
             tree = result.stdout.split()[0]
             if self._keeps_single_values(clone, tree, base, source):
                 return self._merge_in_worktree(merge)
-            same_tree = not first and tree == self.git.run(["rev-parse", f"{base}^{{tree}}"], clone).strip()
+            same_tree = not merge.first and tree == self.git.run(["rev-parse", f"{base}^{{tree}}"], clone).strip()
             if same_tree and self.refs.is_ancestor(clone, source, base):
-                logger.info("dataset %s: %s is already part of %s", name, branch, GROUND_TRUTH)
-                return base, True, None
-        text = format_message(message, trailers)
-        merged = self.git.run(["commit-tree", tree, "-p", base, "-p", source], clone, input=text).strip()
-        error = self.push_merge(clone, node_ref, merged)
-        return merged, error is None, error
+                logger.info("dataset %s: %s is already part of %s", name, merge.branch, GROUND_TRUTH)
+                return base
+        text = format_message(merge.message, merge.trailers)
+        return self.git.run(["commit-tree", tree, "-p", base, "-p", source], clone, input=text).strip()
+
+    def merge_train(
+        self,
+        name: str,
+        branch: str,
+        message: str,
+        trailers: dict[str, str],
+        riders: list[Rider],
+        commit: str | None = None,
+    ) -> tuple[str, dict[str, str]]:
+        """Merge node ``branch`` and then each rider's node commit into ground-truth, one after
+        the other, and push ground-truth once (atomically with ``branch``): (the merge of
+        ``branch``, {rider commit: the merge commit that took it in}).
+
+        The caller holds the federation lock, so nobody else moves ground-truth meanwhile;
+        the riders' node branches are on the remote already (a fresh fetch brings them);
+        ``commit`` is the node commit of ``branch`` (None: its newest). A
+        rider whose commit this clone cannot find, or whose merge conflicts, is left out (it
+        merges on its own). A refused push is retried from a fresh fetch, as :meth:`merge`.
+        """
+        check_branch(branch)
+        attempts = self.retries.attempts
+        last: GitError | None = None
+        for attempt in range(attempts):
+            if attempt:
+                self.retries.wait(name, GROUND_TRUTH, attempt)
+            with self.core.lock(name):
+                clone = self.core.existing_clone(name)
+                last = self.core.try_fetch(clone)
+                if last is not None:
+                    continue
+                own, known = self._own_merge(clone, name, branch, message, trailers, commit)
+                own_merge = head = self._merge_commit(own, known)
+                merges: dict[str, str] = {}
+                for rider in riders:
+                    if self.refs.rev(clone, rider.commit) is None:
+                        logger.info("dataset %s: node commit %s is not on the remote yet", name, rider.commit)
+                        continue
+                    ride = _Merge(name, clone, rider.branch, None, rider.commit, head, False, rider.message, rider.trailers)
+                    try:
+                        head = merges[rider.commit] = self._merge_commit(ride, {})
+                    except MergeConflict as exc:
+                        logger.warning("dataset %s: %s is left to merge on its own: %s", name, rider.branch, exc)
+                pushed_head = None if head == own.base and not own.first else head
+                last = self.push_merge(clone, own.node_ref, pushed_head)
+                if last is None:
+                    return own_merge, merges
+                self._reset_worktree(name, own.base)
+        assert last is not None
+        raise GitError(
+            f"merged {branch} and {len(riders)} waiting node branches into {GROUND_TRUTH} of dataset {name} "
+            f"but could not push it after {attempts} attempts: {last.message}",
+            details=last.details,
+        )
+
+    def _reset_worktree(self, name: str, base: str) -> None:
+        """After a refused push: a ground-truth worktree left at an unpushed merge goes back to ``base``."""
+        worktree = self.core.worktree_path(name, GROUND_TRUTH)
+        if worktree.exists():
+            self.worktrees.clean(worktree, GROUND_TRUTH, base)
 
     def _keeps_single_values(self, clone: Path, tree: str, base: str, source: str) -> bool:
         """Whether ``merge-tree`` (which reads no attributes) merged line by line a file
@@ -205,8 +294,8 @@ class GroundTruth:
         text = format_message(message, trailers)
         return self.git.run(["commit-tree", f"{source}^{{tree}}", "-p", onto, "-p", source], clone, input=text).strip()
 
-    def _merge_in_worktree(self, merge: _Merge) -> tuple[str, bool, GitError | None]:
-        """The merge with conflicts to settle, in the ground-truth worktree."""
+    def _merge_in_worktree(self, merge: _Merge) -> str:
+        """The merge with conflicts to settle, in the ground-truth worktree (not pushed)."""
         worktree = self.worktrees.checkout(merge.name, merge.clone, GROUND_TRUTH, merge.base)
         text = format_message(merge.message, merge.trailers)
         args = ["merge", "--quiet", "--no-ff", "--no-edit", "--no-verify", "--allow-unrelated-histories"]
@@ -248,9 +337,4 @@ class GroundTruth:
             self.worktrees.clean(worktree, GROUND_TRUTH, merged)
         if merged == merge.base and not merge.first:
             logger.info("dataset %s: %s is already part of %s", merge.name, merge.branch, GROUND_TRUTH)
-            return merged, True, None
-        error = self.push_merge(merge.clone, merge.node_ref, merged)
-        if error is not None:
-            self.worktrees.clean(worktree, GROUND_TRUTH, merge.base)
-            return merged, False, error
-        return merged, True, None
+        return merged

@@ -1,0 +1,193 @@
+"""Merge trains: whoever holds a dataset's merge lock merges every node commit waiting for it.
+
+An instance that finds ``merge-<dataset>`` held does not queue behind it. It pushes its node
+branch alone and posts the node commit as a rider (``trains/<instance>/<dataset>/<branch>``,
+under a lease, so a rider whose instance died goes away by itself). The holder, before it
+merges, reads the riders of its dataset, merges its own node branch and then each rider's
+commit into ``ground-truth`` one after the other, pushes once, and says which merge took each
+rider in (``merged/<dataset>/<commit>``). A rider sees that and is done without ever taking
+the lock; one still waiting when the lock frees takes it and carries whoever waits then. N
+instances writing one slot so cost one lock hold and about one merge each, not N lock waits.
+
+A holder that dies frees the lock within its lease as before; riders it had not announced
+are still waiting and the next holder takes them.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mao.datasets.groundtruth import Rider
+from mao.errors import LockTimeout, MAOError
+from mao.registry.base import Lease, Lock, Registry
+from mao.registry.keys import LOCKS, TRAINS, merge_lock, merged_key, train_key
+
+log = logging.getLogger(__name__)
+
+MERGED_BY = "Mao-Merged-By"
+"""The trailer of a rider's merge commit naming the instance that merged it."""
+
+Note = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Boarding:
+    """A node commit to merge into a dataset's ground-truth: its ``branch`` and ``commit``,
+    and the ``message`` and ``trailers`` of its merge."""
+
+    dataset: str
+    branch: str
+    commit: str | None
+    message: str
+    trailers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Waited:
+    """How a merge went through the train: ``merge`` is the merge commit; ``rider`` says
+    another instance's train took it in (``by``) while this one waited for the lock."""
+
+    merge: str
+    waited: float
+    rider: bool = False
+    by: str | None = None
+
+
+class MergeTrain:
+    """Takes a dataset's merge lock, or rides with whoever holds it.
+
+    ``push`` pushes a node branch alone (False: it failed); ``merge_alone`` merges one node
+    commit as before; ``merge_with`` merges one node commit and the riders given, returning
+    (its merge, {rider commit: merge}). Both run with the lock held."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        owner: str,
+        lock_ttl: int,
+        wait: float = 60.0,
+        poll: float = 0.1,
+    ) -> None:
+        self.registry = registry
+        self.owner = owner
+        self.lock_ttl = lock_ttl
+        self.wait = wait
+        self.poll = poll
+
+    def merge(
+        self,
+        node: Boarding,
+        *,
+        push: Callable[[], bool],
+        merge_alone: Callable[[], str],
+        merge_with: Callable[[list[Rider]], tuple[str, dict[str, str]]],
+        note: Note | None = None,
+    ) -> Waited:
+        """Merge ``node`` into its dataset's ground-truth: under the lock (with the riders
+        waiting then), or as a rider of another holder's train. LockTimeout after ``wait``
+        seconds without either; RegistryUnavailable, MergeConflict and GitError are the caller's."""
+        lock = self.registry.lock(merge_lock(node.dataset), ttl=self.lock_ttl, owner=self.owner)
+        asked = time.monotonic()
+        ticket: Lease | None = None
+        try:
+            while True:
+                if ticket is not None and (done := self._merged(node, asked)) is not None:
+                    return done
+                if self._try(lock):
+                    break
+                if ticket is None and node.commit is not None and push():
+                    ticket = self._board(node)
+                if time.monotonic() - asked > self.wait:
+                    holder = (self.registry.get(lock.key) or {}).get("owner", "another holder")
+                    raise LockTimeout(f"lock {lock.key} is held by {holder}; try again later")
+                time.sleep(self.poll * (0.5 + random.random()))
+            waited = time.monotonic() - asked
+            try:
+                # the train that left just before this took the lock may have carried this node
+                if ticket is not None and (done := self._merged(node, asked)) is not None:
+                    return done
+                if note is not None:
+                    note(f"lock {lock.key[len(LOCKS):]} acquired after {waited:.2f}s")
+                riders = self._riders(node)
+                if not riders:
+                    return Waited(merge_alone(), waited)
+                merge, merges = merge_with(riders)
+                self._announce(node.dataset, merges)
+                if note is not None and merges:
+                    note(f"merged {len(merges)} waiting node commits of other instances with it")
+                return Waited(merge, waited)
+            finally:
+                lock.release()
+        finally:
+            if ticket is not None:
+                self._leave(node, ticket)
+
+    def _merged(self, node: Boarding, asked: float) -> Waited | None:
+        """How another instance's train merged ``node``, once it says so."""
+        done = self.registry.get(merged_key(node.dataset, node.commit or ""))
+        if done is None:
+            return None
+        return Waited(str(done["merge"]), time.monotonic() - asked, rider=True, by=done.get("by"))
+
+    # the lock ------------------------------------------------------------------------
+
+    def _try(self, lock: Lock) -> bool:
+        """One attempt at the lock, skipped (no lease granted) while its key shows a holder."""
+        if self.registry.get(lock.key) is not None:
+            return False
+        return lock.acquire(timeout=0)
+
+    # riders --------------------------------------------------------------------------
+
+    def _board(self, node: Boarding) -> Lease:
+        value: dict[str, Any] = {
+            "dataset": node.dataset,
+            "branch": node.branch,
+            "commit": node.commit,
+            "message": node.message,
+            "trailers": node.trailers,
+            "since": time.time(),
+        }
+        return self.registry.put_with_ttl(train_key(self.owner, node.dataset, node.branch), value, self._ttl)
+
+    def _leave(self, node: Boarding, ticket: Lease) -> None:
+        try:
+            self.registry.revoke(ticket)  # the lease takes the key with it
+        except MAOError as exc:
+            log.warning("could not withdraw the wait of %s for %s (it expires by itself): %s", node.branch, node.dataset, exc)
+
+    def _riders(self, node: Boarding) -> list[Rider]:
+        """The node commits of other instances waiting for this dataset's merge, oldest first."""
+        waiting = [
+            value
+            for key, value in self.registry.list(TRAINS).items()
+            if value.get("dataset") == node.dataset
+            and not key.startswith(f"{self.owner}/")
+            and value.get("commit")
+        ]
+        waiting.sort(key=lambda value: float(value.get("since") or 0))
+        return [
+            Rider(
+                branch=str(value["branch"]),
+                commit=str(value["commit"]),
+                message=str(value.get("message") or f"merge {value['branch']}"),
+                trailers={**dict(value.get("trailers") or {}), MERGED_BY: self.owner},
+            )
+            for value in waiting
+        ]
+
+    def _announce(self, dataset: str, merges: dict[str, str]) -> None:
+        for commit, merge in merges.items():
+            self.registry.put_with_ttl(merged_key(dataset, commit), {"merge": merge, "by": self.owner}, self._ttl)
+
+    @property
+    def _ttl(self) -> int:
+        """How long a rider's post and a merge's announcement last: beyond any wait for the lock."""
+        return max(self.lock_ttl, int(self.wait) + self.lock_ttl)
+

@@ -1,0 +1,121 @@
+"""Merge trains: whoever holds a dataset's merge lock merges every node commit waiting for it.
+
+Real git on real bare remotes; the registry is the in-memory one (the same code runs on etcd
+in tests/federation/test_merge_trains.py).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from waiting import wait_for
+
+from mao.datasets import DatasetManager
+from mao.datasets.groundtruth import Rider
+from mao.registry.keys import TRAINS, merge_lock
+from mao.registry.memory import MemoryRegistry
+from mao.trains import MERGED_BY, Boarding, MergeTrain
+
+
+def ancestors(inspect, remote: Path, ref: str = "refs/heads/ground-truth") -> set[str]:
+    return set(inspect.git("rev-list", ref, cwd=remote).split())
+
+
+def test_one_push_merges_the_holders_node_and_every_rider(
+    manager: DatasetManager, make_manager, remote: Path, write_output, inspect, trailers_of
+) -> None:
+    others = [make_manager(name) for name in ("b", "c", "d")]
+    mine = write_output(manager, str(remote), "step-a", {"a.txt": "A\n", "rows.csv": "a\n"})
+    riders = []
+    for other, name in zip(others, "bcd", strict=True):
+        sha = write_output(other, str(remote), f"step-{name}", {f"{name}.txt": name, "rows.csv": f"{name}\n"})
+        riders.append(Rider(f"step-{name}", sha, f"Merge step-{name}", {"Mao-Instance": name, MERGED_BY: "a"}))
+    own, merges = manager.merge_train("ds", "step-a", "Merge step-a", {"Mao-Instance": "a"}, riders)
+    head = inspect.rev(remote, "ground-truth")
+    # one chain on the first-parent line: a's merge, then one merge per rider, in order
+    chain = inspect.git("rev-list", "--first-parent", head, cwd=remote).split()
+    assert chain[:4] == [merges[riders[2].commit], merges[riders[1].commit], merges[riders[0].commit], own]
+    assert {mine, *(r.commit for r in riders)} <= ancestors(inspect, remote)
+    assert inspect.files(remote, "ground-truth") == ["a.txt", "b.txt", "c.txt", "d.txt", "rows.csv"]
+    assert sorted(inspect.file(remote, "ground-truth", "rows.csv").split()) == ["a", "b", "c", "d"]
+    assert trailers_of(manager, remote, merges[riders[0].commit]) == {"Mao-Instance": "b", MERGED_BY: "a"}
+
+
+def test_a_rider_the_clone_cannot_find_is_left_out(
+    manager: DatasetManager, remote: Path, write_output, inspect
+) -> None:
+    write_output(manager, str(remote), "step-a", {"a.txt": "A\n"})
+    ghost = Rider("step-z", "0" * 40, "Merge step-z", {})
+    own, merges = manager.merge_train("ds", "step-a", "Merge step-a", {}, [ghost])
+    assert merges == {} and inspect.rev(remote, "ground-truth") == own
+
+
+def _node(manager: DatasetManager, remote: Path, write_output, name: str) -> Boarding:
+    sha = write_output(manager, str(remote), f"step-{name}", {f"{name}.txt": name})
+    return Boarding("ds", f"step-{name}", sha, f"Merge step-{name}", {"Mao-Instance": name})
+
+
+def test_waiting_instances_ride_with_the_holder_and_never_take_the_lock(
+    make_manager, remote: Path, write_output, inspect
+) -> None:
+    """Three instances find the lock held; once it frees, whoever takes it merges the other
+    two: one merge_with call, two riders that return the merge of their commit without a lock."""
+    registry = MemoryRegistry()
+    blocker = registry.lock(merge_lock("ds"), ttl=30, owner="x")
+    assert blocker.acquire(timeout=0)
+    managers = {name: make_manager(name) for name in "abc"}
+    nodes = {name: _node(managers[name], remote, write_output, name) for name in "abc"}
+    results: dict[str, object] = {}
+    calls: list[tuple[str, int]] = []
+
+    def run(name: str) -> None:
+        manager, node = managers[name], nodes[name]
+        train = MergeTrain(registry, owner=name, lock_ttl=30, poll=0.05)
+
+        def merge_with(riders: list[Rider]) -> tuple[str, dict[str, str]]:
+            calls.append((name, len(riders)))
+            return manager.merge_train("ds", node.branch, node.message, node.trailers, riders, node.commit)
+
+        def merge_alone() -> str:
+            calls.append((name, 0))
+            return manager.merge_to_ground_truth("ds", node.branch, node.message, node.trailers)
+
+        results[name] = train.merge(
+            node, push=lambda: manager.push("ds", node.branch), merge_alone=merge_alone, merge_with=merge_with
+        )
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in "abc"]
+    for thread in threads:
+        thread.start()
+    wait_for(lambda: len(registry.list(TRAINS)) == 3, 30, "three riders waiting")
+    blocker.release()
+    for thread in threads:
+        thread.join(60)
+    assert calls and len(calls) == 1, calls
+    holder, carried = calls[0]
+    assert carried == 2
+    merges = {name: results[name].merge for name in "abc"}  # type: ignore[attr-defined]
+    for name in "abc":
+        done = results[name]
+        assert done.rider is (name != holder) and (done.by == holder if done.rider else True)  # type: ignore[attr-defined]
+        assert nodes[name].commit in ancestors(inspect, remote, merges[name])
+    assert set(merges.values()) <= ancestors(inspect, remote)
+    assert registry.list(TRAINS) == {}  # every rider withdrew its post
+
+
+def test_an_uncontended_merge_takes_the_lock_and_merges_alone(
+    manager: DatasetManager, remote: Path, write_output, inspect
+) -> None:
+    registry = MemoryRegistry()
+    node = _node(manager, remote, write_output, "a")
+    pushes: list[str] = []
+    done = MergeTrain(registry, owner="a", lock_ttl=30).merge(
+        node,
+        push=lambda: pushes.append("push") is None,
+        merge_alone=lambda: manager.merge_to_ground_truth("ds", node.branch, node.message, node.trailers),
+        merge_with=lambda riders: ("", {}),
+    )
+    assert not done.rider and done.merge == inspect.rev(remote, "ground-truth")
+    assert pushes == []  # no separate push of the node branch when nobody holds the lock
+    assert registry.get("locks/" + merge_lock("ds")) is None
