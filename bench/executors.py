@@ -1,6 +1,6 @@
 """Benchmark: the same MAO step on each engine, side by side.
 
-    python3 bench/executors.py [--repeat N] [--docker-host URL] [--swarm-host URL] [--json]
+    python3 bench/executors.py [--repeat N] [--docker-host URL] [--swarm-host URL] [--slurm-conf FILE] [--json]
 
 One instance per engine (SQLite, in-memory registry, a bare-repository dataset of its own),
 each running the same one-step pipeline (the demo tool's ``collect``: a row appended, a
@@ -9,8 +9,15 @@ the same load; each keeps its dataset, so history grows alike. Reported per engi
 median / max seconds of a run, from its start to its end, and the ratio of medians against
 the local engine (``docker``).
 
-The engines default to the test services' (``MAO_TEST_DOCKER_HOST``, ``MAO_TEST_SWARM_HOST``;
-``scripts/services.sh up`` then ``source .run/services.env``).
+With a Slurm cluster (``--slurm-conf``), the same run on Slurm twice, the job's container run
+by the docker CLI against the local engine: with the data on the shared disk (``slurm-shared``)
+and with the data by commit through the instance's API (``slurm-commit``); and, as the baseline
+of what any Slurm job of this container costs, the same container submitted by hand
+(``slurm-by-hand``: ``sbatch --wrap 'docker run --rm ...'`` then ``squeue --json`` every 50 ms
+until it ends, without MAO, git or logs), with each Slurm engine's ratio to it.
+
+The engines default to the test services' (``MAO_TEST_DOCKER_HOST``, ``MAO_TEST_SWARM_HOST``,
+``MAO_TEST_SLURM_CONF``; ``scripts/services.sh up`` then ``source .run/services.env``).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -33,6 +41,8 @@ from mao.config import Settings  # noqa: E402
 from mao.instance import Instance  # noqa: E402
 from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn  # noqa: E402
 from mao.registry.memory import MemoryRegistry  # noqa: E402
+
+SLURM_ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING"}
 
 IMAGE = "mao/demo-tool:bench"
 PIPELINE = {
@@ -50,6 +60,60 @@ def build_image(url: str) -> None:
         )
     finally:
         client.close()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve(inst: Instance, port: int) -> object:
+    """The instance's API on loopback, for the nodes of data by commit; returns what stops it."""
+    import uvicorn
+
+    from mao.api.app import create_app
+
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(instance=inst, background=False), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(30)
+
+    return stop
+
+
+def slurm_by_hand(work: Path, docker_host: str, slurm_conf: str) -> float:
+    """The same container as a bare Slurm job: sbatch, then squeue --json until it ends."""
+    env = {"PATH": os.environ["PATH"], "SLURM_CONF": slurm_conf}
+    data = work / "by-hand"
+    data.mkdir(exist_ok=True)
+    wrap = (
+        f"docker -H {docker_host} run --rm --network none -v {data}:/usr/src/app/data {IMAGE} "
+        "sh /usr/src/app/tool.sh collect"
+    )
+    started = time.perf_counter()
+    job = subprocess.run(
+        ["sbatch", "--parsable", "-o", "/dev/null", "--wrap", wrap], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    while True:
+        out = subprocess.run(["squeue", "--json"], env=env, capture_output=True, text=True, check=True).stdout
+        state = next((j["job_state"] for j in json.loads(out)["jobs"] if str(j["job_id"]) == job), "GONE")
+        if state not in SLURM_ACTIVE:
+            break
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    if state != "COMPLETED":
+        raise SystemExit(f"slurm-by-hand: job {job} ended {state}")
+    return elapsed
 
 
 def instance(work: Path, name: str, **settings: str) -> Instance:
@@ -75,35 +139,53 @@ def timed_run(inst: Instance) -> float:
     return elapsed
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--docker-host", default=os.environ.get("MAO_TEST_DOCKER_HOST"))
-    parser.add_argument("--swarm-host", default=os.environ.get("MAO_TEST_SWARM_HOST"))
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    args = parser.parse_args()
-    if not args.docker_host or not args.swarm_host:
-        parser.error("give --docker-host and --swarm-host (or source .run/services.env)")
-
+def engine_settings(args: argparse.Namespace, exchange_port: int) -> dict[str, dict[str, str]]:
     engines = {
         "docker": {"docker_host": args.docker_host},
         "swarm": {"executor": "swarm", "swarm_host": args.swarm_host},
     }
-    build_image(args.docker_host)
-    build_image(args.swarm_host)
+    if args.slurm_conf:
+        slurm = {
+            "executor": "slurm",
+            "slurm_conf": args.slurm_conf,
+            "slurm_container_cli": f"docker -H {args.docker_host}",
+        }
+        engines["slurm-shared"] = {**slurm, "slurm_data": "shared"}
+        engines["slurm-commit"] = {
+            **slurm,
+            "slurm_data": "commit",
+            "exchange_url": f"http://127.0.0.1:{exchange_port}",
+        }
+    return engines
+
+
+def measure(args: argparse.Namespace) -> dict[str, list[float]]:
+    """Each engine's run times, the engines interleaved (with the by-hand Slurm job)."""
+    exchange_port = free_port()
+    engines = engine_settings(args, exchange_port)
     times: dict[str, list[float]] = {name: [] for name in engines}
+    if args.slurm_conf:
+        times["slurm-by-hand"] = []
     with tempfile.TemporaryDirectory(prefix="mao-bench-exec-") as tmp:
         instances = {name: instance(Path(tmp), f"bench-{name}", **s) for name, s in engines.items()}
+        stops = [serve(instances["slurm-commit"], exchange_port)] if "slurm-commit" in instances else []
         try:
             for inst in instances.values():
                 timed_run(inst)  # warm-up: clones, first commit
             for _ in range(args.repeat):
                 for name, inst in instances.items():
                     times[name].append(timed_run(inst))
+                if args.slurm_conf:
+                    times["slurm-by-hand"].append(slurm_by_hand(Path(tmp), args.docker_host, args.slurm_conf))
         finally:
+            for stop in stops:
+                stop()  # type: ignore[operator]
             for inst in instances.values():
                 inst.close()
+    return times
 
+
+def summarise(times: dict[str, list[float]]) -> dict[str, dict[str, float]]:
     local = statistics.median(times["docker"])
     results = {
         name: {
@@ -114,14 +196,37 @@ def main() -> int:
         }
         for name, values in times.items()
     }
+    if "slurm-by-hand" in times:
+        by_hand = statistics.median(times["slurm-by-hand"])
+        for name in ("slurm-shared", "slurm-commit", "slurm-by-hand"):
+            results[name]["ratio_to_slurm_by_hand"] = round(statistics.median(times[name]) / by_hand, 2)
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--docker-host", default=os.environ.get("MAO_TEST_DOCKER_HOST"))
+    parser.add_argument("--swarm-host", default=os.environ.get("MAO_TEST_SWARM_HOST"))
+    parser.add_argument("--slurm-conf", default=os.environ.get("MAO_TEST_SLURM_CONF"))
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args()
+    if not args.docker_host or not args.swarm_host:
+        parser.error("give --docker-host and --swarm-host (or source .run/services.env)")
+
+    build_image(args.docker_host)
+    build_image(args.swarm_host)
+    results = summarise(measure(args))
     out = {"repeat": args.repeat, "results": results}
     if args.json:
         print(json.dumps(out, indent=2))
     else:
         print(f"a one-step run, {args.repeat} interleaved repeats, seconds")
         for name, r in results.items():
+            by_hand = f"  x{r['ratio_to_slurm_by_hand']} of slurm-by-hand" if "ratio_to_slurm_by_hand" in r else ""
             print(
-                f"  {name:7} min {r['min']:.3f}  median {r['median']:.3f}  max {r['max']:.3f}  x{r['ratio_to_docker']}"
+                f"  {name:13} min {r['min']:.3f}  median {r['median']:.3f}  max {r['max']:.3f}"
+                f"  x{r['ratio_to_docker']}{by_hand}"
             )
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
     (ROOT / "bench" / "results" / "executors.json").write_text(json.dumps(out, indent=2) + "\n")
