@@ -537,7 +537,9 @@ class TriggerIn(Strict):
 
     datasets: list[Name] = Field(min_length=1, max_length=MAX_TRIGGER_DATASETS)
     mode: Literal["any", "all"] = "any"
-    debounce: float = Field(default=0.0, ge=0, le=MAX_DEBOUNCE, description="seconds, or a duration such as 30s, 2m, 1h")
+    debounce: float = Field(
+        default=0.0, ge=0, le=MAX_DEBOUNCE, description="seconds, or a duration such as 30s, 2m, 1h"
+    )
     federation: Literal["every", "one"] = "every"
 
     @field_validator("debounce", mode="before")
@@ -671,7 +673,7 @@ class PipelineIn(Strict):
         return sorted({v for step in self.steps for v in step.private_variables()})
 
     def definition(self) -> dict[str, Any]:
-        definition = {
+        definition: dict[str, Any] = {
             "name": self.name,
             "description": self.description,
             "steps": [s.model_dump(exclude_none=True) for s in self.steps],

@@ -122,7 +122,7 @@ class ReadCache:
             for callback in self._listeners:
                 try:
                     callback(key, text is None)
-                except Exception:  # noqa: BLE001 - a listener never breaks the watch
+                except Exception:  # a listener never breaks the watch
                     log.exception("registry watch listener failed on %s", key)
 
     @property

@@ -35,7 +35,7 @@ class PipelineRecord(BaseModel):
 
     def definition(self) -> dict[str, Any]:
         """The JSON form, as registered in the federation and shown by the API."""
-        definition = {
+        definition: dict[str, Any] = {
             "name": self.name,
             "description": self.description,
             "steps": [s.model_dump(exclude_none=True) for s in self.steps],
