@@ -161,6 +161,7 @@ def test_a_failing_tool_a_timeout_and_a_cancel_end_the_run_and_leave_nothing(
             "bad": {"cmd": ["sh", "-c", "echo broken; exit 4"]},
             "slow": {"cmd": ["sh", "-c", "sleep 300"], "timeout": 3},
             "long": {"cmd": ["sh", "-c", "echo started; sleep 300"]},
+            "refused": {"cmd": ["sh", "-c", "true"], "resources": {"cpus": 1, "partition": "nosuchpartition"}},
         }
         for pipeline, step in steps.items():
             body = {"name": f"s-{pipeline}", "tool": "demo", "output_dataset": "observations", **step}
@@ -168,6 +169,8 @@ def test_a_failing_tool_a_timeout_and_a_cancel_end_the_run_and_leave_nothing(
 
         failed = inst.store.get_run(inst.runner.run_sync("bad"))
         assert failed.status == "failed" and failed.steps[0].exit_code == 4, failed.error
+        refused = inst.store.get_run(inst.runner.run_sync("refused"))  # the step's resources reach sbatch
+        assert refused.status == "failed" and "not submitted" in (refused.error or ""), refused.error
         timed_out = inst.store.get_run(inst.runner.run_sync("slow"))
         assert timed_out.status == "timed_out", timed_out.error
 

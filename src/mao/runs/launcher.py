@@ -19,7 +19,7 @@ from mao.agreement.tally import vote_deadline
 from mao.delivery import NodeCommit
 from mao.errors import GitError, MAOError, MergeConflict
 from mao.events import RunStarted, StepFinished, StepStarted
-from mao.executor.base import PullPolicy, StepSpec
+from mao.executor.base import Placement, PlacementSink, PullPolicy, StepResources, StepSpec
 from mao.runs.attempts import StepAttempts
 from mao.runs.environment import node_branch, render_env, step_environment
 from mao.runs.steps import RunInfo, StepContext
@@ -156,9 +156,23 @@ class RunLauncher:
                 status=outcome.status,
                 error=outcome.error,
                 duration_s=time.monotonic() - started,
+                executor=record.executor,
             )
         )
         return outcome
+
+    def _placement_sink(self, step_id: int, say: Note) -> PlacementSink:
+        """What an engine that queues steps calls as the step's placement changes: the step's
+        row records it (a queued step shows ``queued``), and the run's log says it."""
+
+        def placed(placement: Placement) -> None:
+            self.rows.placed(step_id, placement.executor, placement.state, placement.node, placement.job)
+            where = (f", node {placement.node}" if placement.node else "") + (
+                f", job {placement.job}" if placement.job else ""
+            )
+            say(f"{placement.state} on {placement.executor}{where}")
+
+        return placed
 
     def _run_step(
         self,
@@ -188,17 +202,20 @@ class RunLauncher:
             pull_policy=self.settings.pull_policy,
             instance=ctx.instance,
             secret_values=ctx.secrets,
+            resources=StepResources(**step.resources.model_dump()) if step.resources else StepResources(),
         )
         transfer = StepTransferScope(self._exchange)  # for engines whose nodes do not share the disk
         try:
             engine = self._executor(step.executor)
+            record.executor = engine.name
+            spec.on_placement = self._placement_sink(step_id, say)
             spec.transfer = transfer.open(engine, ctx.worktree, ctx.input_dir)
             result = transfer.settle(self.attempts.run(engine, spec, ctx, cancel))
         finally:
             transfer.close()
             if ctx.input_dir is not None and step.input_dataset:
                 datasets.release_input(step.input_dataset, ctx.input_dir)
-        record.exit_code, record.image_digest = result.exit_code, result.image_digest
+        record.exit_code, record.image_digest, record.node = result.exit_code, result.image_digest, result.node
         if result.status != RunStatus.SUCCEEDED:
             datasets.reset_worktrees(ctx.dataset, ctx.branch)
             return StepOutcome(RunStatus(result.status), result.error or str(result.status))
