@@ -63,6 +63,35 @@ def test_a_bad_cli_setting_is_refused(tmp_path: Path) -> None:
         SlurmExecutor(SlurmCommands(), SlurmOptions(log_dir=tmp_path, container_cli="  "))
 
 
+def test_settings_for_slurm_by_commit_need_the_url_nodes_reach_the_api_by(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from mao.config import Settings
+
+    with pytest.raises(ValidationError, match="exchange_url"):
+        Settings(data_dir=tmp_path, executor="slurm")
+    with pytest.raises(ValidationError, match="exchange_url"):
+        Settings(data_dir=tmp_path, exchange_url="http://user:pw@head:8321")
+    ok = Settings(data_dir=tmp_path, executor="slurm", exchange_url="http://head:8321/")
+    assert ok.exchange_url == "http://head:8321" and ok.slurm_data == "commit"
+    assert Settings(data_dir=tmp_path, executor="slurm", slurm_data="shared").exchange_url is None
+
+
+def test_resources_in_a_pipeline_file_are_checked() -> None:
+    from pydantic import ValidationError
+
+    from mao.models import StepIn
+
+    step = {"name": "s", "tool": "t", "output_dataset": "d"}
+    good = StepIn.model_validate(
+        {**step, "resources": {"cpus": 2, "memory": "2g", "partition": "gpu", "gres": "gpu:a100:2"}}
+    )
+    assert good.resources is not None and good.resources.gres == "gpu:a100:2"
+    for bad in ({"cpus": 0}, {"memory": "lots"}, {"partition": "a b"}, {"gres": "gpu;rm -rf"}, {"nodes": 3}):
+        with pytest.raises(ValidationError):
+            StepIn.model_validate({**step, "resources": bad})
+
+
 # ---------------------------------------------------------------------------------- real Slurm
 
 
