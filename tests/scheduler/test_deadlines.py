@@ -219,3 +219,20 @@ def test_the_grid_and_the_schedules_show_the_deadlines() -> None:
     assert marked["deadlines_missed"] == ["2026-11-28T12:00:00Z"]
     schedules = [{"pipeline": "p", "instance": "a"}, {"pipeline": "q", "instance": "a"}]
     assert [s["deadline"] for s in with_deadlines(schedules, {"p": {"deadline": "30m"}})] == ["30m", None]
+
+
+def test_the_dashboard_outlines_the_slots_past_their_deadline() -> None:
+    from mao.ui.heatmap import heatmap
+
+    cells = {"a": "missing", "b": "missing"}
+    grid = {
+        "instances": ["a", "b"],
+        "gaps": ["2026-11-28T12:00:00Z"],
+        "slots": [
+            {"slot": "2026-11-28T11:00:00Z", "cells": cells, "deadline": "met"},
+            {"slot": "2026-11-28T12:00:00Z", "cells": cells, "deadline": "missed"},
+        ],
+    }
+    chart = heatmap("p", grid)
+    assert [c.slot for c in chart.late] == ["2026-11-28T12:00:00Z"]
+    assert "1 past their deadline" in chart.desc

@@ -91,7 +91,7 @@ def schedules(
     pipeline: Annotated[str | None, typer.Argument(help="Only this pipeline's schedules.")] = None,
     json: JsonOpt = False,
 ) -> None:
-    """Every instance's schedules: pipeline, cron, timezone, mode."""
+    """Every instance's schedules: pipeline, cron, timezone, mode, the pipeline's slot deadline."""
     st = state(ctx, json)
     params = {"pipeline": pipeline} if pipeline else {}
     data = st.client.get("/federation/schedules", params=params)["schedules"]
@@ -100,12 +100,20 @@ def schedules(
         return
     output.table(
         "Schedules in the federation",
-        ["pipeline", "instance", "cron", "timezone", "mode", "since (UTC)"],
+        ["pipeline", "instance", "cron", "timezone", "mode", "deadline", "since (UTC)"],
         (
-            [s["pipeline"], s["instance"], s["cron"], s["timezone"], s["mode"], output.timestamp(s.get("since"))]
+            [
+                s["pipeline"],
+                s["instance"],
+                s["cron"],
+                s["timezone"],
+                s["mode"],
+                s.get("deadline") or "",
+                output.timestamp(s.get("since")),
+            ]
             for s in data
         ),
-        no_wrap=("cron", "mode", "since (UTC)"),
+        no_wrap=("cron", "mode", "deadline", "since (UTC)"),
         optional=("timezone",),
     )
 
@@ -153,12 +161,24 @@ def coverage(
         )
     else:
         output.console.print(f"no gaps: {counts['covered']} of {counts['closed']} ended slot(s) delivered")
+    late = data.get("deadlines_missed") or []
+    if late:
+        output.console.print(
+            f"[bold red]{len(late)} slot(s) past their deadline[/bold red] (no delivered run or decision by then): "
+            + ", ".join(late)
+        )
     instances = data["instances"]
     output.table(
         f"Coverage of {pipeline} since {output.utc(data['since'])}",
         ["slot", "mode", *instances],
         (
-            [r["slot"] + (" (open)" if r["open"] else ""), r["mode"], *(SYMBOLS[r["cells"][i]] for i in instances)]
+            [
+                r["slot"]
+                + (" (open)" if r["open"] else "")
+                + (" (deadline missed)" if r.get("deadline") == "missed" else ""),
+                r["mode"],
+                *(SYMBOLS[r["cells"][i]] for i in instances),
+            ]
             for r in data["slots"]
         ),
         no_wrap=("slot", "mode"),

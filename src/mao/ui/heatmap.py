@@ -56,6 +56,8 @@ class Heatmap:
     rows: list[Label] = field(default_factory=list)
     columns: list[Label] = field(default_factory=list)
     gaps: list[Cell] = field(default_factory=list)
+    late: list[Cell] = field(default_factory=list)
+    """The slots with no delivered run (or vote decision) by their deadline, outlined."""
     counts: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -92,6 +94,9 @@ def heatmap(pipeline: str, grid: dict[str, Any]) -> Heatmap:
             chart.cells.append(cell)
         if slot["slot"] in gaps:
             chart.gaps.append(Cell(x, 2, round(max(cell_w - 1, 0.6), 2), TOP - 5, str(slot["slot"]), "", "gap"))
+        if slot.get("deadline") == "missed":
+            height = ROW * max(1, len(instances))
+            chart.late.append(Cell(x, TOP, round(max(cell_w - 1, 0.6), 2), height, str(slot["slot"]), "", "late"))
     chart.columns = _slot_labels(slots, left, cell_w, chart.height - BOTTOM + 16)
     chart.counts = {state: n for state, n in counts.items() if n}
     summary = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in chart.counts.items()) or "no cell"
@@ -99,6 +104,7 @@ def heatmap(pipeline: str, grid: dict[str, Any]) -> Heatmap:
         f"{len(slots)} slot{'s' if len(slots) != 1 else ''} × {len(instances)} "
         f"instance{'s' if len(instances) != 1 else ''} from {grid.get('since', '?')} to {grid.get('until', '?')}: "
         f"{summary}; {len(gaps)} gap{'s' if len(gaps) != 1 else ''} (slots no instance delivered)"
+        + (f"; {len(chart.late)} past their deadline" if chart.late else "")
     )
     return chart
 
