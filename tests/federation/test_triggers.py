@@ -7,6 +7,7 @@ commit; in ``one`` mode the three run a change once between them."""
 from __future__ import annotations
 
 import subprocess
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,8 @@ def seen(node: Node, pipeline: str, sha: str) -> bool:
 def test_a_change_on_a_runs_b_and_c_once_each_and_so_does_a_push_from_outside(
     federation: Federation, tmp_path: Path
 ) -> None:
-    a, b, c = federation.add_nodes(3, trigger_poll_interval=3)
+    # a long poll: the runs on b and c come from the notice of a's merge in the registry
+    a, b, c = federation.add_nodes(3, trigger_poll_interval=10)
     federation.register_tool("writer")
     src = federation.register_dataset("src")
     federation.register_dataset("out-consume")
@@ -99,6 +101,8 @@ def test_a_change_on_a_runs_b_and_c_once_each_and_so_does_a_push_from_outside(
     merged = git(src, "rev-parse", GROUND_TRUTH).strip()
     for node in (b, c):
         [run] = wait_triggered(node, "consume", 1)
+        waited = datetime.fromisoformat(run["created_at"]) - datetime.fromisoformat(produced["finished_at"])
+        print(f"{node.name}: triggered run recorded {waited.total_seconds():.2f}s after a's run ended")
         assert run["status"] == "succeeded", run
         assert run["trigger_changes"] == [f"src@{merged}"]
         assert node.run_record(run["id"])["steps"][0]["input_commit"] == merged
