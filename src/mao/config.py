@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -147,6 +147,10 @@ class Settings(BaseSettings):
     etcd_endpoints: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["http://127.0.0.1:2379"])
     registry_prefix: str = "/mao/"
     registry_timeout: float = Field(default=5.0, gt=0)
+    etcd_user: str | None = None
+    """This instance's etcd user once the federation is secured (``maoctl federation secure``)."""
+    etcd_password: SecretStr | None = None
+    """Its password (``MAO_ETCD_PASSWORD``): never shown, logged or sent but to etcd's authenticate."""
     registry_cache_max_stale: float = Field(default=2.0, ge=0, le=60)
     """A serving instance keeps tools, datasets and pipelines in memory; an answer from that
     copy is never older than this many seconds (0: no copy, every read asks the registry)."""
@@ -377,6 +381,14 @@ class Settings(BaseSettings):
             variable = f"MAO_{info.field_name.upper()}"
             raise ValueError(f"{info.field_name} ({variable}) is blank: set a real token or unset it")
         return value or None
+
+    @model_validator(mode="after")
+    def _etcd_credentials_in_pairs(self) -> Settings:
+        if bool(self.etcd_user) != bool(self.etcd_password and self.etcd_password.get_secret_value()):
+            raise ValueError(
+                "give etcd_user (MAO_ETCD_USER) and etcd_password (MAO_ETCD_PASSWORD) together, or neither"
+            )
+        return self
 
     @model_validator(mode="after")
     def _swarm_needs_its_manager(self) -> Settings:

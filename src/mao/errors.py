@@ -137,6 +137,15 @@ class RegistryUnavailable(Unavailable):
     code = "registry_unavailable"
 
 
+class RegistryUnauthorized(RegistryUnavailable):
+    """etcd refused this instance: no credentials where authentication is on, a wrong user name
+    or password, or a key its role may not write (``details["reason"]``: ``unauthenticated``,
+    ``bad_credentials``, ``permission_denied``). Federation work waits as when the registry
+    is away, and is named as this."""
+
+    code = "registry_unauthorized"
+
+
 class StoreError(Unavailable):
     """The local store (SQLite, PostgreSQL) failed or cannot be reached."""
 

@@ -17,6 +17,7 @@ from mao.errors import InvalidInput
 from mao.executor.fake import FakeExecutor
 from mao.instance import Instance
 from mao.models import DatasetIn, PipelineIn, ToolIn
+from mao.registry.keys import schedule_key
 from mao.registry.memory import MemoryRegistry
 from mao.slots import normalize_slot, parse_slot, slot_key
 
@@ -138,7 +139,7 @@ def test_a_late_start_keeps_its_scheduled_slot(standalone):
     """The run fires ten minutes late (the instance was down): its slot is the fire time, not now."""
     inst = standalone(misfire_policy="run_once", misfire_grace_seconds=3600)
     inst.scheduler.schedule("p", "0 0 1 1 *")
-    published = inst.registry.get("schedules/p/solo")
+    published = inst.registry.get(schedule_key("p", "solo"))
     assert {k: published[k] for k in ("cron", "timezone", "instance", "mode")} == {
         "cron": "0 0 1 1 *",
         "timezone": "UTC",
@@ -158,4 +159,4 @@ def test_a_late_start_keeps_its_scheduled_slot(standalone):
     assert SEEN[-1]["MAO_SLOT"] == run.slot
 
     inst.scheduler.unschedule("p")
-    assert inst.registry.get("schedules/p/solo") is None
+    assert inst.registry.get(schedule_key("p", "solo")) is None

@@ -10,6 +10,7 @@ from agreement_kit import git, trailers, write_snapshot
 from mao.agreement.ballots import BallotBox, SlotRef
 from mao.errors import Conflict, InvalidInput
 from mao.events import VoteDisputed
+from mao.registry.keys import schedule_key
 
 SLOT = "2026-11-28T12:00:00Z"
 NAMES = ("alpha", "beta", "gamma")
@@ -200,14 +201,14 @@ def test_a_tallier_killed_after_pushing_does_not_tally_twice(federation, registe
 def test_electorate_is_fixed_when_the_slot_opens(federation, register, remote):
     alpha, beta = voting(federation, register, names=("alpha", "beta"))
     for name, cron in (("alpha", "0 * * * *"), ("beta", "0 * * * *"), ("gamma", "30 * * * *")):
-        alpha.registry.put(f"schedules/collect/{name}", {"cron": cron, "timezone": "UTC", "instance": name})
+        alpha.registry.put(schedule_key("collect", name), {"cron": cron, "timezone": "UTC", "instance": name})
     federation("gamma")  # live, but on another cron: not an elector
     run_slot(alpha)
     electorate = BallotBox(alpha.registry).electorate(ref())
     assert electorate["electors"] == ["alpha", "beta"]
 
     late_joiner = federation("delta", tool=differs_for("delta"))  # joins mid-slot
-    alpha.registry.put("schedules/collect/delta", {"cron": "0 * * * *", "timezone": "UTC", "instance": "delta"})
+    alpha.registry.put(schedule_key("collect", "delta"), {"cron": "0 * * * *", "timezone": "UTC", "instance": "delta"})
     register(late_joiner, policy="vote")
     run_slot(late_joiner)
     assert tally_commits(remote) == []  # beta is still awaited; delta's ballot does not count

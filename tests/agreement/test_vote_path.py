@@ -78,7 +78,7 @@ def test_a_vote_step_opens_its_slot_once_and_casts_from_what_it_holds(alone, mon
         "run_id": run.id,
         "late": False,
     }
-    assert BallotBox(registry).ballots(REF) == {"alpha": ballot}
+    assert inst.tallier.box.ballots(REF) == {"alpha": ballot}
     # alone, it is its own majority: the tally commit is in ground-truth
     assert trailers(remote, "ground-truth")["Mao-Vote-For"] == "alpha"
     assert git(remote, "show", "ground-truth:snapshot.csv") == f"slot,{SLOT}\nvalue,42\n"

@@ -20,7 +20,7 @@ from mao.errors import InvalidInput
 from mao.executor.fake import FakeExecutor
 from mao.instance import Instance
 from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn
-from mao.registry.keys import COVERAGE, claim_key, gap_key
+from mao.registry.keys import COVERAGE, claim_key, gap_key, schedule_key
 from mao.registry.memory import MemoryRegistry
 from mao.slots import parse_slot
 
@@ -236,7 +236,7 @@ def test_a_restarting_instance_backfills_its_one_mode_gaps(tmp_path, registry) -
     inst = _instance(tmp_path, registry, "a", coverage_backfill_on_start=True, coverage_backfill_max_age=200)
     try:
         inst.scheduler.schedule("p", "* * * * *", "one")  # paused: it never fires here
-        key = "schedules/p/a"
+        key = schedule_key("p", "a")
         registry.put(key, {**registry.get(key), "since": "2000-01-01T00:00:00Z"})  # down for the last minutes
         gaps = inst.coverage.coverage("p", datetime.now(UTC) - timedelta(seconds=200))["gaps"]
         assert len(gaps) >= 2

@@ -12,6 +12,7 @@ from mao.config import Settings
 from mao.events import CoverageGap, InstanceLost
 from mao.federation import Heartbeat
 from mao.instance import Instance
+from mao.registry.keys import schedule_key
 
 
 @pytest.mark.etcd
@@ -64,7 +65,7 @@ def test_the_coverage_answer_publishes_each_gap_of_this_instances_pipelines_once
     since = now - timedelta(hours=3)
     for pipeline, who in (("mine", "here"), ("theirs", "elsewhere")):
         inst.registry.put(
-            f"schedules/{pipeline}/{who}",
+            schedule_key(pipeline, who),
             {"cron": "0 * * * *", "instance": who, "mode": "every", "since": "2026-11-28T08:00:00Z"},
         )
     grid = inst.coverage.coverage("mine", since, now=now)

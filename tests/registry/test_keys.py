@@ -18,8 +18,8 @@ def test_each_family_keeps_its_layout() -> None:
     assert keys.pipeline_key("p") == "pipelines/p"
     assert keys.instance_key("a") == "instances/a"
     assert keys.schedules_prefix() == "schedules/"
-    assert keys.schedules_prefix("p") == "schedules/p/"
-    assert keys.schedule_key("p", "a") == "schedules/p/a"
+    assert keys.schedules_prefix("a") == "schedules/a/"
+    assert keys.schedule_key("p", "a") == "schedules/a/p"
     assert keys.coverage_prefix("p") == "coverage/p/"
     assert keys.coverage_key("p", SLOT) == "coverage/p/20261128T120000Z/"
     assert keys.coverage_key("p", SLOT, "a") == "coverage/p/20261128T120000Z/a"
@@ -28,8 +28,8 @@ def test_each_family_keeps_its_layout() -> None:
     assert keys.insight_key("p", "s") == "insights/p/s"
     path = keys.slot_path("d", "p", "s", SLOT)
     assert path == "d/p/s/20261128T120000Z"
-    assert keys.ballots_prefix(path) == "ballots/d/p/s/20261128T120000Z/"
-    assert keys.ballot_key(path, "a") == "ballots/d/p/s/20261128T120000Z/a"
+    assert keys.ballots_prefix("a") == "ballots/a/"
+    assert keys.ballot_key(path, "a") == "ballots/a/d/p/s/20261128T120000Z"
     assert keys.electorate_key(path) == "electorates/d/p/s/20261128T120000Z"
     assert keys.electorates_prefix() == "electorates/"
     assert keys.electorates_prefix("d") == "electorates/d/"
@@ -68,3 +68,23 @@ def test_no_module_but_the_layout_spells_a_key() -> None:
                 if head.startswith(FAMILIES) or (head in LOCK_NAMES and len(node.values) > 1):
                     found.append(f"{path.relative_to(src)}:{node.lineno}: f{head!r}")
     assert found == []
+
+
+def test_an_instance_owns_only_keys_that_start_with_its_name() -> None:
+    owned = keys.owned_by("a")
+    assert owned.keys == ("instances/a",)
+    assert owned.prefixes == tuple(f"{family}a/" for family in keys.OWNED)
+    assert {"ballots/a/", "schedules/a/"} <= set(owned.prefixes)
+    assert keys.ballot_key("d/p/s/x", "a").startswith(owned.prefixes)
+    assert keys.schedule_key("p", "a").startswith(owned.prefixes)
+    assert not keys.ballot_key("d/p/s/x", "ab").startswith(owned.prefixes)
+    assert not set(keys.SHARED) & set(keys.OWNED)
+    every = {v for n, v in vars(keys).items() if n.isupper() and isinstance(v, str) and v.endswith("/")}
+    local = {keys.LOCAL_LEASES, keys.LOCAL_META}
+    assert every - local == {*keys.SHARED, *keys.OWNED, keys.INSTANCES}, "a new family is shared or owned"
+
+
+def test_schedules_are_read_back_by_pipeline_and_instance() -> None:
+    listing = {"a/p": 1, "b/p": 2, "a/q": 3, "odd": 4}
+    assert keys.schedules_of(listing) == {("p", "a"): 1, ("p", "b"): 2, ("q", "a"): 3}
+    assert keys.schedules_of(listing, "p") == {("p", "a"): 1, ("p", "b"): 2}

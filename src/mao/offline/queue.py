@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 
-from mao.errors import MAOError
+from mao.errors import MAOError, RegistryUnauthorized
 from mao.offline.models import FederationTask
 from mao.status import FederationState
 from mao.store.models import StepRun, utcnow
@@ -63,10 +63,20 @@ class FederationQueue:
         previous = self.store.get_run(run_id).steps if run_id is not None else []
         tasks = next((list((s.details or {}).get("federation_tasks", [])) for s in previous if s.id == step_id), [])
         self.mark_step(step_id, federation=PENDING, federation_tasks=[*tasks, task_id])
-        log.warning("registry unavailable: %s of run %s deferred (task %s): %s", kind, run_id, task_id, reason.message)
+        refused = isinstance(reason, RegistryUnauthorized)
+        what = "the registry refused this instance's etcd credentials" if refused else "the registry is unavailable"
+        log.log(
+            logging.ERROR if refused else logging.WARNING,
+            "%s: %s of run %s deferred (task %s): %s",
+            what,
+            kind,
+            run_id,
+            task_id,
+            reason.message,
+        )
         if run_id is not None:
             task_note(self.store, FederationTask(run_id=run_id, payload=payload))(
-                f"the registry is unavailable ({reason.message}); {kind} deferred: "
+                f"{what} ({reason.message}); {kind} deferred: "
                 f"federation pending (task {task_id}), replayed when the registry answers again"
             )
         return task_id

@@ -25,6 +25,7 @@ from requests.adapters import HTTPAdapter
 from mao.errors import InvalidInput, RegistryUnavailable, foreign
 from mao.registry.base import Lease, Registry
 from mao.registry.cache import MISS, CachedValues, ReadCache, decode
+from mao.registry.etcd_auth import AuthSession, EtcdCredentials
 from mao.registry.etcd_cache import EtcdCacheFollower
 
 T = TypeVar("T")
@@ -56,9 +57,10 @@ def _retryable(exc: Exception) -> bool:
     return any(word in text for word in ("leader", "unavailable", "timed out", "timeout"))
 
 
-def make_session(pool_size: int = POOL_SIZE) -> requests.Session:
-    """A requests session whose connection pool holds ``pool_size`` connections per member."""
-    session = requests.Session()
+def make_session(pool_size: int = POOL_SIZE, credentials: EtcdCredentials | None = None) -> requests.Session:
+    """A requests session whose connection pool holds ``pool_size`` connections per member,
+    authenticating as ``credentials`` when given (:mod:`mao.registry.etcd_auth`)."""
+    session = AuthSession(credentials)
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
@@ -73,7 +75,12 @@ def _reason(exc: Exception) -> str:
     return "timed out" if isinstance(exc, requests.Timeout) else exc.__class__.__name__
 
 
-def make_clients(endpoints: list[str], timeout: float, pool_size: int = POOL_SIZE) -> list[Etcd3Client]:
+def make_clients(
+    endpoints: list[str],
+    timeout: float,
+    pool_size: int = POOL_SIZE,
+    credentials: EtcdCredentials | None = None,
+) -> list[Etcd3Client]:
     clients = []
     for endpoint in endpoints:
         parts = urlsplit(endpoint)
@@ -86,7 +93,7 @@ def make_clients(endpoints: list[str], timeout: float, pool_size: int = POOL_SIZ
                 protocol=parts.scheme,
                 timeout=timeout,
                 api_path="/v3/",
-                session=make_session(pool_size),
+                session=make_session(pool_size, credentials),
             )
         )
     return clients
