@@ -127,6 +127,8 @@ class StepFinished(Event):
     status: RunStatus
     error: str | None
     duration_s: float
+    executor: str | None = None
+    """The engine that ran the step's container (``docker``, ``kubernetes``...); None: none ran."""
 
 
 @dataclass(frozen=True)

@@ -324,6 +324,11 @@ class Instance:
                 self._trust = GroundTruthTrust(git, KeyDirectory(self.registry), self.events)
             return self._trust
 
+    def verify_ground_truth(self, dataset: str) -> dict[str, Any]:
+        """The first-parent chain of ``dataset``'s ground-truth, judged (after a fetch)."""
+        url = self.catalog.get_dataset(dataset)["master"]
+        return self.ground_truth_trust(self.datasets.git).verify(self.datasets, dataset, url)
+
     def untrusted_ground_truth(self) -> dict[str, dict[str, Any]]:
         """The datasets whose ground-truth advanced to an untrusted commit (none before any fetch)."""
         return self._trust.alerts() if self._trust is not None else {}

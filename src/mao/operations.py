@@ -155,6 +155,10 @@ def step_dict(step: StepRun) -> dict[str, Any]:
         "finished_at": _iso(step.finished_at),
         "duration": _duration(step.started_at, step.finished_at),
         "attempts": [attempt_dict(a) for a in step.attempts],
+        "executor": step.executor,
+        "node": step.node,
+        "job": step.job,
+        "placement": step.placement,
     }
 
 

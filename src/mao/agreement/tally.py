@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mao.agreement.ballots import BallotBox, SlotRef
+from mao.agreement.signers import REJECTED_TRAILER, SIGNERS_TRAILER, BallotChecker, BallotVerdict, KeyDirectory
 from mao.datasets.changes import TallyCommit
 from mao.errors import Conflict, InvalidInput, MAOError, NotFound, RegistryUnavailable
 from mao.events import VoteDisputed
@@ -56,6 +57,10 @@ class Decision:
     against: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     candidates: list[dict[str, Any]] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)
+    """Electors whose ballots did not count, with the reason (see :mod:`mao.agreement.signers`)."""
+    signers: str | None = None
+    """The digest of the slot's allowed signers (``Mao-Signers``)."""
 
 
 def decide(electors: list[str], ballots: dict[str, dict[str, Any]]) -> Decision:
@@ -113,6 +118,7 @@ class Tallier:
         """This instance's name: its ballots' and tally commits' ``Mao-Instance``."""
         self.lock_ttl = lock_ttl
         self.box = BallotBox(registry)
+        self.checker = BallotChecker(KeyDirectory(registry))
 
     @property
     def datasets(self) -> DatasetManager:
@@ -204,7 +210,7 @@ class Tallier:
                 return recorded
             electorate = self.box.electorate(ref) or {"electors": []}
             ballots = self.box.ballots(ref)
-            decision = decide(list(electorate["electors"]), ballots)
+            decision = self._decide(ref, electorate, ballots)
             if decision.outcome == OPEN:
                 raise Conflict(f"slot {ref.slot} of {ref.pipeline}/{ref.step} has no ballots to tally")
             if decision.outcome == DISPUTED:
@@ -222,6 +228,25 @@ class Tallier:
                 return record
             return self._commit(ref, decision, ballots, resolved_by=None)
 
+    def verify(self, ref: SlotRef, electorate: Mapping[str, Any], ballots: dict[str, dict[str, Any]]) -> BallotVerdict:
+        """Which of the slot's ballots count (signed ``G`` by the instance they are filed under,
+        on its node branch), against the allowed signers the electorate fixed; the dataset's
+        clone is fetched already."""
+        return self.checker.check(self.datasets, ref.dataset, ref.step, electorate, ballots)
+
+    def _decide(self, ref: SlotRef, electorate: Mapping[str, Any], ballots: dict[str, dict[str, Any]]) -> Decision:
+        """The decision on the ballots that count; those that do not are recorded with their reason."""
+        verdict = self.verify(ref, electorate, ballots)
+        for instance, reason in sorted(verdict.rejected.items()):
+            log.warning(
+                "slot %s of %s/%s: the ballot of %s is rejected: %s", ref.slot, ref.pipeline, ref.step, instance, reason
+            )
+        decision = decide(list(electorate["electors"]), verdict.valid)
+        decision.missing = [m for m in decision.missing if m not in verdict.rejected]
+        decision.rejected = dict(sorted(verdict.rejected.items()))
+        decision.signers = verdict.signers
+        return decision
+
     def _commit(
         self, ref: SlotRef, decision: Decision, ballots: dict[str, dict[str, Any]], resolved_by: str | None
     ) -> dict[str, Any]:
@@ -238,6 +263,10 @@ class Tallier:
             "Mao-Vote-Commit": winner_commit,
             "Mao-Instance": self.name,
         }
+        if decision.rejected:
+            trailers[REJECTED_TRAILER] = _names(sorted(decision.rejected))
+        if decision.signers:
+            trailers[SIGNERS_TRAILER] = decision.signers
         if resolved_by:
             trailers["Mao-Resolved-By"] = resolved_by
         verb = f"resolved by {resolved_by}" if resolved_by else f"{len(decision.voters_for)} of {len(ballots)} ballots"
@@ -277,6 +306,8 @@ class Tallier:
             "dissenters": decision.against,
             "missing": decision.missing,
             "candidates": decision.candidates,
+            "rejected": decision.rejected,
+            "signers": decision.signers,
             "resolved_by": resolved_by,
             "tallied_by": self.name,
             "tallied_at": time.time(),
@@ -300,6 +331,8 @@ class Tallier:
             "dissenters": names("Mao-Vote-Against"),
             "missing": names("Mao-Vote-Missing"),
             "candidates": previous.get("candidates", []),
+            "rejected": previous.get("rejected") or {n: "rejected" for n in names(REJECTED_TRAILER)},
+            "signers": t.get(SIGNERS_TRAILER),
             "resolved_by": resolved_by,
             "tallied_by": t.get("Mao-Instance"),
             "tallied_at": previous.get("tallied_at"),
@@ -336,6 +369,9 @@ class Tallier:
             )
         ref = disputed[0]
         ballots = {i: b for i, b in self.box.ballots(ref).items() if not b.get("late")}
+        rejected = (self.box.outcome(ref) or {}).get("rejected") or {}
+        if pick in rejected:
+            raise InvalidInput(f"the ballot of {pick!r} for slot {slot} was rejected: {rejected[pick]}")
         if pick not in ballots:
             raise InvalidInput(
                 f"instance {pick!r} has no ballot for slot {slot}; pick one of: {', '.join(sorted(ballots))}"
@@ -347,9 +383,12 @@ class Tallier:
                 self._index(ref, found)
                 raise Conflict(f"slot {slot} of dataset {dataset!r} already has a tally commit {found['sha']}")
             electorate = self.box.electorate(ref) or {"electors": sorted(ballots)}
+            previous = self._decide(ref, electorate, ballots)
+            if pick in previous.rejected:
+                raise InvalidInput(f"the ballot of {pick!r} for slot {slot} was rejected: {previous.rejected[pick]}")
+            ballots = {i: b for i, b in ballots.items() if i not in previous.rejected}
             winner = ballots[pick]["output_id"]
             voters_for = sorted(i for i, b in ballots.items() if b["output_id"] == winner)
-            previous = decide(list(electorate["electors"]), ballots)
             decision = Decision(
                 RESOLVED,
                 winner,
@@ -357,6 +396,8 @@ class Tallier:
                 sorted(set(ballots) - set(voters_for)),
                 previous.missing,
                 previous.candidates,
+                previous.rejected,
+                previous.signers,
             )
             return self._commit(ref, decision, ballots, resolved_by=self.name)
 
@@ -441,6 +482,8 @@ class Tallier:
                     "missing": outcome.get("missing", provisional.missing),
                     "candidates": outcome.get("candidates") or provisional.candidates,
                     "resolved_by": outcome.get("resolved_by"),
+                    "rejected": outcome.get("rejected") or {},
+                    "signers": outcome.get("signers"),
                     "deadline": electorate.get("deadline"),
                 }
             )

@@ -313,6 +313,12 @@ class StepRunOut(Open):
     attempts: list[AttemptOut] = Field(
         default_factory=list, description="each run of the step's container, the last one's result is the step's"
     )
+    executor: str | None = Field(default=None, description="the engine that ran the step (docker, kubernetes...)")
+    node: str | None = Field(default=None, description="the host the engine placed the step on, when it says")
+    job: str | None = Field(default=None, description="the engine's name of the step's work (a Slurm job, a Job...)")
+    placement: Literal["queued", "running"] | None = Field(
+        default=None, description="queued: the engine accepted the step but has not started it; running: started"
+    )
 
 
 class RunOut(Open):
@@ -437,6 +443,14 @@ class SlotVotes(Open):
     resolved_by: str | None = None
     for_: list[str] = Field(default_factory=list, alias="for", description="the electors of the winning output")
     missing: list[str] = Field(default_factory=list, description="electors that cast no ballot (yet)")
+    rejected: dict[str, str] = Field(
+        default_factory=dict,
+        description="electors whose ballot did not count, with the reason (unsigned, signed by another key, "
+        "not on the instance's node branch ...)",
+    )
+    signers: str | None = Field(
+        default=None, description="the digest of the slot's allowed signers (the tally commit's Mao-Signers)"
+    )
     deadline: int | float | None = Field(
         default=None, description="when the slot is tallied at the latest (Unix time; 0 when rebuilt from git)"
     )
@@ -450,6 +464,28 @@ class VotesOut(Open):
 class Resolved(Open):
     ok: bool = True
     dataset: str
+
+
+class ChainCommit(Open):
+    """One first-parent commit of ground-truth, as this instance judges it."""
+
+    commit: str
+    subject: str
+    kind: Literal["root", "merge", "tally"]
+    status: str = Field(description="git's %G?: G good, U unknown key, B bad or revoked, N unsigned, E unchecked")
+    signer: str | None = None
+    trusted: bool
+    reason: str
+
+
+class VerifyOut(Open):
+    """The first-parent chain of a dataset's ground-truth (newest first) and its first untrusted commit."""
+
+    dataset: str
+    head: str | None = Field(default=None, description="the remote's ground-truth, untrusted commits included")
+    trusted: str | None = Field(default=None, description="the newest commit this instance trusts and builds on")
+    first_untrusted: str | None = None
+    commits: list[ChainCommit] = Field(default_factory=list)
 
 
 # ------------------------------------------------------------------ control metrics and insights

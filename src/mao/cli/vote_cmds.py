@@ -34,7 +34,8 @@ def dataset_votes(
     slot: Annotated[str | None, typer.Option("--slot", help="Only this slot (ISO-8601 UTC).")] = None,
     json: JsonOpt = False,
 ) -> None:
-    """Per slot: each elector's ballot or its absence, the outcome, the winner and the dissenters."""
+    """Per slot: each elector's ballot or its absence, the outcome, the winner, the dissenters and
+    the ballots that did not count (with the reason)."""
     st = state(ctx, json)
     check_name(name, "dataset name")
     params = {"slot": normalize_slot(slot)} if slot else {}
@@ -44,7 +45,7 @@ def dataset_votes(
         return
     output.table(
         f"Votes on {name}",
-        ["slot", "pipeline/step", "outcome", "winner", "commit", "dissenters", "missing"],
+        ["slot", "pipeline/step", "outcome", "winner", "commit", "dissenters", "missing", "rejected"],
         (
             [
                 s["slot"],
@@ -54,14 +55,16 @@ def dataset_votes(
                 _short(s["commit"]),
                 ", ".join(s["dissenters"]),
                 ", ".join(s["missing"]),
+                ", ".join(sorted(s.get("rejected") or {})),
             ]
             for s in result["slots"]
         ),
         no_wrap=("slot", "outcome", "winner", "commit"),
-        optional=("missing", "dissenters"),  # each ballot table below names them too
+        optional=("missing", "dissenters", "rejected"),  # each ballot table below names them too
     )
     for s in result["slots"]:
         winners = set(s.get("for") or [])
+        rejected = s.get("rejected") or {}
         output.table(
             f"Ballots for {s['pipeline']}/{s['step']} at {s['slot']} ({s['outcome']})",
             ["instance", "ballot (output @ commit)", "role"],
@@ -69,7 +72,9 @@ def dataset_votes(
                 [
                     inst,
                     _ballot(b, s),
-                    "winner"
+                    f"rejected: {rejected[inst]}"
+                    if inst in rejected
+                    else "winner"
                     if inst in winners
                     else "dissenter"
                     if inst in s["dissenters"]
@@ -106,3 +111,47 @@ def dataset_resolve(
     output.print_json(result) if st.json else output.ok(
         f"slot {body['slot']} of {name} resolved with {pick}'s ballot: {result['commit']}"
     )
+
+
+@dataset_app.command("verify")
+def dataset_verify(
+    ctx: typer.Context,
+    name: DatasetArg,
+    json: JsonOpt = False,
+) -> None:
+    """The first-parent chain of the dataset's ground-truth, each commit's signer, and the first
+    commit this instance does not trust (it keeps working from the last trusted one)."""
+    st = state(ctx, json)
+    check_name(name, "dataset name")
+    result = st.client.get(f"/datasets/{quote(name)}/verify")
+    if st.json:
+        output.print_json(result)
+        return
+    output.table(
+        f"ground-truth of {name}",
+        ["commit", "kind", "signature", "signer", "trusted", "reason", "subject"],
+        (
+            [
+                _short(c["commit"]),
+                c["kind"],
+                c["status"],
+                c.get("signer") or "",
+                "yes" if c["trusted"] else "NO",
+                c["reason"],
+                c["subject"],
+            ]
+            for c in result["commits"]
+        ),
+        no_wrap=("commit", "kind", "signature", "trusted"),
+        optional=("subject",),
+    )
+    first = result.get("first_untrusted")
+    if first:
+        output.console.print(
+            f"[red]✗[/red] first untrusted commit: {first}; this instance works from {_short(result.get('trusted'))}",
+            markup=True,
+            highlight=False,
+        )
+        raise typer.Exit(1)
+    else:
+        output.ok(f"every commit of {name}'s ground-truth is trusted (head {_short(result.get('head'))})")

@@ -21,7 +21,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mao.datasets.files import remove
@@ -96,6 +96,8 @@ class DatasetCore:
         self.local_remote_roots = local_remote_roots
         self.refs = Refs(git)
         self._origins: dict[Path, str] = {}  # clone -> origin URL, as last checked or set
+        self.after_fetch: Callable[[str, Path], None] | None = None
+        """Called with (dataset, clone) after every fetch (the ground-truth check)."""
 
     # ------------------------------------------------------------------ paths and locks
 
@@ -200,6 +202,8 @@ class DatasetCore:
     def fetch(self, clone: Path) -> None:
         """Fetch origin into ``clone`` (no housekeeping after it: see the publisher's)."""
         self.git.run(["fetch", "--prune", "--quiet", "--no-auto-maintenance", "origin"], clone)
+        if self.after_fetch is not None:
+            self.after_fetch(clone.parent.name, clone)
 
     def try_fetch(self, clone: Path) -> GitError | None:
         """:meth:`fetch`; the error instead of raising it."""

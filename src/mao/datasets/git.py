@@ -74,9 +74,20 @@ class Git:
     ``ssh_key_dir`` holds the instance's key pair (``id_ed25519``, ``id_ecdsa`` or
     ``id_rsa``, first found wins) and its ``known_hosts``; new host keys are accepted
     on first contact and pinned afterwards. ``name`` and ``email`` sign every commit.
+    With ``signing_key`` (a private SSH key), every commit is signed with it through git's
+    SSH signing: ``commit`` and ``merge`` by configuration, ``commit-tree`` by a ``-S`` put
+    first (a later ``--no-gpg-sign``, as for the shared empty root, still wins).
     """
 
-    def __init__(self, *, ssh_key_dir: Path | None, name: str, email: str, timeout: float = 120) -> None:
+    def __init__(
+        self,
+        *,
+        ssh_key_dir: Path | None,
+        name: str,
+        email: str,
+        timeout: float = 120,
+        signing_key: Path | None = None,
+    ) -> None:
         if not name or not name.strip() or "\n" in name:
             raise InvalidInput("git author name must be a non-empty single line")
         if not email or not email.strip() or "\n" in email or "<" in email or ">" in email:
@@ -88,6 +99,8 @@ class Git:
         self.timeout = float(timeout)
         self.ssh_key_dir = Path(ssh_key_dir).absolute() if ssh_key_dir is not None else None
         self.ssh_key = self._find_key()
+        self.signing_key = Path(signing_key).absolute() if signing_key is not None else None
+        """The private key every commit is signed with, or None (unsigned commits)."""
         self._env = self._build_env()
         self._counted = threading.Lock()
         self.processes = 0
@@ -156,7 +169,13 @@ class Git:
                 "GIT_CONFIG_COUNT": str(len(_FORCED_CONFIG)),
             }
         )
-        for index, (key, value) in enumerate(_FORCED_CONFIG.items()):
+        config = dict(_FORCED_CONFIG)
+        if self.signing_key is not None:
+            config.update(
+                {"gpg.format": "ssh", "user.signingKey": str(self.signing_key), "commit.gpgsign": "true"}
+            )
+        env["GIT_CONFIG_COUNT"] = str(len(config))
+        for index, (key, value) in enumerate(config.items()):
             env[f"GIT_CONFIG_KEY_{index}"] = key
             env[f"GIT_CONFIG_VALUE_{index}"] = value
         return env
@@ -287,7 +306,11 @@ class Git:
         with self._counted:
             self.processes += 1
             self.by_subcommand[self.subcommand(args)] += 1
-        return ["git", *[str(arg) for arg in args]]
+        argv = ["git", *[str(arg) for arg in args]]
+        if self.signing_key is not None and self.subcommand(args) == "commit-tree":
+            at = argv.index("commit-tree") + 1
+            argv[at:at] = ["-S"]
+        return argv
 
     @staticmethod
     def subcommand(args: Sequence[str]) -> str:

@@ -94,7 +94,9 @@ class Refs:
     def empty_root(self, clone: Path) -> str:
         """The shared root commit with an empty tree (see ``_ROOT_ENV``)."""
         tree = self.git.run(["mktree"], clone, input="").strip()
-        return self.git.run(["commit-tree", tree], clone, input=_ROOT_MESSAGE, env=_ROOT_ENV).strip()
+        # never signed: the root is the same commit on every instance
+        args = ["commit-tree", "--no-gpg-sign", tree]
+        return self.git.run(args, clone, input=_ROOT_MESSAGE, env=_ROOT_ENV).strip()
 
     def tip(self, clone: Path, branch: str) -> str | None:
         """The newest commit known for ``branch``: origin's unless the local branch has more."""

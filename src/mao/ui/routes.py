@@ -484,6 +484,7 @@ def dataset_page(request: Request, name: str) -> Response:
     history, history_error = _section(lambda: instance.datasets.log(name, dataset["master"], limit=HISTORY))
     history = topo_order(history) if history else history
     graph = git_graph(name, history) if history else None
+    untrusted = instance.untrusted_ground_truth().get(name)
     votes, votes_error = None, None
     if dataset.get("policy") == "vote":
         votes, votes_error = _section(lambda: instance.tallier.votes(name, None))
@@ -505,6 +506,7 @@ def dataset_page(request: Request, name: str) -> Response:
         graph=graph,
         votes=votes,
         votes_error=votes_error,
+        untrusted=untrusted,
         grids=grids,
     )
 
