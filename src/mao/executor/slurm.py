@@ -229,7 +229,7 @@ class SlurmOptions:
     data: SlurmData = "shared"
     partition: str | None = None
     network_mode: str | None = None
-    poll_interval: float = 1.0
+    poll_interval: float = 0.5
 
 
 class SlurmExecutor(Executor):
