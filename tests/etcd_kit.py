@@ -43,6 +43,8 @@ class EtcdCluster:
     binary: str
     members: list[EtcdMember]
     token: str = field(default_factory=lambda: f"mao-test-{uuid.uuid4().hex[:8]}")
+    extra_args: list[str] = field(default_factory=list)
+    """More flags for every member (e.g. ``--auth-token-ttl``)."""
 
     @property
     def endpoints(self) -> list[str]:
@@ -84,6 +86,7 @@ class EtcdCluster:
             "zap",
             "--log-outputs",
             "stderr",
+            *self.extra_args,
         ]
         log = open(m.log_path, "ab")
         try:

@@ -226,3 +226,12 @@ def _wait_run(st: State, run_id: int, poll: float = 0.5) -> dict[str, Any]:
         if not RunStatus(run["status"]).active:
             return run
         time.sleep(poll)
+
+
+def _register_security() -> None:
+    from mao.cli.federation_security_cmds import register
+
+    register(federation_app)
+
+
+_register_security()
