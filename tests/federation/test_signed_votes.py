@@ -191,8 +191,7 @@ def test_an_unsigned_push_to_ground_truth_is_flagged_everywhere_and_not_built_on
     fed: Federation, tmp_path: Path
 ) -> None:
     fed.register_dataset("handmade")
-    fed.define(writer("handmade", "voter", "handmade", "a.txt", "one"), nodes=[fed.first])
-    fed.define(writer("handmade", "voter", "handmade", "a.txt", "two"), nodes=fed.nodes[1:])
+    fed.define(writer("handmade", "voter", "handmade", "a.txt", "$MAO_INSTANCE $MAO_RUN_ID"))
     (record,) = fed.wait_runs([(fed.first, fed.first.run("handmade"))])
     assert record["status"] == "succeeded", record["error"]
     trusted = git(fed.repo("handmade"), "rev-parse", GROUND_TRUTH).strip()
@@ -214,12 +213,15 @@ def test_an_unsigned_push_to_ground_truth_is_flagged_everywhere_and_not_built_on
     assert shown.returncode == 1 and "first untrusted commit: " + forged in shown.stdout, shown.stdout
 
     # node-b writes: its node starts from the trusted commit, and ground-truth is not moved onto the forgery
-    run = fed.nodes[1].wait_run(fed.nodes[1].run("handmade"))
+    writer_b = fed.nodes[1]
+    run = writer_b.wait_run(writer_b.run("handmade"))
     output = run["steps"][0]["output_commit"]
     assert output is not None, run
     assert git(fed.repo("handmade"), "rev-parse", GROUND_TRUTH).strip() == forged
+    clone = writer_b.data_dir / "datasets" / "handmade" / "clone" / ".git"
+    assert git(clone, "merge-base", "--is-ancestor", trusted, output, check=False) == ""
     ancestry = subprocess.run(
-        ["git", "--git-dir", str(fed.repo("handmade")), "merge-base", "--is-ancestor", forged, output],
+        ["git", "--git-dir", str(clone), "merge-base", "--is-ancestor", forged, output],
         capture_output=True,
         check=False,
     )
