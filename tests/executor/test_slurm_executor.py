@@ -17,7 +17,15 @@ from waiting import wait_for
 
 import docker
 from mao.executor.base import LABEL_RUN, Placement, StepResources, StepResult, StepSpec
-from mao.executor.slurm import SlurmCommands, SlurmExecutor, SlurmOptions, _from_squeue, slurm_memory, time_limit
+from mao.executor.slurm import (
+    JobState,
+    SlurmCommands,
+    SlurmExecutor,
+    SlurmOptions,
+    _from_squeue,
+    slurm_memory,
+    time_limit,
+)
 from mao.status import RunStatus
 
 pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("slurm")]
@@ -204,6 +212,16 @@ def test_a_failing_tool_fails_the_step_with_its_exit_code(
     assert (result.status, result.exit_code, result.error) == (RunStatus.FAILED, 3, "exit code 3")
     assert logs.seen("oops")
     assert _left(cli, run_id) == []
+
+
+def test_a_job_the_controller_forgot_is_read_from_the_job_completion_file(
+    executor: SlurmExecutor, make_spec: Spec
+) -> None:
+    seen: list[Placement] = []
+    result = executor.run(make_spec(command="sh -c 'exit 3'", on_placement=seen.append), Logs())
+    assert result.exit_code == 3 and seen and seen[0].job
+    # sacct -c: what is known once squeue no longer lists the job (MinJobAge), with no slurmdbd
+    assert executor.commands.completed(seen[0].job) == JobState("FAILED", 3, 0, "localhost")
 
 
 def test_a_missing_image_fails_the_step(executor: SlurmExecutor, make_spec: Spec) -> None:
