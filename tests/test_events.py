@@ -89,7 +89,15 @@ SAMPLES: list[tuple[Event, dict]] = [
     (StepStarted(run_id=3, pipeline="p", step="s"), {"run_id": 3, "pipeline": "p", "step": "s"}),
     (
         StepFinished(run_id=3, pipeline="p", step="s", status=RunStatus.SUCCEEDED, error=None, duration_s=0.5),
-        {"run_id": 3, "pipeline": "p", "step": "s", "status": "succeeded", "error": None, "duration_s": 0.5},
+        {
+            "run_id": 3,
+            "pipeline": "p",
+            "step": "s",
+            "status": "succeeded",
+            "error": None,
+            "duration_s": 0.5,
+            "executor": None,
+        },
     ),
     (
         StepRetried(run_id=3, pipeline="p", step="s", attempt=1, exit_code=75, delay_s=10.0),

@@ -186,7 +186,7 @@ def runs_show(
             [
                 s["name"],
                 s["tool"],
-                _status(s["status"]) + (" [yellow]suspect[/]" if s.get("suspect") else ""),
+                _step_status(s) + (" [yellow]suspect[/]" if s.get("suspect") else ""),
                 s["exit_code"],
                 output.seconds(s["duration"]),
                 s["error"],
@@ -196,6 +196,7 @@ def runs_show(
         no_wrap=("status", "exit", "s"),
         optional=("tool", "s"),
     )
+    _placement_table(steps)
     _attempts_table(steps)
     suspect = [s for s in steps if s.get("suspect")]
     if suspect:
@@ -217,6 +218,36 @@ def runs_show(
             if s["status"] != RunStatus.PENDING
         ),
         no_wrap=("input", "output", "merge", "image digest"),
+    )
+
+
+def _step_status(step: dict[str, Any]) -> str:
+    """A step's status; ``queued`` for a running step its engine has not started yet."""
+    if step["status"] == RunStatus.RUNNING and step.get("placement") == "queued":
+        return "[dim]queued[/]"
+    return _status(step["status"])
+
+
+def _placement_table(steps: list[dict[str, Any]]) -> None:
+    """Where each step that reached an engine runs or ran: the engine, its node and job."""
+    placed = [s for s in steps if s.get("executor")]
+    if not placed:
+        return
+    output.table(
+        "Placement",
+        ["step", "engine", "state", "node", "job"],
+        (
+            [
+                s["name"],
+                s["executor"],
+                (s.get("placement") or "") if s["status"] == RunStatus.RUNNING else "ended",
+                s.get("node") or "",
+                s.get("job") or "",
+            ]
+            for s in placed
+        ),
+        no_wrap=("engine", "state"),
+        optional=("job",),
     )
 
 

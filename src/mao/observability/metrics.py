@@ -114,6 +114,12 @@ class Metrics:
             ["pipeline"],
             registry=r,
         )
+        self.steps = Counter(
+            "mao_steps",
+            "Finished steps by the engine that ran them and their status",
+            ["executor", "status"],
+            registry=r,
+        )
         self.registry_errors = Counter(
             "mao_registry_errors", "Calls to the federation registry that raised", ["backend", "op"], registry=r
         )
@@ -163,6 +169,7 @@ class Metrics:
             self.run_duration.labels(event.pipeline, str(event.status)).observe(max(0.0, event.duration_s))
 
     def _step_finished(self, event: StepFinished) -> None:
+        self.steps.labels(event.executor or "none", str(event.status)).inc()
         if event.duration_s is not None:
             self.step_duration.labels(event.pipeline, event.step, str(event.status)).observe(max(0.0, event.duration_s))
 

@@ -74,6 +74,14 @@ class StepRun(Base):
     suspect: Mapped[bool] = mapped_column(default=False, server_default=false())
     """A control metric broke its rule (or mao-metrics.json was invalid): see suspect_detail."""
     suspect_detail: Mapped[str | None] = mapped_column(Text)
+    executor: Mapped[str | None] = mapped_column(String(32))
+    """The engine that ran (or runs) the step: ``docker``, ``swarm``, ``slurm``, ``kubernetes``..."""
+    node: Mapped[str | None] = mapped_column(String(255))
+    """The host the engine placed the step on, when it says."""
+    job: Mapped[str | None] = mapped_column(String(255))
+    """The engine's own name of the step's work: a Slurm job id, a Kubernetes Job, a Swarm service."""
+    placement: Mapped[str | None] = mapped_column(String(16))
+    """``queued`` (accepted by the engine, not started) or ``running``, as the engine last said."""
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 

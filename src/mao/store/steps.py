@@ -36,6 +36,10 @@ class StepRecord:
     suspect: bool | None = None
     suspect_detail: str | None = None
     details: dict[str, Any] | None = None
+    executor: str | None = None
+    """The engine that ran the step's container."""
+    node: str | None = None
+    """The host it ran on, when the engine said."""
 
     def columns(self) -> dict[str, Any]:
         return {f.name: value for f in fields(self) if (value := getattr(self, f.name)) is not None}
@@ -50,6 +54,10 @@ class StepRows:
 
     def started(self, step_id: int) -> None:
         self.store.update_step(step_id, status=RunStatus.RUNNING, started_at=utcnow())
+
+    def placed(self, step_id: int, executor: str, state: str, node: str | None, job: str | None) -> None:
+        """Where the engine put the step (``state``: ``queued`` or ``running``), as it said last."""
+        self.store.update_step(step_id, executor=executor, placement=state, node=node, job=job)
 
     def finished(self, step_id: int, outcome: StepOutcome, record: StepRecord) -> None:
         self._write(step_id, record, status=outcome.status, error=outcome.error, finished_at=utcnow())

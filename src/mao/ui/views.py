@@ -44,6 +44,10 @@ def section(read: Callable[[], T]) -> tuple[T | None, str | None]:
 # ---------------------------------------------------------------------------- runs
 
 
+QUEUED = "queued"
+"""A running step's shown status while its engine has not started it."""
+
+
 def shown_status(run: dict[str, Any]) -> str:
     """A run's status as the dashboard shows it: ``suspect`` for a run that succeeded with a
     step whose control metrics broke their rule, else its status."""
@@ -53,6 +57,10 @@ def shown_status(run: dict[str, Any]) -> str:
 
 
 def step_status(step: dict[str, Any]) -> str:
+    """A step's status as the pages show it: ``suspect`` as for a run, ``queued`` for a running
+    step its engine accepted but has not started."""
+    if step["status"] == RunStatus.RUNNING and step.get("placement") == "queued":
+        return QUEUED
     return SUSPECT if step["status"] == RunStatus.SUCCEEDED and step.get("suspect") else str(step["status"])
 
 
