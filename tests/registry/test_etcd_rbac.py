@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from mao.config import Settings
 from mao.errors import RegistryUnauthorized
 from mao.executor.fake import FakeExecutor
 from mao.instance import Instance
+from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn
 from mao.registry.etcd import EtcdRegistry, make_clients
 from mao.registry.etcd_auth import AuthSession, EtcdCredentials
 from mao.registry.keys import ballot_key, coverage_key, instance_key, schedule_key
@@ -265,3 +267,50 @@ def test_secure_again_adds_a_joining_instance_and_keeps_the_others(secured: Secu
         str(password_file),
     )
     assert code != 0 and "refused the root password" in out + err
+
+
+def _collect(spec, on_log) -> int:
+    (spec.output_dir / "observations.csv").write_text(f"run {spec.run_id}\n")
+    return 0
+
+
+def _node(secured: Secured, data_dir: Path, user: str | None, password: str | None) -> Instance:
+    settings = Settings(
+        instance_name="a",
+        data_dir=data_dir,
+        registry_backend="etcd",
+        etcd_endpoints=[secured.endpoint],
+        registry_prefix=PREFIX,
+        etcd_user=user,
+        etcd_password=password,
+        registry_cache_max_stale=0,
+        push_retries=0,
+    )
+    inst = Instance(settings, executor=FakeExecutor({"img/collect": _collect}))
+    inst.setup()
+    return inst
+
+
+def test_a_run_names_refused_credentials_in_its_log(secured: Secured, tmp_path: Path) -> None:
+    remote = tmp_path / "remotes" / "observations.git"
+    subprocess.run(["git", "init", "-q", "--bare", "--initial-branch=ground-truth", str(remote)], check=True)
+    a = secured.credentials["a"]
+    inst = _node(secured, tmp_path / "a", a.user, a.password)
+    try:  # defined and read with a's credentials: the instance keeps the last-known definitions
+        inst.catalog.add_tool(ToolIn(name="collector", image="img/collect"))
+        inst.catalog.add_dataset(DatasetIn(name="observations", body=DatasetBody(master=str(remote))))
+        steps = [{"name": "gather", "tool": "collector", "output_dataset": "observations"}]
+        inst.pipelines.init(PipelineIn.model_validate({"name": "collect", "steps": steps}))
+        inst.catalog.get_tool("collector")
+        inst.catalog.get_dataset("observations")
+    finally:
+        inst.close()
+    inst = _node(secured, tmp_path / "a", a.user, "a-wrong-password")
+    try:
+        run = inst.store.get_run(inst.runner.run_sync("collect", trigger="api"))
+        log = "\n".join(line.line for line in inst.store.logs(run.id))
+    finally:
+        inst.close()
+    assert run.steps[0].details["federation"] == "pending"  # the merge waits for good credentials
+    assert "the registry refused this instance's etcd credentials" in log
+    assert "wrong user name or password" in log and "a-wrong-password" not in log
