@@ -37,10 +37,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from mao.config import Settings  # noqa: E402
+from mao.events import StepFinished  # noqa: E402
 from mao.executor.fake import FakeExecutor  # noqa: E402
 from mao.instance import Instance  # noqa: E402
 from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn  # noqa: E402
-from mao.pipelines import init_pipeline  # noqa: E402
 from mao.registry.local import LocalRegistry  # noqa: E402
 from mao.status import RunStatus  # noqa: E402
 from mao.store.db import make_engine  # noqa: E402
@@ -140,14 +140,13 @@ class Timed:
         return run
 
     def watch(self, inst: Instance) -> None:
-        def finished(event) -> None:
-            data = event.data
-            key = (data["run_id"], data["step"])
+        def finished(event: StepFinished) -> None:
+            key = (event.run_id, event.step)
             with self._lock:
                 tool = self.tool_s.get(key, 0.0)
-                self.overheads.append(data["duration_s"] - tool)
+                self.overheads.append(event.duration_s - tool)
 
-        inst.events.subscribe(finished, kinds=["step.finished"])
+        inst.events.subscribe(finished, StepFinished)
 
     def take(self) -> list[float]:
         with self._lock:
@@ -192,7 +191,7 @@ def define(inst: Instance, pipeline: str, tool: str, output: str, input: str | N
     step = {"name": pipeline, "tool": tool, "output_dataset": output}
     if input:
         step["input_dataset"] = input
-    init_pipeline(inst, PipelineIn.model_validate({"name": pipeline, "steps": [step]}))
+    inst.pipelines.init(PipelineIn.model_validate({"name": pipeline, "steps": [step]}))
 
 
 def register(inst: Instance, datasets: dict[str, Path]) -> None:

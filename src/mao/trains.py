@@ -73,12 +73,15 @@ class MergeTrain:
         lock_ttl: int,
         wait: float = 60.0,
         poll: float = 0.1,
+        extra_trips: int = 3,
     ) -> None:
         self.registry = registry
         self.owner = owner
         self.lock_ttl = lock_ttl
         self.wait = wait
         self.poll = poll
+        self.extra_trips = extra_trips
+        """Trains run again, lock held, for riders that boarded meanwhile (at most this many)."""
 
     def merge(
         self,
@@ -94,39 +97,70 @@ class MergeTrain:
         seconds without either; RegistryUnavailable, MergeConflict and GitError are the caller's."""
         lock = self.registry.lock(merge_lock(node.dataset), ttl=self.lock_ttl, owner=self.owner)
         asked = time.monotonic()
-        ticket: Lease | None = None
+        tickets: list[Lease] = []  # this node's post as a rider, once it has one
         try:
-            while True:
-                if ticket is not None and (done := self._merged(node, asked)) is not None:
-                    return done
-                if self._try(lock):
-                    break
-                if ticket is None and node.commit is not None and push():
-                    ticket = self._board(node)
-                if time.monotonic() - asked > self.wait:
-                    holder = (self.registry.get(lock.key) or {}).get("owner", "another holder")
-                    raise LockTimeout(f"lock {lock.key} is held by {holder}; try again later")
-                time.sleep(self.poll * (0.5 + random.random()))
+            done = self._wait(lock, node, push, asked, tickets)
+            if done is not None:
+                return done
             waited = time.monotonic() - asked
             try:
                 # the train that left just before this took the lock may have carried this node
-                if ticket is not None and (done := self._merged(node, asked)) is not None:
+                if tickets and (done := self._merged(node, asked)) is not None:
                     return done
                 if note is not None:
                     note(f"lock {lock.key[len(LOCKS):]} acquired after {waited:.2f}s")
-                riders = self._riders(node)
-                if not riders:
-                    return Waited(merge_alone(), waited)
-                merge, merges = merge_with(riders)
-                self._announce(node.dataset, merges)
-                if note is not None and merges:
-                    note(f"merged {len(merges)} waiting node commits of other instances with it")
+                merge, carried = self._carry(node, merge_alone, merge_with)
+                if note is not None and carried:
+                    note(f"merged {len(carried)} waiting node commits of other instances with it")
                 return Waited(merge, waited)
             finally:
                 lock.release()
         finally:
-            if ticket is not None:
+            for ticket in tickets:
                 self._leave(node, ticket)
+
+    def _wait(
+        self, lock: Lock, node: Boarding, push: Callable[[], bool], asked: float, tickets: list[Lease]
+    ) -> Waited | None:
+        """Wait until ``lock`` is taken (None) or another train merged ``node`` (how). Once the
+        lock is found held, ``node``'s branch is pushed alone and it boards (``tickets``)."""
+        while True:
+            if tickets and (done := self._merged(node, asked)) is not None:
+                return done
+            if self._try(lock):
+                return None
+            if not tickets and node.commit is not None and push():
+                tickets.append(self._board(node))
+            if time.monotonic() - asked > self.wait:
+                holder = (self.registry.get(lock.key) or {}).get("owner", "another holder")
+                raise LockTimeout(f"lock {lock.key} is held by {holder}; try again later")
+            time.sleep(self.poll * (0.5 + random.random()))
+
+    def _carry(
+        self,
+        node: Boarding,
+        merge_alone: Callable[[], str],
+        merge_with: Callable[[list[Rider]], tuple[str, dict[str, str]]],
+    ) -> tuple[str, set[str]]:
+        """With the lock held: merge ``node`` with the riders waiting, then again with those
+        who boarded meanwhile (up to ``extra_trips`` times); (its merge, the riders carried)."""
+        riders = self._riders(node, set())
+        if not riders:
+            merge, carried = merge_alone(), set()
+        else:
+            merge, merges = merge_with(riders)
+            self._announce(node.dataset, merges)
+            carried = set(merges)
+        for _ in range(self.extra_trips):
+            riders = self._riders(node, carried)
+            if not riders:
+                break
+            _, merges = merge_with(riders)
+            self._announce(node.dataset, merges)
+            if not merges:
+                break
+            carried |= set(merges)
+        return merge, carried
 
     def _merged(self, node: Boarding, asked: float) -> Waited | None:
         """How another instance's train merged ``node``, once it says so."""
@@ -162,14 +196,16 @@ class MergeTrain:
         except MAOError as exc:
             log.warning("could not withdraw the wait of %s for %s (it expires by itself): %s", node.branch, node.dataset, exc)
 
-    def _riders(self, node: Boarding) -> list[Rider]:
-        """The node commits of other instances waiting for this dataset's merge, oldest first."""
+    def _riders(self, node: Boarding, carried: set[str]) -> list[Rider]:
+        """The node commits of other instances waiting for this dataset's merge, oldest first
+        (those in ``carried`` are merged already)."""
         waiting = [
             value
             for key, value in self.registry.list(TRAINS).items()
             if value.get("dataset") == node.dataset
             and not key.startswith(f"{self.owner}/")
             and value.get("commit")
+            and value["commit"] not in carried
         ]
         waiting.sort(key=lambda value: float(value.get("since") or 0))
         return [
