@@ -282,7 +282,8 @@ def test_tallier_processes_at_once_write_one_commit(federation, register, remote
     federation("delta")
     for inst in instances:
         run_slot(inst)
-    procs = [_tallier(tmp_path, etcd_cluster, etcd_prefix, f"t{i}") for i in range(3)]
+    # talliers of the slot's electors (each a process with a key of its own): a tally is an elector's
+    procs = [_tallier(tmp_path, etcd_cluster, etcd_prefix, name) for name in NAMES]
     outputs = [proc.communicate(timeout=180) for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0, 0], [err[-2000:] for _, err in outputs]
     assert len(tally_commits(remote)) == 1
@@ -298,7 +299,7 @@ def test_a_tallier_process_sigkilled_after_pushing_does_not_tally_twice(
     federation("delta")
     for inst in instances:
         run_slot(inst)
-    killed = _tallier(tmp_path, etcd_cluster, etcd_prefix, "killed", "die")
+    killed = _tallier(tmp_path, etcd_cluster, etcd_prefix, "alpha", "die")
     _, err = killed.communicate(timeout=180)
     assert killed.returncode == -9, err[-2000:]
     assert len(tally_commits(remote)) == 1

@@ -209,6 +209,11 @@ class Tallier:
             if recorded is not None:
                 return recorded
             electorate = self.box.electorate(ref) or {"electors": []}
+            if "signers" in electorate and self.name not in electorate["electors"]:
+                # every instance checks that a tally commit is signed by an elector of its slot
+                raise Conflict(
+                    f"slot {ref.slot} of {ref.pipeline}/{ref.step} is tallied by its electors, not by {self.name}"
+                )
             ballots = self.box.ballots(ref)
             decision = self._decide(ref, electorate, ballots)
             if decision.outcome == OPEN:
@@ -406,7 +411,7 @@ class Tallier:
         outcomes = []
         tallied = self.box.tallied()
         for ref in self.box.slots():
-            if ref.path in tallied:
+            if ref.path in tallied or not self._elects(ref):
                 continue
             try:
                 outcome = self.maybe_tally(ref, now)
@@ -422,6 +427,11 @@ class Tallier:
             if outcome is not None:
                 outcomes.append(outcome)
         return outcomes
+
+    def _elects(self, ref: SlotRef) -> bool:
+        """Whether this instance may tally ``ref``: it is one of its electors (or the slot fixed no signers)."""
+        electorate = self.box.electorate(ref)
+        return electorate is None or "signers" not in electorate or self.name in electorate["electors"]
 
     def rebuild(self, dataset: str, limit: int = 1000) -> int:
         """Re-index the tally commits of ``dataset``'s ground-truth that the registry lacks

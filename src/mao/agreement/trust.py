@@ -241,6 +241,8 @@ class GroundTruthTrust:
                 "B": "bad signature, or signed by a revoked key",
             }
             return Judged(s, False, reasons.get(s.status, f"signature status {s.status}"), kind)
+        if tally and s.trailers.get("Mao-Resolved-By") == s.principal:
+            return Judged(s, True, f"a disputed slot resolved by an operator of {s.principal}", kind)
         if tally:
             electors = self._electors(dataset, s.trailers)
             if s.principal not in electors:
