@@ -100,6 +100,27 @@ def test_resources_in_a_pipeline_file_are_checked() -> None:
             StepIn.model_validate({**step, "resources": bad})
 
 
+def test_a_job_is_cancelled_when_following_it_breaks(tmp_path: Path) -> None:
+    class Broken(SlurmCommands):
+        cancelled: list[str] = []
+
+        def submit(self, args: list[str], env: dict[str, str]) -> str:
+            return "42"
+
+        def state(self, job: str) -> JobState | None:
+            raise RuntimeError("boom")
+
+        def cancel(self, job: str) -> None:
+            self.cancelled.append(job)
+
+    commands = Broken()
+    executor = SlurmExecutor(commands, SlurmOptions(log_dir=tmp_path))
+    spec = StepSpec(run_id=1, pipeline="p", step="s", image="i", output_dir=tmp_path)
+    with pytest.raises(RuntimeError):
+        executor.run(spec, Logs())
+    assert commands.cancelled == ["42"]
+
+
 # ---------------------------------------------------------------------------------- real Slurm
 
 

@@ -149,8 +149,11 @@ class SlurmCommands:
         """Every job the controller still knows (pending, running, ended less than MinJobAge ago)."""
         with self._lock:
             if fresh or time.monotonic() - self._jobs_at >= self.min_age:
-                data = json.loads(self.run("squeue", "--json") or "{}")
-                self._jobs = {int(j["job_id"]): j for j in data.get("jobs", []) if "job_id" in j}
+                try:
+                    data = json.loads(self.run("squeue", "--json") or "{}")
+                    self._jobs = {int(j["job_id"]): j for j in data.get("jobs", []) if "job_id" in j}
+                except (ValueError, TypeError, AttributeError) as exc:
+                    raise ExecutorError(f"squeue --json gave no list of jobs: {exc}") from exc
                 self._jobs_at = time.monotonic()
             return self._jobs
 
@@ -275,6 +278,9 @@ class SlurmExecutor(Executor):
         tail = _Tail(out, _LineSplitter(on_log, spec.secret_values))
         try:
             return _Job(self, job, spec, tail, cancel).follow()
+        except BaseException:  # never a job left running for a step nobody follows anymore
+            _cancel(self.commands, job)
+            raise
         finally:
             tail.close()
             out.unlink(missing_ok=True)
@@ -365,6 +371,13 @@ def resource_args(res: StepResources, partition: str | None) -> list[str]:
     return args
 
 
+def _cancel(commands: SlurmCommands, job: str) -> None:
+    try:
+        commands.cancel(job)
+    except ExecutorError as exc:
+        logger.warning("could not cancel Slurm job %s: %s", job, exc.message)
+
+
 def _report(spec: StepSpec, placement: Placement) -> None:
     if spec.on_placement is None:
         return
@@ -423,6 +436,7 @@ class _Job:
                 state = None
             if state is None:
                 if time.monotonic() - unknown_since > END_WAIT:
+                    _cancel(self.commands, self.job)
                     return self._failed(f"Slurm job {self.job} is known neither to squeue nor to sacct")
             else:
                 unknown_since = time.monotonic()
@@ -446,10 +460,7 @@ class _Job:
 
     def _stop(self, status: RunStatus, why: str) -> StepResult:
         """scancel, then wait for the job to end: its script removes the container."""
-        try:
-            self.commands.cancel(self.job)
-        except ExecutorError as exc:
-            logger.warning("could not cancel Slurm job %s: %s", self.job, exc.message)
+        _cancel(self.commands, self.job)
         self._wait_end()
         return StepResult(status=status, error=why, node=self.node)
 
