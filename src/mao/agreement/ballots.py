@@ -89,7 +89,7 @@ class BallotBox:
         if signers is not None:
             value["signers"] = signers
         if self.registry.create(key, value):
-            return self._remember(ref, value)
+            return self._remember(ref, value) or value
         return self._remember(ref, self.registry.get(key)) or value
 
     def _remember(self, ref: SlotRef, electorate: dict[str, Any] | None) -> dict[str, Any] | None:

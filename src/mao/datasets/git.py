@@ -171,9 +171,7 @@ class Git:
         )
         config = dict(_FORCED_CONFIG)
         if self.signing_key is not None:
-            config.update(
-                {"gpg.format": "ssh", "user.signingKey": str(self.signing_key), "commit.gpgsign": "true"}
-            )
+            config.update({"gpg.format": "ssh", "user.signingKey": str(self.signing_key), "commit.gpgsign": "true"})
         env["GIT_CONFIG_COUNT"] = str(len(config))
         for index, (key, value) in enumerate(config.items()):
             env[f"GIT_CONFIG_KEY_{index}"] = key
