@@ -226,3 +226,29 @@ def test_an_unsigned_push_to_ground_truth_is_flagged_everywhere_and_not_built_on
         check=False,
     )
     assert ancestry.returncode == 1, "the node built on the untrusted commit"
+
+
+def test_a_revoked_keys_new_ballots_are_rejected_and_its_earlier_tallies_still_verify(fed: Federation) -> None:
+    first, second = "2026-11-28T05:00:00Z", "2026-11-28T06:00:00Z"
+    name = voting(fed, "revoked")
+    started = fed.run_all(name, slot=first)
+    fed.wait_runs([(n, started[n.name]) for n in fed.nodes])
+    assert agreed(fed.first, name, first)["for"] == ["node-a", "node-b", "node-c"]
+    for node in fed.nodes:  # each has verified the tally of the first slot
+        assert node.get(f"/datasets/{name}/verify")["first_untrusted"] is None
+
+    keys = fed.first.get("/federation/signing-keys")["keys"]["node-c"]
+    revoked = fed.first.post("/federation/signing-keys/revoke", {"instance": "node-c", "key": keys[0]["id"]})
+    assert revoked["key"] == keys[0]["key"]
+    assert fed.first.get("/federation/signing-keys")["keys"]["node-c"][0]["revoked"] is True
+
+    node_c = fed.nodes[2]  # first, so that the last ballot (which tallies) is an honest one
+    assert node_c.wait_run(node_c.run(name, slot=second))["status"] == "succeeded"
+    run_honest(fed, name, second)
+    entry = agreed(fed.first, name, second)
+    assert entry["for"] == ["node-a", "node-b"], entry
+    assert entry["rejected"] == {"node-c": "bad signature, or signed by a revoked key"}
+    for node in fed.nodes:
+        chain = node.get(f"/datasets/{name}/verify")
+        assert chain["first_untrusted"] is None, chain
+        assert len([c for c in chain["commits"] if c["kind"] == "tally"]) == 2

@@ -102,7 +102,7 @@ class BallotBox:
     def _signers(self, electors: list[str]) -> dict[str, list[str]] | None:
         """The electors' signing keys as the registry holds them now (the slot's allowed
         signers); None when no instance of the federation has published one."""
-        keys = KeyDirectory(self.registry).signers()
+        keys = KeyDirectory(self.registry).signers(revoked_too=True)  # the revocation list is read at the tally
         if not keys.keys:
             return None
         return keys.only(electors).record()

@@ -109,6 +109,23 @@ class KeyDirectory:
                 continue
         return sorted(out)
 
+    def listing(self) -> dict[str, Any]:
+        """Every published key by instance (``id``, ``key``, ``revoked``), and the revoked keys."""
+        revoked = self.registry.list(revoked_keys_prefix())
+        revoked_ids = set(revoked)
+        keys: dict[str, list[dict[str, Any]]] = {}
+        for path, value in sorted(self.registry.list(signing_keys_prefix()).items()):
+            instance, _, ident = path.partition("/")
+            keys.setdefault(instance, []).append(
+                {
+                    "id": ident,
+                    "key": value.get("key"),
+                    "published_at": value.get("published_at"),
+                    "revoked": path in revoked_ids,
+                }
+            )
+        return {"keys": keys, "revoked": [{"id": p.partition("/")[2], **v} for p, v in sorted(revoked.items())]}
+
     def revocation_text(self) -> str:
         return "".join(f"{line}\n" for line in self.revoked())
 

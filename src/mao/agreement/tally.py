@@ -214,6 +214,8 @@ class Tallier:
                 raise Conflict(
                     f"slot {ref.slot} of {ref.pipeline}/{ref.step} is tallied by its electors, not by {self.name}"
                 )
+            if "signers" in electorate and not self.checker.keys.signers().keys.get(self.name):
+                raise Conflict(f"{self.name} has no signing key that is not revoked: it tallies no slot")
             ballots = self.box.ballots(ref)
             decision = self._decide(ref, electorate, ballots)
             if decision.outcome == OPEN:

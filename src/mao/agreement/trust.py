@@ -203,7 +203,7 @@ class GroundTruthTrust:
             entry = item.as_dict()
             if not item.trusted and item.signature.sha in anchored:
                 entry["trusted"] = True
-                entry["reason"] = "before this instance's trust anchor (" + item.reason + ")"
+                entry["reason"] = f"trusted when this instance fetched it (now: {item.reason})"
             if not entry["trusted"] and first_untrusted is None:
                 first_untrusted = entry["commit"]
             commits.append(entry)

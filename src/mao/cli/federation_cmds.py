@@ -235,3 +235,12 @@ def _register_security() -> None:
 
 
 _register_security()
+
+
+def _register_signing() -> None:
+    from mao.cli.signing_cmds import register
+
+    register(federation_app=federation_app)
+
+
+_register_signing()

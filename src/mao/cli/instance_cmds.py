@@ -17,3 +17,12 @@ instance_app.command("install")(install)
 instance_app.command("init")(init)
 instance_app.command("pubkey")(pubkey)
 instance_app.command("rotate-secrets-key")(rotate_secrets_key)
+
+
+def _register_signing() -> None:
+    from mao.cli.signing_cmds import register
+
+    register(instance_app=instance_app)
+
+
+_register_signing()

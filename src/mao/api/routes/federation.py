@@ -1,4 +1,4 @@
-"""The federation: live instances and, for operators, etcd membership."""
+"""The federation: live instances, the instances' commit signing keys and, for operators, etcd membership."""
 
 from __future__ import annotations
 
@@ -44,3 +44,27 @@ def add_member(body: MemberIn, instance: InstanceDep) -> Any:
 @router.delete("/members/{member}", response_model=MemberRemoved, responses=responses(400, 404, 409, 503))
 def remove_member(member: str, instance: InstanceDep) -> Any:
     return {"ok": True, "removed": federation.remove_member(instance.registry, member)}
+
+
+class RevokeKeyIn(Strict):
+    instance: Name
+    key: str = Field(min_length=8, max_length=16384, description="the key's id, or its public key line")
+    reason: str = Field(default="", max_length=500)
+
+
+@router.get("/signing-keys", responses=responses(503))
+def signing_keys(instance: InstanceDep) -> Any:
+    """The instances' published commit signing keys (by instance, each with its id) and the revoked ones."""
+    from mao.agreement.signers import KeyDirectory
+
+    return KeyDirectory(instance.registry).listing()
+
+
+@router.post("/signing-keys/revoke", responses=responses(400, 404, 413, 503))
+def revoke_signing_key(body: RevokeKeyIn, instance: InstanceDep) -> Any:
+    """Retire a signing key: commits it signs no longer count (its earlier tallies stay trusted
+    where they were verified)."""
+    from mao.agreement.signers import KeyDirectory
+
+    record = KeyDirectory(instance.registry).revoke(body.instance, body.key, body.reason)
+    return {"ok": True, **record}
