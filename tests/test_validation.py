@@ -147,6 +147,7 @@ def test_dataset_model() -> None:
         "vote_deadline": 600,
         "record_schema": None,
         "records_path": None,
+        "annex": None,
     }
     assert DatasetIn(name="ds", body={"master": "/srv/ds.git"}).body.nodes == []
 
