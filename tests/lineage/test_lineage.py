@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import jsonschema
-import openlineage.client
 import pytest
+from lineage_kit import Receiver, valid
 from waiting import wait_for
 
 from mao.config import Settings
@@ -21,22 +18,6 @@ from mao.instance import Instance
 from mao.lineage import dataset_name
 from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn
 from mao.registry.memory import MemoryRegistry
-
-HERE = Path(__file__).parent
-
-
-def _schema() -> dict:
-    """The RunEvent schema: the spec's ``OpenLineage.json`` if the installed client ships it,
-    else the one beside this test, written from the spec (the client's wheels carry none)."""
-    root = Path(openlineage.client.__file__).parent.parent
-    shipped = sorted(root.rglob("OpenLineage.json"))
-    if shipped:
-        return json.loads(shipped[0].read_text())
-    return json.loads((HERE / "runevent.schema.json").read_text())
-
-
-SCHEMA = _schema()
-VALIDATOR = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
 
 
 def collect(spec, on_log) -> int:
@@ -63,40 +44,6 @@ TWO_STEPS = {
 }
 
 
-class Receiver:
-    """An OpenLineage consumer: a real HTTP server keeping every event posted to it."""
-
-    def __init__(self) -> None:
-        self.events: list[dict] = []
-        self.headers: list[dict] = []
-        received = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                received.events.append(json.loads(body))
-                received.headers.append(dict(self.headers))
-                self.send_response(201)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.path_seen = Handler
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def of(self, job: str) -> list[dict]:
-        return [e for e in self.events if e["job"]["name"] == job]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     r = Receiver()
@@ -120,12 +67,6 @@ def make_instance(tmp_path: Path, **lineage) -> Instance:
         remote = bare(tmp_path / "remotes" / f"{name}.git")
         inst.catalog.add_dataset(DatasetIn(name=name, body=DatasetBody(master=str(remote))))
     return inst
-
-
-def valid(event: dict) -> dict:
-    errors = sorted(VALIDATOR.iter_errors(event), key=str)
-    assert not errors, [e.message for e in errors]
-    return event
 
 
 def test_a_run_and_its_steps_start_and_complete_naming_their_commits(tmp_path: Path, receiver: Receiver):
