@@ -273,3 +273,24 @@ def test_many_merges_are_verified_once_each(nodes, keys) -> None:
     b.datasets.ensure_clone(DATASET, b.url)  # nothing new: nothing read
     assert trust.checked == 5
     assert trust.alerts() == {}
+
+
+def test_rotate_key_keeps_the_old_key_aside_and_refuses_an_ssh_key_dir(tmp_path: Path) -> None:
+    import json
+
+    from maoctl_kit import run_maoctl
+
+    data_dir = tmp_path / "data"
+    old = public_key_of(ensure_signing_key(None, data_dir / "signing", "mao a"))
+    code, out, err = run_maoctl(["instance", "rotate-key", "--data-dir", str(data_dir), "--json"])
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["previous_id"] == key_id(old) and result["key"] != old
+    assert public_key_of(data_dir / "signing" / "id_ed25519") == result["key"]
+    assert (data_dir / "signing" / "retired" / key_id(old) / "id_ed25519").is_file()
+
+    ssh_dir = tmp_path / "ssh"
+    ensure_signing_key(None, ssh_dir, "mao a")
+    env = {"MAO_SSH_KEY_DIR": str(ssh_dir)}
+    code, out, err = run_maoctl(["instance", "rotate-key", "--data-dir", str(data_dir)], env=env)
+    assert code != 0 and "its ssh_key_dir" in out + err
