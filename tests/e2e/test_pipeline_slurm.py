@@ -118,7 +118,8 @@ def test_the_same_pipeline_locally_on_slurm_shared_and_by_commit_agrees(
                 assert len(text.splitlines()) == len(local_files[name].splitlines()), (how, name)
         assert _content(ins)["summary.txt"].startswith("observations: 2\n"), how
 
-    local_keys = set(_trailers(local_ins, engines["local"][2][-1].steps[1].output_commit))
+    local_trailers = _trailers(local_ins, engines["local"][2][-1].steps[1].output_commit)
+    local_keys = set(local_trailers)
     for how, (obs, ins, runs) in engines.items():
         collect, analyse = runs[-1].steps
         assert analyse.input_commit == collect.merge_commit
@@ -130,6 +131,7 @@ def test_the_same_pipeline_locally_on_slurm_shared_and_by_commit_agrees(
         else:
             assert trailers["Mao-Executor"] == "slurm" and trailers["Mao-Node"] == "localhost", how
             assert set(trailers) == local_keys | {"Mao-Node"}, how
+            assert trailers["Mao-Image-Digest"] == local_trailers["Mao-Image-Digest"] == analyse.image_digest, how
             assert _trailers(obs, collect.output_commit)["Mao-Node"] == "localhost"
 
 

@@ -216,6 +216,8 @@ def test_a_step_runs_in_a_job_with_its_mounts_env_and_placements(
     result = executor.run(spec, logs)
     assert result.status == RunStatus.SUCCEEDED, (result, logs)
     assert result.exit_code == 0 and result.node == "localhost"
+    image = cli[1].images.get(spec.image)
+    assert result.image_digest in ((image.attrs.get("RepoDigests") or [None])[0], image.id)
     assert (tmp_path / "out" / "copy").read_text() == "a,b\n"
     assert logs.seen("hello world") and logs.seen("read-only") and logs.seen("***")
     assert not logs.seen("s3cr3t-value")

@@ -275,9 +275,13 @@ class SlurmExecutor(Executor):
             return StepResult(status=RunStatus.FAILED, error=f"the job was not submitted: {exc.message}")
         logger.info("step %s of run %s: Slurm job %s", spec.step, spec.run_id, job)
         _report(spec, Placement(self.name, "queued", job=job))
-        tail = _Tail(out, _LineSplitter(on_log, spec.secret_values))
+        image = _ImageLine(job, on_log)
+        tail = _Tail(out, _LineSplitter(image, spec.secret_values))
         try:
-            return _Job(self, job, spec, tail, cancel).follow()
+            result = _Job(self, job, spec, tail, cancel).follow()
+            tail.read()
+            result.image_digest = result.image_digest or image.digest
+            return result
         except BaseException:  # never a job left running for a step nobody follows anymore
             _cancel(self.commands, job)
             raise
@@ -369,6 +373,24 @@ def resource_args(res: StepResources, partition: str | None) -> list[str]:
     if res.gres is not None:
         args += ["--gres", res.gres]
     return args
+
+
+class _ImageLine:
+    """Passes the job's lines on, and takes the image the job ran from the first line that
+    names it (``[slurm job N] image sha256:...``, written by the job script before the tool
+    starts: a line the tool prints comes later and is not taken)."""
+
+    def __init__(self, job: str, on_log: LogSink) -> None:
+        self.prefix = f"[slurm job {job}] image "
+        self.on_log = on_log
+        self.digest: str | None = None
+        self.seen = False
+
+    def __call__(self, line: str) -> None:
+        if not self.seen and line.startswith(self.prefix):
+            self.seen = True
+            self.digest = line[len(self.prefix) :].strip() or None
+        self.on_log(line)
 
 
 def _cancel(commands: SlurmCommands, job: str) -> None:

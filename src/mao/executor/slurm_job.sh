@@ -67,6 +67,9 @@ args=(create --name "mao-slurm-${SLURM_JOB_ID:-0}" --label mao.executor=slurm --
 [[ -n ${MAO_JOB_NETWORK:-} ]] && args+=(--network "$MAO_JOB_NETWORK")
 for label in ${MAO_JOB_LABELS:-}; do args+=(--label "$label"); done
 cid=$("${CLI[@]}" "${args[@]}" "$MAO_JOB_IMAGE" "$@") || { say "the container could not be created"; exit 125; }
+# the first line of the job's output: the image that runs (its registry digest, else its id)
+say "image $("${CLI[@]}" image inspect --format '{{if .RepoDigests}}{{index .RepoDigests 0}}{{else}}{{.Id}}{{end}}' \
+    "$MAO_JOB_IMAGE" 2>/dev/null | head -n1)"
 "${CLI[@]}" start -a "$cid" &   # the container's stdout and stderr: the job's output
 wait $!                          # returns at once when TERM comes (scancel, time limit)
 rc=$?
