@@ -193,3 +193,17 @@ def test_a_failing_tool_a_timeout_and_a_cancel_end_the_run_and_leave_nothing(
                 message=f"no job or container of run {run.id} left",
             )
         assert git(obs, "branch", "--list", "ground-truth") == ""  # nothing delivered
+
+        if data == "commit":  # a tree with a .git of its own is refused whole: nothing changes
+            sneaky = (
+                "mkdir -p /usr/src/app/data/.git/hooks && echo 'rm -rf /' > /usr/src/app/data/.git/hooks/post-commit"
+            )
+            body = {"name": "s-sneaky", "tool": "demo", "output_dataset": "observations", "cmd": ["sh", "-c", sneaky]}
+            inst.pipelines.init(PipelineIn.model_validate({"name": "sneaky", "steps": [body]}))
+            refused_tree = inst.store.get_run(inst.runner.run_sync("sneaky"))
+            assert refused_tree.status == "failed" and "send the step's output back" in (refused_tree.error or ""), (
+                refused_tree.error
+            )
+            logs = [line.line for line in inst.store.logs(refused_tree.id)]
+            assert any("inside a .git" in line for line in logs), logs
+            assert not list((tmp_path / name).rglob("post-commit"))
