@@ -18,10 +18,11 @@
 #             podman this script runs as CONTAINERS_CONF (/etc/containers is left alone)
 #   postgres  PostgreSQL 15 on 127.0.0.1:54329, trust auth, database mao_test
 #   sshd      git over SSH on 127.0.0.1:2222, bare repositories in $RUN/git-srv
-#   slurm     a one-node Slurm 22.05 cluster (slurmctld on 127.0.0.1:$MAO_SLURM_PORT, default 16817,
-#             slurmd on the next port, node `localhost`, partition `debug`), its own munged on a
-#             socket of its own, no slurmdbd: job records in $RUN/slurm/jobcomp.txt (sacct -c);
-#             clients need SLURM_CONF=$RUN/slurm/slurm.conf (MAO_TEST_SLURM_CONF)
+#   slurm     a one-node Slurm 22.05 cluster (slurmctld on port $MAO_SLURM_PORT, default 16817,
+#             slurmd on the next port: both on every interface, Slurm has no bind address, and
+#             munge authenticates each request; node `localhost`, partition `debug`), its own
+#             munged on a socket of its own, no slurmdbd: job records in $RUN/slurm/jobcomp.txt
+#             (sacct -c); clients need SLURM_CONF=$RUN/slurm/slurm.conf (MAO_TEST_SLURM_CONF)
 #   etcd      binaries only: the tests start their own clusters
 #   debootstrap  for the deployment tests (tests/deploy), which make a Debian base image
 #   chromium  Debian's browser at /usr/bin/chromium, for the dashboard's browser tests (tests/ui)
