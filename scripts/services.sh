@@ -48,7 +48,7 @@
 #   - adds the bridge interface mao-br-<hash> with $MAO_BRIDGE_CIDR, and the swarm engine's
 #     mao-sg-<hash> with $MAO_SWARM_GW_CIDR (both removed by `down`);
 #   - keeps short-path state in /tmp/mao-dexec-<hash>, /tmp/mao-sexec-<hash>, /tmp/mao-prun-<hash> (and
-#     /tmp/mao-sock-<hash>, /var/tmp/mao-pg-<hash> when $RUN is too long or unreachable for postgres);
+#     /tmp/mao-sock-<hash>, /tmp/mao-munge-<hash>, /var/tmp/mao-pg-<hash> when $RUN is too long or unreachable for postgres);
 #   - adds .run/ to the checkout's .gitignore.
 #
 # Optional overrides: MAO_RUN_DIR, MAO_PG_PORT (54329), MAO_SSH_PORT (2222),
