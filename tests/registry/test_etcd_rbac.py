@@ -314,3 +314,14 @@ def test_a_run_names_refused_credentials_in_its_log(secured: Secured, tmp_path: 
     assert run.steps[0].details["federation"] == "pending"  # the merge waits for good credentials
     assert "the registry refused this instance's etcd credentials" in log
     assert "wrong user name or password" in log and "a-wrong-password" not in log
+
+
+def test_a_peer_url_goes_with_one_joining_instance(secured: Secured, tmp_path: Path) -> None:
+    password_file = tmp_path / "root"
+    password_file.write_text(ROOT_PASSWORD)
+    args = ["federation", "secure", "--endpoint", secured.endpoint, "--prefix", PREFIX]
+    args += ["--root-password-file", str(password_file), "--peer-url", "http://127.0.0.1:2380"]
+    code, out, err = _maoctl(*args)
+    assert code != 0 and "--peer-url goes with exactly one --instance" in out + err
+    code, out, err = _maoctl(*args, "--instance", "bad name")
+    assert code != 0 and "invalid instance name" in out + err

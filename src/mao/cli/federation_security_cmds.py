@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from mao.config import Settings
     from mao.registry.etcd import EtcdRegistry
     from mao.registry.etcd_auth import EtcdCredentials
+    from mao.registry.rbac import EtcdAdmin, Secured
 
 EndpointOpt = Annotated[
     list[str] | None,
@@ -87,46 +88,69 @@ def secure(
         typer.Option("--credentials-file", help="Write the new credentials to this file (mode 0600), not the screen."),
     ] = None,
     rotate: Annotated[bool, typer.Option("--rotate", help="Give existing users a new password too.")] = False,
+    peer_url: Annotated[
+        str | None,
+        typer.Option("--peer-url", help="A joining instance (one --instance): add it as an etcd member too, as root."),
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
     """Turn on etcd authentication: a user and role per instance, which may read the federation and write only its own keys (and the shared ones); each new password is printed once.
 
-    For a joining instance, run it again with --instance NAME."""
-    from mao.registry.etcd_auth import EtcdCredentials
-    from mao.registry.migrate import migrate_keys
-    from mao.registry.rbac import ROOT, EtcdAdmin, registered_instances
-    from mao.registry.rbac import secure as secure_etcd
+    For a joining instance, run it again with --instance NAME (and --peer-url to add its etcd member)."""
+    from mao.registry.rbac import EtcdAdmin
 
     st = state(ctx, json)
     settings = _settings(ctx)
     endpoints = endpoint or settings.etcd_endpoints
     key_prefix = prefix or settings.registry_prefix
+    if peer_url is not None and len(instance or []) != 1:
+        raise InvalidInput("--peer-url goes with exactly one --instance: the joining instance")
     password = _root_password(root_password_file)
     admin = EtcdAdmin(endpoints[0], password)
     try:
-        enabled = admin.enabled()
-        if enabled:
-            admin.users()  # the root password is checked first, and named if wrong
-        registry = _registry(endpoints, key_prefix, EtcdCredentials(ROOT, password) if enabled else None)
-        try:
-            if migrate_keys(registry, dry_run=True).moved:
-                raise InvalidInput("keys of the earlier layout remain: run `maoctl federation migrate-keys` first")
-            names = instance or sorted(registered_instances(_listings(registry)))
-        finally:
-            registry.close()
-        done = secure_etcd(admin, key_prefix, names, rotate=rotate)
+        done = _secure(admin, endpoints, key_prefix, instance, rotate=rotate)
     finally:
         admin.close()
+    joined = _join(endpoints, key_prefix, instance[0], peer_url, password) if instance and peer_url else {}
     if credentials_file is not None:
         _write_credentials(credentials_file, done.credentials)
     if st.json:
-        body = done.summary()
+        body = {**done.summary(), **({"member": joined} if joined else {})}
         if credentials_file is None:
             body["credentials"] = {
                 n: {"etcd_user": c.user, "etcd_password": c.password} for n, c in done.credentials.items()
             }
         output.print_json(body)
         return
+    _show(done, credentials_file)
+    if joined:
+        output.ok(f"etcd member {joined['member']['name']} added (unstarted until it joins); its etcd settings:")
+        for key, value in joined["env"].items():
+            print(f'{key}="{value}"')
+
+
+def _secure(
+    admin: EtcdAdmin, endpoints: list[str], prefix: str, instances: list[str] | None, *, rotate: bool
+) -> Secured:
+    """The registry's instances (unless named) secured; refused while keys of the earlier layout remain."""
+    from mao.registry.etcd_auth import EtcdCredentials
+    from mao.registry.migrate import migrate_keys
+    from mao.registry.rbac import ROOT, registered_instances, secure
+
+    enabled = admin.enabled()
+    if enabled:
+        admin.users()  # the root password is checked first, and named if wrong
+    registry = _registry(endpoints, prefix, EtcdCredentials(ROOT, admin.root_password) if enabled else None)
+    try:
+        if migrate_keys(registry, dry_run=True).moved:
+            raise InvalidInput("keys of the earlier layout remain: run `maoctl federation migrate-keys` first")
+        names = instances or sorted(registered_instances(_listings(registry)))
+    finally:
+        registry.close()
+    return secure(admin, prefix, names, rotate=rotate)
+
+
+def _show(done: Secured, credentials_file: Path | None) -> None:
     if done.enabled_now:
         output.ok(f"etcd authentication is on at {done.endpoint}" + (" (root created)" if done.root_created else ""))
     for name, user in done.unchanged.items():
@@ -138,6 +162,19 @@ def secure(
         print("\nGive each instance its lines (shown once; settings etcd_user and etcd_password):\n")
     for name, c in done.credentials.items():
         print(f"# {name}\nMAO_ETCD_USER={c.user}\nMAO_ETCD_PASSWORD={c.password}\n")
+
+
+def _join(endpoints: list[str], prefix: str, name: str, peer_url: str, password: str) -> dict[str, Any]:
+    """Add ``name`` as an etcd member (as root: members are root's to change once authentication is on)."""
+    from mao.federation import add_member
+    from mao.registry.etcd_auth import EtcdCredentials
+    from mao.registry.rbac import ROOT
+
+    registry = _registry(endpoints, prefix, EtcdCredentials(ROOT, password))
+    try:
+        return add_member(registry, name, peer_url)
+    finally:
+        registry.close()
 
 
 def migrate_keys(

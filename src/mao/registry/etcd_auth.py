@@ -133,8 +133,8 @@ class AuthSession(requests.Session):
             )
         if "permission denied" in text:
             return RegistryUnauthorized(
-                f"{where} denied etcd user {user!r} this request (permission denied): "
-                "an instance may write only its own keys and the federation's shared ones",
+                f"{where} denied etcd user {user!r} this request (permission denied): an instance's user "
+                "writes only its own keys and the federation's shared ones; membership changes need root",
                 details={"reason": "permission_denied", "user": user},
             )
         if "invalid auth token" in text:

@@ -30,6 +30,7 @@ from mao.errors import InvalidInput, RegistryUnauthorized, RegistryUnavailable
 from mao.registry.etcd_auth import AuthSession, EtcdCredentials
 from mao.registry.etcd_cache import range_end
 from mao.registry.keys import INSTANCES, OWNED, SHARED, owned_by
+from mao.validation import check_name
 
 ROOT = "root"
 USER_PREFIX = "mao-"
@@ -182,7 +183,7 @@ class _AuthApiError(RegistryUnavailable):
 def secure(admin: EtcdAdmin, prefix: str, instances: Iterable[str], *, rotate: bool = False) -> Secured:
     """Give each of ``instances`` its etcd user and role under ``prefix`` and turn
     authentication on (root created first if missing); see the module's docstring."""
-    names = sorted(set(instances))
+    names = sorted({check_name(name, "instance name") for name in instances})
     if not names:
         raise InvalidInput("no instance to secure: none is registered; name them with --instance")
     enabled = admin.enabled()
