@@ -82,7 +82,7 @@ class Kubelet(threading.Thread):
                 self.seen.add(name)
                 try:
                     self._run_pod(job)
-                except Exception as exc:  # noqa: BLE001 - reported by the test
+                except Exception as exc:  # reported by the test
                     self.errors.append(exc)
 
     def _run_pod(self, job: dict[str, Any]) -> None:
