@@ -157,3 +157,6 @@ def test_the_attempts_in_the_api_the_run_page_and_maoctl(instance, define, flaky
         code, out, err = run_maoctl(["--url", server.url, "runs", "show", str(run_id), "--json"])
         assert code == 0, err
         assert [a["exit_code"] for a in json.loads(out)["steps"][0]["attempts"]] == [75, 0]
+        code, out, err = run_maoctl(["--url", server.url, "runs", "logs", str(run_id)])
+        assert code == 0, err
+        assert "try | attempt 1 exits 75" in out and "try#2 | attempt 2 exits 0" in out

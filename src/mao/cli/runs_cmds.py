@@ -37,7 +37,13 @@ def _short(sha: str | None) -> str:
 
 
 def _print_line(console: Any, line: dict[str, Any]) -> None:
-    console.print(f"{line['step'] or 'run'} | {line['line']}", markup=False, highlight=False, soft_wrap=True)
+    """``step | line``; a retried step's container lines say their attempt from the second on (``step#2``)."""
+    console.print(f"{_where(line)} | {line['line']}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _where(line: dict[str, Any]) -> str:
+    attempt = line.get("attempt")
+    return (line["step"] or "run") + (f"#{attempt}" if attempt and attempt > 1 else "")
 
 
 # a step's state in runs list: marks for the common ones, the word for the rest (runs show has all)
@@ -296,7 +302,7 @@ def runs_logs(
         output.print_json(logs["lines"])
         return
     for line in logs["lines"]:
-        print(f"{line['ts']} {line['step'] or 'run'} | {line['line']}")
+        print(f"{line['ts']} {_where(line)} | {line['line']}")
 
 
 @runs_app.command("cancel")
