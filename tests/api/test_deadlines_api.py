@@ -49,5 +49,9 @@ def test_a_passed_deadline_is_one_verdict_in_the_grid_and_the_metrics(client: Te
     assert grid["deadlines_missed"] == [verdict["slot"]]
     assert [r["deadline"] for r in grid["slots"] if r["slot"] == verdict["slot"]] == ["missed"]
     assert grid["schedules"][0]["deadline"] == "90s"
+    assert grid["deadline"] == "90s"
+    page = client.get("/ui/pipelines/scan")
+    assert page.status_code == 200, page.status_code
+    assert "Each slot is due 90s after its fire time" in page.text
     metrics = client.get("/metrics").text
     assert 'mao_slot_deadline_missed_total{pipeline="scan"} 1.0' in metrics

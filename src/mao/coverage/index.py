@@ -239,12 +239,21 @@ class CoverageIndex:
             _merge(outcomes, from_git)
         grid = build_grid(pipeline, [Schedule.of(s) for s in published], outcomes, since, now)
         mark_grid(grid, verdicts(self.registry, pipeline))
+        grid["deadline"] = self._deadline(pipeline)
         if any(s.get("instance") == self.owner for s in published):
             for slot in grid["gaps"]:
                 self.report_gap(pipeline, slot)
         grid["source"] = "git+index" if rebuild else "index"
         grid["restored"] = restored
         return grid
+
+    def _deadline(self, pipeline: str) -> str | None:
+        """The pipeline's slot ``deadline`` in the federation's definition, if it has one."""
+        try:
+            value = self.catalog.get_pipeline(pipeline).get("deadline")
+        except MAOError:
+            return None
+        return str(value) if value else None
 
     def report_gap(self, pipeline: str, slot: str) -> None:
         """Publish ``coverage.gap`` for a slot of this instance's pipeline that ended undelivered,

@@ -58,6 +58,7 @@ class CoverageOut(Open):
     source: str = Field(description="index (etcd) or git+index (rebuilt from the git remotes)")
     schedules: list[ScheduleOut] = Field(default_factory=list, description="the schedules the grid is drawn from")
     restored: int = Field(default=0, description="cells a rebuild put back into the index")
+    deadline: str | None = Field(default=None, description="the pipeline's slot deadline, e.g. 30m; None: none")
     deadlines_missed: list[str] = Field(
         default_factory=list, description="slots with no delivered run (or vote decision) by their deadline"
     )
