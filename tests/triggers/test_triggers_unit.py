@@ -279,3 +279,19 @@ def test_remote_heads_reads_ground_truth_of_a_real_remote(tmp_path: Path) -> Non
     assert heads.ground_truth(f"file://{remote}") == sha.strip()
     with pytest.raises(InvalidInput):
         RemoteHeads(lambda: SimpleNamespace(git=git, local_remote_roots=[tmp_path / "x"])).ground_truth(str(remote))  # type: ignore[arg-type,return-value]
+
+
+# ------------------------------------------------------------------------ the migration
+
+
+def test_the_migration_makes_what_the_models_declare(store: Store) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from mao.store.models import Base
+    from mao.triggers import models  # noqa: F401 - its table in the metadata
+
+    with store.engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    mine = [d for d in diffs if "trigger" in repr(d)]
+    assert mine == []
