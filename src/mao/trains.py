@@ -173,9 +173,7 @@ class MergeTrain:
 
     def _try(self, lock: Lock) -> bool:
         """One attempt at the lock, skipped (no lease granted) while its key shows a holder."""
-        if self.registry.get(lock.key) is not None:
-            return False
-        return lock.acquire(timeout=0)
+        return not lock.busy() and lock.acquire(timeout=0)
 
     # riders --------------------------------------------------------------------------
 

@@ -113,16 +113,16 @@ def test_merge_lock_waits_and_registry_calls(api: TestClient, instance, monkeypa
     thread = threading.Thread(target=holder)
     thread.start()
     held.wait(5)
-    refused: list[float] = []  # when the run asked for the lock and was refused
-    real_create = instance.registry.inner.create
+    refused: list[float] = []  # when the run looked at the lock and found it held
+    real_get = instance.registry.inner.get
 
-    def create(key, value, lease=None):
-        created = real_create(key, value, lease)
-        if key == "locks/merge-observations" and not created:
+    def get(key):
+        found = real_get(key)
+        if key == "locks/merge-observations" and found is not None and thread.is_alive():
             refused.append(time.monotonic())
-        return created
+        return found
 
-    monkeypatch.setattr(instance.registry.inner, "create", create)
+    monkeypatch.setattr(instance.registry.inner, "get", get)
     run_id = instance.runner.start("good")
     # the holder keeps the lock until the run's own attempts show it has waited half a second
     wait_for(lambda: refused and refused[-1] - refused[0] >= 0.5, 20, "the run to wait half a second for the lock")

@@ -90,7 +90,8 @@ class MeteredRegistry(Registry):
 
 
 class TimedLock(Lock):
-    """A :class:`Lock` that reports how long :meth:`acquire` waited when it got the lock."""
+    """A :class:`Lock` that reports how long it was waited for when it is got: from the first
+    attempt (a merge train tries once at a time, between looks at its riders)."""
 
     def __init__(
         self, registry: Registry, name: str, *, ttl: int = 30, owner: str = "", on_wait: LockWait | None = None
@@ -98,12 +99,21 @@ class TimedLock(Lock):
         super().__init__(registry, name, ttl=ttl, owner=owner)
         self.name = name
         self._on_wait = on_wait
+        self._first: float | None = None
+
+    def busy(self) -> bool:
+        if self._first is None:  # looking counts as waiting
+            self._first = time.monotonic()
+        return super().busy()
 
     def acquire(self, timeout: float = 60.0, poll: float = 0.2) -> bool:
-        started = time.monotonic()
+        if self._first is None:
+            self._first = time.monotonic()
         acquired = super().acquire(timeout, poll)
-        if acquired and self._on_wait is not None:
-            self._on_wait(self.name, time.monotonic() - started)
+        if acquired:
+            started, self._first = self._first, None
+            if self._on_wait is not None:
+                self._on_wait(self.name, time.monotonic() - started)
         return acquired
 
 

@@ -182,6 +182,10 @@ class Lock:
     def held(self) -> bool:
         return self._lease is not None
 
+    def busy(self) -> bool:
+        """Whether someone holds the lock now (one read: no lease granted to find out)."""
+        return self.registry.get(self.key) is not None
+
     def acquire(self, timeout: float = 60.0, poll: float = 0.2) -> bool:
         deadline = time.monotonic() + timeout
         while True:
