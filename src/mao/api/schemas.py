@@ -466,6 +466,27 @@ class Resolved(Open):
     dataset: str
 
 
+class SigningKey(Open):
+    id: str
+    key: str | None = None
+    published_at: float | None = None
+    revoked: bool = False
+
+
+class SigningKeysOut(Open):
+    """The instances' published commit signing keys (by instance) and the revoked ones."""
+
+    keys: dict[str, list[SigningKey]] = Field(default_factory=dict)
+    revoked: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class KeyRevoked(Open):
+    ok: bool = True
+    instance: str
+    key: str
+    reason: str = ""
+
+
 class ChainCommit(Open):
     """One first-parent commit of ground-truth, as this instance judges it."""
 

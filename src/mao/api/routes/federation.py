@@ -8,7 +8,16 @@ from pydantic import Field
 
 from mao import federation
 from mao.api.deps import InstanceDep
-from mao.api.schemas import FederationStatus, MemberAdded, MemberList, MemberRemoved, Router, responses
+from mao.api.schemas import (
+    FederationStatus,
+    KeyRevoked,
+    MemberAdded,
+    MemberList,
+    MemberRemoved,
+    Router,
+    SigningKeysOut,
+    responses,
+)
 from mao.federation import PEER_URL_PATTERN
 from mao.models import Strict
 from mao.validation import Name
@@ -52,7 +61,7 @@ class RevokeKeyIn(Strict):
     reason: str = Field(default="", max_length=500)
 
 
-@router.get("/signing-keys", responses=responses(503))
+@router.get("/signing-keys", response_model=SigningKeysOut, responses=responses(503))
 def signing_keys(instance: InstanceDep) -> Any:
     """The instances' published commit signing keys (by instance, each with its id) and the revoked ones."""
     from mao.agreement.signers import KeyDirectory
@@ -60,7 +69,7 @@ def signing_keys(instance: InstanceDep) -> Any:
     return KeyDirectory(instance.registry).listing()
 
 
-@router.post("/signing-keys/revoke", responses=responses(400, 404, 413, 503))
+@router.post("/signing-keys/revoke", response_model=KeyRevoked, responses=responses(400, 404, 413, 503))
 def revoke_signing_key(body: RevokeKeyIn, instance: InstanceDep) -> Any:
     """Retire a signing key: commits it signs no longer count (its earlier tallies stay trusted
     where they were verified)."""
