@@ -46,85 +46,93 @@ sys.path.insert(0, str(ROOT / "src"))
 # the worker: one instance per process --------------------------------------------------
 
 
+class Member:
+    """One instance of the benchmark, in this process, answering the driver's commands."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from growth import TOOLS, Timed
+
+        from mao.config import Settings
+        from mao.executor.fake import FakeExecutor
+        from mao.instance import Instance
+
+        self.name = args.worker
+        self.timed = Timed()
+        settings = Settings(
+            instance_name=args.worker,
+            data_dir=Path(args.data) / args.worker,
+            registry_backend="etcd",
+            etcd_endpoints=[args.etcd],
+            registry_prefix=args.prefix,
+            ssh_key_dir=Path(args.ssh_key_dir) if args.ssh_key_dir else None,
+            local_remote_roots=[args.data],
+            push_retries=10,
+            _env_file=None,
+        )
+        tools = {f"img/{tool}": self.timed.tool(fn) for tool, fn in TOOLS.items()}
+        self.inst = Instance(settings, executor=FakeExecutor(tools))
+        self.inst.setup()
+        self.inst.start_background()  # as `maoctl serve` does: heartbeat, keys published, replayer...
+        self.inst.datasets.retry_delay = 0.05
+        self.timed.watch(self.inst)
+
+    def run(self, words: list[str]) -> dict[str, Any]:
+        inst = self.inst
+        run_id = inst.runner.run_sync(words[0])
+        run = inst.store.get_run(run_id)
+        entries = inst.store.logs(run_id)
+        lines = [entry.line for entry in entries]
+        if os.environ.get("MAO_BENCH_LOG") and entries:
+            for entry in entries:
+                at = (entry.ts - entries[0].ts).total_seconds()
+                print(f"# {self.name} {at:7.2f} {entry.line}", file=sys.stderr)
+        overheads = self.timed.take()
+        step = run.steps[0] if run.steps else None
+        return {
+            "status": str(run.status),
+            "error": run.error,
+            "overhead": overheads[0] if overheads else None,
+            "output_commit": getattr(step, "output_commit", None),
+            "rode": any("train after" in text for text in lines),
+            "carried": any("waiting node commits of other instances" in text for text in lines),
+        }
+
+    def register(self, pairs: list[str]) -> dict[str, Any]:
+        """The tool and the datasets, once for the federation."""
+        from mao.models import DatasetBody, DatasetIn, ToolIn
+
+        self.inst.catalog.add_tool(ToolIn(name="append", image="img/append"))
+        for pair in pairs:
+            name, url = pair.split("=", 1)
+            self.inst.catalog.add_dataset(DatasetIn(name=name, body=DatasetBody(master=url)))
+        return {"registered": True}
+
+    def define(self, pairs: list[str]) -> dict[str, Any]:
+        """This instance's pipelines, ``<pipeline>=<dataset>``."""
+        from mao.errors import MAOError
+        from mao.models import PipelineIn
+
+        for pair in pairs:
+            name, dataset = pair.split("=", 1)
+            step = {"name": name, "tool": "append", "output_dataset": dataset}
+            try:
+                self.inst.pipelines.init(PipelineIn.model_validate({"name": name, "steps": [step]}))
+            except MAOError as exc:
+                if "exists" not in exc.message:
+                    raise
+        return {"defined": True}
+
+
 def worker(args: argparse.Namespace) -> int:
-    from growth import TOOLS, Timed
-
-    from mao.config import Settings
-    from mao.errors import MAOError
-    from mao.executor.fake import FakeExecutor
-    from mao.instance import Instance
-    from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn
-
-    timed = Timed()
-    settings = Settings(
-        instance_name=args.worker,
-        data_dir=Path(args.data) / args.worker,
-        registry_backend="etcd",
-        etcd_endpoints=[args.etcd],
-        registry_prefix=args.prefix,
-        ssh_key_dir=Path(args.ssh_key_dir) if args.ssh_key_dir else None,
-        local_remote_roots=[args.data],
-        push_retries=10,
-        _env_file=None,
-    )
-    tools = {f"img/{tool}": timed.tool(fn) for tool, fn in TOOLS.items()}
-    inst = Instance(settings, executor=FakeExecutor(tools))
-    inst.setup()
-    inst.start_background()  # as `maoctl serve` does: heartbeat, keys published, replayer...
-    inst.datasets.retry_delay = 0.05
-    timed.watch(inst)
-
-    def reply(value: dict[str, Any]) -> None:
-        print(json.dumps(value), flush=True)
-
-    def define(name: str, dataset: str) -> None:
-        step = {"name": name, "tool": "append", "output_dataset": dataset}
-        inst.pipelines.init(PipelineIn.model_validate({"name": name, "steps": [step]}))
-
-    reply({"ready": args.worker})
+    member = Member(args)
+    commands = {"run": member.run, "register": member.register, "define": member.define}
+    print(json.dumps({"ready": member.name}), flush=True)
     for line in sys.stdin:
         words = line.split()
-        if not words:
-            continue
-        if words[0] == "quit":
+        if not words or words[0] == "quit":
             break
-        if words[0] == "register":  # the tool and the datasets, once for the federation
-            inst.catalog.add_tool(ToolIn(name="append", image="img/append"))
-            for pair in words[1:]:
-                name, url = pair.split("=", 1)
-                inst.catalog.add_dataset(DatasetIn(name=name, body=DatasetBody(master=url)))
-            reply({"registered": True})
-        elif words[0] == "define":  # this instance's pipelines
-            for pair in words[1:]:
-                name, dataset = pair.split("=", 1)
-                try:
-                    define(name, dataset)
-                except MAOError as exc:
-                    if "exists" not in exc.message:
-                        raise
-            reply({"defined": True})
-        elif words[0] == "run":
-            run_id = inst.runner.run_sync(words[1])
-            run = inst.store.get_run(run_id)
-            entries = inst.store.logs(run_id)
-            lines = [entry.line for entry in entries]
-            if os.environ.get("MAO_BENCH_LOG"):
-                start = entries[0].ts if entries else None
-                for entry in entries:
-                    print(f"# {args.worker} {(entry.ts - start).total_seconds():7.2f} {entry.line}", file=sys.stderr)
-            overheads = timed.take()
-            step = run.steps[0] if run.steps else None
-            reply(
-                {
-                    "status": str(run.status),
-                    "error": run.error,
-                    "overhead": overheads[0] if overheads else None,
-                    "output_commit": getattr(step, "output_commit", None),
-                    "rode": any("train after" in text for text in lines),
-                    "carried": any("waiting node commits of other instances" in text for text in lines),
-                }
-            )
-    inst.close()
+        print(json.dumps(commands[words[0]](words[1:])), flush=True)
+    member.inst.close()
     return 0
 
 

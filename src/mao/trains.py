@@ -108,7 +108,7 @@ class MergeTrain:
                 if tickets and (done := self._merged(node, asked)) is not None:
                     return done
                 if note is not None:
-                    note(f"lock {lock.key[len(LOCKS):]} acquired after {waited:.2f}s")
+                    note(f"lock {lock.key[len(LOCKS) :]} acquired after {waited:.2f}s")
                 merge, carried = self._carry(node, merge_alone, merge_with)
                 if note is not None and carried:
                     note(f"merged {len(carried)} waiting node commits of other instances with it")
@@ -192,7 +192,9 @@ class MergeTrain:
         try:
             self.registry.revoke(ticket)  # the lease takes the key with it
         except MAOError as exc:
-            log.warning("could not withdraw the wait of %s for %s (it expires by itself): %s", node.branch, node.dataset, exc)
+            log.warning(
+                "could not withdraw the wait of %s for %s (it expires by itself): %s", node.branch, node.dataset, exc
+            )
 
     def _riders(self, node: Boarding, carried: set[str]) -> list[Rider]:
         """The node commits of other instances waiting for this dataset's merge, oldest first
@@ -224,4 +226,3 @@ class MergeTrain:
     def _ttl(self) -> int:
         """How long a rider's post and a merge's announcement last: beyond any wait for the lock."""
         return max(self.lock_ttl, int(self.wait) + self.lock_ttl)
-

@@ -91,7 +91,9 @@ def test_close_failing_n_times_lands_with_the_real_status(instance, define, remo
         assert [s.status for s in run.steps] == ["succeeded", "succeeded"]
         assert disk.failures == 3 and instance.runner.closer.pending_ids() == []
         # the run's last log line is written after the store took the close: wait for it
-        wait_for(lambda: "run succeeded" in [line.line for line in instance.store.logs(run_id)], 20, "the last log line")
+        wait_for(
+            lambda: "run succeeded" in [line.line for line in instance.store.logs(run_id)], 20, "the last log line"
+        )
 
         second = instance.runner.run_sync("two")  # the pipeline runs again, without a restart
         assert instance.store.get_run(second).status == RunStatus.SUCCEEDED

@@ -257,7 +257,9 @@ class GroundTruth:
                     if self.refs.rev(clone, rider.commit) is None:
                         logger.info("dataset %s: node commit %s is not on the remote yet", name, rider.commit)
                         continue
-                    ride = _Merge(name, clone, rider.branch, None, rider.commit, head, False, rider.message, rider.trailers)
+                    ride = _Merge(
+                        name, clone, rider.branch, None, rider.commit, head, False, rider.message, rider.trailers
+                    )
                     try:
                         head = merges[rider.commit] = self._merge_commit(ride, {})
                     except MergeConflict as exc:
