@@ -239,6 +239,17 @@ def test_a_running_step_past_its_timeout_is_timed_out(
     _gone(cluster)
 
 
+def test_a_job_that_makes_no_pod_times_out_saying_so(
+    cluster: Cluster, executor: KubernetesExecutor, tmp_path: Path
+) -> None:
+    step = Step(executor, make_spec(tmp_path, timeout=1.0))
+    name = cluster.wait_job()["metadata"]["name"]
+    result = step.wait()
+    assert result.status == RunStatus.TIMED_OUT
+    assert result.error == f"timed out after 1 s (the Job made no pod: see kubectl describe job {name})"
+    _gone(cluster)
+
+
 def test_a_pod_past_the_jobs_deadline_is_timed_out(
     cluster: Cluster, executor: KubernetesExecutor, tmp_path: Path
 ) -> None:

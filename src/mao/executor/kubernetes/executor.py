@@ -430,6 +430,9 @@ def _held_up(progress: _Progress) -> str:
     """`` (the pod was still pending: <why>)`` for a step stopped before it ran."""
     if progress.placement is not None and progress.placement.state == "running":
         return ""
+    if not progress.pod:  # the Job made no pod: admission refused it, or a quota is full
+        job = progress.placement.job if progress.placement else None
+        return " (the Job made no pod" + (f": see kubectl describe job {job})" if job else ")")
     status = progress.pod.get("status") or {}
     reasons = [str(((c.get("state") or {}).get("waiting") or {}).get("reason") or "") for c in _statuses(status)]
     scheduled = _condition(status, "PodScheduled") or {}
