@@ -190,6 +190,7 @@ def test_the_pipeline_runs_on_kubernetes_by_commit(tmp_path: Path, cluster: Clus
             runs = [inst.store.get_run(inst.runner.run_sync("demo")) for _ in range(2)]
     finally:
         kubelet.stop.set()
+        kubelet.join(30)
     assert not kubelet.errors, kubelet.errors
     for run in runs:
         assert run.status == "succeeded", (run.error, [s.error for s in run.steps])
@@ -226,4 +227,5 @@ def test_a_failing_tool_and_a_cancel_end_the_run_and_leave_nothing(tmp_path: Pat
             _nothing_left(cluster)
     finally:
         kubelet.stop.set()
+        kubelet.join(30)
     assert not kubelet.errors, kubelet.errors
