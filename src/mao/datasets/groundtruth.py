@@ -82,6 +82,9 @@ class GroundTruth:
         self.attributes = attributes
         self.settler = Settler(core.git, attributes)
         self.git = core.git
+        self._chain_at: dict[str, str] = {}
+        """While a train merges into a dataset (under its lock): the commit its ground-truth
+        worktree is clean at, after a merge made there (the next one needs no checkout)."""
 
     def merge(
         self, name: str, branch: str, message: str, trailers: dict[str, str], source: MergeSource | None = None
@@ -250,31 +253,50 @@ class GroundTruth:
                 last = self.core.try_fetch(clone)
                 if last is not None:
                     continue
-                own, known = self._own_merge(clone, name, branch, message, trailers, commit)
-                own_merge = head = self._merge_commit(own, known)
-                merges: dict[str, str] = {}
-                for rider in riders:
-                    if self.refs.rev(clone, rider.commit) is None:
-                        logger.info("dataset %s: node commit %s is not on the remote yet", name, rider.commit)
-                        continue
-                    ride = _Merge(
-                        name, clone, rider.branch, None, rider.commit, head, False, rider.message, rider.trailers
-                    )
-                    try:
-                        head = merges[rider.commit] = self._merge_commit(ride, {})
-                    except MergeConflict as exc:
-                        logger.warning("dataset %s: %s is left to merge on its own: %s", name, rider.branch, exc)
-                pushed_head = None if head == own.base and not own.first else head
-                last = self.push_merge(clone, own.node_ref, pushed_head)
-                if last is None:
-                    return own_merge, merges
-                self._reset_worktree(name, own.base)
+                self._chain_at[name] = ""
+                try:
+                    done, last = self._train_once(clone, name, branch, message, trailers, riders, commit)
+                finally:
+                    self._chain_at.pop(name, None)
+                if done is not None:
+                    return done
         assert last is not None
         raise GitError(
             f"merged {branch} and {len(riders)} waiting node branches into {GROUND_TRUTH} of dataset {name} "
             f"but could not push it after {attempts} attempts: {last.message}",
             details=last.details,
         )
+
+    def _train_once(
+        self,
+        clone: Path,
+        name: str,
+        branch: str,
+        message: str,
+        trailers: dict[str, str],
+        riders: list[Rider],
+        commit: str | None,
+    ) -> tuple[tuple[str, dict[str, str]] | None, GitError | None]:
+        """One attempt of :meth:`merge_train` from the clone as just fetched: (its result, None),
+        or (None, the error of the refused push)."""
+        own, known = self._own_merge(clone, name, branch, message, trailers, commit)
+        own_merge = head = self._merge_commit(own, known)
+        merges: dict[str, str] = {}
+        for rider in riders:
+            if self.refs.rev(clone, rider.commit) is None:
+                logger.info("dataset %s: node commit %s is not on the remote yet", name, rider.commit)
+                continue
+            ride = _Merge(name, clone, rider.branch, None, rider.commit, head, False, rider.message, rider.trailers)
+            try:
+                head = merges[rider.commit] = self._merge_commit(ride, {})
+            except MergeConflict as exc:
+                logger.warning("dataset %s: %s is left to merge on its own: %s", name, rider.branch, exc)
+        pushed_head = None if head == own.base and not own.first else head
+        error = self.push_merge(clone, own.node_ref, pushed_head)
+        if error is not None:
+            self._reset_worktree(name, own.base)
+            return None, error
+        return (own_merge, merges), None
 
     def _reset_worktree(self, name: str, base: str) -> None:
         """After a refused push: a ground-truth worktree left at an unpushed merge goes back to ``base``."""
@@ -298,7 +320,9 @@ class GroundTruth:
 
     def _merge_in_worktree(self, merge: _Merge) -> str:
         """The merge with conflicts to settle, in the ground-truth worktree (not pushed)."""
-        worktree = self.worktrees.checkout(merge.name, merge.clone, GROUND_TRUTH, merge.base)
+        worktree = self.core.worktree_path(merge.name, GROUND_TRUTH)
+        if self._chain_at.get(merge.name) != merge.base or not worktree.is_dir():
+            worktree = self.worktrees.checkout(merge.name, merge.clone, GROUND_TRUTH, merge.base)
         text = format_message(merge.message, merge.trailers)
         args = ["merge", "--quiet", "--no-ff", "--no-edit", "--no-verify", "--allow-unrelated-histories"]
         result = self.git.call([*args, "-m", text, merge.source], worktree)
@@ -337,6 +361,8 @@ class GroundTruth:
         merged = self.git.run(["rev-parse", "HEAD"], worktree).strip()
         if settled is not None:  # settled in the index: git writes the files as the merge commit has them
             self.worktrees.clean(worktree, GROUND_TRUTH, merged)
+        if merge.name in self._chain_at:  # a train's next merge starts from here
+            self._chain_at[merge.name] = merged
         if merged == merge.base and not merge.first:
             logger.info("dataset %s: %s is already part of %s", merge.name, merge.branch, GROUND_TRUTH)
         return merged
