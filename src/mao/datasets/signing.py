@@ -24,7 +24,7 @@ from pathlib import Path
 
 from mao.datasets.git import KEY_NAMES, Git
 from mao.datasets.trailers import LogFormat
-from mao.errors import InvalidInput, MAOError
+from mao.errors import InvalidInput, MAOError, NotFound
 
 __all__ = ["Signature", "SignatureReader", "ensure_signing_key", "key_id", "public_key_of"]
 
@@ -55,12 +55,23 @@ def ensure_signing_key(ssh_key_dir: Path | None, fallback_dir: Path, comment: st
     found = find_signing_key(ssh_key_dir, fallback_dir)
     if found is not None:
         return found
-    keygen = shutil.which("ssh-keygen")
-    if not keygen:
-        raise MAOError("ssh-keygen was not found: install it (Debian/Ubuntu: sudo apt-get install openssh-client)")
     fallback_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(fallback_dir, 0o700)
     key = fallback_dir / SIGNING_KEY
+    make_ssh_key(key, comment)
+    os.chmod(key, 0o600)
+    logger.info("created the commit signing key %s", key)
+    return key.absolute()
+
+
+KEYGEN_HINT = "ssh-keygen was not found: install it (Debian/Ubuntu: sudo apt-get install openssh-client)"
+
+
+def make_ssh_key(key: Path, comment: str) -> None:
+    """Create an ed25519 key pair without passphrase: ``key`` and ``key``.pub."""
+    keygen = shutil.which("ssh-keygen")
+    if not keygen:
+        raise MAOError(KEYGEN_HINT)
     proc = subprocess.run(
         [keygen, "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(key)],
         capture_output=True,
@@ -71,31 +82,38 @@ def ensure_signing_key(ssh_key_dir: Path | None, fallback_dir: Path, comment: st
     )
     if proc.returncode != 0:
         raise MAOError(f"ssh-keygen failed to create {key}: {(proc.stderr or proc.stdout).strip()}")
-    os.chmod(key, 0o600)
-    logger.info("created the commit signing key %s", key)
-    return key.absolute()
+
+
+def public_key_line(key: Path) -> str:
+    """The public key line of private ``key``: its ``.pub`` file, else derived with ssh-keygen."""
+    public = key.with_name(key.name + ".pub")
+    try:
+        text = public.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        text = ""
+    except OSError as exc:
+        raise MAOError(f"cannot read {public}: {exc.strerror or exc}") from exc
+    if text:
+        return text
+    keygen = shutil.which("ssh-keygen")
+    if not keygen:
+        raise NotFound(f"{public} is missing and {KEYGEN_HINT}")
+    proc = subprocess.run(
+        [keygen, "-y", "-f", str(key)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=30,
+        check=False,
+    )
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise MAOError(f"cannot derive the public key of {key}: {(proc.stderr or proc.stdout).strip()}")
+    return proc.stdout.strip()
 
 
 def public_key_of(key: Path) -> str:
     """The public half of private ``key`` (``<type> <base64>``, without its comment)."""
-    public = key.with_name(key.name + ".pub")
-    text = public.read_text(encoding="utf-8").strip() if public.is_file() else ""
-    if not text:
-        keygen = shutil.which("ssh-keygen")
-        if not keygen:
-            raise MAOError(f"{public} is missing and ssh-keygen was not found")
-        proc = subprocess.run(
-            [keygen, "-y", "-f", str(key)],
-            check=False,
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=30,
-        )
-        if proc.returncode != 0:
-            raise MAOError(f"cannot derive the public key of {key}: {proc.stderr.strip()}")
-        text = proc.stdout.strip()
-    return normalize_public_key(text)
+    return normalize_public_key(public_key_line(key))
 
 
 def normalize_public_key(text: str) -> str:
