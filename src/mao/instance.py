@@ -316,12 +316,15 @@ class Instance:
 
     def ground_truth_trust(self, git: Git) -> GroundTruthTrust:
         """The check of each fetched ground-truth (built once, with the datasets' git)."""
+        from mao.agreement.checkpoints import SshSigner, TallyWitness
         from mao.agreement.signers import KeyDirectory
         from mao.agreement.trust import GroundTruthTrust
 
         with self._lock:
             if self._trust is None:
-                self._trust = GroundTruthTrust(git, KeyDirectory(self.registry), self.events)
+                keys = KeyDirectory(self.registry)
+                witness = TallyWitness(git, keys, self.name, SshSigner(self.signing_key))
+                self._trust = GroundTruthTrust(git, keys, self.events, witness)
             return self._trust
 
     def verify_ground_truth(self, dataset: str) -> dict[str, Any]:

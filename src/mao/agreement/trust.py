@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from mao.agreement.ballots import SlotRef
 from mao.agreement.signers import KeyDirectory, SignerSet
+from mao.datasets.changes import PREVIOUS_TALLY, TallyLink, last_tally, tally_seq
 from mao.datasets.refs import GROUND_TRUTH, Refs
 from mao.datasets.signing import Signature, SignatureReader
 from mao.errors import MAOError
@@ -39,6 +40,7 @@ from mao.registry.keys import electorate_key
 from mao.slots import normalize_slot
 
 if TYPE_CHECKING:
+    from mao.agreement.checkpoints import TallyWitness
     from mao.datasets.git import Git
     from mao.datasets.manager import DatasetManager
     from mao.events import EventBus
@@ -82,8 +84,10 @@ class GroundTruthTrust:
     ``electors(dataset, trailers)`` answers who voted on the tally commit with those trailers (the
     registry's electorate, None when it is unknown)."""
 
-    def __init__(self, git: Git, keys: KeyDirectory, events: EventBus) -> None:
+    def __init__(self, git: Git, keys: KeyDirectory, events: EventBus, witness: TallyWitness | None = None) -> None:
         self.reader = SignatureReader(git)
+        self.witness = witness
+        """Checkpoints each trusted ground-truth's tally log and finds split views (None: no checkpoints)."""
         self.git = git
         self.keys = keys
         self.events = events
@@ -111,6 +115,7 @@ class GroundTruthTrust:
             return
         if head == trusted:
             self._clear(dataset, clone, refs)
+            self._witness(dataset, clone, head)
             return
         if head == refs.get(UNTRUSTED_REF) and dataset in self._alerts:
             self._set(clone, REMOTE_REF, trusted)  # the same untrusted head: judged already
@@ -126,15 +131,20 @@ class GroundTruthTrust:
             return
         chain = self._judge(dataset, clone, f"{trusted}..{head}", signers)
         last_good = trusted
+        previous = last_tally(self.git, clone, trusted) if any(j.kind == "tally" for j in chain) else None
         for judged in reversed(chain):  # oldest first
-            if not judged.trusted:
+            reason = judged.reason if not judged.trusted else None
+            if reason is None and judged.kind == "tally":
+                reason, previous = _follow_log(judged.signature, previous)
+            if reason is not None:
                 if last_good != trusted:
                     self._set(clone, TRUSTED_REF, last_good)
-                self._untrusted(dataset, clone, head, last_good, judged.signature.sha, judged.reason)
+                self._untrusted(dataset, clone, head, last_good, judged.signature.sha, reason)
                 return
             last_good = judged.signature.sha
         self._set(clone, TRUSTED_REF, head)
         self._clear(dataset, clone, refs)
+        self._witness(dataset, clone, head)
 
     def _untrusted(self, dataset: str, clone: Path, head: str, trusted: str, first: str | None, reason: str) -> None:
         self._set(clone, REMOTE_REF, trusted)
@@ -161,6 +171,31 @@ class GroundTruthTrust:
             )
             self.events.publish(
                 GroundTruthUntrusted(dataset=dataset, commit=first or head, trusted=trusted, reason=reason)
+            )
+
+    def _witness(self, dataset: str, clone: Path, head: str) -> None:
+        """Checkpoint the tally log of trusted ``head`` and raise a split view another instance's shows."""
+        if self.witness is None:
+            return
+        split = self.witness.check(dataset, clone, head)
+        if split is None:
+            return
+        alert = {
+            "dataset": dataset,
+            "head": head,
+            "trusted": head,
+            "first_untrusted": split.theirs,
+            "reason": split.reason,
+            "since": time.time(),
+            "split_view": {"seq": split.seq, "ours": split.ours, "theirs": split.theirs, "instance": split.other},
+        }
+        with self._lock:
+            previous = self._alerts.get(dataset)
+            self._alerts[dataset] = alert
+        if previous is None or previous.get("first_untrusted") != split.theirs:
+            log.error("dataset %s: %s", dataset, split.reason)
+            self.events.publish(
+                GroundTruthUntrusted(dataset=dataset, commit=split.theirs, trusted=split.ours, reason=split.reason)
             )
 
     def _clear(self, dataset: str, clone: Path, refs: Mapping[str, str]) -> None:
@@ -298,3 +333,21 @@ class GroundTruthTrust:
 
     def _is_ancestor(self, clone: Path, ancestor: str, descendant: str) -> bool:
         return self.git.call(["merge-base", "--is-ancestor", ancestor, descendant], clone).returncode == 0
+
+
+def _follow_log(tally: Signature, previous: TallyLink | None) -> tuple[str | None, TallyLink]:
+    """Whether tally commit ``tally`` continues the dataset's tally log after ``previous``: (why
+    not, or None; the log's newest link). A tally written before the log began has no link."""
+    seq = tally_seq(tally.trailers)
+    if seq is None:
+        return None, TallyLink(tally.sha, 0)
+    expected_previous = previous.sha if previous is not None else "none"
+    expected_seq = (previous.seq if previous is not None else 0) + 1
+    named = tally.trailers.get(PREVIOUS_TALLY, "")
+    if named != expected_previous or (previous is not None and previous.seq and seq != expected_seq):
+        return (
+            f"breaks the tally log: names {named[:12] or 'nothing'} as the previous tally (#{seq}), "
+            f"the log's is {expected_previous[:12]} (#{expected_seq - 1})",
+            TallyLink(tally.sha, seq),
+        )
+    return None, TallyLink(tally.sha, seq)

@@ -12,11 +12,13 @@ import hashlib
 import logging
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mao.datasets.core import DatasetCore
+from mao.datasets.git import Git
 from mao.datasets.refs import GROUND_TRUTH
 from mao.datasets.retries import PushRetries
 from mao.datasets.trailers import LogFormat, format_message
@@ -28,6 +30,49 @@ logger = logging.getLogger(__name__)
 
 _ZERO = "0" * 40
 _TALLY_LOG = LogFormat("%H")
+
+PREVIOUS_TALLY = "Mao-Previous-Tally"
+"""The trailer of a tally commit naming the dataset's previous tally commit (``none``: the first)."""
+TALLY_SEQ = "Mao-Tally-Seq"
+"""The trailer numbering a dataset's tally commits 1, 2, 3…: with :data:`PREVIOUS_TALLY`, a hash chain."""
+
+
+@dataclass(frozen=True)
+class TallyLink:
+    """A tally commit's place in its dataset's tally log: its ``sha`` and ``seq``."""
+
+    sha: str
+    seq: int
+
+
+def tally_seq(trailers: Mapping[str, str]) -> int | None:
+    """The ``Mao-Tally-Seq`` of a tally commit's trailers (None: written before the log)."""
+    value = trailers.get(TALLY_SEQ, "")
+    return int(value) if value.isdigit() else None
+
+
+def last_tally(git: Git, clone: Path, head: str) -> TallyLink | None:
+    """The newest tally commit on ``head``'s first-parent line and its place in the log (a
+    tally written before the log began counts as 0), or None."""
+    out = git.run(
+        ["log", "-z", "--first-parent", "-1", "-E", "--grep=^Mao-Vote-For: ", _TALLY_LOG.option, head, "--"], clone
+    )
+    for (sha,), found in _TALLY_LOG.parse(out):
+        if "Mao-Vote-For" in found:
+            return TallyLink(sha.strip(), tally_seq(found) or 0)
+    return None
+
+
+def tally_at(git: Git, clone: Path, head: str, seq: int) -> str | None:
+    """The tally commit numbered ``seq`` on ``head``'s first-parent line, or None."""
+    out = git.run(
+        ["log", "-z", "--first-parent", "--fixed-strings", f"--grep={TALLY_SEQ}: {seq}", _TALLY_LOG.option, head, "--"],
+        clone,
+    )
+    for (sha,), found in _TALLY_LOG.parse(out):
+        if "Mao-Vote-For" in found and tally_seq(found) == seq:
+            return sha.strip()
+    return None
 
 
 @dataclass(frozen=True)
@@ -173,6 +218,12 @@ class Changes:
             or self.refs.empty_root(clone)
         )
         entries = self._change(clone, commit)
+        previous = last_tally(self.git, clone, base)
+        trailers = {
+            **trailers,
+            PREVIOUS_TALLY: previous.sha if previous else "none",
+            TALLY_SEQ: str(previous.seq + 1 if previous else 1),
+        }
         fd, index = tempfile.mkstemp(prefix=".tally-index-", dir=clone / ".git")
         os.close(fd)
         os.unlink(index)

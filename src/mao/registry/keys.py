@@ -25,6 +25,7 @@ slot in its compact form ``20261128T120000Z`` (:func:`mao.slots.slot_key`)::
                                                            datasets-<dataset> its definition's nodes
     trains/<instance>/<dataset>/<branch>                   a node commit waiting for its merge (a rider)
     merged/<dataset>/<commit>                              which merge took a rider's node commit in
+    checkpoints/<instance>/<dataset>                       an instance's signed checkpoint of a tally log
 
 Keys an instance alone writes put its name right after the family (``instances/<instance>``
 exactly, ``ballots/<instance>/``, ``schedules/<instance>/``), so etcd's role-based access can
@@ -62,6 +63,7 @@ TALLIES = "tallies/"
 LOCKS = "locks/"
 TRAINS = "trains/"
 MERGED = "merged/"
+CHECKPOINTS = "checkpoints/"
 SIGNING_KEYS = "signing-keys/"
 REVOKED_KEYS = "revoked-keys/"
 
@@ -189,6 +191,11 @@ def train_key(instance: str, dataset: str, branch: str) -> str:
     return f"{TRAINS}{instance}/{dataset}/{branch}"
 
 
+def checkpoint_key(instance: str, dataset: str) -> str:
+    """Where ``instance`` publishes its signed checkpoint of ``dataset``'s tally log."""
+    return f"{CHECKPOINTS}{instance}/{dataset}"
+
+
 def merged_key(dataset: str, commit: str) -> str:
     """Where the holder of ``dataset``'s merge lock says which merge took node ``commit`` in."""
     return f"{MERGED}{dataset}/{commit}"
@@ -230,7 +237,7 @@ SHARED = (
 deadline verdicts, insights, the electorates and tallies of votes (guarded by the signed
 commits they index), and locks. A family added to the layout goes here or in :data:`OWNED`."""
 
-OWNED = (BALLOTS, SCHEDULES, TRAINS, SIGNING_KEYS, REVOKED_KEYS)
+OWNED = (BALLOTS, SCHEDULES, TRAINS, SIGNING_KEYS, REVOKED_KEYS, CHECKPOINTS)
 """Families whose keys start with the instance that alone writes them (``<family><instance>/``);
 an instance's revoked keys are written by itself (a rotation) or by the operator (``root``)."""
 
