@@ -18,7 +18,7 @@ from waiting import wait_for
 
 import docker
 from mao.errors import ExecutorError
-from mao.executor.base import INPUT_MOUNT, LABEL_INSTANCE, LABEL_RUN, OUTPUT_MOUNT, StepResult, StepSpec
+from mao.executor.base import INPUT_MOUNT, LABEL_INSTANCE, LABEL_RUN, OUTPUT_MOUNT, StepResources, StepResult, StepSpec
 from mao.executor.swarm import LABEL_EXECUTOR, SwarmExecutor
 
 pytestmark = pytest.mark.docker
@@ -265,6 +265,19 @@ def test_cpu_and_memory_limits_and_constraints(swarm_host: str, make_spec: Spec,
         result = executor.run(make_spec(command=command), logs)
         assert result.status == "succeeded", result
         assert logs == [str(64 * 1024 * 1024), "50000"]
+    finally:
+        executor.close()
+
+
+def test_a_steps_own_resources_come_before_the_instances(swarm_host: str, make_spec: Spec, instance: str) -> None:
+    executor = SwarmExecutor.from_url(swarm_host, instance=instance, cpus=0.5, memory="64m")
+    try:
+        logs = Logs()
+        command = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us"
+        spec = make_spec(command=command, resources=StepResources(cpus=0.25, memory="32m"))
+        result = executor.run(spec, logs)
+        assert result.status == "succeeded", result
+        assert logs == [str(32 * 1024 * 1024), "25000"]
     finally:
         executor.close()
 

@@ -68,6 +68,15 @@ class Placement:
 
 PlacementSink = Callable[[Placement], None]
 
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def memory_bytes(memory: str) -> int:
+    """Bytes of a step's ``memory`` (``512m``, ``2g``; a bare number is bytes; binary units)."""
+    text = memory.strip().lower()
+    unit = text[-1] if text and text[-1] in _UNITS else ""
+    return int(text[: len(text) - len(unit)]) * _UNITS[unit]
+
 
 @dataclass
 class StepSpec:

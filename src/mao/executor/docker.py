@@ -28,9 +28,11 @@ from mao.executor.base import (
     Executor,
     LogSink,
     PullPolicy,
+    StepResources,
     StepResult,
     StepSpec,
     mask,
+    memory_bytes,
 )
 from mao.status import RunStatus
 from mao.untrusted import MAX_LOG_LINE_BYTES, cap_line
@@ -321,6 +323,7 @@ class DockerExecutor(Executor):
                     volumes=self._volumes(spec, output_dir),
                     network_mode=self.network_mode,
                     detach=True,
+                    **step_limits(spec.resources),
                 )
                 return self._supervise(container, spec, on_log, cancel, digest)
             except _StepFailed as exc:
@@ -671,3 +674,13 @@ def _needs_chown(root: Path, uid: int, gid: int) -> bool:
 def _chown_tree(root: Path, uid: int, gid: int) -> None:
     for path in _walk(root):
         os.chown(path, uid, gid, follow_symlinks=False)
+
+
+def step_limits(resources: StepResources) -> dict[str, Any]:
+    """The container limits of a step's ``resources`` (cpus, memory), as docker-py takes them."""
+    limits: dict[str, Any] = {}
+    if resources.cpus is not None:
+        limits["nano_cpus"] = int(resources.cpus * 1e9)
+    if resources.memory is not None:
+        limits["mem_limit"] = memory_bytes(resources.memory)
+    return limits

@@ -35,7 +35,7 @@ from docker.types.daemon import CancellableStream
 from docker.utils import parse_bytes
 
 from mao.errors import ExecutorError, InvalidInput
-from mao.executor.base import LABEL_INSTANCE, LABEL_RUN, LogSink, StepResult, StepSpec
+from mao.executor.base import LABEL_INSTANCE, LABEL_RUN, LogSink, StepResult, StepSpec, memory_bytes
 from mao.executor.docker import (
     ENGINE_ERRORS,
     KILL_GRACE,
@@ -241,9 +241,15 @@ class SwarmExecutor(DockerExecutor):
             options["networks"] = ["host"]
         elif self.network_mode != "bridge":
             options["networks"] = [self.network_mode]
-        if self.cpus is not None or self.memory is not None:
+        # a step's own resources, else the instance's swarm_cpus and swarm_memory
+        cpus = spec.resources.cpus if spec.resources.cpus is not None else self.cpus
+        memory = memory_bytes(spec.resources.memory) if spec.resources.memory is not None else self.memory
+        if cpus is not None or memory is not None:
             options["resources"] = Resources(
-                cpu_limit=int(self.cpus * 1e9) if self.cpus is not None else None, mem_limit=self.memory
+                cpu_limit=int(cpus * 1e9) if cpus is not None else None,
+                mem_limit=memory,
+                cpu_reservation=int(spec.resources.cpus * 1e9) if spec.resources.cpus is not None else None,
+                mem_reservation=memory if spec.resources.memory is not None else None,
             )
         if self.constraints:
             options["constraints"] = list(self.constraints)
