@@ -8,6 +8,7 @@ Terminal states are final. The store refuses any other transition.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 from mao.errors import Conflict
 
@@ -53,6 +54,11 @@ EXECUTOR_OUTCOMES: frozenset[RunStatus] = frozenset(
     {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELLED}
 )
 """What an executor may report for one step's container."""
+
+PlacementState = Literal["queued", "running"]
+"""Where an engine that queues steps has one: accepted but not started, or started."""
+PLACED_QUEUED: PlacementState = "queued"
+PLACED_RUNNING: PlacementState = "running"
 
 
 class IllegalTransition(Conflict):

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel
 
 from mao.models import SLOT_PATTERN, Slot
-from mao.status import FederationState, RunStatus
+from mao.status import FederationState, PlacementState, RunStatus
 from mao.validation import NAME_MAX_LENGTH, NAME_RE
 
 
@@ -316,7 +316,7 @@ class StepRunOut(Open):
     executor: str | None = Field(default=None, description="the engine that ran the step (docker, kubernetes...)")
     node: str | None = Field(default=None, description="the host the engine placed the step on, when it says")
     job: str | None = Field(default=None, description="the engine's name of the step's work (a Slurm job, a Job...)")
-    placement: Literal["queued", "running"] | None = Field(
+    placement: PlacementState | None = Field(
         default=None, description="queued: the engine accepted the step but has not started it; running: started"
     )
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from mao.status import EXECUTOR_OUTCOMES, RunStatus
+from mao.status import EXECUTOR_OUTCOMES, PlacementState, RunStatus
 
 PullPolicy = Literal["if-not-present", "always", "never"]
 StepOutcome = RunStatus
@@ -61,7 +61,7 @@ class Placement:
     Swarm service)."""
 
     executor: str
-    state: Literal["queued", "running"]
+    state: PlacementState
     node: str | None = None
     job: str | None = None
 

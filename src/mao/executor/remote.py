@@ -250,6 +250,8 @@ def spec_to_json(spec: StepSpec) -> dict[str, Any]:
         "pull_policy": spec.pull_policy,
         "instance": spec.instance,
         "secret_values": list(spec.secret_values),
+        # only when set: a service of an earlier version takes the steps that ask for nothing
+        **{k: v for k, v in (("cpus", spec.resources.cpus), ("memory", spec.resources.memory)) if v is not None},
     }
 
 

@@ -57,7 +57,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mao import __version__
 from mao.errors import Conflict, InvalidInput, MAOError, NotFound
-from mao.executor.base import Executor, PullPolicy, StepResult, StepSpec
+from mao.executor.base import Executor, PullPolicy, StepResources, StepResult, StepSpec
 from mao.status import RunStatus
 from mao.validation import Name, check_name
 from mao.web import error_body, install_error_handlers, token_checker
@@ -100,6 +100,9 @@ class StepIn(BaseModel):
     pull_policy: PullPolicy = "if-not-present"
     instance: str = ""
     secret_values: list[str] = Field(default_factory=list)
+    cpus: float | None = Field(default=None, gt=0, le=1024)
+    """The step's cpus and memory (``512m``): its container's limits."""
+    memory: str | None = Field(default=None, pattern=r"^[1-9][0-9]{0,8}[kmgtKMGT]?$")
 
     @field_validator("output_dir", "input_dir")
     @classmethod
@@ -128,7 +131,9 @@ class StepIn(BaseModel):
     def to_spec(self, data_root: Path) -> StepSpec:
         """The step's spec, its directories resolved and checked to be under ``data_root``
         (the container gets the resolved paths, so a symlink changed later does not count)."""
-        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(StepSpec)}
+        sent = set(type(self).model_fields)
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(StepSpec) if f.name in sent}
+        values["resources"] = StepResources(cpus=self.cpus, memory=self.memory)
         values["output_dir"] = confine(self.output_dir, data_root, "output_dir")
         if self.input_dir is not None:
             values["input_dir"] = confine(self.input_dir, data_root, "input_dir")

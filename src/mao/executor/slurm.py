@@ -47,7 +47,7 @@ from mao.executor.base import (
     StepSpec,
 )
 from mao.executor.docker import _LineSplitter, split_command
-from mao.status import RunStatus
+from mao.status import PLACED_RUNNING, RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -466,7 +466,7 @@ class _Job:
                 if not state.active:
                     return self._result(state)
             if self.cancel.is_set():
-                return self._stop(RunStatus.CANCELLED, "cancelled")
+                return self._stop(RunStatus.CANCELLED, RunStatus.CANCELLED.value)
             if time.monotonic() > self.deadline:
                 return self._stop(RunStatus.TIMED_OUT, f"timed out after {self.spec.timeout:g}s")
             self.cancel.wait(pause)
@@ -476,7 +476,7 @@ class _Job:
         if state.state in STARTED and self.deadline == math.inf:
             self.deadline = time.monotonic() + self.spec.timeout
             self.node = state.node
-            _report(self.spec, Placement(self.executor.name, "running", node=state.node, job=self.job))
+            _report(self.spec, Placement(self.executor.name, PLACED_RUNNING, node=state.node, job=self.job))
         elif state.node and self.node is None and not state.active:
             self.node = state.node
 

@@ -23,7 +23,7 @@ from mao.executor.kubernetes import manifest
 from mao.executor.kubernetes.credentials import KubernetesAccess, api_client
 from mao.executor.kubernetes.manifest import FETCH, LABEL_EXECUTOR, LABEL_JOB, SEND, STEP
 from mao.executor.kubernetes.watch import LogFollower, Pod, PodWatch
-from mao.status import RunStatus
+from mao.status import PLACED_QUEUED, PLACED_RUNNING, RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ class KubernetesExecutor(Executor):
     ) -> StepResult | None:
         """The result of a step stopped by a cancel or its timeout; None while neither came."""
         if cancel.is_set():
-            return self._result(RunStatus.CANCELLED, "cancelled" + _held_up(progress), progress)
+            return self._result(RunStatus.CANCELLED, RunStatus.CANCELLED.value + _held_up(progress), progress)
         if time.monotonic() >= deadline:
             return self._result(
                 RunStatus.TIMED_OUT, f"timed out after {spec.timeout:g} s" + _held_up(progress), progress
@@ -184,9 +184,9 @@ class KubernetesExecutor(Executor):
         status = pod.get("status") or {}
         node = (pod.get("spec") or {}).get("nodeName")
         if _started(status):
-            self._place(spec, progress, Placement(self.name, "running", node=node, job=name))
+            self._place(spec, progress, Placement(self.name, PLACED_RUNNING, node=node, job=name))
         elif node and progress.placement is not None:
-            self._place(spec, progress, Placement(self.name, "queued", node=node, job=name))
+            self._place(spec, progress, Placement(self.name, PLACED_QUEUED, node=node, job=name))
         tool = _container(status, STEP)
         if progress.log is None and tool and (tool.get("state") or {}).keys() & {"running", "terminated"}:
             progress.log = self._follow_log(spec, _name(pod), on_log)
@@ -428,7 +428,7 @@ def _started(status: dict[str, Any]) -> bool:
 
 def _held_up(progress: _Progress) -> str:
     """`` (the pod was still pending: <why>)`` for a step stopped before it ran."""
-    if progress.placement is not None and progress.placement.state == "running":
+    if progress.placement is not None and progress.placement.state == PLACED_RUNNING:
         return ""
     if not progress.pod:  # the Job made no pod: admission refused it, or a quota is full
         job = progress.placement.job if progress.placement else None
