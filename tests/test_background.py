@@ -68,7 +68,15 @@ def test_closing_after_the_background_stopped_stops_nothing_twice(tmp_path, monk
     inst.setup()
     inst.start_background()
     names = [service.name for service in inst.background.services]
-    assert names == ["scheduler", "heartbeat", "tally", "replayer", "claims", "deadlines", "triggers"]  # no notification rules
+    assert names == [
+        "scheduler",
+        "heartbeat",
+        "tally",
+        "replayer",
+        "claims",
+        "deadlines",
+        "triggers",
+    ]  # no notification rules
     running = list(inst.background.services)
     inst.stop_background()
     assert stopped == {"scheduler": 1, "runner": 1}
@@ -103,7 +111,15 @@ def test_a_heartbeat_that_cannot_announce_is_a_warning_and_still_stopped(tmp_pat
     try:
         assert any("could not announce this instance" in r.getMessage() for r in caplog.records)
         names = [service.name for service in inst.background.services]
-        assert names == ["scheduler", "heartbeat", "tally", "replayer", "claims", "deadlines", "triggers"]  # the rest started after it
+        assert names == [
+            "scheduler",
+            "heartbeat",
+            "tally",
+            "replayer",
+            "claims",
+            "deadlines",
+            "triggers",
+        ]  # the rest started after it
         heartbeat = inst.background.services[1]
         assert isinstance(heartbeat, Heartbeat) and heartbeat._keepalive.running
     finally:
