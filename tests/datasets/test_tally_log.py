@@ -84,7 +84,7 @@ def test_a_split_view_between_two_instances_is_found_and_a_forged_checkpoint_ign
         views[name] = (manager, remote, _tally(manager, remote, write_output, "slot-1", text))
 
     def witness(name: str) -> TallyWitness:
-        return TallyWitness(views[name][0].git, directory, name, SshSigner(keys[name]))
+        return TallyWitness(views[name][0].git, directory, name, SshSigner(keys[name]), recheck=0)
 
     def clone_of(name: str) -> Path:
         manager = views[name][0]
@@ -109,6 +109,21 @@ def test_a_split_view_between_two_instances_is_found_and_a_forged_checkpoint_ign
     registry.delete(checkpoint_key("b", NAME))
     fresh = witness("a")
     assert fresh.check(NAME, clone_of("a"), head_a) is None
+
+
+def test_an_unchanged_head_is_not_checked_again_within_the_recheck_time(
+    make_manager, remote: Path, write_output, keys: dict[str, Path]
+) -> None:
+    registry = MemoryRegistry()
+    directory = KeyDirectory(registry)
+    manager = make_manager("a")
+    head = _tally(manager, remote, write_output, "slot-1", "x\n")
+    clone = manager.ensure_clone(NAME, str(remote))
+    witness = TallyWitness(manager.git, directory, "a", SshSigner(keys["a"]), recheck=3600)
+    assert witness.check(NAME, clone, head) is None
+    registry.delete(checkpoint_key("a", NAME))
+    assert witness.check(NAME, clone, head) is None
+    assert registry.get(checkpoint_key("a", NAME)) is None  # reused: nothing published again
 
 
 def test_instances_that_saw_the_same_log_agree(make_manager, remote: Path, write_output, keys: dict[str, Path]) -> None:

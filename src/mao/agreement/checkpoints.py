@@ -22,6 +22,7 @@ import logging
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -94,8 +95,11 @@ class SshSigner:
 class TallyWitness:
     """Publishes this instance's checkpoint of a trusted ground-truth and finds split views."""
 
-    def __init__(self, git: Git, keys: KeyDirectory, owner: str, signer: SshSigner) -> None:
+    def __init__(self, git: Git, keys: KeyDirectory, owner: str, signer: SshSigner, *, recheck: float = 30.0) -> None:
         self.git = git
+        self.recheck = recheck
+        """Seconds a check of an unchanged head is reused (fetches are frequent, checkpoints rare)."""
+        self._checked: dict[str, tuple[str, float, Split | None]] = {}
         self.keys = keys
         self.registry = keys.registry
         self.owner = owner
@@ -105,7 +109,16 @@ class TallyWitness:
         """(instance, dataset) → the checkpoint compared last and what it showed (compared once)."""
 
     def check(self, dataset: str, clone: Path, head: str) -> Split | None:
-        """After ``head`` of ``dataset``'s ground-truth was trusted: checkpoint it and compare."""
+        """After ``head`` of ``dataset``'s ground-truth was trusted: checkpoint it and compare
+        (the same head checked less than ``recheck`` seconds ago: that check's answer)."""
+        last = self._checked.get(dataset)
+        if last is not None and last[0] == head and time.monotonic() - last[1] < self.recheck:
+            return last[2]
+        split = self._check(dataset, clone, head)
+        self._checked[dataset] = (head, time.monotonic(), split)
+        return split
+
+    def _check(self, dataset: str, clone: Path, head: str) -> Split | None:
         link = last_tally(self.git, clone, head)
         if link is None or link.seq == 0:
             return None  # no tally in the log yet
