@@ -161,6 +161,10 @@ class Settings(BaseSettings):
     git_name: str = "MAO Orchestrator"
     git_email: str = "mao@localhost"
     ssh_key_dir: Path | None = None
+    ssh_persist: float = Field(default=60, ge=0)
+    """Seconds an SSH connection to a git remote stays open after its last use, shared by the
+    git commands of this instance meanwhile (no key exchange per fetch or push); 0: one
+    connection per command. Only with ``ssh_key_dir``."""
     push_retries: int = Field(default=3, ge=0)
     sign_commits: bool = True
     """Sign every commit with the instance's SSH key (``ssh_key_dir``'s, else one created in

@@ -25,7 +25,7 @@ from mao.datasets.groundtruth import MergeSource, Rider
 from mao.errors import MAOError, RegistryUnavailable
 from mao.slots import normalize_slot
 from mao.store.steps import StepRecord
-from mao.trains import Boarding, MergeTrain
+from mao.trains import PACK_LIMIT, Boarding, MergeTrain
 
 if TYPE_CHECKING:
     from mao.agreement.ballots import BallotBox
@@ -113,8 +113,13 @@ class MergeDelivery:
         source = MergeSource(node.commit if fetched else None, fetched=fetched, onto=onto)
         datasets = self._datasets
 
-        def merge_with(riders: list[Rider]) -> tuple[str, dict[str, str]]:
-            return datasets().merge_train(node.dataset, node.branch, node.message, node.trailers, riders, node.commit)
+        def merge_with(riders: list[Rider], fetch: bool) -> tuple[str, dict[str, str]]:
+            return datasets().merge_train(
+                node.dataset, node.branch, node.message, node.trailers, riders, node.commit, fetch=fetch
+            )
+
+        def pack() -> tuple[str, bytes] | None:
+            return datasets().pack_node(node.dataset, node.commit, PACK_LIMIT) if node.commit else None
 
         done = self.train.merge(
             Boarding(node.dataset, node.branch, node.commit, node.message, node.trailers),
@@ -124,6 +129,7 @@ class MergeDelivery:
             ),
             merge_with=merge_with,
             note=note,
+            pack=pack,
         )
         if done.rider and note is not None:
             note(f"merged by {done.by}'s train after {done.waited:.2f}s, without taking the lock")

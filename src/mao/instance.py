@@ -266,6 +266,7 @@ class Instance:
                     name=self.settings.git_name,
                     email=self.settings.git_email,
                     signing_key=self.signing_key,
+                    ssh_persist=self.settings.ssh_persist,
                 )
                 self._datasets = DatasetManager(
                     git,

@@ -1,11 +1,14 @@
 """Merge trains: whoever holds a dataset's merge lock merges every node commit waiting for it.
 
-An instance that finds ``merge-<dataset>`` held does not queue behind it. It pushes its node
-branch alone and posts the node commit as a rider (``trains/<instance>/<dataset>/<branch>``,
-under a lease, so a rider whose instance died goes away by itself). The holder, before it
-merges, reads the riders of its dataset, merges its own node branch and then each rider's
-commit into ``ground-truth`` one after the other, pushes once, and says which merge took each
-rider in (``merged/<dataset>/<commit>``). A rider sees that and is done without ever taking
+An instance that finds ``merge-<dataset>`` held does not queue behind it. It posts the node
+commit as a rider (``trains/<instance>/<dataset>/<branch>``, under a lease, so a rider whose
+instance died goes away by itself), with the commit's new objects packed in the post when
+they are small (:mod:`mao.datasets.packs`), and pushes its node branch alone (before posting
+when they are not: the holder then fetches them). The holder, before it merges, reads the
+riders of its dataset, merges its own node branch and then each rider's commit into
+``ground-truth`` one after the other, pushes once, and says which merge took each rider in
+(``merged/<dataset>/<commit>``); it fetches only when ground-truth may have moved or a rider
+brought no pack. A rider sees that and is done without ever taking
 the lock; one still waiting when the lock frees takes it and carries whoever waits then. N
 instances writing one slot so cost one lock hold and about one merge each, not N lock waits.
 
@@ -15,6 +18,8 @@ are still waiting and the next holder takes them.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import random
 import time
@@ -32,7 +37,15 @@ log = logging.getLogger(__name__)
 MERGED_BY = "Mao-Merged-By"
 """The trailer of a rider's merge commit naming the instance that merged it."""
 
+PACK_LIMIT = 256 * 1024
+"""The largest pack of a node commit's objects a rider's post carries (bytes); a larger
+commit reaches the holder through the remote."""
+
 Note = Callable[[str], None]
+Pack = Callable[[], tuple[str, bytes] | None]
+"""Packs the node commit's new objects: (the ground-truth commit they build on, the pack)."""
+MergeWith = Callable[[list[Rider], bool], tuple[str, dict[str, str]]]
+"""Merges the node commit and the riders given (fetching first when told ground-truth may have moved)."""
 
 
 @dataclass(frozen=True)
@@ -61,9 +74,10 @@ class Waited:
 class MergeTrain:
     """Takes a dataset's merge lock, or rides with whoever holds it.
 
-    ``push`` pushes a node branch alone (False: it failed); ``merge_alone`` merges one node
-    commit as before; ``merge_with`` merges one node commit and the riders given, returning
-    (its merge, {rider commit: merge}). Both run with the lock held."""
+    ``push`` pushes a node branch alone (False: it failed); ``pack`` packs the node commit's
+    new objects for the post (None: too large); ``merge_alone`` merges one node commit as
+    before; ``merge_with`` merges one node commit and the riders given, returning (its merge,
+    {rider commit: merge}). Both run with the lock held."""
 
     def __init__(
         self,
@@ -89,8 +103,9 @@ class MergeTrain:
         *,
         push: Callable[[], bool],
         merge_alone: Callable[[], str],
-        merge_with: Callable[[list[Rider]], tuple[str, dict[str, str]]],
+        merge_with: MergeWith,
         note: Note | None = None,
+        pack: Pack | None = None,
     ) -> Waited:
         """Merge ``node`` into its dataset's ground-truth: under the lock (with the riders
         waiting then), or as a rider of another holder's train. LockTimeout after ``wait``
@@ -99,9 +114,9 @@ class MergeTrain:
         asked = time.monotonic()
         tickets: list[Lease] = []  # this node's post as a rider, once it has one
         try:
-            done = self._wait(lock, node, push, asked, tickets)
-            if done is not None:
-                return done
+            held = self._wait(lock, node, (push, pack), asked, tickets)
+            if isinstance(held, Waited):
+                return held
             waited = time.monotonic() - asked
             try:
                 # the train that left just before this took the lock may have carried this node
@@ -109,7 +124,8 @@ class MergeTrain:
                     return done
                 if note is not None:
                     note(f"lock {lock.key[len(LOCKS) :]} acquired after {waited:.2f}s")
-                merge, carried = self._carry(node, merge_alone, merge_with)
+                # a lock found held: another holder moved ground-truth since this node's fetch
+                merge, carried = self._carry(node, merge_alone, merge_with, moved=held)
                 if note is not None and carried:
                     note(f"merged {len(carried)} waiting node commits of other instances with it")
                 return Waited(merge, waited)
@@ -120,17 +136,31 @@ class MergeTrain:
                 self._leave(node, ticket)
 
     def _wait(
-        self, lock: Lock, node: Boarding, push: Callable[[], bool], asked: float, tickets: list[Lease]
-    ) -> Waited | None:
-        """Wait until ``lock`` is taken (None) or another train merged ``node`` (how). Once the
-        lock is found held, ``node``'s branch is pushed alone and it boards (``tickets``)."""
+        self,
+        lock: Lock,
+        node: Boarding,
+        send: tuple[Callable[[], bool], Pack | None],
+        asked: float,
+        tickets: list[Lease],
+    ) -> Waited | bool:
+        """Wait until ``lock`` is taken (whether it was found held first) or another train
+        merged ``node`` (how). Once the lock is found held, ``node`` boards (``tickets``) with
+        its pack, and its branch is pushed alone (first, when there is no pack)."""
+        push, pack = send
+        held = False
         while True:
             if tickets and (done := self._merged(node, asked)) is not None:
                 return done
             if self._try(lock):
-                return None
-            if not tickets and node.commit is not None and push():
-                tickets.append(self._board(node))
+                return held
+            held = True
+            if not tickets and node.commit is not None:
+                packed = pack() if pack is not None else None
+                if packed is not None:
+                    tickets.append(self._board(node, packed))
+                    push()  # the node branch reaches the remote too, while the holder merges
+                elif push():
+                    tickets.append(self._board(node))
             if time.monotonic() - asked > self.wait:
                 holder = (self.registry.get(lock.key) or {}).get("owner", "another holder")
                 raise LockTimeout(f"lock {lock.key} is held by {holder}; try again later")
@@ -140,22 +170,26 @@ class MergeTrain:
         self,
         node: Boarding,
         merge_alone: Callable[[], str],
-        merge_with: Callable[[list[Rider]], tuple[str, dict[str, str]]],
+        merge_with: MergeWith,
+        *,
+        moved: bool,
     ) -> tuple[str, set[str]]:
         """With the lock held: merge ``node`` with the riders waiting, then again with those
-        who boarded meanwhile (up to ``extra_trips`` times); (its merge, the riders carried)."""
+        who boarded meanwhile (up to ``extra_trips`` times); (its merge, the riders carried).
+        ``moved``: ground-truth moved since ``node`` was prepared (``merge_with`` fetches first,
+        ``merge_alone`` may work from the earlier fetch)."""
         riders = self._riders(node, set())
-        if not riders:
+        if not riders and not moved:
             merge, carried = merge_alone(), set()
         else:
-            merge, merges = merge_with(riders)
+            merge, merges = merge_with(riders, moved)
             self._announce(node.dataset, merges)
             carried = set(merges)
         for _ in range(self.extra_trips):
             riders = self._riders(node, carried)
             if not riders:
                 break
-            _, merges = merge_with(riders)
+            _, merges = merge_with(riders, False)  # ground-truth is this train's last push
             self._announce(node.dataset, merges)
             if not merges:
                 break
@@ -177,7 +211,7 @@ class MergeTrain:
 
     # riders --------------------------------------------------------------------------
 
-    def _board(self, node: Boarding) -> Lease:
+    def _board(self, node: Boarding, packed: tuple[str, bytes] | None = None) -> Lease:
         value: dict[str, Any] = {
             "dataset": node.dataset,
             "branch": node.branch,
@@ -186,6 +220,8 @@ class MergeTrain:
             "trailers": node.trailers,
             "since": time.time(),
         }
+        if packed is not None:
+            value["onto"], value["pack"] = packed[0], base64.b64encode(packed[1]).decode("ascii")
         return self.registry.put_with_ttl(train_key(self.owner, node.dataset, node.branch), value, self._ttl)
 
     def _leave(self, node: Boarding, ticket: Lease) -> None:
@@ -214,6 +250,8 @@ class MergeTrain:
                 commit=str(value["commit"]),
                 message=str(value.get("message") or f"merge {value['branch']}"),
                 trailers={**dict(value.get("trailers") or {}), MERGED_BY: self.owner},
+                pack=_unpacked(value.get("pack")),
+                onto=str(value["onto"]) if value.get("onto") else None,
             )
             for value in waiting
         ]
@@ -226,3 +264,13 @@ class MergeTrain:
     def _ttl(self) -> int:
         """How long a rider's post and a merge's announcement last: beyond any wait for the lock."""
         return max(self.lock_ttl, int(self.wait) + self.lock_ttl)
+
+
+def _unpacked(text: object) -> bytes | None:
+    """A post's pack, or None (none, or not base64: the holder fetches the commit instead)."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None

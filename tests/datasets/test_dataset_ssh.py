@@ -8,6 +8,7 @@ this machine). Skipped without them, failed if ``MAO_TEST_REQUIRE_SERVICES=1``.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import time
@@ -68,13 +69,14 @@ def ssh_remote(ssh_server: SshServer, inspect) -> Iterator[SshRemote]:
 
 @pytest.fixture
 def ssh_manager(ssh_server: SshServer, tmp_path_factory: pytest.TempPathFactory):
-    def make(instance: str, key_dir: Path | None = None) -> DatasetManager:
+    def make(instance: str, key_dir: Path | None = None, ssh_persist: float = 0) -> DatasetManager:
         base = tmp_path_factory.mktemp(f"ssh-{instance}")
         git = Git(
             ssh_key_dir=key_dir or ssh_server.key_dir,
             name=f"Instance {instance}",
             email=f"{instance}@example.org",
             timeout=60,
+            ssh_persist=ssh_persist,
         )
         return DatasetManager(git, base / "datasets", base / "bare", push_retries=1, retry_delay=0.1)
 
@@ -165,3 +167,24 @@ def test_push_failure_over_ssh_is_pushed_later(
         assert inspect.rev(moved, "step-a") == sha
     finally:
         shutil.rmtree(moved, ignore_errors=True)
+
+
+def test_fetches_and_pushes_share_one_connection(
+    ssh_server: SshServer, ssh_manager, ssh_remote: SshRemote, write_output, inspect, tmp_path: Path
+) -> None:
+    """With ssh_persist, the first command's connection stays open and the next ones ride on it."""
+    key_dir = tmp_path / "keys"  # a key of this test's own: its connection is this test's alone
+    shutil.copytree(ssh_server.key_dir, key_dir, ignore=shutil.ignore_patterns("*.pid", "ssh_host_*", "*.git"))
+    manager = ssh_manager("shared", key_dir, ssh_persist=20)
+    options = shlex.split(manager.git.ssh_command or "")
+    control = [word for word in options if word.startswith("ControlPath=")]
+    assert control, options
+    sha = write_output(manager, ssh_remote.url, "step-a", {"a.txt": "A\n"})
+    host = ssh_server.url_base.split("://", 1)[1].split("/", 1)[0]
+    user_host, _, port = host.rpartition(":")
+    check = subprocess.run(
+        ["ssh", "-o", control[0], "-p", port, "-O", "check", user_host], capture_output=True, text=True
+    )
+    assert check.returncode == 0 and "Master running" in check.stderr, check.stderr
+    assert manager.merge_to_ground_truth("ds", "step-a", "Merge", {}) and inspect.rev(ssh_remote.path, "step-a") == sha
+    subprocess.run(["ssh", "-o", control[0], "-p", port, "-O", "exit", user_host], capture_output=True)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import io
+import os
 import shlex
+import shutil
 import tarfile
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,6 +55,41 @@ def test_ssh_command_picks_the_first_key_in_order(tmp_path: Path) -> None:
         assert option in words
     (tmp_path / "id_ed25519").write_text("key")
     assert shlex.split(make_git(tmp_path).ssh_command)[2] == str(tmp_path / "id_ed25519")
+
+
+def _options(git: Git) -> dict[str, str]:
+    words = shlex.split(git.ssh_command or "")
+    return dict(words[i + 1].split("=", 1) for i, word in enumerate(words) if word == "-o")
+
+
+@pytest.fixture
+def short_tmp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A temporary directory with a path short enough for sockets, as ``tempfile.gettempdir()``."""
+    path = Path(tempfile.mkdtemp(prefix="g", dir="/tmp"))
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(path))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_shared_ssh_connections_are_per_key_in_a_private_directory(tmp_path: Path, short_tmp: Path) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    for key_dir in (one, two):
+        key_dir.mkdir()
+        (key_dir / "id_ed25519").write_text("key")
+    assert "ControlMaster" not in _options(make_git(one))  # off unless asked
+    first, second = _options(make_git(one, ssh_persist=30)), _options(make_git(two, ssh_persist=30))
+    assert first["ControlMaster"] == "auto" and first["ControlPersist"] == "30"
+    directory = short_tmp / f"mao-ssh-{os.getuid()}"
+    assert Path(first["ControlPath"]).parent == directory and first["ControlPath"].endswith("-%C")
+    assert first["ControlPath"] != second["ControlPath"]  # another key never rides on this connection
+    assert directory.stat().st_mode & 0o777 == 0o700
+
+
+def test_no_shared_ssh_connection_in_a_directory_others_can_reach(tmp_path: Path, short_tmp: Path) -> None:
+    (short_tmp / f"mao-ssh-{os.getuid()}").mkdir()
+    (short_tmp / f"mao-ssh-{os.getuid()}").chmod(0o777)
+    (tmp_path / "id_ed25519").write_text("key")
+    assert "ControlPath" not in _options(make_git(tmp_path, ssh_persist=30))
 
 
 def test_ssh_command_quotes_awkward_paths(tmp_path: Path) -> None:

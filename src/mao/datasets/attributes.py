@@ -24,13 +24,27 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 
 from mao.datasets.git import Git
 
-__all__ = ["MergeAttributes", "MergeRule"]
+__all__ = ["MergeAttributes", "MergeRule", "temporary_index"]
+
+
+@contextmanager
+def temporary_index(clone: Path) -> Iterator[dict[str, str]]:
+    """The environment of git commands that work in an index of their own (in ``clone``'s
+    git directory, removed afterwards), never the clone's or a worktree's."""
+    fd, index = tempfile.mkstemp(prefix=".tmp-index-", dir=clone / ".git")
+    os.close(fd)
+    os.unlink(index)
+    try:
+        yield {"GIT_INDEX_FILE": index}
+    finally:
+        Path(index).unlink(missing_ok=True)
 
 
 class MergeRule(StrEnum):
@@ -63,11 +77,7 @@ class MergeAttributes:
         """The rule of each of ``paths`` by the attributes in ``commit``'s tree (two git processes)."""
         if not paths:
             return {}
-        fd, index = tempfile.mkstemp(prefix=".attr-index-", dir=clone / ".git")
-        os.close(fd)
-        os.unlink(index)
-        env = {"GIT_INDEX_FILE": index}
-        try:
+        with temporary_index(clone) as env:
             self.git.run(["read-tree", commit], clone, env=env)
             out = self.git.run(
                 ["check-attr", "--cached", "-z", "--stdin", "merge"],
@@ -75,8 +85,6 @@ class MergeAttributes:
                 input="".join(f"{path}\0" for path in paths),
                 env=env,
             )
-        finally:
-            Path(index).unlink(missing_ok=True)
         fields = out.split("\0")
         rules = dict.fromkeys(paths, MergeRule.DEFAULT)
         for i in range(0, len(fields) - 2, 3):

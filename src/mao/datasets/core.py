@@ -199,16 +199,18 @@ class DatasetCore:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
-    def fetch(self, clone: Path) -> None:
-        """Fetch origin into ``clone`` (no housekeeping after it: see the publisher's)."""
-        self.git.run(["fetch", "--prune", "--quiet", "--no-auto-maintenance", "origin"], clone)
+    def fetch(self, clone: Path, only: str | None = None) -> None:
+        """Fetch origin into ``clone``, every branch or ``only`` that one (no housekeeping after
+        it: see the publisher's)."""
+        refspecs = [f"+refs/heads/{only}:refs/remotes/origin/{only}"] if only is not None else []
+        self.git.run(["fetch", "--prune", "--quiet", "--no-auto-maintenance", "origin", *refspecs], clone)
         if self.after_fetch is not None:
             self.after_fetch(clone.parent.name, clone)
 
-    def try_fetch(self, clone: Path) -> GitError | None:
+    def try_fetch(self, clone: Path, only: str | None = None) -> GitError | None:
         """:meth:`fetch`; the error instead of raising it."""
         try:
-            self.fetch(clone)
+            self.fetch(clone, only)
         except GitError as exc:
             return exc
         return None

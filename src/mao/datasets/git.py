@@ -7,6 +7,7 @@ never a shell, an explicit ``cwd``, a timeout, and failures raised as
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -54,6 +55,11 @@ _CREDENTIALS_RE = re.compile(r"(?<=://)([^/@:\s]+):[^/@\s]*@")
 _HTTP_TOKEN_RE = re.compile(r"(?<=https://|.http://)[^/@:\s]+@")
 
 
+def _text(data: bytes) -> str:
+    """Output as text, as ``subprocess`` reads it in text mode (universal newlines)."""
+    return data.decode("utf-8", "surrogateescape").replace("\r\n", "\n").replace("\r", "\n")
+
+
 def redact(text: str) -> str:
     """Hide passwords and tokens embedded in URLs (``https://user:token@host``)."""
     return _HTTP_TOKEN_RE.sub("***@", _CREDENTIALS_RE.sub(r"\1:***@", text))
@@ -77,6 +83,12 @@ class Git:
     With ``signing_key`` (a private SSH key), every commit is signed with it through git's
     SSH signing: ``commit`` and ``merge`` by configuration, ``commit-tree`` by a ``-S`` put
     first (a later ``--no-gpg-sign``, as for the shared empty root, still wins).
+
+    With ``ssh_persist`` seconds (and a key directory), the git commands of this instance
+    that go to one SSH host share one connection (ssh's ``ControlMaster``), kept open that
+    long after its last use: a fetch or push then costs no key exchange. The connection's
+    socket is in a directory of this user's alone (0700, checked) and is named after the key
+    as well as the host, so no other key ever rides on it.
     """
 
     def __init__(
@@ -87,6 +99,7 @@ class Git:
         email: str,
         timeout: float = 120,
         signing_key: Path | None = None,
+        ssh_persist: float = 0,
     ) -> None:
         if not name or not name.strip() or "\n" in name:
             raise InvalidInput("git author name must be a non-empty single line")
@@ -101,6 +114,7 @@ class Git:
         self.ssh_key = self._find_key()
         self.signing_key = Path(signing_key).absolute() if signing_key is not None else None
         """The private key every commit is signed with, or None (unsigned commits)."""
+        self.ssh_persist = max(0.0, float(ssh_persist))
         self._env = self._build_env()
         self._counted = threading.Lock()
         self.processes = 0
@@ -142,8 +156,31 @@ class Git:
         if self.ssh_key_dir is not None:
             known_hosts = _ssh_config_value(self.ssh_key_dir / "known_hosts")
             parts += ["-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=accept-new"]
+            control = self._control_path() if self.ssh_persist else None
+            if control is not None:
+                parts += ["-o", "ControlMaster=auto", "-o", f"ControlPath={control}"]
+                parts += ["-o", f"ControlPersist={max(1, round(self.ssh_persist))}", "-o", "ServerAliveInterval=10"]
         # git runs GIT_SSH_COMMAND through a shell: quote every word.
         return " ".join(shlex.quote(part) for part in parts)
+
+    def _control_path(self) -> str | None:
+        """Where the shared SSH connection of this key listens, as an ssh option value; None
+        (one connection per command) when no private directory for it can be had."""
+        directory = Path(tempfile.gettempdir()) / f"mao-ssh-{os.getuid()}"
+        try:
+            directory.mkdir(mode=0o700, exist_ok=True)
+            info = directory.lstat()
+        except OSError as exc:
+            logger.warning("SSH connections are not shared: cannot make %s: %s", directory, exc)
+            return None
+        if not directory.is_dir() or directory.is_symlink() or info.st_uid != os.getuid() or info.st_mode & 0o077:
+            logger.warning("SSH connections are not shared: %s is not a directory of this user's alone", directory)
+            return None
+        identity = str(self.ssh_key or self.ssh_key_dir).encode("utf-8", "surrogateescape")
+        # a socket's path holds at most 107 bytes, and ssh adds 17 while it sets one up (%C: 40)
+        if len(os.fsencode(directory)) > 32 or any(c.isspace() or c in "%\"'\\" for c in str(directory)):
+            return None
+        return f"{directory}/{hashlib.sha256(identity).hexdigest()[:16]}-%C"
 
     def _build_env(self) -> dict[str, str]:
         env = {
@@ -213,6 +250,19 @@ class Git:
         Raises GitError only when git cannot be started or runs past the timeout
         (the whole process group, ssh included, is killed then).
         """
+        data = input.encode("utf-8", "surrogateescape") if input is not None else None
+        result = self._communicate(args, cwd, data, env)
+        return subprocess.CompletedProcess(result.args, result.returncode, _text(result.stdout), _text(result.stderr))
+
+    def call_bytes(
+        self, args: Sequence[str], cwd: Path | None = None, input: bytes | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
+        """:meth:`call` with bytes in and out (a pack, say)."""
+        return self._communicate(args, cwd, input, None)
+
+    def _communicate(
+        self, args: Sequence[str], cwd: Path | None, input: bytes | None, env: Mapping[str, str] | None
+    ) -> subprocess.CompletedProcess[bytes]:
         argv = self._argv(args, cwd)
         full_env = self._env if env is None else {**self._env, **env}
         with map_errors("git", f"git {self.subcommand(args)}", details={"stderr": "git could not be started"}):
@@ -223,9 +273,6 @@ class Git:
                 stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                text=True,
-                encoding="utf-8",
-                errors="surrogateescape",
                 start_new_session=True,
             )
         try:
@@ -242,6 +289,38 @@ class Git:
             proc.wait()
             raise
         return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
+
+    def objects(self, cwd: Path, shas: Sequence[str]) -> list[tuple[str, bytes] | None]:
+        """Each object's type and content, in the order asked, None for one ``cwd`` does not
+        have (one ``cat-file --batch``)."""
+        if not shas:
+            return []
+        out = self.call_bytes(["cat-file", "--batch"], cwd, "".join(f"{sha}\n" for sha in shas).encode())
+        if out.returncode != 0:
+            raise self.error(["cat-file", "--batch"], cwd, out.returncode, _text(out.stderr))
+        data, at = out.stdout, 0
+        found: list[tuple[str, bytes] | None] = []
+        for _ in shas:
+            end = data.index(b"\n", at)
+            header = data[at:end].split()
+            if len(header) != 3:  # "<name> missing" (or ambiguous)
+                found.append(None)
+                at = end + 1
+                continue
+            size = int(header[2])
+            found.append((header[1].decode(), data[end + 1 : end + 1 + size]))
+            at = end + 1 + size + 1
+        return found
+
+    def existing_commits(self, cwd: Path, shas: Sequence[str]) -> set[str]:
+        """Those of ``shas`` (full object names) that are commits in ``cwd`` (one ``cat-file --batch-check``)."""
+        wanted = [sha for sha in shas if sha and all(c in "0123456789abcdef" for c in sha)]
+        if not wanted:
+            return set()
+        listed = self.run(
+            ["cat-file", "--batch-check=%(objectname) %(objecttype)"], cwd, input="\n".join(wanted) + "\n"
+        )
+        return {parts[0] for line in listed.splitlines() if len(parts := line.split()) == 2 and parts[1] == "commit"}
 
     @contextmanager
     def stream(self, args: Sequence[str], cwd: Path | None = None) -> Iterator[IO[bytes]]:

@@ -1,9 +1,11 @@
 """Writing ``ground-truth``: node branches merged in (policy ``merge``), with a retry when the push loses a race.
 
-A merge git can do without a working tree (``merge-tree``; a fast-forwardable one needs
-not even that) is written with ``commit-tree``; one with conflicts, or with a file the
-dataset's attributes keep from line merging, is done in the ground-truth worktree, where
-the conflicts are settled in the index (:mod:`mao.datasets.settle`).
+A merge is written with no working tree: ``merge-tree`` merges (a fast-forwardable merge
+needs not even that), its conflicts are settled in a temporary index
+(:mod:`mao.datasets.settle`) and ``commit-tree`` writes the commit. Only a merge of a file
+the dataset's attributes merge otherwise (``merge=union``, or a single value git merged line
+by line), or a conflict that cannot be settled so, is done in the ground-truth worktree,
+where its conflicts are settled in that worktree's index.
 """
 
 from __future__ import annotations
@@ -14,16 +16,20 @@ from pathlib import Path
 
 from mao.datasets.attributes import MergeAttributes, MergeRule
 from mao.datasets.core import DatasetCore
+from mao.datasets.packs import Carried, NodePacks
 from mao.datasets.refs import GROUND_TRUTH, RefInfo, check_branch
 from mao.datasets.retries import PushRetries
-from mao.datasets.settle import Settler
+from mao.datasets.settle import Settler, parse_merge_tree
 from mao.datasets.trailers import format_message
 from mao.datasets.worktrees import Worktrees
 from mao.errors import GitError, InvalidInput, MergeConflict, NotFound
 
-__all__ = ["GroundTruth", "MergeSource", "Rider"]
+__all__ = ["SUPERSEDED", "GroundTruth", "MergeSource", "Rider"]
 
 logger = logging.getLogger(__name__)
+
+SUPERSEDED = "Mao-Superseded"
+"""The trailer of a merge commit naming the files where the node's newer change replaced ground-truth's."""
 
 
 @dataclass(frozen=True)
@@ -43,13 +49,17 @@ class MergeSource:
 
 @dataclass(frozen=True)
 class Rider:
-    """A node commit of another instance that waits for its merge (a merge train's rider):
-    its node ``branch`` is on the remote; merged with its own ``message`` and ``trailers``."""
+    """A node commit of another instance that waits for its merge (a merge train's rider),
+    merged with its own ``message`` and ``trailers``: its node ``branch`` is on the remote, or
+    its objects come with it as a ``pack`` of what ground-truth commit ``onto`` lacks
+    (:mod:`mao.datasets.packs`)."""
 
     branch: str
     commit: str
     message: str
     trailers: dict[str, str]
+    pack: bytes | None = None
+    onto: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,7 +91,10 @@ class GroundTruth:
         self.retries = retries
         self.attributes = attributes
         self.settler = Settler(core.git, attributes)
+        self.packs = NodePacks(core.git)
         self.git = core.git
+        self._trees: dict[str, str] = {}
+        """The trees of the merge commits this instance made lately (a train's next merge builds on one)."""
         self._chain_at: dict[str, str] = {}
         """While a train merges into a dataset (under its lock): the commit its ground-truth
         worktree is clean at, after a merge made there (the next one needs no checkout)."""
@@ -207,21 +220,56 @@ class GroundTruth:
         if not merge.first and (source == base or source in base_parents):
             logger.info("dataset %s: %s is already part of %s", name, merge.branch, GROUND_TRUTH)
             return base
+        superseded: list[str] = []
         if source_info is not None and base in source_info.parents:
             tree = source_info.tree  # ground-truth is the node's parent: the merge takes the node's tree
         else:
-            result = self.git.call(["merge-tree", "--write-tree", "--no-messages", base, source], clone)
-            if result.returncode != 0:
+            merged = self._merge_tree(merge)
+            if merged is None:
                 return self._merge_in_worktree(merge)
-            tree = result.stdout.split()[0]
-            if self._keeps_single_values(clone, tree, base, source):
-                return self._merge_in_worktree(merge)
-            same_tree = not merge.first and tree == self.git.run(["rev-parse", f"{base}^{{tree}}"], clone).strip()
+            tree, superseded = merged
+            same_tree = not merge.first and tree == self._tree_of(clone, base, known)
             if same_tree and self.refs.is_ancestor(clone, source, base):
                 logger.info("dataset %s: %s is already part of %s", name, merge.branch, GROUND_TRUTH)
                 return base
-        text = format_message(merge.message, merge.trailers)
-        return self.git.run(["commit-tree", tree, "-p", base, "-p", source], clone, input=text).strip()
+        trailers = {**merge.trailers, SUPERSEDED: ", ".join(superseded)} if superseded else merge.trailers
+        if superseded:
+            self._log_superseded(merge, superseded)
+        text = format_message(merge.message, trailers)
+        commit = self.git.run(["commit-tree", tree, "-p", base, "-p", source], clone, input=text).strip()
+        if len(self._trees) > 1000:
+            self._trees.clear()
+        self._trees[commit] = tree
+        return commit
+
+    def _tree_of(self, clone: Path, commit: str, known: dict[str, RefInfo]) -> str:
+        """The tree of ``commit``: as listed, as this instance made it, or as git reads it."""
+        if commit in known:
+            return known[commit].tree
+        return self._trees.get(commit) or self.git.run(["rev-parse", f"{commit}^{{tree}}"], clone).strip()
+
+    def _merge_tree(self, merge: _Merge) -> tuple[str, list[str]] | None:
+        """The merged tree git writes with no worktree (``merge-tree``), its conflicts settled
+        in a temporary index, and the paths that took the node's side; None when the merge
+        needs the worktree: a file the dataset's attributes merge otherwise than the built-in
+        rules (``merge=union``, or a single value git merged line by line), or a conflict
+        that cannot be settled so."""
+        clone, base, source = merge.clone, merge.base, merge.source
+        result = self.git.call(["merge-tree", "--write-tree", "-z", base, source], clone)
+        if result.returncode not in (0, 1):
+            return None
+        tree, conflicts, combined = parse_merge_tree(result.stdout)
+        if not conflicts:  # git says what it merged line by line only alongside conflicts
+            combined = set(self.attributes.combined(clone, tree, base, source))
+        paths = sorted({*combined, *conflicts})
+        rules = self.attributes.rules(clone, base, paths)
+        for path, rule in rules.items():
+            # git's union driver; or a single value merge-tree (reading no attributes) merged line by line
+            if rule == MergeRule.UNION or (rule == MergeRule.SINGLE and path not in conflicts):
+                return None
+        if not conflicts:
+            return tree, []
+        return self.settler.settle_tree(merge.name, clone, (tree, conflicts), base, source, rules)
 
     def merge_train(
         self,
@@ -231,16 +279,20 @@ class GroundTruth:
         trailers: dict[str, str],
         riders: list[Rider],
         commit: str | None = None,
+        *,
+        fetch: bool = True,
     ) -> tuple[str, dict[str, str]]:
         """Merge node ``branch`` and then each rider's node commit into ground-truth, one after
         the other, and push ground-truth once (atomically with ``branch``): (the merge of
         ``branch``, {rider commit: the merge commit that took it in}).
 
         The caller holds the federation lock, so nobody else moves ground-truth meanwhile;
-        the riders' node branches are on the remote already (a fresh fetch brings them);
-        ``commit`` is the node commit of ``branch`` (None: its newest). A
-        rider whose commit this clone cannot find, or whose merge conflicts, is left out (it
-        merges on its own). A refused push is retried from a fresh fetch, as :meth:`merge`.
+        each rider's node commit comes in its pack or is on the remote already (a fresh fetch
+        brings it); ``commit`` is the node commit of ``branch`` (None: its newest). Without
+        ``fetch`` (ground-truth is as this clone last saw it: its own push, say) nothing is
+        fetched when every rider brings its pack. A rider whose commit this clone cannot find,
+        or whose merge conflicts, is left out (it merges on its own). A refused push is
+        retried from a fresh fetch, as :meth:`merge`.
         """
         check_branch(branch)
         attempts = self.retries.attempts
@@ -250,12 +302,24 @@ class GroundTruth:
                 self.retries.wait(name, GROUND_TRUTH, attempt)
             with self.core.lock(name):
                 clone = self.core.existing_clone(name)
-                last = self.core.try_fetch(clone)
+                last = None
+                # a rider's commit that comes through the remote needs every branch fetched; else
+                # ground-truth alone, when it may have moved
+                through_remote = not riders or any(rider.pack is None for rider in riders)
+                if fetch or attempt or through_remote:
+                    last = self.core.try_fetch(clone, None if through_remote else GROUND_TRUTH)
                 if last is not None:
                     continue
+                present = self.packs.receive(clone, [Carried(r.commit, r.onto, r.pack) for r in riders])
+                for rider in riders:
+                    if rider.commit not in present:
+                        logger.info(
+                            "dataset %s: node commit %s of %s is not here yet", name, rider.commit, rider.branch
+                        )
+                aboard = [rider for rider in riders if rider.commit in present]
                 self._chain_at[name] = ""
                 try:
-                    done, last = self._train_once(clone, name, branch, message, trailers, riders, commit)
+                    done, last = self._train_once(clone, name, branch, message, trailers, aboard, commit)
                 finally:
                     self._chain_at.pop(name, None)
                 if done is not None:
@@ -283,9 +347,6 @@ class GroundTruth:
         own_merge = head = self._merge_commit(own, known)
         merges: dict[str, str] = {}
         for rider in riders:
-            if self.refs.rev(clone, rider.commit) is None:
-                logger.info("dataset %s: node commit %s is not on the remote yet", name, rider.commit)
-                continue
             ride = _Merge(name, clone, rider.branch, None, rider.commit, head, False, rider.message, rider.trailers)
             try:
                 head = merges[rider.commit] = self._merge_commit(ride, {})
@@ -304,14 +365,16 @@ class GroundTruth:
         if worktree.exists():
             self.worktrees.clean(worktree, GROUND_TRUTH, base)
 
-    def _keeps_single_values(self, clone: Path, tree: str, base: str, source: str) -> bool:
-        """Whether ``merge-tree`` (which reads no attributes) merged line by line a file
-        that ground-truth's attributes make a single value: that merge is done again in
-        the worktree, where the file is a conflict."""
-        combined = self.attributes.combined(clone, tree, base, source)
-        if not combined:
-            return False
-        return MergeRule.SINGLE in self.attributes.rules(clone, base, combined).values()
+    def _log_superseded(self, merge: _Merge, paths: list[str]) -> None:
+        logger.warning(
+            "dataset %s: %s changed %s since %s last agreed with it; the newest change is kept, "
+            "the earlier one stays in %s's history",
+            merge.name,
+            merge.branch,
+            ", ".join(paths),
+            merge.branch,
+            GROUND_TRUTH,
+        )
 
     def _merge_onto(self, clone: Path, message: str, trailers: dict[str, str], source: str, onto: str) -> str:
         """The merge commit of ``source`` made directly on ground-truth commit ``onto``: its files are the node's."""
@@ -331,19 +394,11 @@ class GroundTruth:
             settled = self.settler.settle(merge.name, merge.clone, worktree, merge.base, merge.source)
         if settled is not None:
             if settled:
-                text = format_message(merge.message, {**merge.trailers, "Mao-Superseded": ", ".join(settled)})
+                text = format_message(merge.message, {**merge.trailers, SUPERSEDED: ", ".join(settled)})
                 result = self.git.call(
                     ["commit", "--quiet", "--no-verify", "--cleanup=whitespace", "--file=-"], worktree, input=text
                 )
-                logger.warning(
-                    "dataset %s: %s changed %s since %s last agreed with it; the newest change is kept, "
-                    "the earlier one stays in %s's history",
-                    merge.name,
-                    merge.branch,
-                    ", ".join(settled),
-                    merge.branch,
-                    GROUND_TRUTH,
-                )
+                self._log_superseded(merge, settled)
             else:
                 result = self.git.call(["commit", "--quiet", "--no-verify", "--no-edit", "--cleanup=strip"], worktree)
         if result.returncode != 0:

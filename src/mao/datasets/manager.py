@@ -207,10 +207,24 @@ class DatasetManager:
         trailers: dict[str, str],
         riders: list[Rider],
         commit: str | None = None,
+        *,
+        fetch: bool = True,
     ) -> tuple[str, dict[str, str]]:
         """Merge node ``branch``, then the riders' node commits, into ground-truth and push once
         (see :meth:`GroundTruth.merge_train`)."""
-        return self._ground_truth.merge_train(name, branch, message, trailers, riders, commit)
+        return self._ground_truth.merge_train(name, branch, message, trailers, riders, commit, fetch=fetch)
+
+    def pack_node(self, name: str, commit: str, limit: int) -> tuple[str, bytes] | None:
+        """The objects of node ``commit`` that ground-truth (as last fetched) lacks, packed to
+        travel with a merge train's post: (that ground-truth commit, the pack), or None when
+        there is no ground-truth yet or the pack would pass ``limit`` bytes (see :mod:`mao.datasets.packs`)."""
+        with self._core.lock(name):
+            clone = self._core.existing_clone(name)
+            onto = self._core.refs.rev(clone, f"refs/remotes/origin/{GROUND_TRUTH}")
+            if onto is None:
+                return None
+            pack = self._ground_truth.packs.pack(clone, commit, onto, limit)
+        return (onto, pack) if pack is not None else None
 
     def change_of(self, name: str, commit: str) -> list[Entry]:
         """The entries ``commit`` changed against its first parent (everything, for a root commit)."""

@@ -2,10 +2,11 @@
 
 Every commit an instance writes (node commits, merges into ``ground-truth``, tally commits)
 is signed with its SSH key through git's SSH signing (``gpg.format=ssh``; see
-:class:`~mao.datasets.git.Git`'s ``signing_key``). Signatures are read back here with one
-``git log`` for many commits, against an *allowed signers* file (``<principal>
-namespaces="git" <key>`` per line) and a revocation list that the caller gives: git itself
-says ``G`` (good, by a principal of the file), ``U`` (good, by a key not in the file), ``B``
+:class:`~mao.datasets.git.Git`'s ``signing_key``). Signatures are read back here for many
+commits at once (one ``git log``, one ``cat-file --batch``, checked in this process by
+:mod:`mao.datasets.sshsig`), against an *allowed signers* text (``<principal>
+namespaces="git" <key>`` per line) and a revocation list that the caller gives, in git's
+words: ``G`` (good, by a principal of the file), ``U`` (good, by a key not in the file), ``B``
 (bad, or by a revoked key), ``N`` (unsigned) or ``E`` (cannot be checked).
 """
 
@@ -16,13 +17,12 @@ import logging
 import os
 import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mao.datasets.git import KEY_NAMES, Git
+from mao.datasets.sshsig import Verdict, Verifier
 from mao.datasets.trailers import LogFormat
 from mao.errors import InvalidInput, MAOError, NotFound
 
@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 SIGNING_KEY = "id_ed25519"
 """The key created in the fallback directory when the instance has no SSH key of its own."""
 
-_LOG = LogFormat("%H", "%P", "%T", "%G?", "%GS", "%GK", "%s")
+_LOG = LogFormat("%H", "%P", "%T", "%s")
 
 
 def find_signing_key(ssh_key_dir: Path | None, fallback_dir: Path) -> Path | None:
@@ -151,60 +151,43 @@ class SignatureReader:
     def __init__(self, git: Git) -> None:
         self.git = git
 
-    @contextmanager
-    def _files(self, clone: Path, allowed: str, revoked: str) -> Iterator[list[str]]:
-        directory = Path(tempfile.mkdtemp(prefix=".signers-", dir=clone / ".git"))
-        try:
-            allowed_file = directory / "allowed_signers"
-            revoked_file = directory / "revoked_keys"
-            allowed_file.write_text(allowed, encoding="utf-8")
-            revoked_file.write_text(revoked, encoding="utf-8")
-            yield [
-                "-c",
-                f"gpg.ssh.allowedSignersFile={allowed_file}",
-                "-c",
-                f"gpg.ssh.revocationFile={revoked_file}",
-            ]
-        finally:
-            shutil.rmtree(directory, ignore_errors=True)
-
     def read(
         self, clone: Path, revisions: Sequence[str], *, allowed: str, revoked: str = "", first_parent: bool = False
     ) -> list[Signature]:
         """The commits ``git log`` lists for ``revisions`` (``--no-walk`` unless ``first_parent``:
-        then a range such as ``A..B`` along first parents), newest first, with their signatures."""
+        then a range such as ``A..B`` along first parents), newest first, with their signatures
+        checked against ``allowed`` and ``revoked`` (:mod:`mao.datasets.sshsig`: in this
+        process, from one ``cat-file --batch`` of the commits)."""
         if not revisions:
             return []
         walk = ["--first-parent"] if first_parent else ["--no-walk=unsorted"]
-        with self._files(clone, allowed, revoked) as config:
-            out = self.git.run([*config, "log", "-z", *walk, _LOG.option, *revisions, "--"], clone)
+        out = self.git.run(["log", "-z", *walk, _LOG.option, *revisions, "--"], clone)
+        listed = list(_LOG.parse(out))
+        raw = self._raw_commits(clone, [fields[0].strip() for fields, _ in listed])
+        verifier = Verifier(allowed, revoked)
         signatures = []
-        for (sha, parents, tree, status, principal, fingerprint, subject), trailers in _LOG.parse(out):
+        for (sha, parents, tree, subject), trailers in listed:
+            sha = sha.strip()
+            verdict = verifier.check(raw[sha]) if sha in raw else Verdict("E")
             signatures.append(
                 Signature(
-                    sha.strip(),
+                    sha,
                     tuple(parents.split()),
                     tree,
-                    status,
-                    principal.strip(),
-                    fingerprint.strip(),
+                    verdict.status,
+                    verdict.principal,
+                    verdict.fingerprint,
                     subject,
                     trailers,
                 )
             )
         return signatures
 
+    def _raw_commits(self, clone: Path, shas: Sequence[str]) -> dict[str, bytes]:
+        """The raw objects of commits ``shas`` (one ``cat-file --batch``)."""
+        objects = self.git.objects(clone, shas)
+        return {sha: found[1] for sha, found in zip(shas, objects, strict=True) if found and found[0] == "commit"}
+
     def existing(self, clone: Path, shas: Sequence[str]) -> set[str]:
         """Those of ``shas`` that are commits in ``clone`` (one ``cat-file --batch-check``)."""
-        wanted = [s for s in shas if s and all(c in "0123456789abcdef" for c in s)]
-        if not wanted:
-            return set()
-        out = self.git.run(
-            ["cat-file", "--batch-check=%(objectname) %(objecttype)"], clone, input="".join(f"{s}\n" for s in wanted)
-        )
-        found = set()
-        for line in out.splitlines():
-            parts = line.split()
-            if len(parts) == 2 and parts[1] == "commit":
-                found.add(parts[0])
-        return found
+        return self.git.existing_commits(clone, shas)
