@@ -27,6 +27,17 @@ def test_clone_of_an_empty_remote(manager: DatasetManager, remote: Path, inspect
     assert manager.ensure_clone("ds", str(remote)) == clone
 
 
+def test_a_fresh_clone_keeps_what_it_fetched_as_a_pack(
+    manager: DatasetManager, make_manager, remote: Path, write_output
+) -> None:
+    """A few large objects are kept packed, as git clone keeps them, not written out one by one."""
+    write_output(manager, str(remote), "step-a", {f"part-{i}.bin": os.urandom(64 * 1024).hex() for i in range(3)})
+    clone = make_manager("fresh").ensure_clone("ds", str(remote))
+    objects = clone / ".git" / "objects"
+    loose = [path for path in objects.glob("??/*") if path.is_file()]
+    assert loose == [] and list((objects / "pack").glob("*.pack"))
+
+
 def test_file_url_works_too(manager: DatasetManager, remote: Path, write_output, inspect) -> None:
     url = f"file://{remote}"
     sha = write_output(manager, url, "step-a", {"a.txt": "A\n"})

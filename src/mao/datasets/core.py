@@ -193,17 +193,19 @@ class DatasetCore:
         try:
             self.git.run(["init", "--quiet", f"--initial-branch={_CLONE_HEAD}", str(tmp)])
             self.git.run(["remote", "add", "origin", url], tmp)
-            self.fetch(tmp)
+            self.fetch(tmp, first=True)
             tmp.rename(clone)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
-    def fetch(self, clone: Path, only: str | None = None) -> None:
+    def fetch(self, clone: Path, only: str | None = None, *, first: bool = False) -> None:
         """Fetch origin into ``clone``, every branch or ``only`` that one (no housekeeping after
-        it: see the publisher's)."""
+        it: see the publisher's). The ``first`` fetch of a clone keeps what it receives as one
+        pack, as ``git clone`` does, even for a few large objects (git would write each loose)."""
         refspecs = [f"+refs/heads/{only}:refs/remotes/origin/{only}"] if only is not None else []
-        self.git.run(["fetch", "--prune", "--quiet", "--no-auto-maintenance", "origin", *refspecs], clone)
+        keep = ["-c", "fetch.unpackLimit=1"] if first else []
+        self.git.run([*keep, "fetch", "--prune", "--quiet", "--no-auto-maintenance", "origin", *refspecs], clone)
         if self.after_fetch is not None:
             self.after_fetch(clone.parent.name, clone)
 
