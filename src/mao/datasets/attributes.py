@@ -22,29 +22,13 @@ reads the same file, as checked out there from ground-truth before the merge.)
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 
-from mao.datasets.git import Git
+from mao.datasets.git import Git, temporary_index
 
-__all__ = ["MergeAttributes", "MergeRule", "temporary_index"]
-
-
-@contextmanager
-def temporary_index(clone: Path) -> Iterator[dict[str, str]]:
-    """The environment of git commands that work in an index of their own (in ``clone``'s
-    git directory, removed afterwards), never the clone's or a worktree's."""
-    fd, index = tempfile.mkstemp(prefix=".tmp-index-", dir=clone / ".git")
-    os.close(fd)
-    os.unlink(index)
-    try:
-        yield {"GIT_INDEX_FILE": index}
-    finally:
-        Path(index).unlink(missing_ok=True)
+__all__ = ["MergeAttributes", "MergeRule"]
 
 
 class MergeRule(StrEnum):

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,11 +174,8 @@ class Changes:
         (pipeline, step, slot) is there already, nothing is written and that one is
         returned. A refused push is retried from a fresh fetch.
         """
-        attempts = self.retries.attempts
-        last: GitError | None = None
-        for attempt in range(attempts):
-            if attempt:
-                self.retries.wait(name, GROUND_TRUTH, attempt)
+
+        def attempt(_: int) -> tuple[str, bool] | GitError:
             with self.core.lock(name):
                 clone = self.core.existing_clone(name)
                 self.core.fetch(clone)
@@ -188,28 +183,15 @@ class Changes:
                 if existing is not None:
                     return existing["sha"], False
                 sha = self._tally_commit(clone, tally.commit, tally.message, tally.trailers)
-                try:
-                    self.git.run(
-                        ["push", "--quiet", "--no-verify", "origin", f"{sha}:refs/heads/{GROUND_TRUTH}"], clone
-                    )
-                except GitError as exc:
-                    last = exc
-                    logger.warning(
-                        "dataset %s: push of the tally of %s failed (attempt %d of %d): %s",
-                        name,
-                        tally.slot,
-                        attempt + 1,
-                        attempts,
-                        exc.message,
-                    )
-                    continue
+                pushed = self.git.call(
+                    ["push", "--quiet", "--no-verify", "origin", f"{sha}:refs/heads/{GROUND_TRUTH}"], clone
+                )
+                if pushed.returncode != 0:
+                    return self.git.error(["push", "origin"], clone, pushed.returncode, pushed.stderr)
                 self.core.fetch(clone)
                 return sha, True
-        assert last is not None
-        raise GitError(
-            f"could not push the tally of slot {tally.slot} to {GROUND_TRUTH} of dataset {name}: {last.message}",
-            details=last.details,
-        )
+
+        return self.retries.until_done(name, GROUND_TRUTH, f"wrote the tally of slot {tally.slot}", attempt)
 
     def _tally_commit(self, clone: Path, commit: str, message: str, trailers: dict[str, str]) -> str:
         base = (
@@ -224,18 +206,7 @@ class Changes:
             PREVIOUS_TALLY: previous.sha if previous else "none",
             TALLY_SEQ: str(previous.seq + 1 if previous else 1),
         }
-        fd, index = tempfile.mkstemp(prefix=".tally-index-", dir=clone / ".git")
-        os.close(fd)
-        os.unlink(index)
-        env = {"GIT_INDEX_FILE": index}
-        try:
-            self.git.run(["read-tree", base], clone, env=env)
-            # NUL-separated: a path a tool named may hold a newline
-            lines = "".join(f"{e.mode} {e.blob}\t{e.path}\0" if e.blob else f"0 {_ZERO}\t{e.path}\0" for e in entries)
-            if lines:
-                self.git.run(["update-index", "-z", "--index-info"], clone, input=lines, env=env)
-            tree = self.git.run(["write-tree"], clone, env=env).strip()
-        finally:
-            Path(index).unlink(missing_ok=True)
+        records = [f"{e.mode} {e.blob}\t{e.path}" if e.blob else f"0 {_ZERO}\t{e.path}" for e in entries]
+        tree = self.git.tree_with(clone, base, records)
         text = format_message(message, trailers)
         return self.git.run(["commit-tree", tree, "-p", base], clone, input=text).strip()

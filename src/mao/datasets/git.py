@@ -55,6 +55,19 @@ _CREDENTIALS_RE = re.compile(r"(?<=://)([^/@:\s]+):[^/@\s]*@")
 _HTTP_TOKEN_RE = re.compile(r"(?<=https://|.http://)[^/@:\s]+@")
 
 
+@contextmanager
+def temporary_index(clone: Path) -> Iterator[dict[str, str]]:
+    """The environment of git commands that work in an index of their own (in ``clone``'s
+    git directory, removed afterwards), never the clone's or a worktree's."""
+    fd, index = tempfile.mkstemp(prefix=".tmp-index-", dir=clone / ".git")
+    os.close(fd)
+    os.unlink(index)
+    try:
+        yield {"GIT_INDEX_FILE": index}
+    finally:
+        Path(index).unlink(missing_ok=True)
+
+
 def _text(data: bytes) -> str:
     """Output as text, as ``subprocess`` reads it in text mode (universal newlines)."""
     return data.decode("utf-8", "surrogateescape").replace("\r\n", "\n").replace("\r", "\n")
@@ -311,6 +324,18 @@ class Git:
             found.append((header[1].decode(), data[end + 1 : end + 1 + size]))
             at = end + 1 + size + 1
         return found
+
+    def tree_with(self, clone: Path, tree: str, records: Sequence[str]) -> str:
+        """The tree ``tree`` (any tree-ish) becomes with index ``records`` applied (``<mode> <object>\\t<path>``;
+        mode 0 removes the path), built in a temporary index: no worktree is read or written.
+        GitError when git refuses a record."""
+        with temporary_index(clone) as env:
+            self.run(["read-tree", tree], clone, env=env)
+            if records:  # NUL-separated: a path a tool named may hold a newline
+                self.run(
+                    ["update-index", "-z", "--index-info"], clone, input="".join(f"{r}\0" for r in records), env=env
+                )
+            return self.run(["write-tree"], clone, env=env).strip()
 
     def existing_commits(self, cwd: Path, shas: Sequence[str]) -> set[str]:
         """Those of ``shas`` (full object names) that are commits in ``cwd`` (one ``cat-file --batch-check``)."""

@@ -127,45 +127,26 @@ class GroundTruth:
         if branch == GROUND_TRUTH:
             raise InvalidInput(f"cannot merge {GROUND_TRUTH} into itself")
         source = source or MergeSource()
-        attempts = self.retries.attempts
-        last: GitError | None = None
-        attempt = 0
-        fresh = not source.fetched
-        while attempt < attempts:
-            if attempt and fresh:
-                self.retries.wait(name, GROUND_TRUTH, attempt)
+
+        def attempt(number: int) -> str | GitError:
             with self.core.lock(name):
                 clone = self.core.existing_clone(name)
-                error = self.core.try_fetch(clone) if fresh else None
-                if error is not None:  # the remote did not answer: tried again like a refused push
-                    pushed = False
-                elif not fresh and source.onto is not None and source.commit is not None:
-                    merged = self._merge_onto(clone, message, trailers, source.commit, source.onto)
-                    error = self.push_merge(clone, f"refs/heads/{branch}", merged)
-                    pushed = error is None
-                else:
-                    merged, pushed, error = self._merge_once(name, branch, message, trailers, source.commit)
-                if pushed:
-                    return merged
-            last = error
-            if not fresh:  # worked from an earlier fetch: fetch and merge again at once
-                fresh = True
-                continue
-            logger.warning(
-                "dataset %s: push of %s failed (attempt %d of %d), fetching and merging again: %s",
-                name,
-                GROUND_TRUTH,
-                attempt + 1,
-                attempts,
-                error.message if error else "",
-            )
-            attempt += 1
-        assert last is not None
-        raise GitError(
-            f"merged {branch} into {GROUND_TRUTH} of dataset {name} but could not push it "
-            f"after {attempts} attempts: {last.message}",
-            details=last.details,
-        )
+                if number == 0 and source.fetched:  # from the caller's fetch first; refused: fetch at once
+                    if source.onto is not None and source.commit is not None:
+                        merged = self._merge_onto(clone, message, trailers, source.commit, source.onto)
+                        if self.push_merge(clone, f"refs/heads/{branch}", merged) is None:
+                            return merged
+                    else:
+                        merged, error = self._merge_once(name, branch, message, trailers, source.commit)
+                        if error is None:
+                            return merged
+                error = self.core.try_fetch(clone)  # the remote did not answer: tried again like a refused push
+                if error is not None:
+                    return error
+                merged, error = self._merge_once(name, branch, message, trailers, source.commit)
+                return merged if error is None else error
+
+        return self.retries.until_done(name, GROUND_TRUTH, f"merged {branch} into {GROUND_TRUTH}", attempt)
 
     def push_merge(self, clone: Path, node_ref: str | None, merged: str | None) -> GitError | None:
         """One atomic push of the node branch and the merge commit as ground-truth; the error, or None."""
@@ -180,17 +161,17 @@ class GroundTruth:
 
     def _merge_once(
         self, name: str, branch: str, message: str, trailers: dict[str, str], source: str | None = None
-    ) -> tuple[str, bool, GitError | None]:
-        """One merge and push, from the clone as last fetched: (merge commit, pushed, push error)."""
+    ) -> tuple[str, GitError | None]:
+        """One merge and push, from the clone as last fetched: (merge commit, the push's error or None)."""
         clone = self.core.existing_clone(name)
         merge, known = self._own_merge(clone, name, branch, message, trailers, source)
         merged = self._merge_commit(merge, known)
         if merged == merge.base and not merge.first:
-            return merged, True, None
+            return merged, None
         error = self.push_merge(clone, merge.node_ref, merged)
         if error is not None:
             self._reset_worktree(name, merge.base)
-        return merged, error is None, error
+        return merged, error
 
     def _own_merge(
         self, clone: Path, name: str, branch: str, message: str, trailers: dict[str, str], source: str | None
@@ -295,21 +276,17 @@ class GroundTruth:
         retried from a fresh fetch, as :meth:`merge`.
         """
         check_branch(branch)
-        attempts = self.retries.attempts
-        last: GitError | None = None
-        for attempt in range(attempts):
-            if attempt:
-                self.retries.wait(name, GROUND_TRUTH, attempt)
+
+        def attempt(number: int) -> tuple[str, dict[str, str]] | GitError:
             with self.core.lock(name):
                 clone = self.core.existing_clone(name)
-                last = None
                 # a rider's commit that comes through the remote needs every branch fetched; else
                 # ground-truth alone, when it may have moved
                 through_remote = not riders or any(rider.pack is None for rider in riders)
-                if fetch or attempt or through_remote:
-                    last = self.core.try_fetch(clone, None if through_remote else GROUND_TRUTH)
-                if last is not None:
-                    continue
+                if fetch or number or through_remote:
+                    error = self.core.try_fetch(clone, None if through_remote else GROUND_TRUTH)
+                    if error is not None:
+                        return error
                 present = self.packs.receive(clone, [Carried(r.commit, r.onto, r.pack) for r in riders])
                 for rider in riders:
                     if rider.commit not in present:
@@ -319,17 +296,12 @@ class GroundTruth:
                 aboard = [rider for rider in riders if rider.commit in present]
                 self._chain_at[name] = ""
                 try:
-                    done, last = self._train_once(clone, name, branch, message, trailers, aboard, commit)
+                    return self._train_once(clone, name, branch, message, trailers, aboard, commit)
                 finally:
                     self._chain_at.pop(name, None)
-                if done is not None:
-                    return done
-        assert last is not None
-        raise GitError(
-            f"merged {branch} and {len(riders)} waiting node branches into {GROUND_TRUTH} of dataset {name} "
-            f"but could not push it after {attempts} attempts: {last.message}",
-            details=last.details,
-        )
+
+        what = f"merged {branch} and {len(riders)} waiting node branches into {GROUND_TRUTH}"
+        return self.retries.until_done(name, GROUND_TRUTH, what, attempt)
 
     def _train_once(
         self,
@@ -340,9 +312,9 @@ class GroundTruth:
         trailers: dict[str, str],
         riders: list[Rider],
         commit: str | None,
-    ) -> tuple[tuple[str, dict[str, str]] | None, GitError | None]:
-        """One attempt of :meth:`merge_train` from the clone as just fetched: (its result, None),
-        or (None, the error of the refused push)."""
+    ) -> tuple[str, dict[str, str]] | GitError:
+        """One attempt of :meth:`merge_train` from the clone as just fetched: its result, or
+        the error of the refused push."""
         own, known = self._own_merge(clone, name, branch, message, trailers, commit)
         own_merge = head = self._merge_commit(own, known)
         merges: dict[str, str] = {}
@@ -356,8 +328,8 @@ class GroundTruth:
         error = self.push_merge(clone, own.node_ref, pushed_head)
         if error is not None:
             self._reset_worktree(name, own.base)
-            return None, error
-        return (own_merge, merges), None
+            return error
+        return own_merge, merges
 
     def _reset_worktree(self, name: str, base: str) -> None:
         """After a refused push: a ground-truth worktree left at an unpushed merge goes back to ``base``."""

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
-from mao.errors import InvalidInput
+from mao.errors import GitError, InvalidInput
 
 __all__ = ["PushRetries"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class PushRetries:
@@ -36,3 +42,29 @@ class PushRetries:
         if self.on_retry is not None:
             self.on_retry(name, branch, attempt + 1)
         time.sleep(self.delay * 2 ** (attempt - 1))
+
+    def until_done(self, name: str, branch: str, what: str, attempt: Callable[[int], T | GitError]) -> T:
+        """Call ``attempt(n)`` for n = 0, 1, ... (each works from a fresh fetch of its own) until
+        it returns something other than the GitError of a failed fetch or a refused push,
+        waiting before each retry; GitError saying ``what`` could not be pushed after the last."""
+        last: GitError | None = None
+        for n in range(self.attempts):
+            if n:
+                self.wait(name, branch, n)
+            result = attempt(n)
+            if not isinstance(result, GitError):
+                return result
+            last = result
+            logger.warning(
+                "dataset %s: push of %s failed (attempt %d of %d), fetching and trying again: %s",
+                name,
+                branch,
+                n + 1,
+                self.attempts,
+                result.message,
+            )
+        assert last is not None
+        raise GitError(
+            f"{what} of dataset {name} but could not push it after {self.attempts} attempts: {last.message}",
+            details=last.details,
+        )

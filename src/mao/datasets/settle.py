@@ -18,8 +18,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mao.datasets.attributes import MergeAttributes, MergeRule, temporary_index
+from mao.datasets.attributes import MergeAttributes, MergeRule
 from mao.datasets.git import Git
+from mao.errors import GitError
 
 __all__ = ["Conflicts", "Settler", "parse_merge_tree", "parse_stages"]
 
@@ -117,15 +118,11 @@ class Settler:
         plan = self._plan(name, clone, conflicts, (base, source), rules)
         if plan is None:
             return None
-        with temporary_index(clone) as env:
-            self.git.run(["read-tree", tree], clone, env=env)
-            staged = self.git.call(
-                ["update-index", "-z", "--index-info"], clone, input="\0".join(plan.records) + "\0", env=env
-            )
-            if staged.returncode != 0:
-                logger.warning("dataset %s: cannot settle the merge in an index: %s", name, staged.stderr.strip())
-                return None
-            settled = self.git.run(["write-tree"], clone, env=env).strip()
+        try:
+            settled = self.git.tree_with(clone, tree, plan.records)
+        except GitError as exc:
+            logger.warning("dataset %s: cannot settle the merge in an index: %s", name, exc.message)
+            return None
         self._log_appended(name, plan)
         return settled, plan.superseded
 
