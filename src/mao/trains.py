@@ -267,8 +267,9 @@ class MergeTrain:
 
 
 def _unpacked(text: object) -> bytes | None:
-    """A post's pack, or None (none, or not base64: the holder fetches the commit instead)."""
-    if not isinstance(text, str) or not text:
+    """A post's pack, or None (none, not base64, or larger than :data:`PACK_LIMIT`: the holder
+    fetches the commit instead)."""
+    if not isinstance(text, str) or not text or len(text) > (PACK_LIMIT + 2) // 3 * 4:
         return None
     try:
         return base64.b64decode(text, validate=True)

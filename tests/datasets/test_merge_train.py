@@ -17,7 +17,7 @@ from mao.datasets import DatasetManager
 from mao.datasets.groundtruth import Rider
 from mao.registry.keys import TRAINS, merge_lock
 from mao.registry.memory import MemoryRegistry
-from mao.trains import MERGED_BY, Boarding, MergeTrain
+from mao.trains import MERGED_BY, PACK_LIMIT, Boarding, MergeTrain
 
 
 def ancestors(inspect, remote: Path, ref: str = "refs/heads/ground-truth") -> set[str]:
@@ -238,3 +238,14 @@ def test_a_commit_larger_than_the_limit_is_not_packed(make_manager, remote: Path
     sha = _unpushed(other, remote, "step-b", {"big.bin": os.urandom(200_000).hex()})
     assert other.pack_node("ds", sha, 64 * 1024) is None
     assert other.pack_node("ds", sha, 1024 * 1024) is not None
+
+
+def test_a_post_with_a_pack_past_the_limit_or_not_base64_is_taken_as_without_one() -> None:
+    registry = MemoryRegistry()
+    for name, pack in (("b", "A" * (PACK_LIMIT // 3 * 4 + 8)), ("c", "not base64!"), ("d", "UEFDSw==")):
+        registry.put(
+            f"{TRAINS}{name}/ds/step-{name}",
+            {"dataset": "ds", "branch": f"step-{name}", "commit": name * 40, "onto": "0" * 40, "pack": pack},
+        )
+    riders = MergeTrain(registry, owner="a", lock_ttl=30)._riders(Boarding("ds", "step-a", None, "m", {}), set())
+    assert {rider.branch: rider.pack for rider in riders} == {"step-b": None, "step-c": None, "step-d": b"PACK"}
