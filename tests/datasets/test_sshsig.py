@@ -3,6 +3,8 @@ does: every case is made with real keys and real git, and read both ways."""
 
 from __future__ import annotations
 
+import base64
+import struct
 import subprocess
 from pathlib import Path
 
@@ -125,3 +127,18 @@ def test_garbage_in_a_signature_is_bad_not_an_error() -> None:
     raw = b"tree " + b"0" * 40 + b"\nauthor a <a> 1 +0000\ncommitter a <a> 1 +0000\ngpgsig junk\n\nmsg\n"
     assert Verifier("").check(raw).status == "B"
     assert Verifier("").check(raw.replace(b"gpgsig junk\n", b"")).status == "N"
+
+
+def test_a_key_type_this_check_does_not_know_is_bad_not_an_error() -> None:
+    """A security key's signature (sk-ssh-ed25519), which this check does not verify: bad."""
+
+    def wire(data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + data
+
+    kind = b"sk-ssh-ed25519@openssh.com"
+    key = wire(kind) + wire(b"\x01" * 32) + wire(b"ssh:")
+    signature = wire(kind) + wire(b"\x00" * 64) + b"\x01" + b"\x00\x00\x00\x01"
+    blob = b"SSHSIG\x00\x00\x00\x01" + wire(key) + wire(b"git") + wire(b"") + wire(b"sha512") + wire(signature)
+    armored = b"-----BEGIN SSH SIGNATURE-----\n " + base64.b64encode(blob) + b"\n -----END SSH SIGNATURE-----"
+    raw = b"tree " + b"0" * 40 + b"\nauthor a <a> 1 +0000\ncommitter a <a> 1 +0000\ngpgsig " + armored + b"\n\nmsg\n"
+    assert Verifier("").check(raw).status == "B"

@@ -28,7 +28,7 @@ import re
 import struct
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
@@ -175,8 +175,8 @@ class Verifier:
                 struct.pack(">I", len(part)) + part for part in (namespace, reserved, hash_name, digest)
             )
             _verify_with(key_blob, sig_format, sig, signed)
-        except (_Malformed, InvalidSignature, ValueError, TypeError):
-            return Verdict("B")
+        except (_Malformed, InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError):
+            return Verdict("B")  # a key type this check does not know (a security key's, say) included
         if key_blob in self.revoked or (key_blob in self.elsewhere and key_blob not in self.principals):
             return Verdict("B")  # as git says it: bad, no key named
         print_ = fingerprint(key_blob)
