@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mao.datasets.groundtruth import Rider
+from mao.datasets.packs import is_object_name
 from mao.errors import LockTimeout, MAOError
 from mao.registry.base import Lease, Lock, Registry
 from mao.registry.keys import LOCKS, TRAINS, merge_lock, merged_key, train_key
@@ -240,7 +241,7 @@ class MergeTrain:
             for key, value in self.registry.list(TRAINS).items()
             if value.get("dataset") == node.dataset
             and not key.startswith(f"{self.owner}/")
-            and value.get("commit")
+            and is_object_name(value.get("commit"))
             and value["commit"] not in carried
         ]
         waiting.sort(key=lambda value: float(value.get("since") or 0))
@@ -251,7 +252,7 @@ class MergeTrain:
                 message=str(value.get("message") or f"merge {value['branch']}"),
                 trailers={**dict(value.get("trailers") or {}), MERGED_BY: self.owner},
                 pack=_unpacked(value.get("pack")),
-                onto=str(value["onto"]) if value.get("onto") else None,
+                onto=str(value["onto"]) if is_object_name(value.get("onto")) else None,
             )
             for value in waiting
         ]

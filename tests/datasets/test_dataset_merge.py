@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from mao.datasets import DatasetManager
-from mao.errors import GitError, NotFound
+from mao.errors import GitError, MergeConflict, NotFound
 
 
 def test_first_merge_creates_ground_truth(
@@ -229,3 +230,43 @@ def test_files_both_created_keep_both_rows_only_when_line_oriented(
     merged = other.merge_to_ground_truth("ds", "step-b", "Merge b", {})
     assert inspect.file(remote, "ground-truth", "m.json") == '{\n"v": 2\n}\n'
     assert trailers_of(other, remote, merged) == {"Mao-Superseded": "m.json"}
+
+
+def test_a_path_with_a_carriage_return_is_settled_under_its_own_name(
+    manager: DatasetManager, other: DatasetManager, remote: Path, write_output, inspect
+) -> None:
+    """Both nodes appended rows to a file whose name holds a carriage return: the rows are kept
+    in that file, and no second file (its name read with a newline) appears, markers and all."""
+    name = "odd\rname.csv"
+    write_output(manager, str(remote), "step-a", {name: "h\n"})
+    manager.merge_to_ground_truth("ds", "step-a", "Merge 1", {})
+    write_output(manager, str(remote), "step-a", {name: "h\na\n"}, run=2)
+    write_output(other, str(remote), "step-b", {name: "h\nb\n"})
+    manager.merge_to_ground_truth("ds", "step-a", "Merge 2", {})
+    merged = other.merge_to_ground_truth("ds", "step-b", "Merge 3", {})
+    listed = subprocess.run(["git", "ls-tree", "-z", "--name-only", merged], cwd=remote, capture_output=True).stdout
+    assert [path for path in listed.split(b"\0") if path] == [name.encode()]
+    shown = subprocess.run(["git", "cat-file", "blob", f"{merged}:{name}"], cwd=remote, capture_output=True).stdout
+    assert shown == b"h\na\nb\n"
+
+
+def test_a_conflict_git_reports_without_a_file_to_settle_is_not_merged_as_clean(
+    manager: DatasetManager, other: DatasetManager, remote: Path, write_output, inspect
+) -> None:
+    """One node moved a directory's files to two new ones, the other added a file to it: git says
+    the merge conflicts (a split directory rename) yet names no file; ground-truth does not move."""
+    write_output(manager, str(remote), "step-a", {"a/1.txt": "1\n", "a/2.txt": "2\n"})
+    first = manager.merge_to_ground_truth("ds", "step-a", "Merge 1", {})
+    worktree = manager.prepare_output("ds", str(remote), "step-a")
+    (worktree / "b").mkdir()
+    (worktree / "c").mkdir()
+    (worktree / "a" / "1.txt").rename(worktree / "b" / "1.txt")
+    (worktree / "a" / "2.txt").rename(worktree / "c" / "2.txt")
+    manager.commit_output(worktree, "moved", {})
+    assert manager.push("ds", "step-a")
+    write_output(other, str(remote), "step-b", {"a/3.txt": "3\n"})
+    second = manager.merge_to_ground_truth("ds", "step-a", "Merge 2", {})
+    result = inspect.git("merge-tree", "--write-tree", second, inspect.rev(remote, "step-b"), cwd=remote, check=False)
+    with pytest.raises((GitError, MergeConflict)):
+        other.merge_to_ground_truth("ds", "step-b", "Merge 3", {})
+    assert inspect.rev(remote, "ground-truth") == second != first, result

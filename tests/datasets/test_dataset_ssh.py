@@ -11,6 +11,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -188,3 +189,23 @@ def test_fetches_and_pushes_share_one_connection(
     assert check.returncode == 0 and "Master running" in check.stderr, check.stderr
     assert manager.merge_to_ground_truth("ds", "step-a", "Merge", {}) and inspect.rev(ssh_remote.path, "step-a") == sha
     subprocess.run(["ssh", "-o", control[0], "-p", port, "-O", "exit", user_host], capture_output=True)
+
+
+def test_a_removed_connection_directory_does_not_stop_git(
+    ssh_server: SshServer, ssh_remote: SshRemote, write_output, inspect, tmp_path: Path, monkeypatch
+) -> None:
+    """The directory of the shared connections removed (a tmp cleaner) is made again before the
+    next command; git over SSH goes on."""
+    short = Path(tempfile.mkdtemp(prefix="s", dir="/tmp"))
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(short))
+    try:
+        key_dir = tmp_path / "keys"
+        shutil.copytree(ssh_server.key_dir, key_dir, ignore=shutil.ignore_patterns("*.pid", "ssh_host_*", "*.git"))
+        git = Git(ssh_key_dir=key_dir, name="r", email="r@example.org", timeout=60, ssh_persist=5)
+        manager = DatasetManager(git, tmp_path / "datasets", tmp_path / "bare", push_retries=0, retry_delay=0.1)
+        write_output(manager, ssh_remote.url, "step-a", {"a.txt": "A\n"})
+        shutil.rmtree(short / f"mao-ssh-{os.getuid()}")
+        sha = write_output(manager, ssh_remote.url, "step-a", {"a.txt": "B\n"}, run=2)
+        assert inspect.rev(ssh_remote.path, "step-a") == sha
+    finally:
+        shutil.rmtree(short, ignore_errors=True)

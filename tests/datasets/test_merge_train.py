@@ -249,3 +249,18 @@ def test_a_post_with_a_pack_past_the_limit_or_not_base64_is_taken_as_without_one
         )
     riders = MergeTrain(registry, owner="a", lock_ttl=30)._riders(Boarding("ds", "step-a", None, "m", {}), set())
     assert {rider.branch: rider.pack for rider in riders} == {"step-b": None, "step-c": None, "step-d": b"PACK"}
+
+
+def test_a_post_naming_no_commit_is_no_rider_and_a_rider_git_cannot_merge_is_left_out(
+    manager: DatasetManager, make_manager, remote: Path, write_output, inspect
+) -> None:
+    """A post whose commit is a ref name or an option ("HEAD", "--all") is not read as a rider;
+    a rider whose merge git cannot even try (an unknown commit's pack) does not stop the train."""
+    registry = MemoryRegistry()
+    for name, commit in (("b", "HEAD"), ("c", "--all"), ("d", "d" * 40)):
+        registry.put(f"{TRAINS}{name}/ds/step-{name}", {"dataset": "ds", "branch": f"step-{name}", "commit": commit})
+    riders = MergeTrain(registry, owner="a", lock_ttl=30)._riders(Boarding("ds", "step-a", None, "m", {}), set())
+    assert [rider.commit for rider in riders] == ["d" * 40]
+    write_output(manager, str(remote), "step-a", {"a.txt": "A\n"})
+    own, merges = manager.merge_train("ds", "step-a", "Merge step-a", {}, [Rider("step-x", "HEAD", "m", {})])
+    assert merges == {} and inspect.rev(remote, "ground-truth") == own

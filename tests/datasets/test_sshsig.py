@@ -142,3 +142,33 @@ def test_a_key_type_this_check_does_not_know_is_bad_not_an_error() -> None:
     armored = b"-----BEGIN SSH SIGNATURE-----\n " + base64.b64encode(blob) + b"\n -----END SSH SIGNATURE-----"
     raw = b"tree " + b"0" * 40 + b"\nauthor a <a> 1 +0000\ncommitter a <a> 1 +0000\ngpgsig " + armored + b"\n\nmsg\n"
     assert Verifier("").check(raw).status == "B"
+
+
+def test_reworked_signature_headers_read_as_git_reads_them(repo: Path, tmp_path: Path) -> None:
+    """A signed commit rewritten around the same signature: a signature header of the other hash
+    added, the armor indented, bytes appended inside the signature. None reads good unless git's
+    own check says so."""
+    key = keygen(tmp_path / "id_ed25519", "ed25519", [])
+    allowed = f'alice namespaces="git" {public_key_of(key)}\n'
+    signed = commit(repo, "signed", key)
+    raw = subprocess.run(["git", "cat-file", "commit", signed], cwd=repo, capture_output=True, check=True).stdout
+    payload, armored = split_signed_commit(raw)
+    assert armored is not None
+    header, _, body = payload.partition(b"\n\n")
+    blob = base64.b64decode(b"".join(armored.split(b"\n")[1:-1]))
+    padded = (
+        b"-----BEGIN SSH SIGNATURE-----\n" + base64.b64encode(blob + b"\0\0\0\0") + b"\n-----END SSH SIGNATURE-----"
+    )
+    variants = {
+        "sha256 header added": raw.replace(b"\ngpgsig ", b"\ngpgsig-sha256 junk\ngpgsig ", 1),
+        "armor indented": header + b"\ngpgsig  " + b"\n ".join(armored.split(b"\n")) + b"\n\n" + body,
+        "trailing bytes": header + b"\ngpgsig " + b"\n ".join(padded.split(b"\n")) + b"\n\n" + body,
+    }
+    for case, variant in variants.items():
+        sha = git(repo, "hash-object", "-t", "commit", "-w", "--stdin", input=variant).strip()
+        try:
+            theirs = git_says(repo, sha, allowed, "")[0]
+        except subprocess.CalledProcessError:
+            theirs = "B"  # git refuses to read it at all
+        assert ours(repo, sha, allowed, "")[0] == theirs, case
+        assert theirs != "G" or case == "sha256 header added", case

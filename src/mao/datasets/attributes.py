@@ -68,6 +68,7 @@ class MergeAttributes:
                 clone,
                 input="".join(f"{path}\0" for path in paths),
                 env=env,
+                exact=True,
             )
         fields = out.split("\0")
         rules = dict.fromkeys(paths, MergeRule.DEFAULT)
@@ -84,5 +85,6 @@ class MergeAttributes:
             ["diff", "--no-ext-diff", "--no-textconv", "--no-renames", "-c", "--name-only", "-z"]
             + [merged_tree, ours, theirs],
             clone,
+            exact=True,
         )
         return sorted({path for path in out.split("\0") if path})

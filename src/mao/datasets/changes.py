@@ -183,11 +183,12 @@ class Changes:
                 if existing is not None:
                     return existing["sha"], False
                 sha = self._tally_commit(clone, tally.commit, tally.message, tally.trailers)
-                pushed = self.git.call(
-                    ["push", "--quiet", "--no-verify", "origin", f"{sha}:refs/heads/{GROUND_TRUTH}"], clone
-                )
-                if pushed.returncode != 0:
-                    return self.git.error(["push", "origin"], clone, pushed.returncode, pushed.stderr)
+                try:
+                    self.git.run(
+                        ["push", "--quiet", "--no-verify", "origin", f"{sha}:refs/heads/{GROUND_TRUTH}"], clone
+                    )
+                except GitError as exc:  # refused (ground-truth moved), or no answer
+                    return exc
                 self.core.fetch(clone)
                 return sha, True
 

@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import signal
+import stat
 import subprocess
 import tempfile
 import threading
@@ -50,6 +51,8 @@ _KEPT_GIT_PREFIXES = ("GIT_TRACE", "GIT_SSL_", "GIT_HTTP_", "GIT_PROXY_", "GIT_C
 
 # Subcommands that talk to a remote, and so are reported with that remote's URL.
 _REMOTE_COMMANDS = {"clone", "fetch", "push", "pull", "ls-remote"}
+# ... and those that may reach it over ssh (git-annex's transfers too).
+_SSH_COMMANDS = _REMOTE_COMMANDS | {"annex"}
 
 _CREDENTIALS_RE = re.compile(r"(?<=://)([^/@:\s]+):[^/@\s]*@")
 _HTTP_TOKEN_RE = re.compile(r"(?<=https://|.http://)[^/@:\s]+@")
@@ -68,9 +71,10 @@ def temporary_index(clone: Path) -> Iterator[dict[str, str]]:
         Path(index).unlink(missing_ok=True)
 
 
-def _text(data: bytes) -> str:
-    """Output as text, as ``subprocess`` reads it in text mode (universal newlines)."""
-    return data.decode("utf-8", "surrogateescape").replace("\r\n", "\n").replace("\r", "\n")
+def _text(data: bytes, *, translate: bool = True) -> str:
+    """Output as text, as ``subprocess`` reads it in text mode (universal newlines), or as it is."""
+    text = data.decode("utf-8", "surrogateescape")
+    return text.replace("\r\n", "\n").replace("\r", "\n") if translate else text
 
 
 def redact(text: str) -> str:
@@ -128,6 +132,9 @@ class Git:
         self.signing_key = Path(signing_key).absolute() if signing_key is not None else None
         """The private key every commit is signed with, or None (unsigned commits)."""
         self.ssh_persist = max(0.0, float(ssh_persist))
+        self._control_dir = Path(tempfile.gettempdir()) / f"mao-ssh-{os.getuid()}"
+        self._shared_ssh: str | None = None
+        """With shared connections: the ssh command without them, for when their directory is gone."""
         self._env = self._build_env()
         self._counted = threading.Lock()
         self.processes = 0
@@ -169,25 +176,37 @@ class Git:
         if self.ssh_key_dir is not None:
             known_hosts = _ssh_config_value(self.ssh_key_dir / "known_hosts")
             parts += ["-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=accept-new"]
+            unshared = " ".join(shlex.quote(part) for part in parts)
             control = self._control_path() if self.ssh_persist else None
             if control is not None:
+                self._shared_ssh = unshared
                 parts += ["-o", "ControlMaster=auto", "-o", f"ControlPath={control}"]
                 parts += ["-o", f"ControlPersist={max(1, round(self.ssh_persist))}", "-o", "ServerAliveInterval=10"]
         # git runs GIT_SSH_COMMAND through a shell: quote every word.
         return " ".join(shlex.quote(part) for part in parts)
 
-    def _control_path(self) -> str | None:
-        """Where the shared SSH connection of this key listens, as an ssh option value; None
-        (one connection per command) when no private directory for it can be had."""
-        directory = Path(tempfile.gettempdir()) / f"mao-ssh-{os.getuid()}"
+    def _control_dir_ok(self, *, warn: bool = False) -> bool:
+        """Whether the directory of the shared SSH connections is there (made if not), a
+        directory of this user's alone; checked again before each command that may use it."""
+        directory = self._control_dir
         try:
             directory.mkdir(mode=0o700, exist_ok=True)
             info = directory.lstat()
         except OSError as exc:
-            logger.warning("SSH connections are not shared: cannot make %s: %s", directory, exc)
-            return None
-        if not directory.is_dir() or directory.is_symlink() or info.st_uid != os.getuid() or info.st_mode & 0o077:
-            logger.warning("SSH connections are not shared: %s is not a directory of this user's alone", directory)
+            if warn:
+                logger.warning("SSH connections are not shared: cannot make %s: %s", directory, exc)
+            return False
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+            if warn:
+                logger.warning("SSH connections are not shared: %s is not a directory of this user's alone", directory)
+            return False
+        return True
+
+    def _control_path(self) -> str | None:
+        """Where the shared SSH connection of this key listens, as an ssh option value; None
+        (one connection per command) when no private directory for it can be had."""
+        directory = self._control_dir
+        if not self._control_dir_ok(warn=True):
             return None
         identity = str(self.ssh_key or self.ssh_key_dir).encode("utf-8", "surrogateescape")
         # a socket's path holds at most 107 bytes, and ssh adds 17 while it sets one up (%C: 40)
@@ -243,9 +262,11 @@ class Git:
         *,
         input: str | None = None,
         env: Mapping[str, str] | None = None,
+        exact: bool = False,
     ) -> str:
-        """Run ``git <args>`` and return its stdout; raise GitError on failure when ``check``."""
-        result = self.call(args, cwd, input=input, env=env)
+        """Run ``git <args>`` and return its stdout; raise GitError on failure when ``check``
+        (``exact``: see :meth:`call`)."""
+        result = self.call(args, cwd, input=input, env=env, exact=exact)
         if check and result.returncode != 0:
             raise self.error(args, cwd, result.returncode, result.stderr)
         return result.stdout
@@ -257,15 +278,19 @@ class Git:
         *,
         input: str | None = None,
         env: Mapping[str, str] | None = None,
+        exact: bool = False,
     ) -> subprocess.CompletedProcess[str]:
         """Run ``git <args>`` and return the completed process, whatever its exit code.
 
-        Raises GitError only when git cannot be started or runs past the timeout
-        (the whole process group, ssh included, is killed then).
+        Output is read as text with universal newlines, or ``exact`` as git wrote it (for
+        NUL-separated output, where a path may hold a carriage return). Raises GitError only
+        when git cannot be started or runs past the timeout (the whole process group, ssh
+        included, is killed then).
         """
         data = input.encode("utf-8", "surrogateescape") if input is not None else None
         result = self._communicate(args, cwd, data, env)
-        return subprocess.CompletedProcess(result.args, result.returncode, _text(result.stdout), _text(result.stderr))
+        stdout = _text(result.stdout, translate=not exact)
+        return subprocess.CompletedProcess(result.args, result.returncode, stdout, _text(result.stderr))
 
     def call_bytes(
         self, args: Sequence[str], cwd: Path | None = None, input: bytes | None = None
@@ -278,6 +303,8 @@ class Git:
     ) -> subprocess.CompletedProcess[bytes]:
         argv = self._argv(args, cwd)
         full_env = self._env if env is None else {**self._env, **env}
+        if self._shared_ssh is not None and self.subcommand(args) in _SSH_COMMANDS and not self._control_dir_ok():
+            full_env = {**full_env, "GIT_SSH_COMMAND": self._shared_ssh}  # its socket's directory is gone
         with map_errors("git", f"git {self.subcommand(args)}", details={"stderr": "git could not be started"}):
             proc = subprocess.Popen(
                 argv,

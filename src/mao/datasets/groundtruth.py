@@ -236,10 +236,12 @@ class GroundTruth:
         rules (``merge=union``, or a single value git merged line by line), or a conflict
         that cannot be settled so."""
         clone, base, source = merge.clone, merge.base, merge.source
-        result = self.git.call(["merge-tree", "--write-tree", "-z", base, source], clone)
+        result = self.git.call(["merge-tree", "--write-tree", "-z", base, source], clone, exact=True)
         if result.returncode not in (0, 1):
             return None
         tree, conflicts, combined = parse_merge_tree(result.stdout)
+        if result.returncode == 1 and not conflicts:  # a conflict with no file to settle (a split rename)
+            return None
         if not conflicts:  # git says what it merged line by line only alongside conflicts
             combined = set(self.attributes.combined(clone, tree, base, source))
         paths = sorted({*combined, *conflicts})
@@ -278,12 +280,18 @@ class GroundTruth:
         check_branch(branch)
 
         def attempt(number: int) -> tuple[str, dict[str, str]] | GitError:
+            result = once(fetch or number > 0)
+            if isinstance(result, GitError) and not fetch and number == 0:
+                result = once(True)  # ground-truth had moved after all: fetch and merge again at once
+            return result
+
+        def once(fresh: bool) -> tuple[str, dict[str, str]] | GitError:
             with self.core.lock(name):
                 clone = self.core.existing_clone(name)
                 # a rider's commit that comes through the remote needs every branch fetched; else
                 # ground-truth alone, when it may have moved
                 through_remote = not riders or any(rider.pack is None for rider in riders)
-                if fetch or number or through_remote:
+                if fresh or through_remote:
                     error = self.core.try_fetch(clone, None if through_remote else GROUND_TRUTH)
                     if error is not None:
                         return error
@@ -322,8 +330,8 @@ class GroundTruth:
             ride = _Merge(name, clone, rider.branch, None, rider.commit, head, False, rider.message, rider.trailers)
             try:
                 head = merges[rider.commit] = self._merge_commit(ride, {})
-            except MergeConflict as exc:
-                logger.warning("dataset %s: %s is left to merge on its own: %s", name, rider.branch, exc)
+            except (MergeConflict, GitError) as exc:  # a conflict, or git could not merge it at all
+                logger.warning("dataset %s: %s is left to merge on its own: %s", name, rider.branch, exc.message)
         pushed_head = None if head == own.base and not own.first else head
         error = self.push_merge(clone, own.node_ref, pushed_head)
         if error is not None:

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mao.datasets.git import Git
+from mao.errors import GitError
 
-__all__ = ["Carried", "NodePacks"]
+__all__ = ["Carried", "NodePacks", "is_object_name"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class NodePacks:
     def pack(self, clone: Path, commit: str, onto: str, limit: int) -> bytes | None:
         """The objects of ``commit`` that ``onto`` does not reach, as a self-contained pack of at
         most ``limit`` bytes; None when larger (or when git cannot make it)."""
-        size = self.git.call(["rev-list", "--objects", "--disk-usage", commit, "--not", onto], clone)
+        size = self.git.call(["rev-list", "--objects", "--disk-usage", "--end-of-options", commit, f"^{onto}"], clone)
         if size.returncode != 0 or int(size.stdout.strip() or 0) > limit:
             return None
         args = ["pack-objects", "--stdout", "--revs", "--quiet", "--delta-base-offset"]
@@ -58,12 +59,17 @@ class NodePacks:
         """Take the riders' packs into ``clone`` (one ``index-pack`` each) and return the riders'
         commits that are complete there then, whether a pack or a fetch brought them (a pack is
         taken only when ``onto`` is known here, and refused when an object in it is not sound)."""
+        riders = [rider for rider in riders if is_object_name(rider.commit)]
         known = self.git.existing_commits(clone, [sha for rider in riders for sha in (rider.commit, rider.onto) if sha])
         taken: list[Carried] = []
         for rider in riders:
             if rider.commit in known or rider.pack is None or rider.onto not in known:
                 continue
-            result = self.git.call_bytes(["index-pack", "--stdin", "--strict"], clone, rider.pack)
+            try:
+                result = self.git.call_bytes(["index-pack", "--stdin", "--strict"], clone, rider.pack)
+            except GitError as exc:  # ran past the timeout, say
+                logger.warning("the pack of node commit %s was not taken: %s", rider.commit, exc.message)
+                continue
             if result.returncode == 0:
                 taken.append(rider)
             else:
@@ -79,11 +85,16 @@ class NodePacks:
             "rev-list",
             "--objects",
             "--quiet",
+            "--end-of-options",
             *(r.commit for r in riders),
-            "--not",
-            *(r.onto or "" for r in riders),
+            *(f"^{r.onto}" for r in riders if r.onto),
         ]
         return self.git.call(args, clone).returncode == 0
+
+
+def is_object_name(text: str | None) -> bool:
+    """Whether ``text`` is a full object name (40 or 64 lowercase hex digits), nothing git reads otherwise."""
+    return text is not None and len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text)
 
 
 def _error(stderr: bytes) -> str:

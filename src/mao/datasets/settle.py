@@ -207,7 +207,7 @@ class Settler:
     def _unmerged(self, worktree: Path) -> dict[str, dict[int, _Stage]]:
         """The conflicted paths of the merge in ``worktree`` and their stages (1 the base,
         2 ground-truth, 3 the node), as the index records them."""
-        return parse_stages(self.git.run(["ls-files", "--unmerged", "-z"], worktree).split("\0"))
+        return parse_stages(self.git.run(["ls-files", "--unmerged", "-z"], worktree, exact=True).split("\0"))
 
     def _moved_aside(self, clone: Path, path: str, sides: tuple[str, str]) -> str | None:
         """The path git moved one side of a conflict away from, when ``path`` is such a place

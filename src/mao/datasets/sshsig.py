@@ -44,6 +44,8 @@ _ECDSA: dict[bytes, hashes.HashAlgorithm] = {
     b"ecdsa-sha2-nistp384": hashes.SHA384(),
     b"ecdsa-sha2-nistp521": hashes.SHA512(),
 }
+_RSA_MIN_BITS = 1024
+"""ssh-keygen refuses smaller RSA keys."""
 _RSA: dict[bytes, hashes.HashAlgorithm] = {b"rsa-sha2-256": hashes.SHA256(), b"rsa-sha2-512": hashes.SHA512()}
 
 
@@ -74,21 +76,31 @@ def _strings(data: bytes, count: int) -> tuple[list[bytes], bytes]:
     return out, data
 
 
+_SIGNATURE_HEADERS = (b"gpgsig ", b"gpgsig-sha256 ")
+
+
 def split_signed_commit(raw: bytes) -> tuple[bytes, bytes | None]:
-    """A commit object's signed payload (the object without its ``gpgsig`` header) and that
-    header's value, unfolded (None: the commit is not signed)."""
+    """A commit object's signed payload (the object without its signature headers, ``gpgsig``
+    and ``gpgsig-sha256``, as git takes them out) and the ``gpgsig`` header's value, unfolded
+    (None: the commit is not signed). Two ``gpgsig`` headers make one value, as git reads
+    them, which no signature parses as."""
     head, sep, body = raw.partition(b"\n\n")
     kept: list[bytes] = []
     signature: list[bytes] = []
-    signed = in_signature = False
+    signed = in_header = False
+    ours = False  # the header being read is the gpgsig one (not gpgsig-sha256)
     for line in head.split(b"\n"):
-        if in_signature and line.startswith(b" "):
-            signature.append(line[1:])
+        if in_header and line.startswith(b" "):
+            if ours:
+                signature.append(line[1:])
             continue
-        in_signature = False
-        if line.startswith(b"gpgsig ") and not signed:
-            signature, signed = [line[len(b"gpgsig ") :]], True
-            in_signature = True
+        in_header = False
+        header = next((name for name in _SIGNATURE_HEADERS if line.startswith(name)), None)
+        if header is not None:
+            in_header, ours = True, header == b"gpgsig "
+            if ours:
+                signature.append(line[len(header) :])
+                signed = True
             continue
         kept.append(line)
     payload = b"\n".join(kept) + sep + body
@@ -96,8 +108,8 @@ def split_signed_commit(raw: bytes) -> tuple[bytes, bytes | None]:
 
 
 def _armored(text: bytes) -> bytes:
-    lines = [line.strip() for line in text.strip().split(b"\n")]
-    if not lines or lines[0] != b"-----BEGIN SSH SIGNATURE-----" or lines[-1] != b"-----END SSH SIGNATURE-----":
+    lines = text.split(b"\n")
+    if len(lines) < 3 or lines[0] != b"-----BEGIN SSH SIGNATURE-----" or lines[-1] != b"-----END SSH SIGNATURE-----":
         raise _Malformed("not an SSH signature")
     try:
         return base64.b64decode(b"".join(lines[1:-1]), validate=True)
@@ -115,7 +127,7 @@ def _verify_with(key_blob: bytes, sig_format: bytes, sig: bytes, signed: bytes) 
         (r, s), _ = _strings(sig, 2)
         der = encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big"))
         key.verify(der, signed, ec.ECDSA(_ECDSA[sig_format]))
-    elif isinstance(key, rsa.RSAPublicKey) and sig_format in _RSA:
+    elif isinstance(key, rsa.RSAPublicKey) and sig_format in _RSA and key.key_size >= _RSA_MIN_BITS:
         key.verify(sig, signed, padding.PKCS1v15(), _RSA[sig_format])
     else:
         raise _Malformed(f"unsupported signature {sig_format!r} for key {key_type!r}")
@@ -166,10 +178,12 @@ class Verifier:
             blob = _armored(armored)
             if not blob.startswith(_MAGIC) or len(blob) < 10 or blob[6:10] != b"\x00\x00\x00\x01":
                 raise _Malformed("not SSHSIG version 1")
-            (key_blob, namespace, reserved, hash_name, signature), _ = _strings(blob[10:], 5)
-            if namespace != NAMESPACE or hash_name not in _HASHES:
-                raise _Malformed("wrong namespace or hash")
-            (sig_format, sig), _ = _strings(signature, 2)
+            (key_blob, namespace, reserved, hash_name, signature), rest = _strings(blob[10:], 5)
+            if rest or namespace != NAMESPACE or hash_name not in _HASHES:
+                raise _Malformed("trailing data, or wrong namespace or hash")
+            (sig_format, sig), rest = _strings(signature, 2)
+            if rest:
+                raise _Malformed("trailing data in the signature")
             digest = _HASHES[hash_name](payload).digest()
             signed = _MAGIC + b"".join(
                 struct.pack(">I", len(part)) + part for part in (namespace, reserved, hash_name, digest)
