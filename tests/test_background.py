@@ -34,6 +34,10 @@ class FakeService:
         self.calls.append(("stop", self.name))
 
 
+BACKGROUND = ["scheduler", "heartbeat", "tally", "replayer", "claims", "deadlines", "triggers"]
+"""The background services of an instance without notification rules, in the order they start."""
+
+
 def test_services_start_in_order_and_stop_in_reverse_once() -> None:
     calls: list[tuple[str, str]] = []
     background = Background()
@@ -68,15 +72,7 @@ def test_closing_after_the_background_stopped_stops_nothing_twice(tmp_path, monk
     inst.setup()
     inst.start_background()
     names = [service.name for service in inst.background.services]
-    assert names == [
-        "scheduler",
-        "heartbeat",
-        "tally",
-        "replayer",
-        "claims",
-        "deadlines",
-        "triggers",
-    ]  # no notification rules
+    assert names == BACKGROUND  # no notification rules
     running = list(inst.background.services)
     inst.stop_background()
     assert stopped == {"scheduler": 1, "runner": 1}
@@ -111,15 +107,7 @@ def test_a_heartbeat_that_cannot_announce_is_a_warning_and_still_stopped(tmp_pat
     try:
         assert any("could not announce this instance" in r.getMessage() for r in caplog.records)
         names = [service.name for service in inst.background.services]
-        assert names == [
-            "scheduler",
-            "heartbeat",
-            "tally",
-            "replayer",
-            "claims",
-            "deadlines",
-            "triggers",
-        ]  # the rest started after it
+        assert names == BACKGROUND  # the rest started after it
         heartbeat = inst.background.services[1]
         assert isinstance(heartbeat, Heartbeat) and heartbeat._keepalive.running
     finally:

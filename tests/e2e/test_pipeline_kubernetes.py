@@ -18,11 +18,10 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from e2e_kit import bare_repo, free_port, git
+from served_kit import Served
 from waiting import wait_for
 
-from mao.api.app import create_app
 from mao.config import Settings
 from mao.instance import Instance
 from mao.models import DatasetBody, DatasetIn, PipelineIn, ToolIn
@@ -154,22 +153,15 @@ def _instance(tmp_path: Path, cluster: Cluster) -> Iterator[Instance]:
         ),
         registry=MemoryRegistry(),
     )
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(instance=inst, background=False), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     try:
-        wait_for(lambda: server.started, timeout=30, message="the API serving")
-        obs, ins = bare_repo(tmp_path / "obs.git"), bare_repo(tmp_path / "ins.git")
-        inst.catalog.add_tool(ToolIn(name="demo", image=IMAGE))
-        inst.catalog.add_dataset(DatasetIn(name="observations", body=DatasetBody(master=str(obs))))
-        inst.catalog.add_dataset(DatasetIn(name="insights", body=DatasetBody(master=str(ins))))
-        inst.pipelines.init(PipelineIn.model_validate(PIPELINE))
-        yield inst
+        with Served.api(instance=inst, host="127.0.0.1", port=port):
+            obs, ins = bare_repo(tmp_path / "obs.git"), bare_repo(tmp_path / "ins.git")
+            inst.catalog.add_tool(ToolIn(name="demo", image=IMAGE))
+            inst.catalog.add_dataset(DatasetIn(name="observations", body=DatasetBody(master=str(obs))))
+            inst.catalog.add_dataset(DatasetIn(name="insights", body=DatasetBody(master=str(ins))))
+            inst.pipelines.init(PipelineIn.model_validate(PIPELINE))
+            yield inst
     finally:
-        server.should_exit = True
-        thread.join(30)
         inst.close()
 
 

@@ -7,19 +7,17 @@ and leave no job or container."""
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from e2e_kit import DEMO_IMAGE, DEMO_PIPELINE, bare_repo, free_port, git, required
+from served_kit import Served
 from waiting import wait_for
 
 import docker
-from mao.api.app import create_app
 from mao.config import Settings
 from mao.executor.slurm import SlurmCommands
 from mao.instance import Instance
@@ -54,17 +52,10 @@ def _instance(tmp_path: Path, name: str, **settings: Any) -> Iterator[Instance]:
         ),
         registry=MemoryRegistry(),
     )
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(instance=inst, background=False), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     try:
-        wait_for(lambda: server.started, timeout=30, message="the API serving")
-        yield inst
+        with Served.api(instance=inst, host="127.0.0.1", port=port):
+            yield inst
     finally:
-        server.should_exit = True
-        thread.join(30)
         inst.close()
 
 

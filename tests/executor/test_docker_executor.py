@@ -482,8 +482,8 @@ def test_a_missing_network_is_one_clear_error(client, instance: str, make_spec: 
     assert run_containers() == []
 
 
-def test_a_steps_resources_limit_its_container(executor: DockerExecutor, make_spec: Spec, run_containers) -> None:
-    spec = make_spec(command=["sh", "-c", "echo started; sleep 30"], resources=StepResources(cpus=0.5, memory="64m"))
+def _host_config_while_running(executor: DockerExecutor, spec: Spec, run_containers) -> dict:
+    """The HostConfig of ``spec``'s container, read while it runs (the step is then cancelled)."""
     cancel = threading.Event()
     logs = Logs()
     worker = threading.Thread(target=lambda: executor.run(spec, logs, cancel))
@@ -491,24 +491,20 @@ def test_a_steps_resources_limit_its_container(executor: DockerExecutor, make_sp
     try:
         wait_for(lambda: "started" in logs, timeout=15, message="the step to start")
         (running,) = run_containers()
-        host = running.attrs["HostConfig"]
-        assert host["NanoCpus"] == 500_000_000
-        assert host["Memory"] == 64 * 1024 * 1024
+        return dict(running.attrs["HostConfig"])
     finally:
         cancel.set()
         worker.join(30)
+
+
+def test_a_steps_resources_limit_its_container(executor: DockerExecutor, make_spec: Spec, run_containers) -> None:
+    spec = make_spec(command=["sh", "-c", "echo started; sleep 30"], resources=StepResources(cpus=0.5, memory="64m"))
+    host = _host_config_while_running(executor, spec, run_containers)
+    assert host["NanoCpus"] == 500_000_000
+    assert host["Memory"] == 64 * 1024 * 1024
 
 
 def test_a_step_without_resources_is_not_limited(executor: DockerExecutor, make_spec: Spec, run_containers) -> None:
     spec = make_spec(command=["sh", "-c", "echo started; sleep 30"])
-    cancel = threading.Event()
-    logs = Logs()
-    worker = threading.Thread(target=lambda: executor.run(spec, logs, cancel))
-    worker.start()
-    try:
-        wait_for(lambda: "started" in logs, timeout=15, message="the step to start")
-        (running,) = run_containers()
-        assert not running.attrs["HostConfig"].get("NanoCpus") and not running.attrs["HostConfig"].get("Memory")
-    finally:
-        cancel.set()
-        worker.join(30)
+    host = _host_config_while_running(executor, spec, run_containers)
+    assert not host.get("NanoCpus") and not host.get("Memory")
