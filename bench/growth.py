@@ -81,11 +81,10 @@ def fill_history(remote: Path, commits: int) -> None:
     git("fast-import", "--quiet", cwd=remote, input=b"".join(stream))
 
 
-def fill_input(remote: Path, megabytes: int) -> None:
-    """About ``megabytes`` MB of incompressible files on ground-truth (64 files), stored uncompressed."""
-    size = megabytes * 1024 * 1024 // 64
-    chunks = [b"commit refs/heads/ground-truth\n", b"committer bench <bench@localhost> 946684800 +0000\n"]
-    chunks.append(b"data 6\ninput\n")
+def fill_input(remote: Path, megabytes: int, parts: int = 64) -> None:
+    """About ``megabytes`` MB of incompressible files on ground-truth (``parts`` files,
+    ``part-NN.bin``), stored uncompressed and served without delta search."""
+    size = megabytes * 1024 * 1024 // parts
     proc = subprocess.Popen(
         ["git", "-c", "core.compression=0", "-c", "pack.compression=0", "fast-import", "--quiet"],
         cwd=remote,
@@ -94,10 +93,14 @@ def fill_input(remote: Path, megabytes: int) -> None:
         stdout=subprocess.DEVNULL,
     )
     assert proc.stdin is not None
-    proc.stdin.write(b"".join(chunks))
-    for i in range(64):
+    proc.stdin.write(
+        b"commit refs/heads/ground-truth\ncommitter bench <bench@localhost> 946684800 +0000\ndata 6\ninput\n"
+    )
+    chunk = 1024 * 1024
+    for i in range(parts):
         proc.stdin.write(f"M 644 inline part-{i:02d}.bin\ndata {size}\n".encode())
-        proc.stdin.write(os.urandom(size))
+        for left in range(size, 0, -chunk):
+            proc.stdin.write(os.urandom(min(chunk, left)))
         proc.stdin.write(b"\n")
     proc.stdin.close()
     if proc.wait() != 0:

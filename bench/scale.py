@@ -73,7 +73,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from annex import du, history_bytes  # noqa: E402
-from growth import GIT_ENV, Timed, append_row, bare, git, write_files  # noqa: E402
+from growth import GIT_ENV, Timed, append_row, bare, fill_input, write_files  # noqa: E402
 
 from mao.config import Settings  # noqa: E402
 from mao.datasets.annex import largefiles_line  # noqa: E402
@@ -139,31 +139,6 @@ def random_file(path: Path, size: int) -> None:
     with path.open("wb") as fh:
         for left in range(size, 0, -MB):
             fh.write(os.urandom(min(MB, left)))
-
-
-def fill_plain(remote: Path, part_bytes: int) -> None:
-    """The large dataset in plain git: ``PARTS`` files of random bytes on ground-truth, stored
-    uncompressed, served without delta search (``core.bigFileThreshold``), as growth.py's
-    ``fill_input`` makes its input."""
-    proc = subprocess.Popen(
-        ["git", "-c", "core.compression=0", "-c", "pack.compression=0", "fast-import", "--quiet"],
-        cwd=remote,
-        env=GIT_ENV,
-        stdin=subprocess.PIPE,
-    )
-    assert proc.stdin is not None
-    proc.stdin.write(
-        b"commit refs/heads/ground-truth\ncommitter bench <bench@localhost> 946684800 +0000\ndata 6\ninput\n"
-    )
-    for i in range(PARTS):
-        proc.stdin.write(f"M 644 inline part-{i:02d}.bin\ndata {part_bytes}\n".encode())
-        for left in range(part_bytes, 0, -MB):
-            proc.stdin.write(os.urandom(min(MB, left)))
-        proc.stdin.write(b"\n")
-    proc.stdin.close()
-    if proc.wait() != 0:
-        raise SystemExit("git fast-import failed")
-    git("config", "core.bigFileThreshold", "1m", cwd=remote)
 
 
 def replace_part(source: Path, dest: Path, index: int, size: int) -> None:
@@ -516,7 +491,7 @@ class Bench:
         if annexed:
             self.fill_annexed(name)
         else:
-            fill_plain(self.remotes.path(name), self.part_bytes)
+            fill_input(self.remotes.path(name), self.part_bytes * PARTS // MB, parts=PARTS)
         self.remotes.copy(name, hand_name)
         made = time.perf_counter() - started
         if not self.quiet:
