@@ -443,8 +443,8 @@ class StepIn(Strict):
     tool: Name
     input_dataset: Name | None = None
     input_paths: list[Annotated[str, Field(min_length=1, max_length=300)]] | None = Field(default=None, max_length=100)
-    """The input's files the step reads (globs or directories); of an annexed input only their
-    content is fetched. None: all of it."""
+    """The input's files the step reads (globs or directories): of a plain input the view holds
+    only these files, of an annexed one every pointer and only these files' content. None: all of it."""
     output_dataset: Name
     cmd: (
         Annotated[str, Field(max_length=MAX_CMD)]

@@ -71,3 +71,42 @@ def test_views_are_reused_after_a_restart(manager: DatasetManager, other: Datase
     restarted.release_input("ds", again)
     same, _ = restarted.acquire_input("ds", str(remote))
     assert same == view and restarted.git.by_subcommand["read-tree"] == git_before
+
+
+def test_a_step_naming_its_input_paths_reads_a_sparse_view(
+    manager: DatasetManager, other: DatasetManager, remote: Path
+) -> None:
+    files: dict[str, str | None] = {"big/a.bin": "a" * 50_000, "big/b.bin": "b" * 50_000, "rows.csv": "1\n"}
+    first = _publish(manager, remote, files, 1)
+    rows, commit = other.acquire_input("ds", str(remote), paths=["rows.csv"])
+    assert commit == first and _files(rows) == {"rows.csv": "1\n"}  # the large files are not written
+    # the same paths (in any order) at the same commit share the view; other paths get their own
+    same, _ = other.acquire_input("ds", str(remote), paths=["rows.csv", "rows.csv"])
+    assert same == rows
+    big, _ = other.acquire_input("ds", str(remote), paths=["big/", "*.txt"])
+    assert big != rows and _files(big) == {"big/a.bin": "a" * 50_000, "big/b.bin": "b" * 50_000}
+    for view in (rows, same, big):
+        other.release_input("ds", view)
+
+    # a sparse view is never moved: recycled for a whole view, everything is written afresh
+    second = _publish(manager, remote, {"rows.csv": "1\n2\n"}, 2)
+    whole, commit = other.acquire_input("ds", str(remote))
+    assert commit == second and whole in (rows, big)
+    assert _files(whole) == {"big/a.bin": "a" * 50_000, "big/b.bin": "b" * 50_000, "rows.csv": "1\n2\n"}
+    # ... and a whole view at the commit serves a step naming its paths
+    served, _ = other.acquire_input("ds", str(remote), paths=["rows.csv"])
+    assert served == whole
+    for view in (whole, served):
+        other.release_input("ds", view)
+
+    # after a restart a sparse view is known as one: it serves its paths, not the whole tree
+    _publish(manager, remote, {"rows.csv": "1\n2\n3\n"}, 3)
+    sparse, _ = other.acquire_input("ds", str(remote), paths=["big/b.bin"])
+    other.release_input("ds", sparse)
+    restarted = DatasetManager(
+        Git(ssh_key_dir=None, name="Instance b", email="b@example.org"), other.base_dir, other.bare_dir
+    )
+    again, _ = restarted.acquire_input("ds", str(remote), paths=["big/b.bin"])
+    assert again == sparse and _files(again) == {"big/b.bin": "b" * 50_000}
+    full, _ = restarted.acquire_input("ds", str(remote))
+    assert full != sparse and "rows.csv" in _files(full)

@@ -53,6 +53,7 @@ def test_step_annexes_large_outputs_and_another_instance_reads_one(tmp_path, doc
     name = f"annex-e2e-{uuid.uuid4().hex[:8]}.git"
     remote = bare_repo(root / name)
     out = bare_repo(tmp_path / "sizes.git")
+    listing = bare_repo(tmp_path / "listing.git")
     big = DatasetBody.model_validate({"master": f"{base}/{name}", "annex": {"largefiles": "largerthan=1mb"}})
     suffix = uuid.uuid4().hex[:6]
     try:
@@ -87,10 +88,28 @@ def test_step_annexes_large_outputs_and_another_instance_reads_one(tmp_path, doc
             r = reader.store.get_run(reader.runner.run_sync("measure"))
             assert r.status == "succeeded", r.error
             clone = reader.datasets.clone_path("maps")
+            # of a plain input, the step's input_paths are the only files in its view
+            reader.catalog.add_dataset(DatasetIn(name="listing", body=DatasetBody(master=str(listing))))
+            step = {
+                "name": "list",
+                "tool": "sh",
+                "input_dataset": "sizes",
+                "input_paths": ["size.txt"],
+                "output_dataset": "listing",
+                "cmd": [
+                    "sh",
+                    "-c",
+                    "cat /usr/src/app/input/size.txt && ls -A /usr/src/app/input > /usr/src/app/data/ls",
+                ],
+            }
+            reader.pipelines.init(PipelineIn.model_validate({"name": "list", "steps": [step]}))
+            r = reader.store.get_run(reader.runner.run_sync("list"))
+            assert r.status == "succeeded", r.error
         finally:
             reader.close()
         assert git(out, "show", "ground-truth:size.txt").strip() == "2097152"
         assert git(out, "show", "ground-truth:b-head.txt") == "/annex/objects/"  # b.bin was not fetched
+        assert git(listing, "show", "ground-truth:ls") == "size.txt\n"
         assert len(list((clone / ".git" / "annex" / "objects").glob("*/*/*/*"))) == 1
     finally:
         subprocess.run(["chmod", "-R", "u+w", str(remote)], check=False)

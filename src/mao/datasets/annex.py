@@ -32,7 +32,7 @@ from mao.datasets.core import DatasetCore
 from mao.errors import GitError, InvalidInput
 from mao.validation import LARGEFILES_OPERATORS, check_largefiles
 
-__all__ = ["ANNEX_ENV", "Annex", "check_largefiles", "largefiles_line"]
+__all__ = ["ANNEX_ENV", "Annex", "check_largefiles", "largefiles_line", "path_wanted"]
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ class Annex:
                 continue
             meta, _, path = record.partition("\t")
             mode, kind, blob, size = meta.split()
-            if kind != "blob" or not _wanted(path, patterns):
+            if kind != "blob" or not path_wanted(path, patterns):
                 continue
             if mode == "120000" or (size.isdigit() and int(size) <= _MAX_POINTER):
                 candidates[path] = blob
@@ -247,7 +247,8 @@ def filled_paths(view: Path) -> list[str]:
         return []
 
 
-def _wanted(path: str, patterns: Sequence[str] | None) -> bool:
+def path_wanted(path: str, patterns: Sequence[str] | None) -> bool:
+    """``path`` is one a step's ``input_paths`` name (globs or directories; all: None)."""
     if patterns is None:
         return True
     for pattern in patterns:

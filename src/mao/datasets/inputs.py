@@ -7,16 +7,24 @@ whose ground-truth gained a few rows costs a few rows, not a gigabyte. A view in
 step is never moved; steps reading the same commit share one view; another commit takes a
 free view or a new one. A view's commit is kept next to it (``view-N.commit``), so views
 are reused after a restart.
+
+A step that names its ``input_paths`` of a plain dataset reads a sparse view: only the files
+they match are written (their list is kept in ``view-N.paths``), so a step reading one file
+of a 1 GB dataset writes that file, not a gigabyte. A sparse view is written afresh for each
+commit; steps naming the same paths at the same commit share it, and a whole view at that
+commit serves them too. (Of an annexed dataset, the view holds every pointer and the paths
+choose the content fetched.)
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mao.datasets.annex import NO_FILTER, Annex
+from mao.datasets.annex import NO_FILTER, Annex, path_wanted
 from mao.datasets.core import DatasetCore
 from mao.datasets.refs import GROUND_TRUTH, check_ref
 from mao.errors import GitError, InvalidInput
@@ -32,6 +40,11 @@ _EMPTY = "empty"
 class _View:
     commit: str | None
     users: int = 0
+    paths: tuple[str, ...] | None = None
+    """A sparse view: only the files these ``input_paths`` match. None: the whole tree."""
+
+    def serves(self, commit: str, paths: tuple[str, ...] | None) -> bool:
+        return self.commit == commit and (self.paths is None or self.paths == paths)
 
 
 class InputViews:
@@ -53,9 +66,10 @@ class InputViews:
         Of an ``annexed`` dataset, the view holds the annexed content of the files ``paths``
         match (all: None), fetched if the clone lacks it and hard-linked from the clone's annex."""
         check_ref(ref)
+        sparse = None if annexed or paths is None else tuple(sorted(set(paths)))
         with self.core.lock(name):
             clone = self.core.ensure_clone(name, url)
-            path, sha = self._acquire(name, clone, ref, annexed)
+            path, sha = self._acquire(name, clone, ref, annexed, sparse)
             if annexed and sha is not None and self.annex is not None:
                 try:
                     self.annex.fill_view(name, clone, path, sha, paths)
@@ -64,7 +78,9 @@ class InputViews:
                     raise
             return path, sha
 
-    def _acquire(self, name: str, clone: Path, ref: str, annexed: bool) -> tuple[Path, str | None]:
+    def _acquire(
+        self, name: str, clone: Path, ref: str, annexed: bool, sparse: tuple[str, ...] | None
+    ) -> tuple[Path, str | None]:
         with self.core.lock(name):
             sha = self.core.refs.resolve(clone, ref)
             root = self.core.dataset_dir(name) / "inputs"
@@ -77,11 +93,15 @@ class InputViews:
                 views.setdefault(path, _View(None)).users += 1
                 return path, None
             mine = {path: view for path, view in views.items() if path.parent == root and path.name != _EMPTY}
-            for path, view in mine.items():
-                if view.commit == sha and path.is_dir():
+            for path, view in sorted(mine.items(), key=lambda item: item[1].paths is not None):
+                if view.serves(sha, sparse) and path.is_dir():
                     view.users += 1
                     return path, sha
-            free = sorted(path for path, view in mine.items() if view.users == 0)
+            # a free view of the same kind first: a whole view is moved by the changes only
+            free = sorted(
+                (path for path, view in mine.items() if view.users == 0),
+                key=lambda path: ((mine[path].paths is None) == (sparse is not None), path),
+            )
             if free:
                 path = free[0]
             else:
@@ -90,8 +110,11 @@ class InputViews:
                     number += 1
                 path = root / f"view-{number}"
             view = mine.get(path) or _View(None)
-            self._move(clone, path, view.commit, sha, annexed)
-            view.commit, view.users = sha, view.users + 1
+            if sparse is not None:
+                self._write_sparse(clone, path, sha, sparse)
+            else:
+                self._move(clone, path, view.commit if view.paths is None else None, sha, annexed)
+            view.commit, view.users, view.paths = sha, view.users + 1, sparse
             views[path] = view
             return path, sha
 
@@ -110,9 +133,11 @@ class InputViews:
                 continue
             try:
                 commit = marker.read_text().strip() or None
-            except OSError:
-                commit = None
-            views[path] = _View(commit)
+                listed = path.with_suffix(".paths")
+                paths = tuple(listed.read_text("utf-8").split("\0")[:-1]) if listed.exists() else None
+            except (OSError, UnicodeDecodeError):
+                commit, paths = None, None
+            views[path] = _View(commit, paths=paths)
 
     def _move(self, clone: Path, path: Path, old: str | None, new: str, annexed: bool = False) -> None:
         """Bring the view at ``path`` from commit ``old`` to ``new``: the changed files only,
@@ -132,15 +157,39 @@ class InputViews:
                 marker.write_text(new + "\n")
                 return
             logger.warning("input view %s could not be moved to %s; writing it afresh: %s", path, new, moved.stderr)
+        self._write(clone, path, new, lambda: self.git.run([*work, "read-tree", "--reset", "-u", new], clone, env=env))
+
+    def _write_sparse(self, clone: Path, path: Path, new: str, paths: tuple[str, ...]) -> None:
+        """Write the view at ``path`` afresh with the files of commit ``new`` that ``paths`` match."""
+        if not isinstance(new, str) or not new:
+            raise InvalidInput("a commit is required")
+        env = {"GIT_INDEX_FILE": str(path.with_suffix(".index"))}
+        listing = self.git.run(["ls-tree", "-r", "-z", "--full-tree", new], clone)
+        entries = [e for e in listing.split("\0") if e and path_wanted(e.partition("\t")[2], paths)]
+
+        def fill() -> None:
+            self.git.run(
+                ["update-index", "-z", "--index-info"], clone, input="".join(f"{e}\0" for e in entries), env=env
+            )
+            self.git.run(["--work-tree", str(path), "checkout-index", "--all", "--force"], clone, env=env)
+            path.with_suffix(".paths").write_text("".join(f"{p}\0" for p in paths), "utf-8")
+
+        self._write(clone, path, new, fill)
+
+    def _write(self, clone: Path, path: Path, new: str, fill: Callable[[], object]) -> None:
+        """Empty the view at ``path`` (and its index), ``fill`` it, then record its commit ``new``."""
+        index = path.with_suffix(".index")
+        path.with_suffix(".commit").unlink(missing_ok=True)
+        for stale in (".paths", ".annexed"):
+            path.with_suffix(stale).unlink(missing_ok=True)
         if path.exists():
             shutil.rmtree(path)
         index.unlink(missing_ok=True)
-        path.with_suffix(".annexed").unlink(missing_ok=True)
         path.mkdir(parents=True)
         try:
-            self.git.run([*work, "read-tree", "--reset", "-u", new], clone, env=env)
+            fill()
         except GitError:
             shutil.rmtree(path, ignore_errors=True)
             index.unlink(missing_ok=True)
             raise
-        marker.write_text(new + "\n")
+        path.with_suffix(".commit").write_text(new + "\n")
