@@ -13,6 +13,11 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+SERVE_START = 120.0
+"""Seconds a process a test started (``maoctl serve``, say) gets to answer: its imports and store
+take seconds of CPU alone, and many more on a loaded machine, with federations of three
+instances and their etcd members starting side by side. A wait ends as soon as it answers."""
+
 
 def wait_for(
     predicate: Callable[[], T],

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import httpx
-from waiting import wait_for
+from waiting import SERVE_START, wait_for
 
 
 def _env(data_dir, port) -> dict[str, str]:
@@ -28,7 +28,7 @@ def test_second_orchestrator_on_the_same_data_dir_is_refused(tmp_path, free_port
     try:
         wait_for(
             lambda: httpx.get(f"http://127.0.0.1:{first_port}/health", timeout=1).status_code == 200,
-            30,
+            SERVE_START,
             "the first orchestrator to answer /health",
             0.1,
             ignore=(httpx.TransportError,),

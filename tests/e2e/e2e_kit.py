@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from waiting import wait_for
+from waiting import SERVE_START, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_IMAGE = "mao/demo-tool:e2e"
@@ -103,7 +103,7 @@ class Server:
                 raise AssertionError(f"maoctl serve exited with {self.proc.returncode}")
             return httpx.get(self.url + "/health", timeout=1).status_code == 200
 
-        wait_for(answered, 30, "maoctl serve to answer /health", 0.1, ignore=(httpx.TransportError,))
+        wait_for(answered, SERVE_START, "maoctl serve to answer /health", 0.1, ignore=(httpx.TransportError,))
         return self
 
     def kill(self) -> None:

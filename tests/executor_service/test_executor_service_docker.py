@@ -23,7 +23,7 @@ from pathlib import Path
 import docker.errors
 import httpx
 import pytest
-from waiting import wait_for
+from waiting import SERVE_START, wait_for
 
 import docker
 from mao.config import Settings
@@ -120,7 +120,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, docker_host: str, image: s
 
         wait_for(
             answered,
-            30,
+            SERVE_START,
             lambda: f"maoctl executor serve to answer /health:\n{log_path.read_text()}",
             0.1,
             ignore=(httpx.TransportError,),

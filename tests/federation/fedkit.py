@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import yaml
-from waiting import wait_for
+from waiting import SERVE_START, wait_for
 
 ACTIVE = ("pending", "running")
 ROOT_MAOCTL = str(Path(__file__).resolve().parents[2] / "maoctl.py")
@@ -200,7 +200,7 @@ class Node:
                 start_new_session=True,  # its own process group: signals reach exactly this instance
             )
 
-    def wait_up(self, timeout: float = 30) -> None:
+    def wait_up(self, timeout: float = SERVE_START) -> None:
         """Until the API answers (healthy or not: an instance cut off from etcd still serves)."""
 
         def answered() -> bool:
@@ -213,7 +213,7 @@ class Node:
 
         wait_for(answered, timeout, f"{self.name} to answer /health", ignore=UNREACHABLE)
 
-    def start(self, timeout: float = 30) -> Node:
+    def start(self, timeout: float = SERVE_START) -> Node:
         self.launch()
         self.wait_up(timeout)
         return self
@@ -236,7 +236,7 @@ class Node:
             except subprocess.TimeoutExpired:
                 self.kill()
 
-    def restart(self, timeout: float = 30) -> Node:
+    def restart(self, timeout: float = SERVE_START) -> Node:
         self.stop()
         return self.start(timeout)
 

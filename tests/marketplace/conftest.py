@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from catalogue_kit import write_catalogue
-from waiting import wait_for
+from waiting import SERVE_START, wait_for
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def serve_catalogue(free_port) -> Iterator[Callable[[Path], str]]:
             except httpx.HTTPError:
                 return False
 
-        wait_for(up, 20, "marketplace serve to answer")
+        wait_for(up, SERVE_START, "marketplace serve to answer")
         return url
 
     yield start

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from metrics_kit import TOKEN, runs_by_pipeline_and_status, samples, value
-from waiting import wait_for
+from waiting import SERVE_START, wait_for
 
 from mao.config import Settings
 from mao.instance import Instance
@@ -63,7 +63,7 @@ class Serve:
             assert self.proc.poll() is None, f"maoctl serve exited with {self.proc.returncode}"
             return httpx.get(self.url + "/health", timeout=1).status_code == 200
 
-        wait_for(answered, 30, "maoctl serve to answer /health", interval=0.1, ignore=(httpx.TransportError,))
+        wait_for(answered, SERVE_START, "maoctl serve to answer /health", interval=0.1, ignore=(httpx.TransportError,))
         return self
 
     def stop(self) -> None:

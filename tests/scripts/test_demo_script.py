@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from waiting import wait_for
+from waiting import SERVE_START, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "scripts" / "demo"
@@ -108,7 +108,7 @@ def test_a_stopped_demo_starts_again_with_its_data(tmp_path, free_port):
         assert restarted.returncode == 0, restarted.stdout + restarted.stderr
         assert "data kept" in restarted.stdout
         assert f"export MAO_URL={url} DOCKER_HOST={docker_host}" in restarted.stdout
-        wait_for(lambda: _answers(url), 30, "the restarted demo to answer")
+        wait_for(lambda: _answers(url), SERVE_START, "the restarted demo to answer")
         assert "kept-tool" in _api("GET", f"{url}/registry/tools", data_dir).json()
         assert _api("GET", f"{url}/federation/status", data_dir).json()["instance"] == "kept-demo"
     finally:

@@ -28,7 +28,7 @@ from pathlib import Path
 import docker.errors
 import httpx
 import pytest
-from waiting import wait_for
+from waiting import SERVE_START, wait_for
 
 import docker
 
@@ -138,7 +138,7 @@ class Instance:
 
         wait_for(
             answered,
-            30,
+            SERVE_START,
             lambda: f"maoctl {args[0]} to answer /health: {(self.root / log).read_text()}",
             0.1,
             ignore=(httpx.TransportError,),

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from fastapi.testclient import TestClient
-from waiting import wait_for
+from waiting import SERVE_START, wait_for
 
 ORIGIN = "http://testserver"
 TOKEN = "ui-test-token-7f3a9c"
@@ -142,7 +142,7 @@ class Served:
 
         wait_for(
             answered,
-            30,
+            SERVE_START,
             lambda: f"maoctl serve to answer /health: {self.log()}",
             interval=0.1,
             ignore=(httpx.TransportError,),
