@@ -493,6 +493,18 @@ class StepIn(Strict):
             return out
         return value
 
+    @field_validator("input_paths")
+    @classmethod
+    def _input_paths(cls, value: list[str] | None) -> list[str] | None:
+        for pattern in value or ():
+            parts = pattern.removesuffix("/").split("/")
+            if "\0" in pattern or any(p in ("", ".", "..") for p in parts):
+                raise ValueError(
+                    f"input_paths {pattern!r} must be a path or glob relative to the dataset's root "
+                    "('2026/*.nc', 'masks/'), without a leading '/' and without '.' or '..' parts"
+                )
+        return value
+
     @field_validator("cmd")
     @classmethod
     def _cmd(cls, value: str | list[str] | None) -> str | list[str] | None:

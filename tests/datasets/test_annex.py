@@ -46,8 +46,11 @@ def test_dataset_definition_takes_an_annex_rule() -> None:
         DatasetBody.model_validate({"master": "/srv/ds.git", "annex": {"largefiles": "rm -rf"}})
     with pytest.raises(ValueError):
         DatasetBody.model_validate({"master": "/srv/ds.git", "annex": {"largefiles": RULE, "other": 1}})
-    step = StepIn.model_validate({"name": "s", "tool": "t", "output_dataset": "o", "input_paths": ["a/*.nc"]})
-    assert step.input_paths == ["a/*.nc"]
+    step = StepIn.model_validate({"name": "s", "tool": "t", "output_dataset": "o", "input_paths": ["a/*.nc", "m/"]})
+    assert step.input_paths == ["a/*.nc", "m/"]
+    for outside in ("/rows.csv", "./rows.csv", "a/../b", "a//b", "..", "a\0b"):
+        with pytest.raises(ValueError, match="relative to the dataset's root"):
+            StepIn.model_validate({"name": "s", "tool": "t", "output_dataset": "o", "input_paths": [outside]})
 
 
 # ---------------------------------------------------------------------------- plain datasets

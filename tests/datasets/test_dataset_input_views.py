@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from mao.datasets import DatasetManager, Git
 from mao.datasets.groundtruth import MergeSource
 
@@ -110,3 +112,47 @@ def test_a_step_naming_its_input_paths_reads_a_sparse_view(
     assert again == sparse and _files(again) == {"big/b.bin": "b" * 50_000}
     full, _ = restarted.acquire_input("ds", str(remote))
     assert full != sparse and "rows.csv" in _files(full)
+
+
+def test_a_sparse_view_writes_its_files_as_a_whole_view_does(
+    manager: DatasetManager, other: DatasetManager, remote: Path
+) -> None:
+    # the dataset's .gitattributes apply; a name holding a carriage return is its own file
+    files: dict[str, str | None] = {".gitattributes": "*.txt eol=crlf\n", "e.txt": "hello\n", "a\rb": "1", "a\nb": "2"}
+    _publish(manager, remote, files, 1)
+    sparse, _ = other.acquire_input("ds", str(remote), paths=["e.txt", "a\rb"])
+    whole, _ = other.acquire_input("ds", str(remote))
+    assert sparse != whole
+    assert (sparse / "e.txt").read_bytes() == (whole / "e.txt").read_bytes() == b"hello\r\n"
+    assert sorted(p.name for p in sparse.iterdir()) == ["a\rb", "e.txt"] and (sparse / "a\rb").read_text() == "1"
+
+
+def test_a_view_that_failed_to_be_written_is_not_served(
+    manager: DatasetManager, other: DatasetManager, remote: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = _publish(manager, remote, {"a.txt": "a\n", "b.txt": "b\n"}, 1)
+    whole, _ = other.acquire_input("ds", str(remote))
+    other.release_input("ds", whole)
+    _publish(manager, remote, {"a.txt": "a2\n"}, 2)
+    real = Git.run
+
+    def interrupted(self: Git, args: list[str], *rest: object, **kw: object) -> str:
+        if "checkout-index" in args:
+            raise KeyboardInterrupt
+        return real(self, args, *rest, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Git, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):  # the free whole view was taken for a sparse one
+        other.acquire_input("ds", str(remote), paths=["a.txt"])
+    monkeypatch.setattr(Git, "run", real)
+    assert not whole.exists() and not whole.with_suffix(".commit").exists()
+    view, commit = other.acquire_input("ds", str(remote))
+    assert commit != first and _files(view) == {"a.txt": "a2\n", "b.txt": "b\n"}
+
+
+def test_a_sparse_view_is_no_view_to_what_reads_only_commit_markers(
+    manager: DatasetManager, other: DatasetManager, remote: Path
+) -> None:
+    _publish(manager, remote, {"a.txt": "a\n", "b.txt": "b\n"}, 1)
+    sparse, _ = other.acquire_input("ds", str(remote), paths=["a.txt"])
+    assert not sparse.with_suffix(".commit").exists() and sparse.with_suffix(".sparse").is_file()

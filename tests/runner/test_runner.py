@@ -54,6 +54,18 @@ def test_two_step_pipeline_commits_merges_and_records(instance, define, remotes)
     assert "analysed 1 rows" in lines
 
 
+def test_a_step_naming_its_input_paths_reads_those_and_is_told_when_they_match_nothing(instance, define):
+    reads = {"name": "analyse", "tool": "analyser", "input_dataset": "observations", "output_dataset": "insights"}
+    define({"name": "two", "steps": [TWO_STEPS["steps"][0], reads | {"input_paths": ["observations.csv"]}]})
+    run = instance.store.get_run(instance.runner.run_sync("two"))
+    assert run.status == "succeeded", run.error
+    define({"name": "elsewhere", "steps": [reads | {"name": "look", "input_paths": ["2026/*.csv"]}]})
+    run_id = instance.runner.run_sync("elsewhere")
+    assert instance.store.get_run(run_id).status == "failed"  # observations.csv is not in its view
+    lines = [line.line for line in instance.store.logs(run_id)]
+    assert "input_paths '2026/*.csv' match no file of observations" in lines
+
+
 def test_second_run_builds_on_the_first(instance, define, remotes):
     define(TWO_STEPS)
     first = instance.runner.run_sync("two")

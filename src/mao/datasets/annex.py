@@ -148,7 +148,7 @@ class Annex:
 
     def pointers(self, clone: Path, commit: str, patterns: Sequence[str] | None) -> dict[str, str]:
         """path -> key of the annexed files of ``commit`` that match ``patterns`` (all: None)."""
-        listing = self.git.run(["ls-tree", "-r", "-z", "-l", "--full-tree", commit], clone)
+        listing = self.git.run(["ls-tree", "-r", "-z", "-l", "--full-tree", commit], clone, exact=True)
         candidates: dict[str, str] = {}  # path -> blob
         for record in listing.split("\0"):
             if not record:

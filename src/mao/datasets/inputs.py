@@ -9,7 +9,7 @@ free view or a new one. A view's commit is kept next to it (``view-N.commit``), 
 are reused after a restart.
 
 A step that names its ``input_paths`` of a plain dataset reads a sparse view: only the files
-they match are written (their list is kept in ``view-N.paths``), so a step reading one file
+they match are written (its commit and paths are kept in ``view-N.sparse``), so a step reading one file
 of a 1 GB dataset writes that file, not a gigabyte. A sparse view is written afresh for each
 commit; steps naming the same paths at the same commit share it, and a whole view at that
 commit serves them too. (Of an annexed dataset, the view holds every pointer and the paths
@@ -27,7 +27,7 @@ from pathlib import Path
 from mao.datasets.annex import NO_FILTER, Annex, path_wanted
 from mao.datasets.core import DatasetCore
 from mao.datasets.refs import GROUND_TRUTH, check_ref
-from mao.errors import GitError, InvalidInput
+from mao.errors import InvalidInput
 
 __all__ = ["InputViews"]
 
@@ -109,13 +109,13 @@ class InputViews:
                 while root / f"view-{number}" in mine:
                     number += 1
                 path = root / f"view-{number}"
-            view = mine.get(path) or _View(None)
+            old = mine.get(path) or _View(None)
+            views[path] = _View(None)  # until it is written, what the view holds is unknown
             if sparse is not None:
                 self._write_sparse(clone, path, sha, sparse)
             else:
-                self._move(clone, path, view.commit if view.paths is None else None, sha, annexed)
-            view.commit, view.users, view.paths = sha, view.users + 1, sparse
-            views[path] = view
+                self._move(clone, path, old.commit if old.paths is None else None, sha, annexed)
+            views[path] = _View(sha, 1, sparse)
             return path, sha
 
     def release(self, name: str, path: Path) -> None:
@@ -126,18 +126,17 @@ class InputViews:
                 view.users -= 1
 
     def _load(self, root: Path, views: dict[Path, _View]) -> None:
-        """Views a previous process left, with the commit each was at."""
-        for marker in root.glob("view-*.commit"):
+        """Views a previous process left, with the commit each was at (and a sparse one's paths)."""
+        for marker in [*root.glob("view-*.commit"), *root.glob("view-*.sparse")]:
             path = marker.with_suffix("")
             if path in views or not path.is_dir():
                 continue
             try:
-                commit = marker.read_text().strip() or None
-                listed = path.with_suffix(".paths")
-                paths = tuple(listed.read_text("utf-8").split("\0")[:-1]) if listed.exists() else None
+                commit, _, listed = marker.read_text("utf-8").partition("\n")
             except (OSError, UnicodeDecodeError):
-                commit, paths = None, None
-            views[path] = _View(commit, paths=paths)
+                commit, listed = "", ""
+            paths = tuple(listed.split("\0")[:-1]) if marker.suffix == ".sparse" else None
+            views[path] = _View(commit.strip() or None, paths=paths)
 
     def _move(self, clone: Path, path: Path, old: str | None, new: str, annexed: bool = False) -> None:
         """Bring the view at ``path`` from commit ``old`` to ``new``: the changed files only,
@@ -157,39 +156,40 @@ class InputViews:
                 marker.write_text(new + "\n")
                 return
             logger.warning("input view %s could not be moved to %s; writing it afresh: %s", path, new, moved.stderr)
-        self._write(clone, path, new, lambda: self.git.run([*work, "read-tree", "--reset", "-u", new], clone, env=env))
+        self._write(path, lambda: self.git.run([*work, "read-tree", "--reset", "-u", new], clone, env=env))
+        marker.write_text(new + "\n")
 
     def _write_sparse(self, clone: Path, path: Path, new: str, paths: tuple[str, ...]) -> None:
-        """Write the view at ``path`` afresh with the files of commit ``new`` that ``paths`` match."""
+        """Write the view at ``path`` afresh with the files of commit ``new`` that ``paths`` match.
+        Its index holds the whole tree, so that these files are written as in a whole view (the
+        dataset's ``.gitattributes`` apply to them), and only these are written."""
         if not isinstance(new, str) or not new:
             raise InvalidInput("a commit is required")
         env = {"GIT_INDEX_FILE": str(path.with_suffix(".index"))}
-        listing = self.git.run(["ls-tree", "-r", "-z", "--full-tree", new], clone)
-        entries = [e for e in listing.split("\0") if e and path_wanted(e.partition("\t")[2], paths)]
+        listing = self.git.run(["ls-tree", "-r", "-z", "--name-only", "--full-tree", new], clone, exact=True)
+        wanted = "".join(f"{p}\0" for p in listing.split("\0") if p and path_wanted(p, paths))
 
         def fill() -> None:
-            self.git.run(
-                ["update-index", "-z", "--index-info"], clone, input="".join(f"{e}\0" for e in entries), env=env
-            )
-            self.git.run(["--work-tree", str(path), "checkout-index", "--all", "--force"], clone, env=env)
-            path.with_suffix(".paths").write_text("".join(f"{p}\0" for p in paths), "utf-8")
+            self.git.run(["read-tree", "--reset", new], clone, env=env)
+            if wanted:
+                checkout = ["--work-tree", str(path), "checkout-index", "--force", "-z", "--stdin"]
+                self.git.run(checkout, clone, input=wanted, env=env)
 
-        self._write(clone, path, new, fill)
+        self._write(path, fill)
+        # not view-N.commit: what reads only that (an earlier version) takes it for no view at all
+        path.with_suffix(".sparse").write_text(new + "\n" + "".join(f"{p}\0" for p in paths), "utf-8")
 
-    def _write(self, clone: Path, path: Path, new: str, fill: Callable[[], object]) -> None:
-        """Empty the view at ``path`` (and its index), ``fill`` it, then record its commit ``new``."""
-        index = path.with_suffix(".index")
-        path.with_suffix(".commit").unlink(missing_ok=True)
-        for stale in (".paths", ".annexed"):
-            path.with_suffix(stale).unlink(missing_ok=True)
+    def _write(self, path: Path, fill: Callable[[], object]) -> None:
+        """Empty the view at ``path`` (its markers and index too) and ``fill`` it; if that fails,
+        nothing of the view is left."""
+        for marker in (".commit", ".sparse", ".annexed", ".index"):
+            path.with_suffix(marker).unlink(missing_ok=True)
         if path.exists():
             shutil.rmtree(path)
-        index.unlink(missing_ok=True)
         path.mkdir(parents=True)
         try:
             fill()
-        except GitError:
+        except BaseException:
             shutil.rmtree(path, ignore_errors=True)
-            index.unlink(missing_ok=True)
+            path.with_suffix(".index").unlink(missing_ok=True)
             raise
-        path.with_suffix(".commit").write_text(new + "\n")

@@ -268,6 +268,8 @@ class RunLauncher:
             )
             record.input_commit = input_commit
             say(f"input {step.input_dataset} at ground-truth {input_commit or '(empty: no ground-truth yet)'}")
+            if step.input_paths and input_commit and not any(input_dir.iterdir()):
+                say(f"input_paths {', '.join(map(repr, step.input_paths))} match no file of {step.input_dataset}")
 
         for note in self.catalog.take_notes():
             say(note)
